@@ -1,0 +1,18 @@
+# Keelson: `make run` starts everything on embedded defaults, `make test` runs the checks.
+.PHONY: run test kube-binaries bench vendor-static clean-var
+
+run:
+	@bash scripts/bootstrap.sh
+	@.venv/bin/python -m fleet.launcher
+
+test:
+	@bash scripts/test.sh
+
+kube-binaries:
+	@bash scripts/kube-binaries.sh
+
+vendor-static:
+	@bash scripts/vendor-static.sh
+
+clean-var:
+	rm -rf var/

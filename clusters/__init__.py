@@ -1,0 +1,1 @@
+"""One cluster at a time: registry, credentials, connectivity, providers, inventory, health."""

@@ -1,0 +1,1 @@
+"""Cluster registry models (see the clusters issue)."""

@@ -1,0 +1,1 @@
+"""Teams, membership and roles (viewer/operator/admin); login and logout."""

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+
+from fleet.accounts.api.serializers import (
+    MembershipSerializer,
+    MembershipWriteSerializer,
+    TeamSerializer,
+)
+from fleet.accounts.choices import Role
+from fleet.accounts.models import Team
+from fleet.accounts.selectors import team_list, user_has_role
+from fleet.accounts.services import membership_set, team_create
+
+
+class TeamViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet[Team],
+):
+    """Teams own clusters and applications. Members are viewers, operators or admins."""
+
+    serializer_class = TeamSerializer
+    lookup_field = "name"
+
+    def get_queryset(self) -> QuerySet[Team]:
+        return team_list(user=self.request.user)
+
+    def perform_create(self, serializer: BaseSerializer[Team]) -> None:
+        if not self.request.user.is_superuser:
+            raise PermissionDenied("Only administrators can create teams.")
+        serializer.instance = team_create(actor=self.request.user, **serializer.validated_data)
+
+    @extend_schema(request=MembershipWriteSerializer, responses={200: MembershipSerializer(many=True)})
+    @action(detail=True, methods=["get", "post"])
+    def members(self, request: Request, name: str | None = None) -> Response:
+        team = self.get_object()
+        if request.method == "POST":
+            if not user_has_role(user=request.user, team=team, minimum=Role.ADMIN):
+                raise PermissionDenied("Only a team admin can change its members.")
+            payload = MembershipWriteSerializer(data=request.data)
+            payload.is_valid(raise_exception=True)
+            user = get_user_model().objects.filter(username=payload.validated_data["username"]).first()
+            if user is None:
+                raise ValidationError({"username": "No such user."})
+            membership_set(
+                team=team, user=user, role=Role(payload.validated_data["role"]), actor=request.user
+            )
+        memberships = team.memberships.select_related("user").order_by("user__username")
+        return Response(
+            MembershipSerializer(memberships, many=True).data,
+            status=status.HTTP_200_OK,
+        )

@@ -1,0 +1,93 @@
+"""Writing the audit log. Secrets never reach it: detail keys that name one are redacted."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import connection, models, transaction
+from django.http import HttpRequest
+
+from fleet.audit.choices import Outcome
+from fleet.audit.models import AuditEvent
+
+REDACTED = "[redacted]"
+_SECRET_KEY = re.compile(
+    r"(pass(word)?|secret|token|kubeconfig|credential|private|api[-_]?key|authorization|cert|ca[-_]?data)",
+    re.IGNORECASE,
+)
+
+
+def redact(value: Any) -> Any:
+    """Replace values under secret-looking keys, recursively."""
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if _SECRET_KEY.search(str(key)) else redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(item) for item in value]
+    return value
+
+
+def _client_addr(request: HttpRequest) -> str | None:
+    addr = request.META.get("REMOTE_ADDR")
+    return addr if isinstance(addr, str) and addr else None
+
+
+def audit_record(
+    *,
+    actor: AbstractBaseUser | AnonymousUser | None,
+    action: str,
+    target: models.Model | None = None,
+    team: Any = None,
+    outcome: Outcome = Outcome.SUCCESS,
+    detail: dict[str, Any] | None = None,
+    request: HttpRequest | None = None,
+) -> AuditEvent:
+    """Append one event. Inside a transaction it commits or rolls back with the change."""
+    user = actor if actor is not None and actor.is_authenticated else None
+    event = AuditEvent(
+        actor_id=user.pk if user is not None else None,
+        actor_name=user.get_username() if user is not None else "",
+        action=action,
+        outcome=outcome,
+        team=team,
+        detail=redact(detail or {}),
+    )
+    if target is not None:
+        event.target_type = target._meta.label_lower
+        event.target_id = str(target.pk)
+        event.target_repr = str(target)[:200]
+    if request is not None:
+        event.remote_addr = _client_addr(request)
+        event.request_method = request.method or ""
+        event.request_path = request.path[:300]
+    event.save()
+    return event
+
+
+def audit_record_denied(
+    *, request: HttpRequest, reason: str, target: models.Model | None = None
+) -> AuditEvent:
+    """Record a refused request (requests run outside a transaction: ATOMIC_REQUESTS is off,
+    so the record commits at once)."""
+    return audit_record(
+        actor=getattr(request, "user", None),
+        action="request.denied",
+        target=target,
+        outcome=Outcome.DENIED,
+        detail={"reason": reason},
+        request=request,
+    )
+
+
+@transaction.atomic
+def audit_purge_before(*, cutoff: datetime) -> int:
+    """Delete events older than `cutoff` (retention). The only allowed delete."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL keelson.audit_purge = 'on'")
+    deleted, _ = AuditEvent.objects.filter(at__lt=cutoff).delete()
+    return deleted

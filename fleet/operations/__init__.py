@@ -1,0 +1,1 @@
+"""Long-running work as tracked rows (state, progress, log) streamed to the browser."""

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import django_filters
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from fleet.accounts.choices import Role
+from fleet.accounts.selectors import user_has_role
+from fleet.operations.api.serializers import OperationLogLineSerializer, OperationSerializer
+from fleet.operations.choices import OperationState
+from fleet.operations.models import Operation
+from fleet.operations.selectors import operation_list
+from fleet.operations.services import operation_cancel
+
+
+class OperationFilterSet(django_filters.FilterSet):
+    state = django_filters.MultipleChoiceFilter(choices=OperationState.choices)
+
+    class Meta:
+        model = Operation
+        fields = ["kind", "state", "target_type", "target_id"]
+
+
+class OperationViewSet(viewsets.ReadOnlyModelViewSet[Operation]):
+    """Long-running work: provisioning, rollouts, evaluations, reports."""
+
+    serializer_class = OperationSerializer
+    filterset_class = OperationFilterSet
+
+    def get_queryset(self) -> QuerySet[Operation]:
+        return operation_list(user=self.request.user).select_related("team", "created_by")
+
+    @extend_schema(responses=OperationLogLineSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def log(self, request: Request, pk: str | None = None) -> Response:
+        operation = self.get_object()
+        lines = operation.log_lines.all()
+        page = self.paginate_queryset(lines)
+        serializer = OperationLogLineSerializer(page if page is not None else lines, many=True)
+        if page is not None:
+            return self.get_paginated_response(serializer.data)
+        return Response(serializer.data)
+
+    @extend_schema(request=None, responses={202: OperationSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        operation = self.get_object()
+        is_creator = operation.created_by_id == request.user.pk
+        if not is_creator and not user_has_role(
+            user=request.user, team=operation.team, minimum=Role.OPERATOR
+        ):
+            raise PermissionDenied("Only the operation's creator or a team operator can cancel it.")
+        operation = operation_cancel(operation=operation, actor=request.user)
+        return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,1 @@
+"""Websocket plumbing shared by live views: coalescing and sequence numbers."""

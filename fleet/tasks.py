@@ -1,0 +1,13 @@
+"""Fleet-wide housekeeping tasks."""
+
+from __future__ import annotations
+
+from fleet.celery import keelson_task
+
+
+@keelson_task(queue="default", idempotent=True)
+def fleet_ping_task(payload: str) -> dict[str, str]:
+    """Echo `payload` with the worker's host name: proves a broker round trip."""
+    import socket
+
+    return {"payload": payload, "worker": socket.gethostname()}

@@ -1,0 +1,1 @@
+"""Policy definitions, evaluation, enforcement, compliance history and reports."""

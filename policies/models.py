@@ -1,0 +1,1 @@
+"""Policy models (see the policies issue)."""

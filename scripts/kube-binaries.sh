@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Build (once) and cache kube-apiserver, kube-controller-manager and kube-scheduler
+# from Debian's `kubernetes` source package, and make sure etcd is installed.
+#
+# Prints the directory holding the binaries on its last line of stdout.
+# KEELSON_KUBE_ASSETS=/dir  -> use binaries a user already has (nothing is built).
+# Safe to run again: a complete cache is reused as it is.
+set -euo pipefail
+
+KUBE_VERSION=1.20.2
+CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/keelson"
+DEST="$CACHE_ROOT/kube-$KUBE_VERSION"
+BINARIES=(kube-apiserver kube-controller-manager kube-scheduler)
+
+log() { echo "[kube-binaries] $*" >&2; }
+
+have_all() {
+  local dir=$1
+  for b in "${BINARIES[@]}"; do [[ -x "$dir/$b" ]] || return 1; done
+}
+
+as_root() {
+  if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=0
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  if [[ $apt_updated -eq 0 ]]; then as_root apt-get update -qq >&2; apt_updated=1; fi
+  log "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >&2
+}
+
+# etcd is needed whether or not the Kubernetes binaries come from the user.
+if ! command -v etcd >/dev/null 2>&1; then apt_install etcd-server; fi
+
+if [[ -n "${KEELSON_KUBE_ASSETS:-}" ]]; then
+  if have_all "$KEELSON_KUBE_ASSETS"; then echo "$KEELSON_KUBE_ASSETS"; exit 0; fi
+  log "KEELSON_KUBE_ASSETS=$KEELSON_KUBE_ASSETS lacks one of: ${BINARIES[*]}"; exit 1
+fi
+
+if have_all "$DEST"; then echo "$DEST"; exit 0; fi
+
+log "building Kubernetes $KUBE_VERSION from Debian's source package (about 10 minutes on 2 cores, once)"
+apt_install golang-1.19-go rsync jq dpkg-dev
+
+SRC_LIST=/etc/apt/sources.list.d/keelson-deb-src.sources
+if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then
+  log "adding a deb-src entry ($SRC_LIST)"
+  sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources | as_root tee "$SRC_LIST" >/dev/null
+  as_root apt-get update -qq >&2
+fi
+
+WORK="$CACHE_ROOT/build-$KUBE_VERSION"
+mkdir -p "$WORK"
+cd "$WORK"
+# Debian calls it 1.20.5+really1.20.2: the upstream 1.20.2 tree.
+if ! ls kubernetes_*.orig.tar.gz >/dev/null 2>&1; then
+  apt-get source --download-only kubernetes >&2
+fi
+TARBALL=$(ls kubernetes_*.orig.tar.gz | head -1)
+rm -rf tree && mkdir tree
+tar -xzf "$TARBALL" -C tree --strip-components=1
+cd tree
+mkdir -p .go/src/k8s.io
+ln -sfn ../../.. .go/src/k8s.io/kubernetes
+mkdir -p "$WORK/home"
+GOPATH=$PWD/.go PATH=/usr/lib/go-1.19/bin:$PATH CGO_ENABLED=0 HOME="$WORK/home" \
+  make WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler" >&2
+
+mkdir -p "$DEST.tmp"
+for b in "${BINARIES[@]}"; do cp "_output/bin/$b" "$DEST.tmp/"; done
+rm -rf "$DEST" && mv "$DEST.tmp" "$DEST"
+cd "$CACHE_ROOT" && rm -rf "$WORK"
+log "cached in $DEST"
+echo "$DEST"

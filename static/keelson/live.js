@@ -1,0 +1,86 @@
+// Live views: subscribe to a websocket, apply coalesced snapshots, resync on a gap in
+// the sequence numbers, reconnect with backoff and say so while the socket is down.
+(function () {
+  "use strict";
+
+  function banner(text) {
+    var el = document.getElementById("live-status");
+    if (!el) return;
+    el.textContent = text || "";
+    el.hidden = !text;
+  }
+
+  function renderOperation(root, op) {
+    var set = function (field, value) {
+      var el = root.querySelector('[data-field="' + field + '"]');
+      if (el) el.textContent = value;
+      return el;
+    };
+    var state = set("state", op.state);
+    if (state) state.className = "state state-" + op.state;
+    set("message", op.message);
+    set("progress", op.progress);
+    var bar = root.querySelector("progress");
+    if (bar) bar.value = op.progress;
+    var err = set("error", op.error);
+    if (err) err.hidden = !op.error;
+    var log = root.querySelector('[data-field="log"]');
+    if (log) {
+      var seen = {};
+      log.querySelectorAll("li").forEach(function (li) { seen[li.dataset.id] = true; });
+      op.log.forEach(function (line) {
+        if (seen[line.id]) return;
+        var li = document.createElement("li");
+        li.className = "log-" + line.level;
+        li.dataset.id = line.id;
+        li.textContent = line.text;
+        log.appendChild(li);
+      });
+    }
+    root.dataset.state = op.state;
+  }
+
+  var renderers = { operation: renderOperation };
+
+  function subscribe(root) {
+    var path = root.dataset.liveUrl;
+    var kind = root.id;
+    var lastSeq = 0;
+    var attempt = 0;
+    var closedForGood = false;
+
+    function connect() {
+      var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+      var socket = new WebSocket(scheme + location.host + path);
+      socket.onopen = function () { attempt = 0; lastSeq = 0; banner(""); };
+      socket.onmessage = function (event) {
+        var msg = JSON.parse(event.data);
+        if (msg.seq !== lastSeq + 1) {
+          // A message went missing: ask for the whole picture again.
+          socket.send(JSON.stringify({ type: "resync" }));
+        }
+        lastSeq = msg.seq;
+        var render = renderers[kind];
+        if (render) render(root, msg.data);
+        root.dispatchEvent(new CustomEvent("keelson:update", { detail: msg }));
+      };
+      socket.onclose = function (event) {
+        if (event.code === 4401 || event.code === 4404) {
+          closedForGood = true;
+          banner("Live updates are not available for this page.");
+          return;
+        }
+        if (closedForGood) return;
+        attempt += 1;
+        var delay = Math.min(30000, 500 * Math.pow(2, attempt)) * (0.5 + Math.random() / 2);
+        banner("Connection lost — reconnecting…");
+        setTimeout(connect, delay);
+      };
+    }
+    connect();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-live-url]").forEach(subscribe);
+  });
+})();
