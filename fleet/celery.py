@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleet.settings")
 
@@ -22,7 +22,23 @@ QUEUES = ("default", "clusters", "provisioning", "placement", "policies", "repor
 
 app = Celery("keelson", include=["fleet.tasks"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [Queue(name) for name in QUEUES]
+# One direct exchange; each queue is bound by its own name, so a task sent with
+# queue="clusters" reaches only the clusters queue.
+EXCHANGE = Exchange("keelson", type="direct")
+app.conf.task_queues = [Queue(name, EXCHANGE, routing_key=name) for name in QUEUES]
+app.conf.task_default_exchange = EXCHANGE.name
+app.conf.task_default_routing_key = "default"
+
+# Queue of each task, filled by `keelson_task`; a function router is consulted at every send.
+_TASK_QUEUES: dict[str, str] = {}
+
+
+def _route(name: str, *args: Any, **kwargs: Any) -> dict[str, str] | None:
+    queue = _TASK_QUEUES.get(name)
+    return {"queue": queue} if queue else None
+
+
+app.conf.task_routes = (_route,)
 app.autodiscover_tasks()
 
 
@@ -52,9 +68,10 @@ def keelson_task(
     """
 
     def decorator(func: F) -> Any:
+        name = f"{func.__module__}.{func.__name__}"
+        _TASK_QUEUES[name] = queue
         options: dict[str, Any] = {
-            "name": f"{func.__module__}.{func.__name__}",
-            "queue": queue,
+            "name": name,
             "acks_late": idempotent,
             "reject_on_worker_lost": idempotent,
             "autoretry_for": (TransientError,),

@@ -30,8 +30,8 @@ def parse_key_ring(raw_keys: list[str]) -> list[Fernet]:
         except (ValueError, TypeError):
             raise ImproperEnvironment(
                 f"KEELSON_ENCRYPTION_KEYS: key #{position} is not a valid Fernet key "
-                "(32 url-safe base64-encoded bytes; make one with "
-                "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`)"
+                "(32 url-safe base64-encoded bytes; make one with `python -c "
+                "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`)"
             ) from None
     return ring
 

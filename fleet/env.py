@@ -25,7 +25,9 @@ def _raw(name: str) -> str | None:
         try:
             return Path(file_name).read_text().strip()
         except OSError as exc:
-            raise ImproperEnvironment(f"{name}_FILE={file_name}: cannot read ({exc.strerror})") from exc
+            raise ImproperEnvironment(
+                f"{name}_FILE={file_name}: cannot read ({exc.strerror})"
+            ) from exc
     return os.environ.get(name)
 
 
@@ -78,7 +80,8 @@ def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
     if scheme not in schemes:
         # Never echo the URL: it may carry a password.
         raise ImproperEnvironment(
-            f"{name} must be a URL with one of the schemes {', '.join(schemes)} (got scheme {scheme!r})"
+            f"{name} must be a URL with one of the schemes {', '.join(schemes)} "
+            f"(got scheme {scheme!r})"
         )
     return value
 
@@ -91,9 +94,7 @@ def parse_database_url(url: str, *, name: str = "DATABASE_URL") -> dict[str, Any
     """
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql", "pgsql"):
-        raise ImproperEnvironment(
-            f"{name} must be a postgres:// URL (got scheme {parts.scheme!r})"
-        )
+        raise ImproperEnvironment(f"{name} must be a postgres:// URL (got scheme {parts.scheme!r})")
     database = unquote(parts.path.lstrip("/"))
     if not database:
         raise ImproperEnvironment(f"{name} must name a database (postgres://host/DBNAME)")

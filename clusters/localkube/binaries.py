@@ -36,7 +36,9 @@ def find_binaries(*, build: bool = False) -> KubeBinaries:
     (about 10 minutes, once)."""
     assets = os.environ.get("KEELSON_KUBE_ASSETS")
     directory = Path(assets) if assets else cache_dir()
-    etcd = shutil.which("etcd") or (str(directory / "etcd") if (directory / "etcd").exists() else None)
+    etcd = shutil.which("etcd") or (
+        str(directory / "etcd") if (directory / "etcd").exists() else None
+    )
     names = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
     missing = [name for name in names if not (directory / name).exists()]
     if (missing or etcd is None) and build:

@@ -220,7 +220,10 @@ class ControlPlane:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
-                {"name": self.name, "cluster": {"server": self.server, "certificate-authority-data": ca}}
+                {
+                    "name": self.name,
+                    "cluster": {"server": self.server, "certificate-authority-data": ca},
+                }
             ],
             "users": [{"name": f"{self.name}-admin", "user": {"token": self.token}}],
             "contexts": [

@@ -26,7 +26,7 @@ def spawn(args: list[str], *, log_path: Path, die_with_parent: bool) -> subproce
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal reaches us, not every child
-            preexec_fn=_die_with_parent if die_with_parent else None,  # noqa: PLW1509
+            preexec_fn=_die_with_parent if die_with_parent else None,
         )
     finally:
         log.close()

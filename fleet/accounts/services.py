@@ -43,7 +43,9 @@ def membership_set(
 
 
 @transaction.atomic
-def membership_remove(*, team: Team, user: AbstractBaseUser, actor: AbstractBaseUser | None) -> None:
+def membership_remove(
+    *, team: Team, user: AbstractBaseUser, actor: AbstractBaseUser | None
+) -> None:
     deleted, _ = Membership.objects.filter(team=team, user_id=user.pk).delete()
     if deleted:
         audit_record(

@@ -46,7 +46,9 @@ class Operation(models.Model):
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["target_type", "target_id"])]
         constraints = [
-            models.CheckConstraint(condition=models.Q(progress__lte=100), name="operation_progress_le_100"),
+            models.CheckConstraint(
+                condition=models.Q(progress__lte=100), name="operation_progress_le_100"
+            ),
             models.CheckConstraint(
                 condition=models.Q(state__in=OperationState.values), name="operation_state_valid"
             ),

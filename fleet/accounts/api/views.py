@@ -40,7 +40,9 @@ class TeamViewSet(
             raise PermissionDenied("Only administrators can create teams.")
         serializer.instance = team_create(actor=self.request.user, **serializer.validated_data)
 
-    @extend_schema(request=MembershipWriteSerializer, responses={200: MembershipSerializer(many=True)})
+    @extend_schema(
+        request=MembershipWriteSerializer, responses={200: MembershipSerializer(many=True)}
+    )
     @action(detail=True, methods=["get", "post"])
     def members(self, request: Request, name: str | None = None) -> Response:
         team = self.get_object()
@@ -49,7 +51,9 @@ class TeamViewSet(
                 raise PermissionDenied("Only a team admin can change its members.")
             payload = MembershipWriteSerializer(data=request.data)
             payload.is_valid(raise_exception=True)
-            user = get_user_model().objects.filter(username=payload.validated_data["username"]).first()
+            user = (
+                get_user_model().objects.filter(username=payload.validated_data["username"]).first()
+            )
             if user is None:
                 raise ValidationError({"username": "No such user."})
             membership_set(

@@ -16,9 +16,20 @@ class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
     class Meta:
         model = AuditEvent
         fields = [
-            "id", "at", "actor_name", "action", "outcome", "target_type", "target_id",
-            "target_repr", "team", "detail", "remote_addr", "request_method", "request_path",
-        ]  # fmt: skip
+            "id",
+            "at",
+            "actor_name",
+            "action",
+            "outcome",
+            "target_type",
+            "target_id",
+            "target_repr",
+            "team",
+            "detail",
+            "remote_addr",
+            "request_method",
+            "request_path",
+        ]
         read_only_fields = fields
 
 

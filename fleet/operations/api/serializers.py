@@ -10,10 +10,25 @@ class OperationSerializer(serializers.ModelSerializer[Operation]):
     class Meta:
         model = Operation
         fields = [
-            "id", "kind", "target_type", "target_id", "target_repr", "team", "created_by",
-            "state", "progress", "message", "error", "params", "result", "cancel_requested",
-            "version", "created_at", "started_at", "finished_at",
-        ]  # fmt: skip
+            "id",
+            "kind",
+            "target_type",
+            "target_id",
+            "target_repr",
+            "team",
+            "created_by",
+            "state",
+            "progress",
+            "message",
+            "error",
+            "params",
+            "result",
+            "cancel_requested",
+            "version",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
         read_only_fields = fields
 
 

@@ -1,0 +1,187 @@
+"""`make run`: Keelson's web, worker and beat on one machine, embedded servers by default.
+
+Without DATABASE_URL / REDIS_URL / CELERY_BROKER_URL it starts an embedded PostgreSQL and
+Redis with their data under ./var/ (Redis doubles as the Celery broker); with them set it
+uses those servers. Output lines are prefixed by process; Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+from fleet.embedded import EmbeddedPostgres, EmbeddedRedis
+
+ROOT = Path(__file__).resolve().parent.parent
+COLORS = {"web": "36", "worker": "33", "beat": "35", "keelson": "32"}
+
+
+def say(source: str, line: str) -> None:
+    color = COLORS.get(source, "0") if sys.stdout.isatty() else ""
+    prefix = f"{source:<7}|"
+    if color:
+        prefix = f"\033[{color}m{prefix}\033[0m"
+    sys.stdout.write(f"{prefix} {line}\n")
+    sys.stdout.flush()
+
+
+def _load_or_create_secrets(var: Path) -> dict[str, str]:
+    """Secrets for this installation, generated once and kept in var/secrets.env (0600)."""
+    path = var / "secrets.env"
+    if not path.exists():
+        path.write_text(
+            f"SECRET_KEY={secrets.token_urlsafe(50)}\n"
+            f"KEELSON_ENCRYPTION_KEYS={Fernet.generate_key().decode()}\n"
+        )
+        path.chmod(0o600)
+    values = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key:
+            values[key] = value
+    return values
+
+
+def _pump(source: str, stream: object) -> None:
+    for raw in iter(stream.readline, b""):  # type: ignore[attr-defined]
+        say(source, raw.decode(errors="replace").rstrip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make run")
+    parser.add_argument("--host", default=os.environ.get("KEELSON_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("KEELSON_PORT", "8000")))
+    parser.add_argument("--concurrency", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    var = Path(os.environ.get("KEELSON_VAR_DIR", ROOT / "var"))
+    var.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("KEELSON_VAR_DIR", str(var))
+    for key, value in _load_or_create_secrets(var).items():
+        env.setdefault(key, value)
+    # A laptop run over plain HTTP: production settings, minus what needs TLS.
+    env.setdefault("DEBUG", "false")
+    env.setdefault("ALLOWED_HOSTS", f"localhost,127.0.0.1,{args.host}")
+    for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
+        env.setdefault(name, "false")
+    env.setdefault("SECURE_HSTS_SECONDS", "0")
+    env.setdefault("SECURE_HSTS_INCLUDE_SUBDOMAINS", "false")
+    env.setdefault("SECURE_HSTS_PRELOAD", "false")
+
+    postgres = redis = None
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        if "DATABASE_URL" not in env:
+            say("keelson", f"starting embedded PostgreSQL (data in {var / 'postgres'})")
+            postgres = EmbeddedPostgres(var / "postgres")
+            env["DATABASE_URL"] = postgres.start()
+        if "REDIS_URL" not in env:
+            say("keelson", f"starting embedded Redis (data in {var / 'redis'})")
+            redis = EmbeddedRedis(var / "redis")
+            env["REDIS_URL"] = redis.start()
+        if "CELERY_BROKER_URL" not in env:
+            env["CELERY_BROKER_URL"] = env["REDIS_URL"].rsplit("/", 1)[0] + "/1"
+            say("keelson", "Celery broker: the embedded Redis (set CELERY_BROKER_URL for RabbitMQ)")
+
+        python = sys.executable
+        manage = [python, str(ROOT / "manage.py")]
+        say("keelson", "applying database migrations")
+        subprocess.run(
+            [*manage, "migrate", "--noinput"], env=env, check=True, stdout=subprocess.DEVNULL
+        )
+        subprocess.run(
+            [*manage, "collectstatic", "--noinput"], env=env, check=True, stdout=subprocess.DEVNULL
+        )
+        subprocess.run([*manage, "keelson_bootstrap"], env=env, check=True)
+
+        bin_dir = Path(python).parent
+        commands = {
+            "web": [
+                str(bin_dir / "uvicorn"),
+                "fleet.asgi:application",
+                "--host",
+                args.host,
+                "--port",
+                str(args.port),
+                "--lifespan",
+                "off",
+            ],
+            "worker": [
+                str(bin_dir / "celery"),
+                "-A",
+                "fleet",
+                "worker",
+                "-l",
+                "info",
+                "-Q",
+                "default,clusters,provisioning,placement,policies,reports,costs",
+                "--concurrency",
+                str(args.concurrency),
+                "-n",
+                "worker@%h",
+            ],
+            "beat": [
+                str(bin_dir / "celery"),
+                "-A",
+                "fleet",
+                "beat",
+                "-l",
+                "info",
+            ],
+        }
+        for name, command in commands.items():
+            process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            children[name] = process
+            threading.Thread(target=_pump, args=(name, process.stdout), daemon=True).start()
+        say("keelson", f"Keelson is up: http://{args.host}:{args.port}/  (Ctrl-C stops it)")
+        while not stopping.is_set():
+            for name, process in children.items():
+                if process.poll() is not None:
+                    say("keelson", f"{name} exited with {process.returncode}; stopping")
+                    stopping.set()
+            stopping.wait(0.5)
+    finally:
+        say("keelson", "stopping")
+        for process in children.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for process in children.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if redis is not None:
+            redis.stop()
+        if postgres is not None:
+            postgres.stop()
+        say("keelson", "stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

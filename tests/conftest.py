@@ -1,0 +1,125 @@
+"""Shared fixtures. Tests talk to the real services of this machine; one that is down
+stops the run at once with a message saying which (no test is skipped for it)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    if host.startswith("/"):
+        return True  # a Unix socket: psycopg will tell
+    try:
+        with socket.create_connection((host, parts.port or default_port), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    services = {
+        "PostgreSQL (DATABASE_URL)": (os.environ["DATABASE_URL"], 5432),
+        "Redis (REDIS_URL)": (os.environ["REDIS_URL"], 6379),
+        "RabbitMQ (CELERY_BROKER_URL)": (os.environ["CELERY_BROKER_URL"], 5672),
+    }
+    down = [name for name, (url, port) in services.items() if not _reachable(url, port)]
+    if down:
+        pytest.exit(
+            "required services are down: " + ", ".join(down) + ". Start them (README, "
+            "'Running the tests') — tests never skip for a missing service.",
+            returncode=3,
+        )
+
+
+@pytest.fixture
+def celery_worker(transactional_db: None) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker process on the test broker, using the test database."""
+    from django.conf import settings
+
+    from fleet.celery import QUEUES
+    from fleet.celery import app as celery_app
+
+    celery_app.control.purge()
+    env = dict(os.environ)
+    db = settings.DATABASES["default"]
+    env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+    log = (REPO / "var" / "test-worker.log").open("ab")
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "fleet",
+            "worker",
+            "-l",
+            "info",
+            "-Q",
+            ",".join(QUEUES),
+            "-P",
+            "solo",
+            "-n",
+            f"test-{os.getpid()}@%h",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert worker.poll() is None, (
+                "the Celery worker exited at start; see var/test-worker.log"
+            )
+            if celery_app.control.ping(
+                destination=[f"test-{os.getpid()}@{socket.gethostname()}"], timeout=1
+            ):
+                break
+        else:
+            pytest.fail("the Celery worker did not answer a ping within 60 s")
+        yield worker
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def kube_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """One etcd for the session's real kube-apiservers (binaries built on first use)."""
+    from clusters.localkube import LocalKubeEnv, find_binaries
+
+    env = LocalKubeEnv(
+        tmp_path_factory.mktemp("localkube"),
+        binaries=find_binaries(build=True),
+        node_monitor_grace_period="12s",
+    )
+    env.start()
+    yield env
+    env.stop()
+
+
+@pytest.fixture(scope="session")
+def kube_cluster(kube_env: object) -> object:
+    """A real cluster (API server, controller-manager, scheduler, two simulated nodes)."""
+    from clusters.localkube import LocalKubeEnv
+
+    assert isinstance(kube_env, LocalKubeEnv)
+    return kube_env.start_cluster("member-1")

@@ -1,0 +1,29 @@
+"""Small factories for tests."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from django.contrib.auth import get_user_model
+
+from fleet.accounts.choices import Role
+from fleet.accounts.models import Membership, Team
+
+_seq = itertools.count(1)
+
+
+def make_user(*, username: str | None = None, superuser: bool = False, **extra: Any) -> Any:
+    username = username or f"user{next(_seq)}"
+    users = get_user_model()
+    if superuser:
+        return users.objects.create_superuser(username=username, password="pw-" + username, **extra)
+    return users.objects.create_user(username=username, password="pw-" + username, **extra)
+
+
+def make_team(*, name: str | None = None) -> Team:
+    return Team.objects.create(name=name or f"team-{next(_seq)}")
+
+
+def add_member(team: Team, user: Any, role: Role = Role.VIEWER) -> Membership:
+    return Membership.objects.create(team=team, user=user, role=role)
