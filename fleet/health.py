@@ -20,7 +20,7 @@ def _check_database() -> None:
 
 def _check_broker() -> None:
     with Connection(settings.CELERY_BROKER_URL, connect_timeout=CHECK_TIMEOUT) as conn:
-        conn.ensure_connection(max_retries=0, timeout=CHECK_TIMEOUT)
+        conn.ensure_connection(max_retries=0, timeout=int(CHECK_TIMEOUT))
 
 
 def _check_redis() -> None:

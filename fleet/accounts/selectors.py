@@ -43,6 +43,8 @@ def team_list(*, user: AnyUser) -> QuerySet[Team]:
 def team_ids_with_role(*, user: AnyUser, minimum: Role) -> list[int]:
     """Ids of the teams where the user holds at least `minimum` (not for superusers)."""
     allowed = [role for role in Role if role.includes(minimum)]
+    if user.pk is None:
+        return []
     return list(
         Membership.objects.filter(user_id=user.pk, role__in=allowed).values_list(
             "team_id", flat=True

@@ -14,7 +14,7 @@ from typing import Any
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 
-class CoalescingJsonConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+class CoalescingJsonConsumer(AsyncJsonWebsocketConsumer):
     interval: float = 1.0
     message_type: str = "update"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -14,7 +16,7 @@ from tests.factories import add_member, make_team, make_user
 pytestmark = pytest.mark.django_db
 
 
-def _client(user: object) -> APIClient:
+def _client(user: Any) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
     return client

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
@@ -57,7 +58,10 @@ class TeamViewSet(
             if user is None:
                 raise ValidationError({"username": "No such user."})
             membership_set(
-                team=team, user=user, role=Role(payload.validated_data["role"]), actor=request.user
+                team=team,
+                user=user,
+                role=Role(payload.validated_data["role"]),
+                actor=request.user if isinstance(request.user, AbstractBaseUser) else None,
             )
         memberships = team.memberships.select_related("user").order_by("user__username")
         return Response(

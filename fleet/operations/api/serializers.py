@@ -1,11 +1,17 @@
+from typing import Any
+
 from rest_framework import serializers
 
 from fleet.operations.models import Operation, OperationLogLine
 
 
 class OperationSerializer(serializers.ModelSerializer[Operation]):
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    team = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
 
     class Meta:
         model = Operation

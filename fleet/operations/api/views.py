@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import django_filters
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
@@ -16,6 +18,11 @@ from fleet.operations.choices import OperationState
 from fleet.operations.models import Operation
 from fleet.operations.selectors import operation_list
 from fleet.operations.services import operation_cancel
+
+
+def _user(request: Request) -> AbstractBaseUser:
+    assert isinstance(request.user, AbstractBaseUser)  # IsAuthenticated ran
+    return request.user
 
 
 class OperationFilterSet(django_filters.FilterSet):
@@ -39,12 +46,8 @@ class OperationViewSet(viewsets.ReadOnlyModelViewSet[Operation]):
     @action(detail=True, methods=["get"])
     def log(self, request: Request, pk: str | None = None) -> Response:
         operation = self.get_object()
-        lines = operation.log_lines.all()
-        page = self.paginate_queryset(lines)
-        serializer = OperationLogLineSerializer(page if page is not None else lines, many=True)
-        if page is not None:
-            return self.get_paginated_response(serializer.data)
-        return Response(serializer.data)
+        lines = list(operation.log_lines.all()[: settings.KEELSON_OPERATION_LOG_LINES])
+        return Response(OperationLogLineSerializer(lines, many=True).data)
 
     @extend_schema(request=None, responses={202: OperationSerializer})
     @action(detail=True, methods=["post"])
@@ -55,5 +58,5 @@ class OperationViewSet(viewsets.ReadOnlyModelViewSet[Operation]):
             user=request.user, team=operation.team, minimum=Role.OPERATOR
         ):
             raise PermissionDenied("Only the operation's creator or a team operator can cancel it.")
-        operation = operation_cancel(operation=operation, actor=request.user)
+        operation = operation_cancel(operation=operation, actor=_user(request))
         return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
