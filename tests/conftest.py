@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -56,6 +57,7 @@ def celery_worker(transactional_db: None) -> Iterator[subprocess.Popen[bytes]]:
     env = dict(os.environ)
     db = settings.DATABASES["default"]
     env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+    (REPO / "var").mkdir(exist_ok=True)
     log = (REPO / "var" / "test-worker.log").open("ab")
     worker = subprocess.Popen(
         [
@@ -123,3 +125,17 @@ def kube_cluster(kube_env: object) -> object:
 
     assert isinstance(kube_env, LocalKubeEnv)
     return kube_env.start_cluster("member-1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_stray_connections(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Executor threads of async code keep their own connections; end them before the test
+    database is dropped."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
