@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.support import child_database_url
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -48,15 +50,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 @pytest.fixture
 def celery_worker(transactional_db: None) -> Iterator[subprocess.Popen[bytes]]:
     """A real Celery worker process on the test broker, using the test database."""
-    from django.conf import settings
-
     from fleet.celery import QUEUES
     from fleet.celery import app as celery_app
 
     celery_app.control.purge()
     env = dict(os.environ)
-    db = settings.DATABASES["default"]
-    env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+    env["DATABASE_URL"] = child_database_url()
     (REPO / "var").mkdir(exist_ok=True)
     log = (REPO / "var" / "test-worker.log").open("ab")
     worker = subprocess.Popen(

