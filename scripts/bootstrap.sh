@@ -25,11 +25,18 @@ fi
 
 spec="."
 [[ -n "$EXTRAS" ]] && spec=".[$EXTRAS]"
-stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)-${EXTRAS:-base}"
-if [[ ! -f "$stamp" ]]; then
+hash=$(sha256sum pyproject.toml | cut -c1-16)
+stamp="$VENV/.installed-$hash-${EXTRAS:-base}"
+# The dev extras include everything the base install has.
+if [[ ! -f "$stamp" && ! ( -z "$EXTRAS" && -f "$VENV/.installed-$hash-dev" ) ]]; then
   echo "[bootstrap] installing $spec into $VENV" >&2
-  "$VENV/bin/python" -m pip install -q --upgrade pip >&2
-  "$VENV/bin/python" -m pip install -q -e "$spec" >&2
-  rm -f "$VENV"/.installed-*
+  log="$VENV/pip-install.log"
+  if ! { "$VENV/bin/python" -m pip install -q --upgrade pip && \
+         "$VENV/bin/python" -m pip install -q -e "$spec"; } >"$log" 2>&1; then
+    tail -40 "$log" >&2
+    echo "[bootstrap] pip install failed; full log in $log" >&2
+    exit 1
+  fi
+  find "$VENV" -maxdepth 1 -name '.installed-*' ! -name ".installed-$hash-*" -delete
   touch "$stamp"
 fi
