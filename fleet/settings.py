@@ -180,6 +180,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"ClusterStatusEnum": "clusters.choices.ClusterStatus"},
 }
 
 # --- static files ------------------------------------------------------------------------
@@ -233,3 +234,35 @@ LOGGING = {
 
 # --- Keelson -----------------------------------------------------------------------------
 KEELSON_OPERATION_LOG_LINES = env_int("KEELSON_OPERATION_LOG_LINES", 2000, minimum=10)
+
+# Cluster health (clusters/health.py): a probe every interval; the status changes after
+# this many observations in a row agree (3 x 30 s: a dead cluster is Unreachable in 90 s).
+KEELSON_COLLECT_INTERVAL = env_int("KEELSON_COLLECT_INTERVAL", 30, minimum=5)
+KEELSON_COLLECT_SHARD_SIZE = env_int("KEELSON_COLLECT_SHARD_SIZE", 50, minimum=1)
+KEELSON_COLLECT_THREADS = env_int("KEELSON_COLLECT_THREADS", 16, minimum=1)
+KEELSON_HEALTH_UNREACHABLE_AFTER = env_int("KEELSON_HEALTH_UNREACHABLE_AFTER", 3, minimum=1)
+KEELSON_HEALTH_DEGRADED_AFTER = env_int("KEELSON_HEALTH_DEGRADED_AFTER", 2, minimum=1)
+KEELSON_HEALTH_RECOVER_AFTER = env_int("KEELSON_HEALTH_RECOVER_AFTER", 2, minimum=1)
+KEELSON_HEALTH_FAILING_POD_PERCENT = env_int("KEELSON_HEALTH_FAILING_POD_PERCENT", 10, minimum=0)
+KEELSON_HEALTH_SLOW_API_MS = env_int("KEELSON_HEALTH_SLOW_API_MS", 2000, minimum=1)
+# Pull-mode agents: heartbeat interval they are told to use; silent for this many
+# intervals means Unreachable.
+KEELSON_AGENT_HEARTBEAT_INTERVAL = env_int("KEELSON_AGENT_HEARTBEAT_INTERVAL", 30, minimum=1)
+KEELSON_AGENT_MISSED_HEARTBEATS = env_int("KEELSON_AGENT_MISSED_HEARTBEATS", 3, minimum=1)
+KEELSON_BOOTSTRAP_TOKEN_TTL = env_int("KEELSON_BOOTSTRAP_TOKEN_TTL", 24 * 3600, minimum=60)
+# Retention of health history, in days: raw samples, hourly and daily rollups.
+KEELSON_HEALTH_RAW_DAYS = env_int("KEELSON_HEALTH_RAW_DAYS", 7, minimum=1)
+KEELSON_HEALTH_HOURLY_DAYS = env_int("KEELSON_HEALTH_HOURLY_DAYS", 90, minimum=1)
+KEELSON_HEALTH_DAILY_DAYS = env_int("KEELSON_HEALTH_DAILY_DAYS", 730, minimum=1)
+
+CELERY_BEAT_SCHEDULE = {
+    "clusters-collect": {
+        "task": "clusters.tasks.clusters_collect_fanout_task",
+        "schedule": float(KEELSON_COLLECT_INTERVAL),
+        "options": {"expires": KEELSON_COLLECT_INTERVAL},
+    },
+    "clusters-health-rollup": {
+        "task": "clusters.tasks.clusters_health_rollup_task",
+        "schedule": 300.0,
+    },
+}

@@ -110,6 +110,8 @@ class ControlPlane:
     node_monitor_grace_period: str = "40s"
     port: int = 0
     token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    # An authenticated user with no RBAC grants, for permission-check tests.
+    unprivileged_token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -129,7 +131,9 @@ class ControlPlane:
         (self.directory / "certs").mkdir(exist_ok=True)
         sa_key, sa_pub = _write_service_account_keys(self.directory)
         tokens = self.directory / "tokens.csv"
-        tokens.write_text(f"{self.token},admin,admin,system:masters\n")
+        tokens.write_text(
+            f"{self.token},admin,admin,system:masters\n{self.unprivileged_token},nobody,nobody\n"
+        )
         tokens.chmod(0o600)
         self.port = self.port or procs.free_port()
         self._spawn(

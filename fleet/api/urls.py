@@ -1,14 +1,25 @@
-"""`/api/v1/`: one router for every app's viewsets."""
+"""`/api/v1/`: one router for every app's viewsets, plus the pull-mode agent endpoints."""
 
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
+from clusters.api.agent import AgentEnrollView, AgentHeartbeatView, AgentRotateView, AgentWorkView
+from clusters.api.views import ClusterSetViewSet, ClusterViewSet
 from fleet.accounts.api.views import TeamViewSet
 from fleet.audit.api.views import AuditEventViewSet
 from fleet.operations.api.views import OperationViewSet
 
 router = DefaultRouter()
 router.register("teams", TeamViewSet, basename="team")
+router.register("clusters", ClusterViewSet, basename="cluster")
+router.register("cluster-sets", ClusterSetViewSet, basename="clusterset")
 router.register("operations", OperationViewSet, basename="operation")
 router.register("audit-events", AuditEventViewSet, basename="auditevent")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("agent/enroll", AgentEnrollView.as_view(), name="agent-enroll"),
+    path("agent/heartbeat", AgentHeartbeatView.as_view(), name="agent-heartbeat"),
+    path("agent/rotate", AgentRotateView.as_view(), name="agent-rotate"),
+    path("agent/work", AgentWorkView.as_view(), name="agent-work"),
+    *router.urls,
+]

@@ -1,0 +1,140 @@
+"""The pull-mode agent's side of the API. Agents authenticate with their own bearer token
+(`kat_...`), never with a user's session or API token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import AuthenticationFailed, ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from clusters.kube.inventory import inventory_from_json
+from clusters.models import AgentToken, Cluster
+from clusters.services.collection import agent_report
+from clusters.services.registration import (
+    AgentAuthError,
+    agent_authenticate,
+    agent_exchange,
+    agent_token_rotate,
+)
+
+
+class EnrollSerializer(serializers.Serializer[Any]):
+    bootstrap_token = serializers.CharField(max_length=200, write_only=True)
+
+
+class AgentCredentialSerializer(serializers.Serializer[Any]):
+    cluster = serializers.CharField()
+    agent_token = serializers.CharField()
+    heartbeat_interval = serializers.IntegerField()
+
+
+class HeartbeatSerializer(serializers.Serializer[Any]):
+    inventory = serializers.JSONField()
+
+
+class HeartbeatReplySerializer(serializers.Serializer[Any]):
+    cluster = serializers.CharField()
+    status = serializers.CharField()
+    heartbeat_interval = serializers.IntegerField()
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationFailed("Send the agent token as 'Authorization: Bearer <token>'.")
+    return token.strip()
+
+
+def _authenticated_agent(request: Request) -> tuple[Cluster, AgentToken]:
+    try:
+        cluster, row = agent_authenticate(token=_bearer(request))
+    except AgentAuthError as error:
+        raise AuthenticationFailed(str(error)) from None
+    AgentToken.objects.filter(pk=row.pk).update(last_used_at=timezone.now())
+    return cluster, row
+
+
+class AgentView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="keelson-agent"'
+
+
+class AgentEnrollView(AgentView):
+    @extend_schema(request=EnrollSerializer, responses={201: AgentCredentialSerializer})
+    def post(self, request: Request) -> Response:
+        """Exchange a one-time bootstrap token for this cluster's agent token."""
+        payload = EnrollSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            cluster, token = agent_exchange(
+                bootstrap_token=payload.validated_data["bootstrap_token"]
+            )
+        except AgentAuthError as error:
+            raise AuthenticationFailed(str(error)) from None
+        body = {
+            "cluster": cluster.name,
+            "agent_token": token,
+            "heartbeat_interval": settings.KEELSON_AGENT_HEARTBEAT_INTERVAL,
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class AgentHeartbeatView(AgentView):
+    @extend_schema(request=HeartbeatSerializer, responses=HeartbeatReplySerializer)
+    def post(self, request: Request) -> Response:
+        """A heartbeat carrying the cluster's inventory (the agent collects it locally)."""
+        cluster, _ = _authenticated_agent(request)
+        payload = HeartbeatSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            inventory = inventory_from_json(payload.validated_data["inventory"])
+        except ValueError as error:
+            raise ValidationError({"inventory": [str(error)]}) from None
+        agent_report(cluster=cluster, inventory=inventory)
+        cluster.refresh_from_db(fields=["status"])
+        return Response(
+            {
+                "cluster": cluster.name,
+                "status": cluster.status,
+                "heartbeat_interval": settings.KEELSON_AGENT_HEARTBEAT_INTERVAL,
+            }
+        )
+
+
+class AgentRotateView(AgentView):
+    @extend_schema(request=None, responses={201: AgentCredentialSerializer})
+    def post(self, request: Request) -> Response:
+        """Trade the current agent token for a new one; the old one stops working."""
+        try:
+            token = agent_token_rotate(token=_bearer(request))
+        except AgentAuthError as error:
+            raise AuthenticationFailed(str(error)) from None
+        cluster, _ = agent_authenticate(token=token)
+        body = {
+            "cluster": cluster.name,
+            "agent_token": token,
+            "heartbeat_interval": settings.KEELSON_AGENT_HEARTBEAT_INTERVAL,
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class AgentWorkView(AgentView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        """The manifests this cluster should hold. Placement (applications) fills it; until
+        an application targets the cluster the list is empty."""
+        cluster, _ = _authenticated_agent(request)
+        return Response({"cluster": cluster.name, "generation": 0, "objects": []})

@@ -1,0 +1,351 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+
+from clusters.api.serializers import (
+    BootstrapTokenSerializer,
+    ClusterRegisteredSerializer,
+    ClusterRegisterSerializer,
+    ClusterSerializer,
+    ClusterSetSerializer,
+    ClusterUpdateSerializer,
+    ContextSerializer,
+    KubeconfigSerializer,
+    TransitionSerializer,
+)
+from clusters.choices import ClusterMode
+from clusters.filtersets import ClusterFilterSet
+from clusters.kube.kubeconfig import KubeconfigError, list_contexts
+from clusters.models import Cluster, ClusterInventory, ClusterSet
+from clusters.selectors import cluster_list, cluster_set_list
+from clusters.services.history import health_series
+from clusters.services.lifecycle import (
+    cluster_deregister,
+    cluster_set_clusters,
+    cluster_set_save,
+    cluster_update,
+)
+from clusters.services.registration import (
+    ClusterFields,
+    RegistrationError,
+    agent_tokens_revoke,
+    bootstrap_token_issue,
+    cluster_register_pull,
+    cluster_register_push,
+    connection_from_input,
+)
+from fleet.accounts.choices import Role
+from fleet.accounts.models import Team
+from fleet.accounts.selectors import user_has_role
+from fleet.operations.api.serializers import OperationSerializer
+
+
+def require_role(request: Request, team: Team | None, minimum: Role, doing: str) -> None:
+    if not user_has_role(user=request.user, team=team, minimum=minimum):
+        raise PermissionDenied(f"You need the {minimum.label.lower()} role in the team to {doing}.")
+
+
+def agent_command(request: Request | None, token: str) -> str:
+    hub = request.build_absolute_uri("/").rstrip("/") if request is not None else "https://HUB"
+    return f"python -m clusters.agent --hub {hub} --token {token}"
+
+
+def registration_error(error: RegistrationError) -> ValidationError:
+    return ValidationError({error.field or "connection": [error.message]}, code=error.code)
+
+
+class ClusterViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet[Cluster],
+):
+    """Member clusters: registration (push and pull), labels and taints, health, history,
+    deregistration. Credentials are write-only: no response ever contains one."""
+
+    serializer_class = ClusterSerializer
+    filterset_class = ClusterFilterSet
+    lookup_field = "name"
+    lookup_value_regex = "[a-z0-9-]+"
+
+    def get_queryset(self) -> QuerySet[Cluster]:
+        return cluster_list(user=self.request.user).select_related("team").order_by("name")
+
+    @extend_schema(request=ClusterRegisterSerializer, responses={201: ClusterRegisteredSerializer})
+    def create(self, request: Request) -> Response:
+        payload = ClusterRegisterSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = dict(payload.validated_data)
+        team = Team.objects.filter(name=data.pop("team")).first()
+        if team is None or not user_has_role(user=request.user, team=team, minimum=Role.VIEWER):
+            raise ValidationError({"team": ["No such team."]})
+        require_role(request, team, Role.OPERATOR, "register clusters")
+        fields = ClusterFields(
+            name=data["name"],
+            team=team,
+            **{
+                key: data[key]
+                for key in (
+                    "display_name",
+                    "description",
+                    "provider",
+                    "region",
+                    "zone",
+                    "environment",
+                    "labels",
+                    "taints",
+                    "insecure_skip_tls_verify",
+                )
+                if key in data
+            },
+        )
+        try:
+            if data["mode"] == ClusterMode.PULL:
+                cluster, token = cluster_register_pull(actor=request.user, fields=fields)  # type: ignore[arg-type]
+                body: dict[str, Any] = {
+                    "cluster": ClusterSerializer(cluster).data,
+                    "warnings": [],
+                    "bootstrap_token": token,
+                    "agent_command": agent_command(request, token),
+                }
+                return Response(body, status=status.HTTP_201_CREATED)
+            spec, kind = connection_from_input(
+                kubeconfig=data.get("kubeconfig", ""),
+                context=data.get("kubeconfig_context", ""),
+                server=data.get("server", ""),
+                token=data.get("token", ""),
+                ca_data=data.get("ca_data", ""),
+                insecure_skip_tls_verify=data["insecure_skip_tls_verify"],
+            )
+            cluster, report = cluster_register_push(
+                actor=request.user,  # type: ignore[arg-type]
+                fields=fields,
+                spec=spec,
+                kind=kind,
+                context=data.get("kubeconfig_context", ""),
+            )
+        except RegistrationError as error:
+            raise registration_error(error) from None
+        warnings = (
+            [
+                "Read-only access: placement and policy enforcement will fail on this "
+                f"cluster (missing: {', '.join(report.missing_write)})."
+            ]
+            if report.read_only
+            else []
+        )
+        body = {"cluster": ClusterSerializer(cluster).data, "warnings": warnings}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ClusterUpdateSerializer, responses=ClusterSerializer)
+    def partial_update(self, request: Request, name: str | None = None) -> Response:
+        cluster = self.get_object()
+        require_role(request, cluster.team, Role.OPERATOR, "change clusters")
+        payload = ClusterUpdateSerializer(data=request.data, partial=True)
+        payload.is_valid(raise_exception=True)
+        cluster = cluster_update(
+            cluster=cluster,
+            actor=request.user,  # type: ignore[arg-type]
+            changes=dict(payload.validated_data),
+        )
+        return Response(ClusterSerializer(cluster).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "cleanup",
+                OpenApiTypes.BOOL,
+                description="Also remove every object Keelson put in the cluster.",
+            )
+        ],
+        request=None,
+        responses={202: OperationSerializer},
+    )
+    def destroy(self, request: Request, name: str | None = None) -> Response:
+        """Deregister: an Operation removes (optionally) Keelson's objects, then the cluster."""
+        cluster = self.get_object()
+        require_role(request, cluster.team, Role.ADMIN, "deregister clusters")
+        cleanup = str(request.query_params.get("cleanup", "")).lower() in ("1", "true", "yes")
+        operation = cluster_deregister(cluster=cluster, actor=request.user, cleanup=cleanup)  # type: ignore[arg-type]
+        return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=KubeconfigSerializer, responses=ContextSerializer(many=True))
+    @action(detail=False, methods=["post"])
+    def contexts(self, request: Request) -> Response:
+        """The contexts of a kubeconfig (nothing is stored), to choose one at registration."""
+        payload = KubeconfigSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            contexts, current = list_contexts(payload.validated_data["kubeconfig"])
+        except KubeconfigError as error:
+            raise ValidationError({"kubeconfig": [str(error)]}) from None
+        rows = [{**context.__dict__, "current": context.name == current} for context in contexts]
+        return Response(ContextSerializer(rows, many=True).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("since", OpenApiTypes.DATETIME),
+            OpenApiParameter("until", OpenApiTypes.DATETIME),
+            OpenApiParameter("resolution", OpenApiTypes.STR, enum=["auto", "raw", "hour", "day"]),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    @action(detail=True, methods=["get"])
+    def health(self, request: Request, name: str | None = None) -> Response:
+        """Health history for charts (raw samples, hourly or daily rollups)."""
+        cluster = self.get_object()
+        now = timezone.now()
+        until = _when(request, "until", now)
+        since = _when(request, "since", until - timedelta(hours=6))
+        if since >= until:
+            raise ValidationError({"since": ["since must be before until."]})
+        try:
+            series = health_series(
+                cluster=cluster,
+                since=since,
+                until=until,
+                resolution=request.query_params.get("resolution", "auto"),
+            )
+        except ValueError as error:
+            raise ValidationError({"resolution": [str(error)]}) from None
+        return Response(series)
+
+    @extend_schema(responses=TransitionSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def timeline(self, request: Request, name: str | None = None) -> Response:
+        cluster = self.get_object()
+        return _paginated(self, request, cluster.transitions.all(), TransitionSerializer)
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get"])
+    def inventory(self, request: Request, name: str | None = None) -> Response:
+        """The last collected inventory: nodes, namespaces, workloads, pods, warnings."""
+        cluster = self.get_object()
+        inventory = ClusterInventory.objects.filter(cluster=cluster).first()
+        if inventory is None:
+            return Response({"collected_at": None, "data": {}})
+        return Response({"collected_at": inventory.collected_at, "data": inventory.data})
+
+    @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["post"])
+    def probe(self, request: Request, name: str | None = None) -> Response:
+        """Collect inventory and health now (instead of at the next interval)."""
+        from clusters.tasks import clusters_collect_shard_task
+
+        cluster = self.get_object()
+        require_role(request, cluster.team, Role.OPERATOR, "probe clusters")
+        if cluster.mode != ClusterMode.PUSH:
+            raise ValidationError({"mode": ["A pull-mode cluster reports through its agent."]})
+        result = clusters_collect_shard_task.delay([cluster.pk])
+        return Response({"task": result.id}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={201: BootstrapTokenSerializer})
+    @action(detail=True, methods=["post"], url_path="bootstrap-token")
+    def bootstrap_token(self, request: Request, name: str | None = None) -> Response:
+        """A new one-time token to enroll (or re-enroll) the cluster's agent."""
+        cluster = self.get_object()
+        require_role(request, cluster.team, Role.ADMIN, "issue agent tokens")
+        try:
+            token = bootstrap_token_issue(cluster=cluster, actor=request.user)  # type: ignore[arg-type]
+        except RegistrationError as error:
+            raise registration_error(error) from None
+        return Response(
+            {"bootstrap_token": token, "agent_command": agent_command(request, token)},
+            status=status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["post"], url_path="revoke-agent")
+    def revoke_agent(self, request: Request, name: str | None = None) -> Response:
+        """Revoke the agent's token (and unused bootstrap tokens): it is refused from now on."""
+        cluster = self.get_object()
+        require_role(request, cluster.team, Role.ADMIN, "revoke agents")
+        revoked = agent_tokens_revoke(cluster=cluster, actor=request.user)  # type: ignore[arg-type]
+        return Response({"revoked": revoked})
+
+
+def _paginated(view: Any, request: Request, query: QuerySet[Any], serializer: Any) -> Response:
+    """Paginate a queryset of another model than the viewset's."""
+    page = view.paginator.paginate_queryset(query, request, view=view)
+    return view.paginator.get_paginated_response(serializer(page, many=True).data)
+
+
+def _when(request: Request, name: str, default: datetime) -> datetime:
+    raw = request.query_params.get(name)
+    if not raw:
+        return default
+    parsed = parse_datetime(raw)
+    if parsed is None:
+        raise ValidationError({name: ["Use an ISO 8601 date-time."]})
+    return parsed if parsed.tzinfo else timezone.make_aware(parsed)
+
+
+class ClusterSetViewSet(viewsets.ModelViewSet[ClusterSet]):
+    """Named groups of clusters: explicit members and/or a label selector."""
+
+    serializer_class = ClusterSetSerializer
+    lookup_field = "name"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[ClusterSet]:
+        return cluster_set_list(user=self.request.user).select_related("team")
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> BaseSerializer[ClusterSet]:
+        serializer = super().get_serializer(*args, **kwargs)
+        members = serializer.fields.get("members") if hasattr(serializer, "fields") else None
+        if members is not None and hasattr(members, "child_relation"):
+            members.child_relation.queryset = cluster_list(user=self.request.user)
+        return serializer
+
+    def perform_create(self, serializer: BaseSerializer[ClusterSet]) -> None:
+        data = dict(serializer.validated_data)
+        team = get_object_or_404(Team, name=data.pop("team_name", ""))
+        require_role(self.request, team, Role.OPERATOR, "create cluster sets")
+        members = data.pop("members", None)
+        serializer.instance = _save_set(self.request, ClusterSet(team=team, **data), members)
+
+    def perform_update(self, serializer: BaseSerializer[ClusterSet]) -> None:
+        instance = serializer.instance
+        assert isinstance(instance, ClusterSet)
+        require_role(self.request, instance.team, Role.OPERATOR, "change cluster sets")
+        data = dict(serializer.validated_data)
+        data.pop("team_name", None)
+        members = data.pop("members", None)
+        for key, value in data.items():
+            setattr(instance, key, value)
+        serializer.instance = _save_set(self.request, instance, members)
+
+    def perform_destroy(self, instance: ClusterSet) -> None:
+        require_role(self.request, instance.team, Role.OPERATOR, "delete cluster sets")
+        instance.delete()
+
+    @extend_schema(responses=ClusterSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def clusters(self, request: Request, name: str | None = None) -> Response:
+        """The set's clusters now: explicit members plus those its selector matches."""
+        cluster_set = self.get_object()
+        query = cluster_set_clusters(cluster_set=cluster_set).select_related("team")
+        return _paginated(self, request, query.order_by("name"), ClusterSerializer)
+
+
+def _save_set(request: Any, cluster_set: ClusterSet, members: list[Cluster] | None) -> ClusterSet:
+    try:
+        return cluster_set_save(actor=request.user, cluster_set=cluster_set, members=members)
+    except DjangoValidationError as error:
+        raise ValidationError(
+            error.message_dict if hasattr(error, "error_dict") else error.messages
+        ) from None

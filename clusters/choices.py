@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class Provider(models.TextChoices):
+    AWS = "aws", "AWS"
+    GCP = "gcp", "Google Cloud"
+    AZURE = "azure", "Azure"
+    ALIBABA = "alibaba", "Alibaba Cloud"
+    ONPREM = "onprem", "On-premises"
+    EDGE = "edge", "Edge"
+    LOCAL = "local", "Local"
+    OTHER = "other", "Other"
+
+
+class ClusterMode(models.TextChoices):
+    PUSH = "push", "Push (the hub calls the cluster)"
+    PULL = "pull", "Pull (an agent calls the hub)"
+
+
+class ClusterStatus(models.TextChoices):
+    UNKNOWN = "unknown", "Unknown"
+    READY = "ready", "Ready"
+    DEGRADED = "degraded", "Degraded"
+    UNREACHABLE = "unreachable", "Unreachable"
+
+
+class CredentialKind(models.TextChoices):
+    KUBECONFIG = "kubeconfig", "Kubeconfig"
+    TOKEN = "token", "Bearer token and CA bundle"
+    AGENT = "agent", "Pull-mode agent token"
+
+
+class TaintEffect(models.TextChoices):
+    NO_SELECT = "NoSelect", "NoSelect"
+    PREFER_NO_SELECT = "PreferNoSelect", "PreferNoSelect"
+
+
+class RollupPeriod(models.TextChoices):
+    HOUR = "hour", "Hourly"
+    DAY = "day", "Daily"

@@ -1,0 +1,1 @@
+"""Talking to member clusters: kubeconfigs, API clients, access checks, inventory."""

@@ -1,0 +1,182 @@
+"""API clients for member clusters: TLS verified, timeouts, bounded retries, one per cluster.
+
+`ConnectionSpec` is what a credential decrypts to. Its repr hides every secret, and
+`classify` turns whatever the client raised into a `ClusterConnectError` whose code
+says what failed (unreachable, TLS, authentication, permission) and whose message is
+safe to show: it never contains a token, a key or a response body.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+# (connect, read) seconds for every call Keelson makes to a member cluster.
+REQUEST_TIMEOUT: tuple[float, float] = (
+    float(os.environ.get("KEELSON_CLUSTER_CONNECT_TIMEOUT", "5")),
+    float(os.environ.get("KEELSON_CLUSTER_READ_TIMEOUT", "15")),
+)
+
+
+@dataclass(frozen=True)
+class ConnectionSpec:
+    server: str
+    ca_data: str = ""
+    token: str = field(default="", repr=False)
+    client_cert_data: str = field(default="", repr=False)
+    client_key_data: str = field(default="", repr=False)
+    insecure_skip_tls_verify: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ConnectionSpec:
+        return cls(**json.loads(text))
+
+
+class ClusterConnectError(Exception):
+    """Connecting to or calling a cluster failed. `code` is one of: unreachable, timeout,
+    tls, unauthorized, forbidden, invalid, error. Transient codes are worth a retry."""
+
+    TRANSIENT = frozenset({"unreachable", "timeout", "error"})
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def transient(self) -> bool:
+        return self.code in self.TRANSIENT
+
+
+_cert_dir: Path | None = None
+_cert_lock = threading.Lock()
+
+
+def _private_file(content: str, suffix: str) -> str:
+    """Client certificates must be files for urllib3: keep them in a 0700 temp dir that
+    is removed at exit."""
+    global _cert_dir
+    with _cert_lock:
+        if _cert_dir is None:
+            _cert_dir = Path(tempfile.mkdtemp(prefix="keelson-certs-"))
+            atexit.register(shutil.rmtree, _cert_dir, True)
+    handle, path = tempfile.mkstemp(dir=_cert_dir, suffix=suffix)
+    with os.fdopen(handle, "w") as file:
+        file.write(content)
+    return path
+
+
+def build_api_client(spec: ConnectionSpec, *, retries: int = 1) -> k8s.ApiClient:
+    configuration = k8s.Configuration()
+    configuration.host = spec.server
+    configuration.verify_ssl = not spec.insecure_skip_tls_verify
+    if spec.ca_data:
+        configuration.ca_cert_data = spec.ca_data
+    if spec.token:
+        configuration.api_key = {"authorization": f"Bearer {spec.token}"}
+    if spec.client_cert_data:
+        configuration.cert_file = _private_file(spec.client_cert_data, ".crt")
+        configuration.key_file = _private_file(spec.client_key_data, ".key")
+    # Bounded retries with backoff on connection errors only: a probe must fail fast.
+    configuration.retries = urllib3.Retry(
+        total=retries, connect=retries, read=0, status=0, redirect=0, backoff_factor=0.3
+    )
+    configuration.connection_pool_maxsize = 4
+    return k8s.ApiClient(configuration)
+
+
+def classify(error: BaseException, server: str = "") -> ClusterConnectError:
+    """A safe, specific error for anything the kubernetes client raised."""
+    if isinstance(error, ClusterConnectError):
+        return error
+    where = f" {server}" if server else ""
+    text = f"{error!r} {getattr(error, 'reason', '')}"
+    if isinstance(error, ApiException) and error.status:
+        if error.status == 401:
+            return ClusterConnectError(
+                "unauthorized",
+                f"The API server{where} rejected the credentials (401 Unauthorized): the token "
+                "or client certificate is wrong or expired.",
+            )
+        if error.status == 403:
+            return ClusterConnectError(
+                "forbidden", f"The API server{where} refused the request (403 Forbidden)."
+            )
+        return ClusterConnectError(
+            "error", f"The API server{where} answered {error.status} {error.reason or ''}".strip()
+        )
+    if any(
+        marker in text
+        for marker in ("CERTIFICATE_VERIFY_FAILED", "SSLError", "SSL:", "certificate", "hostname")
+    ):
+        detail = "the certificate is not signed by the given CA"
+        if "hostname" in text.lower() or "IP address mismatch" in text:
+            detail = "the certificate does not match the server's name"
+        return ClusterConnectError(
+            "tls",
+            f"TLS verification of{where or ' the API server'} failed: {detail}. Check the CA "
+            "bundle (certificate-authority-data).",
+        )
+    if "ReadTimeout" in text or "timed out" in text.lower():
+        return ClusterConnectError(
+            "timeout", f"The API server{where} did not answer within {REQUEST_TIMEOUT[1]:.0f}s."
+        )
+    if any(
+        marker in text
+        for marker in ("NewConnectionError", "ConnectTimeout", "Connection refused", "resolve")
+    ) or isinstance(error, urllib3.exceptions.HTTPError | OSError):
+        return ClusterConnectError(
+            "unreachable",
+            f"Cannot connect to{where or ' the API server'}: nothing answered (refused, "
+            "unresolvable or filtered).",
+        )
+    return ClusterConnectError(
+        "error", f"Unexpected error talking to{where or ' the API server'}: {type(error).__name__}"
+    )
+
+
+class ClientCache:
+    """One ApiClient per cluster and credential version, per process (DESIGN.md)."""
+
+    def __init__(self) -> None:
+        self._clients: dict[int, tuple[int, k8s.ApiClient]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, cluster_id: int, version: int) -> k8s.ApiClient | None:
+        with self._lock:
+            entry = self._clients.get(cluster_id)
+            return entry[1] if entry and entry[0] == version else None
+
+    def put(self, cluster_id: int, version: int, api_client: k8s.ApiClient) -> None:
+        with self._lock:
+            old = self._clients.get(cluster_id)
+            self._clients[cluster_id] = (version, api_client)
+        if old is not None and old[1] is not api_client:
+            old[1].close()
+
+    def drop(self, cluster_id: int) -> None:
+        with self._lock:
+            old = self._clients.pop(cluster_id, None)
+        if old is not None:
+            old[1].close()
+
+
+clients = ClientCache()
+
+
+def timeout_kwargs() -> dict[str, Any]:
+    return {"_request_timeout": REQUEST_TIMEOUT}

@@ -1,0 +1,1 @@
+"""Cluster business logic, called alike by pages, the API, tasks and commands."""

@@ -1,0 +1,73 @@
+"""Credentials at rest: encrypted with the key ring; every decryption is audited."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import F
+from django.utils import timezone
+from kubernetes import client as k8s
+
+from clusters.choices import CredentialKind
+from clusters.kube.client import ClusterConnectError, ConnectionSpec, build_api_client, clients
+from clusters.models import Cluster, ClusterCredential
+from fleet.audit.services import audit_record
+from fleet.crypto import DecryptionError, decrypt, encrypt
+
+
+def credential_store(
+    *, cluster: Cluster, spec: ConnectionSpec, kind: CredentialKind, context: str = ""
+) -> ClusterCredential:
+    """Create or replace the cluster's credential (call inside the caller's transaction)."""
+    credential, created = ClusterCredential.objects.get_or_create(
+        cluster=cluster,
+        defaults={"kind": kind, "ciphertext": encrypt(spec.to_json()), "context": context},
+    )
+    if not created:
+        ClusterCredential.objects.filter(pk=credential.pk).update(
+            kind=kind,
+            ciphertext=encrypt(spec.to_json()),
+            context=context,
+            version=F("version") + 1,
+            rotated_at=timezone.now(),
+        )
+        credential.refresh_from_db()
+    clients.drop(cluster.pk)
+    return credential
+
+
+def credential_read(
+    *, cluster: Cluster, purpose: str, actor: AbstractBaseUser | None = None
+) -> tuple[ConnectionSpec, int]:
+    """Decrypt the credential (audited with its purpose) and return it with its version."""
+    credential = ClusterCredential.objects.filter(cluster=cluster).first()
+    if credential is None:
+        raise ClusterConnectError("invalid", f"Cluster {cluster.name} has no stored credential.")
+    try:
+        spec = ConnectionSpec.from_json(decrypt(credential.ciphertext))
+    except DecryptionError as error:
+        raise ClusterConnectError("invalid", f"Cluster {cluster.name}: {error}.") from None
+    audit_record(
+        actor=actor,
+        action="cluster.credential.read",
+        target=cluster,
+        team=cluster.team,
+        detail={"purpose": purpose, "credential_version": credential.version},
+    )
+    return spec, credential.version
+
+
+def cluster_api_client(*, cluster: Cluster) -> k8s.ApiClient:
+    """The process's cached client for a push-mode cluster (built on first use)."""
+    version = (
+        ClusterCredential.objects.filter(cluster=cluster).values_list("version", flat=True).first()
+    )
+    if version is not None:
+        cached = clients.get(cluster.pk, version)
+        if cached is not None:
+            return cached
+    spec, version = credential_read(cluster=cluster, purpose="api-client")
+    if cluster.insecure_skip_tls_verify and not spec.insecure_skip_tls_verify:
+        spec = ConnectionSpec(**{**spec.__dict__, "insecure_skip_tls_verify": True})
+    api = build_api_client(spec)
+    clients.put(cluster.pk, version, api)
+    return api

@@ -1,0 +1,141 @@
+"""Health history: raw samples rolled up hourly and daily in SQL, retention, chart series."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from clusters.choices import RollupPeriod
+from clusters.models import Cluster, HealthRollup, HealthSample
+
+_ROLLUP_SQL = """
+INSERT INTO clusters_healthrollup (
+    cluster_id, period, start, samples, ready_samples, degraded_samples, unreachable_samples,
+    api_latency_avg_ms, api_latency_max_ms, nodes_ready_min, nodes_total_max,
+    pods_running_avg, pods_failed_max, cpu_requested_avg_millis, memory_requested_avg_bytes
+)
+SELECT cluster_id, %(period)s, date_trunc(%(period)s, at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+    count(*),
+    count(*) FILTER (WHERE status = 'ready'),
+    count(*) FILTER (WHERE status = 'degraded'),
+    count(*) FILTER (WHERE status = 'unreachable'),
+    avg(api_latency_ms), max(api_latency_ms), min(nodes_ready), max(nodes_total),
+    avg(pods_running), max(pods_failed), avg(cpu_requested_millis), avg(memory_requested_bytes)
+FROM clusters_healthsample
+WHERE at >= %(since)s AND at < %(until)s
+GROUP BY 1, 3
+ON CONFLICT (cluster_id, period, start) DO UPDATE SET
+    samples = EXCLUDED.samples,
+    ready_samples = EXCLUDED.ready_samples,
+    degraded_samples = EXCLUDED.degraded_samples,
+    unreachable_samples = EXCLUDED.unreachable_samples,
+    api_latency_avg_ms = EXCLUDED.api_latency_avg_ms,
+    api_latency_max_ms = EXCLUDED.api_latency_max_ms,
+    nodes_ready_min = EXCLUDED.nodes_ready_min,
+    nodes_total_max = EXCLUDED.nodes_total_max,
+    pods_running_avg = EXCLUDED.pods_running_avg,
+    pods_failed_max = EXCLUDED.pods_failed_max,
+    cpu_requested_avg_millis = EXCLUDED.cpu_requested_avg_millis,
+    memory_requested_avg_bytes = EXCLUDED.memory_requested_avg_bytes
+"""
+
+
+def _truncate(moment: datetime, period: RollupPeriod) -> datetime:
+    moment = moment.replace(minute=0, second=0, microsecond=0)
+    return moment.replace(hour=0) if period == RollupPeriod.DAY else moment
+
+
+@transaction.atomic
+def health_rollup(*, now: datetime | None = None) -> dict[str, int]:
+    """Recompute the current and previous hour and day buckets from raw samples (idempotent:
+    a bucket is overwritten, never added to)."""
+    now = now or timezone.now()
+    counts = {}
+    spans = {RollupPeriod.HOUR: timedelta(hours=1), RollupPeriod.DAY: timedelta(days=1)}
+    for period, span in spans.items():
+        since = _truncate(now, period) - span
+        with connection.cursor() as cursor:
+            cursor.execute(_ROLLUP_SQL, {"period": period.value, "since": since, "until": now})
+            counts[period.value] = cursor.rowcount
+    return counts
+
+
+def health_retention(*, now: datetime | None = None) -> dict[str, int]:
+    """Delete history past its retention (settings KEELSON_HEALTH_*_DAYS)."""
+    now = now or timezone.now()
+    raw, _ = HealthSample.objects.filter(
+        at__lt=now - timedelta(days=settings.KEELSON_HEALTH_RAW_DAYS)
+    ).delete()
+    hourly, _ = HealthRollup.objects.filter(
+        period=RollupPeriod.HOUR,
+        start__lt=now - timedelta(days=settings.KEELSON_HEALTH_HOURLY_DAYS),
+    ).delete()
+    daily, _ = HealthRollup.objects.filter(
+        period=RollupPeriod.DAY,
+        start__lt=now - timedelta(days=settings.KEELSON_HEALTH_DAILY_DAYS),
+    ).delete()
+    return {"raw": raw, "hour": hourly, "day": daily}
+
+
+def health_series(
+    *, cluster: Cluster, since: datetime, until: datetime, resolution: str = "auto"
+) -> dict[str, Any]:
+    """Points for charts. `auto` picks raw up to 2 days, hourly up to 90 days, else daily."""
+    span = until - since
+    if resolution == "auto":
+        resolution = (
+            "raw"
+            if span <= timedelta(days=2)
+            else ("hour" if span <= timedelta(days=90) else "day")
+        )
+    if resolution == "raw":
+        rows = HealthSample.objects.filter(cluster=cluster, at__gte=since, at__lt=until).order_by(
+            "at"
+        )[:5000]
+        points = [
+            {
+                "t": row.at.isoformat(),
+                "status": row.status,
+                "api_latency_ms": row.api_latency_ms,
+                "nodes_ready": row.nodes_ready,
+                "nodes_total": row.nodes_total,
+                "pods_running": row.pods_running,
+                "pods_failed": row.pods_failed,
+                "cpu_requested_millis": row.cpu_requested_millis,
+                "memory_requested_bytes": row.memory_requested_bytes,
+            }
+            for row in rows
+        ]
+    elif resolution in ("hour", "day"):
+        rollups = HealthRollup.objects.filter(
+            cluster=cluster, period=resolution, start__gte=since, start__lt=until
+        ).order_by("start")[:5000]
+        points = [
+            {
+                "t": row.start.isoformat(),
+                "samples": row.samples,
+                "ready_ratio": round(row.ready_samples / row.samples, 4) if row.samples else None,
+                "api_latency_ms": row.api_latency_avg_ms,
+                "api_latency_max_ms": row.api_latency_max_ms,
+                "nodes_ready": row.nodes_ready_min,
+                "nodes_total": row.nodes_total_max,
+                "pods_running": row.pods_running_avg,
+                "pods_failed": row.pods_failed_max,
+                "cpu_requested_millis": row.cpu_requested_avg_millis,
+                "memory_requested_bytes": row.memory_requested_avg_bytes,
+            }
+            for row in rollups
+        ]
+    else:
+        raise ValueError("resolution must be auto, raw, hour or day")
+    return {
+        "cluster": cluster.name,
+        "resolution": resolution,
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "points": points,
+    }

@@ -1,0 +1,31 @@
+"""Thin Celery wrappers over the cluster services."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from clusters.services.collection import clusters_collect, clusters_collect_fanout
+from clusters.services.history import health_retention, health_rollup
+from clusters.services.lifecycle import cluster_deregister_run
+from fleet.celery import keelson_task
+
+
+@keelson_task(queue="clusters", idempotent=True, time_limit=120, soft_time_limit=100)
+def clusters_collect_shard_task(cluster_ids: list[int]) -> dict[str, int]:
+    return clusters_collect(cluster_ids=cluster_ids)
+
+
+@keelson_task(queue="clusters", time_limit=60)
+def clusters_collect_fanout_task() -> int:
+    return clusters_collect_fanout()
+
+
+@keelson_task(queue="clusters", idempotent=True, time_limit=600)
+def clusters_health_rollup_task() -> dict[str, Any]:
+    return {"rollup": health_rollup(), "retention": health_retention()}
+
+
+@keelson_task(queue="provisioning", idempotent=True, time_limit=1800)
+def cluster_deregister_task(operation_id: str) -> None:
+    cluster_deregister_run(operation_id=UUID(operation_id))
