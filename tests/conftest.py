@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support import child_database_url
+from tests.support import child_database_url, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -133,8 +134,52 @@ def _close_stray_connections(django_db_setup: None, django_db_blocker: Any) -> I
     yield
     from django.db import connection
 
+    if not str(connection.settings_dict["NAME"]).startswith("test_"):
+        return  # no test touched the database: nothing was created
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+@pytest.fixture
+def asgi_server(transactional_db: None) -> Iterator[str]:
+    """uvicorn serving Keelson on the test database."""
+    env = dict(os.environ)
+    env["DATABASE_URL"] = child_database_url()
+    port = free_port()
+    (REPO / "test-artifacts").mkdir(exist_ok=True)
+    log = (REPO / "test-artifacts" / "uvicorn.log").open("ab")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "fleet.asgi:application",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--lifespan",
+            "off",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            assert server.poll() is None, "uvicorn exited; see test-artifacts/uvicorn.log"
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=1):  # noqa: S310
+                    break
+            except OSError:
+                time.sleep(0.2)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+        log.close()

@@ -27,3 +27,9 @@ def make_team(*, name: str | None = None) -> Team:
 
 def add_member(team: Team, user: Any, role: Role = Role.VIEWER) -> Membership:
     return Membership.objects.create(team=team, user=user, role=role)
+
+
+def make_cluster(*, team: Team, name: str | None = None, **fields: Any) -> Any:
+    from clusters.models import Cluster
+
+    return Cluster.objects.create(name=name or f"cluster-{next(_seq)}", team=team, **fields)

@@ -66,7 +66,10 @@ def agent_command(request: Request | None, token: str) -> str:
 
 
 def registration_error(error: RegistrationError) -> ValidationError:
-    return ValidationError({error.field or "connection": [error.message]}, code=error.code)
+    """A 400 whose `code` names the failed check and whose field holds the message."""
+    refused = ValidationError({error.field or "connection": [error.message]})
+    refused.keelson_code = error.code  # type: ignore[attr-defined]
+    return refused
 
 
 class ClusterViewSet(

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.utils import timezone
+from kubernetes import client as k8s
 
 from clusters.choices import ClusterMode, ClusterStatus
 from clusters.health import Condition, Observation, next_status, observe_failure, observe_inventory
@@ -37,19 +38,17 @@ class ProbeResult:
     error: ClusterConnectError | None = None
 
 
-def cluster_probe_remote(*, cluster: Cluster) -> ProbeResult:
-    """Read the cluster through its API server (no database writes; thread-safe)."""
+def cluster_probe_remote(*, cluster: Cluster, api: k8s.ApiClient) -> ProbeResult:
+    """Read the cluster through its API server. Network only (no database access), so
+    shards run it in threads."""
     at = timezone.now()
     try:
-        api = cluster_api_client(cluster=cluster)
         return ProbeResult(cluster.pk, at, inventory=collect(api, cluster.api_server_url))
     except ClusterConnectError as error:
         return ProbeResult(cluster.pk, at, error=error)
     except Exception as error:  # anything else still counts as a failed probe
         logger.warning("probe of %s failed unexpectedly", cluster.name, exc_info=True)
         return ProbeResult(cluster.pk, at, error=classify(error, cluster.api_server_url))
-    finally:
-        close_old_connections()
 
 
 def _apply_inventory(cluster: Cluster, inventory: Inventory, at: datetime) -> None:
@@ -148,9 +147,19 @@ def clusters_collect(*, cluster_ids: list[int]) -> dict[str, int]:
     )
     if not clusters:
         return {}
-    workers = min(settings.KEELSON_COLLECT_THREADS, len(clusters))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe") as pool:
-        results = list(pool.map(lambda c: cluster_probe_remote(cluster=c), clusters))
+    # Credentials are read (and audited) here, in this thread: the probe threads then
+    # touch only the network, never the database.
+    results: list[ProbeResult] = []
+    targets: list[tuple[Cluster, k8s.ApiClient]] = []
+    for cluster in clusters:
+        try:
+            targets.append((cluster, cluster_api_client(cluster=cluster)))
+        except ClusterConnectError as error:
+            results.append(ProbeResult(cluster.pk, timezone.now(), error=error))
+    if targets:
+        workers = min(settings.KEELSON_COLLECT_THREADS, len(targets))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe") as pool:
+            results += pool.map(lambda t: cluster_probe_remote(cluster=t[0], api=t[1]), targets)
     samples = [sample for result in results if (sample := record_probe(result)) is not None]
     HealthSample.objects.bulk_create(samples, batch_size=1000)
     counts: dict[str, int] = {}

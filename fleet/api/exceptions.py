@@ -50,6 +50,8 @@ def keelson_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     if isinstance(exc, exceptions.APIException):
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else code
+    # A field error can still say which check failed (e.g. "tls", "unauthorized").
+    code = getattr(exc, "keelson_code", None) or code
     body: dict[str, Any] = {
         "error": {
             "status": response.status_code,

@@ -1,65 +1,17 @@
-"""A real ASGI server (uvicorn, websockets included) and Debian's chromium via Playwright."""
+"""Debian's chromium via Playwright (the ASGI server fixture is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import child_database_url, free_port
-
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = os.environ.get("KEELSON_CHROMIUM", "/usr/bin/chromium")
-
-
-@pytest.fixture
-def asgi_server(transactional_db: None) -> Iterator[str]:
-    """uvicorn serving Keelson on the test database."""
-    env = dict(os.environ)
-    env["DATABASE_URL"] = child_database_url()
-    port = free_port()
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / "uvicorn.log").open("ab")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "fleet.asgi:application",
-            "--port",
-            str(port),
-            "--host",
-            "127.0.0.1",
-            "--lifespan",
-            "off",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            assert server.poll() is None, "uvicorn exited; see test-artifacts/uvicorn.log"
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=1):  # noqa: S310
-                    break
-            except OSError:
-                time.sleep(0.2)
-        yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
-        log.close()
 
 
 @pytest.fixture
