@@ -8,6 +8,7 @@ from collections.abc import Callable
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.resource import ResourceList
 
 from clusters.kube.client import timeout_kwargs
 
@@ -29,7 +30,8 @@ def remove_managed_objects(
     resources = [
         resource
         for resource in dynamic.resources.search()
-        if "list" in (resource.verbs or [])
+        if not isinstance(resource, ResourceList)
+        and "list" in (resource.verbs or [])
         and "delete" in (resource.verbs or [])
         and "/" not in resource.name  # subresources
         and resource.preferred
