@@ -40,7 +40,22 @@
     root.dataset.state = op.state;
   }
 
-  var renderers = { operation: renderOperation };
+  function renderCluster(root, cluster) {
+    ["status_message", "kubernetes_version", "nodes_ready", "node_count"].forEach(function (f) {
+      var el = root.querySelector('[data-field="' + f + '"]');
+      if (el) el.textContent = cluster[f];
+    });
+    var status = root.querySelector('[data-field="status"]');
+    if (status) {
+      status.textContent = cluster.status.charAt(0).toUpperCase() + cluster.status.slice(1);
+      status.className = "status status-" + cluster.status;
+    }
+    var seen = root.querySelector('[data-field="last_seen_at"]');
+    if (seen && cluster.last_seen_at) seen.textContent = new Date(cluster.last_seen_at).toLocaleString();
+    root.dataset.status = cluster.status;
+  }
+
+  var renderers = { operation: renderOperation, cluster: renderCluster };
 
   function subscribe(root) {
     var path = root.dataset.liveUrl;

@@ -1,0 +1,292 @@
+"""Cluster pages. Each calls the same services as the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from clusters.choices import ClusterMode, ClusterStatus
+from clusters.filtersets import ClusterFilterSet
+from clusters.forms import ClusterMetaForm, DeregisterForm, RegisterForm, labels_text, taints_text
+from clusters.kube.kubeconfig import KubeconfigError, list_contexts
+from clusters.models import Cluster, ClusterInventory
+from clusters.selectors import cluster_get, cluster_list
+from clusters.services.lifecycle import cluster_deregister, cluster_update
+from clusters.services.registration import (
+    ClusterFields,
+    RegistrationError,
+    agent_tokens_revoke,
+    bootstrap_token_issue,
+    cluster_register_pull,
+    cluster_register_push,
+    connection_from_input,
+)
+from fleet.accounts.choices import Role
+from fleet.accounts.models import Team
+from fleet.accounts.selectors import team_list, user_has_role
+from fleet.audit.services import audit_record_denied
+
+PAGE_SIZE = 50
+SECRET_FIELDS = ("kubeconfig", "token")
+META_FIELDS = (
+    "display_name",
+    "description",
+    "provider",
+    "region",
+    "zone",
+    "environment",
+    "labels",
+    "taints",
+)
+
+
+def _require(
+    request: HttpRequest, cluster: Cluster | None, team: Team | None, minimum: Role
+) -> None:
+    if not user_has_role(user=request.user, team=team, minimum=minimum):
+        audit_record_denied(
+            request=request, reason=f"needs the {minimum} role in the team", target=cluster
+        )
+        raise PermissionDenied(f"You need the {minimum.label.lower()} role in the team.")
+
+
+def _cluster_or_404(request: HttpRequest, name: str) -> Cluster:
+    cluster = cluster_get(user=request.user, name=name)
+    if cluster is None:
+        raise Http404("No such cluster.")
+    return cluster
+
+
+@login_required
+def cluster_list_page(request: HttpRequest) -> HttpResponse:
+    """The registry with filters; an htmx request gets just the table."""
+    visible = cluster_list(user=request.user)
+    filterset = ClusterFilterSet(request.GET or None, queryset=visible.select_related("team"))
+    queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else visible
+    if filterset.is_bound and not filterset.is_valid():
+        queryset = visible.none()
+    page = Paginator(queryset.order_by("name"), PAGE_SIZE).get_page(request.GET.get("page"))
+    counts = dict(visible.values_list("status").annotate(n=Count("id")).order_by())
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "filterset": filterset,
+        "page": page,
+        "query": query.urlencode(),
+        "counts": [(status, counts.get(status.value, 0)) for status in ClusterStatus],
+        "total": sum(counts.values()),
+    }
+    template = "clusters/_table.html" if request.htmx else "clusters/list.html"  # type: ignore[attr-defined]
+    return render(request, template, context)
+
+
+def _fields(form: RegisterForm) -> ClusterFields:
+    data = form.cleaned_data
+    return ClusterFields(
+        name=data["name"],
+        team=data["team"],
+        insecure_skip_tls_verify=data.get("insecure_skip_tls_verify", False),
+        **{key: data[key] for key in META_FIELDS},
+    )
+
+
+def _without_secrets(form: RegisterForm) -> RegisterForm:
+    """Re-render a failed form without the secrets the user typed."""
+    data = form.data.copy()  # type: ignore[attr-defined]
+    for field in SECRET_FIELDS:
+        data[field] = ""
+    form.data = data
+    return form
+
+
+@login_required
+def cluster_register_page(request: HttpRequest) -> HttpResponse:
+    teams = team_list(user=request.user)
+    form = RegisterForm(request.POST or None, request.FILES or None, teams=teams)
+    if request.method == "POST" and form.is_valid():
+        team = form.cleaned_data["team"]
+        _require(request, None, team, Role.OPERATOR)
+        data = form.cleaned_data
+        try:
+            if data["method"] == ClusterMode.PULL:
+                cluster, token = cluster_register_pull(actor=request.user, fields=_fields(form))  # type: ignore[arg-type]
+                return _token_page(request, cluster, token, status=201)
+            spec, kind = connection_from_input(
+                kubeconfig=data["kubeconfig"] if data["method"] == "kubeconfig" else "",
+                context=data["kubeconfig_context"],
+                server=data["server"] if data["method"] == "token" else "",
+                token=data["token"],
+                ca_data=data["ca_data"],
+                insecure_skip_tls_verify=data["insecure_skip_tls_verify"],
+            )
+            cluster, report = cluster_register_push(
+                actor=request.user,  # type: ignore[arg-type]
+                fields=_fields(form),
+                spec=spec,
+                kind=kind,
+                context=data["kubeconfig_context"],
+            )
+        except RegistrationError as error:
+            target = error.field if error.field in form.fields else None
+            form.add_error(target, error.message)
+        else:
+            messages.success(request, f"Cluster {cluster.name} registered.")
+            if report.read_only:
+                messages.warning(
+                    request,
+                    "Read-only access: placement and policy enforcement will fail (missing: "
+                    + ", ".join(report.missing_write)
+                    + ").",
+                )
+            return redirect("clusters:detail", name=cluster.name)
+    status = 400 if request.method == "POST" else 200
+    if request.method == "POST":
+        form = _without_secrets(form)
+    return render(request, "clusters/register.html", {"form": form}, status=status)
+
+
+@login_required
+@require_POST
+def cluster_contexts_fragment(request: HttpRequest) -> HttpResponse:
+    """htmx: the contexts of the pasted kubeconfig, to pick one (nothing is stored)."""
+    text = request.POST.get("kubeconfig", "")
+    upload = request.FILES.get("kubeconfig_file")
+    if upload is not None and upload.size is not None and upload.size <= 1_000_000:
+        text = upload.read().decode(errors="replace")
+    try:
+        contexts, current = list_contexts(text)
+        error = ""
+    except KubeconfigError as problem:
+        contexts, current, error = [], "", str(problem)
+    return render(
+        request,
+        "clusters/_contexts.html",
+        {"contexts": contexts, "current": current, "error": error},
+    )
+
+
+def _token_page(request: HttpRequest, cluster: Cluster, token: str, status: int) -> HttpResponse:
+    hub = request.build_absolute_uri("/").rstrip("/")
+    command = f"python -m clusters.agent --hub {hub} --token {token}"
+    response = render(
+        request,
+        "clusters/agent_token.html",
+        {"cluster": cluster, "command": command, "token": token},
+        status=status,
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+def cluster_detail_page(request: HttpRequest, name: str) -> HttpResponse:
+    cluster = _cluster_or_404(request, name)
+    return _detail(request, cluster)
+
+
+def _detail(
+    request: HttpRequest,
+    cluster: Cluster,
+    *,
+    meta_form: ClusterMetaForm | None = None,
+    deregister_form: DeregisterForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    inventory = ClusterInventory.objects.filter(cluster=cluster).first()
+    data: dict[str, Any] = inventory.data if inventory else {}
+    initial = {field: getattr(cluster, field) for field in META_FIELDS}
+    initial["labels"], initial["taints"] = labels_text(cluster.labels), taints_text(cluster.taints)
+    context = {
+        "cluster": cluster,
+        "inventory": data,
+        "collected_at": inventory.collected_at if inventory else None,
+        "nodes": data.get("nodes", []),
+        "namespaces": data.get("namespaces", []),
+        "transitions": cluster.transitions.all()[:50],
+        "can_operate": user_has_role(user=request.user, team=cluster.team, minimum=Role.OPERATOR),
+        "can_admin": user_has_role(user=request.user, team=cluster.team, minimum=Role.ADMIN),
+        "meta_form": meta_form or ClusterMetaForm(initial=initial),
+        "deregister_form": deregister_form or DeregisterForm(cluster_name=cluster.name),
+    }
+    return render(request, "clusters/detail.html", context, status=status)
+
+
+@login_required
+@require_POST
+def cluster_edit(request: HttpRequest, name: str) -> HttpResponse:
+    cluster = _cluster_or_404(request, name)
+    _require(request, cluster, cluster.team, Role.OPERATOR)
+    form = ClusterMetaForm(request.POST)
+    if form.is_valid():
+        try:
+            cluster_update(cluster=cluster, actor=request.user, changes=form.cleaned_data)  # type: ignore[arg-type]
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, "Saved.")
+            return redirect("clusters:detail", name=cluster.name)
+    return _detail(request, cluster, meta_form=form, status=400)
+
+
+@login_required
+@require_POST
+def cluster_deregister_page(request: HttpRequest, name: str) -> HttpResponse:
+    cluster = _cluster_or_404(request, name)
+    _require(request, cluster, cluster.team, Role.ADMIN)
+    form = DeregisterForm(request.POST, cluster_name=cluster.name)
+    if form.is_valid():
+        try:
+            operation = cluster_deregister(
+                cluster=cluster,
+                actor=request.user,  # type: ignore[arg-type]
+                cleanup=form.cleaned_data["cleanup"],
+            )
+        except ValidationError as error:
+            form.add_error("cleanup", error)
+        else:
+            return redirect("operation-detail", operation_id=operation.pk)
+    return _detail(request, cluster, deregister_form=form, status=400)
+
+
+@login_required
+@require_POST
+def cluster_probe_page(request: HttpRequest, name: str) -> HttpResponse:
+    from clusters.tasks import clusters_collect_shard_task
+
+    cluster = _cluster_or_404(request, name)
+    _require(request, cluster, cluster.team, Role.OPERATOR)
+    if cluster.mode == ClusterMode.PUSH:
+        clusters_collect_shard_task.delay([cluster.pk])
+        messages.info(request, "Collection queued: the page updates when it lands.")
+    return redirect("clusters:detail", name=cluster.name)
+
+
+@login_required
+@require_POST
+def cluster_agent_token_page(request: HttpRequest, name: str) -> HttpResponse:
+    cluster = _cluster_or_404(request, name)
+    _require(request, cluster, cluster.team, Role.ADMIN)
+    try:
+        token = bootstrap_token_issue(cluster=cluster, actor=request.user)  # type: ignore[arg-type]
+    except RegistrationError as error:
+        messages.error(request, error.message)
+        return redirect("clusters:detail", name=cluster.name)
+    return _token_page(request, cluster, token, status=201)
+
+
+@login_required
+@require_POST
+def cluster_agent_revoke_page(request: HttpRequest, name: str) -> HttpResponse:
+    cluster = _cluster_or_404(request, name)
+    _require(request, cluster, cluster.team, Role.ADMIN)
+    revoked = agent_tokens_revoke(cluster=cluster, actor=request.user)  # type: ignore[arg-type]
+    messages.success(request, f"Agent access revoked ({revoked} tokens).")
+    return redirect("clusters:detail", name=cluster.name)
