@@ -30,6 +30,9 @@
         var opts = {
           width: Math.max(320, el.clientWidth),
           height: 240,
+          scales: {
+            x: { time: true, range: [since.getTime() / 1000, until.getTime() / 1000] },
+          },
           series: [
             {},
             { label: "API latency (ms)", stroke: css("--accent"), scale: "ms" },

@@ -1,0 +1,56 @@
+"""In a real browser: register a cluster through the wizard and watch its status arrive live."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from clusters.localkube.env import LocalCluster
+from clusters.models import Cluster
+from clusters.services.collection import clusters_collect
+from fleet.accounts.choices import Role
+from tests.browser.conftest import ARTIFACTS
+from tests.browser.test_operations_live import _log_in
+from tests.factories import add_member, make_team, make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.kube, pytest.mark.django_db(transaction=True)]
+
+
+def test_register_through_the_wizard_and_see_ready_arrive_live(
+    asgi_server: str, page: Any, kube_cluster: LocalCluster
+) -> None:
+    # given an operator of team "platform"
+    add_member(make_team(name="platform"), make_user(username="ops"), Role.OPERATOR)
+    _log_in(page, asgi_server, "ops")
+    # when they register a cluster by pasting its kubeconfig and choosing the context
+    page.get_by_role("link", name="Clusters").click()
+    page.get_by_role("link", name="Register a cluster").first.click()
+    page.get_by_label("Name", exact=True).fill("browser-1")
+    page.get_by_label("Team").select_option("platform")
+    page.get_by_label("Region").fill("local")
+    page.get_by_label("Labels", exact=True).fill("env=prod")
+    page.get_by_label("Kubeconfig", exact=True).fill(
+        yaml.safe_dump(kube_cluster.control_plane.kubeconfig())
+    )
+    page.get_by_role("button", name="Load contexts").click()
+    page.get_by_label("Context").select_option("member-1")
+    page.screenshot(path=str(ARTIFACTS / "cluster-register.png"), full_page=True)
+    page.get_by_role("button", name="Register").click()
+    # then the cluster page opens, Unknown until the first collection
+    page.get_by_role("heading", name="browser-1").wait_for()
+    assert page.locator("#cluster [data-field=status]").inner_text() == "Unknown"
+    page.wait_for_timeout(500)  # let the socket connect
+    # when the collection runs
+    clusters_collect(cluster_ids=[Cluster.objects.get(name="browser-1").pk])
+    # then Ready shows without a reload
+    page.wait_for_selector("#cluster[data-status=ready]", timeout=10_000)
+    assert page.locator("#cluster [data-field=status]").inner_text() == "Ready"
+    page.reload()
+    page.get_by_role("cell", name="member-1-node-0").wait_for()
+    page.wait_for_selector("#health-chart[data-points='1']", timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / "cluster-detail.png"), full_page=True)
+    page.get_by_role("link", name="Clusters").first.click()
+    page.get_by_role("link", name="browser-1").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "cluster-list.png"), full_page=True)
