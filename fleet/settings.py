@@ -229,6 +229,9 @@ LOGGING = {
     "loggers": {
         "kubernetes": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
+        # Connection retries to member clusters: the probe's outcome is what matters and
+        # is recorded on the cluster; one warning per retry would flood the logs.
+        "urllib3.connectionpool": {"level": "ERROR"},
     },
 }
 

@@ -134,3 +134,24 @@ def test_heartbeats_with_a_malformed_inventory_are_refused(tmp_path: Path) -> No
     assert not AgentToken.objects.filter(token_hash=agent_token).exists()
     anonymous = APIClient().post("/api/v1/agent/heartbeat", {}, format="json")
     assert anonymous.status_code == 401
+
+
+@pytest.mark.django_db
+def test_an_agent_rotates_its_token_and_the_old_one_stops_working() -> None:
+    from clusters.services.registration import agent_exchange
+
+    _, bootstrap = cluster_register_pull(
+        actor=None, fields=ClusterFields(name="edge-4", team=make_team())
+    )
+    _, old = agent_exchange(bootstrap_token=bootstrap)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {old}")
+    rotated = client.post("/api/v1/agent/rotate")
+    assert rotated.status_code == 201
+    new = rotated.json()["agent_token"]
+    assert new.startswith("kat_") and new != old
+    assert client.get("/api/v1/agent/work").status_code == 401
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {new}")
+    work = client.get("/api/v1/agent/work")
+    assert work.status_code == 200
+    assert work.json() == {"cluster": "edge-4", "generation": 0, "objects": []}

@@ -32,8 +32,23 @@ def health_cluster(kube_env: LocalKubeEnv) -> Iterator[LocalCluster]:
     kube_env.stop_cluster("health-1", remove_data=True)
 
 
+def _all_nodes_ready(local: LocalCluster) -> None:
+    core = k8s.CoreV1Api(local.control_plane.api_client())
+
+    def ready() -> bool:
+        nodes = core.list_node().items
+        return len(nodes) == 3 and all(
+            any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
+            for n in nodes
+        )
+
+    wait_for(ready, timeout=90, what="every node of health-1 to be Ready")
+
+
 @pytest.fixture
 def cluster(health_cluster: LocalCluster) -> Cluster:
+    """Registered afresh for each test, once the previous test's failures have healed."""
+    _all_nodes_ready(health_cluster)
     return register_local(health_cluster, team=make_team())
 
 
@@ -140,7 +155,9 @@ def test_stopped_api_server_goes_unreachable_and_comes_back_ready(
         assert "Cannot connect to" in cluster.status_message
     finally:
         plane.restart_apiserver()
-    # and after the restart it comes back Ready (two good probes in a row)
+    # and after the restart (its nodes re-posting their status: the node controller may
+    # have marked them NotReady meanwhile) it comes back Ready after two good probes
+    _all_nodes_ready(health_cluster)
     for _ in range(4):
         if _probe(cluster).status == "ready":
             break
