@@ -19,7 +19,7 @@ from clusters.forms import ClusterMetaForm, DeregisterForm, RegisterForm, labels
 from clusters.kube.kubeconfig import KubeconfigError, list_contexts
 from clusters.models import Cluster, ClusterInventory
 from clusters.selectors import cluster_get, cluster_list
-from clusters.services.lifecycle import cluster_deregister, cluster_update
+from clusters.services.lifecycle import EDITABLE, cluster_deregister, cluster_update
 from clusters.services.registration import (
     ClusterFields,
     RegistrationError,
@@ -36,16 +36,6 @@ from fleet.audit.services import audit_record_denied
 
 PAGE_SIZE = 50
 SECRET_FIELDS = ("kubeconfig", "token")
-META_FIELDS = (
-    "display_name",
-    "description",
-    "provider",
-    "region",
-    "zone",
-    "environment",
-    "labels",
-    "taints",
-)
 
 
 def _require(
@@ -90,12 +80,7 @@ def cluster_list_page(request: HttpRequest) -> HttpResponse:
 
 def _fields(form: RegisterForm) -> ClusterFields:
     data = form.cleaned_data
-    return ClusterFields(
-        name=data["name"],
-        team=data["team"],
-        insecure_skip_tls_verify=data.get("insecure_skip_tls_verify", False),
-        **{key: data[key] for key in META_FIELDS},
-    )
+    return ClusterFields.from_data(name=data["name"], team=data["team"], data=data)
 
 
 def _without_secrets(form: RegisterForm) -> RegisterForm:
@@ -202,7 +187,7 @@ def _detail(
 ) -> HttpResponse:
     inventory = ClusterInventory.objects.filter(cluster=cluster).first()
     data: dict[str, Any] = inventory.data if inventory else {}
-    initial = {field: getattr(cluster, field) for field in META_FIELDS}
+    initial = {field: getattr(cluster, field) for field in EDITABLE}
     initial["labels"], initial["taints"] = labels_text(cluster.labels), taints_text(cluster.taints)
     context = {
         "cluster": cluster,

@@ -64,6 +64,15 @@ def _authenticated_agent(request: Request) -> tuple[Cluster, AgentToken]:
     return cluster, row
 
 
+def _credential_response(cluster: Cluster, token: str) -> Response:
+    body = {
+        "cluster": cluster.name,
+        "agent_token": token,
+        "heartbeat_interval": settings.KEELSON_AGENT_HEARTBEAT_INTERVAL,
+    }
+    return Response(body, status=status.HTTP_201_CREATED)
+
+
 class AgentView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
@@ -84,12 +93,7 @@ class AgentEnrollView(AgentView):
             )
         except AgentAuthError as error:
             raise AuthenticationFailed(str(error)) from None
-        body = {
-            "cluster": cluster.name,
-            "agent_token": token,
-            "heartbeat_interval": settings.KEELSON_AGENT_HEARTBEAT_INTERVAL,
-        }
-        return Response(body, status=status.HTTP_201_CREATED)
+        return _credential_response(cluster, token)
 
 
 class AgentHeartbeatView(AgentView):
@@ -123,12 +127,7 @@ class AgentRotateView(AgentView):
         except AgentAuthError as error:
             raise AuthenticationFailed(str(error)) from None
         cluster, _ = agent_authenticate(token=token)
-        body = {
-            "cluster": cluster.name,
-            "agent_token": token,
-            "heartbeat_interval": settings.KEELSON_AGENT_HEARTBEAT_INTERVAL,
-        }
-        return Response(body, status=status.HTTP_201_CREATED)
+        return _credential_response(cluster, token)
 
 
 class AgentWorkView(AgentView):

@@ -97,25 +97,7 @@ class ClusterViewSet(
         if team is None or not user_has_role(user=request.user, team=team, minimum=Role.VIEWER):
             raise ValidationError({"team": ["No such team."]})
         require_role(request, team, Role.OPERATOR, "register clusters")
-        fields = ClusterFields(
-            name=data["name"],
-            team=team,
-            **{
-                key: data[key]
-                for key in (
-                    "display_name",
-                    "description",
-                    "provider",
-                    "region",
-                    "zone",
-                    "environment",
-                    "labels",
-                    "taints",
-                    "insecure_skip_tls_verify",
-                )
-                if key in data
-            },
-        )
+        fields = ClusterFields.from_data(name=data["name"], team=team, data=data)
         try:
             if data["mode"] == ClusterMode.PULL:
                 cluster, token = cluster_register_pull(actor=request.user, fields=fields)  # type: ignore[arg-type]

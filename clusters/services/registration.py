@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -54,6 +55,24 @@ class ClusterFields:
     labels: dict[str, str] | None = None
     taints: list[dict[str, str]] | None = None
     insecure_skip_tls_verify: bool = False
+
+    @classmethod
+    def from_data(cls, *, name: str, team: Team, data: Mapping[str, Any]) -> ClusterFields:
+        """From a form's or serializer's cleaned data (keys it lacks keep their defaults)."""
+        return cls(name=name, team=team, **{key: data[key] for key in DESCRIPTIVE if key in data})
+
+
+DESCRIPTIVE = (
+    "display_name",
+    "description",
+    "provider",
+    "region",
+    "zone",
+    "environment",
+    "labels",
+    "taints",
+    "insecure_skip_tls_verify",
+)
 
 
 def _new_cluster(fields: ClusterFields, *, mode: ClusterMode, server: str, actor: Any) -> Cluster:

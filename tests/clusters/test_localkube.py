@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,18 +10,9 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from clusters.localkube.env import LocalCluster
+from tests.clusters.helpers import wait_for
 
 pytestmark = pytest.mark.kube
-
-
-def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 @pytest.fixture
