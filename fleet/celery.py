@@ -81,7 +81,12 @@ def keelson_task(
         }
         if time_limit is not None:
             options["time_limit"] = time_limit
-        if soft_time_limit is not None:
+            # The global soft limit may exceed a task's hard one, which Celery refuses at
+            # send time: derive a soft limit that leaves the task time to clean up.
+            options["soft_time_limit"] = soft_time_limit or max(
+                1, time_limit - max(5, time_limit // 10)
+            )
+        elif soft_time_limit is not None:
             options["soft_time_limit"] = soft_time_limit
         return app.task(**options)(func)
 

@@ -33,3 +33,18 @@ def test_idempotent_tasks_ack_late_and_json_only() -> None:
     assert celery_app.amqp.router.route({}, fleet_ping_task.name)["queue"].name == "default"
     assert celery_app.conf.task_serializer == "json"
     assert celery_app.conf.accept_content == ["json"]
+
+
+def test_every_task_soft_limit_fits_under_its_hard_limit() -> None:
+    # Celery refuses to send a task whose soft limit exceeds its hard limit: beat's fan-out
+    # once failed that way.
+    celery_app.loader.import_default_modules()
+    checked = 0
+    for name, task in celery_app.tasks.items():
+        if not name.startswith(("clusters.", "fleet.", "policies.")):
+            continue
+        hard = task.time_limit or celery_app.conf.task_time_limit
+        soft = task.soft_time_limit or celery_app.conf.task_soft_time_limit
+        assert soft <= hard, name
+        checked += 1
+    assert checked >= 5
