@@ -40,3 +40,14 @@ class TaintEffect(models.TextChoices):
 class RollupPeriod(models.TextChoices):
     HOUR = "hour", "Hourly"
     DAY = "day", "Daily"
+
+
+class Lifecycle(models.TextChoices):
+    """Where a provisioned cluster is in its life (registered-only clusters have none)."""
+
+    PROVISIONING = "provisioning", "Provisioning"
+    ACTIVE = "active", "Active"
+    SCALING = "scaling", "Scaling"
+    UPGRADING = "upgrading", "Upgrading"
+    DELETING = "deleting", "Deleting"
+    FAILED = "failed", "Failed"

@@ -11,6 +11,7 @@ from clusters.choices import (
     ClusterMode,
     ClusterStatus,
     CredentialKind,
+    Lifecycle,
     Provider,
     RollupPeriod,
 )
@@ -247,3 +248,43 @@ class HealthRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cluster_id} {self.period} {self.start}"
+
+
+class ClusterTemplate(models.Model):
+    """A saved cluster spec (provider, region, version, node pools) to create clusters from."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[slug_validator])
+    description = models.TextField(blank=True)
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="+")
+    spec = models.JSONField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ClusterProvisioning(models.Model):
+    """How a cluster Keelson created was built: its provider, spec and provider state."""
+
+    cluster = models.OneToOneField(
+        Cluster, on_delete=models.CASCADE, primary_key=True, related_name="provisioning"
+    )
+    provider = models.CharField(max_length=16)
+    spec = models.JSONField()
+    state = models.JSONField(default=dict, blank=True)
+    lifecycle = models.CharField(
+        max_length=16, choices=Lifecycle.choices, default=Lifecycle.PROVISIONING
+    )
+    template = models.ForeignKey(
+        ClusterTemplate, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.provider} provisioning of {self.cluster_id}"

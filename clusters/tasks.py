@@ -8,6 +8,7 @@ from uuid import UUID
 from clusters.services.collection import clusters_collect, clusters_collect_fanout
 from clusters.services.history import health_retention, health_rollup
 from clusters.services.lifecycle import cluster_deregister_run
+from clusters.services.provisioning import cluster_lifecycle_run
 from fleet.celery import keelson_task
 
 
@@ -29,3 +30,11 @@ def clusters_health_rollup_task() -> dict[str, Any]:
 @keelson_task(queue="provisioning", idempotent=True, time_limit=1800)
 def cluster_deregister_task(operation_id: str) -> None:
     cluster_deregister_run(operation_id=UUID(operation_id))
+
+
+@keelson_task(queue="provisioning", idempotent=True, bind=True, max_retries=5, time_limit=3600)
+def cluster_lifecycle_task(self: Any, operation_id: str) -> None:
+    """Provision, scale, upgrade or delete a cluster (the Operation says which)."""
+    cluster_lifecycle_run(
+        operation_id=UUID(operation_id), final_attempt=self.request.retries >= self.max_retries
+    )

@@ -59,6 +59,7 @@ def keelson_task(
     max_retries: int = 5,
     time_limit: int | None = None,
     soft_time_limit: int | None = None,
+    bind: bool = False,
 ) -> Callable[[F], Any]:
     """Declare a Celery task routed to `queue`.
 
@@ -78,6 +79,7 @@ def keelson_task(
             "retry_backoff_max": 300,
             "retry_jitter": True,
             "max_retries": max_retries,
+            "bind": bind,
         }
         if time_limit is not None:
             options["time_limit"] = time_limit

@@ -258,6 +258,9 @@ KEELSON_HEALTH_RAW_DAYS = env_int("KEELSON_HEALTH_RAW_DAYS", 7, minimum=1)
 KEELSON_HEALTH_HOURLY_DAYS = env_int("KEELSON_HEALTH_HOURLY_DAYS", 90, minimum=1)
 KEELSON_HEALTH_DAILY_DAYS = env_int("KEELSON_HEALTH_DAILY_DAYS", 730, minimum=1)
 
+# The `local` provider keeps each cluster's processes and data here.
+KEELSON_LOCAL_CLUSTERS_DIR = env_str("KEELSON_LOCAL_CLUSTERS_DIR", str(VAR_DIR / "local-clusters"))
+
 CELERY_BEAT_SCHEDULE = {
     "clusters-collect": {
         "task": "clusters.tasks.clusters_collect_fanout_task",

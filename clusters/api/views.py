@@ -12,11 +12,18 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
+from clusters.api.permissions import actor, require_role
+from clusters.api.provisioning import (
+    ClusterCreateSerializer,
+    ScaleSerializer,
+    UpgradeSerializer,
+    create_cluster_response,
+)
 from clusters.api.serializers import (
     BootstrapTokenSerializer,
     ClusterRegisteredSerializer,
@@ -31,7 +38,8 @@ from clusters.api.serializers import (
 from clusters.choices import ClusterMode
 from clusters.filtersets import ClusterFilterSet
 from clusters.kube.kubeconfig import KubeconfigError, list_contexts
-from clusters.models import Cluster, ClusterInventory, ClusterSet
+from clusters.models import Cluster, ClusterInventory, ClusterProvisioning, ClusterSet
+from clusters.providers.registry import get_provider
 from clusters.selectors import cluster_list, cluster_set_list
 from clusters.services.history import health_series
 from clusters.services.lifecycle import (
@@ -40,6 +48,7 @@ from clusters.services.lifecycle import (
     cluster_set_save,
     cluster_update,
 )
+from clusters.services.provisioning import cluster_destroy, cluster_scale, cluster_upgrade
 from clusters.services.registration import (
     ClusterFields,
     RegistrationError,
@@ -53,11 +62,6 @@ from fleet.accounts.choices import Role
 from fleet.accounts.models import Team
 from fleet.accounts.selectors import user_has_role
 from fleet.operations.api.serializers import OperationSerializer
-
-
-def require_role(request: Request, team: Team | None, minimum: Role, doing: str) -> None:
-    if not user_has_role(user=request.user, team=team, minimum=minimum):
-        raise PermissionDenied(f"You need the {minimum.label.lower()} role in the team to {doing}.")
 
 
 def agent_command(request: Request | None, token: str) -> str:
@@ -117,7 +121,7 @@ class ClusterViewSet(
                 insecure_skip_tls_verify=data["insecure_skip_tls_verify"],
             )
             cluster, report = cluster_register_push(
-                actor=request.user,  # type: ignore[arg-type]
+                actor=actor(request),
                 fields=fields,
                 spec=spec,
                 kind=kind,
@@ -144,7 +148,7 @@ class ClusterViewSet(
         payload.is_valid(raise_exception=True)
         cluster = cluster_update(
             cluster=cluster,
-            actor=request.user,  # type: ignore[arg-type]
+            actor=actor(request),
             changes=dict(payload.validated_data),
         )
         return Response(ClusterSerializer(cluster).data)
@@ -167,6 +171,70 @@ class ClusterViewSet(
         cleanup = str(request.query_params.get("cleanup", "")).lower() in ("1", "true", "yes")
         operation = cluster_deregister(cluster=cluster, actor=request.user, cleanup=cleanup)  # type: ignore[arg-type]
         return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=ClusterCreateSerializer, responses={202: OperationSerializer})
+    @action(detail=False, methods=["post"])
+    def provision(self, request: Request) -> Response:
+        """Create a cluster through a provider (local, capi), from a spec or a template:
+        202 with the Operation that builds and registers it."""
+        payload = ClusterCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        return create_cluster_response(request, dict(payload.validated_data))
+
+    @extend_schema(request=ScaleSerializer, responses={202: OperationSerializer})
+    @action(detail=True, methods=["post"])
+    def scale(self, request: Request, name: str | None = None) -> Response:
+        """Set a node pool's size."""
+        cluster = self.get_object()
+        require_role(request, cluster.team, Role.OPERATOR, "scale clusters")
+        payload = ScaleSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        return _lifecycle(
+            request,
+            lambda: cluster_scale(
+                actor=actor(request), cluster=cluster, pool=data["pool"], count=data["count"]
+            ),
+        )
+
+    @extend_schema(request=UpgradeSerializer, responses={202: OperationSerializer})
+    @action(detail=True, methods=["post"])
+    def upgrade(self, request: Request, name: str | None = None) -> Response:
+        """Upgrade the cluster's Kubernetes version."""
+        cluster = self.get_object()
+        require_role(request, cluster.team, Role.ADMIN, "upgrade clusters")
+        payload = UpgradeSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        version = payload.validated_data["kubernetes_version"]
+        return _lifecycle(
+            request, lambda: cluster_upgrade(actor=actor(request), cluster=cluster, version=version)
+        )
+
+    @extend_schema(request=None, responses={202: OperationSerializer})
+    @action(detail=True, methods=["post"])
+    def destroy_cluster(self, request: Request, name: str | None = None) -> Response:
+        """Delete the cluster itself (its infrastructure), then remove it from Keelson."""
+        cluster = self.get_object()
+        require_role(request, cluster.team, Role.ADMIN, "delete clusters")
+        return _lifecycle(request, lambda: cluster_destroy(actor=actor(request), cluster=cluster))
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get"])
+    def provisioning(self, request: Request, name: str | None = None) -> Response:
+        """How Keelson built the cluster: provider, spec, lifecycle, provider capabilities."""
+        cluster = self.get_object()
+        record = ClusterProvisioning.objects.filter(cluster=cluster).first()
+        if record is None:
+            return Response({"provider": None, "lifecycle": None})
+        capabilities = get_provider(record.provider).capabilities()
+        return Response(
+            {
+                "provider": record.provider,
+                "lifecycle": record.lifecycle,
+                "spec": record.spec,
+                "capabilities": capabilities.__dict__,
+            }
+        )
 
     @extend_schema(request=KubeconfigSerializer, responses=ContextSerializer(many=True))
     @action(detail=False, methods=["post"])
@@ -245,7 +313,7 @@ class ClusterViewSet(
         cluster = self.get_object()
         require_role(request, cluster.team, Role.ADMIN, "issue agent tokens")
         try:
-            token = bootstrap_token_issue(cluster=cluster, actor=request.user)  # type: ignore[arg-type]
+            token = bootstrap_token_issue(cluster=cluster, actor=actor(request))
         except RegistrationError as error:
             raise registration_error(error) from None
         return Response(
@@ -259,8 +327,17 @@ class ClusterViewSet(
         """Revoke the agent's token (and unused bootstrap tokens): it is refused from now on."""
         cluster = self.get_object()
         require_role(request, cluster.team, Role.ADMIN, "revoke agents")
-        revoked = agent_tokens_revoke(cluster=cluster, actor=request.user)  # type: ignore[arg-type]
+        revoked = agent_tokens_revoke(cluster=cluster, actor=actor(request))
         return Response({"revoked": revoked})
+
+
+def _lifecycle(request: Request, start: Any) -> Response:
+    try:
+        operation = start()
+    except DjangoValidationError as error:
+        detail = error.message_dict if hasattr(error, "error_dict") else error.messages
+        raise ValidationError(detail) from None
+    return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
 
 
 def _paginated(view: Any, request: Request, query: QuerySet[Any], serializer: Any) -> Response:

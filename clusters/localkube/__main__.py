@@ -20,7 +20,15 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--dir", type=Path, default=None, help="data directory (default: a temp dir)")
     up.add_argument("--prefix", default="local")
     sub.add_parser("binaries", help="build (once) and print where the binaries are")
+    serve = sub.add_parser("serve", help="run one cluster described by DIR/spec.json")
+    serve.add_argument("dir", type=Path)
     args = parser.parse_args(argv)
+
+    if args.command == "serve":
+        from clusters.localkube.supervisor import serve as serve_cluster
+
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+        return serve_cluster(args.dir)
 
     if args.command == "binaries":
         binaries = find_binaries(build=True)

@@ -44,13 +44,18 @@ def stop(process: subprocess.Popen[bytes] | None, *, timeout: float = 10.0) -> N
 
 
 def pid_alive(pid: int) -> bool:
+    """True if `pid` runs (a zombie, exited but not yet reaped, does not count)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 def free_port() -> int:

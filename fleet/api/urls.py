@@ -4,6 +4,7 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from clusters.api.agent import AgentEnrollView, AgentHeartbeatView, AgentRotateView, AgentWorkView
+from clusters.api.provisioning import ClusterTemplateViewSet, ProviderViewSet
 from clusters.api.views import ClusterSetViewSet, ClusterViewSet
 from fleet.accounts.api.views import TeamViewSet
 from fleet.audit.api.views import AuditEventViewSet
@@ -13,6 +14,8 @@ router = DefaultRouter()
 router.register("teams", TeamViewSet, basename="team")
 router.register("clusters", ClusterViewSet, basename="cluster")
 router.register("cluster-sets", ClusterSetViewSet, basename="clusterset")
+router.register("cluster-templates", ClusterTemplateViewSet, basename="clustertemplate")
+router.register("providers", ProviderViewSet, basename="provider")
 router.register("operations", OperationViewSet, basename="operation")
 router.register("audit-events", AuditEventViewSet, basename="auditevent")
 

@@ -1,0 +1,1 @@
+"""Providers turn a cluster spec into a running, registered cluster (DESIGN.md "Providers")."""

@@ -1,0 +1,327 @@
+"""Provisioning and lifecycle: every provider action is an Operation driven by an
+idempotent Celery task (`cluster_lifecycle_task`).
+
+A redelivered task (its worker died) finds the operation running and runs the provider
+action again; providers make every step idempotent, so nothing is duplicated. Transient
+errors are retried with backoff by Celery; the last attempt, and any permanent error,
+fails the operation with the message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from clusters.choices import ClusterMode, Lifecycle, Provider
+from clusters.models import Cluster, ClusterProvisioning, ClusterTemplate
+from clusters.providers.base import ActionContext, ClusterSpec, OperationCanceled
+from clusters.providers.registry import get_provider
+from fleet.accounts.models import Team
+from fleet.audit.services import audit_record
+from fleet.celery import PermanentError, TransientError
+from fleet.operations.choices import LogLevel, OperationState
+from fleet.operations.models import Operation
+from fleet.operations.services import (
+    operation_claim,
+    operation_create,
+    operation_finish,
+    operation_should_stop,
+    operation_update,
+)
+
+ACTIONS = {
+    "cluster.provision": "provision",
+    "cluster.scale": "scale",
+    "cluster.upgrade": "upgrade",
+    "cluster.delete": "delete",
+}
+LIFECYCLE_DURING = {
+    "cluster.provision": Lifecycle.PROVISIONING,
+    "cluster.scale": Lifecycle.SCALING,
+    "cluster.upgrade": Lifecycle.UPGRADING,
+    "cluster.delete": Lifecycle.DELETING,
+}
+_INFRASTRUCTURE_PROVIDER = {
+    "aws": Provider.AWS,
+    "azure": Provider.AZURE,
+    "gcp": Provider.GCP,
+    "vsphere": Provider.ONPREM,
+    "kubeadm": Provider.ONPREM,
+}
+
+
+def cluster_provider_label(spec: ClusterSpec) -> str:
+    """The Cluster.provider a spec yields (where the cluster runs, not how it is built)."""
+    if spec.provider == "local":
+        return Provider.LOCAL
+    return _INFRASTRUCTURE_PROVIDER.get(str(spec.params.get("infrastructure", "")), Provider.OTHER)
+
+
+def _busy(cluster: Cluster) -> Operation | None:
+    return Operation.objects.filter(
+        target_type="clusters.cluster",
+        target_id=str(cluster.pk),
+        kind__in=list(ACTIONS),
+        state__in=[OperationState.PENDING, OperationState.RUNNING],
+    ).first()
+
+
+def _start(
+    *,
+    kind: str,
+    cluster: Cluster,
+    actor: AbstractBaseUser | None,
+    spec: ClusterSpec,
+    detail: dict[str, Any],
+) -> Operation:
+    from clusters.tasks import cluster_lifecycle_task
+
+    running = _busy(cluster)
+    if running is not None:
+        raise ValidationError(
+            f"{cluster.name} is busy: {running.kind} ({running.state}) must end first."
+        )
+    operation = operation_create(
+        kind=kind,
+        created_by=actor,
+        target=cluster,
+        team=cluster.team,
+        params={"cluster_id": cluster.pk, "spec": spec.as_json()},
+    )
+    ClusterProvisioning.objects.filter(cluster=cluster).update(lifecycle=LIFECYCLE_DURING[kind])
+    audit_record(
+        actor=actor,
+        action=kind,
+        target=cluster,
+        team=cluster.team,
+        detail={**detail, "operation": str(operation.pk)},
+    )
+    transaction.on_commit(lambda: cluster_lifecycle_task.delay(str(operation.pk)))
+    return operation
+
+
+@transaction.atomic
+def cluster_create(
+    *,
+    actor: AbstractBaseUser | None,
+    team: Team,
+    name: str,
+    spec: ClusterSpec,
+    labels: dict[str, str] | None = None,
+    environment: str = "",
+    description: str = "",
+    template: ClusterTemplate | None = None,
+) -> Operation:
+    """Validate the spec with its provider, create the (Unknown) cluster, start building."""
+    get_provider(spec.provider).validate(spec)
+    cluster = Cluster(
+        name=name,
+        team=team,
+        provider=cluster_provider_label(spec),
+        region=spec.region,
+        environment=environment,
+        description=description,
+        labels=labels or {},
+        mode=ClusterMode.PUSH,
+    )
+    if actor is not None and actor.is_authenticated:
+        cluster.created_by_id = actor.pk
+    if Cluster.objects.filter(name=name).exists():
+        raise ValidationError({"name": f"A cluster named {name!r} exists."})
+    cluster.full_clean()
+    cluster.save()
+    ClusterProvisioning.objects.create(
+        cluster=cluster, provider=spec.provider, spec=spec.as_json(), template=template
+    )
+    return _start(
+        kind="cluster.provision",
+        cluster=cluster,
+        actor=actor,
+        spec=spec,
+        detail={"provider": spec.provider, "nodes": spec.node_count},
+    )
+
+
+def _provisioned(cluster: Cluster) -> tuple[ClusterProvisioning, ClusterSpec]:
+    provisioning = ClusterProvisioning.objects.filter(cluster=cluster).first()
+    if provisioning is None:
+        raise ValidationError(
+            f"{cluster.name} was registered, not created by Keelson: its lifecycle is managed "
+            "elsewhere."
+        )
+    return provisioning, ClusterSpec.from_json(provisioning.spec)
+
+
+@transaction.atomic
+def cluster_scale(
+    *, actor: AbstractBaseUser | None, cluster: Cluster, pool: str, count: int
+) -> Operation:
+    provisioning, spec = _provisioned(cluster)
+    provider = get_provider(provisioning.provider)
+    if not provider.capabilities().scale:
+        raise ValidationError(f"The {provider.name} provider cannot scale node pools.")
+    previous = spec.pool(pool).count
+    wanted = spec.with_pool_count(pool, count)
+    provider.validate(wanted)
+    return _start(
+        kind="cluster.scale",
+        cluster=cluster,
+        actor=actor,
+        spec=wanted,
+        detail={"pool": pool, "from": previous, "to": count},
+    )
+
+
+@transaction.atomic
+def cluster_upgrade(*, actor: AbstractBaseUser | None, cluster: Cluster, version: str) -> Operation:
+    provisioning, spec = _provisioned(cluster)
+    provider = get_provider(provisioning.provider)
+    if not provider.capabilities().upgrade:
+        raise ValidationError(f"The {provider.name} provider cannot upgrade clusters.")
+    wanted = spec.with_version(version)
+    provider.validate(wanted)
+    return _start(
+        kind="cluster.upgrade",
+        cluster=cluster,
+        actor=actor,
+        spec=wanted,
+        detail={"from": spec.kubernetes_version, "to": wanted.kubernetes_version},
+    )
+
+
+@transaction.atomic
+def cluster_destroy(*, actor: AbstractBaseUser | None, cluster: Cluster) -> Operation:
+    """Delete the cluster itself (its infrastructure), then forget it."""
+    provisioning, spec = _provisioned(cluster)
+    return _start(
+        kind="cluster.delete",
+        cluster=cluster,
+        actor=actor,
+        spec=spec,
+        detail={"provider": provisioning.provider},
+    )
+
+
+def _context(operation: Operation, cluster: Cluster) -> ActionContext:
+    def report(progress: int | None, message: str | None, log: str | None) -> None:
+        operation_update(operation_id=operation.pk, progress=progress, message=message, log=log)
+
+    return ActionContext(
+        cluster=cluster,
+        report=report,
+        canceled=lambda: operation_should_stop(operation_id=operation.pk),
+    )
+
+
+def cluster_lifecycle_run(*, operation_id: UUID, final_attempt: bool = True) -> None:
+    """Run (or resume) a provisioning operation. Raises TransientError for Celery to retry,
+    unless this is the final attempt."""
+    if not operation_claim(operation_id=operation_id):
+        _settle_unclaimed(operation_id)
+        return
+    operation = Operation.objects.select_related("created_by").get(pk=operation_id)
+    cluster = (
+        Cluster.objects.select_related("team").filter(pk=operation.params["cluster_id"]).first()
+    )
+    if cluster is None:
+        state = (
+            OperationState.SUCCEEDED
+            if operation.kind == "cluster.delete"
+            else OperationState.FAILED
+        )
+        operation_finish(operation_id=operation_id, state=state, message="The cluster is gone")
+        return
+    provisioning = ClusterProvisioning.objects.get(cluster=cluster)
+    spec = ClusterSpec.from_json(operation.params["spec"])
+    provider = get_provider(provisioning.provider)
+    action = ACTIONS[operation.kind]
+    try:
+        getattr(provider, action)(_context(operation, cluster), spec)
+    except OperationCanceled:
+        _failed(
+            operation,
+            provisioning,
+            OperationState.CANCELED,
+            "Canceled; the cluster may be partly built.",
+        )
+        return
+    except PermanentError as error:
+        _failed(operation, provisioning, OperationState.FAILED, str(error))
+        return
+    except TransientError as error:
+        if final_attempt:
+            _failed(
+                operation, provisioning, OperationState.FAILED, f"Gave up after retries: {error}"
+            )
+            return
+        operation_update(
+            operation_id=operation_id, log=f"Will retry: {error}", level=LogLevel.WARNING
+        )
+        raise
+    _succeeded(operation, cluster, provisioning, spec)
+
+
+def _failed(
+    operation: Operation, provisioning: ClusterProvisioning, state: OperationState, message: str
+) -> None:
+    # A failed scale or upgrade leaves a working cluster; a failed build or delete does not.
+    broken = operation.kind in ("cluster.provision", "cluster.delete")
+    provisioning.lifecycle = Lifecycle.FAILED if broken else Lifecycle.ACTIVE
+    provisioning.save(update_fields=["lifecycle", "updated_at"])
+    operation_finish(
+        operation_id=operation.pk,
+        state=state,
+        message=message if state == OperationState.CANCELED else "Failed",
+        error=message if state == OperationState.FAILED else "",
+    )
+
+
+def _succeeded(
+    operation: Operation, cluster: Cluster, provisioning: ClusterProvisioning, spec: ClusterSpec
+) -> None:
+    from clusters.services.collection import clusters_collect
+
+    if operation.kind == "cluster.delete":
+        with transaction.atomic():
+            audit_record(
+                actor=operation.created_by,
+                action="cluster.deleted",
+                target=cluster,
+                team=cluster.team,
+            )
+            name = cluster.name
+            cluster.delete()
+            operation_finish(
+                operation_id=operation.pk,
+                state=OperationState.SUCCEEDED,
+                message=f"Cluster {name} deleted",
+            )
+        return
+    provisioning.spec = spec.as_json()
+    provisioning.lifecycle = Lifecycle.ACTIVE
+    provisioning.save(update_fields=["spec", "lifecycle", "updated_at"])
+    clusters_collect(cluster_ids=[cluster.pk])
+    verb = {"provision": "is ready", "scale": "scaled", "upgrade": "upgraded"}[
+        ACTIONS[operation.kind]
+    ]
+    operation_finish(
+        operation_id=operation.pk,
+        state=OperationState.SUCCEEDED,
+        message=f"Cluster {cluster.name} {verb}",
+        result={"nodes": spec.node_count, "version": spec.kubernetes_version},
+    )
+
+
+def _settle_unclaimed(operation_id: UUID) -> None:
+    """Canceled before it started: put the cluster's lifecycle back where it belongs."""
+    operation = Operation.objects.filter(pk=operation_id, state=OperationState.CANCELED).first()
+    if operation is None:
+        return
+    lifecycle = Lifecycle.FAILED if operation.kind == "cluster.provision" else Lifecycle.ACTIVE
+    ClusterProvisioning.objects.filter(cluster_id=operation.params.get("cluster_id")).update(
+        lifecycle=lifecycle
+    )
