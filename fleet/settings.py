@@ -261,6 +261,9 @@ KEELSON_HEALTH_DAILY_DAYS = env_int("KEELSON_HEALTH_DAILY_DAYS", 730, minimum=1)
 # The `local` provider keeps each cluster's processes and data here.
 KEELSON_LOCAL_CLUSTERS_DIR = env_str("KEELSON_LOCAL_CLUSTERS_DIR", str(VAR_DIR / "local-clusters"))
 
+# How often the `capi` provider reads the Cluster API objects it follows.
+KEELSON_CAPI_POLL_SECONDS: float = env_int("KEELSON_CAPI_POLL_SECONDS", 10, minimum=1)
+
 CELERY_BEAT_SCHEDULE = {
     "clusters-collect": {
         "task": "clusters.tasks.clusters_collect_fanout_task",

@@ -8,8 +8,12 @@
 set -euo pipefail
 
 KUBE_VERSION=1.20.2
+# Build revision: bump when the build changes, so caches are rebuilt.
+#   r2: vendored reflect2 1.0.1 replaced by Debian's 1.0.2 (Go >= 1.18 map iteration: the
+#       1.0.1 build of kube-apiserver segfaults encoding custom resources' labels).
+BUILD_REVISION=r2
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/keelson"
-DEST="$CACHE_ROOT/kube-$KUBE_VERSION"
+DEST="$CACHE_ROOT/kube-$KUBE_VERSION-$BUILD_REVISION"
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler)
 
 log() { echo "[kube-binaries] $*" >&2; }
@@ -44,7 +48,7 @@ fi
 if have_all "$DEST"; then echo "$DEST"; exit 0; fi
 
 log "building Kubernetes $KUBE_VERSION from Debian's source package (about 10 minutes on 2 cores, once)"
-apt_install golang-1.19-go rsync jq dpkg-dev
+apt_install golang-1.19-go rsync jq dpkg-dev golang-github-modern-go-reflect2-dev
 
 SRC_LIST=/etc/apt/sources.list.d/keelson-deb-src.sources
 if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then
@@ -64,6 +68,10 @@ TARBALL=$(ls kubernetes_*.orig.tar.gz | head -1)
 rm -rf tree && mkdir tree
 tar -xzf "$TARBALL" -C tree --strip-components=1
 cd tree
+# reflect2 1.0.1 (vendored) crashes under Go >= 1.18; 1.0.2 is API-compatible.
+REFLECT2=/usr/share/gocode/src/github.com/modern-go/reflect2
+rm -rf vendor/github.com/modern-go/reflect2 && mkdir -p vendor/github.com/modern-go/reflect2
+cp "$REFLECT2"/*.go "$REFLECT2"/*.s vendor/github.com/modern-go/reflect2/
 mkdir -p .go/src/k8s.io
 ln -sfn ../../.. .go/src/k8s.io/kubernetes
 mkdir -p "$WORK/home"

@@ -116,6 +116,11 @@ def classify(error: BaseException, server: str = "") -> ClusterConnectError:
             return ClusterConnectError(
                 "forbidden", f"The API server{where} refused the request (403 Forbidden)."
             )
+        if 400 <= error.status < 500 and error.status not in (404, 408, 409, 429):
+            return ClusterConnectError(
+                "invalid",
+                f"The API server{where} refused the request ({error.status} {error.reason}).",
+            )
         return ClusterConnectError(
             "error", f"The API server{where} answered {error.status} {error.reason or ''}".strip()
         )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 KUBE_VERSION = "1.20.2"
+BUILD_REVISION = "r2"  # keep in step with scripts/kube-binaries.sh
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "kube-binaries.sh"
 
@@ -28,7 +29,7 @@ class KubeBinaries:
 
 def cache_dir() -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "keelson" / f"kube-{KUBE_VERSION}"
+    return base / "keelson" / f"kube-{KUBE_VERSION}-{BUILD_REVISION}"
 
 
 def find_binaries(*, build: bool = False) -> KubeBinaries:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 
 from clusters.providers.base import Provider
+from clusters.providers.capi import CapiProvider
 from clusters.providers.local import LocalProvider
 
-_PROVIDERS: dict[str, Provider] = {"local": LocalProvider()}
+_PROVIDERS: dict[str, Provider] = {"local": LocalProvider(), "capi": CapiProvider()}
 
 
 def register_provider(provider: Provider) -> None:

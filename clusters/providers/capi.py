@@ -1,0 +1,284 @@
+"""The `capi` provider: Cluster API objects in a registered management cluster.
+
+Keelson applies the objects (server-side apply, field manager `keelson`), then follows
+the `Cluster`'s phase and conditions into the Operation's log; when the
+`<name>-kubeconfig` Secret appears it registers the workload cluster. Every step can run
+again: apply is declarative, registration checks for a stored credential first.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+
+from clusters.choices import CredentialKind
+from clusters.kube.apply import apply_manifest
+from clusters.kube.client import ClusterConnectError, classify, timeout_kwargs
+from clusters.kube.kubeconfig import KubeconfigError, connection_from_kubeconfig
+from clusters.models import Cluster, ClusterCredential
+from clusters.providers.base import ActionContext, Capabilities, ClusterSpec
+from clusters.providers.capi_render import CAPI, pool_objects, render, validate_params
+from clusters.services.credentials import cluster_api_client, credential_store
+from fleet.celery import PermanentError, TransientError
+
+
+def _raise(error: ClusterConnectError, doing: str) -> None:
+    message = f"{doing}: {error.message}"
+    if error.transient:
+        raise TransientError(message)
+    raise PermanentError(message)
+
+
+def _conditions(status: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
+    return {
+        c.get("type", ""): (c.get("status", ""), c.get("reason", ""), c.get("message", ""))
+        for c in status.get("conditions") or []
+    }
+
+
+class CapiProvider:
+    name = "capi"
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
+
+    def validate(self, spec: ClusterSpec) -> None:
+        validate_params(spec)
+        name = spec.params["management_cluster"]
+        if not Cluster.objects.filter(name=name).exists():
+            raise ValidationError(
+                {"params": f"params.management_cluster: no registered cluster named {name!r}."}
+            )
+
+    # --- actions -------------------------------------------------------------------------
+
+    def provision(self, ctx: ActionContext, spec: ClusterSpec) -> None:
+        api = self._management(spec)
+        self._apply(ctx, api, render(ctx.cluster.name, spec), start=5, end=30)
+        self._follow(ctx, api, spec)
+        self._register(ctx, api, spec)
+
+    def scale(self, ctx: ActionContext, spec: ClusterSpec) -> None:
+        api = self._management(spec)
+        objects = pool_objects(render(ctx.cluster.name, spec))
+        self._apply(ctx, api, objects, start=10, end=30)
+        self._wait_pools(ctx, api, spec, objects)
+
+    def upgrade(self, ctx: ActionContext, spec: ClusterSpec) -> None:
+        api = self._management(spec)
+        rendered = render(ctx.cluster.name, spec)
+        objects = [o for o in rendered if o["kind"].endswith("ControlPlane")]
+        objects += pool_objects(rendered)
+        self._apply(ctx, api, objects, start=10, end=30)
+        control_plane = next(o for o in objects if o["kind"].endswith("ControlPlane"))
+        self._wait_version(ctx, api, control_plane, spec.kubernetes_version)
+
+    def delete(self, ctx: ActionContext, spec: ClusterSpec) -> None:
+        api = self._management(spec)
+        namespace = self._namespace(spec)
+        clusters = self._resource(api, CAPI, "Cluster")
+        try:
+            clusters.delete(
+                name=ctx.cluster.name,
+                namespace=namespace,
+                body={"propagationPolicy": "Foreground"},
+                **timeout_kwargs(),
+            )
+            ctx.progress(20, "Cluster object deleted; waiting for Cluster API to tear it down")
+        except ApiException as error:
+            if error.status != 404:
+                _raise(classify(error), "Deleting the Cluster object")
+        deadline = time.monotonic() + self._timeout(spec)
+        while time.monotonic() < deadline:
+            ctx.checkpoint()
+            try:
+                clusters.get(name=ctx.cluster.name, namespace=namespace, **timeout_kwargs())
+            except ApiException as error:
+                if error.status == 404:
+                    ctx.log("The Cluster object is gone")
+                    return
+                _raise(classify(error), "Reading the Cluster object")
+            time.sleep(settings.KEELSON_CAPI_POLL_SECONDS)
+        raise PermanentError("The Cluster object is still there after the timeout.")
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def _management(self, spec: ClusterSpec) -> k8s.ApiClient:
+        name = spec.params["management_cluster"]
+        management = Cluster.objects.filter(name=name).first()
+        if management is None:
+            raise PermanentError(f"The management cluster {name!r} is no longer registered.")
+        try:
+            return cluster_api_client(cluster=management)
+        except ClusterConnectError as error:
+            _raise(error, f"Connecting to the management cluster {name}")
+            raise  # unreachable: _raise always raises
+
+    @staticmethod
+    def _namespace(spec: ClusterSpec) -> str:
+        return str(spec.params.get("namespace") or "default")
+
+    @staticmethod
+    def _timeout(spec: ClusterSpec) -> float:
+        return float(spec.params.get("timeout_minutes", 60)) * 60
+
+    @staticmethod
+    def _resource(api: k8s.ApiClient, api_version: str, kind: str) -> Any:
+        try:
+            return DynamicClient(api).resources.get(api_version=api_version, kind=kind)
+        except Exception as error:
+            raise PermanentError(
+                f"The management cluster does not serve {kind} ({api_version}): is the Cluster "
+                f"API provider for it installed? ({type(error).__name__})"
+            ) from None
+
+    def _apply(
+        self,
+        ctx: ActionContext,
+        api: k8s.ApiClient,
+        objects: list[dict[str, Any]],
+        *,
+        start: int,
+        end: int,
+    ) -> None:
+        for index, manifest in enumerate(objects, start=1):
+            ctx.checkpoint()
+            self._resource(api, manifest["apiVersion"], manifest["kind"])
+            try:
+                apply_manifest(api, manifest)
+            except ClusterConnectError as error:
+                _raise(error, f"Applying {manifest['kind']} {manifest['metadata']['name']}")
+            percent = start + (end - start) * index // len(objects)
+            ctx.report(percent, None, f"applied {manifest['kind']}/{manifest['metadata']['name']}")
+        ctx.progress(end, f"Applied {len(objects)} Cluster API objects")
+
+    def _follow(self, ctx: ActionContext, api: k8s.ApiClient, spec: ClusterSpec) -> None:
+        """Log phase and condition changes until the control plane is ready."""
+        clusters = self._resource(api, CAPI, "Cluster")
+        namespace, name = self._namespace(spec), ctx.cluster.name
+        seen_phase = ""
+        seen: dict[str, tuple[str, str, str]] = {}
+        deadline = time.monotonic() + self._timeout(spec)
+        while time.monotonic() < deadline:
+            ctx.checkpoint()
+            try:
+                obj = clusters.get(name=name, namespace=namespace, **timeout_kwargs()).to_dict()
+            except ApiException as error:
+                _raise(classify(error), "Reading the Cluster object")
+            status = obj.get("status") or {}
+            phase = status.get("phase", "")
+            if phase != seen_phase:
+                ctx.log(f"Cluster phase: {phase or 'Pending'}")
+                seen_phase = phase
+            conditions = _conditions(status)
+            for kind, value in conditions.items():
+                if seen.get(kind) != value:
+                    state, reason, message = value
+                    ctx.log(f"{kind}={state}" + (f" ({reason}: {message})" if reason else ""))
+            seen = conditions
+            if status.get("failureMessage") or phase == "Failed":
+                reason = status.get("failureReason", "Failed")
+                failure = status.get("failureMessage", "")
+                raise PermanentError(f"Cluster API reports {reason}: {failure}")
+            infrastructure = bool(status.get("infrastructureReady"))
+            control_plane = bool(status.get("controlPlaneReady")) or (
+                conditions.get("ControlPlaneReady", ("",))[0] == "True"
+            )
+            if control_plane and phase == "Provisioned":
+                ctx.progress(80, "Control plane ready; waiting for its kubeconfig")
+                return
+            ctx.report(60 if infrastructure else 40, f"Provisioning ({phase or 'Pending'})", None)
+            time.sleep(settings.KEELSON_CAPI_POLL_SECONDS)
+        last = ", ".join(f"{k}={v[0]}" for k, v in seen.items()) or "no conditions"
+        raise PermanentError(
+            f"Not provisioned after {self._timeout(spec) / 60:.0f} min "
+            f"(phase {seen_phase or 'Pending'}; {last})."
+        )
+
+    def _register(self, ctx: ActionContext, api: k8s.ApiClient, spec: ClusterSpec) -> None:
+        core = k8s.CoreV1Api(api)
+        secret_name = f"{ctx.cluster.name}-kubeconfig"
+        deadline = time.monotonic() + self._timeout(spec)
+        while time.monotonic() < deadline:
+            ctx.checkpoint()
+            try:
+                secret = core.read_namespaced_secret(
+                    secret_name, self._namespace(spec), **timeout_kwargs()
+                )
+                break
+            except ApiException as error:
+                if error.status != 404:
+                    _raise(classify(error), f"Reading Secret {secret_name}")
+            time.sleep(settings.KEELSON_CAPI_POLL_SECONDS)
+        else:
+            raise PermanentError(f"Secret {secret_name} did not appear before the timeout.")
+        if ClusterCredential.objects.filter(cluster=ctx.cluster).exists():
+            return
+        try:
+            kubeconfig = base64.b64decode((secret.data or {})["value"]).decode()
+            connection = connection_from_kubeconfig(kubeconfig)
+        except (KeyError, ValueError, KubeconfigError) as error:
+            detail = str(error) if isinstance(error, KubeconfigError) else "no usable 'value' key"
+            raise PermanentError(
+                f"Secret {secret_name} holds no usable kubeconfig: {detail}"
+            ) from None
+        credential_store(cluster=ctx.cluster, spec=connection, kind=CredentialKind.KUBECONFIG)
+        ctx.cluster.api_server_url = connection.server
+        ctx.cluster.save(update_fields=["api_server_url", "updated_at"])
+        ctx.progress(90, f"Registered the workload cluster at {connection.server}")
+
+    def _wait_pools(
+        self,
+        ctx: ActionContext,
+        api: k8s.ApiClient,
+        spec: ClusterSpec,
+        objects: list[dict[str, Any]],
+    ) -> None:
+        deadline = time.monotonic() + self._timeout(spec)
+        while time.monotonic() < deadline:
+            ctx.checkpoint()
+            pending = []
+            for manifest in objects:
+                resource = self._resource(api, manifest["apiVersion"], manifest["kind"])
+                obj = resource.get(
+                    name=manifest["metadata"]["name"],
+                    namespace=self._namespace(spec),
+                    **timeout_kwargs(),
+                ).to_dict()
+                wanted = manifest["spec"]["replicas"]
+                ready = (obj.get("status") or {}).get("readyReplicas", 0) or 0
+                if ready != wanted:
+                    pending.append(f"{manifest['metadata']['name']} {ready}/{wanted}")
+            if not pending:
+                ctx.progress(90, "Every node pool has its replicas ready")
+                return
+            ctx.report(50, "Waiting for " + ", ".join(pending), None)
+            time.sleep(settings.KEELSON_CAPI_POLL_SECONDS)
+        raise PermanentError("Node pools did not reach their size before the timeout.")
+
+    def _wait_version(
+        self, ctx: ActionContext, api: k8s.ApiClient, control_plane: dict[str, Any], version: str
+    ) -> None:
+        resource = self._resource(api, control_plane["apiVersion"], control_plane["kind"])
+        deadline = time.monotonic() + float(60 * 60)
+        while time.monotonic() < deadline:
+            ctx.checkpoint()
+            obj = resource.get(
+                name=control_plane["metadata"]["name"],
+                namespace=control_plane["metadata"]["namespace"],
+                **timeout_kwargs(),
+            ).to_dict()
+            current = (obj.get("status") or {}).get("version", "")
+            if current == version:
+                ctx.progress(90, f"Control plane at {version}")
+                return
+            ctx.report(50, f"Control plane at {current or 'unknown'}, upgrading to {version}", None)
+            time.sleep(settings.KEELSON_CAPI_POLL_SECONDS)
+        raise PermanentError(f"The control plane did not reach {version} within an hour.")
