@@ -147,3 +147,97 @@ class DeregisterForm(forms.Form):
         if value != self.cluster_name:
             raise ValidationError("The name does not match.")
         return value
+
+
+def parse_node_pools(text: str) -> list[dict[str, Any]]:
+    """`name instance-type count` per line, e.g. `workers m5.large 3`."""
+    pools = []
+    for position, line in enumerate(text.splitlines(), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 3 or not parts[2].isdigit():
+            raise ValidationError(
+                f"Line {position}: write name, instance type and count (e.g. workers m5.large 3)."
+            )
+        pools.append({"name": parts[0], "instance_type": parts[1], "count": int(parts[2])})
+    if not pools:
+        raise ValidationError("Give at least one node pool.")
+    return pools
+
+
+class CreateClusterForm(forms.Form):
+    """Build a cluster through a provider. Provider-specific fields are shown for it only."""
+
+    INFRASTRUCTURES = [
+        ("aws", "AWS (EKS)"),
+        ("azure", "Azure (AKS)"),
+        ("gcp", "Google Cloud (GKE)"),
+        ("vsphere", "vSphere (kubeadm)"),
+    ]
+    name = forms.CharField(max_length=63, validators=[slug_validator])
+    team = forms.ModelChoiceField(queryset=Team.objects.none(), to_field_name="name")
+    provider = forms.ChoiceField(
+        choices=[("local", "Local (on this host)"), ("capi", "Cluster API")],
+        widget=forms.RadioSelect,
+        initial="local",
+    )
+    region = forms.CharField(max_length=64, required=False, initial="local")
+    kubernetes_version = forms.CharField(max_length=16, initial="v1.20.2")
+    node_pools = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        initial="workers m5.large 2",
+        help_text="One pool per line: name, instance type, count.",
+    )
+    environment = forms.CharField(max_length=64, required=False)
+    labels = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), required=False, help_text="key=value per line."
+    )
+    management_cluster = forms.CharField(max_length=63, required=False)
+    infrastructure = forms.ChoiceField(choices=INFRASTRUCTURES, required=False)
+    namespace = forms.CharField(max_length=63, required=False, initial="default")
+    resource_group = forms.CharField(max_length=90, required=False, label="Azure resource group")
+    subscription_id = forms.CharField(max_length=64, required=False, label="Azure subscription")
+    project = forms.CharField(max_length=64, required=False, label="GCP project")
+    server = forms.CharField(max_length=200, required=False, label="vCenter server")
+    datacenter = forms.CharField(max_length=100, required=False, label="vSphere datacenter")
+    template = forms.CharField(max_length=200, required=False, label="VM template")
+    control_plane_endpoint = forms.CharField(
+        max_length=200, required=False, label="Control plane endpoint (host:port)"
+    )
+
+    CAPI_PARAMS = (
+        "management_cluster",
+        "infrastructure",
+        "namespace",
+        "resource_group",
+        "subscription_id",
+        "project",
+        "server",
+        "datacenter",
+        "template",
+        "control_plane_endpoint",
+    )
+
+    def __init__(self, *args: Any, teams: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["team"].queryset = teams  # type: ignore[attr-defined]
+
+    def clean_labels(self) -> dict[str, str]:
+        return parse_labels(self.cleaned_data.get("labels", ""))
+
+    def clean_node_pools(self) -> list[dict[str, Any]]:
+        return parse_node_pools(self.cleaned_data.get("node_pools", ""))
+
+    def spec_data(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        params: dict[str, Any] = {}
+        if data["provider"] == "capi":
+            params = {key: data[key] for key in self.CAPI_PARAMS if data.get(key)}
+        return {
+            "provider": data["provider"],
+            "region": data.get("region", ""),
+            "kubernetes_version": data["kubernetes_version"],
+            "node_pools": data["node_pools"],
+            "params": params,
+        }

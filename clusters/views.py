@@ -17,7 +17,8 @@ from clusters.choices import ClusterMode, ClusterStatus
 from clusters.filtersets import ClusterFilterSet
 from clusters.forms import ClusterMetaForm, DeregisterForm, RegisterForm, labels_text, taints_text
 from clusters.kube.kubeconfig import KubeconfigError, list_contexts
-from clusters.models import Cluster, ClusterInventory
+from clusters.models import Cluster, ClusterInventory, ClusterProvisioning
+from clusters.providers.registry import get_provider
 from clusters.selectors import cluster_get, cluster_list
 from clusters.services.lifecycle import EDITABLE, cluster_deregister, cluster_update
 from clusters.services.registration import (
@@ -189,8 +190,13 @@ def _detail(
     data: dict[str, Any] = inventory.data if inventory else {}
     initial = {field: getattr(cluster, field) for field in EDITABLE}
     initial["labels"], initial["taints"] = labels_text(cluster.labels), taints_text(cluster.taints)
+    provisioning = ClusterProvisioning.objects.filter(cluster=cluster).first()
     context = {
         "cluster": cluster,
+        "provisioning": provisioning,
+        "capabilities": (
+            get_provider(provisioning.provider).capabilities() if provisioning else None
+        ),
         "inventory": data,
         "collected_at": inventory.collected_at if inventory else None,
         "nodes": data.get("nodes", []),

@@ -61,6 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=os.environ.get("KEELSON_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("KEELSON_PORT", "8000")))
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument(
+        "--no-demo",
+        dest="demo",
+        action="store_false",
+        default=os.environ.get("KEELSON_DEMO_FLEET", "true").lower() not in ("0", "false", "no"),
+        help="do not create the demo fleet of local clusters on an empty registry",
+    )
     args = parser.parse_args(argv)
 
     var = Path(os.environ.get("KEELSON_VAR_DIR", ROOT / "var"))
@@ -79,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     env.setdefault("SECURE_HSTS_PRELOAD", "false")
 
     postgres = redis = None
+    manage: list[str] = []
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = threading.Event()
 
@@ -101,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             say("keelson", "Celery broker: the embedded Redis (set CELERY_BROKER_URL for RabbitMQ)")
 
         python = sys.executable
-        manage = [python, str(ROOT / "manage.py")]
+        manage += [python, str(ROOT / "manage.py")]
         say("keelson", "applying database migrations")
         subprocess.run(
             [*manage, "migrate", "--noinput"], env=env, check=True, stdout=subprocess.DEVNULL
@@ -110,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             [*manage, "collectstatic", "--noinput"], env=env, check=True, stdout=subprocess.DEVNULL
         )
         subprocess.run([*manage, "keelson_bootstrap"], env=env, check=True)
+        subprocess.run([*manage, "keelson_local_clusters", "resume"], env=env, check=True)
 
         bin_dir = Path(python).parent
         commands = {
@@ -158,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             children[name] = process
             threading.Thread(target=_pump, args=(name, process.stdout), daemon=True).start()
         say("keelson", f"Keelson is up: http://{args.host}:{args.port}/  (Ctrl-C stops it)")
+        if args.demo:
+            subprocess.run([*manage, "keelson_demo_fleet"], env=env, check=False)
         while not stopping.is_set():
             for name, process in children.items():
                 if process.poll() is not None:
@@ -175,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
+        if manage:
+            subprocess.run(
+                [*manage, "keelson_local_clusters", "stop"], env=env, check=False, timeout=120
+            )
         if redis is not None:
             redis.stop()
         if postgres is not None:

@@ -1,0 +1,68 @@
+"""`manage.py keelson_demo_fleet`: a small fleet of local clusters for a first look.
+
+Runs only on an empty registry and when the Kubernetes binaries are built; each cluster
+is an ordinary provisioning Operation (watch them on the home page).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from clusters.models import Cluster
+from clusters.providers.base import ClusterSpec
+from clusters.providers.local import LocalProvider
+from clusters.services.provisioning import cluster_create
+from fleet.accounts.models import Team
+
+DEMO = [
+    ("demo-eu", "eu-west", "production", {"env": "prod", "tier": "web"}, [("web", "m5.large", 2)]),
+    (
+        "demo-us",
+        "us-east",
+        "production",
+        {"env": "prod", "tier": "batch"},
+        [("web", "m5.xlarge", 2), ("gpu", "g4dn.xlarge", 1)],
+    ),
+    ("demo-edge", "store-42", "edge", {"env": "edge"}, [("edge", "edge.small", 1)]),
+]
+
+
+class Command(BaseCommand):
+    help = "Create a demo fleet of local clusters if no cluster is registered yet."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if Cluster.objects.exists():
+            return
+        capabilities = LocalProvider().capabilities()
+        if not capabilities.provision:
+            self.stdout.write(f"no demo fleet: {capabilities.unavailable_reason}")
+            return
+        team = Team.objects.filter(name="platform").first()
+        if team is None:
+            self.stdout.write("no demo fleet: the 'platform' team is missing")
+            return
+        for name, region, environment, labels, pools in DEMO:
+            spec = ClusterSpec.from_json(
+                {
+                    "provider": "local",
+                    "region": region,
+                    "kubernetes_version": capabilities.versions[0],
+                    "node_pools": [
+                        {"name": pool, "instance_type": kind, "count": count}
+                        for pool, kind, count in pools
+                    ],
+                }
+            )
+            cluster_create(
+                actor=None,
+                team=team,
+                name=name,
+                spec=spec,
+                labels=labels,
+                environment=environment,
+                description="Demo cluster (local provider)",
+            )
+        names = ", ".join(entry[0] for entry in DEMO)
+        self.stdout.write(f"creating a demo fleet of local clusters: {names} (progress on /)")
