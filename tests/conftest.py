@@ -48,59 +48,67 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
-@pytest.fixture
-def celery_worker(transactional_db: None) -> Iterator[subprocess.Popen[bytes]]:
-    """A real Celery worker process on the test broker, using the test database."""
+def start_worker(name: str | None = None) -> subprocess.Popen[bytes]:
+    """A real Celery worker process on the test broker and database, answering pings."""
     from fleet.celery import QUEUES
     from fleet.celery import app as celery_app
 
-    celery_app.control.purge()
+    node = name or f"test-{os.getpid()}"
     env = dict(os.environ)
     env["DATABASE_URL"] = child_database_url()
     (REPO / "var").mkdir(exist_ok=True)
-    log = (REPO / "var" / "test-worker.log").open("ab")
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "fleet",
-            "worker",
-            "-l",
-            "info",
-            "-Q",
-            ",".join(QUEUES),
-            "-P",
-            "solo",
-            "-n",
-            f"test-{os.getpid()}@%h",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with (REPO / "var" / "test-worker.log").open("ab") as log:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "fleet",
+                "worker",
+                "-l",
+                "info",
+                "-Q",
+                ",".join(QUEUES),
+                "-P",
+                "solo",
+                "-n",
+                f"{node}@%h",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert worker.poll() is None, "the Celery worker exited at start; see var/test-worker.log"
+        if celery_app.control.ping(destination=[f"{node}@{socket.gethostname()}"], timeout=1):
+            return worker
+    worker.kill()
+    pytest.fail("the Celery worker did not answer a ping within 60 s")
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    worker.terminate()
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert worker.poll() is None, (
-                "the Celery worker exited at start; see var/test-worker.log"
-            )
-            if celery_app.control.ping(
-                destination=[f"test-{os.getpid()}@{socket.gethostname()}"], timeout=1
-            ):
-                break
-        else:
-            pytest.fail("the Celery worker did not answer a ping within 60 s")
+        worker.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait(timeout=10)
+
+
+@pytest.fixture
+def celery_worker(transactional_db: None) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker process on the test broker, using the test database."""
+    from fleet.celery import app as celery_app
+
+    celery_app.control.purge()
+    worker = start_worker()
+    try:
         yield worker
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        log.close()
+        stop_worker(worker)
 
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,7 @@ def management(kube_env: LocalKubeEnv) -> Iterator[LocalCluster]:
     local = kube_env.start_cluster("capi-mgmt", controllers=False, simulate=False)
     install_crds(local.control_plane.api_client())
     yield local
-    kube_env.stop_cluster("capi-mgmt", remove_data=False)
+    kube_env.stop_cluster("capi-mgmt", remove_data=True)
 
 
 def _in_background(operation: Operation) -> threading.Thread:
