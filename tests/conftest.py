@@ -119,7 +119,7 @@ def kube_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     env = LocalKubeEnv(
         tmp_path_factory.mktemp("localkube"),
         binaries=find_binaries(build=True),
-        node_monitor_grace_period="12s",
+        node_monitor_grace_period="16s",
     )
     env.start()
     yield env

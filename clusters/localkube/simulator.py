@@ -86,7 +86,9 @@ class NodeSimulator:
         nodes: list[NodeSpec],
         *,
         tick: float = 0.5,
-        lease_interval: float = 10.0,
+        # Well inside the node controller's grace period, even on a loaded host (a late
+        # renewal must not make a healthy node NotReady).
+        lease_interval: float = 4.0,
         status_interval: float = 30.0,
     ) -> None:
         self.core = k8s.CoreV1Api(api_client)

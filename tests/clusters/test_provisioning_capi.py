@@ -314,3 +314,37 @@ def test_failure_reported_by_cluster_api_fails_the_operation(
         "Cluster API reports InvalidConfiguration: subscription 0000 not found"
     )
     assert Cluster.objects.get(name="aks-1").provisioning.lifecycle == "failed"
+
+
+def test_a_cancel_stops_the_provider_at_its_next_step(
+    settings: Any, management: LocalCluster
+) -> None:
+    from fleet.operations.services import operation_cancel
+
+    settings.KEELSON_CAPI_POLL_SECONDS = 0.2
+    team = make_team()
+    register_local(management, team=team, name="mgmt")
+    api = management.control_plane.api_client()
+    spec = ClusterSpec.from_json(
+        {
+            "provider": "capi",
+            "region": "eu-west-1",
+            "kubernetes_version": "1.29.4",
+            "node_pools": [{"name": "general", "instance_type": "m5.large", "count": 1}],
+            "params": {"management_cluster": "mgmt", "infrastructure": "aws", "namespace": "fleet"},
+        }
+    )
+    operation = cluster_create(actor=None, team=team, name="eks-cancel", spec=spec)
+    thread = _in_background(operation)
+    wait_for(
+        _get(api, "cluster.x-k8s.io/v1beta1", "Cluster", "eks-cancel"),
+        timeout=30,
+        what="the Cluster",
+    )
+    operation_cancel(operation=Operation.objects.get(pk=operation.pk), actor=None)
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    operation.refresh_from_db()
+    assert operation.state == "canceled"
+    assert "Canceled" in operation.message
+    assert Cluster.objects.get(name="eks-cancel").provisioning.lifecycle == "failed"
