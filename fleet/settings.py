@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "fleet.audit",
     "fleet.operations",
     "clusters",
+    "clusters.cost",
     "policies",
 ]
 
@@ -270,6 +271,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(KEELSON_COLLECT_INTERVAL),
         "options": {"expires": KEELSON_COLLECT_INTERVAL},
     },
+    "cost-compute": {"task": "clusters.cost.tasks.cost_compute_task", "schedule": 600.0},
+    "budgets-check": {"task": "clusters.cost.tasks.budgets_check_task", "schedule": 3600.0},
     "clusters-health-rollup": {
         "task": "clusters.tasks.clusters_health_rollup_task",
         "schedule": 300.0,

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
 from clusters.kube.client import classify, timeout_kwargs
@@ -34,6 +35,10 @@ class Inventory:
     requested_memory_bytes: int = 0
     warning_events: int = 0
     recent_warnings: list[dict[str, Any]] = field(default_factory=list)
+    # Requests of running/pending pods per (node, namespace), for cost allocation.
+    allocations: list[dict[str, Any]] = field(default_factory=list)
+    # Requested persistent storage per namespace (bytes).
+    storage_bytes: dict[str, int] = field(default_factory=dict)
 
     @property
     def nodes_ready(self) -> int:
@@ -55,6 +60,8 @@ class Inventory:
             "requested_memory_bytes": self.requested_memory_bytes,
             "warning_events": self.warning_events,
             "recent_warnings": self.recent_warnings,
+            "allocations": self.allocations,
+            "storage_bytes": self.storage_bytes,
         }
 
 
@@ -109,15 +116,24 @@ def _node(node: Any) -> dict[str, Any]:
     }
 
 
-def _pod_requests(pod: Any) -> tuple[int, int]:
-    """Effective requests as the scheduler counts them: max(sum of containers, any init)."""
-    cpu = sum(_millis((c.resources.requests or {}).get("cpu")) for c in pod.spec.containers)
-    memory = sum(_bytes((c.resources.requests or {}).get("memory")) for c in pod.spec.containers)
+def _pod_requests(pod: Any) -> tuple[int, int, int]:
+    """Effective requests as the scheduler counts them: max(sum of containers, any init).
+    GPUs are counted from limits (extended resources are set as limits)."""
+    containers = pod.spec.containers
+    cpu = sum(_millis((c.resources.requests or {}).get("cpu")) for c in containers)
+    memory = sum(_bytes((c.resources.requests or {}).get("memory")) for c in containers)
+    gpu = sum(
+        int(parse_quantity(limits[key]))
+        for c in containers
+        for limits in [c.resources.limits or {}]
+        for key in GPU_RESOURCES
+        if key in limits
+    )
     for init in pod.spec.init_containers or []:
         requests = init.resources.requests or {}
         cpu = max(cpu, _millis(requests.get("cpu")))
         memory = max(memory, _bytes(requests.get("memory")))
-    return cpu, memory
+    return cpu, memory, gpu
 
 
 def _crashlooping(pod: Any) -> bool:
@@ -126,6 +142,19 @@ def _crashlooping(pod: Any) -> bool:
         if waiting is not None and waiting.reason in ("CrashLoopBackOff", "Error"):
             return True
     return False
+
+
+def _storage(core: k8s.CoreV1Api) -> dict[str, int]:
+    """Requested PVC storage per namespace; empty when the credentials may not list PVCs."""
+    totals: Counter[str] = Counter()
+    try:
+        for claim in _paged(core.list_persistent_volume_claim_for_all_namespaces):
+            requests = (claim.spec.resources.requests or {}) if claim.spec.resources else {}
+            totals[claim.metadata.namespace] += _bytes(requests.get("storage"))
+    except ApiException as error:
+        if error.status != 403:
+            raise
+    return dict(totals)
 
 
 def collect(api: k8s.ApiClient, server: str = "") -> Inventory:
@@ -168,13 +197,26 @@ def _collect(api: k8s.ApiClient) -> Inventory:
 
     phases: Counter[str] = Counter()
     cpu = memory = crashlooping = 0
+    per_node: dict[tuple[str, str], list[int]] = {}
     for pod in _paged(core.list_pod_for_all_namespaces):
         phase = pod.status.phase or "Unknown"
         phases[phase] += 1
         if phase in ("Pending", "Running", "Unknown"):
-            pod_cpu, pod_memory = _pod_requests(pod)
+            pod_cpu, pod_memory, pod_gpu = _pod_requests(pod)
             cpu, memory = cpu + pod_cpu, memory + pod_memory
             crashlooping += int(_crashlooping(pod))
+            key = (pod.spec.node_name or "", pod.metadata.namespace or "")
+            totals = per_node.setdefault(key, [0, 0, 0])
+            totals[0], totals[1], totals[2] = (
+                totals[0] + pod_cpu,
+                totals[1] + pod_memory,
+                totals[2] + pod_gpu,
+            )
+    inventory.allocations = [
+        {"node": node, "namespace": ns, "cpu_millis": t[0], "memory_bytes": t[1], "gpu": t[2]}
+        for (node, ns), t in sorted(per_node.items())
+    ]
+    inventory.storage_bytes = _storage(core)
     inventory.pods_by_phase = dict(phases)
     inventory.requested_cpu_millis, inventory.requested_memory_bytes = cpu, memory
     inventory.pods_crashlooping = crashlooping
@@ -233,6 +275,26 @@ def inventory_from_json(data: Any) -> Inventory:
             ):
                 raise ValueError(f"inventory.nodes[].{section} must map to non-negative integers")
             node[section] = resources
+    allocations = data.get("allocations", [])
+    if not isinstance(allocations, list) or not all(
+        isinstance(a, dict)
+        and isinstance(a.get("node"), str)
+        and isinstance(a.get("namespace"), str)
+        and all(
+            isinstance(a.get(k), int) and a[k] >= 0 for k in ("cpu_millis", "memory_bytes", "gpu")
+        )
+        for a in allocations
+    ):
+        raise ValueError(
+            "inventory.allocations must be a list of {node, namespace, cpu_millis, ...}"
+        )
+    inventory.allocations = allocations
+    storage = data.get("storage_bytes", {})
+    if not isinstance(storage, dict) or not all(
+        isinstance(v, int) and v >= 0 for v in storage.values()
+    ):
+        raise ValueError("inventory.storage_bytes must map namespaces to byte counts")
+    inventory.storage_bytes = storage
     for name in ("workloads", "pods_by_phase"):
         value = data.get(name, {})
         if not isinstance(value, dict):

@@ -1,0 +1,1 @@
+"""Cost metering: prices, OpenCost-style allocation per cluster and hour, rollups, budgets."""

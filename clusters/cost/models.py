@@ -1,0 +1,171 @@
+"""Prices (effective-dated: a change applies from its date, never retroactively), cost
+allocations per cluster, hour and namespace, and budgets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+from fleet.accounts.models import slug_validator
+
+
+def money(**options: Any) -> Any:
+    """Amounts in the currency of the price list, to the micro-unit (sums stay exact)."""
+    return models.DecimalField(max_digits=18, decimal_places=6, **options)
+
+
+class InstancePrice(models.Model):
+    """A list price per provider, region ('' for any region) and instance type."""
+
+    provider = models.CharField(max_length=16)
+    region = models.CharField(max_length=64, blank=True)
+    instance_type = models.CharField(max_length=64)
+    hourly = money()
+    valid_from = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "region", "instance_type", "valid_from"],
+                name="instanceprice_unique",
+            )
+        ]
+        indexes = [models.Index(fields=["provider", "instance_type"])]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.region or '*'}/{self.instance_type} {self.hourly}/h"
+
+
+class RateCard(models.Model):
+    """Custom prices (on-premises, edge, negotiated): per instance type, or per core-hour,
+    GB-hour and GPU-hour. A new version (same name, later valid_from) changes prices from
+    its date on."""
+
+    name = models.CharField(max_length=63, validators=[slug_validator])
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="+")
+    valid_from = models.DateField()
+    cpu_core_hour = money()
+    ram_gb_hour = money()
+    gpu_hour = money(default=0)
+    storage_gb_month = money(default=0)
+    instance_prices = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["name", "valid_from"], name="ratecard_unique_version")
+        ]
+        ordering = ["name", "-valid_from"]
+
+    def __str__(self) -> str:
+        return f"{self.name} from {self.valid_from}"
+
+
+class ClusterPricing(models.Model):
+    """How a cluster is priced from `valid_from` on (the latest row not after a date
+    applies on that date)."""
+
+    cluster = models.ForeignKey("clusters.Cluster", on_delete=models.CASCADE, related_name="+")
+    valid_from = models.DateField()
+    rate_card = models.CharField(max_length=63, blank=True, help_text="A rate card's name.")
+    discount_percent = models.DecimalField(max_digits=5, decimal_places=2, default=0)
+    spot = models.BooleanField(default=False)
+    spot_discount_percent = models.DecimalField(max_digits=5, decimal_places=2, default=60)
+    control_plane_monthly = money(null=True, blank=True)
+    storage_gb_month = money(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "valid_from"], name="clusterpricing_unique"),
+            models.CheckConstraint(
+                condition=models.Q(discount_percent__gte=0, discount_percent__lte=100),
+                name="clusterpricing_discount_range",
+            ),
+        ]
+        ordering = ["cluster", "-valid_from"]
+
+    def __str__(self) -> str:
+        return f"pricing of {self.cluster_id} from {self.valid_from}"
+
+
+class CostAllocation(models.Model):
+    """One namespace's (or idle, or the control plane's) cost in one cluster for one hour.
+    Team, provider, region and environment are copied from the cluster at that hour, so
+    rollups need no join and history keeps who owned what."""
+
+    id = models.BigAutoField(primary_key=True)
+    cluster = models.ForeignKey("clusters.Cluster", on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    namespace = models.CharField(max_length=253)
+    team = models.ForeignKey(
+        "accounts.Team", null=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )
+    provider = models.CharField(max_length=16)
+    region = models.CharField(max_length=64, blank=True)
+    environment = models.CharField(max_length=64, blank=True)
+    cpu_cost = money()
+    ram_cost = money()
+    gpu_cost = money()
+    storage_cost = money(default=0)
+    shared_cost = money(default=0)
+    total_cost = money()
+    cpu_core_hours = money(default=0)
+    ram_gb_hours = money(default=0)
+    gpu_hours = money(default=0)
+    cpu_usage_core_hours = money(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cluster", "hour", "namespace"], name="costallocation_unique"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["hour"]),
+            models.Index(fields=["team", "hour"]),
+            models.Index(fields=["cluster", "hour"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cluster_id} {self.hour} {self.namespace}: {self.total_cost}"
+
+
+class Budget(models.Model):
+    """A monthly budget for a team or a cluster set; alerts when the month's forecast
+    exceeds it."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[slug_validator])
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
+    cluster_set = models.ForeignKey(
+        "clusters.ClusterSet", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    monthly_amount = models.DecimalField(max_digits=14, decimal_places=2)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BudgetAlert(models.Model):
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="alerts")
+    month = models.DateField()
+    forecast = models.DecimalField(max_digits=14, decimal_places=2)
+    spent = models.DecimalField(max_digits=14, decimal_places=2)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["budget", "month"], name="budgetalert_once_a_month")
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.budget_id} {self.month}: forecast {self.forecast}"

@@ -1,0 +1,113 @@
+"""Which prices apply to a cluster on a given day (effective-dated, never retroactive)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from clusters.cost.allocation import Weights
+from clusters.cost.models import ClusterPricing, InstancePrice, RateCard
+from clusters.cost.pricelist import CONTROL_PLANE_MONTHLY, HOURS_PER_MONTH
+from clusters.models import Cluster
+
+DEFAULT_STORAGE_GB_MONTH = Decimal("0.10")
+HUNDRED = Decimal(100)
+
+
+@dataclass(frozen=True)
+class ResolvedPricing:
+    weights: Weights
+    rate_card: RateCard | None
+    pricing: ClusterPricing | None
+    multiplier: Decimal  # after discount and spot
+    control_plane_hourly: Decimal
+    storage_gb_hour: Decimal
+
+    def node_hourly(
+        self,
+        *,
+        provider: str,
+        region: str,
+        instance_type: str,
+        cpu: Decimal,
+        ram_gb: Decimal,
+        gpus: int,
+        day: date,
+    ) -> tuple[Decimal, bool]:
+        """The node's hourly price and whether it is an estimate (no price known for its
+        instance type: priced by resources at the default unit prices)."""
+        card = self.rate_card
+        if card is not None:
+            if instance_type in card.instance_prices:
+                return Decimal(str(card.instance_prices[instance_type])) * self.multiplier, False
+            by_resource = (
+                cpu * card.cpu_core_hour + ram_gb * card.ram_gb_hour + gpus * card.gpu_hour
+            )
+            return by_resource * self.multiplier, False
+        listed = list_price(provider=provider, region=region, instance_type=instance_type, day=day)
+        if listed is not None:
+            return listed * self.multiplier, False
+        weights = self.weights
+        estimate = (
+            cpu * weights.cpu_core_hour + ram_gb * weights.ram_gb_hour + gpus * weights.gpu_hour
+        )
+        return estimate * self.multiplier, True
+
+
+def list_price(*, provider: str, region: str, instance_type: str, day: date) -> Decimal | None:
+    """The region's own price if known, else the provider's reference price."""
+    candidates = InstancePrice.objects.filter(
+        provider=provider, instance_type=instance_type, region__in=[region, ""], valid_from__lte=day
+    ).order_by("-region", "-valid_from")
+    price = candidates.values_list("hourly", flat=True).first()
+    return Decimal(price) if price is not None else None
+
+
+def rate_card_on(name: str, day: date) -> RateCard | None:
+    return RateCard.objects.filter(name=name, valid_from__lte=day).order_by("-valid_from").first()
+
+
+def pricing_on(cluster: Cluster, day: date) -> ClusterPricing | None:
+    return (
+        ClusterPricing.objects.filter(cluster=cluster, valid_from__lte=day)
+        .order_by("-valid_from")
+        .first()
+    )
+
+
+def resolve(cluster: Cluster, day: date) -> ResolvedPricing:
+    pricing = pricing_on(cluster, day)
+    card = rate_card_on(pricing.rate_card, day) if pricing and pricing.rate_card else None
+    multiplier = Decimal(1)
+    if pricing is not None:
+        multiplier *= 1 - pricing.discount_percent / HUNDRED
+        if pricing.spot:
+            multiplier *= 1 - pricing.spot_discount_percent / HUNDRED
+    weights = (
+        Weights(card.cpu_core_hour, card.ram_gb_hour, card.gpu_hour or Weights().gpu_hour)
+        if card is not None and card.cpu_core_hour > 0 and card.ram_gb_hour > 0
+        else Weights()
+    )
+    monthly = (
+        pricing.control_plane_monthly
+        if pricing is not None and pricing.control_plane_monthly is not None
+        else CONTROL_PLANE_MONTHLY.get(cluster.provider, Decimal(0))
+    )
+    storage_month = (
+        pricing.storage_gb_month
+        if pricing is not None and pricing.storage_gb_month is not None
+        else (
+            card.storage_gb_month
+            if card is not None and card.storage_gb_month
+            else DEFAULT_STORAGE_GB_MONTH
+        )
+    )
+    return ResolvedPricing(
+        weights=weights,
+        rate_card=card,
+        pricing=pricing,
+        multiplier=multiplier,
+        control_plane_hourly=monthly / HOURS_PER_MONTH,
+        storage_gb_hour=storage_month / HOURS_PER_MONTH,
+    )

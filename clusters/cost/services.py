@@ -1,0 +1,229 @@
+"""Computing hourly cost allocations from inventories, and checking budgets.
+
+Beat runs `cost_compute` every 10 minutes for the current hour: the hour's rows are
+replaced (never added to), so a rerun or a redelivered task changes nothing, and the
+running hour's estimate follows the fleet. Writes are one multi-row insert per batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from clusters.cost.allocation import CONTROL_PLANE, Allocation, Node, Workload, allocate
+from clusters.cost.models import Budget, BudgetAlert, CostAllocation
+from clusters.cost.pricing import ResolvedPricing, resolve
+from clusters.models import Cluster, ClusterInventory
+from clusters.services.lifecycle import cluster_set_clusters
+from fleet.audit.services import audit_record
+
+logger = logging.getLogger(__name__)
+GIB = Decimal(2**30)
+THOUSAND = Decimal(1000)
+ONE_HOUR = Decimal(1)
+BATCH = 200  # clusters per transaction: ~200 x (namespaces + 2) rows per insert
+
+
+def _nodes(
+    inventory: dict[str, Any], pricing: ResolvedPricing, cluster: Cluster, day: datetime
+) -> tuple[list[Node], int]:
+    nodes, estimated = [], 0
+    for raw in inventory.get("nodes", []):
+        capacity = raw.get("capacity", {})
+        cpu = Decimal(capacity.get("cpu_millis", 0)) / THOUSAND
+        ram = Decimal(capacity.get("memory_bytes", 0)) / GIB
+        gpus = int(capacity.get("gpu", 0))
+        price, is_estimate = pricing.node_hourly(
+            provider=cluster.provider,
+            region=raw.get("region") or cluster.region,
+            instance_type=raw.get("instance_type", ""),
+            cpu=cpu,
+            ram_gb=ram,
+            gpus=gpus,
+            day=day.date(),
+        )
+        estimated += int(is_estimate)
+        nodes.append(Node(raw["name"], cpu, ram, gpus, price))
+    return nodes, estimated
+
+
+def cluster_cost_hour(
+    cluster: Cluster, inventory: dict[str, Any], hour: datetime
+) -> dict[str, Allocation]:
+    """The allocations of one cluster for one hour (no database writes)."""
+    pricing = resolve(cluster, hour.date())
+    nodes, _ = _nodes(inventory, pricing, cluster, hour)
+    workloads = [
+        Workload(
+            namespace=row["namespace"],
+            node=row["node"],
+            cpu_request=Decimal(row["cpu_millis"]) / THOUSAND,
+            ram_request_gb=Decimal(row["memory_bytes"]) / GIB,
+            gpu_request=int(row.get("gpu", 0)),
+        )
+        for row in inventory.get("allocations", [])
+        if row.get("node")
+    ]
+    rows = allocate(
+        nodes=nodes,
+        workloads=workloads,
+        hours=ONE_HOUR,
+        weights=pricing.weights,
+        control_plane_hourly=pricing.control_plane_hourly,
+    )
+    storage: dict[str, int] = inventory.get("storage_bytes") or {}
+    for namespace, size in storage.items():
+        row = rows.setdefault(namespace, Allocation(namespace))
+        row.extra["storage"] = (Decimal(size) / GIB * pricing.storage_gb_hour).quantize(
+            Decimal("0.000001")
+        )
+    return rows
+
+
+def _record(cluster: Cluster, hour: datetime, rows: dict[str, Allocation]) -> list[CostAllocation]:
+    records = []
+    for namespace, row in rows.items():
+        storage = row.extra.get("storage", Decimal(0))
+        records.append(
+            CostAllocation(
+                cluster_id=cluster.pk,
+                hour=hour,
+                namespace=namespace,
+                team_id=cluster.team_id,
+                provider=cluster.provider,
+                region=cluster.region,
+                environment=cluster.environment,
+                cpu_cost=row.cpu_cost,
+                ram_cost=row.ram_cost,
+                gpu_cost=row.gpu_cost,
+                storage_cost=storage,
+                shared_cost=row.shared_cost,
+                total_cost=row.total + storage,
+                cpu_core_hours=row.cpu_core_hours,
+                ram_gb_hours=row.ram_gb_hours,
+                gpu_hours=row.gpu_hours,
+            )
+        )
+    return records
+
+
+def cost_compute(*, hour: datetime | None = None, cluster_ids: list[int] | None = None) -> int:
+    """(Re)compute one hour for every cluster with an inventory; returns rows written."""
+    hour = (hour or timezone.now()).replace(minute=0, second=0, microsecond=0)
+    query = ClusterInventory.objects.select_related("cluster").order_by("cluster_id")
+    if cluster_ids is not None:
+        query = query.filter(cluster_id__in=cluster_ids)
+    written = 0
+    batch: list[ClusterInventory] = []
+    for inventory in query.iterator(chunk_size=BATCH):
+        batch.append(inventory)
+        if len(batch) == BATCH:
+            written += _write(batch, hour)
+            batch = []
+    if batch:
+        written += _write(batch, hour)
+    return written
+
+
+@transaction.atomic
+def _write(batch: list[ClusterInventory], hour: datetime) -> int:
+    records: list[CostAllocation] = []
+    for inventory in batch:
+        records += _record(
+            inventory.cluster, hour, cluster_cost_hour(inventory.cluster, inventory.data, hour)
+        )
+    CostAllocation.objects.filter(cluster_id__in=[i.cluster_id for i in batch], hour=hour).delete()
+    CostAllocation.objects.bulk_create(records, batch_size=1000)
+    return len(records)
+
+
+def _month_bounds(now: datetime) -> tuple[datetime, datetime]:
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return start, end
+
+
+def budget_status(budget: Budget, now: datetime | None = None) -> dict[str, Decimal]:
+    """Month to date, and the month's forecast at the pace so far."""
+    now = now or timezone.now()
+    start, end = _month_bounds(now)
+    rows = CostAllocation.objects.filter(hour__gte=start, hour__lt=end, hour__lte=now)
+    if budget.cluster_set is not None:
+        members = cluster_set_clusters(cluster_set=budget.cluster_set).values("pk")
+        rows = rows.filter(cluster_id__in=members)
+    else:
+        rows = rows.filter(team_id=budget.team_id)
+    spent = rows.aggregate(total=Sum("total_cost"))["total"] or Decimal(0)
+    hours_so_far = Decimal(rows.values("hour").distinct().count()) or Decimal(1)
+    hours_in_month = Decimal((end - start).total_seconds() / 3600)
+    forecast = spent / hours_so_far * hours_in_month
+    return {
+        "spent": spent.quantize(Decimal("0.01")),
+        "forecast": forecast.quantize(Decimal("0.01")),
+        "amount": budget.monthly_amount,
+    }
+
+
+def budgets_check(*, now: datetime | None = None) -> list[BudgetAlert]:
+    """Alert (once a month per budget) when the forecast exceeds the budget."""
+    now = now or timezone.now()
+    month = now.date().replace(day=1)
+    alerts = []
+    for budget in Budget.objects.select_related("team", "cluster_set"):
+        status = budget_status(budget, now)
+        if status["forecast"] <= budget.monthly_amount:
+            continue
+        alert, created = BudgetAlert.objects.get_or_create(
+            budget=budget,
+            month=month,
+            defaults={"forecast": status["forecast"], "spent": status["spent"]},
+        )
+        if created:
+            audit_record(
+                actor=None,
+                action="budget.alert",
+                target=budget,
+                team=budget.team,
+                detail={k: str(v) for k, v in status.items()},
+            )
+            logger.warning(
+                "budget %s: forecast %s exceeds %s",
+                budget.name,
+                status["forecast"],
+                budget.monthly_amount,
+            )
+            alerts.append(alert)
+    return alerts
+
+
+def cluster_unit_prices(cluster: Cluster, day: datetime | None = None) -> dict[str, Decimal] | None:
+    """The cluster's average price per core-hour and GB-hour (capacity-weighted), for the
+    placement's cheapest-capacity prioritizer; None without an inventory."""
+    from clusters.cost.allocation import unit_prices
+
+    inventory = ClusterInventory.objects.filter(cluster=cluster).first()
+    if inventory is None:
+        return None
+    moment = day or timezone.now()
+    pricing = resolve(cluster, moment.date())
+    nodes, _ = _nodes(inventory.data, pricing, cluster, moment)
+    cores = sum((n.cpu_cores for n in nodes), Decimal(0))
+    ram = sum((n.ram_gb for n in nodes), Decimal(0))
+    if not cores or not ram:
+        return None
+    cpu_cost = sum(
+        (unit_prices(n, pricing.weights).cpu_core_hour * n.cpu_cores for n in nodes), Decimal(0)
+    )
+    ram_cost = sum(
+        (unit_prices(n, pricing.weights).ram_gb_hour * n.ram_gb for n in nodes), Decimal(0)
+    )
+    return {"cpu_core_hour": cpu_cost / cores, "ram_gb_hour": ram_cost / ram}
+
+
+__all__ = ["CONTROL_PLANE", "budgets_check", "cluster_unit_prices", "cost_compute"]

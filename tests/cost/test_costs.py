@@ -1,0 +1,162 @@
+"""Costs computed from inventories with list prices, dated price changes, rollups, budgets."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal as D
+from typing import Any
+
+import pytest
+
+from clusters.cost.models import Budget, BudgetAlert, ClusterPricing, CostAllocation, RateCard
+from clusters.cost.rollups import cost_rollup, cost_total
+from clusters.cost.services import budgets_check, cluster_unit_prices, cost_compute
+from clusters.models import ClusterInventory
+from fleet.accounts.choices import Role
+from tests.factories import add_member, make_cluster, make_team, make_user
+
+pytestmark = pytest.mark.django_db
+GIB = 2**30
+HOUR = datetime(2026, 11, 10, 14, 0, tzinfo=UTC)
+
+
+def _node(name: str, instance_type: str, cpu: int, gib: int) -> dict[str, Any]:
+    capacity = {"cpu_millis": cpu * 1000, "memory_bytes": gib * GIB, "gpu": 0, "pods": 110}
+    return {
+        "name": name,
+        "ready": True,
+        "instance_type": instance_type,
+        "region": "",
+        "capacity": capacity,
+        "allocatable": capacity,
+    }
+
+
+def _fleet(team: Any, name: str = "eu-1", **fields: Any) -> Any:
+    cluster = make_cluster(
+        team=team, name=name, provider="aws", region="eu-west-1", environment="prod", **fields
+    )
+    ClusterInventory.objects.create(
+        cluster=cluster,
+        collected_at=HOUR,
+        data={
+            "nodes": [_node("a", "m5.large", 2, 8), _node("b", "r5.xlarge", 4, 32)],
+            "allocations": [
+                {
+                    "node": "a",
+                    "namespace": "web",
+                    "cpu_millis": 1000,
+                    "memory_bytes": 4 * GIB,
+                    "gpu": 0,
+                },
+                {
+                    "node": "b",
+                    "namespace": "batch",
+                    "cpu_millis": 2000,
+                    "memory_bytes": 16 * GIB,
+                    "gpu": 0,
+                },
+            ],
+            "storage_bytes": {"web": 100 * GIB},
+        },
+    )
+    return cluster
+
+
+def _rows(cluster: Any, hour: datetime = HOUR) -> dict[str, CostAllocation]:
+    return {r.namespace: r for r in CostAllocation.objects.filter(cluster=cluster, hour=hour)}
+
+
+def test_an_hour_is_priced_from_list_prices_and_every_node_hour_is_accounted_for() -> None:
+    cluster = _fleet(make_team())
+    cost_compute(hour=HOUR)
+    rows = _rows(cluster)
+    assert set(rows) == {"web", "batch", "__idle__", "__control_plane__"}
+    # eu-west-1 list prices: m5.large 0.096 x 1.07, r5.xlarge 0.252 x 1.07
+    nodes = D("0.10272") + D("0.26964")
+    control_plane = D(73) / D(730)
+    storage = D(100) * D("0.10") / D(730)
+    total = sum(r.total_cost for r in rows.values())
+    assert abs(total - (nodes + control_plane + storage)) < D("0.00001")
+    assert rows["web"].storage_cost == (storage).quantize(D("0.000001"))
+    # computing the hour again replaces it, never adds to it
+    cost_compute(hour=HOUR + timedelta(minutes=30))
+    assert CostAllocation.objects.filter(cluster=cluster).count() == 4
+
+
+def test_a_price_change_applies_from_its_date_only() -> None:
+    cluster = _fleet(make_team())
+    day_before = HOUR - timedelta(days=1)
+    cost_compute(hour=day_before)
+    before = sum(r.total_cost for r in _rows(cluster, day_before).values())
+    # a 50 % discount from HOUR's date on (and no control-plane fee)
+    ClusterPricing.objects.create(
+        cluster=cluster, valid_from=HOUR.date(), discount_percent=50, control_plane_monthly=0
+    )
+    cost_compute(hour=HOUR)
+    cost_compute(hour=day_before)  # recomputing the past does not apply it
+    after = sum(r.total_cost for r in _rows(cluster).values())
+    assert sum(r.total_cost for r in _rows(cluster, day_before).values()) == before
+    nodes_half = (D("0.10272") + D("0.26964")) / 2
+    assert abs(after - nodes_half - D(100) * D("0.10") / D(730)) < D("0.00001")
+
+
+def test_an_onprem_rate_card_prices_by_resource() -> None:
+    team = make_team()
+    cluster = _fleet(team, name="dc-1")
+    cluster.provider = "onprem"
+    cluster.save()
+    RateCard.objects.create(
+        name="dc",
+        team=team,
+        valid_from=date(2026, 1, 1),
+        cpu_core_hour=D("0.02"),
+        ram_gb_hour=D("0.002"),
+        instance_prices={"r5.xlarge": "0.10"},
+    )
+    ClusterPricing.objects.create(cluster=cluster, valid_from=date(2026, 1, 1), rate_card="dc")
+    cost_compute(hour=HOUR)
+    rows = _rows(cluster)
+    # node a by resource: 2 x 0.02 + 8 x 0.002 = 0.056; node b from the card: 0.10
+    compute = sum(r.total_cost - r.storage_cost for r in rows.values())
+    assert compute == D("0.156")
+    assert "__control_plane__" not in rows  # no fee for on-premises
+    prices = cluster_unit_prices(cluster, HOUR)
+    assert prices is not None and prices["cpu_core_hour"] > 0
+
+
+def test_rollups_equal_the_sum_of_their_parts() -> None:
+    team = make_team()
+    _fleet(team, name="eu-1", labels={"tier": "web"})
+    _fleet(team, name="eu-2", labels={"tier": "batch"})
+    for hours in range(30):
+        cost_compute(hour=HOUR + timedelta(hours=hours))
+    user = make_user()
+    add_member(team, user, Role.VIEWER)
+    since, until = HOUR, HOUR + timedelta(days=3)
+    total = cost_total(user=user, since=since, until=until)
+    for group_by in ("cluster", "namespace", "provider", "team", "label:tier"):
+        rows = cost_rollup(user=user, since=since, until=until, group_by=group_by)
+        assert abs(sum(r["total_cost"] for r in rows) - total) <= D("0.01") * len(rows), group_by
+    by_day = cost_rollup(user=user, since=since, until=until, group_by="cluster", period="day")
+    assert {r["period"].date() for r in by_day} == {HOUR.date(), HOUR.date() + timedelta(days=1)}
+    assert {
+        r["group"] for r in cost_rollup(user=user, since=since, until=until, group_by="label:tier")
+    } == {"web", "batch"}
+    # outsiders see nothing
+    assert cost_total(user=make_user(), since=since, until=until) == 0
+
+
+def test_a_budget_alerts_once_when_the_forecast_exceeds_it() -> None:
+    team = make_team()
+    _fleet(team)
+    now = HOUR + timedelta(hours=5)
+    for hours in range(6):
+        cost_compute(hour=HOUR + timedelta(hours=hours))
+    Budget.objects.create(name="small", team=team, monthly_amount=D("100.00"))
+    Budget.objects.create(name="large", team=team, monthly_amount=D("100000.00"))
+    alerts = budgets_check(now=now)
+    assert [a.budget.name for a in alerts] == ["small"]
+    assert alerts[0].forecast > D("100")
+    assert budgets_check(now=now) == []  # once a month
+    assert BudgetAlert.objects.count() == 1
