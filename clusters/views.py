@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
@@ -14,6 +15,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from clusters.choices import ClusterMode, ClusterStatus
+from clusters.cost.api import period_bounds
+from clusters.cost.rollups import cost_rollup
 from clusters.filtersets import ClusterFilterSet
 from clusters.forms import ClusterMetaForm, DeregisterForm, RegisterForm, labels_text, taints_text
 from clusters.kube.kubeconfig import KubeconfigError, list_contexts
@@ -191,7 +194,17 @@ def _detail(
     initial = {field: getattr(cluster, field) for field in EDITABLE}
     initial["labels"], initial["taints"] = labels_text(cluster.labels), taints_text(cluster.taints)
     provisioning = ClusterProvisioning.objects.filter(cluster=cluster).first()
+    month_start, month_end = period_bounds({"range": "this-month"})
+    cost_rows = cost_rollup(
+        user=request.user,
+        since=month_start,
+        until=month_end,
+        group_by="namespace",
+        filters={"cluster": cluster.name},
+    )
     context = {
+        "cost_rows": cost_rows[:10],
+        "cost_total": sum((row["total_cost"] for row in cost_rows), Decimal(0)),
         "cluster": cluster,
         "provisioning": provisioning,
         "capabilities": (

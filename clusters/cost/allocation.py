@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 IDLE = "__idle__"
 CONTROL_PLANE = "__control_plane__"
@@ -141,7 +141,7 @@ def allocate(
         result[CONTROL_PLANE] = Allocation(CONTROL_PLANE, shared_cost=control_plane_hourly * hours)
     for row in result.values():
         for name in ("cpu_cost", "ram_cost", "gpu_cost", "shared_cost"):
-            setattr(row, name, getattr(row, name).quantize(PRECISION))
+            setattr(row, name, getattr(row, name).quantize(PRECISION, rounding=ROUND_HALF_UP))
     return result
 
 

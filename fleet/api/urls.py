@@ -6,6 +6,13 @@ from rest_framework.routers import DefaultRouter
 from clusters.api.agent import AgentEnrollView, AgentHeartbeatView, AgentRotateView, AgentWorkView
 from clusters.api.provisioning import ClusterTemplateViewSet, ProviderViewSet
 from clusters.api.views import ClusterSetViewSet, ClusterViewSet
+from clusters.cost.api import (
+    BudgetViewSet,
+    ClusterPricingViewSet,
+    CostView,
+    InstancePriceViewSet,
+    RateCardViewSet,
+)
 from fleet.accounts.api.views import TeamViewSet
 from fleet.audit.api.views import AuditEventViewSet
 from fleet.operations.api.views import OperationViewSet
@@ -16,6 +23,10 @@ router.register("clusters", ClusterViewSet, basename="cluster")
 router.register("cluster-sets", ClusterSetViewSet, basename="clusterset")
 router.register("cluster-templates", ClusterTemplateViewSet, basename="clustertemplate")
 router.register("providers", ProviderViewSet, basename="provider")
+router.register("instance-prices", InstancePriceViewSet, basename="instanceprice")
+router.register("rate-cards", RateCardViewSet, basename="ratecard")
+router.register("cluster-pricing", ClusterPricingViewSet, basename="clusterpricing")
+router.register("budgets", BudgetViewSet, basename="budget")
 router.register("operations", OperationViewSet, basename="operation")
 router.register("audit-events", AuditEventViewSet, basename="auditevent")
 
@@ -24,5 +35,6 @@ urlpatterns = [
     path("agent/heartbeat", AgentHeartbeatView.as_view(), name="agent-heartbeat"),
     path("agent/rotate", AgentRotateView.as_view(), name="agent-rotate"),
     path("agent/work", AgentWorkView.as_view(), name="agent-work"),
+    path("costs/", CostView.as_view(), name="costs"),
     *router.urls,
 ]

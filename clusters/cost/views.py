@@ -1,0 +1,90 @@
+"""Cost pages: the explorer (group-by, filters, period, chart, table, CSV) and chargeback."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from rest_framework.exceptions import ValidationError
+
+from clusters.cost.api import period_bounds, rollup_for
+from clusters.cost.models import Budget
+from clusters.cost.rollups import GROUPS
+from clusters.cost.services import budget_status
+from fleet.accounts.choices import Role
+from fleet.accounts.selectors import team_ids_with_role
+
+TOP = 6
+
+
+def _chart(request: HttpRequest, params: dict[str, str], top: list[str]) -> dict[str, Any]:
+    """Daily series of the biggest groups, for uPlot: {days: [...], series: {group: [...]}}."""
+    rows, _, _ = rollup_for(request, {**params, "period": "day"})
+    days = sorted({row["period"].date().isoformat() for row in rows})
+    series: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(days))
+    for row in rows:
+        name = row["group"] if row["group"] in top else "other"
+        series[name][days.index(row["period"].date().isoformat())] += float(row["total_cost"])
+    return {"days": days, "series": dict(series)}
+
+
+@login_required
+def cost_explorer(request: HttpRequest) -> HttpResponse:
+    params: dict[str, str] = {key: str(value) for key, value in request.GET.items() if value}
+    params.setdefault("group_by", "cluster")
+    params.setdefault("range", "this-month")
+    error = ""
+    rows: list[dict[str, Any]] = []
+    chart: dict[str, Any] = {"days": [], "series": {}}
+    try:
+        rows, since, until = rollup_for(request, params)
+        chart = _chart(request, params, [row["group"] for row in rows[:TOP]])
+    except ValidationError as problem:
+        error = " ".join(str(m) for messages in problem.detail.values() for m in messages)  # type: ignore[union-attr]
+        since, until = period_bounds({"range": "this-month"})
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    if request.user.is_superuser:
+        budgets = Budget.objects.select_related("team")
+    else:
+        budgets = Budget.objects.filter(
+            team_id__in=team_ids_with_role(user=request.user, minimum=Role.VIEWER)
+        ).select_related("team")
+    context = {
+        "params": params,
+        "groups": [*GROUPS, "label:env"],
+        "rows": rows,
+        "total": sum((row["total_cost"] for row in rows), Decimal(0)),
+        "since": since,
+        "until": until - timedelta(hours=1) if until > since else until,
+        "chart": chart,
+        "error": error,
+        "csv_url": f"/api/v1/costs/?{query}&export=csv",
+        "budgets": [(budget, budget_status(budget)) for budget in budgets[:20]],
+    }
+    return render(request, "cost/explorer.html", context, status=400 if error else 200)
+
+
+@login_required
+def cost_chargeback(request: HttpRequest) -> HttpResponse:
+    """What each team's clusters cost, by month (the last three)."""
+    params = {"group_by": "team", "period": "month", "range": "30d"}
+    since, until = period_bounds({"range": "this-month"})
+    since = (since - timedelta(days=62)).replace(day=1)
+    rows, _, _ = rollup_for(
+        request, {**params, "since": since.isoformat(), "until": until.isoformat()}
+    )
+    months = sorted({row["period"].date() for row in rows}, reverse=True)
+    table: dict[str, dict[Any, Decimal]] = defaultdict(dict)
+    for row in rows:
+        table[row["group"]][row["period"].date()] = row["total_cost"]
+    teams = sorted(table, key=lambda team: -sum(table[team].values()))
+    context = {
+        "months": months,
+        "teams": [(team, [table[team].get(m, Decimal(0)) for m in months]) for team in teams],
+    }
+    return render(request, "cost/chargeback.html", context)

@@ -1,0 +1,109 @@
+"""Cost API and pages: rollups as JSON and CSV, dated pricing rules, permissions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from clusters.cost.models import ClusterPricing
+from clusters.cost.services import cost_compute
+from fleet.accounts.choices import Role
+from tests.cost.test_costs import _fleet
+from tests.factories import add_member, make_team, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def priced() -> dict[str, Any]:
+    team = make_team(name="payments")
+    _fleet(team, name="eu-1")
+    now = timezone.now()
+    for hours in range(3):
+        cost_compute(hour=now - timedelta(hours=hours))
+    users = {}
+    for role in (Role.VIEWER, Role.ADMIN):
+        users[role] = make_user()
+        add_member(team, users[role], role)
+    return {"team": team, **users}
+
+
+def _api(user: Any) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_rollup_json_and_csv(priced: dict[str, Any]) -> None:
+    client = _api(priced[Role.VIEWER])
+    body = client.get("/api/v1/costs/", {"group_by": "namespace", "range": "24h"}).json()
+    groups = {row["group"] for row in body["rows"]}
+    assert groups == {"web", "batch", "__idle__", "__control_plane__"}
+    assert abs(float(body["total"]) - sum(float(r["total_cost"]) for r in body["rows"])) < 0.01
+    csv = client.get("/api/v1/costs/", {"group_by": "namespace", "range": "24h", "export": "csv"})
+    assert csv["Content-Type"] == "text/csv"
+    lines = csv.content.decode().splitlines()
+    assert lines[0].startswith("namespace,total_cost,cpu_cost")
+    assert len(lines) == 5
+    bad = client.get("/api/v1/costs/", {"group_by": "colour"})
+    assert bad.status_code == 400
+    assert "group_by must be one of" in bad.json()["error"]["message"]
+    outsider = _api(make_user()).get("/api/v1/costs/", {"range": "24h"}).json()
+    assert outsider["rows"] == []
+
+
+def test_pricing_changes_only_from_today_on_and_by_admins(priced: dict[str, Any]) -> None:
+    today = timezone.now().date()
+    body = {
+        "cluster": "eu-1",
+        "valid_from": str(today - timedelta(days=1)),
+        "discount_percent": "10",
+    }
+    admin = _api(priced[Role.ADMIN])
+    past = admin.post("/api/v1/cluster-pricing/", body, format="json")
+    assert past.status_code == 400
+    assert "never in the past" in past.json()["error"]["message"]
+    viewer = _api(priced[Role.VIEWER]).post(
+        "/api/v1/cluster-pricing/", {**body, "valid_from": str(today)}, format="json"
+    )
+    assert viewer.status_code == 403
+    ok = admin.post(
+        "/api/v1/cluster-pricing/",
+        {**body, "valid_from": str(today + timedelta(days=3))},
+        format="json",
+    )
+    assert ok.status_code == 201, ok.content
+    assert ClusterPricing.objects.get().discount_percent == 10
+    too_much = admin.post(
+        "/api/v1/cluster-pricing/",
+        {**body, "valid_from": str(today + timedelta(days=4)), "discount_percent": "120"},
+        format="json",
+    )
+    assert too_much.status_code == 400
+
+
+def test_budget_status_and_pages(priced: dict[str, Any]) -> None:
+    admin = _api(priced[Role.ADMIN])
+    created = admin.post(
+        "/api/v1/budgets/",
+        {"name": "payments", "team": "payments", "monthly_amount": "50.00"},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    status = admin.get("/api/v1/budgets/payments/").json()["status"]
+    assert float(status["spent"]) > 0 and float(status["forecast"]) >= float(status["spent"])
+    page = Client()
+    page.force_login(priced[Role.VIEWER])
+    explorer = page.get("/costs/", {"group_by": "namespace"}).content.decode()
+    assert "batch" in explorer and "payments" in explorer
+    assert '"days": [' in explorer
+    assert "payments" in page.get("/costs/chargeback/").content.decode()
+    detail = page.get("/clusters/eu-1/").content.decode()
+    assert "Cost this month" in detail and "batch" in detail
+    bad = page.get("/costs/", {"group_by": "colour"})
+    assert bad.status_code == 400
