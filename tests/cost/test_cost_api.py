@@ -20,13 +20,13 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def priced() -> dict[str, Any]:
+def priced() -> dict[Any, Any]:
     team = make_team(name="payments")
     _fleet(team, name="eu-1")
     now = timezone.now()
     for hours in range(3):
         cost_compute(hour=now - timedelta(hours=hours))
-    users = {}
+    users: dict[Any, Any] = {}
     for role in (Role.VIEWER, Role.ADMIN):
         users[role] = make_user()
         add_member(team, users[role], role)
@@ -39,7 +39,7 @@ def _api(user: Any) -> APIClient:
     return client
 
 
-def test_rollup_json_and_csv(priced: dict[str, Any]) -> None:
+def test_rollup_json_and_csv(priced: dict[Any, Any]) -> None:
     client = _api(priced[Role.VIEWER])
     body = client.get("/api/v1/costs/", {"group_by": "namespace", "range": "24h"}).json()
     groups = {row["group"] for row in body["rows"]}
@@ -57,7 +57,7 @@ def test_rollup_json_and_csv(priced: dict[str, Any]) -> None:
     assert outsider["rows"] == []
 
 
-def test_pricing_changes_only_from_today_on_and_by_admins(priced: dict[str, Any]) -> None:
+def test_pricing_changes_only_from_today_on_and_by_admins(priced: dict[Any, Any]) -> None:
     today = timezone.now().date()
     body = {
         "cluster": "eu-1",
@@ -87,7 +87,7 @@ def test_pricing_changes_only_from_today_on_and_by_admins(priced: dict[str, Any]
     assert too_much.status_code == 400
 
 
-def test_budget_status_and_pages(priced: dict[str, Any]) -> None:
+def test_budget_status_and_pages(priced: dict[Any, Any]) -> None:
     admin = _api(priced[Role.ADMIN])
     created = admin.post(
         "/api/v1/budgets/",
