@@ -12,10 +12,12 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from clusters.choices import ClusterMode, ClusterStatus
 from clusters.cost.api import period_bounds
+from clusters.cost.models import ClusterPricing
 from clusters.cost.rollups import cost_rollup
 from clusters.filtersets import ClusterFilterSet
 from clusters.forms import ClusterMetaForm, DeregisterForm, RegisterForm, labels_text, taints_text
@@ -203,6 +205,8 @@ def _detail(
         filters={"cluster": cluster.name},
     )
     context = {
+        "pricing": ClusterPricing.objects.filter(cluster=cluster).order_by("-valid_from")[:5],
+        "today": timezone.now().date(),
         "cost_rows": cost_rows[:10],
         "cost_total": sum((row["total_cost"] for row in cost_rows), Decimal(0)),
         "cluster": cluster,

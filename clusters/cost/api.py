@@ -7,6 +7,7 @@ import io
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.utils import timezone
@@ -22,7 +23,7 @@ from rest_framework.views import APIView
 from clusters.api.permissions import require_role
 from clusters.cost.models import Budget, ClusterPricing, InstancePrice, RateCard
 from clusters.cost.rollups import AMOUNTS, GROUPS, RollupError, cost_rollup
-from clusters.cost.services import budget_status
+from clusters.cost.services import budget_status, cluster_pricing_set
 from clusters.models import Cluster
 from clusters.selectors import cluster_list
 from fleet.accounts.choices import Role
@@ -217,19 +218,8 @@ class ClusterPricingSerializer(serializers.ModelSerializer[ClusterPricing]):
             "spot_discount_percent",
             "control_plane_monthly",
             "storage_gb_month",
+            "share_idle",
         ]
-
-    def validate_discount_percent(self, value: Any) -> Any:
-        if not 0 <= value <= 100:
-            raise serializers.ValidationError("A discount is 0 to 100 percent.")
-        return value
-
-    def validate_valid_from(self, value: Any) -> Any:
-        if value < timezone.now().date():
-            raise serializers.ValidationError(
-                "Prices change from today or later, never in the past."
-            )
-        return value
 
 
 class ClusterPricingViewSet(
@@ -254,7 +244,14 @@ class ClusterPricingViewSet(
     def perform_create(self, serializer: serializers.BaseSerializer[ClusterPricing]) -> None:
         cluster = serializer.validated_data["cluster"]
         require_role(self.request, cluster.team, Role.ADMIN, "change cluster pricing")
-        serializer.save(created_by=self.request.user)
+        data = dict(serializer.validated_data)
+        data.pop("cluster")
+        try:
+            serializer.instance = cluster_pricing_set(
+                actor=self.request.user, cluster=cluster, created_by=self.request.user, **data
+            )
+        except DjangoValidationError as error:
+            raise ValidationError(error.message_dict) from None
 
 
 class BudgetSerializer(serializers.ModelSerializer[Budget]):

@@ -75,6 +75,9 @@ class ClusterPricing(models.Model):
     spot_discount_percent = models.DecimalField(max_digits=5, decimal_places=2, default=60)
     control_plane_monthly = money(null=True, blank=True)
     storage_gb_month = money(null=True, blank=True)
+    share_idle = models.BooleanField(
+        default=False, help_text="Share idle capacity back to namespaces, by their cost."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -8,16 +8,17 @@ running hour's estimate follows the fleet. Writes are one multi-row insert per b
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
 from clusters.cost.allocation import CONTROL_PLANE, Allocation, Node, Workload, allocate
-from clusters.cost.models import Budget, BudgetAlert, CostAllocation
+from clusters.cost.models import Budget, BudgetAlert, ClusterPricing, CostAllocation, RateCard
 from clusters.cost.pricing import ResolvedPricing, resolve
 from clusters.models import Cluster, ClusterInventory
 from clusters.services.lifecycle import cluster_set_clusters
@@ -77,6 +78,17 @@ def cluster_cost_hour(
         weights=pricing.weights,
         control_plane_hourly=pricing.control_plane_hourly,
     )
+    if pricing.pricing is not None and pricing.pricing.share_idle:
+        # Shared back by each namespace's own cost: who asks for more carries more idle.
+        weights = {ns: row.total for ns, row in rows.items() if not ns.startswith("__")}
+        rows = allocate(
+            nodes=nodes,
+            workloads=workloads,
+            hours=ONE_HOUR,
+            weights=pricing.weights,
+            control_plane_hourly=pricing.control_plane_hourly,
+            share_idle_by=weights,
+        )
     storage: dict[str, int] = inventory.get("storage_bytes") or {}
     for namespace, size in storage.items():
         row = rows.setdefault(namespace, Allocation(namespace))
@@ -141,6 +153,36 @@ def _write(batch: list[ClusterInventory], hour: datetime) -> int:
     CostAllocation.objects.filter(cluster_id__in=[i.cluster_id for i in batch], hour=hour).delete()
     CostAllocation.objects.bulk_create(records, batch_size=1000)
     return len(records)
+
+
+def cluster_pricing_set(
+    *, actor: Any, cluster: Cluster, valid_from: date, **fields: Any
+) -> ClusterPricing:
+    """Price a cluster from `valid_from` (today or later: never retroactive)."""
+    if valid_from < timezone.now().date():
+        raise ValidationError(
+            {"valid_from": "Prices change from today or later, never in the past."}
+        )
+    discount = Decimal(fields.get("discount_percent") or 0)
+    if not 0 <= discount <= 100:
+        raise ValidationError({"discount_percent": "A discount is 0 to 100 percent."})
+    card = fields.get("rate_card") or ""
+    if card and not RateCard.objects.filter(name=card).exists():
+        raise ValidationError({"rate_card": f"No rate card named {card!r}."})
+    with transaction.atomic():
+        pricing, _ = ClusterPricing.objects.update_or_create(
+            cluster=cluster,
+            valid_from=valid_from,
+            defaults={**fields, "discount_percent": discount, "rate_card": card},
+        )
+        audit_record(
+            actor=actor,
+            action="cluster.pricing.set",
+            target=cluster,
+            team=cluster.team,
+            detail={"valid_from": str(valid_from), **{k: str(v) for k, v in fields.items()}},
+        )
+    return pricing
 
 
 def _month_bounds(now: datetime) -> tuple[datetime, datetime]:

@@ -7,19 +7,36 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError
 
 from clusters.cost.api import period_bounds, rollup_for
 from clusters.cost.models import Budget
 from clusters.cost.rollups import GROUPS
-from clusters.cost.services import budget_status
+from clusters.cost.services import budget_status, cluster_pricing_set
+from clusters.views import _cluster_or_404, _require
 from fleet.accounts.choices import Role
 from fleet.accounts.selectors import team_ids_with_role
 
 TOP = 6
+
+
+class PricingForm(forms.Form):
+    valid_from = forms.DateField(initial=lambda: timezone.now().date())
+    discount_percent = forms.DecimalField(min_value=0, max_value=100, initial=0)
+    spot = forms.BooleanField(required=False)
+    spot_discount_percent = forms.DecimalField(min_value=0, max_value=100, initial=60)
+    rate_card = forms.CharField(max_length=63, required=False)
+    control_plane_monthly = forms.DecimalField(min_value=0, required=False)
+    storage_gb_month = forms.DecimalField(min_value=0, required=False)
+    share_idle = forms.BooleanField(required=False)
 
 
 def _chart(request: HttpRequest, params: dict[str, str], top: list[str]) -> dict[str, Any]:
@@ -88,3 +105,33 @@ def cost_chargeback(request: HttpRequest) -> HttpResponse:
         "teams": [(team, [table[team].get(m, Decimal(0)) for m in months]) for team in teams],
     }
     return render(request, "cost/chargeback.html", context)
+
+
+@login_required
+@require_POST
+def cluster_pricing_page(request: HttpRequest, name: str) -> HttpResponse:
+    """The cluster page's pricing form (admin): same service as the API."""
+    cluster = _cluster_or_404(request, name)
+    _require(request, cluster, cluster.team, Role.ADMIN)
+    form = PricingForm(request.POST)
+    if form.is_valid():
+        data = dict(form.cleaned_data)
+        valid_from = data.pop("valid_from")
+        try:
+            cluster_pricing_set(
+                actor=request.user,
+                cluster=cluster,
+                valid_from=valid_from,
+                created_by=request.user,
+                **data,
+            )
+        except DjangoValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, f"Pricing set from {valid_from}.")
+    else:
+        messages.error(
+            request,
+            " ".join(f"{field}: {e}" for field, errors in form.errors.items() for e in errors),
+        )
+    return redirect("clusters:detail", name=cluster.name)

@@ -107,3 +107,34 @@ def test_budget_status_and_pages(priced: dict[Any, Any]) -> None:
     assert "Cost this month" in detail and "batch" in detail
     bad = page.get("/costs/", {"group_by": "colour"})
     assert bad.status_code == 400
+
+
+def test_pricing_form_on_the_cluster_page(priced: dict[Any, Any]) -> None:
+    today = timezone.now().date()
+    viewer = Client()
+    viewer.force_login(priced[Role.VIEWER])
+    assert viewer.post("/clusters/eu-1/pricing/", {"valid_from": str(today)}).status_code == 403
+    admin = Client()
+    admin.force_login(priced[Role.ADMIN])
+    past = admin.post(
+        "/clusters/eu-1/pricing/",
+        {
+            "valid_from": str(today - timedelta(days=2)),
+            "discount_percent": "5",
+            "spot_discount_percent": "60",
+        },
+        follow=True,
+    )
+    assert "never in the past" in past.content.decode()
+    assert not ClusterPricing.objects.exists()
+    admin.post(
+        "/clusters/eu-1/pricing/",
+        {
+            "valid_from": str(today),
+            "discount_percent": "5",
+            "spot_discount_percent": "60",
+            "share_idle": "on",
+        },
+    )
+    pricing = ClusterPricing.objects.get()
+    assert (pricing.discount_percent, pricing.share_idle) == (5, True)

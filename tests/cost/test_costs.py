@@ -160,3 +160,16 @@ def test_a_budget_alerts_once_when_the_forecast_exceeds_it() -> None:
     assert alerts[0].forecast > D("100")
     assert budgets_check(now=now) == []  # once a month
     assert BudgetAlert.objects.count() == 1
+
+
+def test_idle_can_be_shared_back_to_namespaces() -> None:
+    cluster = _fleet(make_team())
+    cost_compute(hour=HOUR)
+    before = _rows(cluster)
+    ClusterPricing.objects.create(cluster=cluster, valid_from=HOUR.date(), share_idle=True)
+    cost_compute(hour=HOUR)
+    after = _rows(cluster)
+    assert "__idle__" not in after
+    moved = sum(r.total_cost for r in after.values()) - sum(r.total_cost for r in before.values())
+    assert abs(moved) < D("0.00001")
+    assert after["batch"].total_cost > before["batch"].total_cost
