@@ -54,3 +54,28 @@ def test_register_through_the_wizard_and_see_ready_arrive_live(
     page.get_by_role("link", name="Clusters").first.click()
     page.get_by_role("link", name="browser-1").wait_for()
     page.screenshot(path=str(ARTIFACTS / "cluster-list.png"), full_page=True)
+
+
+def test_cost_explorer_in_the_browser(asgi_server: str, page: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from clusters.cost.services import cost_compute
+    from tests.cost.test_costs import _fleet
+
+    team = make_team(name="payments")
+    _fleet(team, name="eu-1")
+    now = timezone.now()
+    for days in range(3):
+        cost_compute(hour=now - timedelta(days=days))
+    add_member(team, make_user(username="ops"), Role.VIEWER)
+    _log_in(page, asgi_server, "ops")
+    page.get_by_role("link", name="Cost").first.click()
+    page.get_by_role("heading", name="Cost").wait_for()
+    page.get_by_label("Group by").select_option("namespace")
+    page.get_by_label("Period").select_option("7d")
+    page.get_by_role("button", name="Show").click()
+    page.get_by_role("cell", name="batch").wait_for()
+    page.wait_for_selector("#cost-chart .uplot", timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / "cost-explorer.png"), full_page=True)
