@@ -41,7 +41,12 @@ def _send(cluster_id: int) -> None:
         layer = get_channel_layer()
         if cluster is None or layer is None:
             return
-        message = {"type": "cluster.update", "snapshot": cluster_snapshot(cluster)}
+        # team_id lets the fleet-wide consumer forward an update only to those who may see it.
+        message = {
+            "type": "cluster.update",
+            "team_id": cluster.team_id,
+            "snapshot": cluster_snapshot(cluster),
+        }
         async_to_sync(layer.group_send)(cluster_group(cluster_id), message)
         async_to_sync(layer.group_send)(FLEET_GROUP, message)
     except Exception:

@@ -41,6 +41,26 @@ from fleet.accounts.selectors import team_list, user_has_role
 from fleet.audit.services import audit_record_denied
 
 PAGE_SIZE = 50
+COLUMNS = [
+    ("name", "Cluster"),
+    ("status", "Status"),
+    ("provider", "Provider"),
+    ("region", "Region"),
+    ("kubernetes_version", "Version"),
+    ("node_count", "Nodes"),
+    ("", "CPU requested / allocatable"),
+    ("", "Team"),
+    ("last_seen_at", "Last seen"),
+]
+SORTABLE = (
+    "name",
+    "status",
+    "provider",
+    "region",
+    "kubernetes_version",
+    "node_count",
+    "last_seen_at",
+)
 SECRET_FIELDS = ("kubeconfig", "token")
 
 
@@ -69,14 +89,23 @@ def cluster_list_page(request: HttpRequest) -> HttpResponse:
     queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else visible
     if filterset.is_bound and not filterset.is_valid():
         queryset = visible.none()
-    page = Paginator(queryset.order_by("name"), PAGE_SIZE).get_page(request.GET.get("page"))
+    sort = request.GET.get("sort", "name")
+    if sort.lstrip("-") not in SORTABLE:
+        sort = "name"
+    ordering = [sort, "name"] if sort.lstrip("-") != "name" else [sort]
+    page = Paginator(queryset.order_by(*ordering), PAGE_SIZE).get_page(request.GET.get("page"))
     counts = dict(visible.values_list("status").annotate(n=Count("id")).order_by())
     query = request.GET.copy()
     query.pop("page", None)
+    unsorted = query.copy()
+    unsorted.pop("sort", None)
     context = {
         "filterset": filterset,
         "page": page,
         "query": query.urlencode(),
+        "unsorted_query": unsorted.urlencode(),
+        "columns": COLUMNS,
+        "sort": sort,
         "counts": [(status, counts.get(status.value, 0)) for status in ClusterStatus],
         "total": sum(counts.values()),
     }

@@ -1,16 +1,13 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from clusters.choices import ClusterStatus
-from clusters.selectors import cluster_list
+from fleet.dashboard.selectors import fleet_overview
 from fleet.health import readiness
-from fleet.operations.selectors import operation_list
 
 
 @require_GET
@@ -32,13 +29,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    operations = operation_list(user=request.user).order_by("-created_at")[:10]
-    counts = dict(
-        cluster_list(user=request.user).values_list("status").annotate(n=Count("id")).order_by()
-    )
-    context = {
-        "operations": operations,
-        "cluster_total": sum(counts.values()),
-        "cluster_counts": [(status, counts.get(status.value, 0)) for status in ClusterStatus],
-    }
-    return render(request, "fleet/home.html", context)
+    """The fleet overview; an htmx request (a live refresh) gets just the panels."""
+    context = {"overview": fleet_overview(user=request.user)}
+    template = "fleet/_overview.html" if request.htmx else "fleet/home.html"  # type: ignore[attr-defined]
+    return render(request, template, context)

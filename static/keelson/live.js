@@ -77,7 +77,7 @@
         lastSeq = msg.seq;
         var render = renderers[kind];
         if (render) render(root, msg.data);
-        root.dispatchEvent(new CustomEvent("keelson:update", { detail: msg }));
+        root.dispatchEvent(new CustomEvent("keelson:update", { detail: msg, bubbles: true }));
       };
       socket.onclose = function (event) {
         if (event.code === 4401 || event.code === 4404) {
@@ -96,6 +96,20 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    var toggle = document.getElementById("theme-toggle");
+    if (toggle) {
+      var order = ["auto", "light", "dark"];
+      var label = function () {
+        toggle.setAttribute("aria-label", "Theme: " + document.documentElement.dataset.theme);
+      };
+      label();
+      toggle.addEventListener("click", function () {
+        var next = order[(order.indexOf(document.documentElement.dataset.theme) + 1) % 3];
+        document.documentElement.dataset.theme = next;
+        localStorage.setItem("keelson-theme", next);
+        label();
+      });
+    }
     document.querySelectorAll("[data-live-url]").forEach(subscribe);
   });
 })();

@@ -178,3 +178,15 @@ def test_outsiders_get_404() -> None:
     team = make_team()
     make_cluster(team=team, name="secret-cluster")
     assert _login(None, team).get("/clusters/secret-cluster/").status_code == 404
+
+
+def test_list_sorts_by_a_column() -> None:
+    team = make_team()
+    make_cluster(team=team, name="a-small", node_count=1)
+    make_cluster(team=team, name="b-big", node_count=9)
+    client = _login(Role.VIEWER, team)
+    page = client.get("/clusters/", {"sort": "-node_count"}).content.decode()
+    assert page.index("b-big") < page.index("a-small")
+    assert 'aria-sort="descending"' in page
+    fallback = client.get("/clusters/", {"sort": "password"})
+    assert fallback.status_code == 200  # unknown columns sort by name

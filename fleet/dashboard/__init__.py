@@ -1,0 +1,1 @@
+"""The fleet overview: aggregated health, cost and operations, live."""

@@ -1,0 +1,122 @@
+"""Fleet-wide aggregates for the overview, computed in the database (10,000 clusters stay
+in PostgreSQL: only counts and the few rows shown leave it).
+
+Health score (documented on the page):
+- a cluster: Unreachable 0; Ready or Degraded 100 x ready nodes / nodes (0 with no nodes),
+  minus 25 when Degraded for another reason than nodes (pods failing, slow API), floored
+  at 0; Unknown clusters have no score.
+- a set of clusters (fleet, cluster set): the mean of its clusters' scores.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Greatest, TruncDay
+from django.utils import timezone
+
+from clusters.choices import ClusterStatus
+from clusters.cost.rollups import allocations_visible
+from clusters.models import Cluster, ClusterTransition
+from clusters.selectors import cluster_list, cluster_set_list
+from clusters.services.lifecycle import cluster_set_clusters
+from fleet.accounts.selectors import AnyUser
+from fleet.operations.choices import OperationState
+from fleet.operations.selectors import operation_list
+
+
+def with_health_score(clusters: QuerySet[Cluster]) -> QuerySet[Cluster]:
+    nodes_ratio = ExpressionWrapper(
+        Value(100.0) * F("nodes_ready") / Greatest(F("node_count"), Value(1)),
+        output_field=FloatField(),
+    )
+    return clusters.annotate(
+        health_score=Case(
+            When(status=ClusterStatus.UNREACHABLE, then=Value(0.0)),
+            When(status=ClusterStatus.UNKNOWN, then=Value(None, output_field=FloatField())),
+            When(node_count=0, then=Value(0.0)),
+            When(
+                Q(status=ClusterStatus.DEGRADED) & ~Q(status_reason="NodesNotReady"),
+                then=Greatest(nodes_ratio - Value(25.0), Value(0.0)),
+            ),
+            default=nodes_ratio,
+            output_field=FloatField(),
+        )
+    )
+
+
+def fleet_overview(*, user: AnyUser) -> dict[str, Any]:
+    clusters = cluster_list(user=user)
+    by_status = dict(clusters.values_list("status").annotate(n=Count("id")).order_by())
+    scored = with_health_score(clusters)
+    now = timezone.now()
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    allocations = allocations_visible(user=user)
+    month = allocations.filter(hour__gte=month_start)
+    trend = list(
+        allocations.filter(hour__gte=now - timedelta(days=30))
+        .annotate(day=TruncDay("hour"))
+        .values("day")
+        .annotate(total=Sum("total_cost"))
+        .order_by("day")
+    )
+    operations = operation_list(user=user)
+    return {
+        "total": sum(by_status.values()),
+        "by_status": [(status, by_status.get(status.value, 0)) for status in ClusterStatus],
+        "by_provider": list(
+            clusters.values("provider").annotate(n=Count("id")).order_by("-n", "provider")
+        ),
+        "by_region": list(
+            clusters.exclude(region="").values("region").annotate(n=Count("id")).order_by("-n")[:10]
+        ),
+        "fleet_score": scored.aggregate(score=Avg("health_score"))["score"],
+        "worst": list(
+            scored.filter(health_score__isnull=False)  # type: ignore[misc]
+            .order_by("health_score", "name")
+            .values("name", "status", "status_reason", "health_score")[:8]
+        ),
+        "cluster_sets": _set_scores(user),
+        "cost_month": month.aggregate(total=Sum("total_cost"))["total"] or Decimal(0),
+        "cost_trend": [
+            {"day": row["day"].date().isoformat(), "total": float(row["total"])} for row in trend
+        ],
+        "top_spenders": list(
+            month.values("cluster__name").annotate(total=Sum("total_cost")).order_by("-total")[:5]
+        ),
+        "running": list(
+            operations.filter(state__in=[OperationState.PENDING, OperationState.RUNNING]).order_by(
+                "-created_at"
+            )[:10]
+        ),
+        "recent_operations": list(operations.order_by("-created_at")[:5]),
+        "events": list(
+            ClusterTransition.objects.filter(cluster__in=clusters)
+            .select_related("cluster")
+            .order_by("-at")[:10]
+        ),
+    }
+
+
+def _set_scores(user: AnyUser) -> list[dict[str, Any]]:
+    rows = []
+    for cluster_set in cluster_set_list(user=user).order_by("name")[:20]:
+        members = with_health_score(cluster_set_clusters(cluster_set=cluster_set))
+        summary = members.aggregate(score=Avg("health_score"), n=Count("id"))
+        rows.append({"name": cluster_set.name, "score": summary["score"], "clusters": summary["n"]})
+    return rows

@@ -1,0 +1,33 @@
+// Fleet overview: counts update from the websocket; the panels are re-fetched (htmx) on
+// each coalesced message; the cost trend is a small uPlot line.
+(function () {
+  "use strict";
+  function drawTrend() {
+    var el = document.getElementById("cost-trend");
+    var source = document.getElementById("cost-trend-data");
+    if (!el || !source || typeof uPlot === "undefined") return;
+    var rows = JSON.parse(source.textContent);
+    el.innerHTML = "";
+    if (rows.length < 2) return;
+    var data = [rows.map(function (r) { return Date.parse(r.day + "T00:00:00Z") / 1000; }),
+                rows.map(function (r) { return r.total; })];
+    new uPlot({ width: Math.max(200, el.clientWidth), height: 80, legend: { show: false },
+                axes: [{ show: false }, { show: false }], cursor: { show: false },
+                series: [{}, { stroke: "#1f6feb", width: 2 }] }, data, el);
+  }
+  document.addEventListener("DOMContentLoaded", drawTrend);
+  document.addEventListener("htmx:afterSwap", drawTrend);
+  document.addEventListener("keelson:update", function (event) {
+    var root = event.target;
+    if (!root || root.id !== "fleet") return;
+    var counts = (event.detail.data || {}).counts || {};
+    Object.keys(counts).forEach(function (status) {
+      var el = root.querySelector('[data-count="' + status + '"]');
+      if (el) el.textContent = counts[status];
+    });
+    if (event.detail.type === "fleet" && window.htmx) {
+      window.htmx.ajax("GET", root.dataset.refreshUrl, { target: "#fleet-body", swap: "innerHTML" })
+        .then(function () { root.dataset.refreshed = String(Date.now()); });
+    }
+  });
+})();

@@ -1,0 +1,129 @@
+"""The fleet overview: aggregates in the database, the health score, team scoping."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from clusters.choices import ClusterStatus
+from clusters.health import Observation
+from clusters.models import Cluster
+from clusters.services.collection import cluster_record_observation
+from fleet.accounts.choices import Role
+from fleet.asgi import application
+from fleet.dashboard.selectors import with_health_score
+from tests.factories import add_member, make_cluster, make_team, make_user
+from tests.fleet.test_websocket import _headers_for
+
+
+def _viewer(team: Any) -> Any:
+    user = make_user()
+    add_member(team, user, Role.VIEWER)
+    return user
+
+
+@pytest.mark.django_db
+def test_health_score_formula() -> None:
+    team = make_team()
+    make_cluster(team=team, name="ready", status="ready", node_count=4, nodes_ready=3)
+    make_cluster(
+        team=team,
+        name="pods",
+        status="degraded",
+        status_reason="PodsFailing",
+        node_count=4,
+        nodes_ready=4,
+    )
+    make_cluster(
+        team=team,
+        name="nodes",
+        status="degraded",
+        status_reason="NodesNotReady",
+        node_count=4,
+        nodes_ready=2,
+    )
+    make_cluster(team=team, name="dead", status="unreachable", node_count=4, nodes_ready=4)
+    make_cluster(team=team, name="new", status="unknown")
+    scored = with_health_score(Cluster.objects.all())
+    scores = dict(scored.values_list("name", "health_score"))  # type: ignore[misc]
+    assert scores == {"ready": 75.0, "pods": 75.0, "nodes": 50.0, "dead": 0.0, "new": None}
+
+
+@pytest.mark.django_db
+def test_overview_counts_and_links_with_a_constant_number_of_queries() -> None:
+    team = make_team()
+    for index in range(5):
+        make_cluster(
+            team=team,
+            name=f"a-{index}",
+            status="ready",
+            provider="aws",
+            region="eu-west-1",
+            node_count=2,
+            nodes_ready=2,
+        )
+    make_cluster(team=make_team(), name="other-team", status="unreachable")
+    client = Client()
+    client.force_login(_viewer(team))
+    with CaptureQueriesContext(connection) as few:
+        page = client.get("/").content.decode()
+    assert '<strong data-count="ready">5</strong>' in page
+    assert '<strong data-count="unreachable">0</strong>' in page  # not this user's cluster
+    assert "/clusters/?provider=aws" in page
+    for index in range(5, 60):
+        make_cluster(
+            team=team,
+            name=f"a-{index}",
+            status="degraded",
+            provider="gcp",
+            region="us-east1",
+            node_count=2,
+            nodes_ready=1,
+        )
+    with CaptureQueriesContext(connection) as many:
+        page = client.get("/").content.decode()
+    assert '<strong data-count="degraded">55</strong>' in page
+    assert len(many) == len(few)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_fleet_socket_only_tells_a_user_about_their_clusters() -> None:
+    mine, theirs = make_team(), make_team()
+    my_cluster = make_cluster(team=mine, name="mine", status="ready")
+    their_cluster = make_cluster(team=theirs, name="theirs", status="ready")
+    headers = _headers_for(_viewer(mine))
+
+    def fail(cluster: Cluster) -> None:
+        for _ in range(3):
+            cluster_record_observation(
+                cluster_id=cluster.pk,
+                at=timezone.now(),
+                inventory=None,
+                observation=Observation(ClusterStatus.UNREACHABLE, "ProbeFailed", "down"),
+            )
+
+    async def scenario() -> list[dict[str, Any]]:
+        socket = WebsocketCommunicator(application, "/ws/fleet/", headers=headers)
+        connected, _ = await socket.connect()
+        assert connected
+        first = await socket.receive_json_from(timeout=5)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, fail, their_cluster)
+        assert await socket.receive_nothing(timeout=1.5)
+        await loop.run_in_executor(None, fail, my_cluster)
+        second = await socket.receive_json_from(timeout=5)
+        await socket.disconnect()
+        return [first, second]
+
+    first, second = asyncio.run(scenario())
+    assert first["data"]["counts"] == {"ready": 1}
+    assert second["type"] == "fleet"
+    assert second["data"]["changed"]["name"] == "mine"
+    assert second["data"]["counts"] == {"unreachable": 1}
