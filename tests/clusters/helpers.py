@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client as k8s
 
 from clusters.choices import CredentialKind, Provider
 from clusters.kube.kubeconfig import connection_from_kubeconfig
@@ -37,3 +39,39 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str) -> Any:
             return value
         time.sleep(0.5)
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def deploy_and_wait(
+    api: k8s.ApiClient, *, prefix: str, name: str, replicas: int, cpu: str, memory: str
+) -> str:
+    """A new namespace with a Deployment whose pods request `cpu` and `memory`, waited
+    until every replica is ready. Returns the namespace."""
+    core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
+    namespace = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    labels = {"app": name}
+    container = {
+        "name": name,
+        "image": "nginx:1.25",
+        "resources": {"requests": {"cpu": cpu, "memory": memory}},
+    }
+    apps.create_namespaced_deployment(
+        namespace,
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+            },
+        },
+    )
+    wait_for(
+        lambda: (
+            (apps.read_namespaced_deployment(name, namespace).status.ready_replicas or 0)
+            == replicas
+        ),
+        timeout=60,
+        what=f"{replicas} ready replicas of {name}",
+    )
+    return namespace

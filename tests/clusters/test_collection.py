@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -18,7 +17,7 @@ from clusters.models import Cluster, ClusterInventory, ClusterTransition, Health
 from clusters.services.collection import clusters_collect
 from clusters.services.history import health_rollup
 from fleet.accounts.choices import Role
-from tests.clusters.helpers import register_local, wait_for
+from tests.clusters.helpers import deploy_and_wait, register_local, wait_for
 from tests.factories import add_member, make_team, make_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]
@@ -64,37 +63,8 @@ def test_inventory_matches_what_the_api_server_holds(
     # given a workload with requests
     api = health_cluster.control_plane.api_client()
     core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
-    namespace = f"inv-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": namespace}})
-    labels = {"app": "web"}
-    container = {
-        "name": "web",
-        "image": "nginx:1.25",
-        "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}},
-    }
-    apps.create_namespaced_deployment(
-        namespace,
-        {
-            "metadata": {"name": "web"},
-            "spec": {
-                "replicas": 3,
-                "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
-            },
-        },
-    )
-    wait_for(
-        lambda: (
-            (
-                apps.read_namespaced_deployment(
-                    name="web", namespace=namespace
-                ).status.ready_replicas
-                or 0
-            )
-            == 3
-        ),
-        timeout=60,
-        what="3 ready replicas",
+    namespace = deploy_and_wait(
+        api, prefix="inv", name="web", replicas=3, cpu="250m", memory="64Mi"
     )
     # when
     cluster = _probe(cluster)

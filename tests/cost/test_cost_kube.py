@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from decimal import Decimal as D
 
 import pytest
@@ -13,7 +12,7 @@ from clusters.cost.services import cost_compute
 from clusters.localkube.env import LocalCluster
 from clusters.models import ClusterInventory
 from clusters.services.collection import clusters_collect
-from tests.clusters.helpers import register_local, wait_for
+from tests.clusters.helpers import deploy_and_wait, register_local
 from tests.factories import make_team
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]
@@ -22,32 +21,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.kube]
 def test_a_namespace_is_charged_for_what_its_pods_request(kube_cluster: LocalCluster) -> None:
     # given a deployment requesting 2 x 500m CPU and 2 x 256Mi
     api = kube_cluster.control_plane.api_client()
-    core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
-    namespace = f"costs-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": namespace}})
-    labels = {"app": "priced"}
-    container = {
-        "name": "app",
-        "image": "nginx:1.25",
-        "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}},
-    }
-    apps.create_namespaced_deployment(
-        namespace,
-        {
-            "metadata": {"name": "priced"},
-            "spec": {
-                "replicas": 2,
-                "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
-            },
-        },
-    )
-    wait_for(
-        lambda: (
-            (apps.read_namespaced_deployment("priced", namespace).status.ready_replicas or 0) == 2
-        ),
-        timeout=60,
-        what="2 ready replicas",
+    core = k8s.CoreV1Api(api)
+    namespace = deploy_and_wait(
+        api, prefix="costs", name="priced", replicas=2, cpu="500m", memory="256Mi"
     )
     cluster = register_local(kube_cluster, team=make_team(), name="priced-1")
     try:
