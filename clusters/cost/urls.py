@@ -7,4 +7,5 @@ app_name = "cost"
 urlpatterns = [
     path("", views.cost_explorer, name="explorer"),
     path("chargeback/", views.cost_chargeback, name="chargeback"),
+    path("rate-cards/", views.rate_cards_page, name="rate-cards"),
 ]

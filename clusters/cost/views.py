@@ -18,12 +18,13 @@ from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError
 
 from clusters.cost.api import period_bounds, rollup_for
-from clusters.cost.models import Budget
+from clusters.cost.models import Budget, RateCard
 from clusters.cost.rollups import GROUPS
 from clusters.cost.services import budget_status, cluster_pricing_set
 from clusters.views import _cluster_or_404, _require
 from fleet.accounts.choices import Role
-from fleet.accounts.selectors import team_ids_with_role
+from fleet.accounts.models import Team
+from fleet.accounts.selectors import team_ids_with_role, team_list
 
 TOP = 6
 
@@ -135,3 +136,67 @@ def cluster_pricing_page(request: HttpRequest, name: str) -> HttpResponse:
             " ".join(f"{field}: {e}" for field, errors in form.errors.items() for e in errors),
         )
     return redirect("clusters:detail", name=cluster.name)
+
+
+class RateCardForm(forms.Form):
+    name = forms.SlugField(max_length=63)
+    team = forms.ModelChoiceField(queryset=Team.objects.none(), to_field_name="name")
+    valid_from = forms.DateField(initial=lambda: timezone.now().date())
+    cpu_core_hour = forms.DecimalField(min_value=0, decimal_places=6)
+    ram_gb_hour = forms.DecimalField(min_value=0, decimal_places=6)
+    gpu_hour = forms.DecimalField(min_value=0, decimal_places=6, initial=0)
+    storage_gb_month = forms.DecimalField(min_value=0, decimal_places=6, initial=0)
+    instance_prices = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "onprem.medium=0.21"}),
+        required=False,
+        help_text="Optional: instance-type=hourly price, one per line.",
+    )
+
+    def __init__(self, *args: Any, teams: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["team"].queryset = teams  # type: ignore[attr-defined]
+
+    def clean_valid_from(self) -> Any:
+        value = self.cleaned_data["valid_from"]
+        if value < timezone.now().date():
+            raise forms.ValidationError("Prices change from today or later, never in the past.")
+        return value
+
+    def clean_instance_prices(self) -> dict[str, str]:
+        prices = {}
+        for number, line in enumerate(self.cleaned_data["instance_prices"].splitlines(), 1):
+            if not line.strip():
+                continue
+            key, sep, value = line.partition("=")
+            try:
+                if not sep or Decimal(value.strip()) < 0:
+                    raise ArithmeticError
+            except ArithmeticError:
+                raise forms.ValidationError(f"Line {number}: write instance-type=price.") from None
+            prices[key.strip()] = value.strip()
+        return prices
+
+
+@login_required
+def rate_cards_page(request: HttpRequest) -> HttpResponse:
+    """Rate cards (custom prices); saving one with a later date adds a version."""
+    teams = team_list(user=request.user)
+    form = RateCardForm(request.POST or None, teams=teams)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        _require(request, None, data["team"], Role.ADMIN)
+        if RateCard.objects.filter(name=data["name"]).exclude(team=data["team"]).exists():
+            form.add_error("name", "Another team uses this rate card name.")
+        else:
+            RateCard.objects.update_or_create(
+                name=data.pop("name"), valid_from=data.pop("valid_from"), defaults=data
+            )
+            messages.success(request, "Rate card saved.")
+            return redirect("cost:rate-cards")
+    cards = RateCard.objects.filter(team__in=teams).select_related("team")
+    return render(
+        request,
+        "cost/rate_cards.html",
+        {"form": form, "cards": cards},
+        status=400 if request.method == "POST" else 200,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -138,3 +139,39 @@ def test_pricing_form_on_the_cluster_page(priced: dict[Any, Any]) -> None:
     )
     pricing = ClusterPricing.objects.get()
     assert (pricing.discount_percent, pricing.share_idle) == (5, True)
+
+
+def test_rate_card_page_adds_versions(priced: dict[Any, Any]) -> None:
+    from clusters.cost.models import RateCard
+
+    admin = Client()
+    admin.force_login(priced[Role.ADMIN])
+    today = timezone.now().date()
+    form = {
+        "name": "dc-east",
+        "team": "payments",
+        "valid_from": str(today),
+        "cpu_core_hour": "0.02",
+        "ram_gb_hour": "0.003",
+        "gpu_hour": "0",
+        "storage_gb_month": "0.05",
+        "instance_prices": "onprem.medium=0.21\n",
+    }
+    assert admin.post("/costs/rate-cards/", form).status_code == 302
+    later = {**form, "valid_from": str(today + timedelta(days=30)), "cpu_core_hour": "0.025"}
+    assert admin.post("/costs/rate-cards/", later).status_code == 302
+    assert list(
+        RateCard.objects.order_by("valid_from").values_list("cpu_core_hour", flat=True)
+    ) == [
+        Decimal("0.02"),
+        Decimal("0.025"),
+    ]
+    assert RateCard.objects.first().instance_prices == {"onprem.medium": "0.21"}  # type: ignore[union-attr]
+    past = admin.post("/costs/rate-cards/", {**form, "valid_from": str(today - timedelta(days=1))})
+    assert past.status_code == 400 and "never in the past" in past.content.decode()
+    bad = admin.post("/costs/rate-cards/", {**form, "instance_prices": "onprem.medium=cheap"})
+    assert "Line 1: write instance-type=price." in bad.content.decode()
+    viewer = Client()
+    viewer.force_login(priced[Role.VIEWER])
+    assert viewer.post("/costs/rate-cards/", {**form, "name": "x"}).status_code == 403
+    assert "dc-east" in viewer.get("/costs/rate-cards/").content.decode()
