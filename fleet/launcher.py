@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     var = Path(os.environ.get("KEELSON_VAR_DIR", ROOT / "var"))
     var.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
+    # The local provider's clusters (and the demo fleet) listen on loopback.
+    env.setdefault("KEELSON_CLUSTER_ALLOW_LOOPBACK", "true")
     env.setdefault("KEELSON_VAR_DIR", str(var))
     for key, value in _load_or_create_secrets(var).items():
         env.setdefault(key, value)

@@ -169,6 +169,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "fleet.api.exceptions.keelson_exception_handler",
+    # Token endpoints of the pull-mode agent, per client address (Redis-backed cache).
+    "DEFAULT_THROTTLE_RATES": {"agent-token": env_str("KEELSON_AGENT_TOKEN_RATE", "10/min")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Keelson API",
@@ -258,6 +260,14 @@ KEELSON_BOOTSTRAP_TOKEN_TTL = env_int("KEELSON_BOOTSTRAP_TOKEN_TTL", 24 * 3600, 
 KEELSON_HEALTH_RAW_DAYS = env_int("KEELSON_HEALTH_RAW_DAYS", 7, minimum=1)
 KEELSON_HEALTH_HOURLY_DAYS = env_int("KEELSON_HEALTH_HOURLY_DAYS", 90, minimum=1)
 KEELSON_HEALTH_DAILY_DAYS = env_int("KEELSON_HEALTH_DAILY_DAYS", 730, minimum=1)
+
+# Addresses the hub may connect to as cluster API servers (clusters/kube/egress.py):
+# CIDRs, hosts and *.domain suffixes; empty allows any non-link-local, non-loopback address.
+KEELSON_CLUSTER_URL_ALLOWLIST = env_list("KEELSON_CLUSTER_URL_ALLOWLIST", [])
+KEELSON_CLUSTER_ALLOW_LOOPBACK = env_bool("KEELSON_CLUSTER_ALLOW_LOOPBACK", False)
+
+KEELSON_LOGIN_MAX_FAILURES = env_int("KEELSON_LOGIN_MAX_FAILURES", 5, minimum=1)
+KEELSON_LOGIN_WINDOW = env_int("KEELSON_LOGIN_WINDOW", 300, minimum=10)
 
 # The `local` provider keeps each cluster's processes and data here.
 KEELSON_LOCAL_CLUSTERS_DIR = env_str("KEELSON_LOCAL_CLUSTERS_DIR", str(VAR_DIR / "local-clusters"))

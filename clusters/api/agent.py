@@ -14,6 +14,7 @@ from rest_framework.exceptions import AuthenticationFailed, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from clusters.kube.inventory import inventory_from_json
@@ -81,7 +82,14 @@ class AgentView(APIView):
         return 'Bearer realm="keelson-agent"'
 
 
-class AgentEnrollView(AgentView):
+class AgentTokenView(AgentView):
+    """Endpoints that take a token to hand out another: rate-limited per address."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "agent-token"
+
+
+class AgentEnrollView(AgentTokenView):
     @extend_schema(request=EnrollSerializer, responses={201: AgentCredentialSerializer})
     def post(self, request: Request) -> Response:
         """Exchange a one-time bootstrap token for this cluster's agent token."""
@@ -118,7 +126,7 @@ class AgentHeartbeatView(AgentView):
         )
 
 
-class AgentRotateView(AgentView):
+class AgentRotateView(AgentTokenView):
     @extend_schema(request=None, responses={201: AgentCredentialSerializer})
     def post(self, request: Request) -> Response:
         """Trade the current agent token for a new one; the old one stops working."""

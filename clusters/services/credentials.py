@@ -9,6 +9,7 @@ from kubernetes import client as k8s
 
 from clusters.choices import CredentialKind
 from clusters.kube.client import ClusterConnectError, ConnectionSpec, build_api_client, clients
+from clusters.kube.egress import EgressDenied, check_egress
 from clusters.models import Cluster, ClusterCredential
 from fleet.audit.services import audit_record
 from fleet.crypto import DecryptionError, decrypt, encrypt
@@ -66,6 +67,10 @@ def cluster_api_client(*, cluster: Cluster) -> k8s.ApiClient:
         if cached is not None:
             return cached
     spec, version = credential_read(cluster=cluster, purpose="api-client")
+    try:
+        check_egress(spec.server)
+    except EgressDenied as error:
+        raise ClusterConnectError("invalid", str(error)) from None
     if cluster.insecure_skip_tls_verify and not spec.insecure_skip_tls_verify:
         spec = ConnectionSpec(**{**spec.__dict__, "insecure_skip_tls_verify": True})
     api = build_api_client(spec)

@@ -22,6 +22,7 @@ from django.utils import timezone
 from clusters.choices import ClusterMode, CredentialKind, Provider
 from clusters.kube.access import AccessReport, verify_access
 from clusters.kube.client import ClusterConnectError, ConnectionSpec, build_api_client
+from clusters.kube.egress import EgressDenied, check_egress
 from clusters.kube.kubeconfig import KubeconfigError, connection_from_kubeconfig
 from clusters.models import AgentToken, Cluster
 from clusters.services.credentials import credential_store
@@ -140,7 +141,11 @@ def connection_from_input(
 
 
 def cluster_check_connection(*, spec: ConnectionSpec) -> AccessReport:
-    """Reachability, TLS, authentication and permissions, in that order."""
+    """Egress policy, reachability, TLS, authentication and permissions, in that order."""
+    try:
+        check_egress(spec.server)
+    except EgressDenied as error:
+        raise RegistrationError("forbidden_address", str(error), "server") from None
     api = build_api_client(spec, retries=0)
     try:
         return verify_access(api, spec.server)
