@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "fleet.accounts",
     "fleet.audit",
     "fleet.operations",
+    "fleet.placement",
     "clusters",
     "clusters.cost",
     "policies",

@@ -16,6 +16,7 @@ from clusters.cost.api import (
 from fleet.accounts.api.views import TeamViewSet
 from fleet.audit.api.views import AuditEventViewSet
 from fleet.operations.api.views import OperationViewSet
+from fleet.placement.api.views import ApplicationViewSet
 
 router = DefaultRouter()
 router.register("teams", TeamViewSet, basename="team")
@@ -27,6 +28,7 @@ router.register("instance-prices", InstancePriceViewSet, basename="instanceprice
 router.register("rate-cards", RateCardViewSet, basename="ratecard")
 router.register("cluster-pricing", ClusterPricingViewSet, basename="clusterpricing")
 router.register("budgets", BudgetViewSet, basename="budget")
+router.register("applications", ApplicationViewSet, basename="application")
 router.register("operations", OperationViewSet, basename="operation")
 router.register("audit-events", AuditEventViewSet, basename="auditevent")
 

@@ -1,0 +1,1 @@
+"""Applications and their placement across clusters (DESIGN.md "Placement")."""

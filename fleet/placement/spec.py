@@ -1,0 +1,76 @@
+"""Placement specs from untrusted JSON, with errors that name the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from clusters.labels import LabelSelector
+from fleet.placement.scheduler import DIVISIONS, FIELDS, PRIORITIZERS, PlacementSpec
+
+SPREAD_BY = ("region", "provider", "zone", "environment")
+
+
+def placement_spec(data: Any) -> PlacementSpec:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValidationError({"placement": "The placement must be an object."})
+    errors: dict[str, str] = {}
+    selector = str(data.get("selector", ""))
+    try:
+        LabelSelector.parse(selector)
+    except ValidationError as error:
+        errors["selector"] = error.messages[0]
+    fields = data.get("fields") or {}
+    if not isinstance(fields, dict) or not all(
+        key in FIELDS and isinstance(v, list) and all(isinstance(x, str) for x in v)
+        for key, v in fields.items()
+    ):
+        errors["fields"] = f"Map {', '.join(FIELDS)} to lists of allowed values."
+    prioritizers = data.get("prioritizers", {"least_allocated": 1})
+    if not isinstance(prioritizers, dict) or not all(
+        key in PRIORITIZERS and isinstance(w, int) and -10 <= w <= 10
+        for key, w in prioritizers.items()
+    ):
+        errors["prioritizers"] = f"Map {', '.join(PRIORITIZERS)} to weights from -10 to 10."
+    count = data.get("number_of_clusters")
+    if count is not None and (not isinstance(count, int) or count < 1):
+        errors["number_of_clusters"] = "A positive number, or omit it for every feasible cluster."
+    for key in ("max_per", "min_distinct"):
+        value = data.get(key) or {}
+        if not isinstance(value, dict) or not all(
+            k in SPREAD_BY and isinstance(v, int) and v >= 1 for k, v in value.items()
+        ):
+            errors[key] = f"Map {', '.join(SPREAD_BY)} to a count of at least 1."
+    replicas = data.get("replicas", 1)
+    if not isinstance(replicas, int) or replicas < 0:
+        errors["replicas"] = "A number of replicas, 0 or more."
+    division = data.get("division", "duplicated")
+    if division not in DIVISIONS:
+        errors["division"] = f"One of {', '.join(DIVISIONS)}."
+    tolerations = data.get("tolerations") or []
+    if not isinstance(tolerations, list) or not all(
+        isinstance(t, dict) and isinstance(t.get("key"), str) for t in tolerations
+    ):
+        errors["tolerations"] = "A list of {key, value?, effect?}."
+    weights = data.get("static_weights") or {}
+    if not isinstance(weights, dict) or not all(
+        isinstance(v, int) and v >= 0 for v in weights.values()
+    ):
+        errors["static_weights"] = "Map cluster names to weights of 0 or more."
+    if errors:
+        raise ValidationError(errors)
+    return PlacementSpec(
+        selector=selector,
+        fields=fields,
+        tolerations=tolerations,
+        prioritizers=prioritizers,
+        number_of_clusters=count,
+        max_per=data.get("max_per") or {},
+        min_distinct=data.get("min_distinct") or {},
+        replicas=replicas,
+        division=division,
+        static_weights=weights,
+    )

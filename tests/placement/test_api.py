@@ -1,0 +1,121 @@
+"""Applications API: manifests checked per document, simulation explains every exclusion,
+decisions are stored with versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from fleet.accounts.choices import Role
+from fleet.placement.models import Application, PlacementDecision
+from tests.factories import add_member, make_cluster, make_team, make_user
+
+pytestmark = pytest.mark.django_db
+GIB = 2**30
+WEB = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: web, image: "nginx:1.25", resources: {requests: {cpu: 500m, memory: 256Mi}}}
+"""
+
+
+@pytest.fixture
+def operator() -> APIClient:
+    team = make_team(name="payments")
+    capacity = {"allocatable_cpu_millis": 8000, "allocatable_memory_bytes": 32 * GIB}
+    make_cluster(
+        team=team,
+        name="eu-1",
+        status="ready",
+        region="eu-west-1",
+        labels={"env": "prod"},
+        **capacity,
+    )
+    make_cluster(
+        team=team,
+        name="eu-2",
+        status="ready",
+        region="eu-west-1",
+        labels={"env": "prod"},
+        requested_cpu_millis=7900,
+        **capacity,
+    )
+    make_cluster(
+        team=team,
+        name="us-1",
+        status="unreachable",
+        region="us-east-1",
+        labels={"env": "prod"},
+        **capacity,
+    )
+    make_cluster(team=team, name="dev-1", status="ready", labels={"env": "dev"}, **capacity)
+    make_cluster(
+        team=make_team(), name="elsewhere", status="ready", labels={"env": "prod"}, **capacity
+    )
+    user = make_user()
+    add_member(team, user, Role.OPERATOR)
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def _create(client: APIClient, **extra: Any) -> Any:
+    body = {
+        "name": "shop",
+        "team": "payments",
+        "namespace": "shop",
+        "manifests": WEB,
+        "placement": {"selector": "env=prod", "replicas": 2},
+        **extra,
+    }
+    return client.post("/api/v1/applications/", body, format="json")
+
+
+def test_bad_manifests_are_refused_per_document(operator: APIClient) -> None:
+    response = _create(operator, manifests=WEB + "---\nkind: Service\nmetadata: {name: web}\n")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"]["manifests"] == ["Document 2: apiVersion is missing"]
+    assert not Application.objects.exists()
+    bad_placement = _create(operator, placement={"prioritizers": {"least_allocated": 11}})
+    assert "weights from -10 to 10" in str(bad_placement.json()["error"]["fields"])
+
+
+def test_simulate_explains_every_exclusion_and_stores_nothing(operator: APIClient) -> None:
+    assert _create(operator).status_code == 201
+    result = operator.post("/api/v1/applications/shop/simulate/", {}, format="json").json()
+    assert [c["cluster"] for c in result["chosen"]] == ["eu-1"]
+    assert result["chosen"][0]["replicas"] == 2
+    assert {e["cluster"]: e["predicate"] for e in result["excluded"]} == {
+        "dev-1": "LabelSelector",
+        "eu-2": "CapacityFits",
+        "us-1": "Healthy",
+    }  # another team's cluster is not a candidate at all
+    assert not PlacementDecision.objects.exists()
+    what_if = operator.post(
+        "/api/v1/applications/shop/simulate/",
+        {"placement": {"selector": "", "replicas": 3, "division": "static"}},
+        format="json",
+    ).json()
+    chosen = {c["cluster"]: c["replicas"] for c in what_if["chosen"]}
+    assert set(chosen) == {"eu-1", "dev-1"} and sum(chosen.values()) == 3
+
+
+def test_decisions_are_versioned(operator: APIClient) -> None:
+    _create(operator)
+    first = operator.post("/api/v1/applications/shop/decide/")
+    second = operator.post("/api/v1/applications/shop/decide/")
+    assert (first.status_code, first.json()["version"]) == (201, 1)
+    assert second.json()["version"] == 2
+    history = operator.get("/api/v1/applications/shop/decisions/").json()
+    assert [d["version"] for d in history] == [2, 1]
+    assert history[0]["chosen"][0]["scores"] == {"least_allocated": 0.0}
