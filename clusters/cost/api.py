@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from clusters.api.permissions import require_role
 from clusters.cost.models import Budget, ClusterPricing, InstancePrice, RateCard
+from clusters.cost.prices import instance_price_add, rate_card_save
 from clusters.cost.rollups import AMOUNTS, GROUPS, RollupError, cost_rollup
 from clusters.cost.services import budget_status, cluster_pricing_set
 from clusters.models import Cluster
@@ -146,7 +147,12 @@ class InstancePriceViewSet(
     def perform_create(self, serializer: serializers.BaseSerializer[InstancePrice]) -> None:
         if not self.request.user.is_superuser:
             raise PermissionDenied("Only administrators change list prices.")
-        serializer.save()
+        try:
+            serializer.instance = instance_price_add(
+                actor=self.request.user, **serializer.validated_data
+            )
+        except DjangoValidationError as error:
+            raise ValidationError(error.message_dict) from None
 
 
 class RateCardSerializer(serializers.ModelSerializer[RateCard]):
@@ -197,9 +203,13 @@ class RateCardViewSet(
         )
 
     def perform_create(self, serializer: serializers.BaseSerializer[RateCard]) -> None:
-        team = serializer.validated_data["team"]
+        data = dict(serializer.validated_data)
+        team = data.pop("team")
         require_role(self.request, team, Role.ADMIN, "manage rate cards")
-        serializer.save()
+        try:
+            serializer.instance = rate_card_save(actor=self.request.user, team=team, **data)
+        except DjangoValidationError as error:
+            raise ValidationError(error.message_dict) from None
 
 
 class ClusterPricingSerializer(serializers.ModelSerializer[ClusterPricing]):

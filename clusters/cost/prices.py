@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
+from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from clusters.cost.models import InstancePrice
+from clusters.cost.models import InstancePrice, RateCard
 from clusters.cost.pricelist import list_prices
+from fleet.accounts.models import Team
+from fleet.audit.services import audit_record
 
 
 @transaction.atomic
@@ -37,3 +42,53 @@ def prices_load(*, valid_from: date | None = None) -> int:
         )
         added += 1
     return added
+
+
+def _not_past(valid_from: date) -> None:
+    if valid_from < timezone.now().date():
+        raise ValidationError(
+            {"valid_from": "Prices change from today or later, never in the past."}
+        )
+
+
+@transaction.atomic
+def rate_card_save(
+    *, actor: Any, team: Team, name: str, valid_from: date, **prices: Any
+) -> RateCard:
+    """Add a rate card or a new version of one (from today or later: never retroactive)."""
+    _not_past(valid_from)
+    if RateCard.objects.filter(name=name).exclude(team=team).exists():
+        raise ValidationError({"name": "Another team uses this rate card name."})
+    card, _ = RateCard.objects.update_or_create(
+        name=name, valid_from=valid_from, defaults={"team": team, **prices}
+    )
+    audit_record(
+        actor=actor,
+        action="ratecard.save",
+        target=card,
+        team=team,
+        detail={"valid_from": str(valid_from), **{k: str(v) for k, v in prices.items()}},
+    )
+    return card
+
+
+@transaction.atomic
+def instance_price_add(
+    *, actor: Any, provider: str, region: str, instance_type: str, hourly: Decimal, valid_from: date
+) -> InstancePrice:
+    """Override a list price from a date on (today or later)."""
+    _not_past(valid_from)
+    price, _ = InstancePrice.objects.update_or_create(
+        provider=provider,
+        region=region,
+        instance_type=instance_type,
+        valid_from=valid_from,
+        defaults={"hourly": hourly},
+    )
+    audit_record(
+        actor=actor,
+        action="instanceprice.add",
+        target=price,
+        detail={"hourly": str(hourly), "valid_from": str(valid_from)},
+    )
+    return price

@@ -34,6 +34,7 @@ class ResolvedPricing:
         ram_gb: Decimal,
         gpus: int,
         day: date,
+        book: PriceBook | None = None,
     ) -> tuple[Decimal, bool]:
         """The node's hourly price and whether it is an estimate (no price known for its
         instance type: priced by resources at the default unit prices)."""
@@ -45,7 +46,12 @@ class ResolvedPricing:
                 cpu * card.cpu_core_hour + ram_gb * card.ram_gb_hour + gpus * card.gpu_hour
             )
             return by_resource * self.multiplier, False
-        listed = list_price(provider=provider, region=region, instance_type=instance_type, day=day)
+        if book is not None:
+            listed = book.get(provider, region, instance_type)
+        else:
+            listed = list_price(
+                provider=provider, region=region, instance_type=instance_type, day=day
+            )
         if listed is not None:
             return listed * self.multiplier, False
         weights = self.weights
@@ -53,6 +59,25 @@ class ResolvedPricing:
             cpu * weights.cpu_core_hour + ram_gb * weights.ram_gb_hour + gpus * weights.gpu_hour
         )
         return estimate * self.multiplier, True
+
+
+class PriceBook:
+    """Every list price in force on a day, read in one query: a fleet-wide computation
+    looks prices up here instead of querying once per node."""
+
+    def __init__(self, day: date) -> None:
+        self.day = day
+        self._prices: dict[tuple[str, str, str], Decimal] = {}
+        rows = InstancePrice.objects.filter(valid_from__lte=day).order_by("valid_from")
+        for provider, region, instance_type, hourly in rows.values_list(
+            "provider", "region", "instance_type", "hourly"
+        ):
+            self._prices[(provider, region, instance_type)] = Decimal(hourly)  # latest wins
+
+    def get(self, provider: str, region: str, instance_type: str) -> Decimal | None:
+        return self._prices.get((provider, region, instance_type)) or self._prices.get(
+            (provider, "", instance_type)
+        )
 
 
 def list_price(*, provider: str, region: str, instance_type: str, day: date) -> Decimal | None:

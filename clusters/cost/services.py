@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from clusters.cost.allocation import CONTROL_PLANE, Allocation, Node, Workload, allocate
 from clusters.cost.models import Budget, BudgetAlert, ClusterPricing, CostAllocation, RateCard
-from clusters.cost.pricing import ResolvedPricing, resolve
+from clusters.cost.pricing import PriceBook, ResolvedPricing, resolve
 from clusters.models import Cluster, ClusterInventory
 from clusters.services.lifecycle import cluster_set_clusters
 from fleet.audit.services import audit_record
@@ -32,7 +32,11 @@ BATCH = 200  # clusters per transaction: ~200 x (namespaces + 2) rows per insert
 
 
 def _nodes(
-    inventory: dict[str, Any], pricing: ResolvedPricing, cluster: Cluster, day: datetime
+    inventory: dict[str, Any],
+    pricing: ResolvedPricing,
+    cluster: Cluster,
+    day: datetime,
+    book: PriceBook | None = None,
 ) -> tuple[list[Node], int]:
     nodes, estimated = [], 0
     for raw in inventory.get("nodes", []):
@@ -48,6 +52,7 @@ def _nodes(
             ram_gb=ram,
             gpus=gpus,
             day=day.date(),
+            book=book,
         )
         estimated += int(is_estimate)
         nodes.append(Node(raw["name"], cpu, ram, gpus, price))
@@ -55,11 +60,11 @@ def _nodes(
 
 
 def cluster_cost_hour(
-    cluster: Cluster, inventory: dict[str, Any], hour: datetime
+    cluster: Cluster, inventory: dict[str, Any], hour: datetime, book: PriceBook | None = None
 ) -> dict[str, Allocation]:
     """The allocations of one cluster for one hour (no database writes)."""
     pricing = resolve(cluster, hour.date())
-    nodes, _ = _nodes(inventory, pricing, cluster, hour)
+    nodes, _ = _nodes(inventory, pricing, cluster, hour, book)
     workloads = [
         Workload(
             namespace=row["namespace"],
@@ -146,10 +151,10 @@ def cost_compute(*, hour: datetime | None = None, cluster_ids: list[int] | None 
 @transaction.atomic
 def _write(batch: list[ClusterInventory], hour: datetime) -> int:
     records: list[CostAllocation] = []
+    book = PriceBook(hour.date())  # one query for the batch's list prices
     for inventory in batch:
-        records += _record(
-            inventory.cluster, hour, cluster_cost_hour(inventory.cluster, inventory.data, hour)
-        )
+        rows = cluster_cost_hour(inventory.cluster, inventory.data, hour, book)
+        records += _record(inventory.cluster, hour, rows)
     CostAllocation.objects.filter(cluster_id__in=[i.cluster_id for i in batch], hour=hour).delete()
     CostAllocation.objects.bulk_create(records, batch_size=1000)
     return len(records)
@@ -244,17 +249,26 @@ def budgets_check(*, now: datetime | None = None) -> list[BudgetAlert]:
     return alerts
 
 
-def cluster_unit_prices(cluster: Cluster, day: datetime | None = None) -> dict[str, Decimal] | None:
+def cluster_unit_prices(
+    cluster: Cluster,
+    day: datetime | None = None,
+    *,
+    inventory: dict[str, Any] | None = None,
+    book: PriceBook | None = None,
+) -> dict[str, Decimal] | None:
     """The cluster's average price per core-hour and GB-hour (capacity-weighted), for the
-    placement's cheapest-capacity prioritizer; None without an inventory."""
+    placement's cheapest-capacity prioritizer; None without an inventory. Callers looping
+    over clusters pass the inventory they loaded and one PriceBook."""
     from clusters.cost.allocation import unit_prices
 
-    inventory = ClusterInventory.objects.filter(cluster=cluster).first()
     if inventory is None:
-        return None
+        row = ClusterInventory.objects.filter(cluster=cluster).first()
+        if row is None:
+            return None
+        inventory = row.data
     moment = day or timezone.now()
     pricing = resolve(cluster, moment.date())
-    nodes, _ = _nodes(inventory.data, pricing, cluster, moment)
+    nodes, _ = _nodes(inventory, pricing, cluster, moment, book)
     cores = sum((n.cpu_cores for n in nodes), Decimal(0))
     ram = sum((n.ram_gb for n in nodes), Decimal(0))
     if not cores or not ram:

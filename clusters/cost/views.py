@@ -19,6 +19,7 @@ from rest_framework.exceptions import ValidationError
 
 from clusters.cost.api import period_bounds, rollup_for
 from clusters.cost.models import Budget, RateCard
+from clusters.cost.prices import rate_card_save
 from clusters.cost.rollups import GROUPS
 from clusters.cost.services import budget_status, cluster_pricing_set
 from clusters.views import _cluster_or_404, _require
@@ -156,12 +157,6 @@ class RateCardForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["team"].queryset = teams  # type: ignore[attr-defined]
 
-    def clean_valid_from(self) -> Any:
-        value = self.cleaned_data["valid_from"]
-        if value < timezone.now().date():
-            raise forms.ValidationError("Prices change from today or later, never in the past.")
-        return value
-
     def clean_instance_prices(self) -> dict[str, str]:
         prices = {}
         for number, line in enumerate(self.cleaned_data["instance_prices"].splitlines(), 1):
@@ -185,12 +180,13 @@ def rate_cards_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = dict(form.cleaned_data)
         _require(request, None, data["team"], Role.ADMIN)
-        if RateCard.objects.filter(name=data["name"]).exclude(team=data["team"]).exists():
-            form.add_error("name", "Another team uses this rate card name.")
+        try:
+            rate_card_save(actor=request.user, **data)
+        except DjangoValidationError as error:
+            for field, errors in error.message_dict.items():
+                for message in errors:
+                    form.add_error(field if field in form.fields else None, message)
         else:
-            RateCard.objects.update_or_create(
-                name=data.pop("name"), valid_from=data.pop("valid_from"), defaults=data
-            )
             messages.success(request, "Rate card saved.")
             return redirect("cost:rate-cards")
     cards = RateCard.objects.filter(team__in=teams).select_related("team")

@@ -10,7 +10,9 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
+from clusters.cost.pricing import PriceBook
 from clusters.cost.services import cluster_unit_prices
 from clusters.models import Cluster
 from fleet.accounts.models import Team
@@ -91,8 +93,14 @@ def placement_candidates(application: Application) -> list[Candidate]:
     last = application.decisions.first()
     current = {c["cluster"] for c in last.decision["chosen"]} if last else set()
     candidates = []
+    book = PriceBook(timezone.now().date())  # list prices read once, not per cluster
     for cluster in Cluster.objects.filter(team_id=application.team_id).select_related("inventory"):
-        prices = cluster_unit_prices(cluster) if hasattr(cluster, "inventory") else None
+        inventory = getattr(cluster, "inventory", None)
+        prices = (
+            cluster_unit_prices(cluster, inventory=inventory.data, book=book)
+            if inventory is not None
+            else None
+        )
         candidates.append(
             Candidate(
                 name=cluster.name,

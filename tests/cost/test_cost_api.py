@@ -175,3 +175,49 @@ def test_rate_card_page_adds_versions(priced: dict[Any, Any]) -> None:
     viewer.force_login(priced[Role.VIEWER])
     assert viewer.post("/costs/rate-cards/", {**form, "name": "x"}).status_code == 403
     assert "dc-east" in viewer.get("/costs/rate-cards/").content.decode()
+
+
+def test_rate_cards_and_list_prices_never_change_the_past_through_the_api(
+    priced: dict[Any, Any],
+) -> None:
+    yesterday = str(timezone.now().date() - timedelta(days=1))
+    admin = _api(priced[Role.ADMIN])
+    card = admin.post(
+        "/api/v1/rate-cards/",
+        {
+            "name": "dc",
+            "team": "payments",
+            "valid_from": yesterday,
+            "cpu_core_hour": "0.02",
+            "ram_gb_hour": "0.002",
+        },
+        format="json",
+    )
+    assert card.status_code == 400
+    assert "never in the past" in card.json()["error"]["message"]
+    root = _api(make_user(superuser=True))
+    price = root.post(
+        "/api/v1/instance-prices/",
+        {
+            "provider": "aws",
+            "region": "eu-west-1",
+            "instance_type": "m5.large",
+            "hourly": "0.5",
+            "valid_from": yesterday,
+        },
+        format="json",
+    )
+    assert price.status_code == 400
+    today = str(timezone.now().date())
+    ok = root.post(
+        "/api/v1/instance-prices/",
+        {
+            "provider": "aws",
+            "region": "eu-west-1",
+            "instance_type": "m5.large",
+            "hourly": "0.5",
+            "valid_from": today,
+        },
+        format="json",
+    )
+    assert ok.status_code == 201, ok.content
