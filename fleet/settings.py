@@ -276,11 +276,21 @@ KEELSON_LOCAL_CLUSTERS_DIR = env_str("KEELSON_LOCAL_CLUSTERS_DIR", str(VAR_DIR /
 # How often the `capi` provider reads the Cluster API objects it follows.
 KEELSON_CAPI_POLL_SECONDS: float = env_int("KEELSON_CAPI_POLL_SECONDS", 10, minimum=1)
 
+# Re-place on cluster changes, correct drift and refresh application status this often.
+KEELSON_PLACEMENT_RECONCILE_INTERVAL = env_int(
+    "KEELSON_PLACEMENT_RECONCILE_INTERVAL", 60, minimum=5
+)
+
 CELERY_BEAT_SCHEDULE = {
     "clusters-collect": {
         "task": "clusters.tasks.clusters_collect_fanout_task",
         "schedule": float(KEELSON_COLLECT_INTERVAL),
         "options": {"expires": KEELSON_COLLECT_INTERVAL},
+    },
+    "placement-reconcile": {
+        "task": "fleet.placement.tasks.placement_reconcile_fanout_task",
+        "schedule": float(KEELSON_PLACEMENT_RECONCILE_INTERVAL),
+        "options": {"expires": KEELSON_PLACEMENT_RECONCILE_INTERVAL},
     },
     "cost-compute": {"task": "clusters.cost.tasks.cost_compute_task", "schedule": 600.0},
     "budgets-check": {"task": "clusters.cost.tasks.budgets_check_task", "schedule": 3600.0},

@@ -141,7 +141,9 @@ class AgentRotateView(AgentTokenView):
 class AgentWorkView(AgentView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        """The manifests this cluster should hold. Placement (applications) fills it; until
-        an application targets the cluster the list is empty."""
+        """The objects this cluster should hold: every application placed on it, rendered
+        for it (overrides, replica share, owner labels)."""
+        from fleet.placement.propagation import agent_work
+
         cluster, _ = _authenticated_agent(request)
-        return Response({"cluster": cluster.name, "generation": 0, "objects": []})
+        return Response(agent_work(cluster=cluster))

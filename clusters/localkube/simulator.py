@@ -4,7 +4,8 @@ It registers Node objects with the capacity of their instance type, keeps their 
 condition and their Lease in `kube-node-lease` fresh, moves pods bound to them to
 Running with Ready conditions and container statuses, and finalizes deleted pods (what a
 kubelet does). Told to, it stops heartbeating a node (the real node-lifecycle controller
-then marks it NotReady and taints it) or makes a pod's containers crash-loop.
+then marks it NotReady and taints it) or makes a pod's containers crash-loop
+(also any pod annotated `localkube.keelson.io/simulate: crashloop`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ logger = logging.getLogger(__name__)
 KUBELET_VERSION = "v1.20.2"
 LEASE_NAMESPACE = "kube-node-lease"
 SIMULATED_LABEL = "keelson.io/simulated-node"
+# A pod annotated `localkube.keelson.io/simulate: crashloop` crash-loops from the start, as
+# a broken image would (how tests and demos get a release whose health gate fails).
+SIMULATE_ANNOTATION = "localkube.keelson.io/simulate"
 
 
 @dataclass(frozen=True)
@@ -300,7 +304,8 @@ class NodeSimulator:
                         pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0
                     )
                     continue
-                is_failing = key in failing
+                annotations = pod.metadata.annotations or {}
+                is_failing = key in failing or annotations.get(SIMULATE_ANNOTATION) == "crashloop"
                 running_as_wanted = pod.status.phase == "Running" and (
                     is_failing
                     == any(

@@ -13,6 +13,10 @@ class Application(models.Model):
     team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="+")
     namespace = models.CharField(max_length=63, validators=[slug_validator])
     description = models.TextField(blank=True)
+    # Ordered per-cluster changes to the rendered manifests (fleet.placement.overrides).
+    overrides = models.JSONField(default=list, blank=True)
+    # How a new version or decision reaches the clusters (fleet.placement.spec.rollout_spec).
+    rollout = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -73,3 +77,44 @@ class PlacementDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.application_id} decision {self.version}"
+
+
+class WorkState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPLIED = "applied", "Applied"  # objects written, workloads not yet available
+    AVAILABLE = "available", "Available"
+    DELIVERED = "delivered", "Delivered to the agent"  # pull mode: the agent applies it
+    FAILED = "failed", "Failed"
+    ORPHANED = "orphaned", "Left the decision; removal pending"
+
+
+class ClusterWork(models.Model):
+    """What one application should run in one cluster and what it does run there, as
+    OCM's ManifestWork: desired version and replicas, the objects applied, and the status
+    fed back from the cluster (available replicas, errors, drift corrections)."""
+
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="works")
+    cluster = models.ForeignKey("clusters.Cluster", on_delete=models.CASCADE, related_name="+")
+    desired_version = models.PositiveIntegerField()
+    applied_version = models.PositiveIntegerField(null=True, blank=True)
+    # The version the current rollout replaced, restored by a rollback (None: remove).
+    previous_version = models.PositiveIntegerField(null=True, blank=True)
+    previous_replicas = models.PositiveIntegerField(null=True, blank=True)
+    replicas = models.PositiveIntegerField(null=True, blank=True)  # None: as the manifests say
+    state = models.CharField(max_length=16, choices=WorkState.choices, default=WorkState.PENDING)
+    desired_replicas = models.PositiveIntegerField(default=0)
+    available_replicas = models.PositiveIntegerField(default=0)
+    applied_objects = models.JSONField(default=list, blank=True)  # [{apiVersion, kind, ns, name}]
+    message = models.TextField(blank=True)
+    drift_corrections = models.PositiveIntegerField(default=0)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["application_id", "cluster_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["application", "cluster"], name="work_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.application_id} in {self.cluster_id}"

@@ -41,6 +41,7 @@ class Candidate:
     cpu_price: Decimal | None = None  # per core-hour
     ram_price: Decimal | None = None  # per GB-hour
     current: bool = False  # chosen by the previous decision
+    tolerated: str = ""  # why an unhealthy current cluster keeps its place (empty: it does not)
 
     @property
     def free_cpu(self) -> Decimal:
@@ -69,6 +70,9 @@ class PlacementSpec:
     replicas: int = 1
     division: str = "duplicated"
     static_weights: dict[str, int] = field(default_factory=dict)
+    # A chosen cluster that turns Unreachable keeps its place this long (OCM/Karmada's
+    # toleration); then it leaves the decision and its replicas move.
+    unreachable_toleration_seconds: int = 300
 
 
 @dataclass
@@ -109,7 +113,7 @@ def _fits(candidate: Candidate, need: PerReplica, replicas: int) -> bool:
 def _exclusion(
     candidate: Candidate, spec: PlacementSpec, selector: LabelSelector, need: PerReplica
 ) -> tuple[str, str] | None:
-    if candidate.status not in HEALTHY:
+    if candidate.status not in HEALTHY and not candidate.tolerated:
         return "Healthy", f"status is {candidate.status}"
     if not selector.matches(candidate.labels):
         return "LabelSelector", f"labels do not match {spec.selector!r}"
@@ -239,6 +243,8 @@ def schedule(spec: PlacementSpec, candidates: list[Candidate], need: PerReplica)
                 for name, scores in per_prioritizer.items()
             },
         }
+        if candidate.tolerated:
+            entry["tolerated"] = candidate.tolerated
         if candidate in chosen:
             decision.chosen.append({**entry, "replicas": replicas[candidate.name]})
     return decision

@@ -4,6 +4,7 @@ without storing anything."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,8 +20,9 @@ from fleet.accounts.models import Team
 from fleet.audit.services import audit_record
 from fleet.placement.manifests import ManifestError, parse_manifests, requests_of
 from fleet.placement.models import Application, ApplicationVersion, Placement, PlacementDecision
-from fleet.placement.scheduler import Candidate, Decision, PerReplica, schedule
-from fleet.placement.spec import placement_spec
+from fleet.placement.overrides import overrides_spec
+from fleet.placement.scheduler import HEALTHY, Candidate, Decision, PerReplica, schedule
+from fleet.placement.spec import placement_spec, rollout_spec
 
 
 def _validated_manifests(text: str) -> list[dict[str, Any]]:
@@ -40,13 +42,23 @@ def application_create(
     manifests: str,
     placement: dict[str, Any] | None = None,
     description: str = "",
+    overrides: list[Any] | None = None,
+    rollout: dict[str, Any] | None = None,
 ) -> Application:
     _validated_manifests(manifests)
     placement_spec(placement)
+    overrides_spec(overrides)
+    rollout_spec(rollout)
     if Application.objects.filter(name=name).exists():
         raise ValidationError({"name": f"An application named {name!r} exists."})
     application = Application(
-        name=name, team=team, namespace=namespace, description=description, created_by=None
+        name=name,
+        team=team,
+        namespace=namespace,
+        description=description,
+        overrides=overrides or [],
+        rollout=rollout or {},
+        created_by=None,
     )
     if actor is not None and actor.is_authenticated:
         application.created_by_id = actor.pk
@@ -80,6 +92,43 @@ def application_version_add(
     return version
 
 
+UPDATABLE = ("description", "placement", "overrides", "rollout")
+
+
+@transaction.atomic
+def application_update(
+    *, actor: AbstractBaseUser | None, application: Application, changes: dict[str, Any]
+) -> Application:
+    """Change the description, placement, overrides or rollout strategy. Nothing reaches the
+    clusters until the next rollout (or reschedule)."""
+    locked = Application.objects.select_for_update().get(pk=application.pk)
+    unknown = set(changes) - set(UPDATABLE)
+    if unknown:
+        raise ValidationError({key: "This field cannot be changed." for key in unknown})
+    if "placement" in changes:
+        placement_spec(changes["placement"])
+        Placement.objects.update_or_create(
+            application=locked, defaults={"spec": changes["placement"] or {}}
+        )
+    if "overrides" in changes:
+        overrides_spec(changes["overrides"])
+        locked.overrides = changes["overrides"] or []
+    if "rollout" in changes:
+        rollout_spec(changes["rollout"])
+        locked.rollout = changes["rollout"] or {}
+    if "description" in changes:
+        locked.description = str(changes["description"])
+    locked.save()
+    audit_record(
+        actor=actor,
+        action="application.update",
+        target=locked,
+        team=locked.team,
+        detail={"fields": sorted(changes)},
+    )
+    return locked
+
+
 def _per_replica(application: Application) -> PerReplica:
     latest = application.versions.first()
     objects = parse_manifests(latest.manifests) if latest else []
@@ -88,12 +137,25 @@ def _per_replica(application: Application) -> PerReplica:
     return PerReplica(cpu=need.cpu, memory=need.memory_bytes)
 
 
-def placement_candidates(application: Application) -> list[Candidate]:
+def _tolerated(cluster: Cluster, toleration_seconds: int, now: datetime) -> str:
+    """Why a chosen cluster that is no longer healthy keeps its place (empty: it does not)."""
+    if cluster.status in HEALTHY or cluster.status_changed_at is None:
+        return ""
+    age = int((now - cluster.status_changed_at).total_seconds())
+    if age >= toleration_seconds:
+        return ""
+    return f"{cluster.status} for {age}s, tolerated up to {toleration_seconds}s"
+
+
+def placement_candidates(
+    application: Application, *, toleration_seconds: int = 300
+) -> list[Candidate]:
     """The team's clusters as the scheduler sees them (current = in the last decision)."""
     last = application.decisions.first()
     current = {c["cluster"] for c in last.decision["chosen"]} if last else set()
     candidates = []
-    book = PriceBook(timezone.now().date())  # list prices read once, not per cluster
+    now = timezone.now()
+    book = PriceBook(now.date())  # list prices read once, not per cluster
     for cluster in Cluster.objects.filter(team_id=application.team_id).select_related("inventory"):
         inventory = getattr(cluster, "inventory", None)
         prices = (
@@ -119,6 +181,9 @@ def placement_candidates(application: Application) -> list[Candidate]:
                 cpu_price=prices["cpu_core_hour"] if prices else None,
                 ram_price=prices["ram_gb_hour"] if prices else None,
                 current=cluster.name in current,
+                tolerated=_tolerated(cluster, toleration_seconds, now)
+                if cluster.name in current
+                else "",
             )
         )
     return candidates
@@ -127,22 +192,29 @@ def placement_candidates(application: Application) -> list[Candidate]:
 def placement_simulate(*, application: Application, spec: dict[str, Any] | None = None) -> Decision:
     """What the placement (or `spec`, a what-if) would decide now; nothing is stored."""
     chosen_spec = placement_spec(spec if spec is not None else application.placement.spec)
-    return schedule(chosen_spec, placement_candidates(application), _per_replica(application))
+    candidates = placement_candidates(
+        application, toleration_seconds=chosen_spec.unreachable_toleration_seconds
+    )
+    return schedule(chosen_spec, candidates, _per_replica(application))
 
 
 @transaction.atomic
 def placement_decide(
-    *, application: Application, actor: AbstractBaseUser | None = None
+    *,
+    application: Application,
+    actor: AbstractBaseUser | None = None,
+    version: int | None = None,
 ) -> PlacementDecision:
-    """Compute and store the next decision version (one writer at a time per application)."""
+    """Compute and store the next decision version (one writer at a time per application),
+    for application `version` (the newest when omitted)."""
     locked = Application.objects.select_for_update().get(pk=application.pk)
     decision = placement_simulate(application=locked)
-    version = (locked.decisions.values_list("version", flat=True).first() or 0) + 1
+    number = (locked.decisions.values_list("version", flat=True).first() or 0) + 1
     latest = locked.versions.values_list("number", flat=True).first() or 0
     stored = PlacementDecision.objects.create(
         application=locked,
-        version=version,
-        application_version=latest,
+        version=number,
+        application_version=version if version is not None else latest,
         decision=decision.as_json(),
     )
     audit_record(
@@ -150,6 +222,6 @@ def placement_decide(
         action="placement.decide",
         target=locked,
         team=locked.team,
-        detail={"version": version, "clusters": [c["cluster"] for c in decision.chosen]},
+        detail={"version": number, "clusters": [c["cluster"] for c in decision.chosen]},
     )
     return stored

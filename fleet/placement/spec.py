@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -60,6 +61,9 @@ def placement_spec(data: Any) -> PlacementSpec:
         isinstance(v, int) and v >= 0 for v in weights.values()
     ):
         errors["static_weights"] = "Map cluster names to weights of 0 or more."
+    toleration = data.get("unreachable_toleration_seconds", 300)
+    if not isinstance(toleration, int) or toleration < 0:
+        errors["unreachable_toleration_seconds"] = "Seconds, 0 or more."
     if errors:
         raise ValidationError(errors)
     return PlacementSpec(
@@ -73,4 +77,59 @@ def placement_spec(data: Any) -> PlacementSpec:
         replicas=replicas,
         division=division,
         static_weights=weights,
+        unreachable_toleration_seconds=toleration,
     )
+
+
+STRATEGIES = ("all_at_once", "rolling", "canary")
+
+
+@dataclass(frozen=True)
+class RolloutSpec:
+    """How a version or a new decision reaches the clusters. Every step must be available
+    (every workload's replicas updated and available) within `health_timeout_seconds`; a
+    canary must then stay available for `canary_soak_seconds`. A failed step stops the
+    rollout and, with `rollback`, returns the clusters already changed to what they ran."""
+
+    strategy: str = "all_at_once"
+    max_concurrency: int = 1
+    canary_clusters: int = 1
+    canary_soak_seconds: int = 30
+    health_timeout_seconds: int = 300
+    rollback: bool = True
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def rollout_spec(data: Any) -> RolloutSpec:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValidationError({"rollout": "The rollout strategy must be an object."})
+    errors: dict[str, str] = {}
+    unknown = set(data) - set(RolloutSpec.__dataclass_fields__)
+    if unknown:
+        errors["rollout"] = f"Unknown field(s): {', '.join(sorted(unknown))}."
+    strategy = data.get("strategy", "all_at_once")
+    if strategy not in STRATEGIES:
+        errors["strategy"] = f"One of {', '.join(STRATEGIES)}."
+    limits = {
+        "max_concurrency": (1, 1000),
+        "canary_clusters": (1, 1000),
+        "canary_soak_seconds": (0, 86400),
+        "health_timeout_seconds": (1, 86400),
+    }
+    values: dict[str, int] = {}
+    for key, (low, high) in limits.items():
+        value = data.get(key, RolloutSpec.__dataclass_fields__[key].default)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            errors[key] = f"A whole number from {low} to {high}."
+        else:
+            values[key] = value
+    rollback = data.get("rollback", True)
+    if not isinstance(rollback, bool):
+        errors["rollback"] = "true or false."
+    if errors:
+        raise ValidationError(errors)
+    return RolloutSpec(strategy=strategy, rollback=rollback, **values)

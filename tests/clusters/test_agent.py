@@ -154,4 +154,5 @@ def test_an_agent_rotates_its_token_and_the_old_one_stops_working() -> None:
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {new}")
     work = client.get("/api/v1/agent/work")
     assert work.status_code == 200
-    assert work.json() == {"cluster": "edge-4", "generation": 0, "objects": []}
+    assert work.json()["cluster"] == "edge-4"
+    assert work.json()["objects"] == []  # no application is placed on it

@@ -1,4 +1,5 @@
-"""Applications API: create with manifests and a placement, simulate (what-if), decide."""
+"""Applications API: create with manifests, placement, overrides and rollout strategy;
+simulate (what-if), decide, roll out, per-cluster status, versions, delete."""
 
 from __future__ import annotations
 
@@ -18,8 +19,16 @@ from clusters.api.permissions import actor, require_role
 from fleet.accounts.choices import Role
 from fleet.accounts.models import Team
 from fleet.accounts.selectors import team_ids_with_role, user_has_role
-from fleet.placement.models import Application
-from fleet.placement.services import application_create, placement_decide, placement_simulate
+from fleet.operations.models import Operation
+from fleet.placement.models import Application, ClusterWork
+from fleet.placement.rollout import application_delete_start, rollout_start
+from fleet.placement.services import (
+    application_create,
+    application_update,
+    application_version_add,
+    placement_decide,
+    placement_simulate,
+)
 
 
 class ApplicationSerializer(serializers.ModelSerializer[Application]):
@@ -31,7 +40,17 @@ class ApplicationSerializer(serializers.ModelSerializer[Application]):
 
     class Meta:
         model = Application
-        fields = ["name", "team", "namespace", "description", "placement", "version", "created_at"]
+        fields = [
+            "name",
+            "team",
+            "namespace",
+            "description",
+            "placement",
+            "overrides",
+            "rollout",
+            "version",
+            "created_at",
+        ]
         read_only_fields = fields
 
     def get_placement(self, obj: Application) -> dict[str, Any]:
@@ -48,6 +67,55 @@ class ApplicationCreateSerializer(serializers.Serializer[Any]):
     description = serializers.CharField(allow_blank=True, default="")
     manifests = serializers.CharField(trim_whitespace=False, help_text="Multi-document YAML.")
     placement = serializers.DictField(required=False, help_text="The placement spec.")
+    overrides = serializers.ListField(
+        child=serializers.DictField(), required=False, help_text="Per-cluster override rules."
+    )
+    rollout = serializers.DictField(required=False, help_text="The rollout strategy.")
+
+
+class ApplicationUpdateSerializer(serializers.Serializer[Any]):
+    description = serializers.CharField(allow_blank=True, required=False)
+    placement = serializers.DictField(required=False)
+    overrides = serializers.ListField(child=serializers.DictField(), required=False)
+    rollout = serializers.DictField(required=False)
+
+
+class VersionSerializer(serializers.Serializer[Any]):
+    manifests = serializers.CharField(trim_whitespace=False, help_text="Multi-document YAML.")
+
+
+class RolloutRequestSerializer(serializers.Serializer[Any]):
+    version = serializers.IntegerField(
+        required=False, min_value=1, help_text="The newest version when omitted."
+    )
+
+
+class WorkSerializer(serializers.ModelSerializer[ClusterWork]):
+    cluster: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+
+    class Meta:
+        model = ClusterWork
+        fields = [
+            "cluster",
+            "state",
+            "desired_version",
+            "applied_version",
+            "replicas",
+            "desired_replicas",
+            "available_replicas",
+            "message",
+            "drift_corrections",
+            "applied_objects",
+            "synced_at",
+        ]
+        read_only_fields = fields
+
+
+class OperationRefSerializer(serializers.Serializer[Any]):
+    operation = serializers.UUIDField()
+    state = serializers.CharField()
 
 
 class SimulateSerializer(serializers.Serializer[Any]):
@@ -58,6 +126,13 @@ class SimulateSerializer(serializers.Serializer[Any]):
 
 def _django_errors(error: DjangoValidationError) -> ValidationError:
     return ValidationError(error.message_dict if hasattr(error, "error_dict") else error.messages)
+
+
+def _operation_ref(operation: Operation) -> Response:
+    return Response(
+        {"operation": str(operation.pk), "state": operation.state},
+        status=status.HTTP_202_ACCEPTED,
+    )
 
 
 class ApplicationViewSet(
@@ -131,3 +206,90 @@ class ApplicationViewSet(
                 for d in rows
             ]
         )
+
+    @extend_schema(request=ApplicationUpdateSerializer, responses=ApplicationSerializer)
+    def partial_update(self, request: Request, name: str | None = None) -> Response:
+        """Change placement, overrides, rollout strategy or description. The clusters are
+        unchanged until the next rollout."""
+        application = self.get_object()
+        require_role(request, application.team, Role.OPERATOR, "change applications")
+        payload = ApplicationUpdateSerializer(data=request.data, partial=True)
+        payload.is_valid(raise_exception=True)
+        try:
+            updated = application_update(
+                actor=actor(request), application=application, changes=dict(payload.validated_data)
+            )
+        except DjangoValidationError as error:
+            raise _django_errors(error) from None
+        return Response(ApplicationSerializer(updated).data)
+
+    @extend_schema(request=None, responses={202: OperationRefSerializer})
+    def destroy(self, request: Request, name: str | None = None) -> Response:
+        """Remove the application from every cluster, then delete it (an Operation)."""
+        application = self.get_object()
+        require_role(request, application.team, Role.OPERATOR, "delete applications")
+        try:
+            operation = application_delete_start(application=application, actor=actor(request))
+        except DjangoValidationError as error:
+            raise _django_errors(error) from None
+        return _operation_ref(operation)
+
+    @extend_schema(
+        methods=["GET"], request=None, responses=OpenApiTypes.OBJECT, summary="List versions"
+    )
+    @extend_schema(
+        methods=["POST"], request=VersionSerializer, responses={201: OpenApiTypes.OBJECT}
+    )
+    @action(detail=True, methods=["get", "post"])
+    def versions(self, request: Request, name: str | None = None) -> Response:
+        """GET: the version history. POST: add a version (manifests checked per document)."""
+        application = self.get_object()
+        if request.method == "POST":
+            require_role(request, application.team, Role.OPERATOR, "add versions")
+            payload = VersionSerializer(data=request.data)
+            payload.is_valid(raise_exception=True)
+            try:
+                version = application_version_add(
+                    actor=actor(request),
+                    application=application,
+                    manifests=payload.validated_data["manifests"],
+                )
+            except DjangoValidationError as error:
+                raise _django_errors(error) from None
+            return Response(
+                {"number": version.number, "created_at": version.created_at},
+                status=status.HTTP_201_CREATED,
+            )
+        return Response(
+            [
+                {"number": v.number, "created_at": v.created_at, "manifests": v.manifests}
+                for v in application.versions.all()[:50]
+            ]
+        )
+
+    @extend_schema(request=RolloutRequestSerializer, responses={202: OperationRefSerializer})
+    @action(detail=True, methods=["post"])
+    def rollout(self, request: Request, name: str | None = None) -> Response:
+        """Decide the placement now and roll a version out to it under the application's
+        rollout strategy. Follow the returned operation for progress."""
+        application = self.get_object()
+        require_role(request, application.team, Role.OPERATOR, "roll out applications")
+        payload = RolloutRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            operation = rollout_start(
+                application=application,
+                actor=actor(request),
+                version=payload.validated_data.get("version"),
+            )
+        except DjangoValidationError as error:
+            raise _django_errors(error) from None
+        return _operation_ref(operation)
+
+    @extend_schema(responses=WorkSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def status(self, request: Request, name: str | None = None) -> Response:
+        """Where the application runs and how it is doing in each cluster."""
+        application = self.get_object()
+        works = ClusterWork.objects.filter(application=application).select_related("cluster")
+        return Response(WorkSerializer(works.order_by("cluster__name"), many=True).data)

@@ -1,0 +1,94 @@
+"""Keeping deployed applications where their placement says, without anyone asking:
+re-place when a chosen cluster has been unreachable past the toleration, its labels no
+longer match, or a new cluster matches (each such change is a rollout of the deployed
+version); otherwise re-apply the deployed version to correct drift and refresh status,
+and retry removals from clusters that were unreachable when they left."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from fleet.placement.models import Application, ClusterWork, WorkState
+from fleet.placement.propagation import work_remove, work_sync
+from fleet.placement.rollout import rollout_in_progress, rollout_start
+from fleet.placement.services import placement_simulate
+
+logger = logging.getLogger(__name__)
+
+RECONCILE_BATCH = 50
+
+
+def _assignment(chosen: list[dict[str, Any]]) -> dict[str, int]:
+    return {c["cluster"]: int(c["replicas"]) for c in chosen if not c.get("tolerated")}
+
+
+def placement_reconcile(*, application: Application) -> str:
+    """One pass for one application; returns what it did: idle, busy, rescheduled or synced."""
+    application = Application.objects.select_related("placement", "team").get(pk=application.pk)
+    last = application.decisions.first()
+    if last is None or not application.works.exists():
+        return "idle"  # never rolled out: placement waits for a first rollout
+    if rollout_in_progress(application) is not None:
+        return "busy"
+    now = placement_simulate(application=application)
+    before = {c["cluster"]: int(c["replicas"]) for c in last.decision["chosen"]}
+    after = _assignment(now.chosen)
+    kept = {c["cluster"]: int(c["replicas"]) for c in now.chosen if c.get("tolerated")}
+    if {**after, **kept} != before:
+        left = sorted(set(before) - set(after) - set(kept))
+        joined = sorted(set(after) - set(before))
+        reason = "reschedule" + (f"; left: {', '.join(left)}" if left else "")
+        reason += f"; joined: {', '.join(joined)}" if joined else ""
+        if not left and not joined:
+            reason += "; replicas redistributed"
+        try:
+            rollout_start(
+                application=application,
+                actor=None,
+                version=last.application_version,
+                reason=reason,
+            )
+        except ValidationError as error:
+            logger.warning("could not reschedule %s: %s", application.name, error.messages[0])
+            return "busy"
+        logger.info("application %s: %s", application.name, reason)
+        return "rescheduled"
+    for work in ClusterWork.objects.filter(application=application).select_related("cluster"):
+        if work.state == WorkState.ORPHANED:
+            work_remove(work)
+        elif work.applied_version is not None and work.cluster.name not in kept:
+            work_sync(work)
+    return "synced"
+
+
+def placement_reconcile_batch(*, application_ids: list[int]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for application in Application.objects.filter(pk__in=application_ids).select_related(
+        "placement", "team"
+    ):
+        try:
+            outcome = placement_reconcile(application=application)
+        except Exception:
+            logger.exception("reconcile of application %s failed", application.name)
+            outcome = "error"
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+def placement_reconcile_fanout() -> int:
+    """One task per batch of deployed applications; returns how many batches were sent."""
+    from fleet.placement.tasks import placement_reconcile_batch_task
+
+    ids = list(
+        Application.objects.filter(works__isnull=False)
+        .distinct()
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    batches = [ids[i : i + RECONCILE_BATCH] for i in range(0, len(ids), RECONCILE_BATCH)]
+    for batch in batches:
+        placement_reconcile_batch_task.delay(batch)
+    return len(batches)
