@@ -53,9 +53,9 @@ def parse_manifests(text: str) -> list[dict[str, Any]]:
     if not objects and not errors:
         errors.append("No objects in the manifests.")
     names = [
-        (o.get("kind"), (o.get("metadata") or {}).get("name"))
+        (str(o.get("kind")), str((o.get("metadata") or {}).get("name")))
         for o in objects
-        if isinstance(o, dict)
+        if isinstance(o, dict) and isinstance(o.get("metadata"), dict)
     ]
     for key in {n for n in names if names.count(n) > 1}:
         errors.append(f"{key[0]} {key[1]!r} is defined more than once.")
@@ -64,7 +64,12 @@ def parse_manifests(text: str) -> list[dict[str, Any]]:
     return objects
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _check(document: Any) -> list[str]:
+    """Structural checks, so that nothing later (rendering, scheduling) meets a surprise."""
     if not isinstance(document, dict):
         return ["must be a Kubernetes object (a mapping)"]
     errors = []
@@ -75,24 +80,67 @@ def _check(document: Any) -> list[str]:
     if not isinstance(metadata, dict) or not metadata.get("name"):
         errors.append("metadata.name is missing")
         return errors
+    if not isinstance(metadata["name"], str):
+        errors.append("metadata.name must be a string")
+        return errors
     label = f"{document.get('kind', '?')} {metadata['name']!r}"
-    for key in metadata.get("labels") or {}:
-        if error := label_key_error(str(key)):
-            errors.append(f"{label}: {error}")
+    if "namespace" in metadata and not isinstance(metadata["namespace"], str):
+        errors.append(f"{label}: metadata.namespace must be a string")
+    for field in ("labels", "annotations"):
+        value = metadata.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            errors.append(f"{label}: metadata.{field} must map strings to strings")
+        elif field == "labels":
+            for key in value:
+                if error := label_key_error(key):
+                    errors.append(f"{label}: {error}")
+    if "spec" in document and not isinstance(document["spec"], dict):
+        errors.append(f"{label}: spec must be a mapping")
+        return errors
     if document.get("kind") in WORKLOAD_KINDS:
-        template = ((document.get("spec") or {}).get("template") or {}).get("spec") or {}
-        containers = template.get("containers")
-        if not isinstance(containers, list) or not containers:
-            errors.append(f"{label}: spec.template.spec.containers is missing")
-        else:
-            for container in containers:
-                for kind, value in (
-                    (container.get("resources") or {}).get("requests") or {}
-                ).items():
-                    try:
-                        parse_quantity(value)
-                    except (ValueError, TypeError):
-                        errors.append(f"{label}: request {kind}={value!r} is not a quantity")
+        errors += [f"{label}: {e}" for e in _check_workload(_mapping(document.get("spec")))]
+    return errors
+
+
+def _check_workload(spec: dict[str, Any]) -> list[str]:
+    errors = []
+    replicas = spec.get("replicas")
+    if replicas is not None and (
+        not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0
+    ):
+        errors.append("spec.replicas must be a whole number, 0 or more")
+    template = spec.get("template")
+    if not isinstance(template, dict) or not isinstance(template.get("spec"), dict):
+        return [*errors, "spec.template.spec is missing"]
+    containers = template["spec"].get("containers")
+    if not isinstance(containers, list) or not containers:
+        return [*errors, "spec.template.spec.containers is missing"]
+    for index, container in enumerate(containers):
+        where = f"container {index + 1}"
+        if not isinstance(container, dict):
+            errors.append(f"{where} must be a mapping with a name and an image")
+            continue
+        if not isinstance(container.get("name"), str) or not container.get("name"):
+            errors.append(f"{where}: name is missing")
+        if not isinstance(container.get("image"), str) or not container.get("image"):
+            errors.append(f"{where}: image is missing")
+        resources = container.get("resources")
+        if resources is not None and not isinstance(resources, dict):
+            errors.append(f"{where}: resources must be a mapping")
+            continue
+        requests = _mapping(resources).get("requests")
+        if requests is not None and not isinstance(requests, dict):
+            errors.append(f"{where}: resources.requests must be a mapping")
+            continue
+        for kind, value in _mapping(requests).items():
+            try:
+                parse_quantity(value)
+            except (ValueError, TypeError):
+                errors.append(f"{where}: request {kind}={value!r} is not a quantity")
     return errors
 
 

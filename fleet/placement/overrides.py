@@ -104,7 +104,9 @@ def _rule(item: Any) -> Override:
     if not isinstance(image, str):
         raise ValueError("image must be a string")
     replicas = item.get("replicas")
-    if replicas is not None and (not isinstance(replicas, int) or replicas < 0):
+    if replicas is not None and (
+        not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0
+    ):
         raise ValueError("replicas must be 0 or more")
     patches = []
     for index, raw in enumerate(item.get("patches") or [], start=1):

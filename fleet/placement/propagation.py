@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -17,6 +18,7 @@ from clusters.kube.client import ClusterConnectError
 from clusters.models import Cluster
 from clusters.services.credentials import cluster_api_client
 from fleet.placement.kubesync import apply_objects, delete_object, workload_status
+from fleet.placement.manifests import ManifestError
 from fleet.placement.models import Application, ClusterWork, WorkState
 from fleet.placement.overrides import overrides_spec
 from fleet.placement.render import RenderError, Target, ref_key, render, rendered_hash
@@ -38,14 +40,23 @@ def work_render(work: ClusterWork, *, version: int | None = None) -> list[dict[s
     application = work.application
     number = version if version is not None else work.desired_version
     manifests = application.versions.get(number=number).manifests
-    return render(
-        application=application.name,
-        namespace=application.namespace,
-        version=number,
-        manifests=manifests,
-        target=Target(work.cluster.name, work.cluster.labels, work.replicas),
-        overrides=overrides_spec(application.overrides),
-    )
+    try:
+        return render(
+            application=application.name,
+            namespace=application.namespace,
+            version=number,
+            manifests=manifests,
+            target=Target(work.cluster.name, work.cluster.labels, work.replicas),
+            overrides=overrides_spec(application.overrides),
+        )
+    except RenderError:
+        raise
+    except (ManifestError, ValidationError) as error:
+        raise RenderError(f"version {number} cannot be rendered: {error}") from None
+    except Exception as error:
+        # Stored data that bypassed validation must fail this work, not the whole sync.
+        logger.exception("rendering %s v%s failed", application.name, number)
+        raise RenderError(f"version {number} cannot be rendered ({type(error).__name__})") from None
 
 
 def work_target(

@@ -248,25 +248,31 @@ class _Run:
                 return
             time.sleep(min(POLL_SECONDS, max(deadline - time.monotonic(), 0)))
 
-    def rollback(self) -> list[str]:
-        restored = []
+    def rollback(self) -> tuple[list[str], list[str]]:
+        """Return the clusters changed so far to what they ran; (restored, not restored)."""
+        restored, failed = [], []
         for work in reversed(self.changed):
             work.refresh_from_db()
             name = work.cluster.name
             if work.previous_version is None:
                 outcome = work_remove(work)
-                restored.append(f"{name}: removed")
+                what = "removed"
             else:
                 ClusterWork.objects.filter(pk=work.pk).update(
                     desired_version=work.previous_version, replicas=work.previous_replicas
                 )
                 outcome = work_sync(work)
-                restored.append(f"{name}: back to version {work.previous_version}")
-            self.log(
-                f"rollback {restored[-1]}" + ("" if outcome.ok else f" failed: {outcome.message}"),
-                level=LogLevel.WARNING,
-            )
-        return restored
+                what = f"back to version {work.previous_version}"
+            if outcome.ok:
+                restored.append(f"{name}: {what}")
+                self.log(f"rollback {name}: {what}", level=LogLevel.WARNING)
+            else:
+                failed.append(name)
+                self.log(
+                    f"rollback {name} failed: {outcome.message}; the next reconcile retries",
+                    level=LogLevel.ERROR,
+                )
+        return restored, failed
 
 
 def rollout_run(*, operation_id: UUID) -> None:
@@ -286,13 +292,18 @@ def rollout_run(*, operation_id: UUID) -> None:
             )
             return
         run.log(f"Rollout failed: {reason}", level=LogLevel.ERROR)
-        restored = run.rollback() if run.strategy.rollback else []
+        restored, failed = run.rollback() if run.strategy.rollback else ([], [])
         operation_finish(
             operation_id=operation_id,
             state=OperationState.FAILED,
             error=f"Rollout of version {run.version} failed: {reason}"
-            + (f"; rolled back {len(restored)} cluster(s)" if restored else ""),
-            result={"rolled_back": restored},
+            + (f"; rolled back {len(restored)} cluster(s)" if restored else "")
+            + (
+                f"; could not roll back {', '.join(failed)} (retried by reconcile)"
+                if failed
+                else ""
+            ),
+            result={"rolled_back": restored, "rollback_failed": failed},
         )
         return
     works = ClusterWork.objects.filter(application=run.application).select_related("cluster")

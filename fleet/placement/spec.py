@@ -13,13 +13,21 @@ from fleet.placement.scheduler import DIVISIONS, FIELDS, PRIORITIZERS, Placement
 SPREAD_BY = ("region", "provider", "zone", "environment")
 
 
+def _whole(value: Any) -> bool:
+    """An int that is not a bool (JSON true would pass isinstance(value, int))."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def placement_spec(data: Any) -> PlacementSpec:
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ValidationError({"placement": "The placement must be an object."})
     errors: dict[str, str] = {}
-    selector = str(data.get("selector", ""))
+    selector = data.get("selector", "")
+    if not isinstance(selector, str):
+        errors["selector"] = "A label selector string, e.g. env=prod,tier in (web)."
+        selector = ""
     try:
         LabelSelector.parse(selector)
     except ValidationError as error:
@@ -32,21 +40,20 @@ def placement_spec(data: Any) -> PlacementSpec:
         errors["fields"] = f"Map {', '.join(FIELDS)} to lists of allowed values."
     prioritizers = data.get("prioritizers", {"least_allocated": 1})
     if not isinstance(prioritizers, dict) or not all(
-        key in PRIORITIZERS and isinstance(w, int) and -10 <= w <= 10
-        for key, w in prioritizers.items()
+        key in PRIORITIZERS and _whole(w) and -10 <= w <= 10 for key, w in prioritizers.items()
     ):
         errors["prioritizers"] = f"Map {', '.join(PRIORITIZERS)} to weights from -10 to 10."
     count = data.get("number_of_clusters")
-    if count is not None and (not isinstance(count, int) or count < 1):
+    if count is not None and (not _whole(count) or count < 1):
         errors["number_of_clusters"] = "A positive number, or omit it for every feasible cluster."
     for key in ("max_per", "min_distinct"):
         value = data.get(key) or {}
         if not isinstance(value, dict) or not all(
-            k in SPREAD_BY and isinstance(v, int) and v >= 1 for k, v in value.items()
+            k in SPREAD_BY and _whole(v) and v >= 1 for k, v in value.items()
         ):
             errors[key] = f"Map {', '.join(SPREAD_BY)} to a count of at least 1."
     replicas = data.get("replicas", 1)
-    if not isinstance(replicas, int) or replicas < 0:
+    if not _whole(replicas) or replicas < 0:
         errors["replicas"] = "A number of replicas, 0 or more."
     division = data.get("division", "duplicated")
     if division not in DIVISIONS:
@@ -58,11 +65,11 @@ def placement_spec(data: Any) -> PlacementSpec:
         errors["tolerations"] = "A list of {key, value?, effect?}."
     weights = data.get("static_weights") or {}
     if not isinstance(weights, dict) or not all(
-        isinstance(v, int) and v >= 0 for v in weights.values()
+        isinstance(k, str) and _whole(v) and v >= 0 for k, v in weights.items()
     ):
         errors["static_weights"] = "Map cluster names to weights of 0 or more."
     toleration = data.get("unreachable_toleration_seconds", 300)
-    if not isinstance(toleration, int) or toleration < 0:
+    if not _whole(toleration) or toleration < 0:
         errors["unreachable_toleration_seconds"] = "Seconds, 0 or more."
     if errors:
         raise ValidationError(errors)
@@ -123,7 +130,7 @@ def rollout_spec(data: Any) -> RolloutSpec:
     values: dict[str, int] = {}
     for key, (low, high) in limits.items():
         value = data.get(key, RolloutSpec.__dataclass_fields__[key].default)
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        if not _whole(value) or not low <= value <= high:
             errors[key] = f"A whole number from {low} to {high}."
         else:
             values[key] = value

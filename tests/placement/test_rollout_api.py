@@ -383,6 +383,12 @@ DEPLOYMENT_HEAD = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n"
             "Document 2",
             id="name-is-a-list",
         ),
+        pytest.param(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [x]}\n---\n"
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [x]}\n",
+            "Document 1",
+            id="name-is-a-list-twice",
+        ),
     ],
 )
 def test_malformed_documents_are_refused_naming_the_document(

@@ -214,6 +214,9 @@ class ApplicationViewSet(
         application = self.get_object()
         require_role(request, application.team, Role.OPERATOR, "change applications")
         payload = ApplicationUpdateSerializer(data=request.data, partial=True)
+        unknown = sorted(set(request.data) - set(payload.fields))
+        if unknown:
+            raise ValidationError({key: ["This field cannot be changed."] for key in unknown})
         payload.is_valid(raise_exception=True)
         try:
             updated = application_update(
