@@ -287,6 +287,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(KEELSON_COLLECT_INTERVAL),
         "options": {"expires": KEELSON_COLLECT_INTERVAL},
     },
+    "operations-redispatch": {
+        "task": "fleet.tasks.operations_redispatch_task",
+        "schedule": 60.0,
+        "options": {"expires": 60},
+    },
     "placement-reconcile": {
         "task": "fleet.placement.tasks.placement_reconcile_fanout_task",
         "schedule": float(KEELSON_PLACEMENT_RECONCILE_INTERVAL),

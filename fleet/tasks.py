@@ -11,3 +11,11 @@ def fleet_ping_task(payload: str) -> dict[str, str]:
     import socket
 
     return {"payload": payload, "worker": socket.gethostname()}
+
+
+@keelson_task(queue="default", time_limit=120)
+def operations_redispatch_task() -> int:
+    """Send again the operations nobody works on (see fleet.operations.dispatch)."""
+    from fleet.operations.dispatch import operations_redispatch
+
+    return operations_redispatch()

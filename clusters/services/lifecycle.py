@@ -20,6 +20,7 @@ from clusters.services.credentials import cluster_api_client
 from fleet.audit.services import audit_record
 from fleet.celery import PermanentError, TransientError
 from fleet.operations.choices import OperationState
+from fleet.operations.dispatch import exclusive_operation, operation_dispatch
 from fleet.operations.models import Operation
 from fleet.operations.services import (
     operation_claim,
@@ -62,7 +63,6 @@ def cluster_deregister(
 ) -> Operation:
     """Start deregistration as an Operation: optionally remove what Keelson put in the
     cluster, then delete the cluster and its credential and history from the hub."""
-    from clusters.tasks import cluster_deregister_task
 
     if cleanup and cluster.mode == ClusterMode.PULL:
         raise ValidationError(
@@ -84,10 +84,11 @@ def cluster_deregister(
             team=cluster.team,
             detail={"cleanup": cleanup, "operation": str(operation.pk)},
         )
-        transaction.on_commit(lambda: cluster_deregister_task.delay(str(operation.pk)))
+        operation_dispatch(operation)
     return operation
 
 
+@exclusive_operation
 def cluster_deregister_run(*, operation_id: UUID) -> None:
     """The deregistration task's work; safe to run again after a worker died."""
     if not operation_claim(operation_id=operation_id):

@@ -24,6 +24,7 @@ from fleet.accounts.models import Team
 from fleet.audit.services import audit_record
 from fleet.celery import PermanentError, TransientError
 from fleet.operations.choices import LogLevel, OperationState
+from fleet.operations.dispatch import exclusive_operation, operation_dispatch
 from fleet.operations.models import Operation
 from fleet.operations.services import (
     operation_claim,
@@ -78,7 +79,6 @@ def _start(
     spec: ClusterSpec,
     detail: dict[str, Any],
 ) -> Operation:
-    from clusters.tasks import cluster_lifecycle_task
 
     running = _busy(cluster)
     if running is not None:
@@ -100,7 +100,7 @@ def _start(
         team=cluster.team,
         detail={**detail, "operation": str(operation.pk)},
     )
-    transaction.on_commit(lambda: cluster_lifecycle_task.delay(str(operation.pk)))
+    operation_dispatch(operation)
     return operation
 
 
@@ -217,6 +217,7 @@ def _context(operation: Operation, cluster: Cluster) -> ActionContext:
     )
 
 
+@exclusive_operation
 def cluster_lifecycle_run(*, operation_id: UUID, final_attempt: bool = True) -> None:
     """Run (or resume) a provisioning operation. Raises TransientError for Celery to retry,
     unless this is the final attempt."""

@@ -26,6 +26,7 @@ from django.db import transaction
 from clusters.models import Cluster
 from fleet.audit.services import audit_record
 from fleet.operations.choices import LogLevel, OperationState
+from fleet.operations.dispatch import exclusive_operation, operation_dispatch
 from fleet.operations.models import Operation
 from fleet.operations.services import (
     operation_claim,
@@ -71,7 +72,6 @@ def rollout_start(
 ) -> Operation:
     """Decide the placement now and roll `version` (the newest when omitted) out to it."""
     from fleet.placement.services import placement_decide
-    from fleet.placement.tasks import application_rollout_task
 
     strategy = rollout_spec(application.rollout)
     with transaction.atomic():
@@ -106,7 +106,7 @@ def rollout_start(
             team=locked.team,
             detail={"version": number, "decision": decision.version, "reason": reason},
         )
-        transaction.on_commit(lambda: application_rollout_task.delay(str(operation.pk)))
+        operation_dispatch(operation)
     return operation
 
 
@@ -275,6 +275,7 @@ class _Run:
         return restored, failed
 
 
+@exclusive_operation
 def rollout_run(*, operation_id: UUID) -> None:
     """The rollout task's work (see the module's docstring)."""
     if not operation_claim(operation_id=operation_id):
@@ -331,8 +332,6 @@ def application_delete_start(
     *, application: Application, actor: AbstractBaseUser | None
 ) -> Operation:
     """Remove the application from every cluster, then forget it (an Operation)."""
-    from fleet.placement.tasks import application_delete_task
-
     with transaction.atomic():
         locked = Application.objects.select_for_update().get(pk=application.pk)
         if (running := rollout_in_progress(locked)) is not None:
@@ -349,10 +348,11 @@ def application_delete_start(
             message=f"Removing {locked.name} from its clusters",
         )
         audit_record(actor=actor, action="application.delete", target=locked, team=locked.team)
-        transaction.on_commit(lambda: application_delete_task.delay(str(operation.pk)))
+        operation_dispatch(operation)
     return operation
 
 
+@exclusive_operation
 def application_delete_run(*, operation_id: UUID) -> None:
     if not operation_claim(operation_id=operation_id):
         return
