@@ -284,6 +284,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "cost-compute": {"task": "clusters.cost.tasks.cost_compute_task", "schedule": 600.0},
     "budgets-check": {"task": "clusters.cost.tasks.budgets_check_task", "schedule": 3600.0},
+    "policies-evaluate": {
+        "task": "policies.tasks.policies_evaluate_fanout_task",
+        "schedule": 600.0,
+    },
     "clusters-health-rollup": {
         "task": "clusters.tasks.clusters_health_rollup_task",
         "schedule": 300.0,
