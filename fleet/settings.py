@@ -184,7 +184,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"ClusterStatusEnum": "clusters.choices.ClusterStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "ClusterStatusEnum": "clusters.choices.ClusterStatus",
+        "ModeEnum": "clusters.choices.ClusterMode",
+        "PolicyModeEnum": "policies.choices.Mode",
+    },
 }
 
 # --- static files ------------------------------------------------------------------------
