@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -163,7 +164,7 @@ def test_history_filters_and_compliance_summary(operator: APIClient, team: Team)
             run_id=uuid.uuid4(),
             status=status,
             policy_generation=1,
-            evaluated_at=now - timezone.timedelta(minutes=minutes_ago),
+            evaluated_at=now - timedelta(minutes=minutes_ago),
         )
 
     result(eu, "noncompliant", 30)
