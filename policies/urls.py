@@ -1,0 +1,14 @@
+from django.urls import path
+
+from policies import views
+
+app_name = "policies"
+
+urlpatterns = [
+    path("", views.policy_list_page, name="list"),
+    path("new/", views.policy_create_page, name="create"),
+    path("<slug:team>/<slug:name>/", views.policy_detail_page, name="detail"),
+    path("<slug:team>/<slug:name>/edit/", views.policy_edit_page, name="edit"),
+    path("<slug:team>/<slug:name>/evaluate/", views.policy_evaluate_page, name="evaluate"),
+    path("<slug:team>/<slug:name>/preview/", views.policy_preview_page, name="preview"),
+]
