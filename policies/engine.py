@@ -49,6 +49,14 @@ class Snapshot:
     namespaced: dict[tuple[str, str], bool]
     cluster: dict[str, Any]
     _owners: Owners | None = None
+    # Conversions shared by every rule over the same snapshot (ids of objects it holds).
+    views: dict[int, dict[str, Any] | None] = field(default_factory=dict)
+    _cel: dict[int, Any] = field(default_factory=dict)
+
+    def cel_value(self, body: dict[str, Any]) -> Any:
+        if id(body) not in self._cel:
+            self._cel[id(body)] = cel.to_cel(body)
+        return self._cel[id(body)]
 
     @property
     def owners(self) -> Owners:
@@ -125,10 +133,10 @@ def judge(rules: Sequence[RuleLike], snapshot: Snapshot) -> Judgement:
 
 def _judge_objects(rule: RuleLike, snapshot: Snapshot, result: Judgement) -> None:
     match = Match.parse(rule.match or {})
-    for subject in subjects_for(match, rule.autogen, snapshot.objects):
+    for subject in subjects_for(match, rule.autogen, snapshot.objects, snapshot.views):
         result.checked += 1
         try:
-            passed = cel.evaluate(rule.expression, {"object": cel.to_cel(subject.body)})
+            passed = cel.evaluate(rule.expression, {"object": snapshot.cel_value(subject.body)})
         except cel.CelEvaluationError as error:
             result.errors.append({"rule": rule.name, **subject.ref(), "message": str(error)})
             continue

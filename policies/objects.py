@@ -127,9 +127,14 @@ def expanded_kinds(match: Match, autogen: bool) -> list[tuple[str, str]]:
 
 
 def subjects_for(
-    match: Match, autogen: bool, listed: dict[tuple[str, str], list[dict[str, Any]]]
+    match: Match,
+    autogen: bool,
+    listed: dict[tuple[str, str], list[dict[str, Any]]],
+    views: dict[int, dict[str, Any] | None] | None = None,
 ) -> list[Subject]:
-    """What a CEL object rule judges, from the objects listed per kind."""
+    """What a CEL object rule judges, from the objects listed per kind. `views` caches
+    the Pod views of controllers across rules (keyed by the listed object's id)."""
+    views = {} if views is None else views
     pod_rule = autogen and POD in match.kinds
     subjects: list[Subject] = []
     for group, kind in expanded_kinds(match, autogen):
@@ -138,7 +143,9 @@ def subjects_for(
                 continue
             body = obj
             if pod_rule and (group, kind) != POD and (group, kind) not in match.kinds:
-                view = pod_view(group, kind, obj)
+                if id(obj) not in views:
+                    views[id(obj)] = pod_view(group, kind, obj)
+                view = views[id(obj)]
                 if view is None:
                     continue
                 body = view

@@ -35,7 +35,7 @@ from policies.kube import ClusterReader
 from policies.models import Policy, PolicyEvaluation
 
 logger = logging.getLogger(__name__)
-MAX_LISTED = 100  # violations and errors kept per result; the counts are always exact
+MAX_LISTED = 500  # violations and errors listed per result; the totals are always exact
 
 
 def policy_clusters(*, policy: Policy) -> QuerySet[Cluster]:
@@ -233,6 +233,8 @@ def _row(
     row.objects_checked = judgement.checked
     row.violations = judgement.violations[:MAX_LISTED]
     row.errors = judgement.errors[:MAX_LISTED]
+    row.violations_total = len(judgement.violations)
+    row.errors_total = len(judgement.errors)
     if judgement.violations:
         row.status = ResultStatus.NONCOMPLIANT
         row.message = f"{len(judgement.violations)} violation(s) in {judgement.checked} checked"

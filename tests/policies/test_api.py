@@ -240,3 +240,26 @@ def test_evaluate_and_preview_against_a_real_cluster(
         }
     ]
     assert not PolicyEvaluation.objects.filter(status="error").exists()
+
+
+def test_list_endpoints_keep_a_query_budget(
+    operator: APIClient, team: Team, django_assert_max_num_queries: Any
+) -> None:
+    # given several policies with results
+    for index in range(5):
+        assert _create(operator, name=f"p-{index}").status_code == 201
+    cluster = make_cluster(team=team, name="eu-1")
+    for policy in Policy.objects.all():
+        PolicyEvaluation.objects.create(
+            policy=policy,
+            cluster=cluster,
+            run_id=uuid.uuid4(),
+            status="compliant",
+            policy_generation=1,
+            evaluated_at=timezone.now(),
+        )
+    # then listing them costs the same as listing one
+    with django_assert_max_num_queries(8):
+        assert len(operator.get("/api/v1/policies/").json()["results"]) == 5
+    with django_assert_max_num_queries(6):
+        assert operator.get("/api/v1/policy-evaluations/").json()["count"] == 5

@@ -192,3 +192,26 @@ def test_cluster_rule_sees_the_version() -> None:
     new = Snapshot({}, {}, {"name": "c", "version": {"major": 1, "minor": 31}})
     assert [v["kind"] for v in judge(rules, old).violations] == ["Cluster"]
     assert judge(rules, new).violations == []
+
+
+def test_mustonlyhave_wants_exactly_the_listed_items_and_tolerates_defaults() -> None:
+    from policies.objects import contains, matches_only
+
+    actual = {"spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"], "extra": 1}}
+    wanted = {"spec": {"policyTypes": ["Ingress"]}}
+    assert contains(actual, wanted)
+    assert not matches_only(actual, wanted)
+    assert matches_only(actual, {"spec": {"policyTypes": ["Egress", "Ingress"]}})
+
+
+def test_the_served_version_ranks_stable_over_beta_over_alpha() -> None:
+    from policies.kube import _version_rank
+
+    versions = ["v1beta1", "v1", "v2alpha1", "v1beta2", "v2"]
+    assert sorted(versions, key=_version_rank, reverse=True) == [
+        "v2",
+        "v1",
+        "v1beta2",
+        "v1beta1",
+        "v2alpha1",
+    ]
