@@ -7,6 +7,11 @@ app_name = "policies"
 urlpatterns = [
     path("", views.policy_list_page, name="list"),
     path("new/", views.policy_create_page, name="create"),
+    path(
+        "cluster/<slug:name>/compliance/",
+        views.cluster_compliance_fragment,
+        name="cluster-compliance",
+    ),
     path("<slug:team>/<slug:name>/", views.policy_detail_page, name="detail"),
     path("<slug:team>/<slug:name>/edit/", views.policy_edit_page, name="edit"),
     path("<slug:team>/<slug:name>/evaluate/", views.policy_evaluate_page, name="evaluate"),

@@ -12,14 +12,15 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from clusters.views import _require
+from clusters.views import _cluster_or_404, _require
 from fleet.accounts.choices import Role
 from fleet.accounts.models import Team
 from fleet.accounts.selectors import team_list, user_has_role
+from policies.choices import ResultStatus
 from policies.filtersets import PolicyFilterSet
 from policies.forms import PolicyForm
 from policies.models import Policy
-from policies.selectors import compliance_summary, latest_evaluations, policy_list
+from policies.selectors import compliance_summary, latest_evaluations, percent, policy_list
 from policies.services.enforcement import enforcement_preview
 from policies.services.evaluation import policy_evaluate
 from policies.services.policies import PolicySpec, policy_create, policy_update
@@ -135,8 +136,11 @@ def policy_edit_page(request: HttpRequest, team: str, name: str) -> HttpResponse
 def policy_evaluate_page(request: HttpRequest, team: str, name: str) -> HttpResponse:
     policy = _policy_or_404(request, team, name)
     _require(request, None, policy.team, Role.OPERATOR)
-    rows = policy_evaluate(policy=policy)
-    messages.success(request, f"Evaluated on {len(rows)} cluster(s).")
+    done = policy_evaluate(policy=policy)
+    if done.queued:
+        messages.success(request, f"Evaluation queued on {done.queued} clusters.")
+    else:
+        messages.success(request, f"Evaluated on {len(done.results)} cluster(s).")
     return redirect("policies:detail", team=policy.team.name, name=policy.name)
 
 
@@ -148,3 +152,27 @@ def policy_preview_page(request: HttpRequest, team: str, name: str) -> HttpRespo
     _require(request, None, policy.team, Role.OPERATOR)
     plans = enforcement_preview(policy=policy)
     return render(request, "policies/preview.html", {"policy": policy, "plans": plans})
+
+
+@login_required
+def cluster_compliance_fragment(request: HttpRequest, name: str) -> HttpResponse:
+    """The cluster page's compliance card (loaded by htmx): the newest result of each
+    policy the user can see on this cluster."""
+    cluster = _cluster_or_404(request, name)
+    rows = sorted(
+        latest_evaluations(policy_list(user=request.user).filter(team_id=cluster.team_id))
+        .filter(cluster=cluster)
+        .select_related("policy__team"),
+        key=lambda row: (row.status == ResultStatus.COMPLIANT, row.policy.name),
+    )
+    counts = {status: sum(1 for r in rows if r.status == status) for status in ResultStatus.values}
+    return render(
+        request,
+        "policies/_cluster.html",
+        {
+            "cluster": cluster,
+            "rows": rows,
+            "counts": counts,
+            "percent": percent(counts["compliant"], counts["noncompliant"]),
+        },
+    )

@@ -38,11 +38,9 @@ from policies.selectors import (
     policy_list,
 )
 from policies.services.enforcement import enforcement_preview, policy_enforce
-from policies.services.evaluation import policy_clusters, policy_evaluate
+from policies.services.evaluation import policy_evaluate
 from policies.services.policies import PolicySpec, policy_create, policy_delete, policy_update
 
-# Above this many targeted clusters, `evaluate` is queued instead of answered inline.
-INLINE_EVALUATION_CLUSTERS = 20
 TEAM_PARAM = OpenApiParameter(
     "team", str, description="The owning team, when the name exists in several of yours."
 )
@@ -131,20 +129,12 @@ class PolicyViewSet(
     def evaluate(self, request: Request, name: str | None = None) -> Response:
         """Evaluate the policy now on every cluster it targets (forced: nothing is skipped).
         Up to 20 clusters the results come back at once; beyond, batches are queued (202)."""
-        from policies.services.evaluation import BATCH_SIZE
-        from policies.tasks import policies_evaluate_batch_task
-
         policy = self.get_object()
         require_role(request, policy.team, Role.OPERATOR, "evaluate policies")
-        ids = list(policy_clusters(policy=policy).values_list("pk", flat=True))
-        if len(ids) > INLINE_EVALUATION_CLUSTERS:
-            for start in range(0, len(ids), BATCH_SIZE):
-                policies_evaluate_batch_task.delay(
-                    ids[start : start + BATCH_SIZE], [policy.pk], True
-                )
-            return Response({"clusters": len(ids)}, status=status.HTTP_202_ACCEPTED)
-        rows = policy_evaluate(policy=policy)
-        return Response(EvaluationSerializer(rows, many=True).data)
+        done = policy_evaluate(policy=policy)
+        if done.queued:
+            return Response({"clusters": done.queued}, status=status.HTTP_202_ACCEPTED)
+        return Response(EvaluationSerializer(done.results, many=True).data)
 
     @extend_schema(
         request=None, parameters=[TEAM_PARAM], responses=ClusterPlanSerializer(many=True)

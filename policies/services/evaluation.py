@@ -270,15 +270,39 @@ def clusters_evaluate(
     return counts
 
 
-def policy_evaluate(*, policy: Policy, force: bool = True) -> list[PolicyEvaluation]:
-    """Evaluate one policy now on every cluster it targets (the API's `evaluate`)."""
+INLINE_CLUSTERS = 20  # `policy_evaluate` answers inline up to this many clusters
+
+
+@dataclass
+class Evaluated:
+    """What `policy_evaluate` did: results stored now, or clusters queued for a worker."""
+
+    results: list[PolicyEvaluation]
+    queued: int = 0
+
+
+def policy_evaluate(*, policy: Policy) -> Evaluated:
+    """Evaluate one policy now on every cluster it targets, forced (the API's and the
+    page's "evaluate"). Past INLINE_CLUSTERS clusters the work is queued in batches
+    rather than holding a web request for minutes."""
+    from policies.tasks import policies_evaluate_batch_task
+
+    clusters = list(policy_clusters(policy=policy).select_related("team").order_by("pk"))
+    if len(clusters) > INLINE_CLUSTERS:
+        ids = [c.pk for c in clusters]
+        for start in range(0, len(ids), BATCH_SIZE):
+            policies_evaluate_batch_task.apply_async(
+                args=[ids[start : start + BATCH_SIZE], [policy.pk], True],
+                expires=EVALUATE_INTERVAL,
+            )
+        return Evaluated(results=[], queued=len(ids))
     results: list[PolicyEvaluation] = []
     run_id = uuid.uuid4()
-    for cluster in policy_clusters(policy=policy).select_related("team"):
+    for cluster in clusters:
         results += cluster_evaluate(
-            cluster=cluster, policy_ids=[policy.pk], force=force, run_id=run_id
+            cluster=cluster, policy_ids=[policy.pk], force=True, run_id=run_id
         )
-    return results
+    return Evaluated(results=results)
 
 
 def sweep_batches(*, batch_size: int) -> list[list[int]]:

@@ -144,3 +144,17 @@ def test_editor_refuses_bad_cel_with_position_and_saves_good_rules(team: Team) -
     assert edited.status_code == 302
     policy.refresh_from_db()
     assert (policy.mode, policy.generation) == ("enforce", 2)
+
+
+def test_cluster_page_loads_its_compliance_card(team: Team, policy: Policy) -> None:
+    user = make_user()
+    add_member(team, user, Role.VIEWER)
+    client = _client(user)
+    page = client.get("/clusters/eu-1/").content.decode()
+    assert 'hx-get="/policies/cluster/eu-1/compliance/"' in page
+    card = client.get("/policies/cluster/eu-1/compliance/").content.decode()
+    assert '<strong data-field="cluster-compliance">0.0%</strong>' in card
+    assert "/policies/payments/host-net/" in card
+    outsider = make_user()
+    add_member(make_team(), outsider, Role.ADMIN)
+    assert _client(outsider).get("/policies/cluster/eu-1/compliance/").status_code == 404
