@@ -16,10 +16,12 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
@@ -165,6 +167,25 @@ def applicable_policies(cluster: Cluster, policy_ids: list[int] | None = None) -
     return [policy for policy in query if policy_targets(policy, cluster)]
 
 
+# Namespace of the advisory locks that keep one evaluation per cluster at a time.
+_LOCK_CLASS = 0x706F6C  # "pol"
+
+
+@contextmanager
+def _cluster_lock(cluster_id: int) -> Iterator[bool]:
+    """A session-level advisory lock (not held across a transaction: evaluation talks to
+    the cluster for a while). Yields False when another worker holds it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_CLASS, cluster_id])
+        acquired = bool(cursor.fetchone()[0])
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_CLASS, cluster_id])
+
+
 def cluster_evaluate(
     *,
     cluster: Cluster,
@@ -173,8 +194,17 @@ def cluster_evaluate(
     run_id: uuid.UUID | None = None,
 ) -> list[PolicyEvaluation]:
     """Evaluate the cluster's applicable policies (or only `policy_ids`); returns the
-    stored results (none for policies skipped as unchanged)."""
-    run_id = run_id or uuid.uuid4()
+    stored results (none for policies skipped as unchanged, nor when another worker is
+    evaluating this cluster right now: its results will be as fresh)."""
+    with _cluster_lock(cluster.pk) as acquired:
+        if not acquired:
+            return []
+        return _cluster_evaluate(cluster, policy_ids, force, run_id or uuid.uuid4())
+
+
+def _cluster_evaluate(
+    cluster: Cluster, policy_ids: list[int] | None, force: bool, run_id: uuid.UUID
+) -> list[PolicyEvaluation]:
     policies = applicable_policies(cluster, policy_ids)
     stamp = inventory_stamp(cluster)
     if not force and stamp:

@@ -247,3 +247,25 @@ def test_an_unreachable_cluster_gives_error_results(team: Team) -> None:
     rows = cluster_evaluate(cluster=cluster)
     assert rows and all(r.status == ResultStatus.ERROR for r in rows)
     assert all("no stored credential" in r.message for r in rows)
+
+
+def test_one_evaluation_per_cluster_at_a_time(team: Team) -> None:
+    import psycopg2
+
+    from policies.services.evaluation import _LOCK_CLASS
+    from tests.factories import make_cluster
+    from tests.support import child_database_url
+
+    cluster = make_cluster(team=team)
+    library_load(team=team)
+    # given another worker (another connection) evaluating the cluster
+    other = psycopg2.connect(child_database_url())
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [_LOCK_CLASS, cluster.pk])
+        # then this one leaves it alone
+        assert cluster_evaluate(cluster=cluster, force=True) == []
+    finally:
+        other.close()
+    # and once it is done, evaluation proceeds
+    assert cluster_evaluate(cluster=cluster, force=True)
