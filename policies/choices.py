@@ -42,3 +42,17 @@ class ActionStatus(models.TextChoices):
     PLANNED = "planned", "Planned (dry run)"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+
+
+class ReportScope(models.TextChoices):
+    FLEET = "fleet", "Fleet (every cluster of the team)"
+    CLUSTER_SET = "cluster_set", "Cluster set"
+    CLUSTER = "cluster", "One cluster"
+    STANDARD = "standard", "Standard (policies tagged with it)"
+
+
+class ReportFormat(models.TextChoices):
+    HTML = "html", "HTML"
+    PDF = "pdf", "PDF"
+    CSV = "csv", "CSV"
+    JSON = "json", "JSON"

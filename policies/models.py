@@ -11,6 +11,8 @@ from policies.choices import (
     ActionStatus,
     ComplianceType,
     Mode,
+    ReportFormat,
+    ReportScope,
     ResultStatus,
     RuleKind,
     Severity,
@@ -153,3 +155,81 @@ class EnforcementAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.target} ({self.status})"
+
+
+class ReportDefinition(models.Model):
+    """A compliance report generated on a schedule (a django-celery-beat crontab)."""
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(max_length=63, validators=[slug_validator])
+    scope = models.CharField(max_length=16, choices=ReportScope.choices, default=ReportScope.FLEET)
+    # The cluster set, cluster or standard the scope names ("" for the fleet).
+    scope_value = models.CharField(max_length=100, blank=True)
+    period_days = models.PositiveSmallIntegerField(default=7)
+    formats = models.JSONField(default=list)
+    recipients = models.JSONField(default=list, blank=True)
+    # Cron fields "minute hour day-of-month month day-of-week", in UTC.
+    schedule = models.CharField(max_length=100, default="0 6 * * 1")
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    enabled = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["team_id", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "name"], name="reportdef_unique_name_per_team")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ComplianceReport(models.Model):
+    """One generated report: its numbers, and a file per format."""
+
+    id = models.BigAutoField(primary_key=True)
+    definition = models.ForeignKey(
+        ReportDefinition, on_delete=models.CASCADE, related_name="reports"
+    )
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    generated_at = models.DateTimeField(auto_now_add=True)
+    data = models.JSONField(default=dict)
+    mailed_to = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-period_end", "-id"]
+        constraints = [
+            # A redelivered or doubled beat message finds the report already there.
+            models.UniqueConstraint(
+                fields=["definition", "period_end"], name="report_unique_period"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.definition_id} until {self.period_end:%Y-%m-%d %H:%M}"
+
+
+class ReportFile(models.Model):
+    report = models.ForeignKey(ComplianceReport, on_delete=models.CASCADE, related_name="files")
+    format = models.CharField(max_length=8, choices=ReportFormat.choices)
+    content_type = models.CharField(max_length=100)
+    content = models.BinaryField()
+    size = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["report", "format"], name="reportfile_unique_format")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.report_id}.{self.format}"
