@@ -188,6 +188,7 @@ SPECTACULAR_SETTINGS = {
         "ClusterStatusEnum": "clusters.choices.ClusterStatus",
         "ModeEnum": "clusters.choices.ClusterMode",
         "PolicyModeEnum": "policies.choices.Mode",
+        "ReportFormatEnum": "policies.choices.ReportFormat",
     },
 }
 

@@ -17,6 +17,7 @@ from fleet.accounts.api.views import TeamViewSet
 from fleet.audit.api.views import AuditEventViewSet
 from fleet.operations.api.views import OperationViewSet
 from fleet.placement.api.views import ApplicationViewSet
+from policies.api.reports import ComplianceReportViewSet, ReportDefinitionViewSet
 from policies.api.views import ComplianceView, EvaluationViewSet, PolicyViewSet
 
 router = DefaultRouter()
@@ -34,6 +35,8 @@ router.register("operations", OperationViewSet, basename="operation")
 router.register("audit-events", AuditEventViewSet, basename="auditevent")
 router.register("policies", PolicyViewSet, basename="policy")
 router.register("policy-evaluations", EvaluationViewSet, basename="policyevaluation")
+router.register("report-definitions", ReportDefinitionViewSet, basename="reportdefinition")
+router.register("compliance-reports", ComplianceReportViewSet, basename="compliancereport")
 
 urlpatterns = [
     path("agent/enroll", AgentEnrollView.as_view(), name="agent-enroll"),

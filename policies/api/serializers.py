@@ -6,8 +6,16 @@ from typing import Any
 
 from rest_framework import serializers
 
-from policies.choices import ComplianceType, Mode, RuleKind, Severity
-from policies.models import EnforcementAction, Policy, PolicyEvaluation, PolicyRule
+from policies.choices import ComplianceType, Mode, ReportFormat, ReportScope, RuleKind, Severity
+from policies.models import (
+    ComplianceReport,
+    EnforcementAction,
+    Policy,
+    PolicyEvaluation,
+    PolicyRule,
+    ReportDefinition,
+    ReportFile,
+)
 
 
 class RuleSerializer(serializers.ModelSerializer[PolicyRule]):
@@ -151,3 +159,60 @@ class ClusterPlanSerializer(serializers.Serializer[Any]):
         help_text="Violations of object or cluster rules: reported, not remediated."
     )
     error = serializers.CharField()
+
+
+class ReportDefinitionSerializer(serializers.ModelSerializer[ReportDefinition]):
+    team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+    team_name = serializers.SlugField(write_only=True, required=False, help_text="Create only.")
+    scope = serializers.ChoiceField(choices=ReportScope.choices, required=False)
+    formats = serializers.ListField(
+        child=serializers.ChoiceField(choices=ReportFormat.choices), required=False
+    )
+    recipients = serializers.ListField(child=serializers.EmailField(), required=False)
+
+    class Meta:
+        model = ReportDefinition
+        fields = [
+            "name",
+            "team",
+            "team_name",
+            "scope",
+            "scope_value",
+            "period_days",
+            "formats",
+            "recipients",
+            "schedule",
+            "enabled",
+            "created_at",
+        ]
+        read_only_fields = ["team", "created_at"]
+
+
+class ReportFileSerializer(serializers.ModelSerializer[ReportFile]):
+    class Meta:
+        model = ReportFile
+        fields = ["format", "content_type", "size"]
+        read_only_fields = fields
+
+
+class ComplianceReportSerializer(serializers.ModelSerializer[ComplianceReport]):
+    definition = serializers.CharField(source="definition.name", read_only=True)
+    team = serializers.CharField(source="definition.team.name", read_only=True)
+    files = ReportFileSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = ComplianceReport
+        fields = [
+            "id",
+            "definition",
+            "team",
+            "period_start",
+            "period_end",
+            "generated_at",
+            "data",
+            "files",
+            "mailed_to",
+        ]
+        read_only_fields = fields

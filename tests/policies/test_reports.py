@@ -203,3 +203,55 @@ def test_beat_and_worker_generate_a_scheduled_report_on_time() -> None:
     assert report.generated_at - next_minute < timedelta(seconds=30)
     assert report.data["overall"]["percent"] == 66.7  # the newest results, as above
     assert report.files.count() == 4
+
+
+@pytest.mark.django_db
+def test_reports_api_defines_generates_downloads_and_is_team_scoped() -> None:
+    from rest_framework.test import APIClient
+
+    from fleet.accounts.choices import Role
+    from tests.factories import add_member, make_user
+
+    team = make_team(name="payments")
+    _history(team)
+    user, outsider = make_user(), make_user()
+    add_member(team, user, Role.OPERATOR)
+    add_member(make_team(), outsider, Role.ADMIN)
+    client, other = APIClient(), APIClient()
+    client.force_authenticate(user)
+    other.force_authenticate(outsider)
+
+    # a bad schedule is refused with the field named
+    bad = client.post(
+        "/api/v1/report-definitions/",
+        {"name": "weekly", "team_name": "payments", "schedule": "every monday"},
+        format="json",
+    )
+    assert bad.status_code == 400
+    assert "schedule" in bad.json()["error"]["fields"]
+
+    created = client.post(
+        "/api/v1/report-definitions/",
+        {"name": "weekly", "team_name": "payments", "formats": ["pdf", "csv"]},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["schedule"] == "0 6 * * 1"
+    generated = client.post("/api/v1/report-definitions/weekly/generate/")
+    assert generated.status_code == 201
+    report = generated.json()
+    assert {f["format"] for f in report["files"]} == {"pdf", "csv"}
+
+    pdf = client.get(f"/api/v1/compliance-reports/{report['id']}/download/pdf/")
+    assert pdf.status_code == 200
+    assert pdf["Content-Type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF")
+    missing = client.get(f"/api/v1/compliance-reports/{report['id']}/download/json/")
+    assert missing.status_code == 404
+
+    # an outsider sees none of it
+    assert other.get("/api/v1/report-definitions/").json()["results"] == []
+    assert other.get("/api/v1/compliance-reports/").json()["results"] == []
+    assert other.get(f"/api/v1/compliance-reports/{report['id']}/download/pdf/").status_code == 404
+    assert other.post("/api/v1/report-definitions/weekly/generate/").status_code == 404
+    assert other.delete("/api/v1/report-definitions/weekly/").status_code == 404
