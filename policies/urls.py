@@ -1,12 +1,23 @@
-from django.urls import path
+from django.urls import path, re_path
 
-from policies import views
+from policies import views, views_reports
 
 app_name = "policies"
 
 urlpatterns = [
     path("", views.policy_list_page, name="list"),
     path("new/", views.policy_create_page, name="create"),
+    path("reports/", views_reports.reports_page, name="reports"),
+    path(
+        "reports/definitions/<int:pk>/generate/",
+        views_reports.report_generate_page,
+        name="report-generate",
+    ),
+    re_path(
+        r"^reports/(?P<pk>[0-9]+)/(?P<file_format>html|pdf|csv|json)/$",
+        views_reports.report_download,
+        name="report-download",
+    ),
     path(
         "cluster/<slug:name>/compliance/",
         views.cluster_compliance_fragment,

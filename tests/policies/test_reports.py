@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from pypdf import PdfReader
 
 from fleet.accounts.models import Team
-from policies.models import ComplianceReport, Policy, PolicyEvaluation
+from policies.models import ComplianceReport, Policy, PolicyEvaluation, ReportDefinition
 from policies.services.policies import PolicySpec, policy_create
 from policies.services.reports import ReportSpec, report_definition_save, report_generate
 from tests.clusters.helpers import wait_for
@@ -255,3 +255,44 @@ def test_reports_api_defines_generates_downloads_and_is_team_scoped() -> None:
     assert other.get(f"/api/v1/compliance-reports/{report['id']}/download/pdf/").status_code == 404
     assert other.post("/api/v1/report-definitions/weekly/generate/").status_code == 404
     assert other.delete("/api/v1/report-definitions/weekly/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_reports_page_schedules_generates_and_downloads() -> None:
+    from django.test import Client
+
+    from fleet.accounts.choices import Role
+    from tests.factories import add_member, make_user
+
+    team = make_team(name="payments")
+    _history(team)
+    user, outsider = make_user(), make_user()
+    add_member(team, user, Role.OPERATOR)
+    add_member(make_team(), outsider, Role.ADMIN)
+    client, other = Client(), Client()
+    client.force_login(user)
+    other.force_login(outsider)
+    form = {
+        "team": "payments",
+        "name": "weekly",
+        "scope": "fleet",
+        "period_days": "7",
+        "formats": ["pdf", "json"],
+        "schedule": "0 6 * *",
+    }
+
+    refused = client.post("/policies/reports/", form)
+    assert "Use five cron fields" in refused.content.decode()
+    assert client.post("/policies/reports/", {**form, "schedule": "0 6 * * 1"}).status_code == 302
+    definition_id = ReportDefinition.objects.get().pk
+    assert (
+        client.post(f"/policies/reports/definitions/{definition_id}/generate/").status_code == 302
+    )
+    report = ComplianceReport.objects.get()
+    page = client.get("/policies/reports/").content.decode()
+    assert f"/policies/reports/{report.pk}/pdf/" in page
+    assert "66.7%" in page
+    download = client.get(f"/policies/reports/{report.pk}/json/")
+    assert json.loads(download.content)["overall"]["percent"] == 66.7
+    assert other.get(f"/policies/reports/{report.pk}/json/").status_code == 404
+    assert "weekly" not in other.get("/policies/reports/").content.decode()
