@@ -184,7 +184,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"ClusterStatusEnum": "clusters.choices.ClusterStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "ClusterStatusEnum": "clusters.choices.ClusterStatus",
+        "ModeEnum": "clusters.choices.ClusterMode",
+        "PolicyModeEnum": "policies.choices.Mode",
+        "ReportFormatEnum": "policies.choices.ReportFormat",
+    },
 }
 
 # --- static files ------------------------------------------------------------------------
@@ -299,8 +304,21 @@ CELERY_BEAT_SCHEDULE = {
     },
     "cost-compute": {"task": "clusters.cost.tasks.cost_compute_task", "schedule": 600.0},
     "budgets-check": {"task": "clusters.cost.tasks.budgets_check_task", "schedule": 3600.0},
+    "policies-evaluate": {
+        "task": "policies.tasks.policies_evaluate_fanout_task",
+        "schedule": 600.0,
+    },
     "clusters-health-rollup": {
         "task": "clusters.tasks.clusters_health_rollup_task",
         "schedule": 300.0,
     },
 }
+
+# --- mail (compliance reports) -------------------------------------------------------------
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")  # or EMAIL_HOST_PASSWORD_FILE
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "keelson@localhost")

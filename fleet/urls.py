@@ -17,6 +17,7 @@ urlpatterns = [
     path("clusters/", include("clusters.urls")),
     path("costs/", include("clusters.cost.urls")),
     path("applications/", include("fleet.placement.urls")),
+    path("policies/", include("policies.urls")),
     path("api/v1/", include("fleet.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -1,1 +1,235 @@
-"""Policy models (see the policies issue)."""
+"""Policies, their rules, evaluation results (full history) and enforcement actions."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from fleet.accounts.models import slug_validator
+from policies.choices import (
+    ActionKind,
+    ActionStatus,
+    ComplianceType,
+    Mode,
+    ReportFormat,
+    ReportScope,
+    ResultStatus,
+    RuleKind,
+    Severity,
+)
+
+
+class Policy(models.Model):
+    """What every targeted cluster must meet. `generation` grows on every change of what
+    is checked, so results can say which version of the policy they judged."""
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="policies")
+    name = models.CharField(max_length=63, validators=[slug_validator])
+    description = models.TextField(blank=True)
+    severity = models.CharField(max_length=16, choices=Severity.choices, default=Severity.MEDIUM)
+    # Standards and control ids this policy implements: "pss-baseline", "cis-5.2.1", ...
+    standards = models.JSONField(default=list, blank=True)
+    # Targeting: clusters of the policy's team in any of these sets and/or matching the
+    # selector; neither means every cluster of the team.
+    cluster_sets = models.ManyToManyField("clusters.ClusterSet", blank=True, related_name="+")
+    cluster_selector = models.CharField(max_length=1000, blank=True)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.INFORM)
+    enabled = models.BooleanField(default=True)
+    generation = models.PositiveIntegerField(default=1)
+    bundled = models.BooleanField(default=False, help_text="Loaded from the bundled library.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["team_id", "name"]
+        verbose_name_plural = "policies"
+        constraints = [
+            models.UniqueConstraint(fields=["team", "name"], name="policy_unique_name_per_team"),
+            models.CheckConstraint(
+                condition=models.Q(mode__in=Mode.values), name="policy_mode_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(severity__in=Severity.values), name="policy_severity_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PolicyRule(models.Model):
+    """One check of a policy.
+
+    `match` selects objects: ``{"kinds": ["Pod", "apps/Deployment"], "namespaces": [...],
+    "excludeNamespaces": [...], "labelSelector": "app=web"}``. Kinds are version-agnostic
+    (`group/Kind`, core kinds bare): the served version is found by discovery. A rule over
+    Pods also runs over the pod templates of workload controllers unless `autogen` is off.
+    """
+
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="rules")
+    name = models.CharField(max_length=63, validators=[slug_validator])
+    kind = models.CharField(max_length=16, choices=RuleKind.choices)
+    match = models.JSONField(default=dict, blank=True)
+    autogen = models.BooleanField(default=True)
+    expression = models.TextField(blank=True)
+    message = models.CharField(max_length=500, blank=True)
+    compliance_type = models.CharField(max_length=16, choices=ComplianceType.choices, blank=True)
+    object_template = models.JSONField(default=dict, blank=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["policy_id", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "name"], name="policyrule_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy_id}/{self.name}"
+
+
+class PolicyEvaluation(models.Model):
+    """One evaluation of one policy on one cluster. Never overwritten nor capped: the
+    newest row per (policy, cluster) is the current state, older ones are history."""
+
+    id = models.BigAutoField(primary_key=True)
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="evaluations")
+    cluster = models.ForeignKey(
+        "clusters.Cluster", on_delete=models.CASCADE, related_name="policy_evaluations"
+    )
+    run_id = models.UUIDField(db_index=True)
+    status = models.CharField(max_length=16, choices=ResultStatus.choices)
+    message = models.CharField(max_length=1000, blank=True)
+    # [{rule, kind, namespace, name, message, controller}]
+    violations = models.JSONField(default=list, blank=True)
+    # [{rule, kind, namespace, name, message}]: objects a rule could not judge
+    errors = models.JSONField(default=list, blank=True)
+    # The lists keep the first MAX_LISTED entries (evaluation.py); the totals are exact.
+    violations_total = models.PositiveIntegerField(default=0)
+    errors_total = models.PositiveIntegerField(default=0)
+    objects_checked = models.PositiveIntegerField(default=0)
+    policy_generation = models.PositiveIntegerField()
+    inventory_stamp = models.CharField(max_length=64, blank=True)
+    forced = models.BooleanField(default=False)
+    evaluated_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-evaluated_at", "-id"]
+        indexes = [
+            models.Index(fields=["policy", "cluster", "-evaluated_at"]),
+            models.Index(fields=["cluster", "-evaluated_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=ResultStatus.values), name="evaluation_status_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy_id} on {self.cluster_id}: {self.status}"
+
+
+class EnforcementAction(models.Model):
+    """What enforcement did to one object of one cluster (a dry run stores nothing)."""
+
+    id = models.BigAutoField(primary_key=True)
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="actions")
+    cluster = models.ForeignKey("clusters.Cluster", on_delete=models.CASCADE, related_name="+")
+    rule_name = models.CharField(max_length=63)
+    run_id = models.UUIDField(db_index=True)
+    action = models.CharField(max_length=8, choices=ActionKind.choices)
+    status = models.CharField(max_length=16, choices=ActionStatus.choices)
+    # {"apiVersion", "kind", "namespace", "name"}
+    target = models.JSONField(default=dict)
+    message = models.CharField(max_length=1000, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["policy", "cluster", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target} ({self.status})"
+
+
+class ReportDefinition(models.Model):
+    """A compliance report generated on a schedule (a django-celery-beat crontab)."""
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(max_length=63, validators=[slug_validator])
+    scope = models.CharField(max_length=16, choices=ReportScope.choices, default=ReportScope.FLEET)
+    # The cluster set, cluster or standard the scope names ("" for the fleet).
+    scope_value = models.CharField(max_length=100, blank=True)
+    period_days = models.PositiveSmallIntegerField(default=7)
+    formats = models.JSONField(default=list)
+    recipients = models.JSONField(default=list, blank=True)
+    # Cron fields "minute hour day-of-month month day-of-week", in UTC.
+    schedule = models.CharField(max_length=100, default="0 6 * * 1")
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    enabled = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["team_id", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "name"], name="reportdef_unique_name_per_team")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ComplianceReport(models.Model):
+    """One generated report: its numbers, and a file per format."""
+
+    id = models.BigAutoField(primary_key=True)
+    definition = models.ForeignKey(
+        ReportDefinition, on_delete=models.CASCADE, related_name="reports"
+    )
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    generated_at = models.DateTimeField(auto_now_add=True)
+    data = models.JSONField(default=dict)
+    mailed_to = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-period_end", "-id"]
+        constraints = [
+            # A redelivered or doubled beat message finds the report already there.
+            models.UniqueConstraint(
+                fields=["definition", "period_end"], name="report_unique_period"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.definition_id} until {self.period_end:%Y-%m-%d %H:%M}"
+
+
+class ReportFile(models.Model):
+    report = models.ForeignKey(ComplianceReport, on_delete=models.CASCADE, related_name="files")
+    format = models.CharField(max_length=8, choices=ReportFormat.choices)
+    content_type = models.CharField(max_length=100)
+    content = models.BinaryField()
+    size = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["report", "format"], name="reportfile_unique_format")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.report_id}.{self.format}"

@@ -17,6 +17,8 @@ from fleet.accounts.api.views import TeamViewSet
 from fleet.audit.api.views import AuditEventViewSet
 from fleet.operations.api.views import OperationViewSet
 from fleet.placement.api.views import ApplicationViewSet
+from policies.api.reports import ComplianceReportViewSet, ReportDefinitionViewSet
+from policies.api.views import ComplianceView, EvaluationViewSet, PolicyViewSet
 
 router = DefaultRouter()
 router.register("teams", TeamViewSet, basename="team")
@@ -31,6 +33,10 @@ router.register("budgets", BudgetViewSet, basename="budget")
 router.register("applications", ApplicationViewSet, basename="application")
 router.register("operations", OperationViewSet, basename="operation")
 router.register("audit-events", AuditEventViewSet, basename="auditevent")
+router.register("policies", PolicyViewSet, basename="policy")
+router.register("policy-evaluations", EvaluationViewSet, basename="policyevaluation")
+router.register("report-definitions", ReportDefinitionViewSet, basename="reportdefinition")
+router.register("compliance-reports", ComplianceReportViewSet, basename="compliancereport")
 
 urlpatterns = [
     path("agent/enroll", AgentEnrollView.as_view(), name="agent-enroll"),
@@ -38,5 +44,6 @@ urlpatterns = [
     path("agent/rotate", AgentRotateView.as_view(), name="agent-rotate"),
     path("agent/work", AgentWorkView.as_view(), name="agent-work"),
     path("costs/", CostView.as_view(), name="costs"),
+    path("compliance/", ComplianceView.as_view(), name="compliance"),
     *router.urls,
 ]

@@ -1,0 +1,133 @@
+"""Compliance report API: definitions (scheduled), generated reports and their files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+
+from clusters.api.permissions import actor, require_role
+from fleet.accounts.choices import Role
+from fleet.accounts.models import Team
+from fleet.accounts.selectors import team_ids_with_role, user_has_role
+from policies.api.serializers import ComplianceReportSerializer, ReportDefinitionSerializer
+from policies.models import ComplianceReport, ReportDefinition
+from policies.services.reports import (
+    ReportSpec,
+    report_definition_delete,
+    report_definition_save,
+    report_generate,
+)
+
+
+def _visible_team_ids(request: Request) -> list[int] | None:
+    """None for a superuser (every team)."""
+    if request.user.is_superuser:
+        return None
+    return team_ids_with_role(user=request.user, minimum=Role.VIEWER)
+
+
+def _errors(error: DjangoValidationError) -> ValidationError:
+    return ValidationError(error.message_dict if hasattr(error, "error_dict") else error.messages)
+
+
+class ReportDefinitionViewSet(viewsets.ModelViewSet[ReportDefinition]):
+    """Report definitions; each is a django-celery-beat crontab (UTC) that generates the
+    report, keeps it and mails it to the recipients."""
+
+    serializer_class = ReportDefinitionSerializer
+    lookup_field = "name"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[ReportDefinition]:
+        query = ReportDefinition.objects.select_related("team")
+        teams = _visible_team_ids(self.request)
+        return query if teams is None else query.filter(team_id__in=teams)
+
+    def perform_create(self, serializer: BaseSerializer[ReportDefinition]) -> None:
+        data = dict(serializer.validated_data)
+        team = Team.objects.filter(name=data.pop("team_name", "")).first()
+        if team is None or not user_has_role(
+            user=self.request.user, team=team, minimum=Role.VIEWER
+        ):
+            raise ValidationError({"team_name": ["No such team."]})
+        require_role(self.request, team, Role.OPERATOR, "define reports")
+        try:
+            serializer.instance = report_definition_save(
+                team=team, spec=ReportSpec(**data), actor=actor(self.request)
+            )
+        except DjangoValidationError as error:
+            raise _errors(error) from None
+
+    def perform_update(self, serializer: BaseSerializer[ReportDefinition]) -> None:
+        definition = serializer.instance
+        assert isinstance(definition, ReportDefinition)
+        require_role(self.request, definition.team, Role.OPERATOR, "change reports")
+        data = dict(serializer.validated_data)
+        data.pop("team_name", None)
+        current = {k: getattr(definition, k) for k in ReportSpec.__dataclass_fields__}
+        try:
+            serializer.instance = report_definition_save(
+                team=definition.team,
+                spec=ReportSpec(**{**current, **data}),
+                actor=actor(self.request),
+                definition=definition,
+            )
+        except DjangoValidationError as error:
+            raise _errors(error) from None
+
+    def perform_destroy(self, instance: ReportDefinition) -> None:
+        require_role(self.request, instance.team, Role.OPERATOR, "delete reports")
+        report_definition_delete(definition=instance, actor=actor(self.request))
+
+    @extend_schema(request=None, responses={201: ComplianceReportSerializer})
+    @action(detail=True, methods=["post"])
+    def generate(self, request: Request, name: str | None = None) -> Response:
+        """Generate the report now (for the period ending this minute) and mail it."""
+        definition = self.get_object()
+        require_role(request, definition.team, Role.OPERATOR, "generate reports")
+        report = report_generate(definition=definition)
+        return Response(ComplianceReportSerializer(report).data, status=status.HTTP_201_CREATED)
+
+
+class ComplianceReportViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[ComplianceReport]
+):
+    """Generated reports, newest first (`?definition=<name>`), and their files."""
+
+    serializer_class = ComplianceReportSerializer
+
+    def get_queryset(self) -> QuerySet[ComplianceReport]:
+        query = ComplianceReport.objects.select_related("definition__team").prefetch_related(
+            "files"
+        )
+        teams = _visible_team_ids(self.request)
+        if teams is not None:
+            query = query.filter(definition__team_id__in=teams)
+        if name := self.request.query_params.get("definition"):
+            query = query.filter(definition__name=name)
+        return query
+
+    @extend_schema(responses={(200, "*/*"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"], url_path=r"download/(?P<file_format>html|pdf|csv|json)")
+    def download(self, request: Request, pk: str | None = None, file_format: str = "") -> Any:
+        report = self.get_object()
+        file = report.files.filter(format=file_format).first()
+        if file is None:
+            raise NotFound(f"This report has no {file_format} file.")
+        response = HttpResponse(bytes(file.content), content_type=file.content_type)
+        stamp = report.period_end.strftime("%Y%m%d-%H%M")
+        response["Content-Disposition"] = (
+            f'attachment; filename="{report.definition.name}-{stamp}.{file_format}"'
+        )
+        return response

@@ -1,0 +1,218 @@
+"""Policy API serializers: they list fields and run no queries of their own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from policies.choices import ComplianceType, Mode, ReportFormat, ReportScope, RuleKind, Severity
+from policies.models import (
+    ComplianceReport,
+    EnforcementAction,
+    Policy,
+    PolicyEvaluation,
+    PolicyRule,
+    ReportDefinition,
+    ReportFile,
+)
+
+
+class RuleSerializer(serializers.ModelSerializer[PolicyRule]):
+    kind = serializers.ChoiceField(choices=RuleKind.choices)
+    compliance_type = serializers.ChoiceField(
+        choices=ComplianceType.choices, required=False, allow_blank=True
+    )
+    match = serializers.JSONField(
+        required=False,
+        help_text='{"kinds": ["Pod", "apps/Deployment"], "namespaces": [], '
+        '"excludeNamespaces": [], "labelSelector": "app=web"}',
+    )
+    object_template = serializers.JSONField(required=False)
+
+    class Meta:
+        model = PolicyRule
+        fields = [
+            "name",
+            "kind",
+            "match",
+            "autogen",
+            "expression",
+            "message",
+            "compliance_type",
+            "object_template",
+        ]
+
+
+class PolicySerializer(serializers.ModelSerializer[Policy]):
+    team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+    cluster_sets: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="name", many=True, read_only=True
+    )
+    rules = RuleSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Policy
+        fields = [
+            "name",
+            "team",
+            "description",
+            "severity",
+            "standards",
+            "cluster_sets",
+            "cluster_selector",
+            "mode",
+            "enabled",
+            "generation",
+            "bundled",
+            "rules",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class PolicyWriteSerializer(serializers.Serializer[Any]):
+    """Create (all of it) or change (PATCH: only what is given) a policy. Rules are
+    validated by the service: invalid CEL answers 400 with line, column and reason."""
+
+    name = serializers.SlugField(max_length=63)
+    team = serializers.SlugField(max_length=63, help_text="Create only.")
+    description = serializers.CharField(allow_blank=True, required=False)
+    severity = serializers.ChoiceField(choices=Severity.choices, required=False)
+    standards = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+    cluster_sets = serializers.ListField(child=serializers.SlugField(), required=False)
+    cluster_selector = serializers.CharField(allow_blank=True, required=False, max_length=1000)
+    mode = serializers.ChoiceField(choices=Mode.choices, required=False)
+    enabled = serializers.BooleanField(required=False)
+    rules = RuleSerializer(many=True, required=False)
+
+
+class EvaluationSerializer(serializers.ModelSerializer[PolicyEvaluation]):
+    policy: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+    team = serializers.CharField(source="policy.team.name", read_only=True)
+    cluster: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+
+    class Meta:
+        model = PolicyEvaluation
+        fields = [
+            "id",
+            "policy",
+            "team",
+            "cluster",
+            "run_id",
+            "status",
+            "message",
+            "violations",
+            "violations_total",
+            "errors",
+            "errors_total",
+            "objects_checked",
+            "policy_generation",
+            "inventory_stamp",
+            "forced",
+            "evaluated_at",
+        ]
+        read_only_fields = fields
+
+
+class EnforcementActionSerializer(serializers.ModelSerializer[EnforcementAction]):
+    cluster: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+
+    class Meta:
+        model = EnforcementAction
+        fields = [
+            "cluster",
+            "rule_name",
+            "run_id",
+            "action",
+            "status",
+            "target",
+            "message",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class PlanActionSerializer(serializers.Serializer[Any]):
+    rule = serializers.CharField()
+    action = serializers.CharField()
+    apiVersion = serializers.CharField()
+    kind = serializers.CharField()
+    namespace = serializers.CharField()
+    name = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class ClusterPlanSerializer(serializers.Serializer[Any]):
+    cluster = serializers.CharField()
+    actions = PlanActionSerializer(many=True)
+    unfixable_violations = serializers.IntegerField(
+        help_text="Violations of object or cluster rules: reported, not remediated."
+    )
+    error = serializers.CharField()
+
+
+class ReportDefinitionSerializer(serializers.ModelSerializer[ReportDefinition]):
+    team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+    team_name = serializers.SlugField(write_only=True, required=False, help_text="Create only.")
+    scope = serializers.ChoiceField(choices=ReportScope.choices, required=False)
+    formats = serializers.ListField(
+        child=serializers.ChoiceField(choices=ReportFormat.choices), required=False
+    )
+    recipients = serializers.ListField(child=serializers.EmailField(), required=False)
+
+    class Meta:
+        model = ReportDefinition
+        fields = [
+            "name",
+            "team",
+            "team_name",
+            "scope",
+            "scope_value",
+            "period_days",
+            "formats",
+            "recipients",
+            "schedule",
+            "enabled",
+            "created_at",
+        ]
+        read_only_fields = ["team", "created_at"]
+
+
+class ReportFileSerializer(serializers.ModelSerializer[ReportFile]):
+    class Meta:
+        model = ReportFile
+        fields = ["format", "content_type", "size"]
+        read_only_fields = fields
+
+
+class ComplianceReportSerializer(serializers.ModelSerializer[ComplianceReport]):
+    definition = serializers.CharField(source="definition.name", read_only=True)
+    team = serializers.CharField(source="definition.team.name", read_only=True)
+    files = ReportFileSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = ComplianceReport
+        fields = [
+            "id",
+            "definition",
+            "team",
+            "period_start",
+            "period_end",
+            "generated_at",
+            "data",
+            "files",
+            "mailed_to",
+        ]
+        read_only_fields = fields

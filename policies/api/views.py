@@ -1,0 +1,199 @@
+"""Policies API: CRUD with validated rules, evaluate now, impact preview, enforce,
+results history and the compliance summary. Team-scoped like clusters and applications:
+another team's policy is a 404, a viewer's change a 403."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from clusters.api.permissions import actor, require_role
+from fleet.accounts.choices import Role
+from fleet.accounts.models import Team
+from fleet.accounts.selectors import user_has_role
+from policies.api.serializers import (
+    ClusterPlanSerializer,
+    EnforcementActionSerializer,
+    EvaluationSerializer,
+    PolicySerializer,
+    PolicyWriteSerializer,
+)
+from policies.filtersets import EvaluationFilterSet, PolicyFilterSet
+from policies.models import Policy, PolicyEvaluation
+from policies.selectors import (
+    compliance_summary,
+    evaluation_list,
+    latest_evaluations,
+    policy_list,
+)
+from policies.services.enforcement import enforcement_preview, policy_enforce
+from policies.services.evaluation import policy_evaluate
+from policies.services.policies import PolicySpec, policy_create, policy_delete, policy_update
+
+TEAM_PARAM = OpenApiParameter(
+    "team", str, description="The owning team, when the name exists in several of yours."
+)
+
+
+def _errors(error: DjangoValidationError) -> ValidationError:
+    return ValidationError(error.message_dict if hasattr(error, "error_dict") else error.messages)
+
+
+@extend_schema_view(
+    retrieve=extend_schema(parameters=[TEAM_PARAM]),
+    partial_update=extend_schema(parameters=[TEAM_PARAM]),
+    destroy=extend_schema(parameters=[TEAM_PARAM]),
+)
+class PolicyViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet[Policy],
+):
+    serializer_class = PolicySerializer
+    filterset_class = PolicyFilterSet
+    lookup_field = "name"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Policy]:
+        return (
+            policy_list(user=self.request.user)
+            .select_related("team")
+            .prefetch_related("rules", "cluster_sets")
+        )
+
+    def get_object(self) -> Policy:
+        """By name; `?team=` picks among same-named policies of several teams."""
+        query = self.get_queryset().filter(name=self.kwargs["name"])
+        if team := self.request.query_params.get("team"):
+            query = query.filter(team__name=team)
+        found = list(query[:2])
+        if not found:
+            raise Http404("No such policy.")
+        if len(found) > 1:
+            raise ValidationError({"team": ["Several of your teams have this policy: add ?team=."]})
+        return found[0]
+
+    @extend_schema(request=PolicyWriteSerializer, responses={201: PolicySerializer})
+    def create(self, request: Request) -> Response:
+        payload = PolicyWriteSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = dict(payload.validated_data)
+        team = Team.objects.filter(name=data.pop("team")).first()
+        if team is None or not user_has_role(user=request.user, team=team, minimum=Role.VIEWER):
+            raise ValidationError({"team": ["No such team."]})
+        require_role(request, team, Role.OPERATOR, "create policies")
+        try:
+            policy = policy_create(team=team, spec=PolicySpec(**data), actor=actor(request))
+        except DjangoValidationError as error:
+            raise _errors(error) from None
+        return Response(PolicySerializer(policy).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=PolicyWriteSerializer, responses=PolicySerializer)
+    def partial_update(self, request: Request, name: str | None = None) -> Response:
+        policy = self.get_object()
+        require_role(request, policy.team, Role.OPERATOR, "change policies")
+        payload = PolicyWriteSerializer(data=request.data, partial=True)
+        payload.is_valid(raise_exception=True)
+        data = dict(payload.validated_data)
+        data.pop("team", None)
+        spec = PolicySpec(**{**asdict(PolicySpec.of(policy)), **data})
+        try:
+            policy = policy_update(policy=policy, spec=spec, actor=actor(request))
+        except DjangoValidationError as error:
+            raise _errors(error) from None
+        return Response(PolicySerializer(self.get_queryset().get(pk=policy.pk)).data)
+
+    def destroy(self, request: Request, name: str | None = None) -> Response:
+        policy = self.get_object()
+        require_role(request, policy.team, Role.OPERATOR, "delete policies")
+        policy_delete(policy=policy, actor=actor(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        request=None,
+        parameters=[TEAM_PARAM],
+        responses={200: EvaluationSerializer(many=True), 202: OpenApiTypes.OBJECT},
+    )
+    @action(detail=True, methods=["post"])
+    def evaluate(self, request: Request, name: str | None = None) -> Response:
+        """Evaluate the policy now on every cluster it targets (forced: nothing is skipped).
+        Up to 20 clusters the results come back at once; beyond, batches are queued (202)."""
+        policy = self.get_object()
+        require_role(request, policy.team, Role.OPERATOR, "evaluate policies")
+        done = policy_evaluate(policy=policy)
+        if done.queued:
+            return Response({"clusters": done.queued}, status=status.HTTP_202_ACCEPTED)
+        return Response(EvaluationSerializer(done.results, many=True).data)
+
+    @extend_schema(
+        request=None, parameters=[TEAM_PARAM], responses=ClusterPlanSerializer(many=True)
+    )
+    @action(detail=True, methods=["post"], url_path="preview-enforcement")
+    def preview_enforcement(self, request: Request, name: str | None = None) -> Response:
+        """Impact preview: what enforcing the policy would apply and delete on each
+        targeted cluster. Nothing is changed or stored."""
+        policy = self.get_object()
+        require_role(request, policy.team, Role.OPERATOR, "preview enforcement")
+        plans = enforcement_preview(policy=policy)
+        return Response([plan.as_json() for plan in plans])
+
+    @extend_schema(
+        request=None, parameters=[TEAM_PARAM], responses=EnforcementActionSerializer(many=True)
+    )
+    @action(detail=True, methods=["post"])
+    def enforce(self, request: Request, name: str | None = None) -> Response:
+        """Remediate now on every targeted cluster; returns the recorded actions."""
+        policy = self.get_object()
+        require_role(request, policy.team, Role.ADMIN, "enforce policies")
+        policy_enforce(policy=policy, actor=actor(request))
+        actions = policy.actions.select_related("cluster")[:200]
+        return Response(EnforcementActionSerializer(actions, many=True).data)
+
+    @extend_schema(parameters=[TEAM_PARAM], responses=EvaluationSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def results(self, request: Request, name: str | None = None) -> Response:
+        """The newest result on each targeted cluster."""
+        policy = self.get_object()
+        rows = latest_evaluations(Policy.objects.filter(pk=policy.pk)).select_related(
+            "policy__team", "cluster"
+        )
+        return Response(EvaluationSerializer(rows, many=True).data)
+
+
+class EvaluationViewSet(viewsets.ReadOnlyModelViewSet[PolicyEvaluation]):
+    """Every evaluation ever stored (newest first), filterable by policy, cluster, status
+    and time."""
+
+    serializer_class = EvaluationSerializer
+    filterset_class = EvaluationFilterSet
+
+    def get_queryset(self) -> QuerySet[PolicyEvaluation]:
+        return evaluation_list(user=self.request.user).select_related("policy__team", "cluster")
+
+
+class ComplianceView(APIView):
+    """Fleet-wide compliance from the newest result of each policy on each cluster:
+    overall, per policy and per standard. `percent` counts compliant among judged pairs."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("team", str), OpenApiParameter("standard", str)],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request: Request) -> Response:
+        policies = policy_list(user=request.user)
+        if team := request.query_params.get("team"):
+            policies = policies.filter(team__name=team)
+        if standard := request.query_params.get("standard"):
+            policies = policies.filter(standards__contains=[standard])
+        return Response(compliance_summary(policies))

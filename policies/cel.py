@@ -1,0 +1,120 @@
+"""CEL expressions (cel-python): compiled once per expression, evaluated per object.
+
+A syntax error becomes a `ValidationError` naming the line, column and reason, so the API,
+the editor and the library loader all reject a bad expression the same way. An
+evaluation failure for one object is a `CelEvaluationError` that the evaluator records
+against that object and goes on.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from functools import lru_cache
+from typing import Any
+
+import celpy
+from celpy import celtypes
+from celpy.celparser import CELParseError
+from celpy.evaluation import CELEvalError
+from django.core.exceptions import ValidationError
+
+# Lark's terminal names, said the way a person would read them.
+_TERMINALS = {
+    "RPAR": "')'",
+    "LPAR": "'('",
+    "RSQB": "']'",
+    "LSQB": "'['",
+    "RBRACE": "'}'",
+    "LBRACE": "'{'",
+    "COMMA": "','",
+    "COLON": "':'",
+    "DOT": "'.'",
+    "IDENT": "a name",
+    "STRING_LIT": "a string",
+    "INT_LIT": "a number",
+    "$END": "the end of the expression",
+}
+_TOKEN = re.compile(r"Token\('([^']*)', '((?:[^'\\]|\\.)*)'\)")
+_EXPECTED = re.compile(r"^\s*\* (\S+)\s*$", re.MULTILINE)
+
+_env = celpy.Environment()
+_lock = threading.Lock()
+
+
+class CelEvaluationError(Exception):
+    """The expression could not be evaluated for one object (missing field, bad type)."""
+
+
+def _reason(cause: BaseException | None, source: str) -> str:
+    if cause is None:
+        return "syntax error"
+    text = str(cause)
+    token = _TOKEN.search(text)
+    if "No terminal matches" in text:
+        reason = "unexpected character"
+    elif token:
+        name, value = token.groups()
+        reason = "unexpected end of expression" if name == "$END" else f"unexpected {value!r}"
+    else:
+        reason = "syntax error"
+    expected = sorted({_TERMINALS[n] for n in _EXPECTED.findall(text) if n in _TERMINALS})
+    if expected and len(expected) <= 4:
+        reason += f" (expected {' or '.join(expected)})"
+    return reason
+
+
+def _position(error: CELParseError, source: str) -> tuple[int, int]:
+    """(line, column), 1-based. Lark leaves both unset for a premature end: then the
+    position is just past the last character."""
+    if error.line is not None and error.column is not None:
+        return int(error.line), int(error.column)
+    lines = source.split("\n")
+    return len(lines), len(lines[-1]) + 1
+
+
+@lru_cache(maxsize=2048)
+def compile_expression(source: str) -> Any:
+    """A runnable program for `source`; raises ValidationError on a syntax error."""
+    if not source.strip():
+        raise ValidationError("The CEL expression is empty.")
+    try:
+        with _lock:  # the Lark parser is shared and not thread-safe
+            ast = _env.compile(source)
+            return _env.program(ast)
+    except CELParseError as error:
+        line, column = _position(error, source)
+        reason = _reason(error.__cause__ or error.__context__, source)
+        raise ValidationError(
+            f"Invalid CEL at line {line}, column {column}: {reason}.", code="cel"
+        ) from None
+
+
+def validate_expression(source: str) -> None:
+    compile_expression(source)
+
+
+def to_cel(value: Any) -> Any:
+    return celpy.json_to_cel(value)
+
+
+def evaluate(source: str, activation: dict[str, Any]) -> bool:
+    """Run `source` with `activation` (values already converted by `to_cel`). True means
+    the object passes. Raises CelEvaluationError for anything but a boolean."""
+    program = compile_expression(source)
+    try:
+        result = program.evaluate(activation)
+    except CELEvalError as error:
+        raise CelEvaluationError(_eval_reason(error)) from None
+    except Exception as error:  # the library's own bugs must not stop a sweep
+        raise CelEvaluationError(f"{type(error).__name__}: {error}") from None
+    if isinstance(result, CELEvalError):
+        raise CelEvaluationError(_eval_reason(result))
+    if not isinstance(result, celtypes.BoolType | bool):
+        raise CelEvaluationError(f"the expression returned {type(result).__name__}, not a boolean")
+    return bool(result)
+
+
+def _eval_reason(error: CELEvalError) -> str:
+    args = error.args
+    return str(args[0]) if args else "evaluation failed"

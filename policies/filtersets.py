@@ -1,0 +1,38 @@
+"""FilterSets shared by the API and the pages."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import QuerySet
+
+from policies.choices import Mode, ResultStatus, Severity
+from policies.models import Policy, PolicyEvaluation
+
+
+class PolicyFilterSet(django_filters.FilterSet):
+    team = django_filters.CharFilter(field_name="team__name")
+    severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)
+    mode = django_filters.ChoiceFilter(choices=Mode.choices)
+    standard = django_filters.CharFilter(method="by_standard", label="Standard or control id")
+    bundled = django_filters.BooleanFilter()
+    enabled = django_filters.BooleanFilter()
+
+    class Meta:
+        model = Policy
+        fields = ["team", "severity", "mode", "standard", "bundled", "enabled"]
+
+    def by_standard(self, queryset: QuerySet[Policy], name: str, value: str) -> QuerySet[Policy]:
+        return queryset.filter(standards__contains=[value]) if value else queryset
+
+
+class EvaluationFilterSet(django_filters.FilterSet):
+    policy = django_filters.CharFilter(field_name="policy__name")
+    team = django_filters.CharFilter(field_name="policy__team__name")
+    cluster = django_filters.CharFilter(field_name="cluster__name")
+    status = django_filters.MultipleChoiceFilter(choices=ResultStatus.choices)
+    since = django_filters.IsoDateTimeFilter(field_name="evaluated_at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="evaluated_at", lookup_expr="lt")
+
+    class Meta:
+        model = PolicyEvaluation
+        fields = ["policy", "team", "cluster", "status", "since", "until"]

@@ -1,0 +1,271 @@
+"""Evaluation and enforcement against a real kube-apiserver (v1.20, CronJob in batch/v1beta1)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from clusters.kube.apply import apply_manifest
+from clusters.localkube.env import LocalCluster
+from clusters.models import Cluster
+from clusters.services.collection import clusters_collect
+from fleet.accounts.models import Team
+from policies.choices import ActionKind, ActionStatus, Mode, ResultStatus
+from policies.models import EnforcementAction, Policy, PolicyEvaluation
+from policies.services.enforcement import clusters_enforce, enforcement_preview
+from policies.services.evaluation import cluster_evaluate
+from policies.services.library import library_load
+from policies.services.policies import PolicySpec, policy_create, policy_update
+from tests.clusters.helpers import register_local
+from tests.factories import make_team
+
+pytestmark = [pytest.mark.django_db, pytest.mark.kube]
+PRIVILEGED = {"securityContext": {"privileged": True}}
+
+
+def _container(**extra: Any) -> dict[str, Any]:
+    return {"name": "app", "image": "nginx:1.25", **extra}
+
+
+def _template(name: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"labels": {"app": name}},
+        "spec": {"containers": [_container(**extra)]},
+    }
+
+
+@pytest.fixture
+def namespace(kube_cluster: LocalCluster) -> Iterator[str]:
+    core = k8s.CoreV1Api(kube_cluster.control_plane.api_client())
+    name = f"pol-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)
+
+
+@pytest.fixture
+def team() -> Team:
+    return make_team()
+
+
+@pytest.fixture
+def cluster(kube_cluster: LocalCluster, team: Team) -> Cluster:
+    return register_local(kube_cluster, team=team, name=f"pol-{uuid.uuid4().hex[:6]}")
+
+
+def _mine(row: PolicyEvaluation, namespace: str) -> set[tuple[str, str]]:
+    return {(v["kind"], v["name"]) for v in row.violations if v["namespace"] == namespace}
+
+
+def test_pss_baseline_reports_privileged_pods_and_controllers_by_name(
+    kube_cluster: LocalCluster, namespace: str, team: Team, cluster: Cluster
+) -> None:
+    # given privileged and compliant pods, Deployments and a (v1beta1) CronJob
+    api = kube_cluster.control_plane.api_client()
+    core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
+    for name, extra in (("priv", PRIVILEGED), ("plain", {})):
+        core.create_namespaced_pod(
+            namespace, {"metadata": {"name": name}, "spec": {"containers": [_container(**extra)]}}
+        )
+        apps.create_namespaced_deployment(
+            namespace,
+            {
+                "metadata": {"name": f"{name}-web"},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": {"app": f"{name}-web"}},
+                    "template": _template(f"{name}-web", **extra),
+                },
+            },
+        )
+    apply_manifest(
+        api,
+        {
+            "apiVersion": "batch/v1beta1",
+            "kind": "CronJob",
+            "metadata": {"name": "priv-cron", "namespace": namespace},
+            "spec": {
+                "schedule": "0 3 * * *",
+                "jobTemplate": {
+                    "spec": {
+                        "template": {
+                            **_template("cron", **PRIVILEGED),
+                            "spec": {
+                                "restartPolicy": "Never",
+                                "containers": [_container(**PRIVILEGED)],
+                            },
+                        }
+                    }
+                },
+            },
+        },
+    )
+    library_load(team=team)
+    policy = Policy.objects.get(team=team, name="pss-baseline-privileged")
+
+    # when the cluster is evaluated
+    [row] = cluster_evaluate(cluster=cluster, policy_ids=[policy.pk], force=True)
+
+    # then the privileged pod, Deployment and CronJob are named, the compliant ones are not
+    assert row.status == ResultStatus.NONCOMPLIANT
+    found = _mine(row, namespace)
+    assert {("Pod", "priv"), ("Deployment", "priv-web"), ("CronJob", "priv-cron")} <= found
+    assert not {name for _, name in found} & {"plain", "plain-web"}
+    assert all("plain" not in name for _, name in found)
+    assert row.policy_generation == policy.generation
+    assert row.errors == []
+
+
+def test_enforce_creates_missing_network_policy_and_removes_forbidden_object(
+    kube_cluster: LocalCluster, namespace: str, team: Team, cluster: Cluster
+) -> None:
+    # given a namespace without a NetworkPolicy but with a forbidden ConfigMap
+    api = kube_cluster.control_plane.api_client()
+    core, net = k8s.CoreV1Api(api), k8s.NetworkingV1Api(api)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "debug-shell"}})
+    policy = policy_create(
+        team=team,
+        actor=None,
+        spec=PolicySpec(
+            name="isolation",
+            mode=Mode.ENFORCE,
+            rules=[
+                {
+                    "name": "default-deny",
+                    "kind": "template",
+                    "compliance_type": "musthave",
+                    "match": {"namespaces": [namespace]},
+                    "object_template": {
+                        "apiVersion": "networking.k8s.io/v1",
+                        "kind": "NetworkPolicy",
+                        "metadata": {"name": "default-deny-ingress"},
+                        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+                    },
+                },
+                {
+                    "name": "no-debug-shell",
+                    "kind": "template",
+                    "compliance_type": "mustnothave",
+                    "match": {"namespaces": [namespace]},
+                    "object_template": {
+                        "apiVersion": "v1",
+                        "kind": "ConfigMap",
+                        "metadata": {"name": "debug-shell"},
+                    },
+                },
+            ],
+        ),
+    )
+
+    # when the impact is previewed
+    [plan] = enforcement_preview(policy=policy)
+
+    # then it lists both actions and changes nothing
+    assert plan.error == ""
+    assert {(f.action, f.kind, f.namespace, f.name) for f in plan.fixes} == {
+        (ActionKind.APPLY, "NetworkPolicy", namespace, "default-deny-ingress"),
+        (ActionKind.DELETE, "ConfigMap", namespace, "debug-shell"),
+    }
+    assert net.list_namespaced_network_policy(namespace).items == []
+    core.read_namespaced_config_map("debug-shell", namespace)
+    assert not EnforcementAction.objects.exists()
+
+    # when the sweep evaluates (noncompliant) and then enforces
+    [before] = cluster_evaluate(cluster=cluster, policy_ids=[policy.pk], force=True)
+    assert before.status == ResultStatus.NONCOMPLIANT
+    taken = clusters_enforce(cluster_ids=[cluster.pk])
+
+    # then the NetworkPolicy exists, owned by Keelson and labelled with the policy,
+    # the ConfigMap is gone, every action is recorded and the policy is now compliant
+    assert taken == 2
+    created = net.read_namespaced_network_policy("default-deny-ingress", namespace)
+    assert created.spec.policy_types == ["Ingress"]
+    assert created.metadata.labels["app.kubernetes.io/managed-by"] == "keelson"
+    assert created.metadata.labels["keelson.io/policy"] == "isolation"
+    assert any(m.manager == "keelson" for m in created.metadata.managed_fields)
+    with pytest.raises(ApiException) as gone:
+        core.read_namespaced_config_map("debug-shell", namespace)
+    assert gone.value.status == 404
+    actions = EnforcementAction.objects.filter(policy=policy, cluster=cluster)
+    assert {(a.action, a.status, a.target["kind"], a.target["name"]) for a in actions} == {
+        (ActionKind.APPLY, ActionStatus.SUCCEEDED, "NetworkPolicy", "default-deny-ingress"),
+        (ActionKind.DELETE, ActionStatus.SUCCEEDED, "ConfigMap", "debug-shell"),
+    }
+    latest = PolicyEvaluation.objects.filter(policy=policy, cluster=cluster).first()
+    assert latest is not None and latest.status == ResultStatus.COMPLIANT
+
+
+def test_history_keeps_every_evaluation_and_unchanged_pairs_are_skipped(
+    namespace: str, team: Team, cluster: Cluster
+) -> None:
+    # given a collected inventory and a policy over pods
+    clusters_collect(cluster_ids=[cluster.pk])
+    spec = PolicySpec(
+        name="no-host-network",
+        rules=[
+            {
+                "name": "host-network",
+                "kind": "object",
+                "match": {"kinds": ["Pod"], "namespaces": [namespace]},
+                "expression": "!has(object.spec.hostNetwork) || !object.spec.hostNetwork",
+            }
+        ],
+    )
+    policy = policy_create(team=team, actor=None, spec=spec)
+    rows = PolicyEvaluation.objects.filter(policy=policy, cluster=cluster)
+
+    # when evaluated, then again with nothing changed, then forced
+    assert len(cluster_evaluate(cluster=cluster)) == 1
+    assert cluster_evaluate(cluster=cluster) == []
+    assert len(cluster_evaluate(cluster=cluster, force=True)) == 1
+    # a policy change re-opens only that policy
+    spec.description = "Pods must not share the node's network."
+    policy = policy_update(policy=policy, spec=spec, actor=None)
+    assert policy.generation == 2
+    [changed] = cluster_evaluate(cluster=cluster)
+    assert changed.policy_generation == 2
+    # a new inventory re-opens it too
+    clusters_collect(cluster_ids=[cluster.pk])
+    assert len(cluster_evaluate(cluster=cluster)) == 1
+
+    # then every evaluation is kept, newest first
+    assert rows.count() == 4
+    assert [r.forced for r in rows] == [False, False, True, False]
+    assert all(r.status == ResultStatus.COMPLIANT for r in rows)
+
+
+def test_an_unreachable_cluster_gives_error_results(team: Team) -> None:
+    from tests.factories import make_cluster
+
+    cluster = make_cluster(team=team, api_server_url="https://127.0.0.1:1")
+    library_load(team=team)
+    rows = cluster_evaluate(cluster=cluster)
+    assert rows and all(r.status == ResultStatus.ERROR for r in rows)
+    assert all("no stored credential" in r.message for r in rows)
+
+
+def test_one_evaluation_per_cluster_at_a_time(team: Team) -> None:
+    import psycopg2
+
+    from policies.services.evaluation import _LOCK_CLASS
+    from tests.factories import make_cluster
+    from tests.support import child_database_url
+
+    cluster = make_cluster(team=team)
+    library_load(team=team)
+    # given another worker (another connection) evaluating the cluster
+    other = psycopg2.connect(child_database_url())
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [_LOCK_CLASS, cluster.pk])
+        # then this one leaves it alone
+        assert cluster_evaluate(cluster=cluster, force=True) == []
+    finally:
+        other.close()
+    # and once it is done, evaluation proceeds
+    assert cluster_evaluate(cluster=cluster, force=True)

@@ -1,0 +1,160 @@
+"""Policy pages: list with fleet-wide compliance, detail drill-down, editor validation."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from fleet.accounts.choices import Role
+from fleet.accounts.models import Team
+from policies.models import Policy, PolicyEvaluation
+from policies.services.policies import PolicySpec, policy_create
+from tests.factories import add_member, make_cluster, make_team, make_user
+
+pytestmark = pytest.mark.django_db
+RULES = """
+- name: no-host-network
+  kind: object
+  match: {kinds: [Pod]}
+  expression: "!has(object.spec.hostNetwork) || !object.spec.hostNetwork"
+"""
+
+
+def _client(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def team() -> Team:
+    return make_team(name="payments")
+
+
+@pytest.fixture
+def policy(team: Team) -> Policy:
+    policy = policy_create(
+        team=team,
+        actor=None,
+        spec=PolicySpec(
+            name="host-net",
+            standards=["pss-baseline"],
+            rules=[
+                {
+                    "name": "no-host-network",
+                    "kind": "object",
+                    "match": {"kinds": ["Pod"]},
+                    "expression": "!has(object.spec.hostNetwork)",
+                }
+            ],
+        ),
+    )
+    for name, status, violations in (
+        (
+            "eu-1",
+            "noncompliant",
+            [
+                {
+                    "rule": "no-host-network",
+                    "kind": "Deployment",
+                    "namespace": "web",
+                    "name": "edge-proxy",
+                    "message": "hostNetwork is not allowed",
+                    "controller": "",
+                }
+            ],
+        ),
+        ("eu-2", "compliant", []),
+    ):
+        PolicyEvaluation.objects.create(
+            policy=policy,
+            cluster=make_cluster(team=team, name=name),
+            run_id=uuid.uuid4(),
+            status=status,
+            message=f"{len(violations)} violation(s)",
+            violations=violations,
+            policy_generation=1,
+            evaluated_at=timezone.now(),
+        )
+    return policy
+
+
+def test_list_shows_fleet_compliance_and_detail_drills_down(team: Team, policy: Policy) -> None:
+    user = make_user()
+    add_member(team, user, Role.VIEWER)
+    client = _client(user)
+
+    listed = client.get("/policies/")
+    assert listed.status_code == 200
+    text = listed.content.decode()
+    assert '<strong data-field="fleet-percent">50.0%</strong>' in text
+    assert "/policies/payments/host-net/" in text
+
+    detail = client.get("/policies/payments/host-net/").content.decode()
+    assert "Deployment web/edge-proxy" in detail
+    assert "hostNetwork is not allowed" in detail
+    assert "Evaluate now" not in detail  # a viewer cannot run it
+
+
+def test_outsiders_get_404_and_viewers_cannot_edit(team: Team, policy: Policy) -> None:
+    outsider = make_user()
+    add_member(make_team(), outsider, Role.ADMIN)
+    assert "host-net" not in _client(outsider).get("/policies/").content.decode()
+    assert _client(outsider).get("/policies/payments/host-net/").status_code == 404
+    assert _client(outsider).post("/policies/payments/host-net/evaluate/").status_code == 404
+    viewer = make_user()
+    add_member(team, viewer, Role.VIEWER)
+    assert _client(viewer).get("/policies/payments/host-net/edit/").status_code == 403
+
+
+def test_editor_refuses_bad_cel_with_position_and_saves_good_rules(team: Team) -> None:
+    user = make_user()
+    add_member(team, user, Role.OPERATOR)
+    client = _client(user)
+    form = {
+        "team": "payments",
+        "name": "host-net",
+        "severity": "high",
+        "mode": "inform",
+        "enabled": "on",
+        "rules": RULES.replace("|| !object", "|| !!!( object"),
+    }
+
+    refused = client.post("/policies/new/", form)
+    assert refused.status_code == 200
+    assert (
+        "rule &#x27;no-host-network&#x27;: Invalid CEL at line 1, column"
+        in refused.content.decode()
+    )
+    assert not Policy.objects.exists()
+
+    saved = client.post("/policies/new/", {**form, "rules": RULES})
+    assert saved.status_code == 302
+    assert saved["Location"] == "/policies/payments/host-net/"
+    policy = Policy.objects.get()
+    assert policy.severity == "high"
+
+    edited = client.post(
+        "/policies/payments/host-net/edit/", {**form, "rules": RULES, "mode": "enforce"}
+    )
+    assert edited.status_code == 302
+    policy.refresh_from_db()
+    assert (policy.mode, policy.generation) == ("enforce", 2)
+
+
+def test_cluster_page_loads_its_compliance_card(team: Team, policy: Policy) -> None:
+    user = make_user()
+    add_member(team, user, Role.VIEWER)
+    client = _client(user)
+    page = client.get("/clusters/eu-1/").content.decode()
+    assert 'hx-get="/policies/cluster/eu-1/compliance/"' in page
+    card = client.get("/policies/cluster/eu-1/compliance/").content.decode()
+    assert '<strong data-field="cluster-compliance">0.0%</strong>' in card
+    assert "/policies/payments/host-net/" in card
+    outsider = make_user()
+    add_member(make_team(), outsider, Role.ADMIN)
+    assert _client(outsider).get("/policies/cluster/eu-1/compliance/").status_code == 404
