@@ -10,10 +10,11 @@ Health score (documented on the page):
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import (
     Avg,
     Case,
@@ -38,6 +39,8 @@ from clusters.services.lifecycle import cluster_set_clusters
 from fleet.accounts.selectors import AnyUser
 from fleet.operations.choices import OperationState
 from fleet.operations.selectors import operation_list
+from policies.choices import ResultStatus
+from policies.selectors import compliance_summary, percent, policy_list
 
 
 def with_health_score(clusters: QuerySet[Cluster]) -> QuerySet[Cluster]:
@@ -110,7 +113,56 @@ def fleet_overview(*, user: AnyUser) -> dict[str, Any]:
             .select_related("cluster")
             .order_by("-at")[:10]
         ),
+        "compliance": compliance_overview(user=user, now=now),
     }
+
+
+def compliance_overview(*, user: AnyUser, now: datetime) -> dict[str, Any]:
+    """Compliance of the user's enabled policies: overall % of judged (policy, cluster)
+    pairs from the newest results, the most violated policies, and a daily trend (each
+    day: the newest result of each pair evaluated that day)."""
+    policies = policy_list(user=user).filter(enabled=True)
+    summary = compliance_summary(policies)
+    teams = dict(policies.values_list("name", "team__name"))
+    top = sorted(
+        (
+            {"policy": name, "team": teams.get(name, ""), **counts}
+            for name, counts in summary["policies"].items()
+            if counts[ResultStatus.NONCOMPLIANT]
+        ),
+        key=lambda row: (-row[ResultStatus.NONCOMPLIANT], row["policy"]),
+    )[:5]
+    ids = list(policies.values_list("pk", flat=True))
+    trend = []
+    if ids:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                SELECT day,
+                       count(*) FILTER (WHERE status = %s),
+                       count(*) FILTER (WHERE status = %s)
+                FROM (
+                    SELECT DISTINCT ON (policy_id, cluster_id, date_trunc('day', evaluated_at))
+                           date_trunc('day', evaluated_at) AS day, status
+                    FROM policies_policyevaluation
+                    WHERE policy_id = ANY(%s) AND evaluated_at >= %s
+                    ORDER BY policy_id, cluster_id, date_trunc('day', evaluated_at),
+                             evaluated_at DESC, id DESC
+                ) newest
+                GROUP BY day ORDER BY day
+                """,
+                [
+                    ResultStatus.COMPLIANT,
+                    ResultStatus.NONCOMPLIANT,
+                    ids,
+                    now - timedelta(days=30),
+                ],
+            )
+            for day, compliant, noncompliant in cursor.fetchall():
+                value = percent(compliant, noncompliant)
+                if value is not None:
+                    trend.append({"day": day.date().isoformat(), "total": value})
+    return {"overall": summary["overall"], "top": top, "trend": trend, "policies": len(ids)}
 
 
 def _set_scores(user: AnyUser) -> list[dict[str, Any]]:

@@ -1,10 +1,14 @@
 // Fleet overview: counts update from the websocket; the panels are re-fetched (htmx) on
-// each coalesced message; the cost trend is a small uPlot line.
+// each coalesced message; the cost and compliance trends are small uPlot lines.
 (function () {
   "use strict";
   function drawTrend() {
-    var el = document.getElementById("cost-trend");
-    var source = document.getElementById("cost-trend-data");
+    drawSparkline("cost-trend", "#1f6feb");
+    drawSparkline("compliance-trend", "#2da44e");
+  }
+  function drawSparkline(id, colour) {
+    var el = document.getElementById(id);
+    var source = document.getElementById(id + "-data");
     if (!el || !source || typeof uPlot === "undefined") return;
     var rows = JSON.parse(source.textContent);
     el.innerHTML = "";
@@ -13,7 +17,7 @@
                 rows.map(function (r) { return r.total; })];
     new uPlot({ width: Math.max(200, el.clientWidth), height: 80, legend: { show: false },
                 axes: [{ show: false }, { show: false }], cursor: { show: false },
-                series: [{}, { stroke: "#1f6feb", width: 2 }] }, data, el);
+                series: [{}, { stroke: colour, width: 2 }] }, data, el);
   }
   document.addEventListener("DOMContentLoaded", drawTrend);
   document.addEventListener("htmx:afterSwap", drawTrend);

@@ -127,3 +127,51 @@ def test_the_fleet_socket_only_tells_a_user_about_their_clusters() -> None:
     assert second["type"] == "fleet"
     assert second["data"]["changed"]["name"] == "mine"
     assert second["data"]["counts"] == {"unreachable": 1}
+
+
+@pytest.mark.django_db
+def test_compliance_panel_percent_top_violations_and_trend() -> None:
+    import uuid
+    from datetime import timedelta
+
+    from policies.models import Policy, PolicyEvaluation
+
+    # given two policies over two clusters, with yesterday's and today's results
+    team = make_team(name="shop")
+    eu, us = make_cluster(team=team, name="eu-1"), make_cluster(team=team, name="us-1")
+    privileged = Policy.objects.create(team=team, name="no-privileged")
+    probes = Policy.objects.create(team=team, name="probes")
+    now = timezone.now()
+
+    def result(policy: Policy, cluster: Cluster, status: str, days_ago: float) -> None:
+        PolicyEvaluation.objects.create(
+            policy=policy,
+            cluster=cluster,
+            run_id=uuid.uuid4(),
+            status=status,
+            policy_generation=1,
+            evaluated_at=now - timedelta(days=days_ago),
+        )
+
+    for cluster in (eu, us):
+        result(privileged, cluster, "noncompliant", 1)
+        result(probes, cluster, "noncompliant", 1)
+    result(privileged, eu, "compliant", 0)  # fixed today
+    result(probes, eu, "error", 0)  # not judged: leaves yesterday's out of today's newest
+    # another team's noncompliance stays out
+    other = make_team()
+    result(Policy.objects.create(team=other, name="x"), make_cluster(team=other), "noncompliant", 0)
+    client = Client()
+    client.force_login(_viewer(team))
+    page = client.get("/").content.decode()
+    # then: newest results 1 compliant / 2 noncompliant / 1 error -> 33.3 %
+    assert 'data-field="compliance">33.3 %' in page
+    assert "1 compliant, 2 noncompliant, 1 not evaluable" in page
+    assert page.index(">no-privileged<") > 0 and "/policies/shop/probes/" in page
+    assert "/policies/" + other.name not in page
+    # and the trend: yesterday 0 %, today 100 % (the error is not judged)
+    from fleet.dashboard.selectors import compliance_overview
+
+    user = _viewer(team)
+    trend = compliance_overview(user=user, now=now)["trend"]
+    assert [point["total"] for point in trend] == [0.0, 100.0]
