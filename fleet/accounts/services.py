@@ -19,6 +19,10 @@ def team_create(
     team.full_clean()
     team.save()
     audit_record(actor=actor, action="team.create", target=team, team=team)
+    # Every team starts with the bundled policy library, in inform mode (DESIGN.md).
+    from policies.services.library import library_load
+
+    library_load(team=team)
     return team
 
 

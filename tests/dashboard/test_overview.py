@@ -175,3 +175,35 @@ def test_compliance_panel_percent_top_violations_and_trend() -> None:
     user = _viewer(team)
     trend = compliance_overview(user=user, now=now)["trend"]
     assert [point["total"] for point in trend] == [0.0, 100.0]
+
+
+@pytest.mark.django_db
+def test_the_main_pages_work_at_ten_thousand_clusters() -> None:
+    # given a team with 10,000 clusters (bulk-created, as a large fleet's registry)
+    team = make_team()
+    statuses = ["ready", "degraded", "unreachable", "unknown"]
+    Cluster.objects.bulk_create(
+        Cluster(
+            name=f"c-{index:05d}",
+            team=team,
+            status=statuses[index % 4],
+            provider=["aws", "gcp", "azure"][index % 3],
+            region=f"region-{index % 20}",
+            node_count=3,
+            nodes_ready=3 - index % 2,
+        )
+        for index in range(10_000)
+    )
+    client = Client()
+    client.force_login(_viewer(team))
+    # then each page aggregates in the database and shows one page of rows, not the fleet
+    for path in ("/", "/clusters/", "/clusters/?status=unreachable&sort=-name", "/costs/"):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(path)
+        assert response.status_code == 200, path
+        assert len(response.content) < 400_000, (path, len(response.content))
+        assert len(queries) < 60, (path, len(queries))
+    overview = client.get("/").content.decode()
+    assert '<strong data-count="ready">2500</strong>' in overview
+    listing = client.get("/clusters/?status=unreachable").content.decode()
+    assert listing.count('href="/clusters/c-') <= 60  # one page

@@ -15,6 +15,8 @@ from clusters.providers.base import ClusterSpec
 from clusters.providers.local import LocalProvider
 from clusters.services.provisioning import cluster_create
 from fleet.accounts.models import Team
+from fleet.placement.models import Application
+from fleet.placement.services import application_create
 
 DEMO = [
     ("demo-eu", "eu-west", "production", {"env": "prod", "tier": "web"}, [("web", "m5.large", 2)]),
@@ -27,6 +29,30 @@ DEMO = [
     ),
     ("demo-edge", "store-42", "edge", {"env": "edge"}, [("edge", "edge.small", 1)]),
 ]
+
+
+DEMO_APP = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: shop}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: shop}}
+  template:
+    metadata: {labels: {app: shop}}
+    spec:
+      containers:
+      - name: shop
+        image: nginx:1.25
+        ports: [{containerPort: 80}]
+        resources: {requests: {cpu: 100m, memory: 128Mi}, limits: {memory: 128Mi}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: shop}
+spec:
+  selector: {app: shop}
+  ports: [{port: 80}]
+"""
 
 
 class Command(BaseCommand):
@@ -66,3 +92,21 @@ class Command(BaseCommand):
             )
         names = ", ".join(entry[0] for entry in DEMO)
         self.stdout.write(f"creating a demo fleet of local clusters: {names} (progress on /)")
+        if not Application.objects.filter(name="demo-shop").exists():
+            application_create(
+                actor=None,
+                team=team,
+                name="demo-shop",
+                namespace="shop",
+                description="Demo application: roll it out once the demo clusters are Ready",
+                manifests=DEMO_APP,
+                placement={
+                    "selector": "env=prod",
+                    "replicas": 6,
+                    "division": "capacity",
+                    "prioritizers": {"least_allocated": 2, "cheapest": 1},
+                },
+                overrides=[{"selector": "tier=batch", "labels": {"tier": "batch"}}],
+                rollout={"strategy": "canary", "canary_clusters": 1, "canary_soak_seconds": 20},
+            )
+            self.stdout.write("demo application demo-shop: roll it out from /applications/")
