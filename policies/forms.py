@@ -33,6 +33,11 @@ class PolicyForm(forms.Form):
     cluster_selector = forms.CharField(
         required=False, max_length=1000, help_text="Label selector, e.g. env=prod,tier in (web)"
     )
+    placement = forms.CharField(
+        required=False,
+        max_length=63,
+        help_text="An application of the team: only the clusters it runs on.",
+    )
     mode = forms.ChoiceField(choices=Mode.choices, initial=Mode.INFORM)
     enabled = forms.BooleanField(required=False, initial=True)
     rules = forms.CharField(
@@ -69,6 +74,7 @@ class PolicyForm(forms.Form):
             standards=_words(data["standards"]),
             cluster_sets=_words(data["cluster_sets"]),
             cluster_selector=data["cluster_selector"].strip(),
+            placement=data["placement"].strip(),
             mode=data["mode"],
             enabled=data["enabled"],
             rules=data["rules"],
@@ -84,6 +90,7 @@ class PolicyForm(forms.Form):
             "standards": ", ".join(spec.standards),
             "cluster_sets": ", ".join(spec.cluster_sets),
             "cluster_selector": spec.cluster_selector,
+            "placement": spec.placement,
             "mode": spec.mode,
             "enabled": spec.enabled,
             "rules": yaml.safe_dump(spec.rules, sort_keys=False, width=100),

@@ -33,6 +33,8 @@ class Policy(models.Model):
     # selector; neither means every cluster of the team.
     cluster_sets = models.ManyToManyField("clusters.ClusterSet", blank=True, related_name="+")
     cluster_selector = models.CharField(max_length=1000, blank=True)
+    # Target where this application of the team runs (its placement); none if it is gone.
+    placement = models.CharField(max_length=63, blank=True)
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.INFORM)
     enabled = models.BooleanField(default=True)
     generation = models.PositiveIntegerField(default=1)

@@ -63,6 +63,7 @@ class PolicySerializer(serializers.ModelSerializer[Policy]):
             "standards",
             "cluster_sets",
             "cluster_selector",
+            "placement",
             "mode",
             "enabled",
             "generation",
@@ -85,6 +86,12 @@ class PolicyWriteSerializer(serializers.Serializer[Any]):
     standards = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
     cluster_sets = serializers.ListField(child=serializers.SlugField(), required=False)
     cluster_selector = serializers.CharField(allow_blank=True, required=False, max_length=1000)
+    placement = serializers.CharField(
+        allow_blank=True,
+        required=False,
+        max_length=63,
+        help_text="An application of the team: the policy targets the clusters it runs on.",
+    )
     mode = serializers.ChoiceField(choices=Mode.choices, required=False)
     enabled = serializers.BooleanField(required=False)
     rules = RuleSerializer(many=True, required=False)

@@ -31,6 +31,7 @@ from clusters.labels import LabelSelector
 from clusters.models import Cluster, ClusterInventory
 from clusters.services.credentials import cluster_api_client
 from clusters.services.lifecycle import cluster_set_clusters
+from fleet.placement.models import ClusterWork
 from policies.choices import Mode, ResultStatus
 from policies.engine import Snapshot, judge, kinds_needed
 from policies.kube import ClusterReader
@@ -41,9 +42,17 @@ MAX_LISTED = 500  # violations and errors listed per result; the totals are alwa
 
 
 def policy_clusters(*, policy: Policy) -> QuerySet[Cluster]:
-    """The clusters a policy targets: its team's clusters, narrowed to the union of its
-    cluster sets (if any) and then to its selector (if any)."""
+    """The clusters a policy targets: its team's clusters, narrowed to where the
+    application named by `placement` runs (if any), to the union of its cluster sets (if
+    any) and then to its selector (if any). A placement whose application is gone targets
+    nothing (fail closed rather than widen to the whole team)."""
     query = Cluster.objects.filter(team_id=policy.team_id)
+    if policy.placement:
+        query = query.filter(
+            pk__in=ClusterWork.objects.filter(
+                application__team_id=policy.team_id, application__name=policy.placement
+            ).values("cluster_id")
+        )
     sets = list(policy.cluster_sets.all())
     if sets:
         members = Cluster.objects.none()

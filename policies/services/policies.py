@@ -16,6 +16,7 @@ from clusters.labels import LabelSelector
 from clusters.models import ClusterSet
 from fleet.accounts.models import Team, slug_validator
 from fleet.audit.services import audit_record
+from fleet.placement.models import Application
 from policies.choices import Mode, RuleKind, Severity
 from policies.engine import validate_rule
 from policies.models import Policy, PolicyRule
@@ -43,6 +44,7 @@ class PolicySpec:
     standards: list[str] = field(default_factory=list)
     cluster_sets: list[str] = field(default_factory=list)
     cluster_selector: str = ""
+    placement: str = ""  # an application of the team: where it runs
     mode: str = Mode.INFORM
     enabled: bool = True
     rules: list[dict[str, Any]] = field(default_factory=list)
@@ -56,6 +58,7 @@ class PolicySpec:
             standards=list(policy.standards),
             cluster_sets=sorted(s.name for s in policy.cluster_sets.all()),
             cluster_selector=policy.cluster_selector,
+            placement=policy.placement,
             mode=policy.mode,
             enabled=policy.enabled,
             rules=[rule_as_json(rule) for rule in policy.rules.all()],
@@ -128,6 +131,8 @@ def _validate(team: Team, spec: PolicySpec) -> list[ClusterSet]:
             LabelSelector.parse(spec.cluster_selector)
         except ValidationError as error:
             errors["cluster_selector"] = error.messages
+    if spec.placement and not Application.objects.filter(team=team, name=spec.placement).exists():
+        errors["placement"] = [f"No application named {spec.placement} in the team."]
     sets = list(ClusterSet.objects.filter(team=team, name__in=spec.cluster_sets))
     missing = set(spec.cluster_sets) - {s.name for s in sets}
     if missing:
@@ -186,6 +191,7 @@ def policy_create(
         severity=spec.severity,
         standards=spec.standards,
         cluster_selector=spec.cluster_selector,
+        placement=spec.placement,
         mode=spec.mode,
         enabled=spec.enabled,
         bundled=bundled,
@@ -212,7 +218,15 @@ def policy_update(*, policy: Policy, spec: PolicySpec, actor: AbstractBaseUser |
     spec.rules = [rule_as_json(rule) for rule in rules]
     if spec == before:
         return policy
-    for name in ("description", "severity", "standards", "cluster_selector", "mode", "enabled"):
+    for name in (
+        "description",
+        "severity",
+        "standards",
+        "cluster_selector",
+        "placement",
+        "mode",
+        "enabled",
+    ):
         setattr(policy, name, getattr(spec, name))
     policy.generation += 1
     policy.save()

@@ -263,3 +263,30 @@ def test_list_endpoints_keep_a_query_budget(
         assert len(operator.get("/api/v1/policies/").json()["results"]) == 5
     with django_assert_max_num_queries(6):
         assert operator.get("/api/v1/policy-evaluations/").json()["count"] == 5
+
+
+def test_a_policy_can_target_where_an_application_runs(operator: APIClient, team: Team) -> None:
+    from fleet.placement.models import ClusterWork
+    from fleet.placement.services import application_create
+    from policies.services.evaluation import policy_clusters
+    from tests.placement.test_pages import MANIFESTS
+
+    # given an application running on one of the team's two clusters
+    eu, _us = make_cluster(team=team, name="eu-1"), make_cluster(team=team, name="us-1")
+    application = application_create(
+        actor=None, team=team, name="shop", namespace="shop", manifests=MANIFESTS
+    )
+    ClusterWork.objects.create(application=application, cluster=eu, desired_version=1)
+    # an unknown application is refused, naming the field
+    refused = _create(operator, placement="nope")
+    assert refused.status_code == 400
+    assert "No application named nope" in refused.content.decode()
+    # when a policy targets the application's placement
+    created = _create(operator, placement="shop")
+    assert created.status_code == 201, created.content
+    assert created.json()["placement"] == "shop"
+    policy = Policy.objects.get(name="host-net")
+    # then it covers only where the application runs, and nothing once it is gone
+    assert list(policy_clusters(policy=policy).values_list("name", flat=True)) == ["eu-1"]
+    application.delete()
+    assert not policy_clusters(policy=policy).exists()
