@@ -23,7 +23,10 @@ class SelectorField(forms.CharField):
             try:
                 LabelSelector.parse(text)
             except ValidationError as error:
-                raise forms.ValidationError(error.messages[0]) from None
+                # user text: passed as a parameter, never as the format string
+                raise forms.ValidationError(
+                    "%(reason)s", params={"reason": error.messages[0]}
+                ) from None
         return text
 
 

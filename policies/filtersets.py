@@ -5,6 +5,7 @@ from __future__ import annotations
 import django_filters
 from django.db.models import QuerySet
 
+from fleet.api.filters import UtcDateTimeFilter
 from policies.choices import Mode, ResultStatus, Severity
 from policies.models import Policy, PolicyEvaluation
 
@@ -30,8 +31,8 @@ class EvaluationFilterSet(django_filters.FilterSet):
     team = django_filters.CharFilter(field_name="policy__team__name")
     cluster = django_filters.CharFilter(field_name="cluster__name")
     status = django_filters.MultipleChoiceFilter(choices=ResultStatus.choices)
-    since = django_filters.IsoDateTimeFilter(field_name="evaluated_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="evaluated_at", lookup_expr="lt")
+    since = UtcDateTimeFilter(field_name="evaluated_at", lookup_expr="gte")
+    until = UtcDateTimeFilter(field_name="evaluated_at", lookup_expr="lt")
 
     class Meta:
         model = PolicyEvaluation

@@ -14,7 +14,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from clusters.api.permissions import actor, require_role
+from clusters.api.permissions import actor, authorize_create, require_role
 from clusters.labels import validate_labels
 from clusters.models import ClusterTemplate
 from clusters.providers.base import ClusterSpec
@@ -146,6 +146,15 @@ class ClusterTemplateViewSet(viewsets.ModelViewSet[ClusterTemplate]):
             team_id__in=_visible_team_ids(self.request)
         ).select_related("team")
 
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        authorize_create(request, field="team", minimum=Role.OPERATOR, doing="create templates")
+        return super().create(request, *args, **kwargs)
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        template = self.get_object()
+        team_for(request, template.team.name, "change templates")
+        return super().update(request, *args, **kwargs)
+
     def perform_create(self, serializer: serializers.BaseSerializer[ClusterTemplate]) -> None:
         team = serializer.validated_data["team"]
         team_for(self.request, team.name, "create templates")
@@ -165,6 +174,8 @@ class ClusterTemplateViewSet(viewsets.ModelViewSet[ClusterTemplate]):
     def create_cluster(self, request: Request, name: str | None = None) -> Response:
         """Create a cluster from this template (202 with the provisioning Operation)."""
         template = self.get_object()
+        require_role(request, template.team, Role.OPERATOR, "create clusters from its templates")
+        authorize_create(request, field="team", minimum=Role.OPERATOR, doing="create clusters")
         body = {**dict(request.data), "template": template.name}
         payload = ClusterCreateSerializer(data=body)
         payload.is_valid(raise_exception=True)

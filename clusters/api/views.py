@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
-from clusters.api.permissions import actor, require_role
+from clusters.api.permissions import actor, authorize_create, require_role
 from clusters.api.provisioning import (
     ClusterCreateSerializer,
     ScaleSerializer,
@@ -61,6 +61,7 @@ from clusters.services.registration import (
 from fleet.accounts.choices import Role
 from fleet.accounts.models import Team
 from fleet.accounts.selectors import user_has_role
+from fleet.api.filters import as_utc
 from fleet.operations.api.serializers import OperationSerializer
 
 
@@ -94,6 +95,7 @@ class ClusterViewSet(
 
     @extend_schema(request=ClusterRegisterSerializer, responses={201: ClusterRegisteredSerializer})
     def create(self, request: Request) -> Response:
+        authorize_create(request, field="team", minimum=Role.OPERATOR, doing="register clusters")
         payload = ClusterRegisterSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = dict(payload.validated_data)
@@ -177,6 +179,7 @@ class ClusterViewSet(
     def provision(self, request: Request) -> Response:
         """Create a cluster through a provider (local, capi), from a spec or a template:
         202 with the Operation that builds and registers it."""
+        authorize_create(request, field="team", minimum=Role.OPERATOR, doing="create clusters")
         payload = ClusterCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         return create_cluster_response(request, dict(payload.validated_data))
@@ -353,7 +356,7 @@ def _when(request: Request, name: str, default: datetime) -> datetime:
     parsed = parse_datetime(raw)
     if parsed is None:
         raise ValidationError({name: ["Use an ISO 8601 date-time."]})
-    return parsed if parsed.tzinfo else timezone.make_aware(parsed)
+    return as_utc(parsed)
 
 
 class ClusterSetViewSet(viewsets.ModelViewSet[ClusterSet]):
@@ -372,6 +375,12 @@ class ClusterSetViewSet(viewsets.ModelViewSet[ClusterSet]):
         if members is not None and hasattr(members, "child_relation"):
             members.child_relation.queryset = cluster_list(user=self.request.user)
         return serializer
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        authorize_create(
+            request, field="team_name", minimum=Role.OPERATOR, doing="create cluster sets"
+        )
+        return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer: BaseSerializer[ClusterSet]) -> None:
         data = dict(serializer.validated_data)

@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clusters.api.permissions import require_role
+from clusters.api.permissions import authorize_cluster_write, authorize_create, require_role
 from clusters.cost.models import Budget, ClusterPricing, InstancePrice, RateCard
 from clusters.cost.prices import instance_price_add, rate_card_save
 from clusters.cost.rollups import AMOUNTS, GROUPS, RollupError, cost_rollup
@@ -30,6 +30,7 @@ from clusters.selectors import cluster_list
 from fleet.accounts.choices import Role
 from fleet.accounts.models import Team
 from fleet.accounts.selectors import team_ids_with_role
+from fleet.api.filters import as_utc
 
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 
@@ -42,7 +43,7 @@ def period_bounds(params: Any) -> tuple[datetime, datetime]:
         until = parse_datetime(params.get("until", "")) if params.get("until") else now
         if since is None or until is None:
             raise ValidationError({"since": ["Use ISO 8601 date-times for since and until."]})
-        return since, until
+        return as_utc(since), as_utc(until)
     name = params.get("range", "this-month")
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     if name == "this-month":
@@ -144,6 +145,11 @@ class InstancePriceViewSet(
     filterset_fields = ["provider", "region", "instance_type"]
     queryset = InstancePrice.objects.order_by("provider", "instance_type", "region", "-valid_from")
 
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if not request.user.is_superuser:
+            raise PermissionDenied("Only administrators change list prices.")
+        return super().create(request, *args, **kwargs)
+
     def perform_create(self, serializer: serializers.BaseSerializer[InstancePrice]) -> None:
         if not self.request.user.is_superuser:
             raise PermissionDenied("Only administrators change list prices.")
@@ -202,6 +208,10 @@ class RateCardViewSet(
             "team"
         )
 
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        authorize_create(request, field="team", minimum=Role.ADMIN, doing="manage rate cards")
+        return super().create(request, *args, **kwargs)
+
     def perform_create(self, serializer: serializers.BaseSerializer[RateCard]) -> None:
         data = dict(serializer.validated_data)
         team = data.pop("team")
@@ -251,6 +261,12 @@ class ClusterPricingViewSet(
             cluster__in=cluster_list(user=self.request.user)
         ).select_related("cluster")
 
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        authorize_cluster_write(
+            request, field="cluster", minimum=Role.ADMIN, doing="change cluster pricing"
+        )
+        return super().create(request, *args, **kwargs)
+
     def perform_create(self, serializer: serializers.BaseSerializer[ClusterPricing]) -> None:
         cluster = serializer.validated_data["cluster"]
         require_role(self.request, cluster.team, Role.ADMIN, "change cluster pricing")
@@ -287,9 +303,16 @@ class BudgetViewSet(viewsets.ModelViewSet[Budget]):
             "team"
         )
 
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        authorize_create(request, field="team", minimum=Role.ADMIN, doing="manage budgets")
+        return super().create(request, *args, **kwargs)
+
     def perform_create(self, serializer: serializers.BaseSerializer[Budget]) -> None:
         team = serializer.validated_data["team"]
         require_role(self.request, team, Role.ADMIN, "manage budgets")
+        cluster_set = serializer.validated_data.get("cluster_set")
+        if cluster_set is not None and cluster_set.team_id != team.pk:
+            raise ValidationError({"cluster_set": ["No such cluster set in the team."]})
         serializer.save()
 
     def perform_destroy(self, instance: Budget) -> None:

@@ -89,8 +89,13 @@ def list_price(*, provider: str, region: str, instance_type: str, day: date) -> 
     return Decimal(price) if price is not None else None
 
 
-def rate_card_on(name: str, day: date) -> RateCard | None:
-    return RateCard.objects.filter(name=name, valid_from__lte=day).order_by("-valid_from").first()
+def rate_card_on(name: str, day: date, *, team_id: int) -> RateCard | None:
+    """The team's card of that name in force on `day` (another team's card never applies)."""
+    return (
+        RateCard.objects.filter(name=name, team_id=team_id, valid_from__lte=day)
+        .order_by("-valid_from")
+        .first()
+    )
 
 
 def pricing_on(cluster: Cluster, day: date) -> ClusterPricing | None:
@@ -103,7 +108,11 @@ def pricing_on(cluster: Cluster, day: date) -> ClusterPricing | None:
 
 def resolve(cluster: Cluster, day: date) -> ResolvedPricing:
     pricing = pricing_on(cluster, day)
-    card = rate_card_on(pricing.rate_card, day) if pricing and pricing.rate_card else None
+    card = (
+        rate_card_on(pricing.rate_card, day, team_id=cluster.team_id)
+        if pricing and pricing.rate_card
+        else None
+    )
     multiplier = Decimal(1)
     if pricing is not None:
         multiplier *= 1 - pricing.discount_percent / HUNDRED

@@ -172,7 +172,7 @@ def cluster_pricing_set(
     if not 0 <= discount <= 100:
         raise ValidationError({"discount_percent": "A discount is 0 to 100 percent."})
     card = fields.get("rate_card") or ""
-    if card and not RateCard.objects.filter(name=card).exists():
+    if card and not RateCard.objects.filter(name=card, team_id=cluster.team_id).exists():
         raise ValidationError({"rate_card": f"No rate card named {card!r}."})
     with transaction.atomic():
         pricing, _ = ClusterPricing.objects.update_or_create(

@@ -233,7 +233,11 @@ def schedule(spec: PlacementSpec, candidates: list[Candidate], need: PerReplica)
     ranked = sorted(feasible, key=lambda c: (-totals[c.name], c.name))
     chosen = _pick(spec, ranked, decision)
     replicas = _divide(spec, chosen, need)
+    # Names are unique: membership by name, not by comparing every field of a candidate.
+    chosen_names = {c.name for c in chosen}
     for rank, candidate in enumerate(ranked, start=1):
+        if candidate.name not in chosen_names:
+            continue  # only chosen clusters carry their scores in the decision
         entry = {
             "cluster": candidate.name,
             "rank": rank,
@@ -245,8 +249,7 @@ def schedule(spec: PlacementSpec, candidates: list[Candidate], need: PerReplica)
         }
         if candidate.tolerated:
             entry["tolerated"] = candidate.tolerated
-        if candidate in chosen:
-            decision.chosen.append({**entry, "replicas": replicas[candidate.name]})
+        decision.chosen.append({**entry, "replicas": replicas[candidate.name]})
     return decision
 
 

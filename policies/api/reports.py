@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
-from clusters.api.permissions import actor, require_role
+from clusters.api.permissions import actor, authorize_create, require_role
 from fleet.accounts.choices import Role
 from fleet.accounts.models import Team
 from fleet.accounts.selectors import team_ids_with_role, user_has_role
@@ -53,6 +53,10 @@ class ReportDefinitionViewSet(viewsets.ModelViewSet[ReportDefinition]):
         query = ReportDefinition.objects.select_related("team")
         teams = _visible_team_ids(self.request)
         return query if teams is None else query.filter(team_id__in=teams)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        authorize_create(request, field="team_name", minimum=Role.OPERATOR, doing="define reports")
+        return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer: BaseSerializer[ReportDefinition]) -> None:
         data = dict(serializer.validated_data)

@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clusters.api.permissions import actor, require_role
+from clusters.api.permissions import actor, authorize_create, require_role
 from fleet.accounts.choices import Role
 from fleet.accounts.models import Team
 from fleet.accounts.selectors import user_has_role
@@ -86,6 +86,7 @@ class PolicyViewSet(
 
     @extend_schema(request=PolicyWriteSerializer, responses={201: PolicySerializer})
     def create(self, request: Request) -> Response:
+        authorize_create(request, field="team", minimum=Role.OPERATOR, doing="create policies")
         payload = PolicyWriteSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = dict(payload.validated_data)

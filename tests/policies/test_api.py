@@ -138,8 +138,8 @@ def test_outsiders_cannot_see_or_change_and_viewers_cannot_change(
     assert other.post("/api/v1/policies/host-net/preview-enforcement/").status_code == 404
     # nor create in the team
     created = _create(other, name="sneaky")
-    assert created.status_code == 400
-    assert created.json()["error"]["fields"] == {"team": ["No such team."]}
+    assert created.status_code == 403  # the same answer as for a team that does not exist
+    assert "no role in a team named 'payments'" in created.json()["error"]["message"]
     # a viewer reads but cannot change
     assert viewer.get("/api/v1/policies/host-net/").status_code == 200
     refused = viewer.patch("/api/v1/policies/host-net/", {"mode": "enforce"}, format="json")

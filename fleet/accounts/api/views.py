@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
@@ -35,6 +37,11 @@ class TeamViewSet(
 
     def get_queryset(self) -> QuerySet[Team]:
         return team_list(user=self.request.user)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if not request.user.is_superuser:
+            raise PermissionDenied("Only administrators can create teams.")
+        return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer: BaseSerializer[Team]) -> None:
         if not self.request.user.is_superuser:

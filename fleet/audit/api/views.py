@@ -8,6 +8,7 @@ from rest_framework import serializers, viewsets
 
 from fleet.accounts.choices import Role
 from fleet.accounts.selectors import team_ids_with_role
+from fleet.api.filters import UtcDateTimeFilter
 from fleet.audit.choices import Outcome
 from fleet.audit.models import AuditEvent
 
@@ -39,8 +40,8 @@ class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
 
 class AuditEventFilterSet(django_filters.FilterSet):
     outcome = django_filters.ChoiceFilter(choices=Outcome.choices)
-    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    since = UtcDateTimeFilter(field_name="at", lookup_expr="gte")
+    until = UtcDateTimeFilter(field_name="at", lookup_expr="lt")
 
     class Meta:
         model = AuditEvent

@@ -15,7 +15,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from clusters.api.permissions import actor, require_role
+from clusters.api.permissions import actor, authorize_create, require_role
 from fleet.accounts.choices import Role
 from fleet.accounts.models import Team
 from fleet.accounts.selectors import team_ids_with_role, user_has_role
@@ -151,6 +151,7 @@ class ApplicationViewSet(
 
     @extend_schema(request=ApplicationCreateSerializer, responses={201: ApplicationSerializer})
     def create(self, request: Request) -> Response:
+        authorize_create(request, field="team", minimum=Role.OPERATOR, doing="create applications")
         payload = ApplicationCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = dict(payload.validated_data)
