@@ -1,0 +1,74 @@
+"""A worker killed with SIGKILL mid-evaluation: the batch is redelivered to another worker,
+which finishes it without judging any (policy, cluster) pair twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from django.db.models import Count
+
+from clusters.localkube.env import LocalCluster
+from clusters.services.collection import clusters_collect
+from fleet.celery import app as celery_app
+from policies.models import Policy, PolicyEvaluation
+from policies.services.library import library_load
+from policies.tasks import policies_evaluate_batch_task
+from tests.clusters.helpers import register_local, wait_for
+from tests.conftest import start_worker, stop_worker
+from tests.factories import make_team
+
+pytestmark = [pytest.mark.kube, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_worker_killed_mid_evaluation_finishes_the_batch_once(
+    kube_cluster: LocalCluster,
+) -> None:
+    # given ten registrations of a real cluster, collected, and the bundled library
+    team = make_team()
+    clusters = [register_local(kube_cluster, team=team, name=f"eval-{n}") for n in range(10)]
+    ids = [cluster.pk for cluster in clusters]
+    clusters_collect(cluster_ids=ids)
+    library_load(team=team)
+    policies = Policy.objects.filter(team=team, enabled=True).count()
+    celery_app.control.purge()
+    first = start_worker("evaluate-a")
+    second = None
+    try:
+        policies_evaluate_batch_task.delay(ids)
+        # when the worker dies after the first clusters were judged
+        wait_for(
+            lambda: PolicyEvaluation.objects.filter(cluster_id__in=ids).count() >= policies,
+            timeout=90,
+            what="the first cluster's results",
+        )
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+        done_before = PolicyEvaluation.objects.filter(cluster_id__in=ids).count()
+        assert done_before < 10 * policies, "the batch ended before the worker was killed"
+        # then another worker receives the batch again and finishes it
+        second = start_worker("evaluate-b")
+        wait_for(
+            lambda: (
+                PolicyEvaluation.objects.filter(cluster_id__in=ids)
+                .values("cluster_id")
+                .distinct()
+                .count()
+                == 10
+            ),
+            timeout=180,
+            what="every cluster to be judged",
+        )
+    finally:
+        stop_worker(first)
+        if second is not None:
+            stop_worker(second)
+    # and no pair was judged twice (unchanged policy and inventory are skipped)
+    pairs = (
+        PolicyEvaluation.objects.filter(cluster_id__in=ids)
+        .values("policy_id", "cluster_id")
+        .annotate(n=Count("id"))
+    )
+    assert len(pairs) == 10 * policies
+    assert {row["n"] for row in pairs} == {1}
