@@ -195,6 +195,17 @@ def test_lands_on_exactly_the_chosen_clusters_with_divided_replicas(
         ClusterWork.objects.filter(application=application).values_list("cluster__name", flat=True)
     ) == ["place-a"]
 
+    # when it matches again, then it joins and gets its share back
+    Cluster.objects.filter(name="place-b").update(labels={"shop": "yes"})
+    assert placement_reconcile(application=application) == "rescheduled"
+    operation = Operation.objects.filter(kind="application.rollout").order_by("-created_at")[0]
+    assert "joined: place-b" in operation.params["reason"]
+    rollout_run(operation_id=operation.pk)
+    operation.refresh_from_db()
+    assert operation.state == OperationState.SUCCEEDED, operation.error
+    a, b = deployment(members["place-a"], namespace), deployment(members["place-b"], namespace)
+    assert (a.spec.replicas, b.spec.replicas) == (4, 1)
+
 
 def test_a_canary_that_fails_its_health_gate_rolls_back(
     members: dict[str, LocalCluster],
