@@ -285,6 +285,8 @@ KEELSON_CAPI_POLL_SECONDS: float = env_int("KEELSON_CAPI_POLL_SECONDS", 10, mini
 KEELSON_PLACEMENT_RECONCILE_INTERVAL = env_int(
     "KEELSON_PLACEMENT_RECONCILE_INTERVAL", 60, minimum=5
 )
+# Re-apply each application's objects to each cluster (drift correction) at most this often.
+KEELSON_PLACEMENT_DRIFT_INTERVAL = env_int("KEELSON_PLACEMENT_DRIFT_INTERVAL", 300, minimum=0)
 
 CELERY_BEAT_SCHEDULE = {
     "clusters-collect": {

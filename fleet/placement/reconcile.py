@@ -7,9 +7,12 @@ and retry removals from clusters that were unreachable when they left."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from fleet.placement.models import Application, ClusterWork, WorkState
 from fleet.placement.propagation import work_remove, work_sync
@@ -26,7 +29,9 @@ def _assignment(chosen: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def placement_reconcile(*, application: Application) -> str:
-    """One pass for one application; returns what it did: idle, busy, rescheduled or synced."""
+    """One pass for one application; returns what it did: idle, busy, rescheduled or synced.
+    Each cluster's work is re-applied (drift) at most every KEELSON_PLACEMENT_DRIFT_INTERVAL,
+    which bounds the calls to member clusters whatever the reconcile interval."""
     application = Application.objects.select_related("placement", "team").get(pk=application.pk)
     last = application.decisions.first()
     if last is None or not application.works.exists():
@@ -34,16 +39,16 @@ def placement_reconcile(*, application: Application) -> str:
     if rollout_in_progress(application) is not None:
         return "busy"
     now = placement_simulate(application=application)
-    before = {c["cluster"]: int(c["replicas"]) for c in last.decision["chosen"]}
-    after = _assignment(now.chosen)
-    kept = {c["cluster"]: int(c["replicas"]) for c in now.chosen if c.get("tolerated")}
-    if {**after, **kept} != before:
-        left = sorted(set(before) - set(after) - set(kept))
-        joined = sorted(set(after) - set(before))
+    before = {c["cluster"] for c in last.decision["chosen"]}
+    after = set(_assignment(now.chosen))
+    kept = {c["cluster"] for c in now.chosen if c.get("tolerated")}
+    # Only a change of clusters re-places: replica shares divided by free capacity move
+    # with every collection, and chasing them would roll out all the time.
+    if after | kept != before:
+        left = sorted(before - after - kept)
+        joined = sorted(after - before)
         reason = "reschedule" + (f"; left: {', '.join(left)}" if left else "")
         reason += f"; joined: {', '.join(joined)}" if joined else ""
-        if not left and not joined:
-            reason += "; replicas redistributed"
         try:
             rollout_start(
                 application=application,
@@ -56,10 +61,15 @@ def placement_reconcile(*, application: Application) -> str:
             return "busy"
         logger.info("application %s: %s", application.name, reason)
         return "rescheduled"
+    due = timezone.now() - timedelta(seconds=settings.KEELSON_PLACEMENT_DRIFT_INTERVAL)
     for work in ClusterWork.objects.filter(application=application).select_related("cluster"):
         if work.state == WorkState.ORPHANED:
             work_remove(work)
-        elif work.applied_version is not None and work.cluster.name not in kept:
+        elif (
+            work.applied_version is not None
+            and work.cluster.name not in kept
+            and (work.synced_at is None or work.synced_at <= due)
+        ):
             work_sync(work)
     return "synced"
 

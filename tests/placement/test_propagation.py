@@ -106,8 +106,9 @@ def new_app(team: Team, **kwargs: Any) -> Application:
 
 
 def test_lands_on_exactly_the_chosen_clusters_with_divided_replicas(
-    members: dict[str, LocalCluster], kube_cluster: LocalCluster
+    members: dict[str, LocalCluster], kube_cluster: LocalCluster, settings: Any
 ) -> None:
+    settings.KEELSON_PLACEMENT_DRIFT_INTERVAL = 0  # every reconcile re-applies
     # given three clusters of which two are labelled for the shop
     team = make_team()
     register(members["place-a"], team, {"shop": "yes"})
