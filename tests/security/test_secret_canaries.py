@@ -20,8 +20,13 @@ from fleet.accounts.choices import Role
 from fleet.asgi import application
 from fleet.audit.models import AuditEvent
 from fleet.operations.models import Operation
+from fleet.placement.models import Application
+from fleet.placement.rollout import rollout_run, rollout_start
+from policies.services.evaluation import clusters_evaluate
+from policies.services.library import library_load
 from tests.factories import add_member, make_team, make_user
 from tests.fleet.test_websocket import _headers_for
+from tests.placement.test_pages import MANIFESTS
 
 pytestmark = [pytest.mark.kube, pytest.mark.django_db(transaction=True)]
 
@@ -57,8 +62,29 @@ def test_secrets_never_come_back(
     deregistration = api.delete("/api/v1/clusters/canary-edge/")
     assert deregistration.status_code == 202
 
+    # an application rolled out to the cluster and the policy library evaluated on it
+    # (both read the credential and talk to the cluster)
+    created = api.post(
+        "/api/v1/applications/",
+        {
+            "name": "canary-app",
+            "team": "platform",
+            "namespace": "canary-app",
+            "manifests": MANIFESTS,
+            "placement": {"selector": "", "prioritizers": {}},
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    rollout = rollout_start(application=Application.objects.get(name="canary-app"), actor=admin)
+    rollout_run(operation_id=rollout.pk)
+    rollout.refresh_from_db()
+    assert rollout.state == "succeeded", rollout.error
+    library_load(team=team)
+    clusters_evaluate(cluster_ids=[Cluster.objects.get(name="canary").pk])
+
     # then: every read of the API and the pages
-    operation = Operation.objects.first()
+    operation = Operation.objects.filter(kind="cluster.deregister").first()
     assert operation is not None
     urls = [
         "/api/v1/clusters/",
@@ -76,6 +102,13 @@ def test_secrets_never_come_back(
         "/api/v1/costs/",
         "/api/v1/teams/",
         "/api/v1/providers/",
+        "/api/v1/applications/",
+        "/api/v1/applications/canary-app/status/",
+        "/api/v1/applications/canary-app/decisions/",
+        f"/api/v1/operations/{rollout.pk}/",
+        "/api/v1/policies/",
+        "/api/v1/policy-evaluations/",
+        "/api/v1/compliance/",
         "/api/schema/",
     ]
     bodies = []
@@ -92,6 +125,10 @@ def test_secrets_never_come_back(
         "/clusters/canary-edge/",
         "/costs/",
         f"/operations/{operation.pk}/",
+        f"/operations/{rollout.pk}/",
+        "/applications/",
+        "/applications/canary-app/",
+        "/policies/",
     ]:
         rendered = page.get(url)
         assert rendered.status_code == 200, url
