@@ -15,7 +15,6 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as kube_config
 
-from clusters.kube.apply import apply_manifest
 from clusters.kube.client import ClusterConnectError
 from clusters.kube.inventory import collect
 
@@ -137,15 +136,48 @@ class Agent:
         return reply
 
     def apply_work(self) -> int:
+        """Apply the hub's work (server-side apply), prune what left it, and report each
+        application's status back (what the hub shows and rollouts wait for)."""
+        from fleet.placement.kubesync import apply_objects, workload_status
+        from fleet.placement.render import APP_LABEL, VERSION_ANNOTATION, object_ref
+
         work = self._call("GET", "agent/work")
-        applied = 0
-        for manifest in work.get("objects", []):
+        objects = list(work.get("objects", []))
+        report: dict[str, dict[str, Any]] = {}
+        try:
+            result = apply_objects(self.api, objects, previous=self.state.get("applied", []))
+        except ClusterConnectError as error:
+            logger.warning("could not apply the work: %s", error.message)
+            for obj in objects:
+                app = (obj.get("metadata", {}).get("labels") or {}).get(APP_LABEL)
+                if app:
+                    report[app] = {"error": error.message[:500]}
+            self._call("POST", "agent/work", {"applications": report})
+            return 0
+        self.state["applied"] = result.refs
+        self._save_state()
+        by_app: dict[str, tuple[str, list[dict[str, str]]]] = {}
+        for obj in objects:
+            metadata = obj.get("metadata", {})
+            app = (metadata.get("labels") or {}).get(APP_LABEL)
+            if app:
+                version = (metadata.get("annotations") or {}).get(VERSION_ANNOTATION, "")
+                by_app.setdefault(app, (version, []))[1].append(object_ref(obj))
+        for app, (version, refs) in by_app.items():
             try:
-                apply_manifest(self.api, manifest)
-                applied += 1
+                status = workload_status(self.api, refs)
             except ClusterConnectError as error:
-                logger.warning("could not apply %s: %s", manifest.get("kind"), error.message)
-        return applied
+                report[app] = {"version": version, "error": error.message[:500]}
+                continue
+            report[app] = {
+                "version": version,
+                "desired": status.desired,
+                "available": status.available,
+                "complete": status.complete,
+                "message": "; ".join(status.problems[:3]),
+            }
+        self._call("POST", "agent/work", {"applications": report})
+        return len(result.refs)
 
     def run_forever(self) -> None:
         failures = 0

@@ -138,6 +138,19 @@ class AgentRotateView(AgentTokenView):
         return _credential_response(cluster, token)
 
 
+class ApplicationReportSerializer(serializers.Serializer[Any]):
+    version = serializers.CharField(max_length=20, allow_blank=True, required=False)
+    desired = serializers.IntegerField(min_value=0, required=False)
+    available = serializers.IntegerField(min_value=0, required=False)
+    complete = serializers.BooleanField(required=False)
+    message = serializers.CharField(max_length=2000, allow_blank=True, required=False)
+    error = serializers.CharField(max_length=2000, allow_blank=True, required=False)
+
+
+class WorkReportSerializer(serializers.Serializer[Any]):
+    applications = serializers.DictField(child=ApplicationReportSerializer())
+
+
 class AgentWorkView(AgentView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
@@ -147,3 +160,17 @@ class AgentWorkView(AgentView):
 
         cluster, _ = _authenticated_agent(request)
         return Response(agent_work(cluster=cluster))
+
+    @extend_schema(request=WorkReportSerializer, responses=OpenApiTypes.OBJECT)
+    def post(self, request: Request) -> Response:
+        """The agent's report after applying: per application, the version it applied and
+        its workloads' desired/available replicas (or the error)."""
+        from fleet.placement.propagation import agent_work_report
+
+        cluster, _ = _authenticated_agent(request)
+        payload = WorkReportSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        updated = agent_work_report(
+            cluster=cluster, applications=payload.validated_data["applications"]
+        )
+        return Response({"cluster": cluster.name, "updated": updated})

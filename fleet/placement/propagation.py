@@ -141,10 +141,17 @@ def work_sync(work: ClusterWork) -> SyncOutcome:
 
 
 def work_refresh(work: ClusterWork) -> SyncOutcome:
-    """Read the workloads' status without applying anything."""
+    """Read the workloads' status without applying anything. A pull cluster's status is
+    what its agent last reported for the desired version."""
     work = ClusterWork.objects.select_related("cluster").get(pk=work.pk)
     if work.cluster.mode == ClusterMode.PULL:
-        return SyncOutcome(ok=True, complete=True)
+        if work.state == WorkState.FAILED:
+            return SyncOutcome(ok=False, message=work.message)
+        return SyncOutcome(
+            ok=True,
+            complete=work.state == WorkState.AVAILABLE,
+            message=work.message or "waiting for the agent's report",
+        )
     try:
         status = workload_status(cluster_api_client(cluster=work.cluster), work.applied_objects)
     except ClusterConnectError as error:
@@ -217,3 +224,32 @@ def agent_work(*, cluster: Cluster) -> dict[str, Any]:
             )
     # Changes whenever anything to apply changes: an agent may skip applying an unchanged set.
     return {"cluster": cluster.name, "generation": rendered_hash(objects), "objects": objects}
+
+
+def agent_work_report(*, cluster: Cluster, applications: dict[str, dict[str, Any]]) -> int:
+    """What a pull cluster's agent found after applying its work, per application; only a
+    report about the desired version counts. Returns how many works were updated."""
+    updated = 0
+    works = ClusterWork.objects.filter(cluster=cluster).select_related("application")
+    for work in works:
+        report = applications.get(work.application.name)
+        if not isinstance(report, dict) or str(report.get("version", "")) != str(
+            work.desired_version
+        ):
+            continue
+        error = str(report.get("error") or "")[:500]
+        if error:
+            _save(work, state=WorkState.FAILED, message=error, synced_at=timezone.now())
+        else:
+            desired = int(report.get("desired") or 0)
+            available = min(int(report.get("available") or 0), desired)
+            _save(
+                work,
+                state=WorkState.AVAILABLE if report.get("complete") else WorkState.APPLIED,
+                desired_replicas=max(desired, 0),
+                available_replicas=max(available, 0),
+                message=str(report.get("message") or "")[:500],
+                synced_at=timezone.now(),
+            )
+        updated += 1
+    return updated

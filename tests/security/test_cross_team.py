@@ -643,6 +643,7 @@ AGENT_ENDPOINTS = {
     ("agent-heartbeat", "POST"),
     ("agent-rotate", "POST"),
     ("agent-work", "GET"),
+    ("agent-work", "POST"),
 }
 
 CALLERS = ["owner", "viewer", "outsider"]
@@ -945,6 +946,7 @@ AGENT_REQUESTS = [
     ("agent-heartbeat", "POST", "agent/heartbeat"),
     ("agent-rotate", "POST", "agent/rotate"),
     ("agent-work", "GET", "agent/work"),
+    ("agent-work", "POST", "agent/work"),
 ]
 
 
@@ -1001,6 +1003,30 @@ def test_team_b_agent_gets_only_its_own_cluster_work(world: World, no_agent_thro
     assert a_work.status_code == 200
     assert a_work.json()["cluster"] == world.a.edge.name
     assert B not in a_work.content.decode()
+
+
+def test_team_b_agent_cannot_report_work_status_for_team_a(
+    world: World, no_agent_throttle: None
+) -> None:
+    from fleet.placement.models import ClusterWork
+
+    before = list(ClusterWork.objects.filter(cluster=world.a.edge).values())
+    b_agent = APIClient()
+    b_agent.credentials(HTTP_AUTHORIZATION=f"Bearer {world.b.edge_agent_token}")
+    report = {
+        "applications": {
+            world.a.application.name: {
+                "version": "1",
+                "desired": 9,
+                "available": 9,
+                "complete": True,
+            }
+        }
+    }
+    response = b_agent.post(API + "agent/work", report, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json() == {"cluster": world.b.edge.name, "updated": 0}
+    assert list(ClusterWork.objects.filter(cluster=world.a.edge).values()) == before
 
 
 def test_team_b_agent_cannot_report_for_team_a(world: World, no_agent_throttle: None) -> None:
