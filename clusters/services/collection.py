@@ -105,6 +105,11 @@ def cluster_record_observation(
             message=observation.message[:500],
         )
         publish_cluster_on_commit(cluster.pk)
+        if previous == ClusterStatus.UNKNOWN and verdict.status in (
+            ClusterStatus.READY,
+            ClusterStatus.DEGRADED,
+        ):
+            _evaluate_policies_soon(cluster.pk)
     if verdict.status == observation.status:
         cluster.status_reason = observation.reason[:64]
         cluster.status_message = observation.message[:500]
@@ -124,6 +129,20 @@ def cluster_record_observation(
         memory_requested_bytes=inventory.requested_memory_bytes if inventory else 0,
         warning_events=inventory.warning_events if inventory else 0,
     )
+
+
+def _evaluate_policies_soon(cluster_id: int) -> None:
+    """A cluster seen for the first time gets its compliance now, not at the next sweep."""
+
+    def send() -> None:
+        from policies.tasks import policies_evaluate_batch_task
+
+        try:
+            policies_evaluate_batch_task.delay([cluster_id])
+        except Exception:  # the broker is down: the periodic sweep covers it
+            logger.warning("could not queue the first evaluation of cluster %s", cluster_id)
+
+    transaction.on_commit(send)
 
 
 def record_probe(result: ProbeResult) -> HealthSample | None:
