@@ -19,9 +19,17 @@ from policies.choices import (
 )
 
 
+class LivePolicies(models.Manager["Policy"]):
+    def get_queryset(self) -> models.QuerySet[Policy]:
+        return super().get_queryset().filter(deleted_at__isnull=True)
+
+
 class Policy(models.Model):
     """What every targeted cluster must meet. `generation` grows on every change of what
-    is checked, so results can say which version of the policy they judged."""
+    is checked, so results can say which version of the policy they judged.
+
+    Deleting a policy keeps it (`deleted_at`) with its whole evaluation history: results
+    are never lost. `objects` sees live policies only; `all_objects` sees every one."""
 
     team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="policies")
     name = models.CharField(max_length=63, validators=[slug_validator])
@@ -44,12 +52,22 @@ class Policy(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    all_objects = models.Manager()
+    objects = LivePolicies()
 
     class Meta:
         ordering = ["team_id", "name"]
         verbose_name_plural = "policies"
+        default_manager_name = "objects"
+        base_manager_name = "all_objects"  # results keep reaching their (deleted) policy
         constraints = [
-            models.UniqueConstraint(fields=["team", "name"], name="policy_unique_name_per_team"),
+            models.UniqueConstraint(
+                fields=["team", "name"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="policy_unique_name_per_team",
+            ),
             models.CheckConstraint(
                 condition=models.Q(mode__in=Mode.values), name="policy_mode_valid"
             ),

@@ -23,7 +23,13 @@ def policy_list(*, user: AnyUser) -> QuerySet[Policy]:
 
 
 def evaluation_list(*, user: AnyUser) -> QuerySet[PolicyEvaluation]:
-    return PolicyEvaluation.objects.filter(policy__in=policy_list(user=user).values("pk"))
+    """Every result of the user's teams' policies, deleted policies' included (history)."""
+    if not user.is_authenticated:
+        return PolicyEvaluation.objects.none()
+    if getattr(user, "is_superuser", False):
+        return PolicyEvaluation.objects.all()
+    teams = team_ids_with_role(user=user, minimum=Role.VIEWER)
+    return PolicyEvaluation.objects.filter(policy__team_id__in=teams)
 
 
 def latest_evaluations(policies: QuerySet[Policy]) -> QuerySet[PolicyEvaluation]:

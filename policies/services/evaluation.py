@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -178,15 +179,25 @@ def applicable_policies(cluster: Cluster, policy_ids: list[int] | None = None) -
 
 # Namespace of the advisory locks that keep one evaluation per cluster at a time.
 _LOCK_CLASS = 0x706F6C  # "pol"
+# How long a batch waits for a cluster another session holds (a dying one, typically)
+# before leaving the cluster to the next sweep.
+BATCH_LOCK_WAIT = 15.0
 
 
 @contextmanager
-def _cluster_lock(cluster_id: int) -> Iterator[bool]:
+def _cluster_lock(cluster_id: int, *, wait: float = 0.0) -> Iterator[bool]:
     """A session-level advisory lock (not held across a transaction: evaluation talks to
-    the cluster for a while). Yields False when another worker holds it."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_CLASS, cluster_id])
-        acquired = bool(cursor.fetchone()[0])
+    the cluster for a while). Yields False when another worker still holds it after
+    `wait` seconds (a worker killed mid-evaluation frees it once PostgreSQL ends its
+    session, which can take a moment)."""
+    deadline = time.monotonic() + wait
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_CLASS, cluster_id])
+            acquired = bool(cursor.fetchone()[0])
+        if acquired or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
     try:
         yield acquired
     finally:
@@ -201,11 +212,12 @@ def cluster_evaluate(
     policy_ids: list[int] | None = None,
     force: bool = False,
     run_id: uuid.UUID | None = None,
+    lock_wait: float = 0.0,
 ) -> list[PolicyEvaluation]:
     """Evaluate the cluster's applicable policies (or only `policy_ids`); returns the
     stored results (none for policies skipped as unchanged, nor when another worker is
     evaluating this cluster right now: its results will be as fresh)."""
-    with _cluster_lock(cluster.pk) as acquired:
+    with _cluster_lock(cluster.pk, wait=lock_wait) as acquired:
         if not acquired:
             return []
         return _cluster_evaluate(cluster, policy_ids, force, run_id or uuid.uuid4())
@@ -298,7 +310,11 @@ def clusters_evaluate(
     for cluster in Cluster.objects.filter(pk__in=cluster_ids).select_related("team"):
         try:
             rows = cluster_evaluate(
-                cluster=cluster, policy_ids=policy_ids, force=force, run_id=run_id
+                cluster=cluster,
+                policy_ids=policy_ids,
+                force=force,
+                run_id=run_id,
+                lock_wait=BATCH_LOCK_WAIT,
             )
         except Exception:
             logger.exception("policy evaluation of cluster %s failed", cluster.name)

@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from clusters.choices import ClusterMode
 from clusters.labels import LabelSelector
@@ -253,4 +254,8 @@ def policy_delete(*, policy: Policy, actor: AbstractBaseUser | None) -> None:
         team=policy.team,
         detail={"name": policy.name},
     )
-    policy.delete()
+    # Kept, disabled, with its history: a deleted policy is no longer evaluated or listed,
+    # and its name is free again, but every result it produced stays.
+    Policy.all_objects.filter(pk=policy.pk).update(
+        deleted_at=timezone.now(), enabled=False, updated_at=timezone.now()
+    )

@@ -290,3 +290,29 @@ def test_a_policy_can_target_where_an_application_runs(operator: APIClient, team
     assert list(policy_clusters(policy=policy).values_list("name", flat=True)) == ["eu-1"]
     application.delete()
     assert not policy_clusters(policy=policy).exists()
+
+
+def test_deleting_a_policy_keeps_its_history(operator: APIClient, team: Team) -> None:
+    # given a policy with a result
+    assert _create(operator).status_code == 201
+    policy = Policy.objects.get(name="host-net")
+    PolicyEvaluation.objects.create(
+        policy=policy,
+        cluster=make_cluster(team=team, name="eu-1"),
+        run_id=uuid.uuid4(),
+        status="noncompliant",
+        policy_generation=1,
+        evaluated_at=timezone.now(),
+    )
+    # when it is deleted
+    assert operator.delete("/api/v1/policies/host-net/").status_code == 204
+    # then it is gone from the policies, not evaluated any more, and its name is free
+    assert operator.get("/api/v1/policies/host-net/").status_code == 404
+    assert operator.get("/api/v1/policies/").json()["count"] == 0
+    assert not Policy.objects.filter(pk=policy.pk).exists()
+    assert Policy.all_objects.get(pk=policy.pk).enabled is False
+    # and its results stay in the history
+    history = operator.get("/api/v1/policy-evaluations/?policy=host-net").json()
+    assert history["count"] == 1
+    assert history["results"][0]["status"] == "noncompliant"
+    assert _create(operator).status_code == 201  # the name can be used again

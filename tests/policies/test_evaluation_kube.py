@@ -265,6 +265,8 @@ def test_one_evaluation_per_cluster_at_a_time(team: Team) -> None:
             cursor.execute("SELECT pg_advisory_lock(%s, %s)", [_LOCK_CLASS, cluster.pk])
         # then this one leaves it alone
         assert cluster_evaluate(cluster=cluster, force=True) == []
+        with other.cursor() as cursor:  # released now (a closed session frees it later)
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_CLASS, cluster.pk])
     finally:
         other.close()
     # and once it is done, evaluation proceeds
