@@ -8,6 +8,10 @@ run:
 test:
 	@bash scripts/test.sh
 
+bench:
+	@bash scripts/bootstrap.sh dev
+	@.venv/bin/python -m benchmarks $(BENCH_ARGS)
+
 kube-binaries:
 	@bash scripts/kube-binaries.sh
 

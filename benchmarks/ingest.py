@@ -1,0 +1,97 @@
+"""Health sample ingest: the product's bulk path (`HealthSample.objects.bulk_create`,
+batch 1000, as `clusters_collect` writes a shard's samples) against raw PostgreSQL COPY
+into the same table, from the same Python values, on the same machine."""
+
+from __future__ import annotations
+
+import io
+import time
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from benchmarks.results import Row
+from clusters.models import HealthSample
+
+COLUMNS = (
+    "cluster_id",
+    "at",
+    "status",
+    "api_latency_ms",
+    "nodes_total",
+    "nodes_ready",
+    "pods_running",
+    "pods_pending",
+    "pods_failed",
+    "cpu_requested_millis",
+    "memory_requested_bytes",
+    "warning_events",
+)
+
+
+def _values(cluster_ids: list[int], rows: int, base: datetime) -> list[tuple[object, ...]]:
+    out: list[tuple[object, ...]] = []
+    for n in range(rows):
+        out.append(
+            (
+                cluster_ids[n % len(cluster_ids)],
+                base + timedelta(seconds=n // len(cluster_ids) * 30),
+                "ready",
+                3.5 + n % 7,
+                3,
+                3,
+                12 + n % 5,
+                n % 2,
+                0,
+                1500 + n % 300,
+                3 * 2**30,
+                n % 3,
+            )
+        )
+    return out
+
+
+def _product(values: list[tuple[object, ...]]) -> float:
+    started = time.perf_counter()
+    samples = [HealthSample(**dict(zip(COLUMNS, row, strict=True))) for row in values]
+    with transaction.atomic():
+        HealthSample.objects.bulk_create(samples, batch_size=1000)
+    return time.perf_counter() - started
+
+
+def _copy(values: list[tuple[object, ...]]) -> float:
+    started = time.perf_counter()
+    buffer = io.StringIO()
+    for row in values:
+        buffer.write(
+            "\t".join(v.isoformat() if isinstance(v, datetime) else str(v) for v in row) + "\n"
+        )
+    buffer.seek(0)
+    with transaction.atomic(), connection.cursor() as cursor:
+        raw = cursor.cursor  # psycopg2's own cursor: COPY FROM STDIN
+        raw.copy_expert(f"COPY clusters_healthsample ({', '.join(COLUMNS)}) FROM STDIN", buffer)
+    return time.perf_counter() - started
+
+
+def run(*, cluster_ids: list[int], rows: int, repeats: int = 3) -> list[Row]:
+    base = timezone.now() - timedelta(days=1)
+    values = _values(cluster_ids, rows, base)
+    product, copy = [], []
+    for _ in range(repeats):  # interleaved, best of each: the machine is shared
+        product.append(_product(values))
+        copy.append(_copy(values))
+    HealthSample.objects.filter(at__gte=base, at__lt=base + timedelta(hours=23)).delete()
+    best_product, best_copy = min(product), min(copy)
+    ratio = best_copy / best_product
+    return [
+        Row(
+            "ingest",
+            f"health samples: bulk_create vs raw COPY ({rows} rows, best of {repeats})",
+            f"{rows / best_product:,.0f} vs {rows / best_copy:,.0f} rows/s = {100 * ratio:.0f}%",
+            target=">= 50% of COPY",
+            ok=ratio >= 0.5,
+            value=100 * ratio,
+            detail={"product_s": product, "copy_s": copy},
+        )
+    ]
