@@ -1,5 +1,5 @@
-"""Health sample ingest: the product's bulk path (`HealthSample.objects.bulk_create`,
-batch 1000, as `clusters_collect` writes a shard's samples) against raw PostgreSQL COPY
+"""Health sample ingest: the product's bulk path (`samples_insert`, as `clusters_collect`
+writes a shard's samples) against raw PostgreSQL COPY
 into the same table, from the same Python values, on the same machine."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from benchmarks.results import Row
 from clusters.models import HealthSample
+from clusters.services.history import samples_insert
 
 COLUMNS = (
     "cluster_id",
@@ -55,8 +56,7 @@ def _values(cluster_ids: list[int], rows: int, base: datetime) -> list[tuple[obj
 def _product(values: list[tuple[object, ...]]) -> float:
     started = time.perf_counter()
     samples = [HealthSample(**dict(zip(COLUMNS, row, strict=True))) for row in values]
-    with transaction.atomic():
-        HealthSample.objects.bulk_create(samples, batch_size=1000)
+    samples_insert(samples)
     return time.perf_counter() - started
 
 
@@ -87,7 +87,7 @@ def run(*, cluster_ids: list[int], rows: int, repeats: int = 3) -> list[Row]:
     return [
         Row(
             "ingest",
-            f"health samples: bulk_create vs raw COPY ({rows} rows, best of {repeats})",
+            f"health samples: samples_insert vs raw COPY ({rows} rows, best of {repeats})",
             f"{rows / best_product:,.0f} vs {rows / best_copy:,.0f} rows/s = {100 * ratio:.0f}%",
             target=">= 50% of COPY",
             ok=ratio >= 0.5,

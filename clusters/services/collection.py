@@ -26,6 +26,7 @@ from clusters.kube.inventory import Inventory, collect
 from clusters.models import Cluster, ClusterInventory, ClusterTransition, HealthSample
 from clusters.realtime import publish_cluster_on_commit
 from clusters.services.credentials import cluster_api_client
+from clusters.services.history import samples_insert
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ def clusters_collect(*, cluster_ids: list[int]) -> dict[str, int]:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe") as pool:
             results += pool.map(lambda t: cluster_probe_remote(cluster=t[0], api=t[1]), targets)
     samples = [sample for result in results if (sample := record_probe(result)) is not None]
-    HealthSample.objects.bulk_create(samples, batch_size=1000)
+    samples_insert(samples)
     counts: dict[str, int] = {}
     for sample in samples:
         counts[sample.status] = counts.get(sample.status, 0) + 1
@@ -227,7 +228,7 @@ def agents_mark_silent(*, now: datetime | None = None) -> int:
             cluster.save()
             publish_cluster_on_commit(cluster_id)
         samples.append(HealthSample(cluster_id=cluster_id, at=now, status=cluster.status))
-    HealthSample.objects.bulk_create(samples)
+    samples_insert(samples)
     return len(samples)
 
 

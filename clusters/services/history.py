@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import operator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,6 +44,51 @@ ON CONFLICT (cluster_id, period, start) DO UPDATE SET
     cpu_requested_avg_millis = EXCLUDED.cpu_requested_avg_millis,
     memory_requested_avg_bytes = EXCLUDED.memory_requested_avg_bytes
 """
+
+
+SAMPLE_COLUMNS = (
+    "cluster_id",
+    "at",
+    "status",
+    "api_latency_ms",
+    "nodes_total",
+    "nodes_ready",
+    "pods_running",
+    "pods_pending",
+    "pods_failed",
+    "cpu_requested_millis",
+    "memory_requested_bytes",
+    "warning_events",
+)
+
+
+def _copy_value(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)  # numbers and status codes: no tab, newline or backslash in them
+
+
+def samples_insert(samples: list[HealthSample]) -> int:
+    """Store health samples with PostgreSQL COPY (several times faster than a multi-row
+    INSERT; every value is a number, a timestamp or a status code, so the text format
+    needs no escaping)."""
+    if not samples:
+        return 0
+    values = operator.attrgetter(*SAMPLE_COLUMNS)
+    lines = []
+    for sample in samples:
+        row = values(sample)
+        if row[0] is None or row[1] is None:
+            raise ValueError("a health sample needs its cluster and time")
+        lines.append("\t".join(map(_copy_value, row)))
+    buffer = io.StringIO("\n".join(lines) + "\n")
+    table = HealthSample._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        raw = cursor.cursor  # psycopg2's own cursor: COPY FROM STDIN
+        raw.copy_expert(f"COPY {table} ({', '.join(SAMPLE_COLUMNS)}) FROM STDIN", buffer)
+    return len(samples)
 
 
 def _truncate(moment: datetime, period: RollupPeriod) -> datetime:

@@ -202,3 +202,37 @@ def test_history_rolls_up_and_is_served_for_charts(
     bad = client.get(f"/api/v1/clusters/{cluster.name}/health/", {"since": "yesterday"})
     assert bad.status_code == 400
     assert "ISO 8601" in bad.json()["error"]["message"]
+
+
+@pytest.mark.django_db
+def test_samples_are_stored_with_copy_exactly_as_given() -> None:
+    from django.utils import timezone
+
+    from clusters.models import HealthSample
+    from clusters.services.history import samples_insert
+    from tests.factories import make_cluster, make_team
+
+    cluster = make_cluster(team=make_team())
+    at = timezone.now().replace(microsecond=123456)
+    given = [
+        HealthSample(
+            cluster_id=cluster.pk,
+            at=at,
+            status="ready",
+            api_latency_ms=12.5,
+            nodes_total=3,
+            nodes_ready=2,
+            pods_running=7,
+            pods_failed=1,
+            cpu_requested_millis=1500,
+            memory_requested_bytes=3 * 2**30,
+        ),
+        HealthSample(cluster_id=cluster.pk, at=at, status="unreachable"),  # no latency: NULL
+    ]
+    assert samples_insert(given) == 2
+    stored = list(HealthSample.objects.filter(cluster=cluster).order_by("id"))
+    assert [(s.status, s.api_latency_ms, s.at) for s in stored] == [
+        ("ready", 12.5, at),
+        ("unreachable", None, at),
+    ]
+    assert (stored[0].nodes_ready, stored[0].memory_requested_bytes) == (2, 3 * 2**30)
