@@ -13,22 +13,9 @@ from django.utils import timezone
 
 from benchmarks.results import Row
 from clusters.models import HealthSample
-from clusters.services.history import samples_insert
+from clusters.services.history import SAMPLE_COLUMNS, samples_insert
 
-COLUMNS = (
-    "cluster_id",
-    "at",
-    "status",
-    "api_latency_ms",
-    "nodes_total",
-    "nodes_ready",
-    "pods_running",
-    "pods_pending",
-    "pods_failed",
-    "cpu_requested_millis",
-    "memory_requested_bytes",
-    "warning_events",
-)
+COLUMNS = SAMPLE_COLUMNS  # the product's own column list
 
 
 def _values(cluster_ids: list[int], rows: int, base: datetime) -> list[tuple[object, ...]]:

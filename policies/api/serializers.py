@@ -16,6 +16,7 @@ from policies.models import (
     ReportDefinition,
     ReportFile,
 )
+from policies.services.policies import RULE_FIELDS
 
 
 class RuleSerializer(serializers.ModelSerializer[PolicyRule]):
@@ -32,16 +33,7 @@ class RuleSerializer(serializers.ModelSerializer[PolicyRule]):
 
     class Meta:
         model = PolicyRule
-        fields = [
-            "name",
-            "kind",
-            "match",
-            "autogen",
-            "expression",
-            "message",
-            "compliance_type",
-            "object_template",
-        ]
+        fields = list(RULE_FIELDS)
 
 
 class PolicySerializer(serializers.ModelSerializer[Policy]):
