@@ -115,10 +115,12 @@ CACHES = {
 }
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "fleet.realtime.layer.BlockingPoolChannelLayer",
         "CONFIG": {
             "hosts": [REDIS_URL],
             "prefix": env_str("KEELSON_REDIS_PREFIX", "keelson") + ":asgi",
+            # per web process; beyond it, Redis commands wait for a free connection
+            "max_connections": env_int("KEELSON_CHANNELS_REDIS_CONNECTIONS", 100),
         },
     }
 }

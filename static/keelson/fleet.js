@@ -29,9 +29,23 @@
       var el = root.querySelector('[data-count="' + status + '"]');
       if (el) el.textContent = counts[status];
     });
-    if (event.detail.type === "fleet" && window.htmx) {
-      window.htmx.ajax("GET", root.dataset.refreshUrl, { target: "#fleet-body", swap: "innerHTML" })
-        .then(function () { root.dataset.refreshed = String(Date.now()); });
-    }
+    if (event.detail.type === "fleet") refreshPanels(root);
   });
+  // The counts above are live; the panels (scores, events, costs) cost the server a page
+  // render, so with a busy fleet they are re-fetched at most once per REFRESH_MS: the first
+  // change at once, later ones in one trailing refresh.
+  var REFRESH_MS = 10000;
+  var lastRefresh = 0;
+  var trailing = null;
+  function refreshPanels(root) {
+    if (!window.htmx || trailing) return;
+    var wait = lastRefresh + REFRESH_MS - Date.now();
+    if (wait > 0) {
+      trailing = setTimeout(function () { trailing = null; refreshPanels(root); }, wait);
+      return;
+    }
+    lastRefresh = Date.now();
+    window.htmx.ajax("GET", root.dataset.refreshUrl, { target: "#fleet-body", swap: "innerHTML" })
+      .then(function () { root.dataset.refreshed = String(Date.now()); });
+  }
 })();

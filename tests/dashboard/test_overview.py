@@ -123,10 +123,11 @@ def test_the_fleet_socket_only_tells_a_user_about_their_clusters() -> None:
         return [first, second]
 
     first, second = asyncio.run(scenario())
-    assert first["data"]["counts"] == {"ready": 1}
+    zero = dict.fromkeys(ClusterStatus.values, 0)
+    assert first["data"]["counts"] == {**zero, "ready": 1}
     assert second["type"] == "fleet"
     assert second["data"]["changed"]["name"] == "mine"
-    assert second["data"]["counts"] == {"unreachable": 1}
+    assert second["data"]["counts"] == {**zero, "unreachable": 1}
 
 
 @pytest.mark.django_db

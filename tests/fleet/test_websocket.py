@@ -10,6 +10,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from channels_redis.core import RedisChannelLayer
 from django.db import connection
 from django.test import Client
 
@@ -44,7 +45,7 @@ def test_channel_layer_round_trip_through_redis() -> None:
     message = asyncio.run(scenario())
     # then
     assert message == {"type": "hello", "text": "over redis"}
-    assert type(get_channel_layer()).__name__ == "RedisChannelLayer"
+    assert isinstance(get_channel_layer(), RedisChannelLayer)
 
 
 def test_operation_progress_reaches_a_websocket_client() -> None:
