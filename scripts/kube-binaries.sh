@@ -47,6 +47,13 @@ fi
 
 if have_all "$DEST"; then echo "$DEST"; exit 0; fi
 
+# One build at a time (two test runs started together would share the work directory);
+# the second waits, then finds the first one's binaries.
+mkdir -p "$CACHE_ROOT"
+exec 9>"$CACHE_ROOT/build.lock"
+flock 9
+if have_all "$DEST"; then echo "$DEST"; exit 0; fi
+
 log "building Kubernetes $KUBE_VERSION from Debian's source package (about 10 minutes on 2 cores, once)"
 apt_install golang-1.19-go rsync jq dpkg-dev golang-github-modern-go-reflect2-dev
 
