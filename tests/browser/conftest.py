@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connections
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -40,3 +42,25 @@ def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         yield context.new_page()
         context.close()
         browser.close()
+
+
+def as_worker(work: Callable[..., Any], **kwargs: Any) -> None:
+    """Run `work` as a Celery worker would: in a thread of its own. The test's thread runs
+    the browser driver's event loop, where asgiref refuses the sync publishing calls that
+    the services make (async_to_sync) and the live update would never be sent."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work(**kwargs)
+        except BaseException as error:  # re-raised in the test's thread
+            errors.append(error)
+        finally:
+            connections.close_all()  # as a worker does after a task
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive(), f"{work.__name__} did not finish"
+    if errors:
+        raise errors[0]

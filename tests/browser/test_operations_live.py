@@ -14,7 +14,7 @@ from fleet.operations.services import (
     operation_finish,
     operation_update,
 )
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, as_worker
 from tests.factories import make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -46,14 +46,18 @@ def test_operation_progress_bar_follows_the_work_live(asgi_server: str, page: An
     page.wait_for_function("document.querySelector('#operation progress') !== null")
     page.wait_for_timeout(500)  # let the socket connect and take its snapshot
     # when the worker makes progress
-    operation_update(operation_id=operation.pk, progress=60, message="nodes joining", log="3/5")
+    as_worker(
+        operation_update, operation_id=operation.pk, progress=60, message="nodes joining", log="3/5"
+    )
     # then the page shows it without a reload
     page.wait_for_function(
         "document.querySelector('#operation progress').value === 60", timeout=10_000
     )
     assert page.locator("[data-field=message]").inner_text() == "nodes joining"
     # when it ends
-    operation_finish(operation_id=operation.pk, state=OperationState.SUCCEEDED, message="ready")
+    as_worker(
+        operation_finish, operation_id=operation.pk, state=OperationState.SUCCEEDED, message="ready"
+    )
     page.wait_for_selector("#operation[data-state=succeeded]", timeout=10_000)
     assert page.locator("#operation progress").get_attribute("value") is not None
     assert re.search(r"\b100\b", page.locator("[data-field=progress]").inner_text())
