@@ -17,6 +17,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import urllib3
 from kubernetes import client as k8s
@@ -185,3 +186,23 @@ clients = ClientCache()
 
 def timeout_kwargs() -> dict[str, Any]:
     return {"_request_timeout": REQUEST_TIMEOUT}
+
+
+def get_json(api: k8s.ApiClient, path: str, query: dict[str, str] | None = None) -> Any:
+    """GET `path` and return the decoded JSON, without the client's model objects.
+
+    Same transport as the generated API methods (the ApiClient's urllib3 pool: TLS
+    verification, client certificate, retries), the same bearer header, the same timeouts,
+    and the same `ApiException` for a non-2xx answer (without its body), so `classify` sees
+    what it always saw. Turning a list into model objects was most of a probe's CPU.
+    """
+    url = api.configuration.host + path + ("?" + urlencode(query) if query else "")
+    headers = {**api.default_headers, "Accept": "application/json"}
+    api.update_params_for_auth(headers, [], ["BearerToken"], path, "GET", None)
+    response = api.rest_client.request(
+        "GET", url, headers=headers, _request_timeout=REQUEST_TIMEOUT
+    )
+    body = response.read()
+    if not 200 <= response.status <= 299:
+        raise ApiException.from_response(http_resp=response, body=None, data=None)
+    return json.loads(body)
