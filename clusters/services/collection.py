@@ -286,10 +286,14 @@ def rows_update(objects: list[Model], fields: Iterable[str]) -> int:
     columns = [cast("Field[Any, Any]", meta.get_field(name)) for name in fields]
     casts = ", ".join(f"%s::{f.db_type(connection)}" for f in (pk, *columns))
     values = ", ".join([f"({casts})"] * len(objects))
+    # Only JSON needs adapting; psycopg2 passes numbers, text and aware datetimes as they are.
+    adapt = [f.get_internal_type() == "JSONField" for f in columns]
     params: list[Any] = []
     for obj in objects:
         params.append(obj.pk)
-        params += [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in columns]
+        for field, json in zip(columns, adapt, strict=True):
+            value = getattr(obj, field.attname)
+            params.append(field.get_db_prep_save(value, connection) if json else value)
     quote = connection.ops.quote_name
     table, key = quote(meta.db_table), quote(str(pk.column))
     names = [quote(str(f.column)) for f in columns]
@@ -306,7 +310,12 @@ def rows_update(objects: list[Model], fields: Iterable[str]) -> int:
 def _record_shard(results: list[ProbeResult]) -> list[SampleRow]:
     """Record a shard's probes in one transaction; the samples written."""
     by_id = {result.cluster_id: result for result in results}
-    locked = Cluster.objects.select_for_update().filter(pk__in=by_id).order_by("pk")
+    locked = (
+        Cluster.objects.select_for_update()
+        .filter(pk__in=by_id)
+        .order_by("pk")
+        .only("name", "last_probe_at", *(f for f in _PROBE_FIELDS if f != "conditions"))
+    )
     now = timezone.now()
     updated: list[Model] = []
     applied: list[tuple[int, _Applied]] = []
@@ -387,7 +396,9 @@ def clusters_collect(*, cluster_ids: list[int], scheduled: bool = False) -> dict
     """Probe a shard of push-mode clusters and record everything; returns counts by status.
     `scheduled` (the periodic task) reads full inventories only when due (module doc)."""
     clusters = list(
-        Cluster.objects.filter(pk__in=cluster_ids, mode=ClusterMode.PUSH).select_related("team")
+        Cluster.objects.filter(pk__in=cluster_ids, mode=ClusterMode.PUSH)
+        .select_related("team")
+        .defer("labels", "taints", "conditions", "description")
     )
     if not clusters:
         return {}
