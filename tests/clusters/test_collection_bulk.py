@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from clusters.choices import ClusterStatus, CredentialKind
 from clusters.kube.client import ClusterConnectError, ConnectionSpec
-from clusters.kube.inventory import collect
+from clusters.kube.inventory import _timestamp, collect
 from clusters.localkube.env import LocalCluster
 from clusters.models import Cluster, ClusterInventory, ClusterTransition, HealthSample
 from clusters.services.collection import (
@@ -25,7 +25,7 @@ from clusters.services.credentials import cluster_api_client, credential_store
 from clusters.services.history import SAMPLE_COLUMNS, samples_copy, samples_insert
 from tests.clusters.helpers import register_local
 from tests.factories import make_cluster, make_team
-from tests.support import free_port
+from tests.support import free_port, self_signed_pem
 
 pytestmark = pytest.mark.django_db
 
@@ -202,3 +202,47 @@ def test_samples_from_tuples_are_stored_as_the_model_path_stores_them() -> None:
     assert samples_copy([]) == 0
     with pytest.raises(ValueError, match="cluster and time"):
         samples_copy([rows[0]])
+
+
+@pytest.mark.kube
+def test_probes_keep_tls_verification_and_say_why_they_failed(
+    kube_cluster: LocalCluster,
+) -> None:
+    # given clusters registered with a CA that signed nothing of the server's, with a
+    # token the API server rejects, and with one that may read nothing
+    plane = kube_cluster.control_plane
+    team = make_team()
+    specs = {
+        "bad-ca": ConnectionSpec(server=plane.server, token=plane.token, ca_data=self_signed_pem()),
+        "bad-token": ConnectionSpec(
+            server=plane.server, token="not-a-valid-token-123", ca_data=plane.ca_file.read_text()
+        ),
+        "no-rights": ConnectionSpec(
+            server=plane.server, token=plane.unprivileged_token, ca_data=plane.ca_file.read_text()
+        ),
+    }
+    clusters = {}
+    for name, spec in specs.items():
+        clusters[name] = make_cluster(team=team, name=name, api_server_url=plane.server)
+        credential_store(cluster=clusters[name], spec=spec, kind=CredentialKind.TOKEN)
+    # when collected
+    clusters_collect(cluster_ids=[c.pk for c in clusters.values()])
+    # then neither is read, and each says why, without its token
+    rows = {c.name: c for c in Cluster.objects.filter(team=team)}
+    assert {name: (c.status, c.status_reason) for name, c in rows.items()} == {
+        "bad-ca": ("unreachable", "TLSFailed"),
+        "bad-token": ("unreachable", "Unauthorized"),
+        "no-rights": ("unreachable", "Forbidden"),
+    }
+    assert "rejected the credentials (401 Unauthorized)" in rows["bad-token"].status_message
+    assert "not-a-valid-token-123" not in rows["bad-token"].status_message
+    assert plane.token not in rows["bad-ca"].status_message
+
+
+def test_warning_times_are_spelled_as_before() -> None:
+    """The client's models printed event times as datetimes; stored inventories keep that."""
+    assert _timestamp({"lastTimestamp": "2024-05-01T10:00:00Z"}) == "2024-05-01 10:00:00+00:00"
+    assert _timestamp({"eventTime": "2024-05-01T10:00:00.123456Z"}) == (
+        "2024-05-01 10:00:00.123456+00:00"
+    )
+    assert _timestamp({}) == ""
