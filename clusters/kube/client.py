@@ -96,8 +96,36 @@ def build_api_client(spec: ConnectionSpec, *, retries: int = 1) -> k8s.ApiClient
     configuration.retries = urllib3.Retry(
         total=retries, connect=retries, read=0, status=0, redirect=0, backoff_factor=0.3
     )
-    configuration.connection_pool_maxsize = 4
-    return k8s.ApiClient(configuration)
+    configuration.connection_pool_maxsize = ENDPOINT_CONNECTIONS
+    api = k8s.ApiClient(configuration)
+    api.rest_client = _shared_transport(spec, retries, api.rest_client)
+    return api
+
+
+# Idle connections kept per API server endpoint: enough for a shard's probe threads.
+ENDPOINT_CONNECTIONS = 32
+_transports: dict[tuple[Any, ...], Any] = {}
+_transports_lock = threading.Lock()
+
+
+def _shared_transport(spec: ConnectionSpec, retries: int, built: Any) -> Any:
+    """The urllib3 pool of clusters served at the same endpoint (scheme, host, port) with
+    the same TLS trust and client identity, shared, so keep-alive connections serve all of
+    them (clusters behind one proxy or gateway; every request still carries its cluster's
+    own bearer token). Clusters with their own endpoints keep their own pool."""
+    parts = urllib3.util.parse_url(spec.server)
+    key = (
+        parts.scheme,
+        parts.host,
+        parts.port,
+        spec.ca_data,
+        spec.client_cert_data,
+        spec.client_key_data,
+        spec.insecure_skip_tls_verify,
+        retries,
+    )
+    with _transports_lock:
+        return _transports.setdefault(key, built)
 
 
 def classify(error: BaseException, server: str = "") -> ClusterConnectError:

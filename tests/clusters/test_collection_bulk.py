@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from clusters.choices import ClusterStatus, CredentialKind
-from clusters.kube.client import ClusterConnectError, ConnectionSpec
+from clusters.kube.client import ClusterConnectError, ConnectionSpec, build_api_client
 from clusters.kube.inventory import _timestamp, collect
 from clusters.localkube.env import LocalCluster
 from clusters.models import Cluster, ClusterInventory, ClusterTransition, HealthSample
@@ -246,3 +246,22 @@ def test_warning_times_are_spelled_as_before() -> None:
         "2024-05-01 10:00:00.123456+00:00"
     )
     assert _timestamp({}) == ""
+
+
+def test_clusters_at_one_endpoint_with_one_trust_share_connections() -> None:
+    """Clusters behind one proxy or gateway reuse its keep-alive connections; a different
+    CA, client identity or endpoint never shares them."""
+    base = ConnectionSpec(server="https://gw.example:6443/c/1", ca_data="CA1", token="a")
+    same = ConnectionSpec(server="https://gw.example:6443/c/2", ca_data="CA1", token="b")
+    others = [
+        ConnectionSpec(server="https://gw.example:6443/c/3", ca_data="CA2", token="a"),
+        ConnectionSpec(server="https://gw.example:7443/c/1", ca_data="CA1", token="a"),
+        ConnectionSpec(server="https://other.example:6443/c/1", ca_data="CA1", token="a"),
+        ConnectionSpec(
+            server="https://gw.example:6443/c/4", ca_data="CA1", insecure_skip_tls_verify=True
+        ),
+    ]
+    first, second = build_api_client(base), build_api_client(same)
+    assert first.rest_client is second.rest_client
+    assert first.configuration.api_key != second.configuration.api_key  # own token each
+    assert all(build_api_client(spec).rest_client is not first.rest_client for spec in others)
