@@ -1,6 +1,6 @@
-"""Health sample ingest: the product's bulk path (`samples_insert`, as `clusters_collect`
-writes a shard's samples) against raw PostgreSQL COPY
-into the same table, from the same Python values, on the same machine."""
+"""Health sample ingest: the product's bulk path (`samples_copy` from plain tuples, as
+`clusters_collect` writes a shard's samples) against raw PostgreSQL COPY into the same
+table, from the same Python values, on the same machine."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from benchmarks.results import Row
 from clusters.models import HealthSample
-from clusters.services.history import SAMPLE_COLUMNS, samples_insert
+from clusters.services.history import SAMPLE_COLUMNS, samples_copy
 
 COLUMNS = SAMPLE_COLUMNS  # the product's own column list
 
@@ -42,8 +42,7 @@ def _values(cluster_ids: list[int], rows: int, base: datetime) -> list[tuple[obj
 
 def _product(values: list[tuple[object, ...]]) -> float:
     started = time.perf_counter()
-    samples = [HealthSample(**dict(zip(COLUMNS, row, strict=True))) for row in values]
-    samples_insert(samples)
+    samples_copy(values)
     return time.perf_counter() - started
 
 
@@ -74,7 +73,7 @@ def run(*, cluster_ids: list[int], rows: int, repeats: int = 3) -> list[Row]:
     return [
         Row(
             "ingest",
-            f"health samples: samples_insert vs raw COPY ({rows} rows, best of {repeats})",
+            f"health samples: samples_copy vs raw COPY ({rows} rows, best of {repeats})",
             f"{rows / best_product:,.0f} vs {rows / best_copy:,.0f} rows/s = {100 * ratio:.0f}%",
             target=">= 50% of COPY",
             ok=ratio >= 0.5,

@@ -254,6 +254,10 @@ KEELSON_OPERATION_LOG_LINES = env_int("KEELSON_OPERATION_LOG_LINES", 2000, minim
 KEELSON_COLLECT_INTERVAL = env_int("KEELSON_COLLECT_INTERVAL", 30, minimum=5)
 KEELSON_COLLECT_SHARD_SIZE = env_int("KEELSON_COLLECT_SHARD_SIZE", 50, minimum=1)
 KEELSON_COLLECT_THREADS = env_int("KEELSON_COLLECT_THREADS", 16, minimum=1)
+# Periodic collection reads health every interval but the full inventory (namespaces,
+# workloads, storage) only every Nth interval per cluster, or at once when nodes or the
+# version changed (clusters/services/collection.py). 1 = every interval.
+KEELSON_COLLECT_INVENTORY_EVERY = env_int("KEELSON_COLLECT_INVENTORY_EVERY", 10, minimum=1)
 KEELSON_HEALTH_UNREACHABLE_AFTER = env_int("KEELSON_HEALTH_UNREACHABLE_AFTER", 3, minimum=1)
 KEELSON_HEALTH_DEGRADED_AFTER = env_int("KEELSON_HEALTH_DEGRADED_AFTER", 2, minimum=1)
 KEELSON_HEALTH_RECOVER_AFTER = env_int("KEELSON_HEALTH_RECOVER_AFTER", 2, minimum=1)

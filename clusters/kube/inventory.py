@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
-from clusters.kube.client import classify, timeout_kwargs
+from clusters.kube.client import classify, get_json
 
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
 PAGE = 500
@@ -39,6 +41,9 @@ class Inventory:
     allocations: list[dict[str, Any]] = field(default_factory=list)
     # Requested persistent storage per namespace (bytes).
     storage_bytes: dict[str, int] = field(default_factory=dict)
+    # False when only health was read (no namespaces, workloads, storage): not stored as
+    # the cluster's inventory.
+    full: bool = True
 
     @property
     def nodes_ready(self) -> int:
@@ -65,12 +70,18 @@ class Inventory:
         }
 
 
+@lru_cache(maxsize=4096)
+def _parsed(value: str) -> Decimal:
+    """Quantities repeat ("250m", "64Mi"): parse each spelling once per process."""
+    return Decimal(parse_quantity(value))
+
+
 def _millis(value: str | None) -> int:
-    return int(parse_quantity(value) * 1000) if value else 0
+    return int(_parsed(value) * 1000) if value else 0
 
 
 def _bytes(value: str | None) -> int:
-    return int(parse_quantity(value)) if value else 0
+    return int(_parsed(value)) if value else 0
 
 
 def _resources(raw: dict[str, str] | None) -> dict[str, int]:
@@ -78,134 +89,138 @@ def _resources(raw: dict[str, str] | None) -> dict[str, int]:
     return {
         "cpu_millis": _millis(raw.get("cpu")),
         "memory_bytes": _bytes(raw.get("memory")),
-        "gpu": sum(int(parse_quantity(raw[key])) for key in GPU_RESOURCES if key in raw),
-        "pods": int(parse_quantity(raw.get("pods", "0"))),
+        "gpu": sum(int(_parsed(raw[key])) for key in GPU_RESOURCES if key in raw),
+        "pods": int(_parsed(raw.get("pods", "0"))),
     }
 
 
-def _paged(list_call: Callable[..., Any], **kwargs: Any) -> Iterator[Any]:
-    token = None
+def _paged(api: k8s.ApiClient, path: str, **query: str) -> Iterator[dict[str, Any]]:
+    """Every item of a list, as plain JSON objects, page by page."""
+    token = ""
     while True:
-        page = list_call(limit=PAGE, _continue=token, **kwargs, **timeout_kwargs())
-        yield from page.items
-        token = page.metadata._continue
+        paging = {"limit": str(PAGE), "continue": token} if token else {"limit": str(PAGE)}
+        page = get_json(api, path, {**query, **paging})
+        yield from page.get("items") or ()
+        token = (page.get("metadata") or {}).get("continue") or ""
         if not token:
             return
 
 
-def _node(node: Any) -> dict[str, Any]:
-    labels = node.metadata.labels or {}
-    conditions = {c.type: c for c in (node.status.conditions or [])}
+def _node(node: dict[str, Any]) -> dict[str, Any]:
+    metadata, spec, status = node["metadata"], node.get("spec") or {}, node.get("status") or {}
+    labels = metadata.get("labels") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or ()}
     ready = conditions.get("Ready")
     return {
-        "name": node.metadata.name,
-        "ready": bool(ready and ready.status == "True"),
-        "ready_reason": (ready.reason or "") if ready else "NoReadyCondition",
-        "unschedulable": bool(node.spec.unschedulable),
-        "kubelet_version": node.status.node_info.kubelet_version if node.status.node_info else "",
+        "name": metadata["name"],
+        "ready": bool(ready and ready.get("status") == "True"),
+        "ready_reason": (ready.get("reason") or "") if ready else "NoReadyCondition",
+        "unschedulable": bool(spec.get("unschedulable")),
+        "kubelet_version": (status.get("nodeInfo") or {}).get("kubeletVersion", ""),
         "instance_type": labels.get("node.kubernetes.io/instance-type")
         or labels.get("beta.kubernetes.io/instance-type", ""),
         "region": labels.get("topology.kubernetes.io/region", ""),
         "zone": labels.get("topology.kubernetes.io/zone", ""),
-        "capacity": _resources(node.status.capacity),
-        "allocatable": _resources(node.status.allocatable),
+        "capacity": _resources(status.get("capacity")),
+        "allocatable": _resources(status.get("allocatable")),
         "taints": [
-            {"key": t.key, "value": t.value or "", "effect": t.effect}
-            for t in (node.spec.taints or [])
+            {"key": t.get("key"), "value": t.get("value") or "", "effect": t.get("effect")}
+            for t in spec.get("taints") or ()
         ],
     }
 
 
-def _pod_requests(pod: Any) -> tuple[int, int, int]:
+def _pod_requests(spec: dict[str, Any]) -> tuple[int, int, int]:
     """Effective requests as the scheduler counts them: max(sum of containers, any init).
     GPUs are counted from limits (extended resources are set as limits)."""
-    containers = pod.spec.containers
-    cpu = sum(_millis((c.resources.requests or {}).get("cpu")) for c in containers)
-    memory = sum(_bytes((c.resources.requests or {}).get("memory")) for c in containers)
-    gpu = sum(
-        int(parse_quantity(limits[key]))
-        for c in containers
-        for limits in [c.resources.limits or {}]
-        for key in GPU_RESOURCES
-        if key in limits
-    )
-    for init in pod.spec.init_containers or []:
-        requests = init.resources.requests or {}
+    cpu = memory = gpu = 0
+    for container in spec.get("containers") or ():
+        resources = container.get("resources") or {}
+        requests = resources.get("requests") or {}
+        cpu += _millis(requests.get("cpu"))
+        memory += _bytes(requests.get("memory"))
+        limits = resources.get("limits") or {}
+        gpu += sum(int(_parsed(limits[key])) for key in GPU_RESOURCES if key in limits)
+    for init in spec.get("initContainers") or ():
+        requests = (init.get("resources") or {}).get("requests") or {}
         cpu = max(cpu, _millis(requests.get("cpu")))
         memory = max(memory, _bytes(requests.get("memory")))
     return cpu, memory, gpu
 
 
-def _crashlooping(pod: Any) -> bool:
-    for status in pod.status.container_statuses or []:
-        waiting = status.state.waiting if status.state else None
-        if waiting is not None and waiting.reason in ("CrashLoopBackOff", "Error"):
+def _crashlooping(status: dict[str, Any]) -> bool:
+    for container in status.get("containerStatuses") or ():
+        waiting = (container.get("state") or {}).get("waiting")
+        if waiting is not None and waiting.get("reason") in ("CrashLoopBackOff", "Error"):
             return True
     return False
 
 
-def _storage(core: k8s.CoreV1Api) -> dict[str, int]:
+def _storage(api: k8s.ApiClient) -> dict[str, int]:
     """Requested PVC storage per namespace; empty when the credentials may not list PVCs."""
     totals: Counter[str] = Counter()
     try:
-        for claim in _paged(core.list_persistent_volume_claim_for_all_namespaces):
-            requests = (claim.spec.resources.requests or {}) if claim.spec.resources else {}
-            totals[claim.metadata.namespace] += _bytes(requests.get("storage"))
+        for claim in _paged(api, "/api/v1/persistentvolumeclaims"):
+            requests = ((claim.get("spec") or {}).get("resources") or {}).get("requests") or {}
+            totals[claim["metadata"].get("namespace", "")] += _bytes(requests.get("storage"))
     except ApiException as error:
         if error.status != 403:
             raise
     return dict(totals)
 
 
-def collect(api: k8s.ApiClient, server: str = "") -> Inventory:
-    """One full pass; raises ClusterConnectError if the cluster cannot be read."""
+def _timestamp(event: dict[str, Any]) -> str:
+    """When a warning was last seen, spelled as the client's datetime objects print it."""
+    raw = event.get("lastTimestamp") or event.get("eventTime")
+    if not raw:
+        return ""
     try:
-        return _collect(api)
+        return str(datetime.fromisoformat(raw))
+    except ValueError:
+        return str(raw)
+
+
+def collect(api: k8s.ApiClient, server: str = "", *, full: bool = True) -> Inventory:
+    """One pass; raises ClusterConnectError if the cluster cannot be read.
+
+    `full=False` reads only what health needs (version, nodes, pods, warning events:
+    four calls instead of nine); `complete` adds the rest later if wanted."""
+    try:
+        inventory = _collect_health(api)
+        if full:
+            _complete(api, inventory)
+        return inventory
     except Exception as error:
         raise classify(error, server) from None
 
 
-def _collect(api: k8s.ApiClient) -> Inventory:
-    core, apps = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
-    inventory = Inventory()
-    started = time.perf_counter()
-    inventory.kubernetes_version = k8s.VersionApi(api).get_code(**timeout_kwargs()).git_version
-    inventory.api_latency_ms = round((time.perf_counter() - started) * 1000, 2)
+def complete(api: k8s.ApiClient, inventory: Inventory, server: str = "") -> None:
+    """Add namespaces, workloads and storage to a health-only inventory."""
+    try:
+        _complete(api, inventory)
+    except Exception as error:
+        raise classify(error, server) from None
 
-    inventory.nodes = [_node(node) for node in _paged(core.list_node)]
-    inventory.namespaces = [
-        {"name": ns.metadata.name, "phase": ns.status.phase or ""}
-        for ns in _paged(core.list_namespace)
-    ]
-    workloads: dict[str, dict[str, int]] = {}
-    for kind, call in (
-        ("deployments", apps.list_deployment_for_all_namespaces),
-        ("statefulsets", apps.list_stateful_set_for_all_namespaces),
-        ("daemonsets", apps.list_daemon_set_for_all_namespaces),
-    ):
-        counter: Counter[str] = Counter()
-        for item in _paged(call):
-            counter["total"] += 1
-            status = item.status
-            if kind == "daemonsets":
-                unavailable = (status.number_unavailable or 0) > 0
-            else:
-                unavailable = (status.ready_replicas or 0) < (item.spec.replicas or 0)
-            counter["unavailable"] += int(unavailable)
-        workloads[kind] = {"total": counter["total"], "unavailable": counter["unavailable"]}
-    inventory.workloads = workloads
+
+def _collect_health(api: k8s.ApiClient) -> Inventory:
+    inventory = Inventory(full=False)
+    started = time.perf_counter()
+    inventory.kubernetes_version = get_json(api, "/version/").get("gitVersion", "")
+    inventory.api_latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    inventory.nodes = [_node(node) for node in _paged(api, "/api/v1/nodes")]
 
     phases: Counter[str] = Counter()
     cpu = memory = crashlooping = 0
     per_node: dict[tuple[str, str], list[int]] = {}
-    for pod in _paged(core.list_pod_for_all_namespaces):
-        phase = pod.status.phase or "Unknown"
+    for pod in _paged(api, "/api/v1/pods"):
+        status, spec = pod.get("status") or {}, pod.get("spec") or {}
+        phase = status.get("phase") or "Unknown"
         phases[phase] += 1
         if phase in ("Pending", "Running", "Unknown"):
-            pod_cpu, pod_memory, pod_gpu = _pod_requests(pod)
+            pod_cpu, pod_memory, pod_gpu = _pod_requests(spec)
             cpu, memory = cpu + pod_cpu, memory + pod_memory
-            crashlooping += int(_crashlooping(pod))
-            key = (pod.spec.node_name or "", pod.metadata.namespace or "")
+            crashlooping += int(_crashlooping(status))
+            key = (spec.get("nodeName") or "", pod["metadata"].get("namespace") or "")
             totals = per_node.setdefault(key, [0, 0, 0])
             totals[0], totals[1], totals[2] = (
                 totals[0] + pod_cpu,
@@ -216,26 +231,49 @@ def _collect(api: k8s.ApiClient) -> Inventory:
         {"node": node, "namespace": ns, "cpu_millis": t[0], "memory_bytes": t[1], "gpu": t[2]}
         for (node, ns), t in sorted(per_node.items())
     ]
-    inventory.storage_bytes = _storage(core)
     inventory.pods_by_phase = dict(phases)
     inventory.requested_cpu_millis, inventory.requested_memory_bytes = cpu, memory
     inventory.pods_crashlooping = crashlooping
 
-    warnings = list(_paged(core.list_event_for_all_namespaces, field_selector="type=Warning"))
+    warnings = list(_paged(api, "/api/v1/events", fieldSelector="type=Warning"))
     inventory.warning_events = len(warnings)
-    warnings.sort(key=lambda e: str(e.last_timestamp or e.event_time or ""), reverse=True)
+    stamped = sorted(((_timestamp(e), e) for e in warnings), key=lambda p: p[0], reverse=True)
     inventory.recent_warnings = [
         {
-            "namespace": event.metadata.namespace or "",
-            "object": f"{event.involved_object.kind}/{event.involved_object.name}",
-            "reason": event.reason or "",
-            "message": (event.message or "")[:300],
-            "count": event.count or 1,
-            "last_seen": str(event.last_timestamp or event.event_time or ""),
+            "namespace": event["metadata"].get("namespace") or "",
+            "object": f"{involved.get('kind')}/{involved.get('name')}",
+            "reason": event.get("reason") or "",
+            "message": (event.get("message") or "")[:300],
+            "count": event.get("count") or 1,
+            "last_seen": when,
         }
-        for event in warnings[:RECENT_EVENTS]
+        for when, event in stamped[:RECENT_EVENTS]
+        for involved in [event.get("involvedObject") or {}]
     ]
     return inventory
+
+
+def _complete(api: k8s.ApiClient, inventory: Inventory) -> None:
+    inventory.namespaces = [
+        {"name": ns["metadata"]["name"], "phase": (ns.get("status") or {}).get("phase") or ""}
+        for ns in _paged(api, "/api/v1/namespaces")
+    ]
+    workloads: dict[str, dict[str, int]] = {}
+    for kind in ("deployments", "statefulsets", "daemonsets"):
+        counter: Counter[str] = Counter()
+        for item in _paged(api, f"/apis/apps/v1/{kind}"):
+            counter["total"] += 1
+            status = item.get("status") or {}
+            if kind == "daemonsets":
+                unavailable = (status.get("numberUnavailable") or 0) > 0
+            else:
+                wanted = (item.get("spec") or {}).get("replicas") or 0
+                unavailable = (status.get("readyReplicas") or 0) < wanted
+            counter["unavailable"] += int(unavailable)
+        workloads[kind] = {"total": counter["total"], "unavailable": counter["unavailable"]}
+    inventory.workloads = workloads
+    inventory.storage_bytes = _storage(api)
+    inventory.full = True
 
 
 def quantity(value: str) -> Decimal:
