@@ -4,11 +4,11 @@ and Karmada keep informer caches, instead of reading and pricing 10,000 rows per
 Coherence across processes comes from the database itself: triggers (migration 0003)
 record, per cluster, the transaction id of its last change in `ClusterChange`, whoever
 wrote it (services, collection, agents, the admin, a queryset `update()`). Every call asks
-in one indexed query for the changes since the snapshot horizon of its previous refresh
-(`pg_snapshot_xmin`: every transaction below it has finished, so nothing committed later
-can carry a smaller id) and reloads only those clusters. Requested CPU/memory, which
-collection moves all the time, is re-read at most every KEELSON_PLACEMENT_USAGE_MAX_AGE
-seconds, and then only for the clusters whose figures changed.
+in one indexed query for the changes its previous refresh could not see: those of
+transactions that had not finished by that refresh's snapshot (`xid >= xmax`, or one of
+the snapshot's in-progress ids), and reloads only those clusters. Requested CPU/memory,
+which collection moves all the time, is re-read the same way at most every
+KEELSON_PLACEMENT_USAGE_MAX_AGE seconds, and only for the clusters whose figures changed.
 
 Rows written by the caller's own, still open transaction are reloaded again by the next
 call (that transaction may roll back). No Redis is involved: placement never depends on a
@@ -30,18 +30,32 @@ from django.utils import timezone
 from fleet.placement.candidates import Loaded, Prices, load, load_usage, with_usage
 from fleet.placement.scheduler import HEALTHY, Candidate
 
-NEVER = 2**62  # a horizon no transaction reaches: "do not look"
-
 CHANGES = """
-SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint,
-       pg_current_xact_id_if_assigned()::text::bigint,
-       change.team_id, change.cluster_id, change.spec_xid, change.usage_xid
-FROM (SELECT 1) AS one
+SELECT pg_snapshot_xmax(now.snapshot)::text::bigint,
+       array(SELECT xid::text::bigint FROM pg_snapshot_xip(now.snapshot) AS xid),
+       now.own, change.team_id, change.cluster_id, change.spec_xid, change.usage_xid
+FROM (SELECT pg_current_snapshot() AS snapshot,
+             pg_current_xact_id_if_assigned()::text::bigint AS own) AS now
 LEFT JOIN placement_clusterchange AS change
-  ON change.team_id IN (%s, 0)
-  AND (change.spec_xid >= %s OR change.usage_xid >= %s
-       OR change.usage_xid = pg_current_xact_id_if_assigned()::text::bigint)
+  ON change.team_id IN (%(team)s, 0)
+  AND (change.spec_xid >= %(spec_from)s OR change.spec_xid = ANY(%(spec_pending)s)
+       OR change.usage_xid >= %(usage_from)s OR change.usage_xid = ANY(%(usage_pending)s)
+       OR change.spec_xid = now.own OR change.usage_xid = now.own)
 """
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What a snapshot had seen: every transaction below `xmax` but those `pending`."""
+
+    xmax: int = 0
+    pending: tuple[int, ...] = ()
+
+    def missed(self, xid: int) -> bool:
+        return xid >= self.xmax or xid in self.pending
+
+
+NOTHING = Seen(2**62)  # not looking: no transaction id reaches it
 
 
 @dataclass
@@ -63,8 +77,8 @@ class TeamCandidates:
     ordered: list[Candidate] = field(default_factory=list)
     position: dict[str, int] = field(default_factory=dict)
     changed_at: dict[str, datetime | None] = field(default_factory=dict)
-    spec_horizon: int = 0
-    usage_horizon: int = 0
+    spec_seen: Seen = field(default_factory=Seen)
+    usage_seen: Seen = field(default_factory=Seen)
     usage_read: float = float("-inf")  # time.monotonic() of the last usage refresh
     unsettled: set[int] = field(default_factory=set)  # written by an open transaction
     reload_all: bool = True
@@ -73,27 +87,39 @@ class TeamCandidates:
     def refresh(self, *, now: datetime) -> Refresh:
         done = Refresh()
         usage_due = time.monotonic() - self.usage_read >= settings.KEELSON_PLACEMENT_USAGE_MAX_AGE
-        usage_from = self.usage_horizon if usage_due else NEVER
+        usage_seen = self.usage_seen if usage_due else NOTHING
         with connection.cursor() as cursor:
-            cursor.execute(CHANGES, [self.team_id, self.spec_horizon, usage_from])
+            cursor.execute(
+                CHANGES,
+                {
+                    "team": self.team_id,
+                    "spec_from": self.spec_seen.xmax,
+                    "spec_pending": list(self.spec_seen.pending),
+                    "usage_from": usage_seen.xmax,
+                    "usage_pending": list(usage_seen.pending),
+                },
+            )
             rows = cursor.fetchall()
-        horizon, own = rows[0][0], rows[0][1]
+        seen = Seen(rows[0][0], tuple(rows[0][1]))
+        own = rows[0][2]
         whole = self.reload_all or self.prices is None or self.prices.day != now.date()
         spec: set[int] = set(self.unsettled)
         usage: set[int] = set()
         unsettled: set[int] = set()
         reload_all = False
-        for _, _, team, cluster, spec_xid, usage_xid in rows:
+        for _, _, _, team, cluster, spec_xid, usage_xid in rows:
             if team is None:
                 continue  # no change at all: the row of the outer join
-            if own is not None and own in (spec_xid, usage_xid):
+            # This transaction's own change: read now, and again next time (it may roll back).
+            own_change = own is not None and own in (spec_xid, usage_xid)
+            if own_change:
                 unsettled.add(cluster)
                 reload_all = reload_all or cluster == 0
             if cluster == 0:
-                whole = whole or spec_xid >= self.spec_horizon
-            elif spec_xid >= self.spec_horizon:
+                whole = whole or own_change or self.spec_seen.missed(spec_xid)
+            elif own_change or self.spec_seen.missed(spec_xid):
                 spec.add(cluster)
-            elif usage_xid >= usage_from:
+            elif usage_seen.missed(usage_xid):
                 usage.add(cluster)
         if whole:
             self._load_all(now)
@@ -106,9 +132,9 @@ class TeamCandidates:
             usage -= spec
             if usage:
                 done.usage = self._reload_usage(usage)
-        self.spec_horizon = horizon
+        self.spec_seen = seen
         if usage_due or whole:
-            self.usage_horizon, self.usage_read = horizon, time.monotonic()
+            self.usage_seen, self.usage_read = seen, time.monotonic()
         self.unsettled = unsettled - {0}
         self.reload_all = reload_all
         return done
