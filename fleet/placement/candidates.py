@@ -10,7 +10,7 @@ cluster. The prices are `cluster_unit_prices`' own (see `_unit_prices`)."""
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -168,4 +168,4 @@ def load_usage(*, team_id: int, ids: Collection[int]) -> dict[int, tuple[Decimal
 
 
 def with_usage(candidate: Candidate, usage: tuple[Decimal, Decimal]) -> Candidate:
-    return replace(candidate, requested_cpu=usage[0], requested_memory=usage[1])
+    return candidate.with_requested(*usage)

@@ -9,6 +9,7 @@ carries the predicate that excluded it.
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -57,15 +58,8 @@ class Candidate:
     price_floats: tuple[float, float] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self._derive_usage()
         derived = object.__setattr__
-        free_cpu = max(self.allocatable_cpu - self.requested_cpu, ZERO)
-        free_memory = max(self.allocatable_memory - self.requested_memory, ZERO)
-        derived(self, "free_cpu", free_cpu)
-        derived(self, "free_memory", free_memory)
-        cpu = free_cpu / self.allocatable_cpu if self.allocatable_cpu else ZERO
-        memory = free_memory / self.allocatable_memory if self.allocatable_memory else ZERO
-        derived(self, "least_allocated", (cpu + memory) / 2)
-        derived(self, "least_allocated_float", float(self.least_allocated))
         # A string: its hash is computed once and kept (a tuple's is computed at every lookup).
         profile = (
             self.status,
@@ -78,6 +72,32 @@ class Candidate:
             self.taints,
         )
         derived(self, "profile", repr(profile))
+        priced = self.cpu_price is not None and self.ram_price is not None
+        derived(
+            self,
+            "price_floats",
+            (float(self.cpu_price), float(self.ram_price)) if priced else None,  # type: ignore[arg-type]
+        )
+
+    def with_requested(self, cpu: Decimal, memory: Decimal) -> Candidate:
+        """This cluster with other requested figures: what collection changes most often,
+        so only what depends on them is derived again."""
+        updated = copy.copy(self)
+        object.__setattr__(updated, "requested_cpu", cpu)
+        object.__setattr__(updated, "requested_memory", memory)
+        updated._derive_usage()
+        return updated
+
+    def _derive_usage(self) -> None:
+        derived = object.__setattr__
+        free_cpu = max(self.allocatable_cpu - self.requested_cpu, ZERO)
+        free_memory = max(self.allocatable_memory - self.requested_memory, ZERO)
+        derived(self, "free_cpu", free_cpu)
+        derived(self, "free_memory", free_memory)
+        cpu = free_cpu / self.allocatable_cpu if self.allocatable_cpu else ZERO
+        memory = free_memory / self.allocatable_memory if self.allocatable_memory else ZERO
+        derived(self, "least_allocated", (cpu + memory) / 2)
+        derived(self, "least_allocated_float", float(self.least_allocated))
         derived(
             self,
             "usage_floats",
@@ -87,12 +107,6 @@ class Candidate:
                 float(self.requested_cpu),
                 float(self.requested_memory),
             ),
-        )
-        priced = self.cpu_price is not None and self.ram_price is not None
-        derived(
-            self,
-            "price_floats",
-            (float(self.cpu_price), float(self.ram_price)) if priced else None,  # type: ignore[arg-type]
         )
 
 

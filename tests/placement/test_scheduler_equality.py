@@ -119,3 +119,16 @@ def test_near_ties_below_float_precision_are_ranked_exactly() -> None:
         "n0",
         "n1",
     ]
+
+
+def test_new_requested_figures_derive_as_a_new_candidate_would() -> None:
+    rng = random.Random(7)
+    for index in range(50):
+        candidate = _candidate(rng, index, ties=False)
+        cpu, memory = D(rng.randrange(0, 9000)) / 1000, D(rng.randrange(0, 64 * GIB))
+        updated = candidate.with_requested(cpu, memory)
+        fresh = dataclasses.replace(candidate, requested_cpu=cpu, requested_memory=memory)
+        assert updated == fresh
+        assert {f.name: getattr(updated, f.name) for f in dataclasses.fields(Candidate)} == {
+            f.name: getattr(fresh, f.name) for f in dataclasses.fields(Candidate)
+        }
