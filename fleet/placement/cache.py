@@ -147,11 +147,25 @@ class TeamCandidates:
 
     def _reload(self, ids: set[int], now: datetime) -> None:
         assert self.prices is not None
+        loaded = {
+            item.pk: item
+            for item in load(team_id=self.team_id, prices=self.prices, moment=now, ids=ids)
+        }
+        renamed = False  # added, deleted, moved to another team or renamed: sort again
         for pk in ids:
-            self.by_pk.pop(pk, None)  # deleted, or moved to another team: stays out
-        for item in load(team_id=self.team_id, prices=self.prices, moment=now, ids=ids):
-            self.by_pk[item.pk] = item
-        self._index()
+            before, after = self.by_pk.pop(pk, None), loaded.get(pk)
+            if after is None:
+                renamed = renamed or before is not None
+                continue
+            self.by_pk[pk] = after
+            name = after.candidate.name
+            if before is None or before.candidate.name != name:
+                renamed = True
+            elif not renamed:
+                self.ordered[self.position[name]] = after.candidate
+                self.changed_at[name] = after.status_changed_at
+        if renamed:
+            self._index()
 
     def _reload_usage(self, ids: set[int]) -> int:
         changed = 0
