@@ -293,6 +293,10 @@ KEELSON_PLACEMENT_RECONCILE_INTERVAL = env_int(
 )
 # Re-apply each application's objects to each cluster (drift correction) at most this often.
 KEELSON_PLACEMENT_DRIFT_INTERVAL = env_int("KEELSON_PLACEMENT_DRIFT_INTERVAL", 300, minimum=0)
+# Placement keeps each team's clusters in memory (fleet.placement.cache) and sees every
+# change at once, except requested CPU/memory, which collection moves all the time: those
+# figures are re-read (only where they changed) at most this many seconds apart.
+KEELSON_PLACEMENT_USAGE_MAX_AGE = env_int("KEELSON_PLACEMENT_USAGE_MAX_AGE", 15, minimum=0)
 
 CELERY_BEAT_SCHEDULE = {
     "clusters-collect": {

@@ -118,3 +118,33 @@ class ClusterWork(models.Model):
 
     def __str__(self) -> str:
         return f"{self.application_id} in {self.cluster_id}"
+
+
+class ClusterChange(models.Model):
+    """What changed, for the candidate cache (`fleet.placement.cache`): one row per team and
+    cluster, written only by database triggers (migration 0003), so every writer is seen —
+    services, collection, agents, the admin, a queryset `update()`.
+
+    The columns hold PostgreSQL transaction ids (`pg_current_xact_id()`) of the last change:
+    `spec_xid` for what placement must see at once (identity, labels, taints, status,
+    allocatable capacity, nodes, prices), `usage_xid` for requested CPU/memory, which moves
+    with every collection and may be read with bounded staleness. `cluster_id` 0 means
+    every cluster of the team (a rate card changed); team 0 means every team (list prices
+    changed, or the cluster table was truncated)."""
+
+    team_id = models.BigIntegerField()
+    cluster_id = models.BigIntegerField()
+    spec_xid = models.BigIntegerField()
+    usage_xid = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["team_id", "cluster_id"], name="clusterchange_unique")
+        ]
+        indexes = [
+            models.Index(fields=["team_id", "spec_xid"], name="clusterchange_spec"),
+            models.Index(fields=["team_id", "usage_xid"], name="clusterchange_usage"),
+        ]
+
+    def __str__(self) -> str:
+        return f"change of cluster {self.cluster_id} (team {self.team_id})"

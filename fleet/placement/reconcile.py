@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 from fleet.placement.models import Application, ClusterWork, WorkState
@@ -33,13 +34,19 @@ def placement_reconcile(*, application: Application) -> str:
     Each cluster's work is re-applied (drift) at most every KEELSON_PLACEMENT_DRIFT_INTERVAL,
     which bounds the calls to member clusters whatever the reconcile interval."""
     application = Application.objects.select_related("placement", "team").get(pk=application.pk)
-    last = application.decisions.first()
+    # Only what was chosen: a decision over 10,000 clusters stores every exclusion too.
+    last = (
+        application.decisions.annotate(chosen=KeyTransform("chosen", "decision"))
+        .values_list("chosen", "application_version")
+        .first()
+    )
     if last is None or not application.works.exists():
         return "idle"  # never rolled out: placement waits for a first rollout
     if rollout_in_progress(application) is not None:
         return "busy"
     now = placement_simulate(application=application)
-    before = {c["cluster"] for c in last.decision["chosen"]}
+    last_chosen, last_version = last
+    before = {c["cluster"] for c in last_chosen}
     after = set(_assignment(now.chosen))
     kept = {c["cluster"] for c in now.chosen if c.get("tolerated")}
     # Only a change of clusters re-places: replica shares divided by free capacity move
@@ -53,7 +60,7 @@ def placement_reconcile(*, application: Application) -> str:
             rollout_start(
                 application=application,
                 actor=None,
-                version=last.application_version,
+                version=last_version,
                 reason=reason,
             )
         except ValidationError as error:

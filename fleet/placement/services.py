@@ -4,27 +4,21 @@ without storing anything."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models.fields.json import KeyTransform
-from django.utils import timezone
 
-from clusters.cost.allocation import unit_prices
-from clusters.cost.models import ClusterPricing
-from clusters.cost.pricing import PriceBook, ResolvedPricing, resolve
-from clusters.cost.services import _nodes as cost_nodes
-from clusters.models import Cluster
 from fleet.accounts.models import Team
 from fleet.audit.services import audit_record
+from fleet.placement.cache import candidate_cache
 from fleet.placement.manifests import ManifestError, parse_manifests, requests_of
 from fleet.placement.models import Application, ApplicationVersion, Placement, PlacementDecision
 from fleet.placement.overrides import overrides_spec
-from fleet.placement.scheduler import HEALTHY, Candidate, Decision, PerReplica, schedule
+from fleet.placement.scheduler import Candidate, Decision, PerReplica, schedule
 from fleet.placement.spec import placement_spec, rollout_spec
 
 
@@ -133,157 +127,33 @@ def application_update(
 
 
 def _per_replica(application: Application) -> PerReplica:
-    latest = application.versions.first()
-    objects = parse_manifests(latest.manifests) if latest else []
+    latest = application.versions.values_list("pk", "manifests").first()
+    return _per_replica_of(*latest) if latest else _per_replica_of(0, "")
+
+
+@lru_cache(maxsize=1024)
+def _per_replica_of(version_pk: int, manifests: str) -> PerReplica:
+    """A version's manifests never change: parsed once per process, not once per call."""
     # One replica of every workload: what a unit of the application asks of a cluster.
-    need = requests_of(objects, replicas=1)
+    need = requests_of(parse_manifests(manifests) if manifests else [], replicas=1)
     return PerReplica(cpu=need.cpu, memory=need.memory_bytes)
-
-
-def _tolerated(cluster: Cluster, toleration_seconds: int, now: datetime) -> str:
-    """Why a chosen cluster that is no longer healthy keeps its place (empty: it does not)."""
-    if cluster.status in HEALTHY or cluster.status_changed_at is None:
-        return ""
-    age = int((now - cluster.status_changed_at).total_seconds())
-    if age >= toleration_seconds:
-        return ""
-    return f"{cluster.status} for {age}s, tolerated up to {toleration_seconds}s"
-
-
-def _unit_prices(
-    cluster: Cluster,
-    inventory: dict[str, Any],
-    pricing: ResolvedPricing,
-    book: PriceBook,
-    moment: datetime,
-) -> dict[str, Decimal] | None:
-    """`cluster_unit_prices` with the cluster's pricing already resolved (the same
-    arithmetic: capacity-weighted price per core-hour and GB-hour)."""
-    nodes, _ = cost_nodes(inventory, pricing, cluster, moment, book)
-    cores = sum((n.cpu_cores for n in nodes), Decimal(0))
-    ram = sum((n.ram_gb for n in nodes), Decimal(0))
-    if not cores or not ram:
-        return None
-    cpu_cost = Decimal(0)
-    ram_cost = Decimal(0)
-    for node in nodes:
-        unit = unit_prices(node, pricing.weights)
-        cpu_cost += unit.cpu_core_hour * node.cpu_cores
-        ram_cost += unit.ram_gb_hour * node.ram_gb
-    return {"cpu_core_hour": cpu_cost / cores, "ram_gb_hour": ram_cost / ram}
 
 
 def placement_candidates(
     application: Application, *, toleration_seconds: int = 300
 ) -> list[Candidate]:
-    """The team's clusters as the scheduler sees them (current = in the last decision).
-
-    Built for large teams (10,000 clusters): clusters are read as plain rows (no model
-    instances) with only the nodes of their inventories, and prices are resolved in bulk:
-    a cluster with no pricing of its own on this day resolves to its provider's defaults,
-    so `resolve` runs once per (provider, region) and once per priced cluster, not once
-    per cluster. The prices are `cluster_unit_prices`' own (see `_unit_prices`)."""
-    last = application.decisions.first()
-    current = {c["cluster"] for c in last.decision["chosen"]} if last else set()
-    candidates = []
-    now = timezone.now()
-    day = now.date()
-    book = PriceBook(day)  # list prices read once, not per cluster
-    priced = set(
-        ClusterPricing.objects.filter(
-            cluster__team_id=application.team_id, valid_from__lte=day
-        ).values_list("cluster_id", flat=True)
+    """The team's clusters as the scheduler sees them (current = in the last decision),
+    from the process's candidate cache (`fleet.placement.cache`), fresh as of this call."""
+    chosen = (
+        application.decisions.annotate(chosen=KeyTransform("chosen", "decision"))
+        .values_list("chosen", flat=True)
+        .first()
     )
-    # One real cluster per (provider, region): `resolve` gives every cluster there without
-    # pricing of its own the same answer, and `_nodes` reads only provider and region.
-    places: dict[tuple[str, str], tuple[Cluster, ResolvedPricing]] = {}
-    thousand = Decimal(1000)
-    rows = (
-        Cluster.objects.filter(team_id=application.team_id)
-        .annotate(inventory_nodes=KeyTransform("nodes", "inventory__data"))
-        .values_list(*CANDIDATE_FIELDS, "inventory__pk", "inventory_nodes")
+    return candidate_cache.candidates(
+        team_id=application.team_id,
+        current={c["cluster"] for c in chosen or ()},
+        toleration_seconds=toleration_seconds,
     )
-    for (
-        pk,
-        name,
-        labels,
-        provider,
-        region,
-        zone,
-        environment,
-        version,
-        status,
-        status_changed_at,
-        taints,
-        allocatable_cpu,
-        allocatable_memory,
-        requested_cpu,
-        requested_memory,
-        inventory_pk,
-        nodes,
-    ) in rows:
-        prices = None
-        if inventory_pk is not None:
-            if pk in priced:  # pricing of its own: resolved as itself
-                cluster = Cluster.objects.get(pk=pk)
-                pricing = resolve(cluster, day)
-            else:
-                place = places.get((provider, region))
-                if place is None:
-                    real = Cluster.objects.get(pk=pk)
-                    place = places[(provider, region)] = (real, resolve(real, day))
-                cluster, pricing = place
-            inventory = {"nodes": nodes} if nodes is not None else {}
-            prices = _unit_prices(cluster, inventory, pricing, book, now)
-        in_current = name in current
-        candidates.append(
-            Candidate(
-                name=name,
-                labels=labels,
-                provider=provider,
-                region=region,
-                zone=zone,
-                environment=environment,
-                version=version,
-                status=status,
-                taints=taints,
-                allocatable_cpu=Decimal(allocatable_cpu) / thousand,
-                allocatable_memory=Decimal(allocatable_memory),
-                requested_cpu=Decimal(requested_cpu) / thousand,
-                requested_memory=Decimal(requested_memory),
-                cpu_price=prices["cpu_core_hour"] if prices else None,
-                ram_price=prices["ram_gb_hour"] if prices else None,
-                current=in_current,
-                tolerated=_tolerated(
-                    Cluster(status=status, status_changed_at=status_changed_at),
-                    toleration_seconds,
-                    now,
-                )
-                if in_current
-                else "",
-            )
-        )
-    return candidates
-
-
-# What placement reads of a cluster, in the order `placement_candidates` unpacks it.
-CANDIDATE_FIELDS = (
-    "pk",
-    "name",
-    "labels",
-    "provider",
-    "region",
-    "zone",
-    "environment",
-    "kubernetes_version",
-    "status",
-    "status_changed_at",
-    "taints",
-    "allocatable_cpu_millis",
-    "allocatable_memory_bytes",
-    "requested_cpu_millis",
-    "requested_memory_bytes",
-)
 
 
 def placement_simulate(*, application: Application, spec: dict[str, Any] | None = None) -> Decision:

@@ -9,6 +9,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from fleet.accounts.choices import Role
+from fleet.accounts.models import Team
 from fleet.placement.models import Application, PlacementDecision
 from tests.factories import add_member, make_cluster, make_team, make_user
 
@@ -119,3 +120,39 @@ def test_decisions_are_versioned(operator: APIClient) -> None:
     history = operator.get("/api/v1/applications/shop/decisions/").json()
     assert [d["version"] for d in history] == [2, 1]
     assert history[0]["chosen"][0]["scores"] == {"least_allocated": 0.0}
+
+
+def test_simulate_summarizes_exclusions_unless_asked_for_all(operator: APIClient) -> None:
+    team = Team.objects.get(name="payments")
+    for index in range(25):  # 25 more excluded by their labels, 12 more not selected
+        make_cluster(team=team, name=f"dev-{index + 2:02d}", status="ready", labels={"env": "dev"})
+    for index in range(12):
+        make_cluster(
+            team=team,
+            name=f"prod-{index:02d}",
+            status="ready",
+            labels={"env": "prod"},
+            allocatable_cpu_millis=8000,
+            allocatable_memory_bytes=32 * GIB,
+        )
+    created = _create(operator, placement={"selector": "env=prod", "number_of_clusters": 1})
+    assert created.status_code == 201
+    url = "/api/v1/applications/shop/simulate/"
+    # by default: the first 10 per predicate / reason (by name / rank), and counts of all
+    summary = operator.post(url, {}, format="json").json()
+    assert summary["summary"] == {
+        "excluded": {"CapacityFits": 1, "Healthy": 1, "LabelSelector": 26},
+        "not_selected": {"enough clusters (1)": 12},
+        "complete": False,
+    }
+    labels = [e["cluster"] for e in summary["excluded"] if e["predicate"] == "LabelSelector"]
+    assert labels == sorted(["dev-1", *[f"dev-{i + 2:02d}" for i in range(25)]])[:10]
+    assert len(summary["not_selected"]) == 10 and len(summary["chosen"]) == 1
+    # every one on request, as `decide` stores them
+    every = operator.post(f"{url}?exclusions=all", {}, format="json").json()
+    assert len(every["excluded"]) == 28 and len(every["not_selected"]) == 12
+    assert every["summary"]["complete"] is True
+    stored = operator.post("/api/v1/applications/shop/decide/").json()
+    assert stored["excluded"] == every["excluded"] and "summary" not in stored
+    wrong = operator.post(f"{url}?exclusions=some", {}, format="json")
+    assert wrong.status_code == 400 and "exclusions" in str(wrong.json())

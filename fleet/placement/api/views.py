@@ -8,7 +8,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -124,6 +124,55 @@ class SimulateSerializer(serializers.Serializer[Any]):
     )
 
 
+# `simulate` lists this many clusters per predicate (excluded) and per reason (not
+# selected) unless asked for every one with ?exclusions=all.
+SIMULATE_FIRST = 10
+
+
+class ExclusionSerializer(serializers.Serializer[Any]):
+    cluster = serializers.CharField()
+    predicate = serializers.CharField(
+        help_text="Healthy, LabelSelector, FieldSelector, TaintToleration or CapacityFits."
+    )
+    reason = serializers.CharField()
+
+
+class NotSelectedSerializer(serializers.Serializer[Any]):
+    cluster = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class SimulateSummarySerializer(serializers.Serializer[Any]):
+    excluded = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Excluded clusters per predicate."
+    )
+    not_selected = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Feasible clusters not selected per reason."
+    )
+    complete = serializers.BooleanField(
+        help_text="Whether `excluded` and `not_selected` list every cluster."
+    )
+
+
+class SimulateResultSerializer(serializers.Serializer[Any]):
+    chosen = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="cluster, rank, score, scores per prioritizer, replicas (and tolerated).",
+    )
+    excluded = ExclusionSerializer(
+        many=True,
+        help_text=f"The first {SIMULATE_FIRST} per predicate by name (every one with "
+        "?exclusions=all).",
+    )
+    not_selected = NotSelectedSerializer(
+        many=True,
+        help_text=f"The first {SIMULATE_FIRST} per reason by rank (every one with "
+        "?exclusions=all).",
+    )
+    warnings = serializers.ListField(child=serializers.CharField())
+    summary = SimulateSummarySerializer()
+
+
 def _django_errors(error: DjangoValidationError) -> ValidationError:
     return ValidationError(error.message_dict if hasattr(error, "error_dict") else error.messages)
 
@@ -165,12 +214,28 @@ class ApplicationViewSet(
             raise _django_errors(error) from None
         return Response(ApplicationSerializer(application).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=SimulateSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        request=SimulateSerializer,
+        responses=SimulateResultSerializer,
+        parameters=[
+            OpenApiParameter(
+                "exclusions",
+                str,
+                enum=["summary", "all"],
+                description=f"`summary` (default): the first {SIMULATE_FIRST} excluded clusters "
+                f"per predicate and not selected per reason, with counts; `all`: every one.",
+            )
+        ],
+    )
     @action(detail=True, methods=["post"])
     def simulate(self, request: Request, name: str | None = None) -> Response:
-        """Dry run: which clusters, with what scores and replicas, and why each other
-        cluster is excluded. Nothing is stored or applied."""
+        """Dry run: which clusters, with what scores and replicas, and why the others are
+        excluded or not selected (the first few per reason with counts of all; every one
+        with ?exclusions=all). Nothing is stored or applied; `decide` stores every one."""
         application = self.get_object()
+        exclusions = request.query_params.get("exclusions", "summary")
+        if exclusions not in ("summary", "all"):
+            raise ValidationError({"exclusions": ["summary or all."]})
         payload = SimulateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         try:
@@ -179,7 +244,7 @@ class ApplicationViewSet(
             )
         except DjangoValidationError as error:
             raise _django_errors(error) from None
-        return Response(decision.as_json())
+        return Response(decision.summarized(None if exclusions == "all" else SIMULATE_FIRST))
 
     @extend_schema(request=None, responses={201: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["post"])
