@@ -8,6 +8,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -157,7 +158,8 @@ def _plain_heartbeat(request: HttpRequest) -> tuple[str, Inventory] | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     accept = request.headers.get("Accept", "")
     if (
-        scheme.lower() != "bearer"
+        request.method != "POST"
+        or scheme.lower() != "bearer"
         or not token.strip()
         or request.content_type != "application/json"
         or not (accept in ("", "*/*") or accept.startswith("application/json"))
@@ -168,7 +170,7 @@ def _plain_heartbeat(request: HttpRequest) -> tuple[str, Inventory] | None:
         if not isinstance(body, dict) or "inventory" not in body:
             return None
         return token.strip(), inventory_from_json(body["inventory"])
-    except ValueError:
+    except (ValueError, RequestDataTooBig):
         return None
 
 

@@ -199,12 +199,12 @@ def test_silence_still_makes_a_heartbeating_cluster_unreachable() -> None:
     assert _beat(token) == "ready"
 
 
-def _post(base: str, token: str, body: Any) -> tuple[int, dict[str, Any]]:
+def _post(base: str, token: str, body: Any, method: str = "POST") -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(  # noqa: S310 (the test's own server)
         f"{base}/api/v1/agent/heartbeat",
         data=json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="POST",
+        method=method,
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as reply:  # noqa: S310
@@ -228,6 +228,11 @@ def test_heartbeats_through_uvicorn(asgi_server: str) -> None:
 
     # then every heartbeat is in the history at once
     assert HealthSample.objects.filter(cluster=cluster, status="ready").count() == 4
+
+    # only a POST is a heartbeat
+    for method in ("GET", "PUT"):
+        assert _post(asgi_server, token, {"inventory": _report()}, method)[0] == 405
+    assert HealthSample.objects.filter(cluster=cluster).count() == 4
 
     # a malformed report is refused with the same message as before
     status, body = _post(asgi_server, token, {"inventory": {"nodes": "many"}})
