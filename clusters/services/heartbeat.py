@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import queue
 import re
 import threading
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from asgiref.sync import SyncToAsync
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
@@ -238,6 +240,10 @@ class _DatabaseThreads:
                 continue
             if connection.connection is not None and connection.errors_occurred:
                 _close_connection()  # a broken connection is replaced by a new one
+            # As SyncToAsync marks its threads: async_to_sync in the work (publishing a
+            # status change) then runs on the web's event loop, not on a new one each time.
+            SyncToAsync.threadlocal.main_event_loop = future.get_loop()
+            SyncToAsync.threadlocal.main_event_loop_pid = os.getpid()
             try:
                 result, error = work(), None
             except Exception as raised:
