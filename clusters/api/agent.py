@@ -110,8 +110,9 @@ class AgentEnrollView(AgentTokenView):
 
 
 class AgentHeartbeatView(AgentView):
-    """Served by `heartbeat_view` (async); this DRF view documents the endpoint and answers
-    whatever the fast path hands over: refusals (audited), malformed bodies, odd requests."""
+    """Served by an async view that tries `heartbeat_fast` first; this DRF view documents
+    the endpoint and answers what the fast path hands over: refusals (audited), malformed
+    bodies, odd requests, a lost database connection."""
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Any:  # an async view: Django awaits it

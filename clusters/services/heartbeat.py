@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import queue
 import re
@@ -38,8 +37,6 @@ from clusters.kube.inventory import Inventory
 from clusters.models import AgentToken, Cluster
 from clusters.services.collection import agent_report
 from clusters.services.registration import agent_authenticate, token_hash
-
-logger = logging.getLogger(__name__)
 
 # The cluster columns and the health sample are those `cluster_record_observation` writes
 # (clusters/services/collection.py): keep both in step with it.

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
@@ -229,10 +230,21 @@ def test_heartbeats_through_uvicorn(asgi_server: str) -> None:
     # then every heartbeat is in the history at once
     assert HealthSample.objects.filter(cluster=cluster, status="ready").count() == 4
 
+    # the web's database connections are cut (as by a PostgreSQL restart): no heartbeat fails
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert cursor.fetchone()[0] >= 1
+    for _ in range(2):
+        assert _post(asgi_server, token, {"inventory": _report()})[0] == 200
+    assert HealthSample.objects.filter(cluster=cluster).count() == 6
+
     # only a POST is a heartbeat
     for method in ("GET", "PUT"):
         assert _post(asgi_server, token, {"inventory": _report()}, method)[0] == 405
-    assert HealthSample.objects.filter(cluster=cluster).count() == 4
+    assert HealthSample.objects.filter(cluster=cluster).count() == 6
 
     # a malformed report is refused with the same message as before
     status, body = _post(asgi_server, token, {"inventory": {"nodes": "many"}})
@@ -247,4 +259,4 @@ def test_heartbeats_through_uvicorn(asgi_server: str) -> None:
     assert AuditEvent.objects.filter(
         action="request.denied", request_path="/api/v1/agent/heartbeat"
     ).exists()
-    assert HealthSample.objects.filter(cluster=cluster).count() == 4
+    assert HealthSample.objects.filter(cluster=cluster).count() == 6
