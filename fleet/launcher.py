@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         "--web-workers",
         type=int,
         default=int(os.environ.get("KEELSON_WEB_WORKERS", "2")),
-        help="uvicorn worker processes for the web (2: one process absorbs about 300 agent "
-        "heartbeats a second, 10,000 agents at 30 s send 333)",
+        help="uvicorn worker processes for the web (2: one process absorbs 200-350 agent "
+        "heartbeats a second on 2 busy cores; 10,000 agents at 30 s send 333)",
     )
     parser.add_argument(
         "--no-demo",
