@@ -107,12 +107,13 @@ def seed_simulated(*, count: int, port: int, tls: TLSFiles) -> tuple[list[int], 
     return [c.pk for c in created], time.perf_counter() - started
 
 
-def seed_agents(*, count: int) -> tuple[list[str], float]:
-    """`count` pull clusters, each registered and enrolled through the real services."""
+def seed_agents(*, count: int, start: int = 0) -> tuple[list[str], float]:
+    """`count` pull clusters (numbered from `start`), each registered and enrolled through
+    the real services."""
     started = time.perf_counter()
     owner = team(AGENT_TEAM)
     tokens = []
-    for index in range(count):
+    for index in range(start, start + count):
         _, bootstrap = cluster_register_pull(
             actor=None, fields=ClusterFields(name=f"agent-{index:05d}", team=owner)
         )

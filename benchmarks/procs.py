@@ -138,9 +138,10 @@ def start_workers(count: int, *, queues: str = "clusters") -> list[subprocess.Po
 
 
 class Uvicorn:
-    """The hub's web process, as `make run` starts it (one uvicorn process)."""
+    """The hub's web: one uvicorn process, or `workers` processes under uvicorn's own
+    supervisor (as `make run` starts it: fleet/launcher.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, workers: int = 1) -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
             [
@@ -157,6 +158,7 @@ class Uvicorn:
                 "--no-access-log",
                 "--log-level",
                 "warning",
+                *(["--workers", str(workers)] if workers > 1 else []),
             ],
             cwd=ROOT,
             env=child_env(),
@@ -178,6 +180,17 @@ class Uvicorn:
 
     def stop(self) -> None:
         stop(self.process)
+
+    def serving(self) -> dict[str, int]:
+        """The processes that serve requests (the workers, under a supervisor), by name."""
+        workers = [
+            child
+            for child in psutil.Process(self.process.pid).children()
+            if "resource_tracker" not in " ".join(child.cmdline())
+        ]
+        if not workers:
+            return {"uvicorn": self.process.pid}
+        return {f"uvicorn-{n}": worker.pid for n, worker in enumerate(workers, 1)}
 
 
 class Sampler:

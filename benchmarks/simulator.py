@@ -634,7 +634,9 @@ async def run_agents(
     bodies = [json.dumps({"inventory": agent_inventory(p)}).encode() for p in range(PROFILES)]
     stats = AgentStats(started=time.monotonic())
     deadline = stats.started + duration
-    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    # An agent heartbeating at an interval opens a new connection each time (the hub drops
+    # idle keep-alive connections after 5 s); back to back, connections are kept.
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=interval is not None)
     timeout = aiohttp.ClientTimeout(total=60)
 
     async def beat(session: aiohttp.ClientSession, index: int) -> None:

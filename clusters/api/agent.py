@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -17,9 +22,9 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from clusters.kube.inventory import inventory_from_json
+from clusters.kube.inventory import Inventory, inventory_from_json
 from clusters.models import AgentToken, Cluster
-from clusters.services.collection import agent_report
+from clusters.services.heartbeat import HeartbeatReply, heartbeat_full, heartbeat_in_thread
 from clusters.services.registration import (
     AgentAuthError,
     agent_authenticate,
@@ -105,6 +110,24 @@ class AgentEnrollView(AgentTokenView):
 
 
 class AgentHeartbeatView(AgentView):
+    """Served by an async view that tries `heartbeat_fast` first; this DRF view documents
+    the endpoint and answers what the fast path hands over: refusals (audited), malformed
+    bodies, odd requests, a lost database connection."""
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:  # an async view: Django awaits it
+        drf_view = super().as_view(**initkwargs)
+
+        async def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            reply = await heartbeat_fast(request)
+            if reply is not None:
+                return reply
+            response: HttpResponse = await sync_to_async(drf_view)(request, *args, **kwargs)
+            return response
+
+        view.__dict__.update(drf_view.__dict__)  # cls, initkwargs, csrf_exempt: schema, CSRF
+        return view
+
     @extend_schema(request=HeartbeatSerializer, responses=HeartbeatReplySerializer)
     def post(self, request: Request) -> Response:
         """A heartbeat carrying the cluster's inventory (the agent collects it locally)."""
@@ -115,15 +138,61 @@ class AgentHeartbeatView(AgentView):
             inventory = inventory_from_json(payload.validated_data["inventory"])
         except ValueError as error:
             raise ValidationError({"inventory": [str(error)]}) from None
-        agent_report(cluster=cluster, inventory=inventory)
-        cluster.refresh_from_db(fields=["status"])
-        return Response(
-            {
-                "cluster": cluster.name,
-                "status": cluster.status,
-                "heartbeat_interval": settings.KEELSON_AGENT_HEARTBEAT_INTERVAL,
-            }
-        )
+        return Response(_heartbeat_body(heartbeat_full(cluster=cluster, inventory=inventory)))
+
+
+def _heartbeat_body(reply: HeartbeatReply) -> dict[str, Any]:
+    return {
+        "cluster": reply.cluster,
+        "status": reply.status,
+        "heartbeat_interval": settings.KEELSON_AGENT_HEARTBEAT_INTERVAL,
+    }
+
+
+def _strict_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _plain_heartbeat(request: HttpRequest) -> tuple[str, Inventory] | None:
+    """The token and inventory of a well-formed JSON heartbeat, else None (the DRF view
+    then answers with its own error, exactly as before)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    accept = request.headers.get("Accept", "")
+    if (
+        request.method != "POST"
+        or scheme.lower() != "bearer"
+        or not token.strip()
+        or request.content_type != "application/json"
+        or not (accept in ("", "*/*") or accept.startswith("application/json"))
+    ):
+        return None
+    try:
+        body = json.loads(request.body, parse_constant=_strict_constant)
+        if not isinstance(body, dict) or "inventory" not in body:
+            return None
+        return token.strip(), inventory_from_json(body["inventory"])
+    except (ValueError, RequestDataTooBig):
+        return None
+
+
+async def heartbeat_fast(request: HttpRequest) -> HttpResponse | None:
+    """Answer a well-formed heartbeat of a valid token without DRF or the request thread;
+    None hands the request to the DRF view."""
+    plain = _plain_heartbeat(request)
+    if plain is None:
+        return None
+    token, inventory = plain
+    try:
+        reply = await heartbeat_in_thread(token=token, inventory=inventory)
+    except AgentAuthError:
+        return None  # refused: the DRF view refuses it again, with the audit record
+    except (OperationalError, InterfaceError):
+        return None  # a dropped connection (replaced already): retry on the request's own
+    body = json.dumps(_heartbeat_body(reply), separators=(",", ":"), ensure_ascii=False)
+    response = HttpResponse(body.encode(), content_type="application/json")
+    response["Vary"] = "Accept"
+    response["Allow"] = "POST, OPTIONS"
+    return response
 
 
 class AgentRotateView(AgentTokenView):
