@@ -140,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
                 str(args.port),
                 "--lifespan",
                 "off",
+                # a websocket left hanging does not hold a restart up for long
+                "--timeout-graceful-shutdown",
+                "10",
                 "--workers",
                 str(args.web_workers),
             ],

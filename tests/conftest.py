@@ -171,6 +171,8 @@ def asgi_server(transactional_db: None) -> Iterator[str]:
             "127.0.0.1",
             "--lifespan",
             "off",
+            "--timeout-graceful-shutdown",
+            "10",
         ],
         cwd=REPO,
         env=env,

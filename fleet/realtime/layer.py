@@ -33,7 +33,7 @@ class BlockingPoolChannelLayer(RedisChannelLayer):
         if "address" not in host:  # sentinel or host/port configurations: the default pool
             return super().create_pool(index)
         address = host.pop("address")
-        host.setdefault("socket_timeout", self.brpop_timeout + 15)
+        host.setdefault("socket_timeout", self.brpop_timeout + 5)
         return aioredis.BlockingConnectionPool.from_url(
             address, max_connections=self.max_connections, timeout=self.pool_timeout, **host
         )

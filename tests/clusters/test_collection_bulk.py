@@ -36,10 +36,11 @@ def _collected_at(cluster: Cluster) -> Any:
     return ClusterInventory.objects.get(cluster=cluster).collected_at
 
 
-def _one_slot_forever(settings: Any) -> None:
-    """An interval so long that every scheduled pass of the test falls in slot 1."""
-    settings.KEELSON_COLLECT_INTERVAL = 10**9
-    assert int(timezone.now().timestamp()) // settings.KEELSON_COLLECT_INTERVAL == 1
+def _one_slot(settings: Any) -> int:
+    """An interval so long (11.6 days) that every scheduled pass of the test falls in the
+    same slot, which is returned; a cluster is in its slot when (slot + pk) % N == 0."""
+    settings.KEELSON_COLLECT_INTERVAL = 10**6
+    return int(timezone.now().timestamp()) // settings.KEELSON_COLLECT_INTERVAL
 
 
 @pytest.mark.kube
@@ -52,10 +53,10 @@ def test_scheduled_passes_read_health_every_time_and_the_inventory_when_due(
     first = _collected_at(cluster)
     inventory = ClusterInventory.objects.get(cluster=cluster).data
     assert inventory["namespaces"] and inventory["workloads"]["deployments"]["total"] >= 0
-    _one_slot_forever(settings)
+    position = _one_slot(settings) + cluster.pk
 
-    # when a scheduled pass runs outside the cluster's inventory slot ((1 + pk) % N != 0)
-    settings.KEELSON_COLLECT_INVENTORY_EVERY = cluster.pk + 3
+    # when a scheduled pass runs outside the cluster's inventory slot
+    settings.KEELSON_COLLECT_INVENTORY_EVERY = position + 2  # position % N != 0
     clusters_collect(cluster_ids=[cluster.pk], scheduled=True)
     # then health is recorded, the stored inventory is left as it was
     cluster.refresh_from_db()
@@ -77,8 +78,8 @@ def test_scheduled_passes_read_health_every_time_and_the_inventory_when_due(
     second = _collected_at(cluster)
     assert second > first
 
-    # and in its slot ((1 + pk) % N == 0) the full inventory is read too
-    settings.KEELSON_COLLECT_INVENTORY_EVERY = cluster.pk + 1
+    # and in its slot the full inventory is read too
+    settings.KEELSON_COLLECT_INVENTORY_EVERY = position  # position % N == 0
     clusters_collect(cluster_ids=[cluster.pk], scheduled=True)
     assert _collected_at(cluster) > second
 
