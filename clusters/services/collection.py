@@ -442,8 +442,9 @@ def agents_mark_silent(*, now: datetime | None = None) -> int:
     for cluster_id in silent:
         with transaction.atomic():
             cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
-            if cluster.status == ClusterStatus.UNREACHABLE:
-                continue
+            heard_since = cluster.last_seen_at is not None and cluster.last_seen_at >= cutoff
+            if cluster.status == ClusterStatus.UNREACHABLE or heard_since:
+                continue  # a heartbeat landed between the scan and the lock
             ClusterTransition.objects.create(
                 cluster=cluster,
                 at=now,
