@@ -2,10 +2,11 @@
 (50 policies) over the simulated fleet, evaluated by the product's sweep (the batches
 `policies_evaluate_fanout` sends, run by real Celery workers on the `policies` queue).
 
-A first sweep evaluates every (policy, cluster) pair; a second, with nothing changed,
-finds every pair already judged at the same policy generation and inventory stamp and
-skips it. Results are checked: one per pair, and violations exactly where the simulator
-planted them (`benchmarks.simulator.PLANTED`).
+A first sweep evaluates every (policy, cluster) pair (the headline: the wall time of a
+full evaluation); a second, with nothing changed, finds every pair already judged at the
+same policy generation and inventory stamp and skips it. Results are checked: one per
+pair, and violations exactly where the simulator planted them
+(`benchmarks.simulator.PLANTED`).
 """
 
 from __future__ import annotations
@@ -146,11 +147,12 @@ def _stamp_inventories(ids: list[int]) -> None:
 
 def _sweep(timeout: float) -> tuple[float, Counter[str], int]:
     """What beat's `policies_evaluate_fanout_task` sends (one batch task per BATCH_SIZE
-    clusters, expiring after the interval), then wait for every batch. Returns (seconds,
-    result counts by status, batches that did not complete)."""
+    clusters), then wait for every batch. Beat's batches expire after the sweep interval;
+    these do not, so the whole fleet is judged and the time says whether it fits the
+    interval. Returns (seconds, result counts by status, batches that did not complete)."""
     started = time.monotonic()
     sent: list[AsyncResult[Any]] = [
-        policies_evaluate_batch_task.apply_async(args=[batch], expires=EVALUATE_INTERVAL)
+        policies_evaluate_batch_task.apply_async(args=[batch])
         for batch in sweep_batches(batch_size=BATCH_SIZE)
     ]
     counts: Counter[str] = Counter()
@@ -158,7 +160,7 @@ def _sweep(timeout: float) -> tuple[float, Counter[str], int]:
     for result in sent:
         try:
             answer = result.get(timeout=max(1.0, started + timeout - time.monotonic()))
-        except Exception:  # expired, revoked, timed out or failed: counted, not fatal
+        except Exception:  # revoked, timed out or failed: counted, not fatal
             failed += 1
             continue
         counts.update({k: int(v) for k, v in answer.items()})
@@ -244,7 +246,9 @@ def run(
                         f"({workers} workers)",
                         f"{wall:.1f} s, {evaluated / wall:,.0f} evaluations/s "
                         f"({evaluated}/{pairs} judged; {1000 * cpu / max(clusters, 1):.0f} ms "
-                        f"worker CPU per cluster)",
+                        f"worker CPU per cluster; "
+                        f"{'within' if wall <= EVALUATE_INTERVAL else 'over'} the "
+                        f"{EVALUATE_INTERVAL} s sweep interval)",
                         target=f"<= {TARGET_SECONDS:.0f} s" if clusters >= 10000 else "",
                         ok=ok if clusters >= 10000 else None,
                         value=wall,
