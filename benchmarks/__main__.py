@@ -16,7 +16,16 @@ from pathlib import Path
 
 from benchmarks.env import BENCH_DIR, configure, machine
 
-GROUPS = ("collection", "ingest", "placement", "agents", "websocket", "decide")
+GROUPS = (
+    "collection",
+    "sweep",
+    "ingest",
+    "cost-ingest",
+    "placement",
+    "agents",
+    "websocket",
+    "decide",
+)
 
 
 def _say(message: str) -> None:
@@ -45,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     # Imported once Django is set up.
     from django.conf import settings
 
-    from benchmarks import collection, fleet, ingest, placement, web
+    from benchmarks import collection, cost_ingest, fleet, ingest, placement, sweep, web
     from benchmarks.procs import SimulatorProcess, Uvicorn
     from benchmarks.results import Row, table, write
     from benchmarks.simulator import ensure_tls
@@ -65,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         "ws_clients": 500,
         "ws_rounds": 5 if quick else 10,
         "ingest_rows": 50_000 if quick else 200_000,
+        "sweep_clusters": min(args.clusters, 200) if quick else args.clusters,
+        "sweep_policies": 50,
     }
     info = machine()
     started = datetime.now(UTC)
@@ -105,7 +116,22 @@ def main(argv: list[str] | None = None) -> int:
 
     owner = None
     app_name = ""
-    if only & {"placement", "ingest"}:
+    if "sweep" in only:
+        count = sizes["sweep_clusters"]
+        _say(f"sweep: simulator with {count} clusters, {sizes['sweep_policies']} policies")
+        simulator = SimulatorProcess(count)
+        try:
+            rows += sweep.run(
+                simulator=simulator,
+                tls=tls,
+                clusters=count,
+                policies=sizes["sweep_policies"],
+                workers=args.workers,
+            )
+        finally:
+            simulator.stop()
+
+    if only & {"placement", "ingest", "cost-ingest"}:
         count = sizes["placement_clusters"]
         _say(f"placement: a synthetic fleet of {count} clusters")
         owner, seconds = fleet.seed_placement(count=count)
@@ -116,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         _say("ingest: bulk_create vs COPY")
         ids = list(owner.clusters.values_list("pk", flat=True))
         rows += ingest.run(cluster_ids=ids, rows=sizes["ingest_rows"])
+    if "cost-ingest" in only and owner is not None:
+        _say("cost-ingest: allocations_replace vs COPY")
+        ids = list(owner.clusters.values_list("pk", flat=True))
+        rows += cost_ingest.run(cluster_ids=ids, rows=sizes["ingest_rows"])
     if "placement" in only and owner is not None:
         found, app_name = placement.run_inprocess(
             owner=owner,

@@ -34,6 +34,7 @@ BENCH_USER = "bench"
 SIM_TEAM = "bench-sim"
 PLACEMENT_TEAM = "bench-placement"
 AGENT_TEAM = "bench-agents"
+SWEEP_TEAM = "bench-sweep"
 
 
 def reset() -> None:
@@ -68,12 +69,14 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
-def seed_simulated(*, count: int, port: int, tls: TLSFiles) -> tuple[list[int], float]:
+def seed_simulated(
+    *, count: int, port: int, tls: TLSFiles, team_name: str = SIM_TEAM
+) -> tuple[list[int], float]:
     """`count` push clusters pointing at the simulator, rows in bulk and credentials
     through `credential_store` (encrypted like any other). Returns ids (index order)
     and the seconds it took."""
     started = time.perf_counter()
-    owner = team(SIM_TEAM)
+    owner = team(team_name)
     secret = tls.token_secret()
     ca = tls.ca_pem
     rows = []

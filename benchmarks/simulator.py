@@ -5,6 +5,11 @@
   daemonsets, pods, persistentvolumeclaims, warning events; `clusters/kube/access.py`:
   SelfSubjectAccessReview) over HTTPS with a self-signed CA, all on ONE port, cluster
   `n` under the prefix `https://127.0.0.1:PORT/c/<n>` with its own bearer token.
+* They also answer what a policy sweep reads (`policies/kube.py`): discovery (`/api`,
+  `/apis`, group versions) and lists of replicasets, jobs, cronjobs, services and network
+  policies, with workloads owned as in a real cluster (Deployment -> ReplicaSet -> Pod).
+  Every LEGACY_EVERY-th cluster is a 1.20 (CronJob served as batch/v1beta1 only), and
+  policy violations are planted every PLANTED[policy]-th cluster (see `Variant`).
 * A cluster can be killed (its connections reset, or left hanging so the client times
   out) and revived by a control call: `GET /control/kill?ids=3,7&mode=reset|hang`,
   `GET /control/revive?ids=3,7`, `GET /control/stats`.
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import copy
 import datetime
 import hashlib
 import hmac
@@ -60,6 +66,52 @@ DEGRADED_EVERY = 50
 # Past this many open connections, the last call of a probe (warning events) answers
 # "Connection: close" so the process stays under its descriptor limit.
 CONNECTION_SOFT_CAP = 15000
+# Every LEGACY_EVERY-th cluster runs Kubernetes 1.20 (CronJob in batch/v1beta1 only).
+LEGACY_EVERY = 4
+LEGACY_VERSION = "v1.20.2"
+# Policy -> every how many clusters it finds a violation (cluster index divisible by it);
+# everywhere else it finds none. The sweep benchmark checks its results against this.
+PLANTED = {
+    "pss-baseline-privileged": 7,  # a privileged debug Deployment (and its RS and Pod)
+    "ops-image-tags": 5,  # the web Deployment runs an image tagged :latest
+    "ops-resources": 3,  # the api Deployment's container sets no limits
+    "ops-network-policy": 11,  # namespace payments has no default-deny-ingress policy
+    "bench-no-load-balancer": 13,  # a Service of type LoadBalancer
+    "bench-cronjob-history": 17,  # a CronJob keeping 10 successful jobs
+}
+# Uids and resource versions carry the cluster's index: rendered once per variant, this
+# placeholder is replaced per response, so no two clusters serve identical objects.
+INDEX_MARK = "@@index@@"
+_MARK = INDEX_MARK.encode()
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What a cluster serves besides its profile: its Kubernetes generation and the
+    violations planted in it (each flag: index divisible by PLANTED[policy])."""
+
+    legacy: bool = False
+    privileged: bool = False
+    latest: bool = False
+    no_limits: bool = False
+    no_network_policy: bool = False
+    load_balancer: bool = False
+    cronjob_history: bool = False
+
+    @classmethod
+    def of(cls, index: int) -> Variant:
+        def planted(policy: str) -> bool:
+            return index % PLANTED[policy] == 0
+
+        return cls(
+            legacy=index % LEGACY_EVERY == 0,
+            privileged=planted("pss-baseline-privileged"),
+            latest=planted("ops-image-tags"),
+            no_limits=planted("ops-resources"),
+            no_network_policy=planted("ops-network-policy"),
+            load_balancer=planted("bench-no-load-balancer"),
+            cronjob_history=planted("bench-cronjob-history"),
+        )
 
 
 # --- TLS ------------------------------------------------------------------------------
@@ -181,31 +233,369 @@ def _list(kind: str, items: list[dict[str, Any]], api_version: str = "v1") -> di
     }
 
 
-def _container(name: str, cpu: str, memory: str) -> dict[str, Any]:
+def _uid(name: str) -> str:
+    return f"{name}-{INDEX_MARK}"
+
+
+def _meta(
+    name: str,
+    namespace: str,
+    labels: dict[str, str] | None = None,
+    owner: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Object metadata as an API server returns it; `owner` is the controlling object."""
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "uid": _uid(f"{namespace}.{name}"),
+        "resourceVersion": f"{INDEX_MARK}0",
+        "creationTimestamp": "2026-01-01T00:00:00Z",
+        "labels": labels or {},
+    }
+    if owner is not None:
+        meta["ownerReferences"] = [
+            {
+                "apiVersion": owner["apiVersion"],
+                "kind": owner["kind"],
+                "name": owner["metadata"]["name"],
+                "uid": owner["metadata"]["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+    return meta
+
+
+RESTRICTED_CONTEXT = {
+    "allowPrivilegeEscalation": False,
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+_PROBE = {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 10}
+
+
+def _container(
+    name: str,
+    cpu: str,
+    memory: str,
+    *,
+    tag: str = "1.0",
+    limits: bool = True,
+    context: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    resources: dict[str, Any] = {"requests": {"cpu": cpu, "memory": memory}}
+    if limits:
+        resources["limits"] = {"cpu": "1", "memory": "1Gi"}
     return {
         "name": name,
-        "image": f"registry.example/{name}:1.0",
-        "resources": {"requests": {"cpu": cpu, "memory": memory}},
+        "image": f"registry.example/{name}:{tag}",
+        "resources": resources,
+        "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+        "livenessProbe": _PROBE,
+        "readinessProbe": _PROBE,
+        "securityContext": RESTRICTED_CONTEXT if context is None else context,
+    }
+
+
+def _labels(app: str) -> dict[str, str]:
+    return {"app": app, "app.kubernetes.io/name": app}
+
+
+def _pod_spec(container: dict[str, Any], *, host: bool = False, node: str = "") -> dict[str, Any]:
+    """A pod spec; `host`: a node agent's (host network and PID, a hostPath volume)."""
+    spec: dict[str, Any] = {
+        "containers": [container],
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "restartPolicy": "Always",
+    }
+    if node:
+        spec["nodeName"] = node
+    if host:
+        spec.update(hostNetwork=True, hostPID=True, securityContext={})
+        spec["volumes"] = [{"name": "proc", "hostPath": {"path": "/proc"}}]
+        container["volumeMounts"] = [{"name": "proc", "mountPath": "/host/proc"}]
+    return spec
+
+
+def _controller(
+    api_version: str,
+    kind: str,
+    name: str,
+    namespace: str,
+    pod_spec: dict[str, Any],
+    *,
+    replicas: int | None = None,
+    owner: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A workload controller with its pod template (and a ready status)."""
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": {"app": name}},
+        "template": {"metadata": {"labels": _labels(name)}, "spec": pod_spec},
+    }
+    status: dict[str, Any] = {}
+    if replicas is not None:
+        spec["replicas"] = replicas
+        status = {"replicas": replicas, "readyReplicas": replicas}
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": _meta(name, namespace, _labels(name), owner),
+        "spec": spec,
+        "status": status,
     }
 
 
 def _workload(name: str, namespace: str, replicas: int) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [_container(name, "100m", "128Mi")]},
-            },
+    """A Deployment or StatefulSet's body as the collection probe has always read it."""
+    return _controller(
+        "apps/v1",
+        "Deployment",
+        name,
+        namespace,
+        _pod_spec(_container(name, "100m", "128Mi")),
+        replicas=replicas,
+    )
+
+
+def _list_path(group_version: str, plural: str) -> str:
+    prefix = "/api" if group_version == "v1" else "/apis"
+    return f"{prefix}/{group_version}/{plural}"
+
+
+# (group version, plural, kind, namespaced) served to everyone; batch/v1 CronJobs only
+# past 1.20, which serves them as batch/v1beta1.
+RESOURCES = (
+    ("v1", "namespaces", "Namespace", False),
+    ("v1", "nodes", "Node", False),
+    ("v1", "pods", "Pod", True),
+    ("v1", "services", "Service", True),
+    ("v1", "configmaps", "ConfigMap", True),
+    ("v1", "events", "Event", True),
+    ("v1", "persistentvolumeclaims", "PersistentVolumeClaim", True),
+    ("apps/v1", "deployments", "Deployment", True),
+    ("apps/v1", "replicasets", "ReplicaSet", True),
+    ("apps/v1", "statefulsets", "StatefulSet", True),
+    ("apps/v1", "daemonsets", "DaemonSet", True),
+    ("batch/v1", "jobs", "Job", True),
+    ("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy", True),
+    ("authorization.k8s.io/v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False),
+)
+
+
+def discovery(legacy: bool) -> dict[str, Any]:
+    """`/api`, `/apis` and one resource list per group version, as a 1.29 (or, `legacy`,
+    a 1.20) API server answers them."""
+    cronjobs = ("batch/v1beta1" if legacy else "batch/v1", "cronjobs", "CronJob", True)
+    by_version: dict[str, list[dict[str, Any]]] = {}
+    verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
+    for group_version, plural, kind, namespaced in (*RESOURCES, cronjobs):
+        by_version.setdefault(group_version, []).append(
+            {
+                "name": plural,
+                "singularName": kind.lower(),
+                "namespaced": namespaced,
+                "kind": kind,
+                "verbs": ["create"] if kind == "SelfSubjectAccessReview" else verbs,
+            }
+        )
+        if kind != "SelfSubjectAccessReview":
+            by_version[group_version].append(
+                {
+                    "name": f"{plural}/status",
+                    "singularName": "",
+                    "namespaced": namespaced,
+                    "kind": kind,
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
+    groups: dict[str, list[str]] = {}
+    for group_version in by_version:
+        if group_version != "v1":
+            group, _, version = group_version.partition("/")
+            groups.setdefault(group, []).append(version)
+    answers: dict[str, Any] = {
+        "/api": {
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:6443"}
+            ],
         },
-        "status": {"replicas": replicas, "readyReplicas": replicas},
+        "/apis": {
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": [
+                {
+                    "name": group,
+                    "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
+                    "preferredVersion": {
+                        "groupVersion": f"{group}/{versions[0]}",
+                        "version": versions[0],
+                    },
+                }
+                for group, versions in groups.items()
+            ],
+        },
+    }
+    for group_version, resources in by_version.items():
+        path = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+        answers[path] = {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": group_version,
+            "resources": resources,
+        }
+    return answers
+
+
+def _service(name: str, namespace: str, kind: str = "ClusterIP") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(name, namespace, _labels(name)),
+        "spec": {
+            "type": kind,
+            "selector": {"app": name},
+            "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}],
+            "clusterIP": "10.96.0.10",
+        },
     }
 
 
-def cluster_objects(profile: int, degraded: bool) -> dict[str, Any]:
-    """The API objects of a cluster of `profile` (a few nodes, namespaces and pods)."""
+def _network_policy(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(name, namespace),
+        "spec": spec,
+    }
+
+
+def policy_objects(profile: int, variant: Variant) -> dict[str, list[dict[str, Any]]]:
+    """The workloads, services, network policies and config maps of a cluster, keyed by
+    list path (pods come from `cluster_objects`, which places them on nodes)."""
+    tag = "latest" if variant.latest else "1.0"
+    deployments = [
+        _controller(
+            "apps/v1",
+            "Deployment",
+            "web",
+            "shop",
+            _pod_spec(_container("web", "100m", "128Mi", tag=tag)),
+            replicas=2,
+        ),
+        _controller(
+            "apps/v1",
+            "Deployment",
+            "api",
+            "payments",
+            _pod_spec(_container("api", "100m", "128Mi", limits=not variant.no_limits)),
+            replicas=2,
+        ),
+    ]
+    if variant.privileged:
+        privileged = {**RESTRICTED_CONTEXT, "privileged": True, "runAsNonRoot": False}
+        deployments.append(
+            _controller(
+                "apps/v1",
+                "Deployment",
+                "debug-tools",
+                "shop",
+                _pod_spec(_container("debug-tools", "50m", "64Mi", context=privileged)),
+                replicas=1,
+            )
+        )
+    replicasets = [
+        _controller(
+            "apps/v1",
+            "ReplicaSet",
+            f"{d['metadata']['name']}-5d8f7c9b4",
+            d["metadata"]["namespace"],
+            copy.deepcopy(d["spec"]["template"]["spec"]),
+            replicas=d["spec"]["replicas"],
+            owner=d,
+        )
+        for d in deployments
+    ]
+    history = 10 if variant.cronjob_history else 3
+    cron_version = "batch/v1beta1" if variant.legacy else "batch/v1"
+    job_spec = _pod_spec(_container("backup", "200m", "256Mi"))
+    job_spec["restartPolicy"] = "OnFailure"
+    template = {"metadata": {"labels": _labels("backup")}, "spec": job_spec}
+    cronjob: dict[str, Any] = {
+        "apiVersion": cron_version,
+        "kind": "CronJob",
+        "metadata": _meta("backup", "payments", _labels("backup")),
+        "spec": {
+            "schedule": "0 2 * * *",
+            "concurrencyPolicy": "Forbid",
+            "successfulJobsHistoryLimit": history,
+            "failedJobsHistoryLimit": 1,
+            "jobTemplate": {
+                "spec": {
+                    "ttlSecondsAfterFinished": 86400,
+                    "template": template,
+                }
+            },
+        },
+    }
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _meta("backup-29000000", "payments", _labels("backup"), cronjob),
+        "spec": {
+            "backoffLimit": 2,
+            "ttlSecondsAfterFinished": 86400,
+            "template": copy.deepcopy(template),
+        },
+        "status": {"succeeded": 1},
+    }
+    services = [_service("web", "shop"), _service("api", "payments")]
+    if variant.load_balancer:
+        services.append(_service("edge-lb", "shop", "LoadBalancer"))
+    deny = {"podSelector": {}, "policyTypes": ["Ingress"]}
+    guarded = ["default", "shop"] + ([] if variant.no_network_policy else ["payments"])
+    network_policies = [_network_policy("default-deny-ingress", ns, deny) for ns in guarded]
+    network_policies.append(
+        _network_policy(
+            "allow-web",
+            "shop",
+            {
+                "podSelector": {"matchLabels": {"app": "web"}},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"ports": [{"port": 8080, "protocol": "TCP"}]}],
+            },
+        )
+    )
+    config_maps = [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _meta("kube-root-ca.crt", ns),
+            "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\n...\n"},
+        }
+        for ns in NAMESPACES
+    ]
+    return {
+        "Deployment": deployments,
+        "ReplicaSet": replicasets,
+        "Job": [job],
+        "CronJob": [cronjob],
+        "Service": services,
+        "NetworkPolicy": network_policies,
+        "ConfigMap": config_maps,
+    }
+
+
+NAMESPACES = ("default", "kube-system", "shop", "payments")
+
+
+def cluster_objects(profile: int, degraded: bool, variant: Variant | None = None) -> dict[str, Any]:
+    """The API answers of a cluster of `profile` (a few nodes, namespaces and pods, the
+    workloads that own them, discovery), by path."""
+    variant = variant or Variant()
     _, region, instance_type, cores, memory_gib = INSTANCE_TYPES[profile]
     node_count = 2 + profile % 4
     nodes = []
@@ -256,37 +646,61 @@ def cluster_objects(profile: int, degraded: bool) -> dict[str, Any]:
                 },
             }
         )
-    namespaces = ["default", "kube-system", "shop", "payments"]
+    workloads = policy_objects(profile, variant)
+    daemonset = _controller(
+        "apps/v1",
+        "DaemonSet",
+        "node-exporter",
+        "kube-system",
+        _pod_spec(_container("node-exporter", "10m", "32Mi", context={}), host=True),
+    )
+    daemonset["status"] = {
+        "currentNumberScheduled": node_count,
+        "desiredNumberScheduled": node_count,
+        "numberMisscheduled": 0,
+        "numberReady": node_count,
+        "numberUnavailable": 0,
+    }
+    # The controller of each namespace's pods (none in default: bare pods).
+    replicasets = {rs["metadata"]["name"]: rs for rs in workloads["ReplicaSet"]}
+    owners = {"shop": replicasets["web-5d8f7c9b4"], "payments": replicasets["api-5d8f7c9b4"]}
+    owners["kube-system"] = daemonset
     pods = []
     for p in range(6 + 2 * profile):
-        namespace = namespaces[p % len(namespaces)]
+        namespace = NAMESPACES[p % len(NAMESPACES)]
+        owner = owners.get(namespace)
+        template = owner["spec"]["template"] if owner else None
+        spec = (
+            copy.deepcopy(template["spec"])
+            if template
+            else _pod_spec(_container("app", "100m", "256Mi"))
+        )
+        spec["nodeName"] = f"node-{p % node_count}"
+        spec["containers"][0]["resources"]["requests"] = {
+            "cpu": f"{100 + 50 * (p % 4)}m",
+            "memory": "256Mi",
+        }
+        labels = dict(template["metadata"]["labels"]) if template else _labels("app")
         pods.append(
             {
-                "metadata": {"name": f"pod-{p}", "namespace": namespace},
-                "spec": {
-                    "nodeName": f"node-{p % node_count}",
-                    "containers": [_container("app", f"{100 + 50 * (p % 4)}m", "256Mi")],
-                },
+                "metadata": _meta(f"pod-{p}", namespace, labels, owner),
+                "spec": spec,
                 "status": {"phase": "Running"},
             }
         )
-    daemonset = {
-        "metadata": {"name": "node-exporter", "namespace": "kube-system"},
-        "spec": {
-            "selector": {"matchLabels": {"app": "node-exporter"}},
-            "template": {
-                "metadata": {"labels": {"app": "node-exporter"}},
-                "spec": {"containers": [_container("node-exporter", "10m", "32Mi")]},
-            },
-        },
-        "status": {
-            "currentNumberScheduled": node_count,
-            "desiredNumberScheduled": node_count,
-            "numberMisscheduled": 0,
-            "numberReady": node_count,
-            "numberUnavailable": 0,
-        },
-    }
+    if variant.privileged:
+        debug = replicasets["debug-tools-5d8f7c9b4"]
+        spec = copy.deepcopy(debug["spec"]["template"]["spec"])
+        spec["nodeName"] = "node-0"
+        pods.append(
+            {
+                "metadata": _meta(
+                    "debug-tools-5d8f7c9b4-x7k2p", "shop", _labels("debug-tools"), debug
+                ),
+                "spec": spec,
+                "status": {"phase": "Running"},
+            }
+        )
     event = {
         "metadata": {"name": "pod-0.1", "namespace": "shop"},
         "involvedObject": {"kind": "Pod", "name": "pod-0", "namespace": "shop"},
@@ -296,11 +710,12 @@ def cluster_objects(profile: int, degraded: bool) -> dict[str, Any]:
         "count": 2,
         "lastTimestamp": "2026-01-01T00:00:00Z",
     }
-    return {
+    git_version = LEGACY_VERSION if variant.legacy else KUBE_VERSION
+    objects: dict[str, Any] = {
         "/version": {
             "major": "1",
-            "minor": "29",
-            "gitVersion": KUBE_VERSION,
+            "minor": git_version.split(".")[1],
+            "gitVersion": git_version,
             "gitCommit": "0000000000000000000000000000000000000000",
             "gitTreeState": "clean",
             "buildDate": "2024-04-16T00:00:00Z",
@@ -311,7 +726,17 @@ def cluster_objects(profile: int, degraded: bool) -> dict[str, Any]:
         "/api/v1/nodes": _list("NodeList", nodes),
         "/api/v1/namespaces": _list(
             "NamespaceList",
-            [{"metadata": {"name": ns}, "status": {"phase": "Active"}} for ns in namespaces],
+            [
+                {
+                    "metadata": {
+                        "name": ns,
+                        "uid": _uid(ns),
+                        "labels": {"kubernetes.io/metadata.name": ns, "team": "platform"},
+                    },
+                    "status": {"phase": "Active"},
+                }
+                for ns in NAMESPACES
+            ],
         ),
         "/api/v1/pods": _list("PodList", pods),
         "/api/v1/persistentvolumeclaims": _list(
@@ -325,16 +750,30 @@ def cluster_objects(profile: int, degraded: bool) -> dict[str, Any]:
             ],
         ),
         "/api/v1/events": _list("EventList", [event] if profile % 2 else []),
-        "/apis/apps/v1/deployments": _list(
-            "DeploymentList",
-            [_workload("web", "shop", 2), _workload("api", "payments", 2)],
+        "/apis/apps/v1/statefulsets": _list(
+            "StatefulSetList",
+            [
+                _controller(
+                    "apps/v1",
+                    "StatefulSet",
+                    "db",
+                    "payments",
+                    _pod_spec(_container("db", "100m", "128Mi")),
+                    replicas=1,
+                )
+            ],
             "apps/v1",
         ),
-        "/apis/apps/v1/statefulsets": _list(
-            "StatefulSetList", [_workload("db", "payments", 1)], "apps/v1"
-        ),
         "/apis/apps/v1/daemonsets": _list("DaemonSetList", [daemonset], "apps/v1"),
+        **discovery(variant.legacy),
     }
+    for kind, items in workloads.items():
+        group_version = str(items[0]["apiVersion"]) if items else "v1"
+        plural = {"Service": "services", "NetworkPolicy": "networkpolicies"}.get(
+            kind, kind.lower() + "s"
+        )
+        objects[_list_path(group_version, plural)] = _list(f"{kind}List", items, group_version)
+    return objects
 
 
 def agent_inventory(profile: int) -> dict[str, Any]:
@@ -442,7 +881,7 @@ class Simulator:
         self.killed: dict[int, str] = {}  # index -> "reset" | "hang"
         self._tokens: dict[int, bytes] = {}
         self._secret = tls.token_secret()
-        self._bodies: dict[tuple[int, bool], dict[str, bytes]] = {}
+        self._bodies: dict[tuple[int, bool, Variant], dict[str, bytes]] = {}
         self._revived = asyncio.Event()
         self._server: asyncio.Server | None = None
 
@@ -454,7 +893,9 @@ class Simulator:
         return token
 
     def bodies(self, index: int) -> dict[str, bytes]:
-        key = (index % PROFILES, index % DEGRADED_EVERY == 0)
+        """Cluster `index`'s answers by path, with INDEX_MARK still to replace (rendered
+        once per profile and variant: a few hundred renderings for any fleet size)."""
+        key = (index % PROFILES, index % DEGRADED_EVERY == 0, Variant.of(index))
         rendered = self._bodies.get(key)
         if rendered is None:
             objects = cluster_objects(*key)
@@ -565,7 +1006,7 @@ class Simulator:
         if path == "/version":
             self.stats.probes += 1
         close = path == "/api/v1/events" and self.stats.open_connections > CONNECTION_SOFT_CAP
-        return _response("200 OK", body, close=close)
+        return _response("200 OK", body.replace(_MARK, str(index).encode()), close=close)
 
     def _control(self, target: str) -> bytes:
         url = urlsplit(target)

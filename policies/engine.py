@@ -51,12 +51,21 @@ class Snapshot:
     _owners: Owners | None = None
     # Conversions shared by every rule over the same snapshot (ids of objects it holds).
     views: dict[int, dict[str, Any] | None] = field(default_factory=dict)
-    _cel: dict[int, Any] = field(default_factory=dict)
+    _activations: dict[int, cel.Activation] = field(default_factory=dict)
+    _cluster_activation: cel.Activation | None = None
 
-    def cel_value(self, body: dict[str, Any]) -> Any:
-        if id(body) not in self._cel:
-            self._cel[id(body)] = cel.to_cel(body)
-        return self._cel[id(body)]
+    def activation(self, body: dict[str, Any]) -> cel.Activation:
+        """`body` as `object` for every rule over this snapshot (converted once)."""
+        found = self._activations.get(id(body))
+        if found is None:
+            found = self._activations[id(body)] = cel.Activation("object", body)
+        return found
+
+    def cluster_activation(self) -> cel.Activation:
+        """The cluster as `cluster` for every cluster rule (converted once)."""
+        if self._cluster_activation is None:
+            self._cluster_activation = cel.Activation("cluster", self.cluster)
+        return self._cluster_activation
 
     @property
     def owners(self) -> Owners:
@@ -136,7 +145,7 @@ def _judge_objects(rule: RuleLike, snapshot: Snapshot, result: Judgement) -> Non
     for subject in subjects_for(match, rule.autogen, snapshot.objects, snapshot.views):
         result.checked += 1
         try:
-            passed = cel.evaluate(rule.expression, {"object": snapshot.cel_value(subject.body)})
+            passed = cel.evaluate(rule.expression, snapshot.activation(subject.body))
         except cel.CelEvaluationError as error:
             result.errors.append({"rule": rule.name, **subject.ref(), "message": str(error)})
             continue
@@ -244,7 +253,7 @@ def _judge_cluster(rule: RuleLike, snapshot: Snapshot, result: Judgement) -> Non
     name = str(snapshot.cluster.get("name", ""))
     ref = {"kind": "Cluster", "namespace": "", "name": name}
     try:
-        passed = cel.evaluate(rule.expression, {"cluster": cel.to_cel(snapshot.cluster)})
+        passed = cel.evaluate(rule.expression, snapshot.cluster_activation())
     except cel.CelEvaluationError as error:
         result.errors.append({"rule": rule.name, **ref, "message": str(error)})
         return

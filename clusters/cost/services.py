@@ -2,22 +2,23 @@
 
 Beat runs `cost_compute` every 10 minutes for the current hour: the hour's rows are
 replaced (never added to), so a rerun or a redelivered task changes nothing, and the
-running hour's estimate follows the fleet. Writes are one multi-row insert per batch.
+running hour's estimate follows the fleet. Writes are one COPY per batch.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from clusters.cost.allocation import CONTROL_PLANE, Allocation, Node, Workload, allocate
+from clusters.cost.allocation import CONTROL_PLANE, ZERO, Allocation, Node, Workload, allocate
 from clusters.cost.models import Budget, BudgetAlert, ClusterPricing, CostAllocation, RateCard
 from clusters.cost.pricing import PriceBook, ResolvedPricing, resolve
 from clusters.models import Cluster, ClusterInventory
@@ -103,31 +104,93 @@ def cluster_cost_hour(
     return rows
 
 
-def _record(cluster: Cluster, hour: datetime, rows: dict[str, Allocation]) -> list[CostAllocation]:
+# What a cost allocation row holds, in the order `allocation_rows` yields and COPY writes.
+ALLOCATION_COLUMNS = (
+    "cluster_id",
+    "hour",
+    "namespace",
+    "team_id",
+    "provider",
+    "region",
+    "environment",
+    "cpu_cost",
+    "ram_cost",
+    "gpu_cost",
+    "storage_cost",
+    "shared_cost",
+    "total_cost",
+    "cpu_core_hours",
+    "ram_gb_hours",
+    "gpu_hours",
+)
+MICRO = Decimal("0.000001")
+
+
+def allocation_rows(
+    cluster: Cluster, hour: datetime, rows: dict[str, Allocation]
+) -> list[tuple[Any, ...]]:
+    """One cluster's allocations for `hour` as plain tuples of ALLOCATION_COLUMNS."""
     records = []
     for namespace, row in rows.items():
-        storage = row.extra.get("storage", Decimal(0))
+        storage = row.extra.get("storage", ZERO)
         records.append(
-            CostAllocation(
-                cluster_id=cluster.pk,
-                hour=hour,
-                namespace=namespace,
-                team_id=cluster.team_id,
-                provider=cluster.provider,
-                region=cluster.region,
-                environment=cluster.environment,
-                cpu_cost=row.cpu_cost,
-                ram_cost=row.ram_cost,
-                gpu_cost=row.gpu_cost,
-                storage_cost=storage,
-                shared_cost=row.shared_cost,
-                total_cost=row.total + storage,
-                cpu_core_hours=row.cpu_core_hours,
-                ram_gb_hours=row.ram_gb_hours,
-                gpu_hours=row.gpu_hours,
+            (
+                cluster.pk,
+                hour,
+                namespace,
+                cluster.team_id,
+                cluster.provider,
+                cluster.region,
+                cluster.environment,
+                row.cpu_cost,
+                row.ram_cost,
+                row.gpu_cost,
+                storage,
+                row.shared_cost,
+                row.total + storage,
+                row.cpu_core_hours,
+                row.ram_gb_hours,
+                row.gpu_hours,
             )
         )
     return records
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: Any) -> str:
+    """A value in COPY's text format. Decimals are rounded to the column's 6 places
+    half-to-even, exactly as Django's bulk_create rounded them before."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, Decimal):
+        return str(value.quantize(MICRO, rounding=ROUND_HALF_EVEN))
+    if isinstance(value, str):
+        return value.translate(_ESCAPES)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def allocations_replace(
+    *, cluster_ids: list[int], hour: datetime, rows: list[tuple[Any, ...]]
+) -> int:
+    """Replace the allocations of `cluster_ids` for `hour` by `rows` (ALLOCATION_COLUMNS
+    tuples) in one transaction: a delete, then PostgreSQL COPY (several times faster than
+    a multi-row INSERT of model instances)."""
+    with transaction.atomic():
+        CostAllocation.objects.filter(cluster_id__in=cluster_ids, hour=hour).delete()
+        if not rows:
+            return 0
+        buffer = io.StringIO()
+        buffer.writelines("\t".join(map(_copy_text, row)) + "\n" for row in rows)
+        buffer.seek(0)
+        table = CostAllocation._meta.db_table
+        with connection.cursor() as cursor:
+            raw = cursor.cursor  # psycopg2's own cursor: COPY FROM STDIN
+            raw.copy_expert(f"COPY {table} ({', '.join(ALLOCATION_COLUMNS)}) FROM STDIN", buffer)
+    return len(rows)
 
 
 def cost_compute(*, hour: datetime | None = None, cluster_ids: list[int] | None = None) -> int:
@@ -148,16 +211,13 @@ def cost_compute(*, hour: datetime | None = None, cluster_ids: list[int] | None 
     return written
 
 
-@transaction.atomic
 def _write(batch: list[ClusterInventory], hour: datetime) -> int:
-    records: list[CostAllocation] = []
+    rows: list[tuple[Any, ...]] = []
     book = PriceBook(hour.date())  # one query for the batch's list prices
     for inventory in batch:
-        rows = cluster_cost_hour(inventory.cluster, inventory.data, hour, book)
-        records += _record(inventory.cluster, hour, rows)
-    CostAllocation.objects.filter(cluster_id__in=[i.cluster_id for i in batch], hour=hour).delete()
-    CostAllocation.objects.bulk_create(records, batch_size=1000)
-    return len(records)
+        allocations = cluster_cost_hour(inventory.cluster, inventory.data, hour, book)
+        rows += allocation_rows(inventory.cluster, hour, allocations)
+    return allocations_replace(cluster_ids=[i.cluster_id for i in batch], hour=hour, rows=rows)
 
 
 def cluster_pricing_set(

@@ -66,6 +66,11 @@ def policy_clusters(*, policy: Policy) -> QuerySet[Cluster]:
 
 
 def policy_targets(policy: Policy, cluster: Cluster) -> bool:
+    """Whether `policy` targets `cluster`. A policy with no placement, cluster set nor
+    selector targets its whole team: answered without a query (a sweep asks this for
+    every policy of every cluster)."""
+    if not (policy.placement or policy.cluster_selector or policy.cluster_sets.all()):
+        return cluster.team_id == policy.team_id
     return policy_clusters(policy=policy).filter(pk=cluster.pk).exists()
 
 

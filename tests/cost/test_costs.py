@@ -8,9 +8,16 @@ from typing import Any
 
 import pytest
 
+from clusters.cost.allocation import Allocation
 from clusters.cost.models import Budget, BudgetAlert, ClusterPricing, CostAllocation, RateCard
 from clusters.cost.rollups import cost_rollup, cost_total
-from clusters.cost.services import budgets_check, cluster_unit_prices, cost_compute
+from clusters.cost.services import (
+    allocation_rows,
+    allocations_replace,
+    budgets_check,
+    cluster_unit_prices,
+    cost_compute,
+)
 from clusters.models import ClusterInventory
 from fleet.accounts.choices import Role
 from tests.factories import add_member, make_cluster, make_team, make_user
@@ -82,6 +89,32 @@ def test_an_hour_is_priced_from_list_prices_and_every_node_hour_is_accounted_for
     # computing the hour again replaces it, never adds to it
     cost_compute(hour=HOUR + timedelta(minutes=30))
     assert CostAllocation.objects.filter(cluster=cluster).count() == 4
+
+
+def test_allocations_are_written_as_given_with_text_escaped_and_money_rounded() -> None:
+    # Regions and environments are free text: COPY's separators must survive the trip.
+    cluster = make_cluster(
+        team=make_team(), provider="onprem", region="dc\\1\tnorth", environment="a\nb"
+    )
+    allocations = {
+        "web": Allocation(
+            "web",
+            cpu_cost=D("0.1234565"),  # a tie at the 7th place rounds half to even
+            ram_cost=D("0.0000015"),
+            cpu_core_hours=D("1.5"),
+            ram_gb_hours=D(3 * 2**20) / D(2**30),
+            extra={"storage": D("0.000137")},
+        )
+    }
+    rows = allocation_rows(cluster, HOUR, allocations)
+    allocations_replace(cluster_ids=[cluster.pk], hour=HOUR, rows=rows)
+    allocations_replace(cluster_ids=[cluster.pk], hour=HOUR, rows=rows)  # replaces
+    stored = CostAllocation.objects.get(cluster=cluster, hour=HOUR)
+    assert (stored.region, stored.environment) == ("dc\\1\tnorth", "a\nb")
+    assert (stored.cpu_cost, stored.ram_cost) == (D("0.123456"), D("0.000002"))
+    assert stored.total_cost == D("0.123458") + D("0.000137")
+    assert (stored.storage_cost, stored.ram_gb_hours) == (D("0.000137"), D("0.002930"))
+    assert stored.team_id == cluster.team_id and stored.cpu_usage_core_hours is None
 
 
 def test_a_price_change_applies_from_its_date_only() -> None:

@@ -1,0 +1,133 @@
+"""Cost allocation ingest: the product's write path (`allocation_rows` then
+`allocations_replace`, batch by batch as `cost_compute` writes an hour) against raw
+PostgreSQL COPY of the same rows into the same table, on the same machine.
+
+The product starts from computed allocations (what `cluster_cost_hour` returns) and pays
+for turning them into rows, deleting the hour's previous rows and rounding the money to
+the column's precision; raw COPY starts from ready tuples and writes `str()` of each value.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from benchmarks.results import Row
+from clusters.cost.allocation import Allocation, Node, Weights, Workload, allocate
+from clusters.cost.models import CostAllocation
+from clusters.cost.services import ALLOCATION_COLUMNS, BATCH, allocation_rows, allocations_replace
+from clusters.models import Cluster
+
+GIB = Decimal(2**30)
+NAMESPACES = ("default", "shop", "payments", "monitoring")
+
+Hourly = list[tuple[Cluster, dict[str, Allocation]]]
+
+
+def _allocations(profile: int) -> dict[str, Allocation]:
+    """Realistic allocations of one cluster-hour: four namespaces, idle, control plane."""
+    nodes = [
+        Node(f"node-{n}", Decimal(4 + 2 * profile), Decimal(16 + 8 * profile), 0, Decimal("0.192"))
+        for n in range(2 + profile % 3)
+    ]
+    workloads = [
+        Workload(
+            namespace=NAMESPACES[w % len(NAMESPACES)],
+            node=nodes[w % len(nodes)].name,
+            cpu_request=Decimal(100 + 50 * (w % 5)) / 1000,
+            ram_request_gb=Decimal((128 + 64 * (w % 7)) * 2**20) / GIB,
+        )
+        for w in range(8 + 3 * profile)
+    ]
+    return allocate(
+        nodes=nodes,
+        workloads=workloads,
+        hours=Decimal(1),
+        weights=Weights(),
+        control_plane_hourly=Decimal("0.10"),
+    )
+
+
+def _values(clusters: list[Cluster], rows: int) -> tuple[list[tuple[datetime, Hourly]], int]:
+    """Whole hours of the fleet until about `rows` rows: [(hour, [(cluster, allocations)])]."""
+    profiles = [_allocations(p) for p in range(8)]
+    per_hour = sum(len(profiles[i % 8]) for i in range(len(clusters)))
+    hours = max(1, round(rows / per_hour))
+    base = (timezone.now() - timedelta(days=30)).replace(minute=0, second=0, microsecond=0)
+    fleet = [(cluster, profiles[i % 8]) for i, cluster in enumerate(clusters)]
+    return [(base + timedelta(hours=h), fleet) for h in range(hours)], hours * per_hour
+
+
+def _product(values: list[tuple[datetime, Hourly]]) -> float:
+    started = time.perf_counter()
+    for hour, fleet in values:
+        for start in range(0, len(fleet), BATCH):
+            batch = fleet[start : start + BATCH]
+            rows: list[tuple[Any, ...]] = []
+            for cluster, allocations in batch:
+                rows += allocation_rows(cluster, hour, allocations)
+            allocations_replace(cluster_ids=[c.pk for c, _ in batch], hour=hour, rows=rows)
+    return time.perf_counter() - started
+
+
+def _copy(tuples: list[tuple[Any, ...]]) -> float:
+    started = time.perf_counter()
+    buffer = io.StringIO()
+    for row in tuples:
+        buffer.write(
+            "\t".join(v.isoformat() if isinstance(v, datetime) else str(v) for v in row) + "\n"
+        )
+    buffer.seek(0)
+    with transaction.atomic(), connection.cursor() as cursor:
+        raw = cursor.cursor  # psycopg2's own cursor: COPY FROM STDIN
+        raw.copy_expert(
+            f"COPY {CostAllocation._meta.db_table} ({', '.join(ALLOCATION_COLUMNS)}) FROM STDIN",
+            buffer,
+        )
+    return time.perf_counter() - started
+
+
+def _clear(values: list[tuple[datetime, Hourly]]) -> None:
+    CostAllocation.objects.filter(hour__in=[hour for hour, _ in values]).delete()
+
+
+def run(*, cluster_ids: list[int], rows: int, repeats: int = 3) -> list[Row]:
+    clusters = list(
+        Cluster.objects.filter(pk__in=cluster_ids)
+        .only("pk", "team_id", "provider", "region", "environment")
+        .order_by("pk")
+    )
+    values, total = _values(clusters, rows)
+    tuples = [
+        row
+        for hour, fleet in values
+        for cluster, allocations in fleet
+        for row in allocation_rows(cluster, hour, allocations)
+    ]
+    product, copy = [], []
+    for _ in range(repeats):  # interleaved, best of each: the machine is shared
+        _clear(values)
+        product.append(_product(values))
+        _clear(values)
+        copy.append(_copy(tuples))
+    _clear(values)
+    best_product, best_copy = min(product), min(copy)
+    ratio = best_copy / best_product
+    return [
+        Row(
+            "cost-ingest",
+            f"cost allocations: allocations_replace (COPY, batches of {BATCH} clusters) "
+            f"vs raw COPY ({total} rows, best of {repeats})",
+            f"{total / best_product:,.0f} vs {total / best_copy:,.0f} rows/s = {100 * ratio:.0f}%",
+            target=">= 50% of COPY",
+            ok=ratio >= 0.5,
+            value=100 * ratio,
+            detail={"product_s": product, "copy_s": copy, "rows": total},
+        )
+    ]

@@ -1,0 +1,102 @@
+"""The native CEL engine and cel-python agree on every bundled expression, and what the
+native engine cannot judge is judged by cel-python with its own messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from policies import cel
+from policies.library import library
+
+RESTRICTED = {
+    "allowPrivilegeEscalation": False,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+PODS: list[dict[str, Any]] = [
+    {  # meets every rule
+        "metadata": {"name": "ok", "labels": {"app.kubernetes.io/name": "ok"}},
+        "spec": {
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [
+                {
+                    "name": "web",
+                    "image": "registry.example/web:1.0",
+                    "resources": {
+                        "requests": {"cpu": "1", "memory": "1Gi"},
+                        "limits": {"cpu": "1", "memory": "1Gi"},
+                    },
+                    "securityContext": RESTRICTED,
+                    "livenessProbe": {"exec": {"command": ["true"]}},
+                    "readinessProbe": {"exec": {"command": ["true"]}},
+                }
+            ],
+        },
+    },
+    {  # breaks most of them
+        "metadata": {
+            "name": "bad",
+            "annotations": {"container.apparmor.security.beta.kubernetes.io/x": "unconfined"},
+        },
+        "spec": {
+            "hostNetwork": True,
+            "volumes": [{"name": "root", "hostPath": {"path": "/"}}],
+            "securityContext": {"sysctls": [{"name": "kernel.msgmax", "value": "1"}]},
+            "initContainers": [
+                {"name": "init", "image": "busybox:latest", "securityContext": {"privileged": True}}
+            ],
+            "containers": [
+                {
+                    "name": "web",
+                    "image": "web",
+                    "ports": [{"containerPort": 80, "hostPort": 80}],
+                    "securityContext": {
+                        "runAsUser": 0,
+                        "capabilities": {"add": ["NET_ADMIN"]},
+                        "procMount": "Unmasked",
+                    },
+                }
+            ],
+        },
+    },
+]
+EXPRESSIONS = sorted(
+    {
+        str(rule["expression"])
+        for policy in library()
+        for rule in policy["rules"]
+        if rule.get("expression")
+    }
+)
+
+
+@pytest.mark.parametrize("expression", EXPRESSIONS, ids=range(len(EXPRESSIONS)))
+def test_both_engines_give_the_same_verdict_on_bundled_expressions(expression: str) -> None:
+    program = cel.compile_expression(expression)
+    native = cel._native_program(expression)
+    assert native is not None, "the native engine compiles every bundled expression"
+    name = "cluster" if expression.startswith("cluster.") else "object"
+    values = (
+        [{"version": {"major": 1, "minor": m}} for m in (20, 31)] if name == "cluster" else PODS
+    )
+    for value in values:
+        activation = cel.Activation(name, value)
+        try:
+            expected: Any = bool(program.evaluate(activation.python()))
+        except Exception:
+            expected = "error"
+        try:
+            found: Any = native.execute(activation.native())
+        except Exception:
+            found = "error"
+        assert found == expected, value["metadata"]["name"] if name == "object" else value
+
+
+def test_an_object_the_native_engine_cannot_judge_gets_cel_pythons_message() -> None:
+    activation = cel.Activation("object", {"spec": {}})
+    with pytest.raises(cel.CelEvaluationError, match="no such member"):
+        cel.evaluate("object.spec.template.spec.containers.size() > 0", activation)
+    assert cel.evaluate("has(object.spec.template) == false", activation) is True
