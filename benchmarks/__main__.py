@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             Row("setup", f"seed {count} clusters for placement", f"{seconds:.1f} s", value=seconds)
         )
     if "ingest" in only and owner is not None:
-        _say("ingest: bulk_create vs COPY")
+        _say("ingest: samples_copy vs COPY")
         ids = list(owner.clusters.values_list("pk", flat=True))
         rows += ingest.run(cluster_ids=ids, rows=sizes["ingest_rows"])
     if "cost-ingest" in only and owner is not None:
