@@ -9,15 +9,14 @@ the column's precision; raw COPY starts from ready tuples and writes `str()` of 
 
 from __future__ import annotations
 
-import io
 import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, transaction
 from django.utils import timezone
 
+from benchmarks.ingest import raw_copy
 from benchmarks.results import Row
 from clusters.cost.allocation import Allocation, Node, Weights, Workload, allocate
 from clusters.cost.models import CostAllocation
@@ -76,23 +75,6 @@ def _product(values: list[tuple[datetime, Hourly]]) -> float:
     return time.perf_counter() - started
 
 
-def _copy(tuples: list[tuple[Any, ...]]) -> float:
-    started = time.perf_counter()
-    buffer = io.StringIO()
-    for row in tuples:
-        buffer.write(
-            "\t".join(v.isoformat() if isinstance(v, datetime) else str(v) for v in row) + "\n"
-        )
-    buffer.seek(0)
-    with transaction.atomic(), connection.cursor() as cursor:
-        raw = cursor.cursor  # psycopg2's own cursor: COPY FROM STDIN
-        raw.copy_expert(
-            f"COPY {CostAllocation._meta.db_table} ({', '.join(ALLOCATION_COLUMNS)}) FROM STDIN",
-            buffer,
-        )
-    return time.perf_counter() - started
-
-
 def _clear(values: list[tuple[datetime, Hourly]]) -> None:
     CostAllocation.objects.filter(hour__in=[hour for hour, _ in values]).delete()
 
@@ -115,7 +97,7 @@ def run(*, cluster_ids: list[int], rows: int, repeats: int = 3) -> list[Row]:
         _clear(values)
         product.append(_product(values))
         _clear(values)
-        copy.append(_copy(tuples))
+        copy.append(raw_copy(CostAllocation._meta.db_table, ALLOCATION_COLUMNS, tuples))
     _clear(values)
     best_product, best_copy = min(product), min(copy)
     ratio = best_copy / best_product

@@ -7,17 +7,17 @@ running hour's estimate follows the fleet. Writes are one COPY per batch.
 
 from __future__ import annotations
 
-import io
 import logging
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from clusters.copy import copy_lines
 from clusters.cost.allocation import CONTROL_PLANE, ZERO, Allocation, Node, Workload, allocate
 from clusters.cost.models import Budget, BudgetAlert, ClusterPricing, CostAllocation, RateCard
 from clusters.cost.pricing import PriceBook, ResolvedPricing, resolve
@@ -181,16 +181,8 @@ def allocations_replace(
     a multi-row INSERT of model instances)."""
     with transaction.atomic():
         CostAllocation.objects.filter(cluster_id__in=cluster_ids, hour=hour).delete()
-        if not rows:
-            return 0
-        buffer = io.StringIO()
-        buffer.writelines("\t".join(map(_copy_text, row)) + "\n" for row in rows)
-        buffer.seek(0)
-        table = CostAllocation._meta.db_table
-        with connection.cursor() as cursor:
-            raw = cursor.cursor  # psycopg2's own cursor: COPY FROM STDIN
-            raw.copy_expert(f"COPY {table} ({', '.join(ALLOCATION_COLUMNS)}) FROM STDIN", buffer)
-    return len(rows)
+        lines = ["\t".join(map(_copy_text, row)) for row in rows]
+        return copy_lines(CostAllocation, ALLOCATION_COLUMNS, lines)
 
 
 def cost_compute(*, hour: datetime | None = None, cluster_ids: list[int] | None = None) -> int:

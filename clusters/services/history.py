@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import operator
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -13,6 +12,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from clusters.choices import RollupPeriod
+from clusters.copy import copy_lines
 from clusters.models import Cluster, HealthRollup, HealthSample
 
 _ROLLUP_SQL = """
@@ -83,16 +83,7 @@ def samples_copy(rows: Iterable[SampleRow]) -> int:
                 ]
             )
         )
-    if not lines:
-        return 0
-    lines.append("")
-    table = HealthSample._meta.db_table
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        raw = cursor.cursor  # psycopg2's own cursor: COPY FROM STDIN
-        raw.copy_expert(
-            f"COPY {table} ({', '.join(SAMPLE_COLUMNS)}) FROM STDIN", io.StringIO("\n".join(lines))
-        )
-    return len(lines) - 1
+    return copy_lines(HealthSample, SAMPLE_COLUMNS, lines)
 
 
 def samples_insert(samples: list[HealthSample]) -> int:
