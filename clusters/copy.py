@@ -6,7 +6,11 @@ NULL, tabs, newlines and backslashes escaped where a value may hold them)."""
 from __future__ import annotations
 
 import io
+import json
+import uuid
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Model
@@ -21,3 +25,32 @@ def copy_lines(model: type[Model], columns: Sequence[str], lines: list[str]) -> 
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.cursor.copy_expert(statement, buffer)  # psycopg2's own cursor
     return len(lines)
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_value(value: Any) -> str:
+    """One value in COPY's text format: None as NULL, booleans as t/f, times in ISO 8601,
+    dicts and lists as JSON, and text escaped (backslash, tab, newline, carriage return)."""
+    if value is None:
+        return "\\N"
+    if value is True or value is False:
+        return "t" if value else "f"
+    if isinstance(value, int | float | uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict | list):  # jsonb refuses \u0000
+        value = json.dumps(value).replace("\\u0000", "")
+    return str(value).replace("\x00", "").translate(_ESCAPES)
+
+
+def copy_models(model: type[Model], columns: Sequence[str], rows: Sequence[Model]) -> int:
+    """COPY model instances (not saved, no primary key returned) by their `columns`
+    (attribute names: `policy_id`, not `policy`)."""
+    return copy_lines(
+        model,
+        columns,
+        ["\t".join(copy_value(getattr(row, column)) for column in columns) for row in rows],
+    )

@@ -254,6 +254,8 @@ KEELSON_OPERATION_LOG_LINES = env_int("KEELSON_OPERATION_LOG_LINES", 2000, minim
 KEELSON_COLLECT_INTERVAL = env_int("KEELSON_COLLECT_INTERVAL", 30, minimum=5)
 KEELSON_COLLECT_SHARD_SIZE = env_int("KEELSON_COLLECT_SHARD_SIZE", 50, minimum=1)
 KEELSON_COLLECT_THREADS = env_int("KEELSON_COLLECT_THREADS", 16, minimum=1)
+# Threads a policy sweep batch reads its clusters with (network only).
+KEELSON_POLICY_READ_THREADS = env_int("KEELSON_POLICY_READ_THREADS", 8, minimum=1)
 # Periodic collection reads health every interval but the full inventory (namespaces,
 # workloads, storage) only every Nth interval per cluster, or at once when nodes or the
 # version changed (clusters/services/collection.py). 1 = every interval.

@@ -1,18 +1,28 @@
-"""Reading a member cluster for policies: kinds resolved by discovery, listed once each."""
+"""Reading a member cluster for policies: kinds resolved by discovery, listed once each.
+
+Discovery asks only what the policies need: `/api/v1` for core kinds, `/apis` for the
+groups' preferred versions, then the resource list of each needed group version (a kind
+the preferred version lacks is looked up in the group's other versions, best first:
+CronJob is batch/v1beta1 on 1.20, batch/v1 later). What was resolved is kept in the cache
+(Redis) per cluster and server version for `DISCOVERY_TTL`, so a sweep lists kinds
+without asking again; a list that answers 404 drops the cluster's entry. Lists and gets
+are decoded straight from JSON (no client model objects), through the cluster's
+ApiClient pool, with the same TLS, auth, timeouts and error classification.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from django.core.cache import cache
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
-from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import ResourceNotFoundError
-from kubernetes.dynamic.resource import Resource, ResourceList
 
-from clusters.kube.client import classify, timeout_kwargs
+from clusters.kube.client import classify, get_json, request_json
 
 PAGE = 500
+DISCOVERY_TTL = 3600  # seconds; CRDs installed meanwhile are seen after this, or on a 404
 # Higher is preferred when the group's preferred version does not serve the kind.
 _STABILITY = {"": 3, "beta": 2, "alpha": 1}
 
@@ -24,92 +34,180 @@ def _version_rank(version: str) -> tuple[int, int, int]:
         if candidate in number:
             number, rest = number.split(candidate, 1)
             stage = candidate
-    return (_STABILITY[stage], int(number or 0), int(rest or 0))
+    try:
+        return (_STABILITY[stage], int(number or 0), int(rest or 0))
+    except ValueError:  # not a Kubernetes-style version: last
+        return (0, 0, 0)
+
+
+@dataclass(frozen=True)
+class ServedKind:
+    """Where the cluster serves a kind."""
+
+    group_version: str  # "v1" for the core group, else "apps/v1"
+    plural: str
+    namespaced: bool
+
+    def path(self, namespace: str = "", name: str = "") -> str:
+        root = "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
+        where = f"/namespaces/{namespace}" if namespace and self.namespaced else ""
+        return f"{root}{where}/{self.plural}" + (f"/{name}" if name else "")
+
+
+def _key(group: str, kind: str) -> str:
+    return f"{group}/{kind}"
 
 
 class ClusterReader:
-    """Discovery and lists for one cluster (discovery is cached by the dynamic client)."""
+    """Discovery and lists for one cluster. `cache_key` (the cluster and its server
+    version) shares resolved kinds across readers and worker processes; without it,
+    discovery is kept for this reader only."""
 
-    def __init__(self, api: k8s.ApiClient) -> None:
+    def __init__(self, api: k8s.ApiClient, *, cache_key: str = "") -> None:
         self.api = api
+        self._cache_key = f"policies:discovery:{cache_key}" if cache_key else ""
+        self._served: dict[str, ServedKind | None] | None = None
+        self._groups: dict[str, list[str]] | None = None  # group -> versions, preferred first
+        self._lists: dict[str, dict[str, ServedKind]] = {}  # group version -> kind -> served
+
+    # Discovery ---------------------------------------------------------------------------
+
+    def _get(self, path: str, query: dict[str, str] | None = None) -> Any:
         try:
-            self.dynamic = DynamicClient(api)
+            return get_json(self.api, path, query)
         except Exception as error:
             raise classify(error) from None
 
-    def resource(self, group: str, kind: str) -> Resource | None:
-        """The served resource for (group, kind) in whichever version the cluster serves
-        it (CronJob is batch/v1beta1 on 1.20, batch/v1 later), or None."""
-        try:
-            found = [
-                r
-                for r in self.dynamic.resources.search(group=group, kind=kind)
-                if not isinstance(r, ResourceList) and "/" not in r.name
-            ]
-        except ResourceNotFoundError:
-            return None
-        except Exception as error:
-            raise classify(error) from None
-        if not found:
-            return None
-        preferred = [r for r in found if getattr(r, "preferred", False)]
-        if preferred:
-            return preferred[0]
-        return max(found, key=lambda r: _version_rank(r.api_version))
+    def _known(self) -> dict[str, ServedKind | None]:
+        if self._served is None:
+            cached = cache.get(self._cache_key) if self._cache_key else None
+            self._served = {
+                key: ServedKind(*value) if value else None for key, value in (cached or {}).items()
+            }
+        return self._served
+
+    def _group_versions(self, group: str) -> list[str]:
+        if not group:
+            return ["v1"]
+        if self._groups is None:
+            self._groups = {}
+            for entry in self._get("/apis").get("groups") or []:
+                preferred = (entry.get("preferredVersion") or {}).get("version", "")
+                versions = [v.get("version", "") for v in entry.get("versions") or []]
+                others = sorted((v for v in versions if v != preferred), key=_version_rank)
+                self._groups[entry.get("name", "")] = [preferred, *reversed(others)]
+        return [v for v in self._groups.get(group, []) if v]
+
+    def _resources(self, group_version: str) -> dict[str, ServedKind]:
+        if group_version not in self._lists:
+            path = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+            try:
+                listed = get_json(self.api, path)
+            except ApiException as error:
+                if error.status not in (404, 503):  # a group version gone or unavailable
+                    raise classify(error) from None
+                listed = {}
+            except Exception as error:
+                raise classify(error) from None
+            served: dict[str, ServedKind] = {}
+            for entry in listed.get("resources") or []:
+                name = str(entry.get("name", ""))
+                if "/" in name or "list" not in (entry.get("verbs") or []):
+                    continue  # subresources, and kinds that cannot be listed
+                served.setdefault(
+                    str(entry.get("kind", "")),
+                    ServedKind(group_version, name, bool(entry.get("namespaced"))),
+                )
+            self._lists[group_version] = served
+        return self._lists[group_version]
+
+    def resolve(self, kinds: list[tuple[str, str]]) -> dict[tuple[str, str], ServedKind | None]:
+        """Where each (group, kind) is served (None: not served), asking the cluster only
+        for what the cache does not hold."""
+        known = self._known()
+        missing = [k for k in dict.fromkeys(kinds) if _key(*k) not in known]
+        for group, kind in missing:
+            found = None
+            for version in self._group_versions(group):
+                found = self._resources(f"{group}/{version}" if group else version).get(kind)
+                if found is not None:
+                    break
+            known[_key(group, kind)] = found
+        if missing and self._cache_key:
+            cache.set(
+                self._cache_key,
+                {
+                    key: (s.group_version, s.plural, s.namespaced) if s else None
+                    for key, s in known.items()
+                },
+                DISCOVERY_TTL,
+            )
+        return {k: known[_key(*k)] for k in kinds}
+
+    def resource(self, group: str, kind: str) -> ServedKind | None:
+        """The served resource for (group, kind), or None."""
+        return self.resolve([(group, kind)])[(group, kind)]
+
+    def _forget(self) -> None:
+        """A path discovery gave answered 404: ask again next time."""
+        self._served, self._groups, self._lists = {}, None, {}
+        if self._cache_key:
+            cache.delete(self._cache_key)
+
+    # Reading and writing objects -----------------------------------------------------------
 
     def list(self, group: str, kind: str) -> list[dict[str, Any]]:
         """Every object of the kind (all namespaces), as plain dicts with apiVersion and
         kind set. A kind the cluster does not serve lists as empty."""
-        resource = self.resource(group, kind)
-        if resource is None:
+        served = self.resource(group, kind)
+        if served is None:
             return []
         items: list[dict[str, Any]] = []
-        token: str | None = None
+        token = ""
         while True:
+            query = {"limit": str(PAGE), **({"continue": token} if token else {})}
             try:
-                page = resource.get(limit=PAGE, _continue=token, **timeout_kwargs()).to_dict()
+                page = get_json(self.api, served.path(), query)
             except ApiException as error:
                 if error.status in (404, 405):
+                    self._forget()
                     return []
                 raise classify(error) from None
             except Exception as error:
                 raise classify(error) from None
             for item in page.get("items") or []:
-                item.setdefault("apiVersion", resource.group_version)
+                item.setdefault("apiVersion", served.group_version)
                 item.setdefault("kind", kind)
                 items.append(item)
-            token = (page.get("metadata") or {}).get("continue") or None
+            token = (page.get("metadata") or {}).get("continue") or ""
             if not token:
                 return items
 
     def get(self, api_version: str, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
-        group = api_version.rpartition("/")[0]
-        resource = self.resource(group, kind)
-        if resource is None:
+        served = self.resource(api_version.rpartition("/")[0], kind)
+        if served is None:
             return None
         try:
-            found = resource.get(
-                name=name, namespace=namespace if resource.namespaced else None, **timeout_kwargs()
-            )
+            found = get_json(self.api, served.path(namespace, name))
         except ApiException as error:
             if error.status == 404:
                 return None
             raise classify(error) from None
         except Exception as error:
             raise classify(error) from None
-        return dict(found.to_dict())
+        return dict(found)
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str) -> bool:
         """Delete one object; False if it was already gone."""
-        resource = self.resource(api_version.rpartition("/")[0], kind)
-        if resource is None:
+        served = self.resource(api_version.rpartition("/")[0], kind)
+        if served is None:
             return False
         try:
-            resource.delete(
-                name=name,
-                namespace=namespace if resource.namespaced else None,
+            request_json(
+                self.api,
+                "DELETE",
+                served.path(namespace, name),
                 body={"propagationPolicy": "Background"},
-                **timeout_kwargs(),
             )
         except ApiException as error:
             if error.status == 404:
@@ -120,12 +218,13 @@ class ClusterReader:
         return True
 
     def namespaced(self, group: str, kind: str) -> bool:
-        resource = self.resource(group, kind)
-        return bool(resource is not None and resource.namespaced)
+        served = self.resource(group, kind)
+        return bool(served is not None and served.namespaced)
 
     def version(self) -> dict[str, Any]:
-        try:
-            info = k8s.VersionApi(self.api).get_code(**timeout_kwargs())
-        except Exception as error:
-            raise classify(error) from None
-        return {"major": info.major, "minor": info.minor, "gitVersion": info.git_version}
+        info = self._get("/version")
+        return {
+            "major": info.get("major", ""),
+            "minor": info.get("minor", ""),
+            "gitVersion": info.get("gitVersion", ""),
+        }

@@ -6,9 +6,9 @@ import copy
 from typing import Any
 
 from kubernetes import client as k8s
-from kubernetes.dynamic import DynamicClient
 
 from clusters.kube.client import classify, timeout_kwargs
+from clusters.kube.dynamic import dynamic_client
 from clusters.kube.ownership import FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE
 
 
@@ -27,7 +27,7 @@ def apply_manifest(
     """Server-side apply one object (conflicts forced: Keelson owns what it declares)."""
     body = with_ownership(manifest, owner_labels or {})
     try:
-        resource = DynamicClient(api).resources.get(
+        resource = dynamic_client(api).resources.get(
             api_version=body["apiVersion"], kind=body["kind"]
         )
         result = resource.server_side_apply(

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
-from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.resource import ResourceList
 
 from clusters.kube.client import timeout_kwargs
+from clusters.kube.dynamic import dynamic_client
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ def remove_managed_objects(
     """Delete every object labelled as Keelson's, across every listable, deletable kind.
     Namespaces go last (their deletion takes what is left inside). Returns what was
     deleted as `kind/namespace/name`."""
-    dynamic = DynamicClient(api)
+    dynamic = dynamic_client(api)
     resources = [
         resource
         for resource in dynamic.resources.search()

@@ -16,11 +16,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
-from kubernetes.dynamic import DynamicClient
 
 from clusters.choices import CredentialKind
 from clusters.kube.apply import apply_manifest
 from clusters.kube.client import ClusterConnectError, classify, timeout_kwargs
+from clusters.kube.dynamic import dynamic_client
 from clusters.kube.kubeconfig import KubeconfigError, connection_from_kubeconfig
 from clusters.models import Cluster, ClusterCredential
 from clusters.providers.base import ActionContext, Capabilities, ClusterSpec
@@ -132,7 +132,7 @@ class CapiProvider:
     @staticmethod
     def _resource(api: k8s.ApiClient, api_version: str, kind: str) -> Any:
         try:
-            return DynamicClient(api).resources.get(api_version=api_version, kind=kind)
+            return dynamic_client(api).resources.get(api_version=api_version, kind=kind)
         except Exception as error:
             raise PermanentError(
                 f"The management cluster does not serve {kind} ({api_version}): is the Cluster "

@@ -32,17 +32,16 @@ from kubernetes import client as k8s
 
 from clusters.choices import ClusterMode, ClusterStatus
 from clusters.health import Condition, Observation, next_status, observe_failure, observe_inventory
-from clusters.kube.client import ClusterConnectError, classify, clients
+from clusters.kube.client import ClusterConnectError, classify
 from clusters.kube.inventory import Inventory, collect, complete
 from clusters.models import (
     Cluster,
-    ClusterCredential,
     ClusterInventory,
     ClusterTransition,
     HealthSample,
 )
 from clusters.realtime import cluster_snapshot, publish_cluster_on_commit
-from clusters.services.credentials import cluster_api_client
+from clusters.services.credentials import cluster_api_clients
 from clusters.services.history import SAMPLE_COLUMNS, SampleRow, samples_copy, samples_insert
 
 logger = logging.getLogger(__name__)
@@ -373,23 +372,10 @@ def _inventory_due(cluster_ids: list[int], now: datetime) -> set[int]:
 def _api_clients(
     clusters: list[Cluster],
 ) -> tuple[list[tuple[Cluster, k8s.ApiClient]], list[ProbeResult]]:
-    """The cached client of each cluster (credential versions read in one query), built
-    for those without one; a failure to build one is that cluster's probe result."""
-    versions = dict(
-        ClusterCredential.objects.filter(cluster__in=clusters).values_list("cluster_id", "version")
-    )
-    targets, failed = [], []
-    for cluster in clusters:
-        version = versions.get(cluster.pk)
-        api = clients.get(cluster.pk, version) if version is not None else None
-        if api is None:
-            try:
-                api = cluster_api_client(cluster=cluster)
-            except ClusterConnectError as error:
-                failed.append(ProbeResult(cluster.pk, timezone.now(), error=error))
-                continue
-        targets.append((cluster, api))
-    return targets, failed
+    """The cached client of each cluster; a failure to build one is that cluster's probe
+    result."""
+    targets, failed = cluster_api_clients(clusters=clusters)
+    return targets, [ProbeResult(c.pk, timezone.now(), error=error) for c, error in failed]
 
 
 def clusters_collect(*, cluster_ids: list[int], scheduled: bool = False) -> dict[str, int]:

@@ -76,3 +76,27 @@ def cluster_api_client(*, cluster: Cluster) -> k8s.ApiClient:
     api = build_api_client(spec)
     clients.put(cluster.pk, version, api)
     return api
+
+
+def cluster_api_clients(
+    *, clusters: list[Cluster]
+) -> tuple[list[tuple[Cluster, k8s.ApiClient]], list[tuple[Cluster, ClusterConnectError]]]:
+    """`cluster_api_client` for many clusters: the credential versions are read in one
+    query and only the clusters without a current cached client decrypt theirs. Returns
+    (cluster, client) pairs and the clusters whose client could not be built, with why."""
+    versions = dict(
+        ClusterCredential.objects.filter(cluster__in=clusters).values_list("cluster_id", "version")
+    )
+    built: list[tuple[Cluster, k8s.ApiClient]] = []
+    failed: list[tuple[Cluster, ClusterConnectError]] = []
+    for cluster in clusters:
+        version = versions.get(cluster.pk)
+        api = clients.get(cluster.pk, version) if version is not None else None
+        if api is None:
+            try:
+                api = cluster_api_client(cluster=cluster)
+            except ClusterConnectError as error:
+                failed.append((cluster, error))
+                continue
+        built.append((cluster, api))
+    return built, failed

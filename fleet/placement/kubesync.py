@@ -14,6 +14,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
 
 from clusters.kube.client import ClusterConnectError, classify, timeout_kwargs
+from clusters.kube.dynamic import dynamic_client
 from clusters.kube.ownership import FIELD_MANAGER
 from fleet.placement.render import object_ref, ref_key
 
@@ -57,7 +58,7 @@ def _error(error: Exception, ref: dict[str, str]) -> ClusterConnectError:
 def _dynamic(api: k8s.ApiClient) -> DynamicClient:
     """A dynamic client; building one reads discovery, so it fails like any call."""
     try:
-        return DynamicClient(api)
+        return dynamic_client(api)
     except Exception as error:
         raise classify(error) from None
 

@@ -20,11 +20,11 @@ from clusters.kube.client import ClusterConnectError
 from clusters.models import Cluster
 from clusters.services.credentials import cluster_api_client
 from fleet.audit.services import audit_record
-from policies.choices import ActionKind, ActionStatus, RuleKind
+from policies.choices import ActionKind, ActionStatus, Mode, ResultStatus, RuleKind
 from policies.engine import Fix, judge
 from policies.kube import ClusterReader
-from policies.models import EnforcementAction, Policy
-from policies.services.evaluation import policy_clusters, read_cluster
+from policies.models import EnforcementAction, Policy, PolicyEvaluation
+from policies.services.evaluation import cluster_reader, policy_clusters, read_cluster
 
 POLICY_LABEL = "keelson.io/policy"
 POLICY_TEAM_LABEL = "keelson.io/policy-team"
@@ -55,7 +55,7 @@ class ClusterPlan:
 def _plan(policy: Policy, cluster: Cluster) -> tuple[ClusterPlan, ClusterReader | None]:
     plan = ClusterPlan(cluster=cluster.name)
     try:
-        reader = ClusterReader(cluster_api_client(cluster=cluster))
+        reader = cluster_reader(cluster, cluster_api_client(cluster=cluster))
         read = read_cluster(reader, cluster, [policy])
     except ClusterConnectError as error:
         plan.error = error.message
@@ -134,14 +134,31 @@ def clusters_enforce(*, cluster_ids: list[int]) -> int:
     """The sweep's second step: enforce-mode policies whose newest result on a cluster is
     noncompliant are remediated there, then re-evaluated so the result shows the fix.
     Returns the number of actions taken."""
-    from policies.services.evaluation import cluster_evaluate, latest_results
+    from policies.services.evaluation import cluster_evaluate
 
+    newest = (
+        PolicyEvaluation.objects.filter(
+            cluster_id__in=cluster_ids, policy__mode=Mode.ENFORCE, policy__enabled=True
+        )
+        .order_by("policy_id", "cluster_id", "-evaluated_at", "-id")
+        .distinct("policy_id", "cluster_id")
+        .values_list("policy_id", "cluster_id", "status")
+    )
+    due = [
+        (policy, cluster)
+        for policy, cluster, status in newest
+        if status == ResultStatus.NONCOMPLIANT
+    ]
+    if not due:
+        return 0
+    policies = Policy.objects.select_related("team").in_bulk({p for p, _ in due})
+    clusters = Cluster.objects.select_related("team").in_bulk({c for _, c in due})
     taken = 0
-    for cluster in Cluster.objects.filter(pk__in=cluster_ids).select_related("team"):
-        for row in latest_results(cluster=cluster, noncompliant_enforced=True):
-            plans = policy_enforce(policy=row.policy, actor=None, clusters=[cluster])
-            done = sum(len(plan.done) for plan in plans)
-            if done:
-                taken += done
-                cluster_evaluate(cluster=cluster, policy_ids=[row.policy_id], force=True)
+    for policy_id, cluster_id in due:
+        cluster = clusters[cluster_id]
+        plans = policy_enforce(policy=policies[policy_id], actor=None, clusters=[cluster])
+        done = sum(len(plan.done) for plan in plans)
+        if done:
+            taken += done
+            cluster_evaluate(cluster=cluster, policy_ids=[policy_id], force=True)
     return taken

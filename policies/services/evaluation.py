@@ -6,6 +6,11 @@ need once through discovery, judge each policy over that snapshot, and store one
 per policy in one transaction. A cluster that cannot be read gets an `error` result per
 policy saying why; one object a rule cannot judge is recorded against that object.
 
+A sweep batch does this for its clusters together: the teams' policies, the inventory
+stamps and the newest results are read once for the batch, the clusters are read in
+threads (`KEELSON_POLICY_READ_THREADS`; network only, the judging stays in the calling
+thread) and every result is stored in one transaction.
+
 The inventory stamp is the time of the cluster's last inventory collection: a new
 collection may have seen anything change, so it re-opens every policy for that cluster,
 while a policy edit (new generation) re-opens only that policy.
@@ -18,19 +23,22 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from clusters.choices import ClusterMode
+from clusters.copy import copy_models
 from clusters.kube.client import ClusterConnectError
 from clusters.labels import LabelSelector
 from clusters.models import Cluster, ClusterInventory
-from clusters.services.credentials import cluster_api_client
+from clusters.services.credentials import cluster_api_clients
 from clusters.services.lifecycle import cluster_set_clusters
 from fleet.placement.models import ClusterWork
 from policies.choices import Mode, ResultStatus
@@ -124,7 +132,8 @@ class Read:
 
 def read_cluster(reader: ClusterReader, cluster: Cluster, policies: list[Policy]) -> Read:
     """List each kind the policies need once. A kind that fails is remembered so only
-    the policies needing it get an error."""
+    the policies needing it get an error. Runs in worker threads: no database access
+    (rules are prefetched)."""
     kinds = list(
         dict.fromkeys(
             kind for p in policies for rule in p.rules.all() for kind in kinds_needed(rule)
@@ -133,27 +142,54 @@ def read_cluster(reader: ClusterReader, cluster: Cluster, policies: list[Policy]
     objects: dict[tuple[str, str], list[dict[str, Any]]] = {}
     namespaced: dict[tuple[str, str], bool] = {}
     failed: dict[tuple[str, str], str] = {}
-    for key in kinds:
+    try:
+        served = reader.resolve(kinds)
+    except ClusterConnectError as error:
+        served, failed = {}, dict.fromkeys(kinds, error.message)
+    for key, resource in served.items():
         try:
-            resource = reader.resource(*key)
             namespaced[key] = bool(resource is not None and resource.namespaced)
             objects[key] = reader.list(*key)
         except ClusterConnectError as error:
             failed[key] = error.message
-    version = reader.version()
-    return Read(Snapshot(objects, namespaced, cluster_facts(cluster, version)), failed)
-
-
-def _last_results(cluster: Cluster, policies: list[Policy]) -> dict[int, tuple[int, str]]:
-    newest = PolicyEvaluation.objects.filter(policy=OuterRef("policy"), cluster=cluster).order_by(
-        "-evaluated_at", "-id"
+    return Read(
+        Snapshot(objects, namespaced, cluster_facts(cluster, _version(cluster, reader))), failed
     )
-    rows = PolicyEvaluation.objects.filter(
-        cluster=cluster,
-        policy__in=policies,
-        id=Subquery(newest.values("id")[:1]),
-    ).values_list("policy_id", "policy_generation", "inventory_stamp")
-    return {policy_id: (generation, stamp) for policy_id, generation, stamp in rows}
+
+
+def _version(cluster: Cluster, reader: ClusterReader) -> dict[str, Any]:
+    """The version collection last recorded (`v1.29.3`), else the cluster's answer."""
+    match = re.match(r"v?(\d+)\.(\d+)", cluster.kubernetes_version or "")
+    if match:
+        major, minor = match.groups()
+        return {"major": major, "minor": minor, "gitVersion": cluster.kubernetes_version}
+    return reader.version()
+
+
+def cluster_reader(cluster: Cluster, api: Any) -> ClusterReader:
+    """A reader whose discovery is shared per cluster and server version."""
+    return ClusterReader(api, cache_key=f"{cluster.pk}:{cluster.kubernetes_version}")
+
+
+def _last_results(
+    cluster_ids: list[int], policy_ids: list[int]
+) -> dict[tuple[int, int], tuple[int, str]]:
+    """(policy, cluster) -> (generation, inventory stamp) of the newest result of each
+    pair, in one query (the (policy, cluster, -evaluated_at) index serves it)."""
+    rows = (
+        PolicyEvaluation.objects.filter(cluster_id__in=cluster_ids, policy_id__in=policy_ids)
+        .order_by("policy_id", "cluster_id", "-evaluated_at", "-id")
+        .distinct("policy_id", "cluster_id")
+        .values_list("policy_id", "cluster_id", "policy_generation", "inventory_stamp")
+    )
+    return {(policy, cluster): (generation, stamp) for policy, cluster, generation, stamp in rows}
+
+
+def _stamps(cluster_ids: list[int]) -> dict[int, str]:
+    rows = ClusterInventory.objects.filter(cluster_id__in=cluster_ids).values_list(
+        "cluster_id", "collected_at"
+    )
+    return {pk: collected.isoformat() for pk, collected in rows if collected}
 
 
 def latest_results(
@@ -174,12 +210,32 @@ def latest_results(
 
 
 def applicable_policies(cluster: Cluster, policy_ids: list[int] | None = None) -> list[Policy]:
-    query = Policy.objects.filter(team_id=cluster.team_id, enabled=True).prefetch_related(
-        "rules", "cluster_sets"
-    )
+    return _applicable([cluster], policy_ids)[cluster.pk]
+
+
+def _applicable(clusters: list[Cluster], policy_ids: list[int] | None) -> dict[int, list[Policy]]:
+    """The enabled policies targeting each cluster, loaded once for all of them: one query
+    for the teams' policies (with rules and sets), one per policy that narrows its
+    targets (placement, cluster sets or selector)."""
+    query = Policy.objects.filter(
+        team_id__in={c.team_id for c in clusters}, enabled=True
+    ).prefetch_related("rules", "cluster_sets")
     if policy_ids is not None:
         query = query.filter(pk__in=policy_ids)
-    return [policy for policy in query if policy_targets(policy, cluster)]
+    ids = [c.pk for c in clusters]
+    by_team: dict[int, list[tuple[Policy, set[int] | None]]] = {}
+    for policy in query.order_by("pk"):
+        narrowed = bool(policy.placement or policy.cluster_selector or policy.cluster_sets.all())
+        targets = (
+            set(policy_clusters(policy=policy).filter(pk__in=ids).values_list("pk", flat=True))
+            if narrowed
+            else None
+        )
+        by_team.setdefault(policy.team_id, []).append((policy, targets))
+    return {
+        c.pk: [p for p, targets in by_team.get(c.team_id, []) if targets is None or c.pk in targets]
+        for c in clusters
+    }
 
 
 # Namespace of the advisory locks that keep one evaluation per cluster at a time.
@@ -189,26 +245,55 @@ _LOCK_CLASS = 0x706F6C  # "pol"
 BATCH_LOCK_WAIT = 15.0
 
 
-@contextmanager
-def _cluster_lock(cluster_id: int, *, wait: float = 0.0) -> Iterator[bool]:
-    """A session-level advisory lock (not held across a transaction: evaluation talks to
-    the cluster for a while). Yields False when another worker still holds it after
-    `wait` seconds (a worker killed mid-evaluation frees it once PostgreSQL ends its
-    session, which can take a moment)."""
-    deadline = time.monotonic() + wait
-    while True:
+def _try_locks(cluster_ids: list[int]) -> list[int]:
+    """Session-level advisory locks (not held across a transaction: evaluation talks to
+    clusters for a while) on every cluster free now, in one statement; returns those."""
+    if not cluster_ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM unnest(%s::int[]) AS id WHERE pg_try_advisory_lock(%s, id)",
+            [cluster_ids, _LOCK_CLASS],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _unlock(cluster_ids: list[int]) -> None:
+    if cluster_ids:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_CLASS, cluster_id])
-            acquired = bool(cursor.fetchone()[0])
-        if acquired or time.monotonic() >= deadline:
-            break
-        time.sleep(0.5)
+            cursor.execute(
+                "SELECT pg_advisory_unlock(%s, id) FROM unnest(%s::int[]) AS id",
+                [_LOCK_CLASS, cluster_ids],
+            )
+
+
+@contextmanager
+def _cluster_locks(cluster_ids: list[int], *, wait: float = 0.0) -> Iterator[Iterator[list[int]]]:
+    """Yields an iterator of groups of locked cluster ids: those free now, then, for up to
+    `wait` seconds, those another worker held and let go (a worker killed
+    mid-evaluation frees its locks once PostgreSQL ends its session, which can take a
+    moment). Clusters still held after that are left to the next sweep."""
+    held: list[int] = []
+
+    def groups() -> Iterator[list[int]]:
+        pending, deadline = list(cluster_ids), None
+        while pending:
+            got = _try_locks(pending)
+            held.extend(got)
+            if got:
+                yield got
+            taken = set(got)
+            pending = [pk for pk in pending if pk not in taken]
+            if deadline is None:  # the wait starts once the free clusters are done
+                deadline = time.monotonic() + wait
+            if not pending or time.monotonic() >= deadline:
+                return
+            time.sleep(0.5)
+
     try:
-        yield acquired
+        yield groups()
     finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_CLASS, cluster_id])
+        _unlock(held)
 
 
 def cluster_evaluate(
@@ -222,45 +307,161 @@ def cluster_evaluate(
     """Evaluate the cluster's applicable policies (or only `policy_ids`); returns the
     stored results (none for policies skipped as unchanged, nor when another worker is
     evaluating this cluster right now: its results will be as fresh)."""
-    with _cluster_lock(cluster.pk, wait=lock_wait) as acquired:
-        if not acquired:
-            return []
-        return _cluster_evaluate(cluster, policy_ids, force, run_id or uuid.uuid4())
+    return _evaluate(
+        [cluster], policy_ids, force, run_id or uuid.uuid4(), lock_wait, failures=[], copy=False
+    )
 
 
-def _cluster_evaluate(
-    cluster: Cluster, policy_ids: list[int] | None, force: bool, run_id: uuid.UUID
+def _evaluate(
+    clusters: list[Cluster],
+    policy_ids: list[int] | None,
+    force: bool,
+    run_id: uuid.UUID,
+    lock_wait: float,
+    *,
+    failures: list[Cluster],
+    copy: bool,
 ) -> list[PolicyEvaluation]:
-    policies = applicable_policies(cluster, policy_ids)
-    stamp = inventory_stamp(cluster)
-    if not force and stamp:
-        last = _last_results(cluster, policies)
-        policies = [p for p in policies if last.get(p.pk) != (p.generation, stamp)]
-    if not policies:
-        return []
+    """Evaluate `clusters` under their locks. `copy` stores with COPY (a sweep: faster,
+    but the returned rows have no primary key) instead of INSERT."""
+    by_id = {c.pk: c for c in clusters}
     results: list[PolicyEvaluation] = []
-    try:
-        if cluster.mode != ClusterMode.PUSH:
-            raise ClusterConnectError(
-                "invalid", "Pull-mode clusters are not evaluated from the hub yet."
+    with _cluster_locks(list(by_id), wait=lock_wait) as locked:
+        for group in locked:
+            results += _evaluate_locked(
+                [by_id[pk] for pk in group], policy_ids, force, run_id, failures, copy
             )
-        read = read_cluster(ClusterReader(cluster_api_client(cluster=cluster)), cluster, policies)
-    except ClusterConnectError as error:
-        results = [_row(p, cluster, run_id, stamp, force, error=error.message) for p in policies]
-    else:
-        for policy in policies:
-            rules = list(policy.rules.all())
-            broken = sorted(
-                {read.failed[k] for r in rules for k in kinds_needed(r) if k in read.failed}
-            )
-            if broken:
-                results.append(_row(policy, cluster, run_id, stamp, force, error=broken[0]))
-                continue
-            judgement = judge(rules, read.snapshot)
-            results.append(_row(policy, cluster, run_id, stamp, force, judgement=judgement))
-    with transaction.atomic():
-        PolicyEvaluation.objects.bulk_create(results)
     return results
+
+
+def _evaluate_locked(
+    clusters: list[Cluster],
+    policy_ids: list[int] | None,
+    force: bool,
+    run_id: uuid.UUID,
+    failures: list[Cluster],
+    copy: bool,
+) -> list[PolicyEvaluation]:
+    """Decide what each cluster needs judged, read the clusters in threads (network
+    only), judge each read as it arrives, and store the results every FLUSH_ROWS (work
+    done survives a worker killed mid-batch; a redelivered batch skips it)."""
+    ids = [c.pk for c in clusters]
+    applicable = _applicable(clusters, policy_ids)
+    stamps = _stamps(ids)
+    if not force:
+        every = sorted({p.pk for policies in applicable.values() for p in policies})
+        last = _last_results([pk for pk in ids if stamps.get(pk)], every) if every else {}
+        applicable = {
+            pk: [
+                p
+                for p in policies
+                if not stamps.get(pk) or last.get((p.pk, pk)) != (p.generation, stamps[pk])
+            ]
+            for pk, policies in applicable.items()
+        }
+    todo = [c for c in clusters if applicable[c.pk]]
+    results: list[PolicyEvaluation] = []
+    stored = 0
+
+    def errors(cluster: Cluster, message: str) -> None:
+        stamp = stamps.get(cluster.pk, "")
+        results.extend(
+            _row(p, cluster, run_id, stamp, force, error=message) for p in applicable[cluster.pk]
+        )
+
+    push = [c for c in todo if c.mode == ClusterMode.PUSH]
+    for cluster in todo:
+        if cluster.mode != ClusterMode.PUSH:
+            errors(cluster, "Pull-mode clusters are not evaluated from the hub yet.")
+    readable, unbuilt = cluster_api_clients(clusters=push)
+    for cluster, error in unbuilt:
+        errors(cluster, error.message)
+
+    def read(target: tuple[Cluster, Any]) -> Read | ClusterConnectError | Exception:
+        cluster, api = target
+        try:
+            return read_cluster(cluster_reader(cluster, api), cluster, applicable[cluster.pk])
+        except ClusterConnectError as error:
+            return error
+        except Exception as error:  # one cluster's failure never stops the batch
+            return error
+
+    threads = min(settings.KEELSON_POLICY_READ_THREADS, len(readable)) or 1
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="policy-read") as pool:
+        for (cluster, _), outcome in zip(readable, pool.map(read, readable), strict=True):
+            if isinstance(outcome, ClusterConnectError):
+                errors(cluster, outcome.message)
+            elif isinstance(outcome, Exception):
+                logger.error(
+                    "policy evaluation of cluster %s failed: %s",
+                    cluster.name,
+                    type(outcome).__name__,
+                    exc_info=outcome,
+                )
+                failures.append(cluster)
+            else:
+                try:
+                    results += _judged(
+                        cluster, applicable[cluster.pk], outcome, run_id, stamps, force
+                    )
+                except Exception:
+                    logger.exception("policy evaluation of cluster %s failed", cluster.name)
+                    failures.append(cluster)
+            if len(results) - stored >= FLUSH_ROWS:
+                _store(results[stored:], copy)
+                stored = len(results)
+    _store(results[stored:], copy)
+    return results
+
+
+FLUSH_ROWS = 250
+EVALUATION_COLUMNS = (
+    "policy_id",
+    "cluster_id",
+    "run_id",
+    "status",
+    "message",
+    "violations",
+    "errors",
+    "violations_total",
+    "errors_total",
+    "objects_checked",
+    "policy_generation",
+    "inventory_stamp",
+    "forced",
+    "evaluated_at",
+)
+
+
+def _store(rows: list[PolicyEvaluation], copy: bool) -> None:
+    with transaction.atomic():
+        if copy:
+            copy_models(PolicyEvaluation, EVALUATION_COLUMNS, rows)
+        else:
+            PolicyEvaluation.objects.bulk_create(rows, batch_size=500)
+
+
+def _judged(
+    cluster: Cluster,
+    policies: list[Policy],
+    read: Read,
+    run_id: uuid.UUID,
+    stamps: dict[int, str],
+    force: bool,
+) -> list[PolicyEvaluation]:
+    stamp = stamps.get(cluster.pk, "")
+    rows: list[PolicyEvaluation] = []
+    for policy in policies:
+        rules = list(policy.rules.all())
+        broken = sorted(
+            {read.failed[k] for r in rules for k in kinds_needed(r) if k in read.failed}
+        )
+        if broken:
+            rows.append(_row(policy, cluster, run_id, stamp, force, error=broken[0]))
+            continue
+        judgement = judge(rules, read.snapshot)
+        rows.append(_row(policy, cluster, run_id, stamp, force, judgement=judgement))
+    return rows
 
 
 def _row(
@@ -308,25 +509,18 @@ def _row(
 def clusters_evaluate(
     *, cluster_ids: list[int], policy_ids: list[int] | None = None, force: bool = False
 ) -> dict[str, int]:
-    """One batch of the sweep: each cluster in turn; one failing cluster never stops
-    the others. Returns counts by status."""
+    """One batch of the sweep, evaluated together (module doc); one failing cluster never
+    stops the others. Returns counts by status."""
+    clusters = list(Cluster.objects.filter(pk__in=cluster_ids).select_related("team"))
+    failures: list[Cluster] = []
+    rows = _evaluate(
+        clusters, policy_ids, force, uuid.uuid4(), BATCH_LOCK_WAIT, failures=failures, copy=True
+    )
     counts: dict[str, int] = {}
-    run_id = uuid.uuid4()
-    for cluster in Cluster.objects.filter(pk__in=cluster_ids).select_related("team"):
-        try:
-            rows = cluster_evaluate(
-                cluster=cluster,
-                policy_ids=policy_ids,
-                force=force,
-                run_id=run_id,
-                lock_wait=BATCH_LOCK_WAIT,
-            )
-        except Exception:
-            logger.exception("policy evaluation of cluster %s failed", cluster.name)
-            counts["failed_clusters"] = counts.get("failed_clusters", 0) + 1
-            continue
-        for row in rows:
-            counts[row.status] = counts.get(row.status, 0) + 1
+    for row in rows:
+        counts[row.status] = counts.get(row.status, 0) + 1
+    if failures:
+        counts["failed_clusters"] = len(failures)
     return counts
 
 

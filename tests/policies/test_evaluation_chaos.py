@@ -1,5 +1,9 @@
 """A worker killed with SIGKILL mid-evaluation: the batch is redelivered to another worker,
-which finishes it without judging any (policy, cluster) pair twice."""
+which finishes it without judging any (policy, cluster) pair twice.
+
+The test holds the evaluation lock of the batch's last cluster, as a dying worker would:
+the batch judges and stores the other clusters, then waits for that one, and is killed
+while it waits (deterministically mid-batch, whatever the machine's speed)."""
 
 from __future__ import annotations
 
@@ -7,12 +11,14 @@ import os
 import signal
 
 import pytest
+from django.db import connection
 from django.db.models import Count
 
 from clusters.localkube.env import LocalCluster
 from clusters.services.collection import clusters_collect
 from fleet.celery import app as celery_app
 from policies.models import Policy, PolicyEvaluation
+from policies.services.evaluation import _LOCK_CLASS
 from policies.services.library import library_load
 from policies.tasks import policies_evaluate_batch_task
 from tests.clusters.helpers import register_local, wait_for
@@ -33,21 +39,28 @@ def test_a_worker_killed_mid_evaluation_finishes_the_batch_once(
     library_load(team=team)
     policies = Policy.objects.filter(team=team, enabled=True).count()
     celery_app.control.purge()
+    held = ids[-1]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [_LOCK_CLASS, held])
     first = start_worker("evaluate-a")
     second = None
     try:
         policies_evaluate_batch_task.delay(ids)
-        # when the worker dies after the first clusters were judged
+        # when the worker dies after the other clusters were judged, waiting for the last
         wait_for(
-            lambda: PolicyEvaluation.objects.filter(cluster_id__in=ids).count() >= policies,
+            lambda: (
+                PolicyEvaluation.objects.filter(cluster_id__in=ids).count()
+                == (len(ids) - 1) * policies
+            ),
             timeout=90,
-            what="the first cluster's results",
+            what="every cluster but the held one to be judged",
         )
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
-        done_before = PolicyEvaluation.objects.filter(cluster_id__in=ids).count()
-        assert done_before < len(ids) * policies, "the batch ended before the worker was killed"
+        assert not PolicyEvaluation.objects.filter(cluster_id=held).exists()
         # then another worker receives the batch again and finishes it
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_CLASS, held])
         second = start_worker("evaluate-b")
         wait_for(
             lambda: (

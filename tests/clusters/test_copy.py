@@ -1,0 +1,56 @@
+"""COPY's text format: every awkward value comes back as it went in."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.utils import timezone
+
+from clusters.copy import copy_models, copy_value
+from clusters.models import Cluster
+from policies.models import Policy, PolicyEvaluation
+from policies.services.evaluation import EVALUATION_COLUMNS
+from tests.factories import make_team
+
+pytestmark = pytest.mark.django_db
+
+
+def test_values_are_formatted_for_copy() -> None:
+    assert copy_value(None) == "\\N"
+    assert copy_value(True) == "t"
+    assert copy_value(False) == "f"
+    assert copy_value(7) == "7"
+    assert copy_value("a\tb\nc\\d\re") == "a\\tb\\nc\\\\d\\re"
+    assert copy_value({"k": "v"}) == '{"k": "v"}'
+
+
+def test_awkward_text_and_json_round_trip() -> None:
+    team = make_team()
+    cluster = Cluster.objects.create(name="copy-1", team=team)
+    policy = Policy.objects.create(team=team, name="copy-policy")
+    nasty = "tab\there\nnewline \\backslash\r \\N 'quote' \"dq\" \x00nul ünï"
+    row = PolicyEvaluation(
+        policy=policy,
+        cluster=cluster,
+        run_id=uuid.uuid4(),
+        status="noncompliant",
+        message=nasty,
+        violations=[{"name": nasty, "nested": {"list": [1, None, True]}}],
+        errors=[],
+        violations_total=1,
+        errors_total=0,
+        objects_checked=3,
+        policy_generation=2,
+        inventory_stamp="",
+        forced=False,
+        evaluated_at=timezone.now(),
+    )
+    assert copy_models(PolicyEvaluation, EVALUATION_COLUMNS, [row]) == 1
+    stored = PolicyEvaluation.objects.get(cluster=cluster)
+    clean = nasty.replace("\x00", "")
+    assert stored.message == clean
+    assert stored.violations == [{"name": clean, "nested": {"list": [1, None, True]}}]
+    assert stored.run_id == row.run_id
+    assert stored.evaluated_at == row.evaluated_at
+    assert (stored.forced, stored.objects_checked, stored.policy_generation) == (False, 3, 2)

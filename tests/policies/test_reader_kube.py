@@ -1,0 +1,87 @@
+"""The policy reader against a real kube-apiserver (v1.20): only the discovery policies
+need, shared through the cache per cluster and server version, dropped when stale; and no
+discovery file left on disk by any dynamic client."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+from django.core.cache import cache
+from kubernetes import client as k8s
+
+from clusters.kube.apply import apply_manifest
+from clusters.kube.client import ClusterConnectError, ConnectionSpec, build_api_client
+from clusters.localkube.env import LocalCluster
+from policies.kube import ClusterReader, ServedKind
+
+pytestmark = [pytest.mark.django_db, pytest.mark.kube]
+
+
+def _api(kube_cluster: LocalCluster) -> k8s.ApiClient:
+    return kube_cluster.control_plane.api_client()
+
+
+def test_kinds_resolve_to_the_version_the_cluster_serves(kube_cluster: LocalCluster) -> None:
+    reader = ClusterReader(_api(kube_cluster))
+    served = reader.resolve(
+        [("batch", "CronJob"), ("apps", "Deployment"), ("", "Pod"), ("x.io", "Nope")]
+    )
+    assert served[("batch", "CronJob")] == ServedKind("batch/v1beta1", "cronjobs", True)
+    assert served[("apps", "Deployment")] == ServedKind("apps/v1", "deployments", True)
+    assert served[("", "Pod")] == ServedKind("v1", "pods", True)
+    assert served[("x.io", "Nope")] is None
+    assert reader.list("x.io", "Nope") == []
+    names = {ns["metadata"]["name"] for ns in reader.list("", "Namespace")}
+    assert {"default", "kube-system"} <= names
+    assert all(
+        ns["kind"] == "Namespace" and ns["apiVersion"] == "v1"
+        for ns in reader.list("", "Namespace")
+    )
+
+
+def test_discovery_is_shared_through_the_cache(kube_cluster: LocalCluster) -> None:
+    key = f"test-{uuid.uuid4().hex}"
+    ClusterReader(_api(kube_cluster), cache_key=key).resolve([("apps", "Deployment"), ("", "Pod")])
+    # a reader that cannot reach anything still knows where the kinds are
+    nowhere = ClusterReader(
+        build_api_client(ConnectionSpec(server="https://127.0.0.1:1")), cache_key=key
+    )
+    assert nowhere.resource("apps", "Deployment") == ServedKind("apps/v1", "deployments", True)
+    with pytest.raises(ClusterConnectError):
+        nowhere.list("apps", "Deployment")  # listing still asks the cluster
+    with pytest.raises(ClusterConnectError):
+        nowhere.resource("batch", "Job")  # and so does a kind not cached yet
+
+
+def test_a_stale_cached_path_is_dropped_and_rediscovered(kube_cluster: LocalCluster) -> None:
+    key = f"test-{uuid.uuid4().hex}"
+    cache.set(f"policies:discovery:{key}", {"/Namespace": ("v1", "namespacez", False)}, 60)
+    stale = ClusterReader(_api(kube_cluster), cache_key=key)
+    assert stale.list("", "Namespace") == []  # the cached path answers 404
+    assert cache.get(f"policies:discovery:{key}") is None
+    fresh = ClusterReader(_api(kube_cluster), cache_key=key)
+    assert fresh.resource("", "Namespace") == ServedKind("v1", "namespaces", False)
+    assert fresh.list("", "Namespace")
+
+
+def test_no_discovery_file_is_written(kube_cluster: LocalCluster) -> None:
+    api = _api(kube_cluster)
+    digest = hashlib.md5(api.configuration.host.encode(), usedforsecurity=False).hexdigest()
+    library_file = Path(tempfile.gettempdir()) / f"osrcp-{digest}.json"
+    library_file.unlink(missing_ok=True)
+    name = f"cm-{uuid.uuid4().hex[:6]}"
+    apply_manifest(
+        api,
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "default"},
+        },
+    )
+    assert k8s.CoreV1Api(api).read_namespaced_config_map(name, "default").metadata.name == name
+    assert not library_file.exists()
+    k8s.CoreV1Api(api).delete_namespaced_config_map(name, "default")
