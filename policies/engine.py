@@ -9,6 +9,7 @@ object as an error and goes on.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from policies.objects import (
     SYSTEM_NAMESPACES,
     Match,
     Owners,
+    Subject,
     contains,
     dig,
     expanded_kinds,
@@ -53,6 +55,19 @@ class Snapshot:
     views: dict[int, dict[str, Any] | None] = field(default_factory=dict)
     _activations: dict[int, cel.Activation] = field(default_factory=dict)
     _cluster_activation: cel.Activation | None = None
+    _subjects: dict[tuple[str, bool], list[Subject]] = field(default_factory=dict)
+
+    def subjects(self, rule: RuleLike) -> list[Subject]:
+        """What an object rule judges; rules with the same match (most Pod rules) share
+        one list."""
+        key = (json.dumps(rule.match or {}, sort_keys=True), bool(rule.autogen))
+        found = self._subjects.get(key)
+        if found is None:
+            match = Match.parse(rule.match or {})
+            found = self._subjects[key] = subjects_for(
+                match, rule.autogen, self.objects, self.views
+            )
+        return found
 
     def activation(self, body: dict[str, Any]) -> cel.Activation:
         """`body` as `object` for every rule over this snapshot (converted once)."""
@@ -141,8 +156,7 @@ def judge(rules: Sequence[RuleLike], snapshot: Snapshot) -> Judgement:
 
 
 def _judge_objects(rule: RuleLike, snapshot: Snapshot, result: Judgement) -> None:
-    match = Match.parse(rule.match or {})
-    for subject in subjects_for(match, rule.autogen, snapshot.objects, snapshot.views):
+    for subject in snapshot.subjects(rule):
         result.checked += 1
         try:
             passed = cel.evaluate(rule.expression, snapshot.activation(subject.body))
