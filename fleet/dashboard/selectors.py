@@ -136,26 +136,31 @@ def compliance_overview(*, user: AnyUser, now: datetime) -> dict[str, Any]:
     trend = []
     if ids:
         with connection.cursor() as cursor:
+            # Each day's point is the compliance as of that day's end: the newest result
+            # of every pair by then (results are stored when an outcome changes, so a
+            # pair unchanged for a week has no row in it), as the headline is for today.
             cursor.execute(
                 """
-                SELECT day,
-                       count(*) FILTER (WHERE status = %s),
-                       count(*) FILTER (WHERE status = %s)
-                FROM (
-                    SELECT DISTINCT ON (policy_id, cluster_id, date_trunc('day', evaluated_at))
-                           date_trunc('day', evaluated_at) AS day, status
+                SELECT d.day,
+                       count(*) FILTER (WHERE s.status = %s),
+                       count(*) FILTER (WHERE s.status = %s)
+                FROM generate_series(date_trunc('day', %s::timestamptz),
+                                     date_trunc('day', %s::timestamptz),
+                                     interval '1 day') AS d(day)
+                CROSS JOIN LATERAL (
+                    SELECT DISTINCT ON (policy_id, cluster_id) status
                     FROM policies_policyevaluation
-                    WHERE policy_id = ANY(%s) AND evaluated_at >= %s
-                    ORDER BY policy_id, cluster_id, date_trunc('day', evaluated_at),
-                             evaluated_at DESC, id DESC
-                ) newest
-                GROUP BY day ORDER BY day
+                    WHERE policy_id = ANY(%s) AND evaluated_at < d.day + interval '1 day'
+                    ORDER BY policy_id, cluster_id, evaluated_at DESC, id DESC
+                ) s
+                GROUP BY d.day ORDER BY d.day
                 """,
                 [
                     ResultStatus.COMPLIANT,
                     ResultStatus.NONCOMPLIANT,
-                    ids,
                     now - timedelta(days=30),
+                    now,
+                    ids,
                 ],
             )
             for day, compliant, noncompliant in cursor.fetchall():

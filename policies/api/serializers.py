@@ -117,6 +117,7 @@ class EvaluationSerializer(serializers.ModelSerializer[PolicyEvaluation]):
             "inventory_stamp",
             "forced",
             "evaluated_at",
+            "checked_at",
         ]
         read_only_fields = fields
 

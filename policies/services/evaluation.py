@@ -18,6 +18,8 @@ while a policy edit (new generation) re-opens only that policy.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 import time
@@ -171,18 +173,39 @@ def cluster_reader(cluster: Cluster, api: Any) -> ClusterReader:
     return ClusterReader(api, cache_key=f"{cluster.pk}:{cluster.kubernetes_version}")
 
 
-def _last_results(
-    cluster_ids: list[int], policy_ids: list[int]
-) -> dict[tuple[int, int], tuple[int, str]]:
-    """(policy, cluster) -> (generation, inventory stamp) of the newest result of each
-    pair, in one query (the (policy, cluster, -evaluated_at) index serves it)."""
+@dataclass(frozen=True)
+class Last:
+    """The newest stored result of a (policy, cluster) pair, without its lists."""
+
+    id: int
+    generation: int
+    stamp: str
+    digest: str
+    evaluated_at: Any
+    run_id: uuid.UUID
+    forced: bool
+
+
+def _last_results(cluster_ids: list[int], policy_ids: list[int]) -> dict[tuple[int, int], Last]:
+    """The newest result of each (policy, cluster) pair, in one query (the
+    (policy, cluster, -evaluated_at) index serves it)."""
     rows = (
         PolicyEvaluation.objects.filter(cluster_id__in=cluster_ids, policy_id__in=policy_ids)
         .order_by("policy_id", "cluster_id", "-evaluated_at", "-id")
         .distinct("policy_id", "cluster_id")
-        .values_list("policy_id", "cluster_id", "policy_generation", "inventory_stamp")
+        .values_list(
+            "policy_id",
+            "cluster_id",
+            "id",
+            "policy_generation",
+            "inventory_stamp",
+            "digest",
+            "evaluated_at",
+            "run_id",
+            "forced",
+        )
     )
-    return {(policy, cluster): (generation, stamp) for policy, cluster, generation, stamp in rows}
+    return {(row[0], row[1]): Last(*row[2:]) for row in rows}
 
 
 def _stamps(cluster_ids: list[int]) -> dict[int, str]:
@@ -348,15 +371,21 @@ def _evaluate_locked(
     ids = [c.pk for c in clusters]
     applicable = _applicable(clusters, policy_ids)
     stamps = _stamps(ids)
+    last: dict[tuple[int, int], Last] = {}
     if not force:
         every = sorted({p.pk for policies in applicable.values() for p in policies})
-        last = _last_results([pk for pk in ids if stamps.get(pk)], every) if every else {}
+        last = _last_results(ids, every) if every else {}
+
+        def judged_already(policy: Policy, pk: int) -> bool:
+            found = last.get((policy.pk, pk))
+            return bool(
+                stamps.get(pk)
+                and found is not None
+                and (found.generation, found.stamp) == (policy.generation, stamps[pk])
+            )
+
         applicable = {
-            pk: [
-                p
-                for p in policies
-                if not stamps.get(pk) or last.get((p.pk, pk)) != (p.generation, stamps[pk])
-            ]
+            pk: [p for p in policies if not judged_already(p, pk)]
             for pk, policies in applicable.items()
         }
     todo = [c for c in clusters if applicable[c.pk]]
@@ -408,9 +437,9 @@ def _evaluate_locked(
                     logger.exception("policy evaluation of cluster %s failed", cluster.name)
                     failures.append(cluster)
             if len(results) - stored >= FLUSH_ROWS:
-                _store(results[stored:], copy)
+                _store(results[stored:], copy, last)
                 stored = len(results)
-    _store(results[stored:], copy)
+    _store(results[stored:], copy, last)
     return results
 
 
@@ -430,15 +459,38 @@ EVALUATION_COLUMNS = (
     "inventory_stamp",
     "forced",
     "evaluated_at",
+    "checked_at",
+    "digest",
 )
 
 
-def _store(rows: list[PolicyEvaluation], copy: bool) -> None:
+def _store(rows: list[PolicyEvaluation], copy: bool, last: dict[tuple[int, int], Last]) -> None:
+    """Insert the rows whose outcome is new; for an outcome the newest stored row already
+    holds, move that row's `checked_at` and inventory stamp instead (the row in `rows`
+    then stands for the stored one). `last` is empty for forced evaluations."""
+    confirmed: list[tuple[int, str, Any]] = []
+    new: list[PolicyEvaluation] = []
+    for row in rows:
+        found = last.get((row.policy_id, row.cluster_id))
+        if found is not None and found.digest == row.digest:
+            confirmed.append((found.id, row.inventory_stamp, row.checked_at))
+            row.pk, row.evaluated_at = found.id, found.evaluated_at
+            row.run_id, row.forced = found.run_id, found.forced
+        else:
+            new.append(row)
     with transaction.atomic():
         if copy:
-            copy_models(PolicyEvaluation, EVALUATION_COLUMNS, rows)
+            copy_models(PolicyEvaluation, EVALUATION_COLUMNS, new)
         else:
-            PolicyEvaluation.objects.bulk_create(rows, batch_size=500)
+            PolicyEvaluation.objects.bulk_create(new, batch_size=500)
+        if confirmed:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "UPDATE policies_policyevaluation AS e SET inventory_stamp = v.stamp,"
+                    " checked_at = v.checked FROM unnest(%s::bigint[], %s::text[],"
+                    " %s::timestamptz[]) AS v(id, stamp, checked) WHERE e.id = v.id",
+                    [list(c) for c in zip(*confirmed, strict=True)],
+                )
 
 
 def _judged(
@@ -474,6 +526,7 @@ def _row(
     error: str = "",
     judgement: Any = None,
 ) -> PolicyEvaluation:
+    now = timezone.now()
     row = PolicyEvaluation(
         policy=policy,
         cluster=cluster,
@@ -481,11 +534,13 @@ def _row(
         policy_generation=policy.generation,
         inventory_stamp=stamp,
         forced=force,
-        evaluated_at=timezone.now(),
+        evaluated_at=now,
+        checked_at=now,
     )
     if judgement is None:
         row.status = ResultStatus.ERROR
         row.message = f"The cluster could not be read: {error}"[:1000]
+        row.digest = _digest(row)
         return row
     row.objects_checked = judgement.checked
     row.violations = judgement.violations[:MAX_LISTED]
@@ -503,7 +558,24 @@ def _row(
         row.message = f"{judgement.checked} checked, no violation"
     if judgement.violations and judgement.errors:
         row.message += f"; {len(judgement.errors)} could not be judged"
+    row.digest = _digest(row)
     return row
+
+
+def _digest(row: PolicyEvaluation) -> str:
+    """What makes two outcomes the same: everything stored but the times, the run and the
+    inventory stamp."""
+    outcome = [
+        row.policy_generation,
+        row.status,
+        row.message,
+        row.objects_checked,
+        row.violations_total,
+        row.errors_total,
+        row.violations,
+        row.errors,
+    ]
+    return hashlib.blake2b(json.dumps(outcome, sort_keys=True).encode(), digest_size=16).hexdigest()
 
 
 def clusters_evaluate(

@@ -229,14 +229,25 @@ def test_history_keeps_every_evaluation_and_unchanged_pairs_are_skipped(
     assert policy.generation == 2
     [changed] = cluster_evaluate(cluster=cluster)
     assert changed.policy_generation == 2
-    # a new inventory re-opens it too
+    # a new inventory re-opens it too; the same outcome is found again
+    newest = rows.first()
+    assert newest is not None
     clusters_collect(cluster_ids=[cluster.pk])
-    assert len(cluster_evaluate(cluster=cluster)) == 1
+    [again] = cluster_evaluate(cluster=cluster)
+    assert again.pk == newest.pk and again.evaluated_at == newest.evaluated_at
 
-    # then every evaluation is kept, newest first
-    assert rows.count() == 4
-    assert [r.forced for r in rows] == [False, False, True, False]
+    # then each outcome is kept once, newest first; the re-check moved only its time and
+    # stamp (no row per evaluation: a sweep of an unchanged fleet adds nothing)
+    assert rows.count() == 3
+    assert [r.forced for r in rows] == [False, True, False]
     assert all(r.status == ResultStatus.COMPLIANT for r in rows)
+    rechecked = rows.get(pk=newest.pk)
+    assert rechecked.checked_at and newest.checked_at
+    assert rechecked.checked_at > newest.checked_at
+    assert rechecked.inventory_stamp != newest.inventory_stamp
+    assert rechecked.evaluated_at == newest.evaluated_at
+    # and the next evaluation with nothing changed skips it again
+    assert cluster_evaluate(cluster=cluster) == []
 
 
 def test_an_unreachable_cluster_gives_error_results(team: Team) -> None:
@@ -271,3 +282,47 @@ def test_one_evaluation_per_cluster_at_a_time(team: Team) -> None:
         other.close()
     # and once it is done, evaluation proceeds
     assert cluster_evaluate(cluster=cluster, force=True)
+
+
+def test_a_sweep_stores_a_row_only_when_the_outcome_changes(
+    kube_cluster: LocalCluster, namespace: str, team: Team, cluster: Cluster
+) -> None:
+    from policies.services.evaluation import clusters_evaluate
+
+    # given a policy against privileged pods in the namespace, swept once
+    spec = PolicySpec(
+        name="no-privileged-here",
+        rules=[
+            {
+                "name": "privileged",
+                "kind": "object",
+                "match": {"kinds": ["Pod"], "namespaces": [namespace]},
+                "expression": "object.spec.containers.all(c, !has(c.securityContext)"
+                " || !has(c.securityContext.privileged) || !c.securityContext.privileged)",
+            }
+        ],
+    )
+    policy = policy_create(team=team, actor=None, spec=spec)
+    rows = PolicyEvaluation.objects.filter(policy=policy, cluster=cluster)
+    clusters_collect(cluster_ids=[cluster.pk])
+    assert clusters_evaluate(cluster_ids=[cluster.pk]) == {ResultStatus.COMPLIANT: 1}
+    first = rows.get()
+
+    # when a new inventory re-opens it with nothing changed in the namespace
+    clusters_collect(cluster_ids=[cluster.pk])
+    assert clusters_evaluate(cluster_ids=[cluster.pk]) == {ResultStatus.COMPLIANT: 1}
+    # then the same row is confirmed, not repeated
+    confirmed = rows.get()
+    assert confirmed.pk == first.pk
+    assert confirmed.checked_at and first.checked_at and confirmed.checked_at > first.checked_at
+    assert confirmed.inventory_stamp != first.inventory_stamp
+
+    # and when a privileged pod appears, the new outcome is a new row
+    k8s.CoreV1Api(kube_cluster.control_plane.api_client()).create_namespaced_pod(
+        namespace,
+        {"metadata": {"name": "priv"}, "spec": {"containers": [_container(**PRIVILEGED)]}},
+    )
+    clusters_collect(cluster_ids=[cluster.pk])
+    assert clusters_evaluate(cluster_ids=[cluster.pk]) == {ResultStatus.NONCOMPLIANT: 1}
+    assert [r.status for r in rows] == [ResultStatus.NONCOMPLIANT, ResultStatus.COMPLIANT]
+    assert _mine(rows.first(), namespace) == {("Pod", "priv")}  # type: ignore[arg-type]
