@@ -16,7 +16,7 @@ from collections import Counter
 from typing import Any
 
 from celery.result import AsyncResult
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 
 from benchmarks import fleet
@@ -217,7 +217,11 @@ def run(
         pids = {f"worker{i}": p.pid for i, p in enumerate(procs)}
         pids["simulator"] = simulator.process.pid
         timeout = max(900.0, clusters * 0.5)
-        for label in ("first", "second"):
+        for label in ("first", "second", "third"):
+            if label == "third":  # a collection pass stamped every inventory anew
+                ClusterInventory.objects.filter(cluster_id__in=ids).update(
+                    collected_at=timezone.now()
+                )
             _say(f"{label} sweep: {clusters} clusters x {len(enabled)} policies")
             sampler = Sampler(pids).start()
             wall, counts, failed = _sweep(timeout)
@@ -273,6 +277,24 @@ def run(
                         ok=correct,
                         value=float(stored),
                         detail={"statuses": statuses, "planted": planted},
+                    )
+                )
+            elif label == "third":
+                confirmed = PolicyEvaluation.objects.filter(
+                    cluster_id__in=ids, checked_at__gt=F("evaluated_at")
+                ).count()
+                rows.append(
+                    Row(
+                        "sweep",
+                        "sweep after new inventories, outcomes unchanged (every pair re-judged, "
+                        "the stored outcome confirmed)",
+                        f"{wall:.1f} s, {evaluated} judged, {stored - pairs} new rows, "
+                        f"{confirmed} confirmed ({1000 * cpu / max(clusters, 1):.0f} ms worker "
+                        "CPU per cluster)",
+                        target=f"{pairs} judged, 0 new rows",
+                        ok=evaluated == pairs and stored == pairs and failed == 0,
+                        value=wall,
+                        detail=detail,
                     )
                 )
             else:
