@@ -19,6 +19,7 @@ fraction of the cost. cel-python always sees the whole object.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from functools import lru_cache
@@ -127,14 +128,27 @@ def reads(source: str, name: str) -> celpaths.Shape | None:
     return celpaths.reads(tree, name)
 
 
+class Memo:
+    """Conversions and verdicts shared by the activations of one snapshot (one cluster):
+    objects whose cut-down values are equal (a Deployment's pod template, its
+    ReplicaSet's and its Pods' for a rule that reads only the containers) are converted
+    once and judged once per expression. Only for cut-down values: the whole object is
+    converted once per object anyway."""
+
+    def __init__(self) -> None:
+        self.contexts: dict[tuple[celpaths.Shape, str], Any] = {}
+        self.verdicts: dict[tuple[str, int], bool] = {}
+
+
 class Activation:
     """One value (an object, the cluster) bound to a name, converted at most once per
     engine and per set of paths however many expressions run over it: rules reading the
     same paths share one cut-down conversion."""
 
-    def __init__(self, name: str, value: Any) -> None:
+    def __init__(self, name: str, value: Any, memo: Memo | None = None) -> None:
         self.name = name
         self.value = value
+        self.memo = memo
         self._native: dict[celpaths.Shape | None, Any] = {}
         self._python: dict[str, Any] | None = None
 
@@ -145,12 +159,24 @@ class Activation:
             return self._native[shape]
         except KeyError:
             pass
+        pruned = celpaths.prune(self.value, shape)
+        key = None
+        if self.memo is not None and shape is not None:
+            try:
+                key = (shape, json.dumps(pruned, sort_keys=True))
+            except (TypeError, ValueError):  # not plain JSON: not shared
+                key = None
+            if key is not None and key in self.memo.contexts:
+                shared = self._native[shape] = self.memo.contexts[key]
+                return shared
         context: Any = native.Context()
         try:
-            context.add_variable(self.name, celpaths.prune(self.value, shape))
+            context.add_variable(self.name, pruned)
         except Exception:  # not plain JSON: cel-python converts it
             context = None
         self._native[shape] = context
+        if key is not None and self.memo is not None:
+            self.memo.contexts[key] = context
         return context
 
     def python(self) -> dict[str, Any]:
@@ -166,11 +192,17 @@ def evaluate(source: str, activation: Activation) -> bool:
     fast = _native_program(source)
     context = activation.native(reads(source, activation.name)) if fast is not None else None
     if context is not None:
+        memo = activation.memo
+        verdict_key = (source, id(context))
+        if memo is not None and verdict_key in memo.verdicts:
+            return memo.verdicts[verdict_key]
         try:
             result = fast.execute(context)
         except Exception:  # cel-python says why, as it always has
             result = None
         if isinstance(result, bool):
+            if memo is not None:
+                memo.verdicts[verdict_key] = result
             return result
     try:
         result = program.evaluate(activation.python())

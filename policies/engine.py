@@ -54,6 +54,7 @@ class Snapshot:
     # Conversions shared by every rule over the same snapshot (ids of objects it holds).
     views: dict[int, dict[str, Any] | None] = field(default_factory=dict)
     _activations: dict[int, cel.Activation] = field(default_factory=dict)
+    _memo: cel.Memo = field(default_factory=cel.Memo)
     _cluster_activation: cel.Activation | None = None
     _subjects: dict[tuple[str, bool], list[Subject]] = field(default_factory=dict)
 
@@ -73,7 +74,7 @@ class Snapshot:
         """`body` as `object` for every rule over this snapshot (converted once)."""
         found = self._activations.get(id(body))
         if found is None:
-            found = self._activations[id(body)] = cel.Activation("object", body)
+            found = self._activations[id(body)] = cel.Activation("object", body, self._memo)
         return found
 
     def cluster_activation(self) -> cel.Activation:

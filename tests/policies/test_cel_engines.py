@@ -100,3 +100,29 @@ def test_an_object_the_native_engine_cannot_judge_gets_cel_pythons_message() -> 
     with pytest.raises(cel.CelEvaluationError, match="no such member"):
         cel.evaluate("object.spec.template.spec.containers.size() > 0", activation)
     assert cel.evaluate("has(object.spec.template) == false", activation) is True
+
+
+def test_equal_cut_down_values_share_one_conversion_and_one_verdict() -> None:
+    # given three Pods of one snapshot: two with the same containers, one different
+    memo = cel.Memo()
+
+    def pod(name: str, image: str) -> cel.Activation:
+        body = {"metadata": {"name": name}, "spec": {"containers": [{"image": image}]}}
+        return cel.Activation("object", body, memo)
+
+    a, b, c = (
+        pod("a", "registry.example/x"),
+        pod("b", "registry.example/x"),
+        pod("c", "docker.io/x"),
+    )
+    images = "object.spec.containers.all(c, c.image.startsWith('registry.example/'))"
+    # then each is judged on its own value
+    assert [cel.evaluate(images, p) for p in (a, b, c)] == [True, True, False]
+    # and the two equal cut-down values were converted and judged once
+    shape = cel.reads(images, "object")
+    assert a.native(shape) is b.native(shape)
+    assert a.native(shape) is not c.native(shape)
+    assert len(memo.verdicts) == 2
+    # while a rule reading what differs tells them apart
+    named = "object.metadata.name == 'a'"
+    assert [cel.evaluate(named, p) for p in (a, b, c)] == [True, False, False]
