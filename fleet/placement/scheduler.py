@@ -150,7 +150,7 @@ class PlacementSpec:
 
 
 # Excluded clusters and, index for index, their (predicate, reason): two lists, not a
-# tuple per cluster (10,000 tuples a call would wake Python's full garbage collection).
+# tuple per cluster (thousands of objects a call for the garbage collector to follow).
 Excluded = tuple[list[Candidate], list[tuple[str, str]]]
 
 
@@ -164,12 +164,12 @@ class Decision:
     def __init__(
         self,
         *,
-        excluded: Excluded = ([], []),
+        excluded: Excluded | None = None,
         capacity: Callable[[Candidate], str] | None = None,
     ) -> None:
         self.chosen: list[dict[str, Any]] = []
         self.warnings: list[str] = []
-        self._excluded, self._reasons = excluded
+        self._excluded, self._reasons = excluded or ([], [])
         self._capacity = capacity
         self._excluded_entries: list[dict[str, str]] | None = None
         # Not selected: the first (spread) by rank with their reasons, then `_rest` (of
@@ -217,17 +217,17 @@ class Decision:
         """`as_json` with at most the `first` clusters (by name, resp. rank) per predicate
         of `excluded` and per reason of `not_selected` (None: every one), and `summary`
         counting every one: 10,000 clusters explained one by one are 800 KiB."""
+        by_predicate = Counter(map(itemgetter(0), self._reasons))
         if first is None:
             excluded, not_selected = self.excluded, self.not_selected
         else:
             excluded = [
                 self._exclusion(self._excluded[i], self._reasons[i])
-                for i in self._first_excluded(first)
+                for i in self._first_excluded(first, by_predicate)
             ]
             passed = _first_per(self._passed, first)
             rest = self._rest_named(min(first, self._rest_count))
             not_selected = [{"cluster": name, "reason": reason} for name, reason in passed + rest]
-        by_predicate = Counter(map(itemgetter(0), self._reasons))
         by_reason = Counter(map(itemgetter(1), self._passed))
         if self._rest_count:
             by_reason[self._rest_reason] += self._rest_count
@@ -251,10 +251,15 @@ class Decision:
             text = self._capacity(candidate)
         return {"cluster": candidate.name, "predicate": reason[0], "reason": text}
 
-    def _first_excluded(self, first: int) -> list[int]:
-        """Indexes of the first `first` excluded clusters per predicate."""
-        kept, seen = [], Counter[str]()
+    def _first_excluded(self, first: int, counts: Counter[str]) -> list[int]:
+        """Indexes of the first `first` excluded clusters per predicate (`counts`: how many
+        each predicate excluded, so the search stops once every one has its first)."""
+        wanted = sum(min(first, count) for count in counts.values())
+        kept: list[int] = []
+        seen = Counter[str]()
         for index, (predicate, _) in enumerate(self._reasons):
+            if len(kept) == wanted:
+                break
             if seen[predicate] < first:
                 seen[predicate] += 1
                 kept.append(index)

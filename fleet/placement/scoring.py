@@ -186,9 +186,13 @@ class Scores:
         magnitude = 1 + 1000 * max(self.avoided) + 100 * sum(map(abs, self.weights.values()))
         error = 10 * UNIT * magnitude  # the float sums themselves
         columns = Columns(self.floats)
-        for name, weight in self.weights.items():
+        passes = []
+        for name, weight in self.weights.items():  # every bound first: `total` needs them all
             values, delta, missing = raw_floats(name, columns, self.need)
-            bounds = self.bounds[name] = self._bounds(name, values, delta, missing)
+            self.bounds[name] = self._bounds(name, values, delta, missing)
+            passes.append((name, weight, values, delta, missing))
+        for name, weight, values, delta, missing in passes:
+            bounds = self.bounds[name]
             if bounds is None or bounds[0] == bounds[1]:
                 # every score is 0, or -100 for a cluster with no value: exact in floats
                 if bounds is not None and missing:
