@@ -8,7 +8,8 @@ in one indexed query for the changes its previous refresh could not see: those o
 transactions that had not finished by that refresh's snapshot (`xid >= xmax`, or one of
 the snapshot's in-progress ids), and reloads only those clusters. Requested CPU/memory,
 which collection moves all the time, is re-read the same way at most every
-KEELSON_PLACEMENT_USAGE_MAX_AGE seconds, and only for the clusters whose figures changed.
+KEELSON_PLACEMENT_USAGE_MAX_AGE seconds, and only for the clusters whose figures changed:
+the same query returns their new figures, and only what depends on them is derived again.
 
 Rows written by the caller's own, still open transaction are reloaded again by the next
 call (that transaction may roll back). No Redis is involved: placement never depends on a
@@ -27,13 +28,20 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from fleet.placement.candidates import Loaded, Prices, load, load_usage, with_usage
+from fleet.placement.candidates import Loaded, Prices, load, requested, with_usage
 from fleet.placement.scheduler import HEALTHY, Candidate
 
+# The changes this team's cache has not seen, with the requested CPU millis and memory
+# bytes of each changed cluster of the team as of the same snapshot (NULL: not, or no
+# longer, of the team): a usage change needs no second query. A subquery per change, by
+# primary key: a join may read every cluster of the team to find 300 of them.
 CHANGES = """
 SELECT pg_snapshot_xmax(now.snapshot)::text::bigint,
        array(SELECT xid::text::bigint FROM pg_snapshot_xip(now.snapshot) AS xid),
-       now.own, change.team_id, change.cluster_id, change.spec_xid, change.usage_xid
+       now.own, change.team_id, change.cluster_id, change.spec_xid, change.usage_xid,
+       (SELECT array[cluster.requested_cpu_millis, cluster.requested_memory_bytes]
+        FROM clusters_cluster AS cluster
+        WHERE cluster.id = change.cluster_id AND cluster.team_id = %(team)s)
 FROM (SELECT pg_current_snapshot() AS snapshot,
              pg_current_xact_id_if_assigned()::text::bigint AS own) AS now
 LEFT JOIN placement_clusterchange AS change
@@ -104,10 +112,10 @@ class TeamCandidates:
         own = rows[0][2]
         whole = self.reload_all or self.prices is None or self.prices.day != now.date()
         spec: set[int] = set(self.unsettled)
-        usage: set[int] = set()
+        usage: dict[int, list[int]] = {}  # cluster: requested CPU millis, memory bytes
         unsettled: set[int] = set()
         reload_all = False
-        for _, _, _, team, cluster, spec_xid, usage_xid in rows:
+        for _, _, _, team, cluster, spec_xid, usage_xid, requested_now in rows:
             if team is None:
                 continue  # no change at all: the row of the outer join
             # This transaction's own change: read now, and again next time (it may roll back).
@@ -119,8 +127,8 @@ class TeamCandidates:
                 whole = whole or own_change or self.spec_seen.missed(spec_xid)
             elif own_change or self.spec_seen.missed(spec_xid):
                 spec.add(cluster)
-            elif usage_seen.missed(usage_xid):
-                usage.add(cluster)
+            elif usage_seen.missed(usage_xid) and requested_now is not None:
+                usage[cluster] = requested_now
         if whole:
             self._load_all(now)
             done.whole = True
@@ -129,7 +137,8 @@ class TeamCandidates:
             if spec:
                 self._reload(spec, now)
                 done.reloaded = len(spec)
-            usage -= spec
+            for cluster in spec & usage.keys():
+                del usage[cluster]  # reloaded whole
             if usage:
                 done.usage = self._reload_usage(usage)
         self.spec_seen = seen
@@ -167,18 +176,19 @@ class TeamCandidates:
         if renamed:
             self._index()
 
-    def _reload_usage(self, ids: set[int]) -> int:
+    def _reload_usage(self, usage: dict[int, list[int]]) -> int:
+        """Apply requested CPU (millis) and memory (bytes) read by `refresh`, by cluster."""
         changed = 0
-        for pk, usage in load_usage(team_id=self.team_id, ids=ids).items():
+        for pk, (cpu_millis, memory) in usage.items():
             item = self.by_pk.get(pk)
             if item is None:
                 continue
             candidate = item.candidate
-            if (candidate.requested_cpu, candidate.requested_memory) == usage:
+            figures = requested(cpu_millis, memory)
+            if (candidate.requested_cpu, candidate.requested_memory) == figures:
                 continue
-            updated = replace(item, candidate=with_usage(candidate, usage))
-            self.by_pk[pk] = updated
-            self.ordered[self.position[candidate.name]] = updated.candidate
+            item.candidate = with_usage(candidate, figures)
+            self.ordered[self.position[candidate.name]] = item.candidate
             changed += 1
         return changed
 

@@ -61,8 +61,12 @@ class Prices:
         return cls(day, PriceBook(day))  # list prices read once, not per cluster
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Loaded:
+    """A cluster as the cache holds it. Not frozen: the cache swaps in a candidate with new
+    requested figures without allocating a new one (collection changes hundreds a second,
+    and every object kept adds to the garbage collector's full passes)."""
+
     pk: int
     candidate: Candidate  # current=False, tolerated=""
     status_changed_at: datetime | None
@@ -159,12 +163,9 @@ def load(
     return loaded
 
 
-def load_usage(*, team_id: int, ids: Collection[int]) -> dict[int, tuple[Decimal, Decimal]]:
-    """Requested CPU (cores) and memory (bytes) of the team's clusters `ids`."""
-    rows = Cluster.objects.filter(team_id=team_id, pk__in=ids).values_list(
-        "pk", "requested_cpu_millis", "requested_memory_bytes"
-    )
-    return {pk: (Decimal(cpu) / THOUSAND, Decimal(memory)) for pk, cpu, memory in rows}
+def requested(cpu_millis: int, memory_bytes: int) -> tuple[Decimal, Decimal]:
+    """Requested CPU (cores) and memory (bytes) as a candidate holds them, from the row."""
+    return Decimal(cpu_millis) / THOUSAND, Decimal(memory_bytes)
 
 
 def with_usage(candidate: Candidate, usage: tuple[Decimal, Decimal]) -> Candidate:

@@ -9,16 +9,17 @@ carries the predicate that excluded it.
 
 from __future__ import annotations
 
-import copy
+import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from itertools import pairwise
-from operator import attrgetter
+from itertools import chain, islice
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from clusters.labels import LabelSelector
+from fleet.placement.scoring import Scores
 
 PRIORITIZERS = ("least_allocated", "balance", "steady", "cheapest")
 FIELDS = ("provider", "region", "zone", "environment", "version")
@@ -26,8 +27,13 @@ DIVISIONS = ("duplicated", "static", "capacity")
 HEALTHY = ("ready", "degraded")
 ZERO = Decimal(0)
 
+# A candidate's figures in floats, for the float pass of `fleet.placement.scoring`:
+# least allocated, current (1 or 0), allocatable and requested cpu and memory, and the
+# cpu and ram prices (both None: no price).
+Floats = tuple[float, float, float, float, float, float, float | None, float | None]
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class Candidate:
     name: str
     labels: dict[str, str]
@@ -50,18 +56,17 @@ class Candidate:
     free_cpu: Decimal = field(init=False, repr=False, compare=False)
     free_memory: Decimal = field(init=False, repr=False, compare=False)
     least_allocated: Decimal = field(init=False, repr=False, compare=False)
-    least_allocated_float: float = field(init=False, repr=False, compare=False)
     # Everything the predicates read but capacity: clusters of a fleet share few of these.
     profile: str = field(init=False, repr=False, compare=False)
-    # For the float pass of `_rank`: allocatable and requested cpu and memory; the prices.
-    usage_floats: tuple[float, float, float, float] = field(init=False, repr=False, compare=False)
-    price_floats: tuple[float, float] | None = field(init=False, repr=False, compare=False)
+    # What the float pass of `fleet.placement.scoring` reads, in one tuple (see `Floats`).
+    floats: Floats = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._derive_usage()
         derived = object.__setattr__
         # A string: its hash is computed once and kept (a tuple's is computed at every lookup).
         profile = (
+            bool(self.tolerated),
             self.status,
             sorted(self.labels.items()),
             self.provider,
@@ -71,18 +76,16 @@ class Candidate:
             self.version,
             self.taints,
         )
-        derived(self, "profile", repr(profile))
-        priced = self.cpu_price is not None and self.ram_price is not None
-        derived(
-            self,
-            "price_floats",
-            (float(self.cpu_price), float(self.ram_price)) if priced else None,  # type: ignore[arg-type]
-        )
+        # Interned: clusters of one profile share one string, found in a dict by identity.
+        derived(self, "profile", sys.intern(repr(profile)))
 
     def with_requested(self, cpu: Decimal, memory: Decimal) -> Candidate:
         """This cluster with other requested figures: what collection changes most often,
-        so only what depends on them is derived again."""
-        updated = copy.copy(self)
+        so only what depends on them is derived again (and no `copy.copy`, which goes
+        through dataclasses' __getstate__/__setstate__ for a frozen class with slots)."""
+        updated = object.__new__(Candidate)
+        for name, value in zip(_KEPT, _kept(self), strict=True):
+            object.__setattr__(updated, name, value)
         object.__setattr__(updated, "requested_cpu", cpu)
         object.__setattr__(updated, "requested_memory", memory)
         updated._derive_usage()
@@ -97,17 +100,30 @@ class Candidate:
         cpu = free_cpu / self.allocatable_cpu if self.allocatable_cpu else ZERO
         memory = free_memory / self.allocatable_memory if self.allocatable_memory else ZERO
         derived(self, "least_allocated", (cpu + memory) / 2)
-        derived(self, "least_allocated_float", float(self.least_allocated))
+        cpu_price = ram_price = None
+        if self.cpu_price is not None and self.ram_price is not None:
+            cpu_price, ram_price = float(self.cpu_price), float(self.ram_price)
         derived(
             self,
-            "usage_floats",
+            "floats",
             (
+                float(self.least_allocated),
+                1.0 if self.current else 0.0,
                 float(self.allocatable_cpu),
                 float(self.allocatable_memory),
                 float(self.requested_cpu),
                 float(self.requested_memory),
+                cpu_price,
+                ram_price,
             ),
         )
+
+
+# What `Candidate.with_requested` copies as it is: all but the requested figures and what
+# `_derive_usage` derives from them.
+_USAGE = {"requested_cpu", "requested_memory", "free_cpu", "free_memory", "least_allocated"}
+_KEPT = tuple(name for name in Candidate.__slots__ if name not in _USAGE | {"floats"})
+_kept = attrgetter(*_KEPT)
 
 
 @dataclass(frozen=True)
@@ -133,12 +149,61 @@ class PlacementSpec:
     unreachable_toleration_seconds: int = 300
 
 
-@dataclass
+# Excluded clusters and, index for index, their (predicate, reason): two lists, not a
+# tuple per cluster (thousands of objects a call for the garbage collector to follow).
+Excluded = tuple[list[Candidate], list[tuple[str, str]]]
+
+
 class Decision:
-    chosen: list[dict[str, Any]] = field(default_factory=list)
-    excluded: list[dict[str, str]] = field(default_factory=list)
-    not_selected: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    """Chosen clusters with their scores and replicas, warnings, and why every other
+    cluster was excluded (`excluded`, by name) or not selected (`not_selected`, by rank).
+
+    Those explanations are written when read, not when deciding: at 10,000 clusters
+    writing them costs more than the decision, and a summary reads only a few of them."""
+
+    def __init__(
+        self,
+        *,
+        excluded: Excluded | None = None,
+        capacity: Callable[[Candidate], str] | None = None,
+    ) -> None:
+        self.chosen: list[dict[str, Any]] = []
+        self.warnings: list[str] = []
+        self._excluded, self._reasons = excluded or ([], [])
+        self._capacity = capacity
+        self._excluded_entries: list[dict[str, str]] | None = None
+        # Not selected: the first (spread) by rank with their reasons, then `_rest` (of
+        # `_rest_count` clusters) in rank order, every one for the same `_rest_reason`.
+        self._passed: list[tuple[str, str]] = []
+        self._rest: Iterator[Candidate] = iter(())
+        self._rest_read: list[str] = []
+        self._rest_count = 0
+        self._rest_reason = ""
+        self._not_selected_entries: list[dict[str, Any]] | None = None
+
+    def passed(self, candidate: Candidate, reason: str) -> None:
+        """`candidate`, in rank order, is not selected for `reason`."""
+        self._passed.append((candidate.name, reason))
+
+    def rest_not_selected(self, rest: Iterator[Candidate], count: int, reason: str) -> None:
+        """The `count` clusters of `rest` (rank order, read only when asked for) are not
+        selected, every one for `reason`."""
+        self._rest, self._rest_count, self._rest_reason = rest, count, reason
+
+    @property
+    def excluded(self) -> list[dict[str, str]]:
+        if self._excluded_entries is None:
+            self._excluded_entries = list(map(self._exclusion, self._excluded, self._reasons))
+        return self._excluded_entries
+
+    @property
+    def not_selected(self) -> list[dict[str, Any]]:
+        if self._not_selected_entries is None:
+            self._not_selected_entries = [
+                {"cluster": name, "reason": reason}
+                for name, reason in self._passed + self._rest_named(self._rest_count)
+            ]
+        return self._not_selected_entries
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -152,34 +217,71 @@ class Decision:
         """`as_json` with at most the `first` clusters (by name, resp. rank) per predicate
         of `excluded` and per reason of `not_selected` (None: every one), and `summary`
         counting every one: 10,000 clusters explained one by one are 800 KiB."""
-        excluded = _first_per(self.excluded, "predicate", first)
-        not_selected = _first_per(self.not_selected, "reason", first)
+        by_predicate = Counter(map(itemgetter(0), self._reasons))
+        if first is None:
+            excluded, not_selected = self.excluded, self.not_selected
+        else:
+            excluded = [
+                self._exclusion(self._excluded[i], self._reasons[i])
+                for i in self._first_excluded(first, by_predicate)
+            ]
+            passed = _first_per(self._passed, first)
+            rest = self._rest_named(min(first, self._rest_count))
+            not_selected = [{"cluster": name, "reason": reason} for name, reason in passed + rest]
+        by_reason = Counter(map(itemgetter(1), self._passed))
+        if self._rest_count:
+            by_reason[self._rest_reason] += self._rest_count
         return {
             "chosen": self.chosen,
-            "excluded": excluded[0],
-            "not_selected": not_selected[0],
+            "excluded": excluded,
+            "not_selected": not_selected,
             "warnings": self.warnings,
             "summary": {
-                "excluded": excluded[1],
-                "not_selected": not_selected[1],
-                "complete": len(excluded[0]) == len(self.excluded)
-                and len(not_selected[0]) == len(self.not_selected),
+                "excluded": dict(by_predicate),
+                "not_selected": dict(by_reason),
+                "complete": len(excluded) == len(self._excluded)
+                and len(not_selected) == len(self._passed) + self._rest_count,
             },
         }
 
+    def _exclusion(self, candidate: Candidate, reason: tuple[str, str]) -> dict[str, str]:
+        text = reason[1]
+        if reason is CAPACITY_FITS:
+            assert self._capacity is not None
+            text = self._capacity(candidate)
+        return {"cluster": candidate.name, "predicate": reason[0], "reason": text}
 
-def _first_per(
-    entries: list[dict[str, Any]], key: str, first: int | None
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    counts = Counter(entry[key] for entry in entries)
-    if first is None:
-        return entries, dict(counts)
+    def _first_excluded(self, first: int, counts: Counter[str]) -> list[int]:
+        """Indexes of the first `first` excluded clusters per predicate (`counts`: how many
+        each predicate excluded, so the search stops once every one has its first)."""
+        wanted = sum(min(first, count) for count in counts.values())
+        kept: list[int] = []
+        seen = Counter[str]()
+        for index, (predicate, _) in enumerate(self._reasons):
+            if len(kept) == wanted:
+                break
+            if seen[predicate] < first:
+                seen[predicate] += 1
+                kept.append(index)
+        return kept
+
+    def _rest_named(self, count: int) -> list[tuple[str, str]]:
+        """The first `count` of `_rest` as (cluster, reason), read from `_rest` once."""
+        missing = count - len(self._rest_read)
+        if missing > 0:
+            self._rest_read += [c.name for c in islice(self._rest, missing)]
+        reason = self._rest_reason
+        return [(name, reason) for name in self._rest_read[:count]]
+
+
+def _first_per(entries: list[tuple[str, str]], first: int) -> list[tuple[str, str]]:
+    """At most the `first` (cluster, reason) entries per reason, in order."""
     kept, seen = [], Counter[str]()
     for entry in entries:
-        seen[entry[key]] += 1
-        if seen[entry[key]] <= first:
+        if seen[entry[1]] < first:
+            seen[entry[1]] += 1
             kept.append(entry)
-    return kept, dict(counts)
+    return kept
 
 
 def _tolerated(taint: dict[str, str], tolerations: list[dict[str, str]]) -> bool:
@@ -194,7 +296,9 @@ def _tolerated(taint: dict[str, str], tolerations: list[dict[str, str]]) -> bool
     return False
 
 
-UNJUDGED = ("", "")
+# An exclusion for capacity: its message names the cluster's free capacity, written only
+# when read (`_Predicates.capacity`).
+CAPACITY_FITS = ("CapacityFits", "")
 
 
 class _Predicates:
@@ -204,27 +308,50 @@ class _Predicates:
     def __init__(self, spec: PlacementSpec, need: PerReplica) -> None:
         self.spec = spec
         self.selector = LabelSelector.parse(spec.selector)
-        self.judged: dict[str, tuple[str, str] | None] = {}
-        self.avoided: dict[str, int] = {}
+        # per profile: (why excluded or None, avoided taints)
+        self.judged: dict[str, tuple[tuple[str, str] | None, int]] = {}
         minimum = spec.replicas if spec.division == "duplicated" else 1
         self.cpu = need.cpu * minimum
         self.memory = need.memory * minimum
 
-    def exclusion(self, candidate: Candidate) -> tuple[str, str] | None:
-        if candidate.tolerated:  # an unhealthy cluster keeping its place: rare, not memoized
-            reason = self._profile(candidate, healthy=True)
-        else:
-            reason = self.judged.get(candidate.profile, UNJUDGED)
-            if reason is UNJUDGED:
-                reason = self.judged[candidate.profile] = self._profile(candidate, healthy=False)
-        if reason is None and (
-            candidate.free_cpu < self.cpu or candidate.free_memory < self.memory
-        ):
-            return "CapacityFits", (
-                f"needs {self.cpu} CPU and {_gib(self.memory)} GiB free, has "
-                f"{candidate.free_cpu} CPU and {_gib(candidate.free_memory)} GiB"
-            )
-        return reason
+    def split(
+        self, ordered: list[Candidate]
+    ) -> tuple[list[Candidate], list[Floats], list[int], Excluded]:
+        """The feasible clusters with their `floats` and avoided taints (PreferNoSelect not
+        tolerated: each lowers the score by 1000), and the excluded ones with (predicate,
+        reason), in order. One pass that reads each cluster once: at 10,000 clusters every
+        pass over them costs a millisecond or more."""
+        feasible: list[Candidate] = []
+        floats: list[Floats] = []
+        avoided: list[int] = []
+        excluded: list[Candidate] = []
+        reasons: list[tuple[str, str]] = []
+        keep, keep_floats, avoid = feasible.append, floats.append, avoided.append
+        exclude, because = excluded.append, reasons.append
+        judged, cpu, memory = self.judged, self.cpu, self.memory
+        for candidate in ordered:
+            verdict = judged.get(candidate.profile)
+            if verdict is None:
+                verdict = judged[candidate.profile] = self._judge(candidate)
+            reason, avoids = verdict
+            if reason is not None:
+                exclude(candidate)
+                because(reason)
+            elif candidate.free_cpu < cpu or candidate.free_memory < memory:
+                exclude(candidate)
+                because(CAPACITY_FITS)
+            else:
+                keep(candidate)
+                keep_floats(candidate.floats)
+                avoid(avoids)
+        return feasible, floats, avoided, (excluded, reasons)
+
+    def capacity(self, candidate: Candidate) -> str:
+        """Why `candidate` does not fit (the reason of a CapacityFits exclusion)."""
+        return (
+            f"needs {self.cpu} CPU and {_gib(self.memory)} GiB free, has "
+            f"{candidate.free_cpu} CPU and {_gib(candidate.free_memory)} GiB"
+        )
 
     def _profile(self, candidate: Candidate, *, healthy: bool) -> tuple[str, str] | None:
         spec = self.spec
@@ -245,210 +372,20 @@ class _Predicates:
                 )
         return None
 
-    def avoided_taints(self, candidate: Candidate) -> int:
-        """PreferNoSelect taints not tolerated: each lowers the score by 1000."""
-        if not candidate.taints:
-            return 0
-        key = candidate.profile
-        count = self.avoided.get(key)
-        if count is None:
-            count = self.avoided[key] = sum(
-                1
-                for t in candidate.taints
-                if t["effect"] == "PreferNoSelect" and not _tolerated(t, self.spec.tolerations)
-            )
-        return count
+    def _judge(self, candidate: Candidate) -> tuple[tuple[str, str] | None, int]:
+        """Why the profile of `candidate` is excluded (None: it is not), and how many of its
+        taints are avoided. An unhealthy cluster keeping its place (`tolerated`) is healthy
+        enough (its profile says so)."""
+        avoided = sum(
+            1
+            for t in candidate.taints
+            if t["effect"] == "PreferNoSelect" and not _tolerated(t, self.spec.tolerations)
+        )
+        return self._profile(candidate, healthy=bool(candidate.tolerated)), avoided
 
 
 def _gib(value: Decimal) -> str:
     return f"{value / Decimal(2**30):.2f}"
-
-
-def _raw(name: str, c: Candidate, need: PerReplica) -> Decimal | None:
-    if name == "least_allocated":
-        return c.least_allocated
-    if name == "balance":
-        cpu = (c.requested_cpu + need.cpu) / c.allocatable_cpu if c.allocatable_cpu else ZERO
-        memory = (
-            (c.requested_memory + need.memory) / c.allocatable_memory
-            if c.allocatable_memory
-            else ZERO
-        )
-        return -abs(cpu - memory)
-    if name == "steady":
-        return Decimal(1) if c.current else ZERO
-    if name == "cheapest":
-        if c.cpu_price is None or c.ram_price is None:
-            return None
-        return -(c.cpu_price * need.cpu + c.ram_price * need.memory / Decimal(2**30))
-    raise ValueError(f"unknown prioritizer {name!r}")
-
-
-# The float pass's rounding unit: generous (a float operation is within 1.1e-16 of the
-# exact result, a Decimal one within 1e-27; a raw score takes at most a few of either).
-UNIT = 1e-15
-
-
-def _raw_floats(
-    name: str, feasible: list[Candidate], need: PerReplica
-) -> tuple[list[float | None], float]:
-    """`_raw` in floats for every feasible cluster, and a bound on the error of each."""
-    if name == "least_allocated":
-        values: list[float | None] = [c.least_allocated_float for c in feasible]
-        scale = max((abs(v) for v in values if v is not None), default=0.0)
-        return values, 2 * UNIT * scale
-    if name == "steady":
-        return [1.0 if c.current else 0.0 for c in feasible], 0.0
-    if name == "balance":
-        cpu, memory = float(need.cpu), float(need.memory)
-        values, scale = [], 0.0
-        for c in feasible:
-            alloc_cpu, alloc_memory, requested_cpu, requested_memory = c.usage_floats
-            by_cpu = (requested_cpu + cpu) / alloc_cpu if alloc_cpu else 0.0
-            by_memory = (requested_memory + memory) / alloc_memory if alloc_memory else 0.0
-            values.append(-abs(by_cpu - by_memory))
-            if abs(by_cpu) + abs(by_memory) > scale:
-                scale = abs(by_cpu) + abs(by_memory)
-        return values, 8 * UNIT * scale
-    if name == "cheapest":
-        cpu, gib = float(need.cpu), float(need.memory / Decimal(2**30))
-        values, scale = [], 0.0
-        for c in feasible:
-            if c.price_floats is None:
-                values.append(None)
-                continue
-            by_cpu, by_memory = c.price_floats[0] * cpu, c.price_floats[1] * gib
-            values.append(-(by_cpu + by_memory))
-            if abs(by_cpu) + abs(by_memory) > scale:
-                scale = abs(by_cpu) + abs(by_memory)
-        return values, 8 * UNIT * scale
-    raise ValueError(f"unknown prioritizer {name!r}")
-
-
-class _Scores:
-    """Every feasible cluster's total, as the reference arithmetic defines it: each
-    prioritizer's Decimal raw score normalized to -100..100 across the feasible clusters
-    ((value - low) / (high - low) * 200 - 100; equal scores are 0; no value is -100),
-    times its weight, summed, minus 1000 per avoided taint.
-
-    Exact Decimal arithmetic for 10,000 clusters costs about 100 ms, so the ranking is
-    found in floats with a proven error bound, and Decimals are computed only where they
-    decide something: the lowest and highest raw score of each prioritizer, the chosen
-    clusters' published scores, and the order of clusters whose float totals are within
-    the error bound of each other (sorted exactly by total, then name). The result is the
-    reference result (tests/placement/test_scheduler_equality.py checks it)."""
-
-    def __init__(
-        self,
-        weights: dict[str, int],
-        feasible: list[Candidate],
-        need: PerReplica,
-        avoided: list[int],
-    ) -> None:
-        self.weights = weights
-        self.feasible = feasible
-        self.need = need
-        self.avoided = avoided
-        self.bounds: dict[str, tuple[Decimal, Decimal] | None] = {}
-        self._raws: dict[tuple[str, int], Decimal | None] = {}
-        self._totals: dict[int, Decimal] = {}
-
-    def raw(self, name: str, index: int) -> Decimal | None:
-        key = (name, index)
-        if key not in self._raws:
-            self._raws[key] = _raw(name, self.feasible[index], self.need)
-        return self._raws[key]
-
-    def score(self, name: str, index: int) -> Decimal:
-        value = self.raw(name, index)
-        bounds = self.bounds[name]
-        if bounds is None:
-            return ZERO  # no cluster has a value
-        if value is None:
-            return Decimal(-100)
-        low, high = bounds
-        if high == low:
-            return ZERO
-        return (value - low) / (high - low) * 200 - 100
-
-    def total(self, index: int) -> Decimal:
-        if index not in self._totals:
-            total = sum(
-                (weight * self.score(name, index) for name, weight in self.weights.items()),
-                ZERO,
-            )
-            self._totals[index] = total - 1000 * self.avoided[index]
-        return self._totals[index]
-
-    def ranked(self) -> list[int]:
-        """Indexes of the feasible clusters, best first (total, then name)."""
-        count = len(self.feasible)
-        if not count:
-            return []
-        passes = []
-        for name, weight in self.weights.items():
-            values, delta = _raw_floats(name, self.feasible, self.need)
-            self.bounds[name] = self._bounds(name, values, delta)
-            passes.append((name, weight, values, delta))
-        totals = [-1000.0 * a for a in self.avoided]
-        magnitude = 1 + 1000 * max(self.avoided) + 100 * sum(map(abs, self.weights.values()))
-        error = 10 * UNIT * magnitude  # the float sums themselves
-        for name, weight, values, delta in passes:
-            bounds = self.bounds[name]
-            if bounds is None or bounds[0] == bounds[1]:
-                # every score is 0, or -100 for a cluster with no value: exact in floats
-                if bounds is not None:
-                    totals = [
-                        t - 100.0 * weight if v is None else t
-                        for t, v in zip(totals, values, strict=True)
-                    ]
-                continue
-            low, span = float(bounds[0]), float(bounds[1] - bounds[0])
-            if not span > 0:
-                return self._ranked_exactly(range(count))
-            factor = 200.0 / span
-            totals = [
-                t - 100.0 * weight if v is None else t + weight * ((v - low) * factor - 100.0)
-                for t, v in zip(totals, values, strict=True)
-            ]
-            error += abs(weight) * (1000 * delta / span + 2000 * UNIT)
-        order = sorted(range(count), key=totals.__getitem__, reverse=True)
-        ranked: list[int] = []
-        group = [order[0]]
-        for previous, index in pairwise(order):
-            if totals[previous] - totals[index] > 2 * error:
-                ranked += self._ranked_exactly(group) if len(group) > 1 else group
-                group = []
-            group.append(index)
-        ranked += self._ranked_exactly(group) if len(group) > 1 else group
-        return ranked
-
-    def _bounds(
-        self, name: str, values: list[float | None], delta: float
-    ) -> tuple[Decimal, Decimal] | None:
-        """The exact lowest and highest raw scores: only clusters whose float score is
-        within twice the error bound of the float extremes can hold them."""
-        known = [v for v in values if v is not None]
-        if not known:
-            return None
-        low, high = min(known), max(known)
-        below, above = low + 2 * delta, high - 2 * delta
-        near_low = [i for i, v in enumerate(values) if v is not None and v <= below]
-        near_high = [i for i, v in enumerate(values) if v is not None and v >= above]
-        if not delta:  # floats exact here (steady; all zero): one cluster per extreme
-            near_low, near_high = near_low[:1], near_high[:1]
-        exact_low = min(self._known(name, i) for i in near_low)
-        exact_high = max(self._known(name, i) for i in near_high)
-        return exact_low, exact_high
-
-    def _known(self, name: str, index: int) -> Decimal:
-        value = self.raw(name, index)
-        assert value is not None
-        return value
-
-    def _ranked_exactly(self, indexes: Iterable[int]) -> list[int]:
-        feasible = self.feasible
-        return sorted(indexes, key=lambda i: (-self.total(i), feasible[i].name))
 
 
 def webster(total: int, weights: dict[str, Decimal]) -> dict[str, int]:
@@ -457,10 +394,11 @@ def webster(total: int, weights: dict[str, Decimal]) -> dict[str, int]:
     seats = {name: 0 for name in weights}
     if not weights or total <= 0:
         return seats
+    names = {name: [-ord(ch) for ch in name] for name in weights}  # the name's tie-break
     for _ in range(total):
         best = max(
             (name for name in weights if weights[name] > 0),
-            key=lambda n: (weights[n] / (2 * seats[n] + 1), weights[n], [-ord(ch) for ch in n]),
+            key=lambda n: (weights[n] / (2 * seats[n] + 1), weights[n], names[n]),
             default=None,
         )
         if best is None:
@@ -469,34 +407,20 @@ def webster(total: int, weights: dict[str, Decimal]) -> dict[str, int]:
     return seats
 
 
-def schedule(spec: PlacementSpec, candidates: list[Candidate], need: PerReplica) -> Decision:
-    decision = Decision()
+def schedule(
+    spec: PlacementSpec, candidates: list[Candidate], need: PerReplica, *, by_name: bool = False
+) -> Decision:
+    """The decision for `spec` over `candidates` (`by_name`: already sorted by name, as the
+    candidate cache's are, so not sorted again)."""
     predicates = _Predicates(spec, need)
-    feasible = []
-    excluded = decision.excluded
-    for candidate in sorted(candidates, key=attrgetter("name")):
-        reason = predicates.exclusion(candidate)
-        if reason is None:
-            feasible.append(candidate)
-        else:
-            excluded.append(
-                {"cluster": candidate.name, "predicate": reason[0], "reason": reason[1]}
-            )
+    ordered = candidates if by_name else sorted(candidates, key=attrgetter("name"))
+    feasible, floats, avoided, excluded = predicates.split(ordered)
+    decision = Decision(excluded=excluded, capacity=predicates.capacity)
     weights = {name: weight for name, weight in spec.prioritizers.items() if weight}
-    avoided = [predicates.avoided_taints(c) if c.taints else 0 for c in feasible]
-    scores = _Scores(weights, feasible, need, avoided)
-    order = scores.ranked()
-    ranked = [feasible[i] for i in order]
-    chosen = _pick(spec, ranked, decision)
-    replicas = _divide(spec, chosen, need)
-    # Names are unique: membership by name, not by comparing every field of a candidate.
-    chosen_names = {c.name for c in chosen}
-    for rank, index in enumerate(order, start=1):
-        if len(decision.chosen) == len(chosen):
-            break
-        candidate = feasible[index]
-        if candidate.name not in chosen_names:
-            continue  # only chosen clusters carry their scores in the decision
+    scores = Scores(weights, feasible, floats, need, avoided)
+    chosen = _pick(spec, scores.ranked(), feasible, decision)
+    replicas = _divide(spec, [c for _, _, c in chosen], need)
+    for rank, index, candidate in chosen:
         entry = {
             "cluster": candidate.name,
             "rank": rank,
@@ -509,34 +433,37 @@ def schedule(spec: PlacementSpec, candidates: list[Candidate], need: PerReplica)
     return decision
 
 
-def _pick(spec: PlacementSpec, ranked: list[Candidate], decision: Decision) -> list[Candidate]:
-    wanted = spec.number_of_clusters or len(ranked)
-    chosen: list[Candidate] = []
+def _pick(
+    spec: PlacementSpec, order: Iterator[int], feasible: list[Candidate], decision: Decision
+) -> list[tuple[int, int, Candidate]]:
+    """The chosen clusters as (rank, index in `feasible`, cluster), best first. Reads
+    `order` only as far as it must: the clusters after the last one needed are not
+    selected for one reason, `enough clusters`, and are named only if someone asks."""
+    wanted = spec.number_of_clusters or len(feasible)
+    chosen: list[tuple[int, int, Candidate]] = []
     counts: dict[str, Counter[str]] = {by: Counter() for by in spec.max_per}
-    for position, candidate in enumerate(ranked):
+    for position, index in enumerate(order):
+        candidate = feasible[index]
         if len(chosen) >= wanted:
+            rest = chain((candidate,), (feasible[i] for i in order))
             reason = f"enough clusters ({wanted})"
-            decision.not_selected += [
-                {"cluster": c.name, "reason": reason} for c in ranked[position:]
-            ]
+            decision.rest_not_selected(rest, len(feasible) - position, reason)
             break
         full = [
             by for by, limit in spec.max_per.items() if counts[by][getattr(candidate, by)] >= limit
         ]
         if full:
-            decision.not_selected.append(
-                {
-                    "cluster": candidate.name,
-                    "reason": f"spread: at most {spec.max_per[full[0]]} per {full[0]} "
-                    f"({getattr(candidate, full[0])})",
-                }
+            decision.passed(
+                candidate,
+                f"spread: at most {spec.max_per[full[0]]} per {full[0]} "
+                f"({getattr(candidate, full[0])})",
             )
             continue
-        chosen.append(candidate)
+        chosen.append((position + 1, index, candidate))
         for by in counts:
             counts[by][getattr(candidate, by)] += 1
     for by, minimum in spec.min_distinct.items():
-        distinct = {getattr(c, by) for c in chosen}
+        distinct = {getattr(c, by) for _, _, c in chosen}
         if len(distinct) < minimum:
             decision.warnings.append(
                 f"spread: wanted at least {minimum} distinct {by}s, the feasible clusters give "

@@ -162,7 +162,8 @@ def placement_simulate(*, application: Application, spec: dict[str, Any] | None 
     candidates = placement_candidates(
         application, toleration_seconds=chosen_spec.unreachable_toleration_seconds
     )
-    return schedule(chosen_spec, candidates, _per_replica(application))
+    # The cache's candidates are sorted by name: the scheduler need not sort them again.
+    return schedule(chosen_spec, candidates, _per_replica(application), by_name=True)
 
 
 @transaction.atomic

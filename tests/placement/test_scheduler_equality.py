@@ -92,6 +92,42 @@ def test_decisions_equal_the_reference_scheduler(seed: int) -> None:
         assert schedule(spec, candidates, need).as_json() == _reference(spec, candidates, need)
 
 
+def _summary_of(every: dict[str, Any], first: int) -> dict[str, Any]:
+    """The summary of a decision, from its every exclusion (what `summarized` returned
+    when the scheduler wrote every entry)."""
+    summary: dict[str, Any] = {"chosen": every["chosen"], "warnings": every["warnings"]}
+    counts: dict[str, dict[str, int]] = {}
+    for part, key in (("excluded", "predicate"), ("not_selected", "reason")):
+        counted: dict[str, int] = {}
+        summary[part] = []
+        for entry in every[part]:
+            counted[entry[key]] = counted.get(entry[key], 0) + 1
+            if counted[entry[key]] <= first:
+                summary[part].append(entry)
+        counts[part] = counted
+    complete = all(len(summary[part]) == len(every[part]) for part in counts)
+    summary["summary"] = {**counts, "complete": complete}
+    return summary
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_summaries_equal_the_summary_of_every_entry(seed: int) -> None:
+    # given: decisions explained lazily, read as summaries first and whole afterwards
+    rng = random.Random(1000 + seed)
+    candidates = [_candidate(rng, index, ties=seed % 2 == 0) for index in range(200)]
+    need = PerReplica(cpu=D("0.25"), memory=D(256 * 2**20))
+    for first in (1, 3, 10):
+        spec = _spec(rng, len(candidates))
+        decision = schedule(spec, candidates, need)
+        # when
+        summary = decision.summarized(first)
+        every = decision.as_json()
+        # then
+        assert every == _reference(spec, candidates, need)
+        assert summary == _summary_of(every, first)
+        assert decision.summarized(None)["excluded"] == every["excluded"]
+
+
 def test_near_ties_below_float_precision_are_ranked_exactly() -> None:
     # Requested CPU differing in the 20th digit: floats see one value, Decimals two.
     base: dict[str, Any] = {
