@@ -15,7 +15,10 @@ from typing import Any, TypeVar
 from celery import Celery
 from kombu import Exchange, Queue
 
+from fleet.limits import raise_open_files_limit
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleet.settings")
+raise_open_files_limit()  # a worker holds a connection per member cluster (fleet/limits.py)
 
 # One queue per concern (DESIGN.md "Processes"); a worker may serve a subset with -Q.
 QUEUES = ("default", "clusters", "provisioning", "placement", "policies", "reports", "costs")
