@@ -173,8 +173,10 @@ class PolicyViewSet(
 
 
 class EvaluationViewSet(viewsets.ReadOnlyModelViewSet[PolicyEvaluation]):
-    """Every evaluation ever stored (newest first), filterable by policy, cluster, status
-    and time."""
+    """Every stored outcome (newest first), filterable by policy, cluster, status and time.
+    A row is stored when a (policy, cluster) outcome changes or on a forced evaluation;
+    `evaluated_at` is when the outcome was first found, `checked_at` when an evaluation last
+    found it again."""
 
     serializer_class = EvaluationSerializer
     filterset_class = EvaluationFilterSet
