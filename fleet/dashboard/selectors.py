@@ -120,7 +120,7 @@ def fleet_overview(*, user: AnyUser) -> dict[str, Any]:
 def compliance_overview(*, user: AnyUser, now: datetime) -> dict[str, Any]:
     """Compliance of the user's enabled policies: overall % of judged (policy, cluster)
     pairs from the newest results, the most violated policies, and a daily trend (each
-    day: the newest result of each pair evaluated that day)."""
+    day: the compliance as of its end)."""
     policies = policy_list(user=user).filter(enabled=True)
     summary = compliance_summary(policies)
     teams = dict(policies.values_list("name", "team__name"))
@@ -133,40 +133,7 @@ def compliance_overview(*, user: AnyUser, now: datetime) -> dict[str, Any]:
         key=lambda row: (-row[ResultStatus.NONCOMPLIANT], row["policy"]),
     )[:5]
     ids = list(policies.values_list("pk", flat=True))
-    trend = []
-    if ids:
-        with connection.cursor() as cursor:
-            # Each day's point is the compliance as of that day's end: the newest result
-            # of every pair by then (results are stored when an outcome changes, so a
-            # pair unchanged for a week has no row in it), as the headline is for today.
-            cursor.execute(
-                """
-                SELECT d.day,
-                       count(*) FILTER (WHERE s.status = %s),
-                       count(*) FILTER (WHERE s.status = %s)
-                FROM generate_series(date_trunc('day', %s::timestamptz),
-                                     date_trunc('day', %s::timestamptz),
-                                     interval '1 day') AS d(day)
-                CROSS JOIN LATERAL (
-                    SELECT DISTINCT ON (policy_id, cluster_id) status
-                    FROM policies_policyevaluation
-                    WHERE policy_id = ANY(%s) AND evaluated_at < d.day + interval '1 day'
-                    ORDER BY policy_id, cluster_id, evaluated_at DESC, id DESC
-                ) s
-                GROUP BY d.day ORDER BY d.day
-                """,
-                [
-                    ResultStatus.COMPLIANT,
-                    ResultStatus.NONCOMPLIANT,
-                    now - timedelta(days=30),
-                    now,
-                    ids,
-                ],
-            )
-            for day, compliant, noncompliant in cursor.fetchall():
-                value = percent(compliant, noncompliant)
-                if value is not None:
-                    trend.append({"day": day.date().isoformat(), "total": value})
+    trend = compliance_trend(ids, now=now, days=30) if ids else []
     return {"overall": summary["overall"], "top": top, "trend": trend, "policies": len(ids)}
 
 
@@ -177,3 +144,57 @@ def _set_scores(user: AnyUser) -> list[dict[str, Any]]:
         summary = members.aggregate(score=Avg("health_score"), n=Count("id"))
         rows.append({"name": cluster_set.name, "score": summary["score"], "clusters": summary["n"]})
     return rows
+
+
+def compliance_trend(policy_ids: list[int], *, now: datetime, days: int) -> list[dict[str, Any]]:
+    """Each day's compliance as of its end: the newest result of every pair by then
+    (results are stored when an outcome changes, so a pair unchanged for a week has no row
+    in it). One pass over the results: each outcome holds from the day it was found until
+    the day the next one replaced it, counted as +1 on its first day and -1 on the day it
+    ended, then summed day by day (not a newest-per-pair query per day)."""
+    start = (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH spans AS (
+                SELECT status, date_trunc('day', evaluated_at) AS since,
+                       date_trunc('day', lead(evaluated_at) OVER (
+                           PARTITION BY policy_id, cluster_id ORDER BY evaluated_at, id
+                       )) AS until
+                FROM policies_policyevaluation
+                WHERE policy_id = ANY(%s) AND evaluated_at <= %s
+            )
+            SELECT day, status, sum(delta) FROM (
+                SELECT greatest(since, %s) AS day, status, 1 AS delta FROM spans
+                WHERE until IS NULL OR until > %s
+                UNION ALL
+                SELECT until, status, -1 FROM spans WHERE until > %s
+            ) deltas
+            WHERE status IN (%s, %s)
+            GROUP BY day, status
+            """,
+            [
+                policy_ids,
+                now,
+                start,
+                start,
+                start,
+                ResultStatus.COMPLIANT,
+                ResultStatus.NONCOMPLIANT,
+            ],
+        )
+        deltas: dict[datetime, dict[str, int]] = {}
+        for day, status, delta in cursor.fetchall():
+            deltas.setdefault(day, {}).setdefault(status, 0)
+            deltas[day][status] += int(delta)
+    trend: list[dict[str, Any]] = []
+    counts: dict[str, int] = {ResultStatus.COMPLIANT: 0, ResultStatus.NONCOMPLIANT: 0}
+    day = start
+    while day <= now:
+        for status, delta in deltas.get(day, {}).items():
+            counts[status] += delta
+        value = percent(counts[ResultStatus.COMPLIANT], counts[ResultStatus.NONCOMPLIANT])
+        if value is not None:
+            trend.append({"day": day.date().isoformat(), "total": value})
+        day += timedelta(days=1)
+    return trend

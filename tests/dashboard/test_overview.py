@@ -209,3 +209,39 @@ def test_the_main_pages_work_at_ten_thousand_clusters() -> None:
     assert '<strong data-count="ready">2500</strong>' in overview
     listing = client.get("/clusters/?status=unreachable").content.decode()
     assert listing.count('href="/clusters/c-') <= 60  # one page
+
+
+@pytest.mark.django_db
+def test_the_compliance_trend_is_each_days_state_at_its_end() -> None:
+    import uuid
+    from datetime import timedelta
+
+    from fleet.dashboard.selectors import compliance_trend
+    from policies.models import Policy, PolicyEvaluation
+
+    # given a pair that was noncompliant, then fixed, then not evaluable today, and a pair
+    # found compliant five days ago and never changed since (no row after that)
+    team = make_team()
+    policy = Policy.objects.create(team=team, name="trend")
+    moving, steady = make_cluster(team=team), make_cluster(team=team)
+    now = timezone.now().replace(hour=12)
+
+    def outcome(cluster: Cluster, status: str, days_ago: int) -> None:
+        PolicyEvaluation.objects.create(
+            policy=policy,
+            cluster=cluster,
+            run_id=uuid.uuid4(),
+            status=status,
+            policy_generation=1,
+            evaluated_at=now - timedelta(days=days_ago),
+        )
+
+    outcome(steady, "compliant", 5)
+    outcome(moving, "noncompliant", 3)
+    outcome(moving, "compliant", 1)
+    outcome(moving, "error", 0)
+    # then each day counts every pair's newest outcome by its end (errors are not judged)
+    trend = compliance_trend([policy.pk], now=now, days=30)
+    assert [point["total"] for point in trend] == [100.0, 100.0, 50.0, 50.0, 100.0, 100.0]
+    assert trend[0]["day"] == (now - timedelta(days=5)).date().isoformat()
+    assert trend[-1]["day"] == now.date().isoformat()
