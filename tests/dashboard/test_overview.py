@@ -23,6 +23,22 @@ from tests.factories import add_member, make_cluster, make_team, make_user
 from tests.fleet.test_websocket import _headers_for
 
 
+def _result(policy: Any, cluster: Cluster, status: str, at: Any) -> None:
+    """A stored policy outcome for `cluster`, found at `at`."""
+    import uuid
+
+    from policies.models import PolicyEvaluation
+
+    PolicyEvaluation.objects.create(
+        policy=policy,
+        cluster=cluster,
+        run_id=uuid.uuid4(),
+        status=status,
+        policy_generation=1,
+        evaluated_at=at,
+    )
+
+
 def _viewer(team: Any) -> Any:
     user = make_user()
     add_member(team, user, Role.VIEWER)
@@ -132,10 +148,9 @@ def test_the_fleet_socket_only_tells_a_user_about_their_clusters() -> None:
 
 @pytest.mark.django_db
 def test_compliance_panel_percent_top_violations_and_trend() -> None:
-    import uuid
     from datetime import timedelta
 
-    from policies.models import Policy, PolicyEvaluation
+    from policies.models import Policy
 
     # given two policies over two clusters, with yesterday's and today's results
     team = make_team(name="shop")
@@ -145,14 +160,7 @@ def test_compliance_panel_percent_top_violations_and_trend() -> None:
     now = timezone.now()
 
     def result(policy: Policy, cluster: Cluster, status: str, days_ago: float) -> None:
-        PolicyEvaluation.objects.create(
-            policy=policy,
-            cluster=cluster,
-            run_id=uuid.uuid4(),
-            status=status,
-            policy_generation=1,
-            evaluated_at=now - timedelta(days=days_ago),
-        )
+        _result(policy, cluster, status, now - timedelta(days=days_ago))
 
     for cluster in (eu, us):
         result(privileged, cluster, "noncompliant", 1)
@@ -213,11 +221,10 @@ def test_the_main_pages_work_at_ten_thousand_clusters() -> None:
 
 @pytest.mark.django_db
 def test_the_compliance_trend_is_each_days_state_at_its_end() -> None:
-    import uuid
     from datetime import timedelta
 
     from fleet.dashboard.selectors import compliance_trend
-    from policies.models import Policy, PolicyEvaluation
+    from policies.models import Policy
 
     # given a pair that was noncompliant, then fixed, then not evaluable today, and a pair
     # found compliant five days ago and never changed since (no row after that)
@@ -227,14 +234,7 @@ def test_the_compliance_trend_is_each_days_state_at_its_end() -> None:
     now = timezone.now().replace(hour=12)
 
     def outcome(cluster: Cluster, status: str, days_ago: int) -> None:
-        PolicyEvaluation.objects.create(
-            policy=policy,
-            cluster=cluster,
-            run_id=uuid.uuid4(),
-            status=status,
-            policy_generation=1,
-            evaluated_at=now - timedelta(days=days_ago),
-        )
+        _result(policy, cluster, status, now - timedelta(days=days_ago))
 
     outcome(steady, "compliant", 5)
     outcome(moving, "noncompliant", 3)
