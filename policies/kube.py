@@ -12,6 +12,7 @@ ApiClient pool, with the same TLS, auth, timeouts and error classification.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from clusters.kube.client import classify, get_json, request_json
 
+logger = logging.getLogger(__name__)
 PAGE = 500
 DISCOVERY_TTL = 3600  # seconds; CRDs installed meanwhile are seen after this, or on a 404
 # Higher is preferred when the group's preferred version does not serve the kind.
@@ -54,6 +56,16 @@ class ServedKind:
         return f"{root}{where}/{self.plural}" + (f"/{name}" if name else "")
 
 
+def _shared(operation: str, *args: Any) -> Any:
+    """The shared discovery cache, best effort: with Redis down (restarting, say) a reader
+    asks the cluster instead of failing its cluster's evaluation."""
+    try:
+        return getattr(cache, operation)(*args)
+    except Exception as error:
+        logger.warning("discovery cache unavailable (%s): asking the cluster", type(error).__name__)
+        return None
+
+
 def _key(group: str, kind: str) -> str:
     return f"{group}/{kind}"
 
@@ -80,7 +92,7 @@ class ClusterReader:
 
     def _known(self) -> dict[str, ServedKind | None]:
         if self._served is None:
-            cached = cache.get(self._cache_key) if self._cache_key else None
+            cached = _shared("get", self._cache_key) if self._cache_key else None
             self._served = {
                 key: ServedKind(*value) if value else None for key, value in (cached or {}).items()
             }
@@ -134,7 +146,8 @@ class ClusterReader:
                     break
             known[_key(group, kind)] = found
         if missing and self._cache_key:
-            cache.set(
+            _shared(
+                "set",
                 self._cache_key,
                 {
                     key: (s.group_version, s.plural, s.namespaced) if s else None
@@ -152,7 +165,7 @@ class ClusterReader:
         """A path discovery gave answered 404: ask again next time."""
         self._served, self._groups, self._lists = {}, None, {}
         if self._cache_key:
-            cache.delete(self._cache_key)
+            _shared("delete", self._cache_key)
 
     # Reading and writing objects -----------------------------------------------------------
 

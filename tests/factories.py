@@ -33,3 +33,20 @@ def make_cluster(*, team: Team, name: str | None = None, **fields: Any) -> Any:
     from clusters.models import Cluster
 
     return Cluster.objects.create(name=name or f"cluster-{next(_seq)}", team=team, **fields)
+
+
+def make_evaluation(*, policy: Any, cluster: Any, status: str, at: Any, **fields: Any) -> Any:
+    """A stored policy outcome for `cluster`, found at `at`."""
+    import uuid
+
+    from policies.models import PolicyEvaluation
+
+    return PolicyEvaluation.objects.create(
+        policy=policy,
+        cluster=cluster,
+        run_id=uuid.uuid4(),
+        status=status,
+        policy_generation=1,
+        evaluated_at=at,
+        **fields,
+    )

@@ -19,24 +19,8 @@ from clusters.services.collection import cluster_record_observation
 from fleet.accounts.choices import Role
 from fleet.asgi import application
 from fleet.dashboard.selectors import with_health_score
-from tests.factories import add_member, make_cluster, make_team, make_user
+from tests.factories import add_member, make_cluster, make_evaluation, make_team, make_user
 from tests.fleet.test_websocket import _headers_for
-
-
-def _result(policy: Any, cluster: Cluster, status: str, at: Any) -> None:
-    """A stored policy outcome for `cluster`, found at `at`."""
-    import uuid
-
-    from policies.models import PolicyEvaluation
-
-    PolicyEvaluation.objects.create(
-        policy=policy,
-        cluster=cluster,
-        run_id=uuid.uuid4(),
-        status=status,
-        policy_generation=1,
-        evaluated_at=at,
-    )
 
 
 def _viewer(team: Any) -> Any:
@@ -160,7 +144,9 @@ def test_compliance_panel_percent_top_violations_and_trend() -> None:
     now = timezone.now()
 
     def result(policy: Policy, cluster: Cluster, status: str, days_ago: float) -> None:
-        _result(policy, cluster, status, now - timedelta(days=days_ago))
+        make_evaluation(
+            policy=policy, cluster=cluster, status=status, at=now - timedelta(days=days_ago)
+        )
 
     for cluster in (eu, us):
         result(privileged, cluster, "noncompliant", 1)
@@ -234,7 +220,9 @@ def test_the_compliance_trend_is_each_days_state_at_its_end() -> None:
     now = timezone.now().replace(hour=12)
 
     def outcome(cluster: Cluster, status: str, days_ago: int) -> None:
-        _result(policy, cluster, status, now - timedelta(days=days_ago))
+        make_evaluation(
+            policy=policy, cluster=cluster, status=status, at=now - timedelta(days=days_ago)
+        )
 
     outcome(steady, "compliant", 5)
     outcome(moving, "noncompliant", 3)

@@ -16,7 +16,7 @@ from fleet.accounts.models import Team
 from fleet.audit.models import AuditEvent
 from policies.models import Policy, PolicyEvaluation
 from tests.clusters.helpers import register_local
-from tests.factories import add_member, make_cluster, make_team, make_user
+from tests.factories import add_member, make_cluster, make_evaluation, make_team, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -158,13 +158,11 @@ def test_history_filters_and_compliance_summary(operator: APIClient, team: Team)
     now = timezone.now()
 
     def result(cluster: Any, status: str, minutes_ago: int) -> None:
-        PolicyEvaluation.objects.create(
+        make_evaluation(
             policy=policy,
             cluster=cluster,
-            run_id=uuid.uuid4(),
             status=status,
-            policy_generation=1,
-            evaluated_at=now - timedelta(minutes=minutes_ago),
+            at=now - timedelta(minutes=minutes_ago),
         )
 
     result(eu, "noncompliant", 30)

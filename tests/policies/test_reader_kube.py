@@ -85,3 +85,20 @@ def test_no_discovery_file_is_written(kube_cluster: LocalCluster) -> None:
     assert k8s.CoreV1Api(api).read_namespaced_config_map(name, "default").metadata.name == name
     assert not library_file.exists()
     k8s.CoreV1Api(api).delete_namespaced_config_map(name, "default")
+
+
+def test_a_dead_discovery_cache_only_costs_discovery_requests(kube_cluster: LocalCluster) -> None:
+    from django.test import override_settings
+
+    dead = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        }
+    }
+    with override_settings(CACHES=dead):
+        reader = ClusterReader(_api(kube_cluster), cache_key=f"test-{uuid.uuid4().hex}")
+        assert reader.resource("apps", "Deployment") == ServedKind("apps/v1", "deployments", True)
+        assert {"default", "kube-system"} <= {
+            ns["metadata"]["name"] for ns in reader.list("", "Namespace")
+        }

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,12 +18,12 @@ from django.core.exceptions import ValidationError
 from pypdf import PdfReader
 
 from fleet.accounts.models import Team
-from policies.models import ComplianceReport, Policy, PolicyEvaluation, ReportDefinition
+from policies.models import ComplianceReport, Policy, ReportDefinition
 from policies.services.policies import PolicySpec, policy_create
 from policies.services.reports import ReportSpec, report_definition_save, report_generate
 from tests.clusters.helpers import wait_for
 from tests.conftest import REPO
-from tests.factories import make_cluster, make_team
+from tests.factories import make_cluster, make_evaluation, make_team
 from tests.support import child_database_url
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
@@ -45,17 +44,15 @@ def _history(team: Team) -> None:
     pss, ops = _policy(team, "pss-a", "pss-baseline"), _policy(team, "ops-b", "ops")
 
     def result(policy: Policy, cluster: Any, status: str, days_ago: int, *violations: str) -> None:
-        PolicyEvaluation.objects.create(
+        make_evaluation(
             policy=policy,
             cluster=cluster,
-            run_id=uuid.uuid4(),
             status=status,
-            policy_generation=1,
+            at=NOW - timedelta(days=days_ago) + timedelta(hours=1),
             violations=[
                 {"rule": "r", "kind": kind, "namespace": "web", "name": name, "message": "bad"}
                 for kind, name in (v.split("/") for v in violations)
             ],
-            evaluated_at=NOW - timedelta(days=days_ago) + timedelta(hours=1),
         )
 
     result(pss, eu1, "noncompliant", 3, "Pod/priv")
