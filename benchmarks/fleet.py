@@ -15,8 +15,11 @@ from django.db import connection, transaction
 
 from benchmarks.simulator import (
     INSTANCE_TYPES,
+    KUBE_VERSION,
+    LEGACY_VERSION,
     PROFILES,
     TLSFiles,
+    Variant,
     agent_inventory,
     cluster_token,
     cluster_url,
@@ -92,6 +95,8 @@ def seed_simulated(
                 labels={"env": ("prod", "staging", "dev")[index % 3], "sim": "true"},
                 mode=ClusterMode.PUSH,
                 api_server_url=cluster_url(port, index),
+                # what collection records from /version (a registered cluster has it)
+                kubernetes_version=LEGACY_VERSION if Variant.of(index).legacy else KUBE_VERSION,
             )
         )
     created = Cluster.objects.bulk_create(rows, batch_size=1000)

@@ -19,7 +19,6 @@ fraction of the cost. cel-python always sees the whole object.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from functools import lru_cache
@@ -27,6 +26,7 @@ from typing import Any
 
 import cel as native
 import celpy
+import orjson
 from celpy import celtypes
 from celpy.celparser import CELParseError
 from celpy.evaluation import CELEvalError
@@ -128,16 +128,55 @@ def reads(source: str, name: str) -> celpaths.Shape | None:
     return celpaths.reads(tree, name)
 
 
-class Memo:
-    """Conversions and verdicts shared by the activations of one snapshot (one cluster):
-    objects whose cut-down values are equal (a Deployment's pod template, its
-    ReplicaSet's and its Pods' for a rule that reads only the containers) are converted
-    once and judged once per expression. Only for cut-down values: the whole object is
-    converted once per object anyway."""
+class Verdicts:
+    """Verdicts per (expression, variable, cut-down value), shared by every snapshot the
+    process judges. A verdict is a pure function of the program and the value it sees, so
+    clusters running the same workloads (what a fleet manager places) judge each shape of
+    them once; names, uids and timestamps are cut away unless an expression reads them.
+    Bounded: when it holds `max_bytes` of keys it starts again."""
 
-    def __init__(self) -> None:
-        self.contexts: dict[tuple[celpaths.Shape, str], Any] = {}
-        self.verdicts: dict[tuple[str, int], bool] = {}
+    def __init__(self, max_bytes: int = 64 * 2**20) -> None:
+        self.max_bytes = max_bytes
+        self._found: dict[tuple[str, str, celpaths.Shape, bytes], bool] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, celpaths.Shape, bytes]) -> bool | None:
+        return self._found.get(key)
+
+    def put(self, key: tuple[str, str, celpaths.Shape, bytes], verdict: bool) -> None:
+        size = len(key[3]) + len(key[0]) + 100
+        with self._lock:
+            if self._bytes + size > self.max_bytes:
+                self._found = {}
+                self._bytes = 0
+            self._found[key] = verdict
+            self._bytes += size
+
+    def __len__(self) -> int:
+        return len(self._found)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._found = {}
+            self._bytes = 0
+
+
+VERDICTS = Verdicts()
+
+
+class Memo:
+    """Conversions shared by the activations of one snapshot (one cluster): objects whose
+    cut-down values are equal (a Deployment's pod template, its ReplicaSet's and its
+    Pods' for a rule that reads only the containers) are converted once. Verdicts are
+    shared further, by every snapshot (`VERDICTS`)."""
+
+    def __init__(self, verdicts: Verdicts | None = None) -> None:
+        self.contexts: dict[tuple[celpaths.Shape, bytes], Any] = {}
+        self.verdicts = VERDICTS if verdicts is None else verdicts
+
+
+_UNSHAREABLE = b""
 
 
 class Activation:
@@ -150,7 +189,21 @@ class Activation:
         self.value = value
         self.memo = memo
         self._native: dict[celpaths.Shape | None, Any] = {}
+        self._cut: dict[celpaths.Shape, tuple[Any, bytes]] = {}
         self._python: dict[str, Any] | None = None
+
+    def cut(self, shape: celpaths.Shape) -> tuple[Any, bytes]:
+        """The value cut down to `shape` and its canonical JSON (empty if it has none:
+        then it is not shared)."""
+        found = self._cut.get(shape)
+        if found is None:
+            pruned = celpaths.prune(self.value, shape)
+            try:
+                canonical = orjson.dumps(pruned, option=orjson.OPT_SORT_KEYS)
+            except (TypeError, ValueError):  # not plain JSON (or an integer past 64 bits)
+                canonical = _UNSHAREABLE
+            found = self._cut[shape] = (pruned, canonical)
+        return found
 
     def native(self, shape: celpaths.Shape | None = None) -> Any:
         """The native engine's context over the value cut down to `shape` (all of it by
@@ -159,16 +212,16 @@ class Activation:
             return self._native[shape]
         except KeyError:
             pass
-        pruned = celpaths.prune(self.value, shape)
         key = None
-        if self.memo is not None and shape is not None:
-            try:
-                key = (shape, json.dumps(pruned, sort_keys=True))
-            except (TypeError, ValueError):  # not plain JSON: not shared
-                key = None
-            if key is not None and key in self.memo.contexts:
-                shared = self._native[shape] = self.memo.contexts[key]
-                return shared
+        if shape is None:
+            pruned = self.value
+        else:
+            pruned, canonical = self.cut(shape)
+            if self.memo is not None and canonical:
+                key = (shape, canonical)
+                if key in self.memo.contexts:
+                    shared = self._native[shape] = self.memo.contexts[key]
+                    return shared
         context: Any = native.Context()
         try:
             context.add_variable(self.name, pruned)
@@ -185,25 +238,37 @@ class Activation:
         return self._python
 
 
-def evaluate(source: str, activation: Activation) -> bool:
+def evaluate(source: str, activation: Activation, share: celpaths.Shape | None = None) -> bool:
     """Run `source` over `activation`. True means the object passes. Raises
-    CelEvaluationError when the expression fails or returns anything but a boolean."""
+    CelEvaluationError when the expression fails or returns anything but a boolean.
+
+    `share`, a shape keeping at least what `source` reads, keys the shared verdict by
+    the value cut down to it instead of to the expression's own reads: rules judging the
+    same objects then cut each object once (`engine.share`)."""
     program = compile_expression(source)  # validates; cel-python's own program
     fast = _native_program(source)
-    context = activation.native(reads(source, activation.name)) if fast is not None else None
-    if context is not None:
+    if fast is not None:
+        shape = reads(source, activation.name)
         memo = activation.memo
-        verdict_key = (source, id(context))
-        if memo is not None and verdict_key in memo.verdicts:
-            return memo.verdicts[verdict_key]
-        try:
-            result = fast.execute(context)
-        except Exception:  # cel-python says why, as it always has
-            result = None
-        if isinstance(result, bool):
-            if memo is not None:
-                memo.verdicts[verdict_key] = result
-            return result
+        key = None
+        if memo is not None and shape is not None:
+            keyed_by = shape if share is None else share
+            canonical = activation.cut(keyed_by)[1]
+            if canonical:
+                key = (source, activation.name, keyed_by, canonical)
+                verdict = memo.verdicts.get(key)
+                if verdict is not None:
+                    return verdict
+        context = activation.native(shape)
+        if context is not None:
+            try:
+                result = fast.execute(context)
+            except Exception:  # cel-python says why, as it always has
+                result = None
+            if isinstance(result, bool):
+                if key is not None and memo is not None:
+                    memo.verdicts.put(key, result)
+                return result
     try:
         result = program.evaluate(activation.python())
     except CELEvalError as error:

@@ -24,6 +24,7 @@ so the engine fails on it exactly as it would on the original.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from lark import Token, Tree
@@ -72,7 +73,7 @@ class Shape:
     Equal shapes are equal and hash alike, so the same conversion serves every rule that
     reads the same paths."""
 
-    __slots__ = ("_hash", "_key", "fields", "star", "whole")
+    __slots__ = ("_hash", "_key", "_pruner", "fields", "star", "whole")
 
     def __init__(
         self,
@@ -89,6 +90,7 @@ class Shape:
             None if self.star is None else self.star._key,
         )
         self._hash = hash(self._key)  # tuples do not cache theirs: looked up per evaluation
+        self._pruner: Callable[[Any], Any] | None = None
 
     def __eq__(self, other: object) -> bool:
         return self is other or (isinstance(other, Shape) and other._key == self._key)
@@ -151,6 +153,26 @@ class _Node:
                 child = merged
             fields[step] = child.freeze()
         return Shape(fields=fields, star=None if star is None else star.freeze())
+
+
+def _thaw(shape: Shape) -> _Node:
+    node = _Node()
+    node.whole = shape.whole
+    for name, sub in shape.fields.items():
+        node.children[name] = _thaw(sub)
+    if shape.star is not None:
+        node.children[STAR] = _thaw(shape.star)
+    return node
+
+
+def union(shapes: list[Shape]) -> Shape:
+    """A shape keeping everything any of `shapes` keeps: what each of them keeps of a
+    value is then a function of what the union keeps (`prune(prune(v, u), s)` equals
+    `prune(v, s)`), so values equal under the union are equal under each."""
+    node = _Node()
+    for shape in shapes:
+        node.merge(_thaw(shape))
+    return node.freeze()
 
 
 Values = frozenset[Path]  # the root paths a sub-expression's value may be (empty: none)
@@ -363,17 +385,71 @@ def prune(value: Any, shape: Shape | None) -> Any:
     """`value` cut down to `shape` (new containers; kept leaves are shared)."""
     if shape is None or shape.whole:
         return value
+    pruner = shape._pruner
+    if pruner is None:
+        pruner = shape._pruner = _compile(shape)
+    return pruner(value)
+
+
+def prune_reference(value: Any, shape: Shape | None) -> Any:
+    """What `prune` does, written plainly (tests compare the compiled pruner with it)."""
+    if shape is None or shape.whole:
+        return value
     if isinstance(value, dict):
         if shape.star is None:
             return {
-                name: prune(value[name], sub) for name, sub in shape.fields.items() if name in value
+                name: prune_reference(value[name], sub)
+                for name, sub in shape.fields.items()
+                if name in value
             }
         fields, star = shape.fields, shape.star
-        return {key: prune(item, fields.get(key, star)) for key, item in value.items()}
+        return {key: prune_reference(item, fields.get(key, star)) for key, item in value.items()}
     if isinstance(value, list):
         if shape.fields:  # a field of a list: the engine fails on it, as on the original
             return value
         if shape.star is None:
             return []
-        return [prune(item, shape.star) for item in value]
+        return [prune_reference(item, shape.star) for item in value]
     return value  # scalars are kept whole
+
+
+def _compile(shape: Shape) -> Callable[[Any], Any]:
+    """A pruner for a shape that is not whole: one closure per level, with the levels
+    below known in advance (None: kept whole, no call). A sweep prunes every object once
+    per shape, so this is most of the cost of sharing verdicts."""
+    fields = [(name, None if sub.whole else _compile(sub)) for name, sub in shape.fields.items()]
+    has_fields = bool(fields)
+    if shape.star is None:
+
+        def cut_fields(value: Any) -> Any:
+            if isinstance(value, dict):
+                out = {}
+                for name, below in fields:
+                    if name in value:
+                        item = value[name]
+                        out[name] = item if below is None else below(item)
+                return out
+            if isinstance(value, list):
+                return value if has_fields else []
+            return value
+
+        return cut_fields
+    star = None if shape.star.whole else _compile(shape.star)
+    named = dict(fields)
+
+    def cut_all(value: Any) -> Any:
+        if isinstance(value, dict):
+            out = {}
+            for key, item in value.items():
+                below = named.get(key, star)
+                out[key] = item if below is None else below(item)
+            return out
+        if isinstance(value, list):
+            if has_fields:
+                return value
+            if star is None:
+                return list(value)
+            return [star(item) for item in value]
+        return value
+
+    return cut_all

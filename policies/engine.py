@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from policies import cel
+from django.core.exceptions import ValidationError
+
+from policies import cel, celpaths
 from policies.choices import ActionKind, ComplianceType, RuleKind
 from policies.objects import (
     SYSTEM_NAMESPACES,
@@ -42,6 +44,10 @@ class RuleLike(Protocol):
     object_template: Any
 
 
+# Per subject list: the union shape verdicts are keyed by, and the expressions it covers.
+Sharing = dict[tuple[str, bool], tuple[celpaths.Shape, frozenset[str]]]
+
+
 @dataclass
 class Snapshot:
     """What was read from one cluster: objects per (group, kind), which kinds are
@@ -57,11 +63,13 @@ class Snapshot:
     _memo: cel.Memo = field(default_factory=cel.Memo)
     _cluster_activation: cel.Activation | None = None
     _subjects: dict[tuple[str, bool], list[Subject]] = field(default_factory=dict)
+    # Per subject list, the union of its rules' reads that verdicts are keyed by (`share`).
+    sharing: Sharing = field(default_factory=dict)
 
-    def subjects(self, rule: RuleLike) -> list[Subject]:
+    def subjects(self, rule: RuleLike, key: tuple[str, bool] | None = None) -> list[Subject]:
         """What an object rule judges; rules with the same match (most Pod rules) share
         one list."""
-        key = (json.dumps(rule.match or {}, sort_keys=True), bool(rule.autogen))
+        key = key or subject_key(rule)
         found = self._subjects.get(key)
         if found is None:
             match = Match.parse(rule.match or {})
@@ -69,6 +77,11 @@ class Snapshot:
                 match, rule.autogen, self.objects, self.views
             )
         return found
+
+    def share_for(self, rule: RuleLike, key: tuple[str, bool]) -> celpaths.Shape | None:
+        """The shape `rule`'s verdicts are keyed by when it is not its own (`share`)."""
+        found = self.sharing.get(key)
+        return found[0] if found is not None and rule.expression in found[1] else None
 
     def activation(self, body: dict[str, Any]) -> cel.Activation:
         """`body` as `object` for every rule over this snapshot (converted once)."""
@@ -80,7 +93,7 @@ class Snapshot:
     def cluster_activation(self) -> cel.Activation:
         """The cluster as `cluster` for every cluster rule (converted once)."""
         if self._cluster_activation is None:
-            self._cluster_activation = cel.Activation("cluster", self.cluster)
+            self._cluster_activation = cel.Activation("cluster", self.cluster, self._memo)
         return self._cluster_activation
 
     @property
@@ -156,11 +169,43 @@ def judge(rules: Sequence[RuleLike], snapshot: Snapshot) -> Judgement:
     return result
 
 
+def subject_key(rule: RuleLike) -> tuple[str, bool]:
+    """Rules with equal keys judge the same objects."""
+    return (json.dumps(rule.match or {}, sort_keys=True), bool(rule.autogen))
+
+
+def share(rules: Iterable[RuleLike]) -> Sharing:
+    """For each subject list, the union of what its rules read outside `metadata`, and
+    the expressions it covers. Verdicts are keyed by a subject cut down to the union, so
+    an object is cut once for all of them rather than once per rule, and equal workloads
+    in other clusters still share verdicts. `metadata` stays out: names, uids and
+    per-object annotations live there, and one such path in the union would make every
+    key unique; rules reading it keep their own cut."""
+    groups: dict[tuple[str, bool], dict[str, celpaths.Shape]] = {}
+    for rule in rules:
+        if rule.kind != RuleKind.OBJECT:
+            continue
+        try:
+            shape = cel.reads(rule.expression, "object")
+        except ValidationError:
+            continue
+        if shape is None or shape.star is not None or "metadata" in shape.fields:
+            continue
+        groups.setdefault(subject_key(rule), {})[rule.expression] = shape
+    return {
+        key: (celpaths.union(list(found.values())), frozenset(found))
+        for key, found in groups.items()
+        if len(found) > 1
+    }
+
+
 def _judge_objects(rule: RuleLike, snapshot: Snapshot, result: Judgement) -> None:
-    for subject in snapshot.subjects(rule):
+    key = subject_key(rule)
+    shared = snapshot.share_for(rule, key)
+    for subject in snapshot.subjects(rule, key):
         result.checked += 1
         try:
-            passed = cel.evaluate(rule.expression, snapshot.activation(subject.body))
+            passed = cel.evaluate(rule.expression, snapshot.activation(subject.body), shared)
         except cel.CelEvaluationError as error:
             result.errors.append({"rule": rule.name, **subject.ref(), "message": str(error)})
             continue

@@ -7,7 +7,6 @@ after its controller, so a violation names the Deployment, not only its pods.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,19 +69,21 @@ class Subject:
 
 
 def pod_view(group: str, kind: str, obj: dict[str, Any]) -> dict[str, Any] | None:
-    """The Pod a controller's template describes, or None if `kind` has no pod template."""
+    """The Pod a controller's template describes, or None if `kind` has no pod template.
+    The view shares the template's values (rules only read it): its own are the top
+    level and `metadata`, which takes the controller's name and namespace."""
     path = POD_CONTROLLERS.get((group, kind))
     if path is None:
         return None
     template = dig(obj, *path) or {}
-    metadata = copy.deepcopy(template.get("metadata") or {})
+    metadata = dict(template.get("metadata") or {})
     metadata["name"] = dig(obj, "metadata", "name")
     metadata["namespace"] = dig(obj, "metadata", "namespace")
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": metadata,
-        "spec": copy.deepcopy(template.get("spec") or {}),
+        "spec": template.get("spec") or {},
     }
 
 

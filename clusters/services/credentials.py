@@ -11,7 +11,7 @@ from clusters.choices import CredentialKind
 from clusters.kube.client import ClusterConnectError, ConnectionSpec, build_api_client, clients
 from clusters.kube.egress import EgressDenied, check_egress
 from clusters.models import Cluster, ClusterCredential
-from fleet.audit.services import audit_record
+from fleet.audit.services import audit_record, audit_records
 from fleet.crypto import DecryptionError, decrypt, encrypt
 
 
@@ -59,14 +59,13 @@ def credential_read(
 
 def cluster_api_client(*, cluster: Cluster) -> k8s.ApiClient:
     """The process's cached client for a push-mode cluster (built on first use)."""
-    version = (
-        ClusterCredential.objects.filter(cluster=cluster).values_list("version", flat=True).first()
-    )
-    if version is not None:
-        cached = clients.get(cluster.pk, version)
-        if cached is not None:
-            return cached
-    spec, version = credential_read(cluster=cluster, purpose="api-client")
+    built, failed = cluster_api_clients(clusters=[cluster])
+    if failed:
+        raise failed[0][1]
+    return built[0][1]
+
+
+def _client_for(cluster: Cluster, spec: ConnectionSpec, version: int) -> k8s.ApiClient:
     try:
         check_egress(spec.server)
     except EgressDenied as error:
@@ -82,21 +81,60 @@ def cluster_api_clients(
     *, clusters: list[Cluster]
 ) -> tuple[list[tuple[Cluster, k8s.ApiClient]], list[tuple[Cluster, ClusterConnectError]]]:
     """`cluster_api_client` for many clusters: the credential versions are read in one
-    query and only the clusters without a current cached client decrypt theirs. Returns
-    (cluster, client) pairs and the clusters whose client could not be built, with why."""
+    query, and only the clusters without a current cached client decrypt theirs (one
+    query, one audit insert for all of them: a worker's first sweep decrypts thousands).
+    Returns (cluster, client) pairs and the clusters whose client could not be built,
+    with why."""
     versions = dict(
         ClusterCredential.objects.filter(cluster__in=clusters).values_list("cluster_id", "version")
     )
-    built: list[tuple[Cluster, k8s.ApiClient]] = []
-    failed: list[tuple[Cluster, ClusterConnectError]] = []
+    cached: dict[int, k8s.ApiClient] = {}
     for cluster in clusters:
         version = versions.get(cluster.pk)
         api = clients.get(cluster.pk, version) if version is not None else None
-        if api is None:
-            try:
-                api = cluster_api_client(cluster=cluster)
-            except ClusterConnectError as error:
-                failed.append((cluster, error))
-                continue
-        built.append((cluster, api))
+        if api is not None:
+            cached[cluster.pk] = api
+    missing = [c for c in clusters if c.pk not in cached]
+    credentials = {
+        c.cluster_id: c
+        for c in ClusterCredential.objects.filter(cluster__in=missing).only(
+            "cluster_id", "ciphertext", "version"
+        )
+    }
+    built: list[tuple[Cluster, k8s.ApiClient]] = []
+    failed: list[tuple[Cluster, ClusterConnectError]] = []
+    audits = []
+    for cluster in clusters:
+        if cluster.pk in cached:
+            built.append((cluster, cached[cluster.pk]))
+            continue
+        credential = credentials.get(cluster.pk)
+        if credential is None:
+            error = ClusterConnectError(
+                "invalid", f"Cluster {cluster.name} has no stored credential."
+            )
+            failed.append((cluster, error))
+            continue
+        try:
+            spec = ConnectionSpec.from_json(decrypt(credential.ciphertext))
+        except DecryptionError as error:
+            failed.append(
+                (cluster, ClusterConnectError("invalid", f"Cluster {cluster.name}: {error}."))
+            )
+            continue
+        event = audit_record(
+            actor=None,
+            action="cluster.credential.read",
+            target=cluster,
+            detail={"purpose": "api-client", "credential_version": credential.version},
+            save=False,
+        )
+        event.team_id = cluster.team_id  # the team row is not needed for its id
+        audits.append(event)
+        try:
+            built.append((cluster, _client_for(cluster, spec, credential.version)))
+        except ClusterConnectError as error:
+            failed.append((cluster, error))
+    if audits:
+        audit_records(audits)
     return built, failed

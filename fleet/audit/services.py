@@ -46,8 +46,10 @@ def audit_record(
     outcome: Outcome = Outcome.SUCCESS,
     detail: dict[str, Any] | None = None,
     request: HttpRequest | None = None,
+    save: bool = True,
 ) -> AuditEvent:
-    """Append one event. Inside a transaction it commits or rolls back with the change."""
+    """Append one event. Inside a transaction it commits or rolls back with the change.
+    With `save=False` the event is only built, for `audit_records` to append in bulk."""
     user = actor if actor is not None and actor.is_authenticated else None
     event = AuditEvent(
         actor_id=user.pk if user is not None else None,
@@ -65,8 +67,14 @@ def audit_record(
         event.remote_addr = _client_addr(request)
         event.request_method = request.method or ""
         event.request_path = request.path[:300]
-    event.save()
+    if save:
+        event.save()
     return event
+
+
+def audit_records(events: list[AuditEvent]) -> None:
+    """Append events built with `audit_record(save=False)` in one insert."""
+    AuditEvent.objects.bulk_create(events, batch_size=500)
 
 
 def audit_record_denied(

@@ -24,7 +24,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,7 +44,7 @@ from clusters.services.credentials import cluster_api_clients
 from clusters.services.lifecycle import cluster_set_clusters
 from fleet.placement.models import ClusterWork
 from policies.choices import Mode, ResultStatus
-from policies.engine import Snapshot, judge, kinds_needed
+from policies.engine import Sharing, Snapshot, judge, kinds_needed, share
 from policies.kube import ClusterReader
 from policies.models import Policy, PolicyEvaluation
 
@@ -132,15 +132,40 @@ class Read:
     failed: dict[tuple[str, str], str]
 
 
-def read_cluster(reader: ClusterReader, cluster: Cluster, policies: list[Policy]) -> Read:
+@dataclass(frozen=True)
+class Plan:
+    """A policy's rules and the kinds they need, worked out once per batch rather than
+    once per cluster."""
+
+    rules: list[Any]
+    kinds: list[tuple[str, str]]
+
+
+def plans_for(policies: Iterable[Policy]) -> dict[int, Plan]:
+    """Plans for `policies` (rules prefetched), by policy id."""
+    found: dict[int, Plan] = {}
+    for policy in policies:
+        if policy.pk not in found:
+            rules = list(policy.rules.all())
+            kinds = list(dict.fromkeys(k for rule in rules for k in kinds_needed(rule)))
+            found[policy.pk] = Plan(rules, kinds)
+    return found
+
+
+def read_cluster(
+    reader: ClusterReader,
+    cluster: Cluster,
+    policies: list[Policy],
+    plans: dict[int, Plan] | None = None,
+    sharing: Sharing | None = None,
+) -> Read:
     """List each kind the policies need once. A kind that fails is remembered so only
     the policies needing it get an error. Runs in worker threads: no database access
     (rules are prefetched)."""
-    kinds = list(
-        dict.fromkeys(
-            kind for p in policies for rule in p.rules.all() for kind in kinds_needed(rule)
-        )
-    )
+    plans = plans or plans_for(policies)
+    if sharing is None:
+        sharing = share(rule for p in policies for rule in plans[p.pk].rules)
+    kinds = list(dict.fromkeys(kind for p in policies for kind in plans[p.pk].kinds))
     objects: dict[tuple[str, str], list[dict[str, Any]]] = {}
     namespaced: dict[tuple[str, str], bool] = {}
     failed: dict[tuple[str, str], str] = {}
@@ -154,9 +179,8 @@ def read_cluster(reader: ClusterReader, cluster: Cluster, policies: list[Policy]
             objects[key] = reader.list(*key)
         except ClusterConnectError as error:
             failed[key] = error.message
-    return Read(
-        Snapshot(objects, namespaced, cluster_facts(cluster, _version(cluster, reader))), failed
-    )
+    facts = cluster_facts(cluster, _version(cluster, reader))
+    return Read(Snapshot(objects, namespaced, facts, sharing=sharing), failed)
 
 
 def _version(cluster: Cluster, reader: ClusterReader) -> dict[str, Any]:
@@ -389,6 +413,8 @@ def _evaluate_locked(
             for pk, policies in applicable.items()
         }
     todo = [c for c in clusters if applicable[c.pk]]
+    plans = plans_for(p for c in todo for p in applicable[c.pk])
+    sharing = share(rule for plan in plans.values() for rule in plan.rules)
     results: list[PolicyEvaluation] = []
     stored = 0
 
@@ -409,7 +435,9 @@ def _evaluate_locked(
     def read(target: tuple[Cluster, Any]) -> Read | ClusterConnectError | Exception:
         cluster, api = target
         try:
-            return read_cluster(cluster_reader(cluster, api), cluster, applicable[cluster.pk])
+            return read_cluster(
+                cluster_reader(cluster, api), cluster, applicable[cluster.pk], plans, sharing
+            )
         except ClusterConnectError as error:
             return error
         except Exception as error:  # one cluster's failure never stops the batch
@@ -431,7 +459,7 @@ def _evaluate_locked(
             else:
                 try:
                     results += _judged(
-                        cluster, applicable[cluster.pk], outcome, run_id, stamps, force
+                        cluster, applicable[cluster.pk], plans, outcome, run_id, stamps, force
                     )
                 except Exception:
                     logger.exception("policy evaluation of cluster %s failed", cluster.name)
@@ -496,6 +524,7 @@ def _store(rows: list[PolicyEvaluation], copy: bool, last: dict[tuple[int, int],
 def _judged(
     cluster: Cluster,
     policies: list[Policy],
+    plans: dict[int, Plan],
     read: Read,
     run_id: uuid.UUID,
     stamps: dict[int, str],
@@ -504,14 +533,12 @@ def _judged(
     stamp = stamps.get(cluster.pk, "")
     rows: list[PolicyEvaluation] = []
     for policy in policies:
-        rules = list(policy.rules.all())
-        broken = sorted(
-            {read.failed[k] for r in rules for k in kinds_needed(r) if k in read.failed}
-        )
+        plan = plans[policy.pk]
+        broken = sorted({read.failed[k] for k in plan.kinds if k in read.failed})
         if broken:
             rows.append(_row(policy, cluster, run_id, stamp, force, error=broken[0]))
             continue
-        judgement = judge(rules, read.snapshot)
+        judgement = judge(plan.rules, read.snapshot)
         rows.append(_row(policy, cluster, run_id, stamp, force, judgement=judgement))
     return rows
 

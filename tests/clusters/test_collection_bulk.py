@@ -14,14 +14,24 @@ from clusters.choices import ClusterStatus, CredentialKind
 from clusters.kube.client import ClusterConnectError, ConnectionSpec, build_api_client
 from clusters.kube.inventory import _timestamp, collect
 from clusters.localkube.env import LocalCluster
-from clusters.models import Cluster, ClusterInventory, ClusterTransition, HealthSample
+from clusters.models import (
+    Cluster,
+    ClusterCredential,
+    ClusterInventory,
+    ClusterTransition,
+    HealthSample,
+)
 from clusters.services.collection import (
     ProbeResult,
     _inventory_due,
     _record_shard,
     clusters_collect,
 )
-from clusters.services.credentials import cluster_api_client, credential_store
+from clusters.services.credentials import (
+    cluster_api_client,
+    cluster_api_clients,
+    credential_store,
+)
 from clusters.services.history import SAMPLE_COLUMNS, samples_copy, samples_insert
 from tests.clusters.helpers import register_local
 from tests.factories import make_cluster, make_team
@@ -266,3 +276,42 @@ def test_clusters_at_one_endpoint_with_one_trust_share_connections() -> None:
     assert first.rest_client is second.rest_client
     assert first.configuration.api_key != second.configuration.api_key  # own token each
     assert all(build_api_client(spec).rest_client is not first.rest_client for spec in others)
+
+
+def test_a_batch_decrypts_each_credential_once_with_one_audit_record_each(
+    django_assert_max_num_queries: Any,
+) -> None:
+    """A worker's first pass decrypts many credentials: one query reads them and one insert
+    audits every decryption; a second pass uses the cached clients and decrypts nothing. A
+    broken credential fails its own cluster only."""
+    from clusters.kube.client import clients
+    from fleet.audit.models import AuditEvent
+
+    team = make_team()
+    fleet = [
+        make_cluster(team=team, api_server_url=f"https://10.9.0.{i}:6443") for i in range(1, 6)
+    ]
+    for i, cluster in enumerate(fleet):
+        credential_store(
+            cluster=cluster,
+            spec=ConnectionSpec(server=cluster.api_server_url, token=f"t-{i}"),
+            kind=CredentialKind.TOKEN,
+        )
+    broken = fleet[-1]
+    ClusterCredential.objects.filter(cluster=broken).update(ciphertext="not-a-token")
+    for cluster in fleet:
+        clients.drop(cluster.pk)
+    reads = AuditEvent.objects.filter(action="cluster.credential.read")
+    before = reads.count()
+    with django_assert_max_num_queries(3):  # versions, credentials, one audit insert
+        built, failed = cluster_api_clients(clusters=fleet)
+    assert [c.pk for c, _ in built] == [c.pk for c in fleet[:-1]]
+    assert [(c.pk, e.code) for c, e in failed] == [(broken.pk, "invalid")]
+    assert "not-a-token" not in failed[0][1].message
+    audited = list(reads.order_by("id")[before:])
+    assert [e.target_id for e in audited] == [str(c.pk) for c in fleet[:-1]]
+    assert all(e.team_id == team.pk and e.detail["purpose"] == "api-client" for e in audited)
+    assert [api.configuration.host for _, api in built] == [c.api_server_url for c in fleet[:-1]]
+    again, _ = cluster_api_clients(clusters=fleet[:-1])
+    assert [api for _, api in again] == [api for _, api in built]
+    assert reads.count() == before + 4

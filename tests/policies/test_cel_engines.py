@@ -104,7 +104,7 @@ def test_an_object_the_native_engine_cannot_judge_gets_cel_pythons_message() -> 
 
 def test_equal_cut_down_values_share_one_conversion_and_one_verdict() -> None:
     # given three Pods of one snapshot: two with the same containers, one different
-    memo = cel.Memo()
+    memo = cel.Memo(cel.Verdicts())
 
     def pod(name: str, image: str) -> cel.Activation:
         body = {"metadata": {"name": name}, "spec": {"containers": [{"image": image}]}}
@@ -126,3 +126,40 @@ def test_equal_cut_down_values_share_one_conversion_and_one_verdict() -> None:
     # while a rule reading what differs tells them apart
     named = "object.metadata.name == 'a'"
     assert [cel.evaluate(named, p) for p in (a, b, c)] == [True, False, False]
+
+
+def test_verdicts_are_shared_across_snapshots_by_cut_down_value() -> None:
+    # given a Pod of one cluster judged, and the same workload's Pod in another cluster
+    verdicts = cel.Verdicts()
+    images = "object.spec.containers.all(c, c.image.startsWith('registry.example/'))"
+
+    def pod(cluster: str, image: str) -> cel.Activation:
+        body = {
+            "metadata": {"name": f"web-{cluster}", "uid": cluster},
+            "spec": {"containers": [{"image": image}]},
+        }
+        return cel.Activation("object", body, cel.Memo(verdicts))
+
+    assert cel.evaluate(images, pod("a", "registry.example/web")) is True
+    assert len(verdicts) == 1
+    # when the other cluster's equal Pod is judged
+    other = pod("b", "registry.example/web")
+    assert cel.evaluate(images, other) is True
+    # then the verdict was found, not computed: nothing was converted for it
+    assert len(verdicts) == 1 and other._native == {}
+    # while a different image, or an expression reading the name, is judged on its own
+    assert cel.evaluate(images, pod("c", "docker.io/web")) is False
+    assert cel.evaluate("object.metadata.name == 'web-b'", other) is True
+    assert cel.evaluate("object.metadata.name == 'web-b'", pod("a", "x")) is False
+    assert len(verdicts) == 4
+
+
+def test_the_shared_verdicts_are_bounded() -> None:
+    verdicts = cel.Verdicts(max_bytes=2000)
+    memo = cel.Memo(verdicts)
+    for i in range(100):
+        body = {"spec": {"replicas": i}}
+        assert cel.evaluate("object.spec.replicas < 50", cel.Activation("object", body, memo)) is (
+            i < 50
+        )
+    assert 0 < len(verdicts) < 100

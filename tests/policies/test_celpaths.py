@@ -447,3 +447,38 @@ def test_random_expressions_give_the_same_outcome_pruned(source: str, value: Any
         return
     read = celpaths.reads(tree, "object")
     assert same_outcome(program, "object", value, celpaths.prune(value, read)), read
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(source=expressions(), value=OBJECTS)
+def test_the_compiled_pruner_cuts_as_the_plain_one_does(source: str, value: Any) -> None:
+    try:
+        tree = _env.compile(source)
+    except Exception:
+        return
+    read = celpaths.reads(tree, "object")
+    for item in (value, *value.values()):
+        assert celpaths.prune(item, read) == celpaths.prune_reference(item, read)
+    # and, like it, shares kept leaves instead of copying them
+    if read is not None and not read.whole:
+        for name, sub in read.fields.items():
+            if sub.whole and name in value:
+                assert celpaths.prune(value, read)[name] is value[name]
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(first=expressions(), second=expressions(), value=OBJECTS)
+def test_what_a_shape_keeps_is_a_function_of_what_a_union_with_it_keeps(
+    first: str, second: str, value: Any
+) -> None:
+    """Equal values under a union are equal under each of its shapes: the ground for
+    judging every rule of a subject list by one cut (engine sharing)."""
+    try:
+        shapes = [celpaths.reads(_env.compile(source), "object") for source in (first, second)]
+    except Exception:
+        return
+    if any(s is None for s in shapes):
+        return
+    both = celpaths.union([s for s in shapes if s is not None])
+    for own in shapes:
+        assert celpaths.prune(celpaths.prune(value, both), own) == celpaths.prune(value, own)

@@ -1,0 +1,132 @@
+"""The lean GET transport (clusters/kube/http.py) over real sockets: keep-alive reuse,
+a server closing idle connections, HTTP errors without their body, a gateway's path
+prefix, and a server that never answers. TLS, tokens and client certificates are
+covered against real kube-apiservers by the collection and policy tests, which read
+through it."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from clusters.kube import http as kube_http
+from clusters.kube.client import ConnectionSpec, build_api_client, classify, get_json
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    seen: list[tuple[str, str, int]] = []  # (path, authorization, client port)
+    close_after_answer = False
+
+    def do_GET(self) -> None:
+        type(self).seen.append(
+            (self.path, self.headers.get("Authorization", ""), self.client_address[1])
+        )
+        if self.path.endswith("/missing"):
+            body = b'{"kind":"Status","message":"secret-ish server text"}'
+            self.send_response(404)
+        else:
+            body = b'{"items": [{"n": 12345678901234567890123}], "path": "%s"}' % (
+                self.path.encode()
+            )
+            self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        if type(self).close_after_answer:  # drop the connection without saying so
+            self.close_connection = True
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, type[_Handler]]]:
+    handler = type("Handler", (_Handler,), {"seen": [], "close_after_answer": False})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_gets_reuse_one_connection_and_carry_each_clusters_token(
+    server: tuple[str, type[_Handler]],
+) -> None:
+    url, handler = server
+    first = build_api_client(ConnectionSpec(server=url + "/c/1", token="token-one"))
+    second = build_api_client(ConnectionSpec(server=url + "/c/2", token="token-two"))
+    assert first.keelson_endpoint is second.keelson_endpoint  # one endpoint, one pool
+    answers = [get_json(first, "/api/v1/pods", {"limit": "500"}) for _ in range(3)]
+    answers.append(get_json(second, "/api/v1/nodes"))
+    # the gateway's prefix and the query are kept, big integers decode exactly
+    assert answers[0]["path"] == "/c/1/api/v1/pods?limit=500"
+    assert answers[3]["path"] == "/c/2/api/v1/nodes"
+    assert answers[0]["items"][0]["n"] == 12345678901234567890123
+    assert [auth for _, auth, _ in handler.seen] == ["Bearer token-one"] * 3 + ["Bearer token-two"]
+    assert len({port for _, _, port in handler.seen}) == 1  # kept alive throughout
+
+
+def test_a_server_closing_idle_connections_costs_a_reconnect_not_an_error(
+    server: tuple[str, type[_Handler]],
+) -> None:
+    url, handler = server
+    handler.close_after_answer = True
+    api = build_api_client(ConnectionSpec(server=url, token="t"))
+    for _ in range(3):
+        assert get_json(api, "/version")["path"] == "/version"
+    assert len({port for _, _, port in handler.seen}) == 3  # a new connection each time
+
+
+def test_an_http_error_is_an_api_exception_without_the_servers_text(
+    server: tuple[str, type[_Handler]],
+) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    url, _ = server
+    api = build_api_client(ConnectionSpec(server=url, token="t"))
+    with pytest.raises(ApiException) as raised:
+        get_json(api, "/api/v1/missing")
+    assert raised.value.status == 404
+    assert "secret-ish" not in str(raised.value)
+    assert classify(raised.value).code == "error"
+    assert get_json(api, "/api/v1/pods")["path"] == "/api/v1/pods"  # the connection still serves
+
+
+def test_a_server_that_never_answers_times_out() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # accepts connections (the kernel does), never answers
+    try:
+        endpoint = kube_http.Endpoint(
+            f"http://127.0.0.1:{listener.getsockname()[1]}", tls=None, timeout=(1.0, 0.3)
+        )
+        with pytest.raises(TimeoutError) as raised:
+            kube_http.get(endpoint, "", "/version", {})
+        assert classify(raised.value).code == "timeout"
+    finally:
+        listener.close()
+
+
+def test_nothing_listening_is_unreachable() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = kube_http.Endpoint(f"http://127.0.0.1:{port}", tls=None, timeout=(1.0, 1.0))
+    with pytest.raises(ConnectionRefusedError) as raised:
+        kube_http.get(endpoint, "", "/version", {})
+    assert classify(raised.value).code == "unreachable"
+
+
+def test_a_ca_that_does_not_load_fails_requests_as_a_tls_error() -> None:
+    api = build_api_client(ConnectionSpec(server="https://127.0.0.1:1/", ca_data="not a CA"))
+    with pytest.raises(Exception) as raised:
+        get_json(api, "/version")
+    assert classify(raised.value).code == "tls"
