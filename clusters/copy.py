@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -42,15 +42,12 @@ def copy_value(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, dict | list):  # jsonb refuses \u0000
+        if not value:
+            return "[]" if isinstance(value, list) else "{}"
         value = json.dumps(value).replace("\\u0000", "")
     return str(value).replace("\x00", "").translate(_ESCAPES)
 
 
-def copy_models(model: type[Model], columns: Sequence[str], rows: Sequence[Model]) -> int:
-    """COPY model instances (not saved, no primary key returned) by their `columns`
-    (attribute names: `policy_id`, not `policy`)."""
-    return copy_lines(
-        model,
-        columns,
-        ["\t".join(copy_value(getattr(row, column)) for column in columns) for row in rows],
-    )
+def copy_rows(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """COPY rows of plain values, in the order of `columns` (`policy_id`, not `policy`)."""
+    return copy_lines(model, columns, ["\t".join(map(copy_value, row)) for row in rows])

@@ -172,7 +172,15 @@ def union(shapes: list[Shape]) -> Shape:
     node = _Node()
     for shape in shapes:
         node.merge(_thaw(shape))
-    return node.freeze()
+    found = node.freeze()
+    # One object per union: verdict keys holding it then compare by identity, not by
+    # walking two equal shapes (each batch works its unions out anew).
+    if len(_unions) > 10000:
+        _unions.clear()
+    return _unions.setdefault(found, found)
+
+
+_unions: dict[Shape, Shape] = {}
 
 
 Values = frozenset[Path]  # the root paths a sub-expression's value may be (empty: none)

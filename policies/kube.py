@@ -13,6 +13,8 @@ ApiClient pool, with the same TLS, auth, timeouts and error classification.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +68,38 @@ def _shared(operation: str, *args: Any) -> Any:
         return None
 
 
+class _Local:
+    """This process's copy of the shared discovery cache: a sweep reads each cluster once
+    per interval, and asking Redis for what this worker resolved ten minutes ago cost as
+    much as a list. Entries keep the time they were resolved, so a copy never outlives
+    the shared entry's DISCOVERY_TTL; a 404 here drops both."""
+
+    def __init__(self, limit: int = 50000) -> None:
+        self.limit = limit
+        self.clock = time.time
+        self._entries: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        found = self._entries.get(key)
+        if found is None or self.clock() - found[0] > DISCOVERY_TTL:
+            return None
+        return found[1]
+
+    def put(self, key: str, resolved_at: float, value: dict[str, Any]) -> None:
+        with self._lock:
+            if len(self._entries) >= self.limit:
+                self._entries.clear()
+            self._entries[key] = (resolved_at, value)
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+
+_local = _Local()
+
+
 def _key(group: str, kind: str) -> str:
     return f"{group}/{kind}"
 
@@ -92,11 +126,26 @@ class ClusterReader:
 
     def _known(self) -> dict[str, ServedKind | None]:
         if self._served is None:
-            cached = _shared("get", self._cache_key) if self._cache_key else None
+            cached = self._cached()
             self._served = {
                 key: ServedKind(*value) if value else None for key, value in (cached or {}).items()
             }
         return self._served
+
+    def _cached(self) -> dict[str, Any] | None:
+        """The resolved kinds from this process's copy, else from the shared cache (an
+        entry is `{"at": resolved, "kinds": {...}}`)."""
+        if not self._cache_key:
+            return None
+        found = _local.get(self._cache_key)
+        if found is not None:
+            return found
+        entry = _shared("get", self._cache_key)
+        if not isinstance(entry, dict) or "kinds" not in entry:
+            return None  # none, or written by an older release: resolve again
+        kinds = dict(entry["kinds"])
+        _local.put(self._cache_key, float(entry.get("at", 0)), kinds)
+        return kinds
 
     def _group_versions(self, group: str) -> list[str]:
         if not group:
@@ -146,15 +195,13 @@ class ClusterReader:
                     break
             known[_key(group, kind)] = found
         if missing and self._cache_key:
-            _shared(
-                "set",
-                self._cache_key,
-                {
-                    key: (s.group_version, s.plural, s.namespaced) if s else None
-                    for key, s in known.items()
-                },
-                DISCOVERY_TTL,
-            )
+            resolved = {
+                key: (s.group_version, s.plural, s.namespaced) if s else None
+                for key, s in known.items()
+            }
+            now = time.time()
+            _local.put(self._cache_key, now, resolved)
+            _shared("set", self._cache_key, {"at": now, "kinds": resolved}, DISCOVERY_TTL)
         return {k: known[_key(*k)] for k in kinds}
 
     def resource(self, group: str, kind: str) -> ServedKind | None:
@@ -165,6 +212,7 @@ class ClusterReader:
         """A path discovery gave answered 404: ask again next time."""
         self._served, self._groups, self._lists = {}, None, {}
         if self._cache_key:
+            _local.drop(self._cache_key)
             _shared("delete", self._cache_key)
 
     # Reading and writing objects -----------------------------------------------------------

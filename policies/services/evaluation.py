@@ -27,7 +27,8 @@ import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -36,7 +37,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from clusters.choices import ClusterMode
-from clusters.copy import copy_models
+from clusters.copy import copy_rows
 from clusters.kube.client import ClusterConnectError
 from clusters.labels import LabelSelector
 from clusters.models import Cluster, ClusterInventory
@@ -354,9 +355,10 @@ def cluster_evaluate(
     """Evaluate the cluster's applicable policies (or only `policy_ids`); returns the
     stored results (none for policies skipped as unchanged, nor when another worker is
     evaluating this cluster right now: its results will be as fresh)."""
-    return _evaluate(
+    outcomes = _evaluate(
         [cluster], policy_ids, force, run_id or uuid.uuid4(), lock_wait, failures=[], copy=False
     )
+    return [outcome.model() for outcome in outcomes]
 
 
 def _evaluate(
@@ -368,11 +370,11 @@ def _evaluate(
     *,
     failures: list[Cluster],
     copy: bool,
-) -> list[PolicyEvaluation]:
+) -> list[Outcome]:
     """Evaluate `clusters` under their locks. `copy` stores with COPY (a sweep: faster,
-    but the returned rows have no primary key) instead of INSERT."""
+    but the new rows' primary keys are not known) instead of INSERT."""
     by_id = {c.pk: c for c in clusters}
-    results: list[PolicyEvaluation] = []
+    results: list[Outcome] = []
     with _cluster_locks(list(by_id), wait=lock_wait) as locked:
         for group in locked:
             results += _evaluate_locked(
@@ -388,7 +390,7 @@ def _evaluate_locked(
     run_id: uuid.UUID,
     failures: list[Cluster],
     copy: bool,
-) -> list[PolicyEvaluation]:
+) -> list[Outcome]:
     """Decide what each cluster needs judged, read the clusters in threads (network
     only), judge each read as it arrives, and store the results every FLUSH_ROWS (work
     done survives a worker killed mid-batch; a redelivered batch skips it)."""
@@ -415,7 +417,7 @@ def _evaluate_locked(
     todo = [c for c in clusters if applicable[c.pk]]
     plans = plans_for(p for c in todo for p in applicable[c.pk])
     sharing = share(rule for plan in plans.values() for rule in plan.rules)
-    results: list[PolicyEvaluation] = []
+    results: list[Outcome] = []
     stored = 0
 
     def errors(cluster: Cluster, message: str) -> None:
@@ -492,12 +494,62 @@ EVALUATION_COLUMNS = (
 )
 
 
-def _store(rows: list[PolicyEvaluation], copy: bool, last: dict[tuple[int, int], Last]) -> None:
+_KEYS = ("policy_id", "cluster_id")
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One (policy, cluster) result on its way to the table: a plain record, since a sweep
+    makes hundreds of thousands and a model instance cost more than the judging."""
+
+    policy: Policy
+    cluster: Cluster
+    run_id: uuid.UUID
+    policy_generation: int
+    inventory_stamp: str
+    forced: bool
+    evaluated_at: datetime
+    checked_at: datetime
+    status: str = ""
+    message: str = ""
+    violations: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    violations_total: int = 0
+    errors_total: int = 0
+    objects_checked: int = 0
+    digest: str = ""
+    pk: int | None = None  # the stored row holding it, once known
+
+    @property
+    def policy_id(self) -> int:
+        return int(self.policy.pk)
+
+    @property
+    def cluster_id(self) -> int:
+        return int(self.cluster.pk)
+
+    def values(self) -> list[Any]:
+        return [getattr(self, column) for column in EVALUATION_COLUMNS]
+
+    def model(self) -> PolicyEvaluation:
+        row = PolicyEvaluation(
+            policy=self.policy,
+            cluster=self.cluster,
+            **{c: getattr(self, c) for c in EVALUATION_COLUMNS if c not in _KEYS},
+        )
+        if self.pk is not None:
+            row.pk = self.pk
+            row._state.adding = False
+            row._state.db = "default"
+        return row
+
+
+def _store(rows: list[Outcome], copy: bool, last: dict[tuple[int, int], Last]) -> None:
     """Insert the rows whose outcome is new; for an outcome the newest stored row already
     holds, move that row's `checked_at` and inventory stamp instead (the row in `rows`
     then stands for the stored one). `last` is empty for forced evaluations."""
     confirmed: list[tuple[int, str, Any]] = []
-    new: list[PolicyEvaluation] = []
+    new: list[Outcome] = []
     for row in rows:
         found = last.get((row.policy_id, row.cluster_id))
         if found is not None and found.digest == row.digest:
@@ -508,9 +560,11 @@ def _store(rows: list[PolicyEvaluation], copy: bool, last: dict[tuple[int, int],
             new.append(row)
     with transaction.atomic():
         if copy:
-            copy_models(PolicyEvaluation, EVALUATION_COLUMNS, new)
+            copy_rows(PolicyEvaluation, EVALUATION_COLUMNS, (row.values() for row in new))
         else:
-            PolicyEvaluation.objects.bulk_create(new, batch_size=500)
+            saved = PolicyEvaluation.objects.bulk_create([r.model() for r in new], batch_size=500)
+            for row, model in zip(new, saved, strict=True):
+                row.pk = model.pk
         if confirmed:
             with connection.cursor() as cursor:
                 cursor.execute(
@@ -529,9 +583,9 @@ def _judged(
     run_id: uuid.UUID,
     stamps: dict[int, str],
     force: bool,
-) -> list[PolicyEvaluation]:
+) -> list[Outcome]:
     stamp = stamps.get(cluster.pk, "")
-    rows: list[PolicyEvaluation] = []
+    rows: list[Outcome] = []
     for policy in policies:
         plan = plans[policy.pk]
         broken = sorted({read.failed[k] for k in plan.kinds if k in read.failed})
@@ -552,18 +606,9 @@ def _row(
     *,
     error: str = "",
     judgement: Any = None,
-) -> PolicyEvaluation:
+) -> Outcome:
     now = timezone.now()
-    row = PolicyEvaluation(
-        policy=policy,
-        cluster=cluster,
-        run_id=run_id,
-        policy_generation=policy.generation,
-        inventory_stamp=stamp,
-        forced=force,
-        evaluated_at=now,
-        checked_at=now,
-    )
+    row = Outcome(policy, cluster, run_id, policy.generation, stamp, force, now, now)
     if judgement is None:
         row.status = ResultStatus.ERROR
         row.message = f"The cluster could not be read: {error}"[:1000]
@@ -589,7 +634,7 @@ def _row(
     return row
 
 
-def _digest(row: PolicyEvaluation) -> str:
+def _digest(row: Outcome) -> str:
     """What makes two outcomes the same: everything stored but the times, the run and the
     inventory stamp."""
     outcome = [

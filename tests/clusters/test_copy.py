@@ -7,7 +7,7 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from clusters.copy import copy_models, copy_value
+from clusters.copy import copy_rows, copy_value
 from clusters.models import Cluster
 from policies.models import Policy, PolicyEvaluation
 from policies.services.evaluation import EVALUATION_COLUMNS
@@ -46,7 +46,8 @@ def test_awkward_text_and_json_round_trip() -> None:
         forced=False,
         evaluated_at=timezone.now(),
     )
-    assert copy_models(PolicyEvaluation, EVALUATION_COLUMNS, [row]) == 1
+    values = [getattr(row, column) for column in EVALUATION_COLUMNS]
+    assert copy_rows(PolicyEvaluation, EVALUATION_COLUMNS, [values]) == 1
     stored = PolicyEvaluation.objects.get(cluster=cluster)
     clean = nasty.replace("\x00", "")
     assert stored.message == clean

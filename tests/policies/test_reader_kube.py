@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from kubernetes import client as k8s
 from clusters.kube.apply import apply_manifest
 from clusters.kube.client import ClusterConnectError, ConnectionSpec, build_api_client
 from clusters.localkube.env import LocalCluster
+from policies import kube as policies_kube
 from policies.kube import ClusterReader, ServedKind
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]
@@ -46,6 +48,7 @@ def test_kinds_resolve_to_the_version_the_cluster_serves(kube_cluster: LocalClus
 def test_discovery_is_shared_through_the_cache(kube_cluster: LocalCluster) -> None:
     key = f"test-{uuid.uuid4().hex}"
     ClusterReader(_api(kube_cluster), cache_key=key).resolve([("apps", "Deployment"), ("", "Pod")])
+    policies_kube._local.drop(f"policies:discovery:{key}")  # as in another worker process
     # a reader that cannot reach anything still knows where the kinds are
     nowhere = ClusterReader(
         build_api_client(ConnectionSpec(server="https://127.0.0.1:1")), cache_key=key
@@ -59,13 +62,33 @@ def test_discovery_is_shared_through_the_cache(kube_cluster: LocalCluster) -> No
 
 def test_a_stale_cached_path_is_dropped_and_rediscovered(kube_cluster: LocalCluster) -> None:
     key = f"test-{uuid.uuid4().hex}"
-    cache.set(f"policies:discovery:{key}", {"/Namespace": ("v1", "namespacez", False)}, 60)
+    cache.set(
+        f"policies:discovery:{key}",
+        {"at": time.time(), "kinds": {"/Namespace": ("v1", "namespacez", False)}},
+        60,
+    )
     stale = ClusterReader(_api(kube_cluster), cache_key=key)
     assert stale.list("", "Namespace") == []  # the cached path answers 404
     assert cache.get(f"policies:discovery:{key}") is None
     fresh = ClusterReader(_api(kube_cluster), cache_key=key)
     assert fresh.resource("", "Namespace") == ServedKind("v1", "namespaces", False)
     assert fresh.list("", "Namespace")
+
+
+def test_this_process_keeps_what_it_resolved_no_longer_than_the_shared_entry(
+    kube_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = f"test-{uuid.uuid4().hex}"
+    ClusterReader(_api(kube_cluster), cache_key=key).resolve([("", "Pod")])
+    cache.delete(f"policies:discovery:{key}")  # the shared entry is gone (expired, say)
+    nowhere = build_api_client(ConnectionSpec(server="https://127.0.0.1:1"))
+    # the process's copy still answers while it is younger than the TTL...
+    assert ClusterReader(nowhere, cache_key=key).resource("", "Pod") is not None
+    # ...and not once the TTL has passed since it was resolved
+    later = time.time() + policies_kube.DISCOVERY_TTL + 1
+    monkeypatch.setattr(policies_kube._local, "clock", lambda: later)
+    with pytest.raises(ClusterConnectError):
+        ClusterReader(nowhere, cache_key=key).resource("", "Pod")
 
 
 def test_no_discovery_file_is_written(kube_cluster: LocalCluster) -> None:
