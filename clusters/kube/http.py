@@ -9,8 +9,9 @@ matters of that path and drops the rest:
 - TLS: the same trust as the kubernetes client (the cluster's CA, or none when the
   cluster is registered with `insecure-skip-tls-verify`), hostname checked, client
   certificates from the same private files;
-- one connection retry on a refused or dropped connection (urllib3's `Retry(connect=1)`),
-  and a stale keep-alive connection replaced once, as GETs are idempotent;
+- one connection retry on a refused or dropped connection (urllib3's `Retry(connect=1)`);
+  an idle connection the server closed, or idle for over a minute, is not reused, and one
+  that fails anyway (but for a timeout) is replaced once, as GETs are idempotent;
 - the (connect, read) timeouts of every other call;
 - errors raised as the kubernetes client raises them (`ApiException` with the status
   for an HTTP error; `ssl`, `socket` and timeout errors otherwise), so `classify` words
@@ -24,8 +25,10 @@ own cluster's bearer token.
 from __future__ import annotations
 
 import http.client
+import select
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -34,7 +37,11 @@ from kubernetes.client.exceptions import ApiException
 
 # Idle connections kept per endpoint (as ENDPOINT_CONNECTIONS for urllib3's pools).
 MAX_IDLE = 32
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+# A connection idle longer is closed, not reused: load balancers and NAT drop idle flows
+# silently (AWS NLB after 350 s, GCP after 600 s), and a request on such a connection waits
+# for the read timeout instead of failing fast. Collection reuses its connections every
+# interval; a policy sweep every 10 minutes reconnects.
+MAX_IDLE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -61,8 +68,9 @@ class Endpoint:
         self._tls = tls
         self._context: ssl.SSLContext | None = None
         self.timeout = timeout
-        self._idle: list[http.client.HTTPConnection] = []
+        self._idle: list[tuple[float, http.client.HTTPConnection]] = []  # (idle since, ...)
         self._lock = threading.Lock()
+        self.clock = time.monotonic
 
     def _connect(self) -> http.client.HTTPConnection:
         connect, read = self.timeout
@@ -92,15 +100,33 @@ class Endpoint:
         return self._context
 
     def _take(self) -> http.client.HTTPConnection | None:
+        """The most recently used idle connection still worth reusing, if any."""
+        expired: list[http.client.HTTPConnection] = []
+        found = None
         with self._lock:
-            return self._idle.pop() if self._idle else None
+            horizon = self.clock() - MAX_IDLE_SECONDS
+            while self._idle and found is None:
+                since, connection = self._idle.pop()
+                if since < horizon or _dropped(connection):
+                    expired.append(connection)
+                else:
+                    found = connection
+            if self._idle and self._idle[0][0] < horizon:  # older ones expired too
+                expired += [c for since, c in self._idle if since < horizon]
+                self._idle = [(since, c) for since, c in self._idle if since >= horizon]
+        for connection in expired:
+            connection.close()
+        return found
 
     def _give(self, connection: http.client.HTTPConnection) -> None:
         with self._lock:
             if len(self._idle) < MAX_IDLE:
-                self._idle.append(connection)
+                self._idle.append((self.clock(), connection))
                 return
         connection.close()
+
+    def idle(self) -> int:
+        return len(self._idle)
 
     def get(self, target: str, headers: dict[str, str]) -> Answer:
         """GET `target` (path and query) and read the whole answer."""
@@ -109,9 +135,9 @@ class Endpoint:
         try:
             try:
                 return self._exchange(connection, target, headers)
-            except _STALE:
+            except (OSError, http.client.HTTPException) as error:
                 connection.close()
-                if reused is None:
+                if reused is None or isinstance(error, TimeoutError):
                     raise
                 connection = self._connect()  # the server closed an idle connection
                 return self._exchange(connection, target, headers)
@@ -134,8 +160,22 @@ class Endpoint:
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
-        for connection in idle:
+        for _, connection in idle:
             connection.close()
+
+
+def _dropped(connection: http.client.HTTPConnection) -> bool:
+    """An idle connection the server closed (or sent anything on) reads as ready: it
+    cannot carry a request. What urllib3 checks before reusing a pooled connection."""
+    sock = connection.sock
+    if sock is None:
+        return True
+    poller = select.poll()  # not select(): a worker holds descriptors past FD_SETSIZE
+    poller.register(sock, select.POLLIN)
+    try:
+        return bool(poller.poll(0))
+    except OSError:
+        return True
 
 
 def tls_context(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -130,3 +131,34 @@ def test_a_ca_that_does_not_load_fails_requests_as_a_tls_error() -> None:
     with pytest.raises(Exception) as raised:
         get_json(api, "/version")
     assert classify(raised.value).code == "tls"
+
+
+def test_a_connection_idle_past_the_limit_is_not_reused(
+    server: tuple[str, type[_Handler]],
+) -> None:
+    url, handler = server
+    endpoint = kube_http.Endpoint(url, tls=None, timeout=(1.0, 1.0))
+    now = [1000.0]
+    endpoint.clock = lambda: now[0]
+    kube_http.get(endpoint, "", "/a", {})
+    kube_http.get(endpoint, "", "/b", {})  # within the limit: the same connection
+    now[0] += kube_http.MAX_IDLE_SECONDS + 1  # a load balancer may have dropped it by now
+    kube_http.get(endpoint, "", "/c", {})
+    ports = [port for _, _, port in handler.seen]
+    assert ports[0] == ports[1] != ports[2]
+    assert endpoint.idle() == 1
+
+
+def test_an_idle_connection_the_server_closed_is_not_reused(
+    server: tuple[str, type[_Handler]],
+) -> None:
+    url, handler = server
+    handler.close_after_answer = True  # closes without saying so
+    endpoint = kube_http.Endpoint(url, tls=None, timeout=(1.0, 1.0))
+    kube_http.get(endpoint, "", "/a", {})
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and not kube_http._dropped(endpoint._idle[-1][1]):
+        time.sleep(0.01)  # the server's FIN arrives
+    assert kube_http._dropped(endpoint._idle[-1][1])
+    kube_http.get(endpoint, "", "/b", {})  # a new connection, no failed attempt first
+    assert [path for path, _, _ in handler.seen] == ["/a", "/b"]
