@@ -8,8 +8,9 @@ policy saying why; one object a rule cannot judge is recorded against that objec
 
 A sweep batch does this for its clusters together: the teams' policies, the inventory
 stamps and the newest results are read once for the batch, the clusters are read in
-threads (`KEELSON_POLICY_READ_THREADS`; network only, the judging stays in the calling
-thread) and every result is stored in one transaction.
+threads (network, TLS and decoding; as many reads in flight as keep the judging busy, up
+to `KEELSON_POLICY_READ_THREADS`: `clusters.kube.reads`) while the calling thread judges
+each read as it arrives, and the results are stored with COPY every FLUSH_ROWS.
 
 The inventory stamp is the time of the cluster's last inventory collection: a new
 collection may have seen anything change, so it re-opens every policy for that cluster,
@@ -25,7 +26,6 @@ import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,6 +39,7 @@ from django.utils import timezone
 from clusters.choices import ClusterMode
 from clusters.copy import copy_rows
 from clusters.kube.client import ClusterConnectError
+from clusters.kube.reads import adaptive_reads
 from clusters.labels import LabelSelector
 from clusters.models import Cluster, ClusterInventory
 from clusters.services.credentials import cluster_api_clients
@@ -445,30 +446,31 @@ def _evaluate_locked(
         except Exception as error:  # one cluster's failure never stops the batch
             return error
 
-    threads = min(settings.KEELSON_POLICY_READ_THREADS, len(readable)) or 1
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="policy-read") as pool:
-        for (cluster, _), outcome in zip(readable, pool.map(read, readable), strict=True):
-            if isinstance(outcome, ClusterConnectError):
-                errors(cluster, outcome.message)
-            elif isinstance(outcome, Exception):
-                logger.error(
-                    "policy evaluation of cluster %s failed: %s",
-                    cluster.name,
-                    type(outcome).__name__,
-                    exc_info=outcome,
+    limit = settings.KEELSON_POLICY_READ_THREADS
+    for (cluster, _), outcome in adaptive_reads(
+        readable, read, limit=limit, thread_name_prefix="policy-read"
+    ):
+        if isinstance(outcome, ClusterConnectError):
+            errors(cluster, outcome.message)
+        elif isinstance(outcome, Exception):
+            logger.error(
+                "policy evaluation of cluster %s failed: %s",
+                cluster.name,
+                type(outcome).__name__,
+                exc_info=outcome,
+            )
+            failures.append(cluster)
+        else:
+            try:
+                results += _judged(
+                    cluster, applicable[cluster.pk], plans, outcome, run_id, stamps, force
                 )
+            except Exception:
+                logger.exception("policy evaluation of cluster %s failed", cluster.name)
                 failures.append(cluster)
-            else:
-                try:
-                    results += _judged(
-                        cluster, applicable[cluster.pk], plans, outcome, run_id, stamps, force
-                    )
-                except Exception:
-                    logger.exception("policy evaluation of cluster %s failed", cluster.name)
-                    failures.append(cluster)
-            if len(results) - stored >= FLUSH_ROWS:
-                _store(results[stored:], copy, last)
-                stored = len(results)
+        if len(results) - stored >= FLUSH_ROWS:
+            _store(results[stored:], copy, last)
+            stored = len(results)
     _store(results[stored:], copy, last)
     return results
 
@@ -647,7 +649,17 @@ def _digest(row: Outcome) -> str:
         row.violations,
         row.errors,
     ]
-    return hashlib.blake2b(json.dumps(outcome, sort_keys=True).encode(), digest_size=16).hexdigest()
+    if row.violations or row.errors:
+        text = json.dumps(outcome, sort_keys=True)
+    else:  # most outcomes: the same text json.dumps makes, without the encoder's setup
+        text = (
+            f"[{row.policy_generation}, {_quoted(row.status)}, {_quoted(row.message)}, "
+            f"{row.objects_checked}, {row.violations_total}, {row.errors_total}, [], []]"
+        )
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+_quoted = json.encoder.encode_basestring_ascii
 
 
 def clusters_evaluate(
@@ -715,7 +727,10 @@ def sweep_batches(*, batch_size: int) -> list[list[int]]:
 
 
 EVALUATE_INTERVAL = 600  # seconds between sweeps (CELERY_BEAT_SCHEDULE "policies-evaluate")
-BATCH_SIZE = 20  # clusters per task: each lists ~10 kinds, so a batch is ~200 API calls
+# Clusters per task. Each lists ~10 kinds (~500 API calls a batch); a batch's own queries
+# (policies, stamps, newest results, credentials, enforcement) cost about 25 ms of worker
+# CPU whatever its size, 1.2 ms a cluster at 20, 0.75 ms at 50.
+BATCH_SIZE = 50
 
 
 def policies_evaluate_fanout() -> int:

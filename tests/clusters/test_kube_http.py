@@ -31,6 +31,22 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.endswith("/missing"):
             body = b'{"kind":"Status","message":"secret-ish server text"}'
             self.send_response(404)
+        elif self.path.endswith("/chunked"):  # as kube-apiserver streams a large list
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Audit-Id", "one")
+            self.send_header("audit-id", "two")
+            self.end_headers()
+            for part in (b'{"items": [', b'{"n": 1}, ', b'{"n": 2}', b"]}"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        elif self.path.endswith("/close"):
+            body = b'{"closing": true}'
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.close_connection = True
         else:
             body = b'{"items": [{"n": 12345678901234567890123}], "path": "%s"}' % (
                 self.path.encode()
@@ -162,3 +178,52 @@ def test_an_idle_connection_the_server_closed_is_not_reused(
     assert kube_http._dropped(endpoint._idle[-1][1])
     kube_http.get(endpoint, "", "/b", {})  # a new connection, no failed attempt first
     assert [path for path, _, _ in handler.seen] == ["/a", "/b"]
+
+
+def test_chunked_answers_and_answers_that_close(server: tuple[str, type[_Handler]]) -> None:
+    url, handler = server
+    api = build_api_client(ConnectionSpec(server=url, token="t"))
+    assert get_json(api, "/api/v1/chunked") == {"items": [{"n": 1}, {"n": 2}]}
+    assert get_json(api, "/api/v1/pods")["path"] == "/api/v1/pods"  # same connection after
+    assert get_json(api, "/api/v1/close") == {"closing": True}
+    assert api.keelson_endpoint.idle() == 0  # the server said close: not kept
+    assert get_json(api, "/api/v1/pods")["path"] == "/api/v1/pods"
+    ports = [port for _, _, port in handler.seen]
+    assert ports[0] == ports[1] == ports[2] != ports[3]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"Content-Type: application/json\r\nContent-Length: 12\r\n\r\n",
+        b"Audit-Id: a\r\naudit-id: b\r\nCache-Control: no-cache, private\r\nEmpty:\r\n\r\n",
+        b"Transfer-Encoding: chunked\r\nX-Odd:  spaced value \r\n\n",
+        b"\r\n",
+        b"Bare: lf\nOther: too\n\n",
+    ],
+)
+def test_headers_split_as_http_client_splits_them(raw: bytes) -> None:
+    import http.client
+    import io
+
+    ours = kube_http.parse_headers(io.BytesIO(raw + b"body"))
+    theirs = http.client.parse_headers(io.BytesIO(raw + b"body"))
+    assert ours.items() == theirs.items()
+    for name in ("content-length", "transfer-encoding", "AUDIT-ID", "missing"):
+        assert ours.get_all(name) == theirs.get_all(name)
+
+
+def test_folded_lines_join_with_a_space_and_lines_without_a_colon_are_skipped() -> None:
+    import io
+
+    raw = b"Warning: one\r\n two\r\n\tthree\r\nNo-Colon\r\nContent-Length: 3\r\n\r\n"
+    parsed = kube_http.parse_headers(io.BytesIO(raw))
+    assert parsed.items() == [("Warning", "one two three"), ("Content-Length", "3")]
+
+
+def test_too_many_headers_are_refused() -> None:
+    import http.client
+    import io
+
+    with pytest.raises(http.client.HTTPException):
+        kube_http.parse_headers(io.BytesIO(b"X: y\r\n" * 101 + b"\r\n"))
