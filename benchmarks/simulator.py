@@ -12,7 +12,8 @@
   policy violations are planted every PLANTED[policy]-th cluster (see `Variant`).
 * A cluster can be killed (its connections reset, or left hanging so the client times
   out) and revived by a control call: `GET /control/kill?ids=3,7&mode=reset|hang`,
-  `GET /control/revive?ids=3,7`, `GET /control/stats`.
+  `GET /control/revive?ids=3,7`, `GET /control/stats`; `GET /control/latency?ms=50` delays
+  every cluster's answers as a fleet in other regions would.
 * M pull-mode agents heartbeat to the hub's agent API (`/api/v1/agent/heartbeat/`),
   either each at an interval or back to back (to find what the hub absorbs).
 
@@ -879,6 +880,7 @@ class Simulator:
         self.port = 0
         self.stats = Stats()
         self.killed: dict[int, str] = {}  # index -> "reset" | "hang"
+        self.latency = 0.0  # seconds added before every cluster's answer (a distant fleet)
         self._tokens: dict[int, bytes] = {}
         self._secret = tls.token_secret()
         self._bodies: dict[tuple[int, bool, Variant], dict[str, bytes]] = {}
@@ -994,6 +996,8 @@ class Simulator:
                 return None
             writer.transport.abort()
             return None
+        if self.latency:
+            await asyncio.sleep(self.latency)
         if authorization != b"Bearer " + self.token(index):
             self.stats.unauthorized += 1
             return UNAUTHORIZED
@@ -1016,6 +1020,8 @@ class Simulator:
             self.kill(ids, query.get("mode", ["reset"])[0])
         elif url.path == "/control/revive":
             self.revive(ids)
+        elif url.path == "/control/latency":
+            self.latency = float(query.get("ms", ["0"])[0]) / 1000
         elif url.path != "/control/stats":
             return NOT_FOUND
         body = {**self.stats.__dict__, "killed": sorted(self.killed), "clusters": self.clusters}

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from django.db import connection, transaction
 from django.db.models import Model
 
@@ -44,8 +45,17 @@ def copy_value(value: Any) -> str:
     if isinstance(value, dict | list):  # jsonb refuses \u0000
         if not value:
             return "[]" if isinstance(value, list) else "{}"
-        value = json.dumps(value).replace("\\u0000", "")
+        value = _json(value).replace("\\u0000", "")
     return str(value).replace("\x00", "").translate(_ESCAPES)
+
+
+def _json(value: Any) -> str:
+    """orjson (a sixth of json's CPU on a sweep's violation lists); the standard encoder
+    for what orjson refuses (integers past 64 bits, lone surrogates)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
 def copy_rows(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:

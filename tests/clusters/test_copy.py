@@ -22,7 +22,9 @@ def test_values_are_formatted_for_copy() -> None:
     assert copy_value(False) == "f"
     assert copy_value(7) == "7"
     assert copy_value("a\tb\nc\\d\re") == "a\\tb\\nc\\\\d\\re"
-    assert copy_value({"k": "v"}) == '{"k": "v"}'
+    assert copy_value({"k": "v"}) == '{"k":"v"}'
+    assert copy_value({"n": 2**70}) == '{"n": %d}' % 2**70  # past orjson: the json module
+    assert copy_value([{"t": "a\tb"}]) == '[{"t":"a\\\\tb"}]'  # JSON's escape, escaped
 
 
 def test_awkward_text_and_json_round_trip() -> None:
@@ -36,7 +38,7 @@ def test_awkward_text_and_json_round_trip() -> None:
         run_id=uuid.uuid4(),
         status="noncompliant",
         message=nasty,
-        violations=[{"name": nasty, "nested": {"list": [1, None, True]}}],
+        violations=[{"name": nasty, "nested": {"list": [1, None, True, 2**70]}}],
         errors=[],
         violations_total=1,
         errors_total=0,
@@ -51,7 +53,7 @@ def test_awkward_text_and_json_round_trip() -> None:
     stored = PolicyEvaluation.objects.get(cluster=cluster)
     clean = nasty.replace("\x00", "")
     assert stored.message == clean
-    assert stored.violations == [{"name": clean, "nested": {"list": [1, None, True]}}]
+    assert stored.violations == [{"name": clean, "nested": {"list": [1, None, True, 2**70]}}]
     assert stored.run_id == row.run_id
     assert stored.evaluated_at == row.evaluated_at
     assert (stored.forced, stored.objects_checked, stored.policy_generation) == (False, 3, 2)
