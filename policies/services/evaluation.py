@@ -39,7 +39,7 @@ from django.utils import timezone
 from clusters.choices import ClusterMode
 from clusters.copy import copy_rows
 from clusters.kube.client import ClusterConnectError
-from clusters.kube.reads import adaptive_reads
+from clusters.kube.reads import Concurrency, adaptive_reads
 from clusters.labels import LabelSelector
 from clusters.models import Cluster, ClusterInventory
 from clusters.services.credentials import cluster_api_clients
@@ -447,8 +447,10 @@ def _evaluate_locked(
             return error
 
     limit = settings.KEELSON_POLICY_READ_THREADS
+    if _concurrency.limit != limit:
+        _concurrency.limit = limit
     for (cluster, _), outcome in adaptive_reads(
-        readable, read, limit=limit, thread_name_prefix="policy-read"
+        readable, read, limit=limit, thread_name_prefix="policy-read", concurrency=_concurrency
     ):
         if isinstance(outcome, ClusterConnectError):
             errors(cluster, outcome.message)
@@ -474,6 +476,10 @@ def _evaluate_locked(
     _store(results[stored:], copy, last)
     return results
 
+
+# What this process has learned of its fleet's read and judging times, carried from one
+# batch to the next so a batch of distant clusters does not start at two reads in flight.
+_concurrency = Concurrency(limit=32)
 
 FLUSH_ROWS = 250
 EVALUATION_COLUMNS = (
