@@ -308,7 +308,7 @@ def run(
                     Row(
                         "sweep",
                         f"the same with {DISTANT_MS:.0f} ms added to every API answer (a fleet "
-                        "in other regions: reads in flight adapt, up to 32 per worker)",
+                        "in other regions: reads in flight adapt, up to 64 per worker)",
                         f"{wall:.1f} s, {evaluated} judged, {stored - pairs} new rows "
                         f"({1000 * cpu / max(clusters, 1):.0f} ms worker CPU per cluster)",
                         target=f"{pairs} judged, within the {EVALUATE_INTERVAL} s interval",

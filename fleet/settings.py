@@ -256,7 +256,7 @@ KEELSON_COLLECT_SHARD_SIZE = env_int("KEELSON_COLLECT_SHARD_SIZE", 50, minimum=1
 KEELSON_COLLECT_THREADS = env_int("KEELSON_COLLECT_THREADS", 16, minimum=1)
 # At most this many clusters a policy sweep batch reads at once (network, TLS, decoding):
 # it keeps as many in flight as keep its judging busy (clusters/kube/reads.py).
-KEELSON_POLICY_READ_THREADS = env_int("KEELSON_POLICY_READ_THREADS", 32, minimum=1)
+KEELSON_POLICY_READ_THREADS = env_int("KEELSON_POLICY_READ_THREADS", 64, minimum=1)
 # Periodic collection reads health every interval but the full inventory (namespaces,
 # workloads, storage) only every Nth interval per cluster, or at once when nodes or the
 # version changed (clusters/services/collection.py). 1 = every interval.

@@ -479,7 +479,7 @@ def _evaluate_locked(
 
 # What this process has learned of its fleet's read and judging times, carried from one
 # batch to the next so a batch of distant clusters does not start at two reads in flight.
-_concurrency = Concurrency(limit=32)
+_concurrency = Concurrency(limit=64)
 
 FLUSH_ROWS = 250
 EVALUATION_COLUMNS = (
