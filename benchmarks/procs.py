@@ -138,8 +138,8 @@ def start_workers(count: int, *, queues: str = "clusters") -> list[subprocess.Po
 
 
 class Uvicorn:
-    """The hub's web: one uvicorn process, or `workers` processes on their own sockets
-    (as `make run` starts it: fleet/launcher.py, fleet/web.py)."""
+    """The hub's web: one uvicorn process, or `workers` processes under uvicorn's own
+    supervisor (as `make run` starts it: fleet/launcher.py)."""
 
     def __init__(self, workers: int = 1) -> None:
         self.port = free_port()
@@ -147,16 +147,18 @@ class Uvicorn:
             [
                 sys.executable,
                 "-m",
-                "fleet.web",
+                "uvicorn",
+                "fleet.asgi:application",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(self.port),
+                "--lifespan",
+                "off",
                 "--no-access-log",
                 "--log-level",
                 "warning",
-                "--workers",
-                str(workers),
+                *(["--workers", str(workers)] if workers > 1 else []),
             ],
             cwd=ROOT,
             env=child_env(),

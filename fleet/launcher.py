@@ -131,15 +131,15 @@ def main(argv: list[str] | None = None) -> int:
 
         bin_dir = Path(python).parent
         commands = {
-            # uvicorn workers on their own SO_REUSEPORT sockets (fleet/web.py)
             "web": [
-                python,
-                "-m",
-                "fleet.web",
+                str(bin_dir / "uvicorn"),
+                "fleet.asgi:application",
                 "--host",
                 args.host,
                 "--port",
                 str(args.port),
+                "--lifespan",
+                "off",
                 # a websocket left hanging does not hold a restart up for long
                 "--timeout-graceful-shutdown",
                 "10",

@@ -254,6 +254,9 @@ KEELSON_OPERATION_LOG_LINES = env_int("KEELSON_OPERATION_LOG_LINES", 2000, minim
 KEELSON_COLLECT_INTERVAL = env_int("KEELSON_COLLECT_INTERVAL", 30, minimum=5)
 KEELSON_COLLECT_SHARD_SIZE = env_int("KEELSON_COLLECT_SHARD_SIZE", 50, minimum=1)
 KEELSON_COLLECT_THREADS = env_int("KEELSON_COLLECT_THREADS", 16, minimum=1)
+# Idle keep-alive connections to member clusters one process keeps, over all clusters
+# (clusters/kube/http.py): bounds its sockets when every cluster is its own endpoint.
+KEELSON_KUBE_IDLE_CONNECTIONS = env_int("KEELSON_KUBE_IDLE_CONNECTIONS", 512, minimum=1)
 # At most this many clusters a policy sweep batch reads at once (network, TLS, decoding):
 # it keeps as many in flight as keep its judging busy (clusters/kube/reads.py).
 KEELSON_POLICY_READ_THREADS = env_int("KEELSON_POLICY_READ_THREADS", 64, minimum=1)

@@ -31,14 +31,17 @@ import select
 import ssl
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from kubernetes.client.exceptions import ApiException
 
-# Idle connections kept per endpoint (as ENDPOINT_CONNECTIONS for urllib3's pools).
+# Idle connections kept per endpoint (as ENDPOINT_CONNECTIONS for urllib3's pools); the
+# process keeps at most KEELSON_KUBE_IDLE_CONNECTIONS over all endpoints (`_Ledger`).
 MAX_IDLE = 32
 # A connection idle longer is closed, not reused: load balancers and NAT drop idle flows
 # silently (AWS NLB after 350 s, GCP after 600 s), and a request on such a connection waits
@@ -118,16 +121,31 @@ class Endpoint:
             if self._idle and self._idle[0][0] < horizon:  # older ones expired too
                 expired += [c for since, c in self._idle if since < horizon]
                 self._idle = [(since, c) for since, c in self._idle if since >= horizon]
+        _ledger.remove([*expired, *([found] if found is not None else [])])
         for connection in expired:
             connection.close()
         return found
 
     def _give(self, connection: http.client.HTTPConnection) -> None:
         with self._lock:
-            if len(self._idle) < MAX_IDLE:
+            kept = len(self._idle) < MAX_IDLE
+            if kept:
                 self._idle.append((self.clock(), connection))
-                return
-        connection.close()
+        if not kept:
+            connection.close()
+            return
+        for endpoint, oldest in _ledger.add(self, connection):
+            endpoint._forget(oldest)
+
+    def _forget(self, connection: http.client.HTTPConnection) -> None:
+        """Close `connection` if it is still idle here (another thread may have taken it
+        since the ledger let it go)."""
+        with self._lock:
+            before = len(self._idle)
+            self._idle = [(since, c) for since, c in self._idle if c is not connection]
+            idle = len(self._idle) < before
+        if idle:
+            connection.close()
 
     def idle(self) -> int:
         return len(self._idle)
@@ -164,8 +182,51 @@ class Endpoint:
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
+        _ledger.remove([connection for _, connection in idle])
         for _, connection in idle:
             connection.close()
+
+
+class _Ledger:
+    """Every idle connection of the process, oldest first. With one endpoint per cluster a
+    worker that read 10,000 clusters would otherwise keep a socket to each until it read
+    that cluster again (and a container's default limit is 1,024 descriptors): past
+    `KEELSON_KUBE_IDLE_CONNECTIONS`, or MAX_IDLE_SECONDS, the oldest are closed, whichever
+    endpoint keeps them."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[int, tuple[float, Endpoint, http.client.HTTPConnection]]
+        self._entries = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(
+        self, endpoint: Endpoint, connection: http.client.HTTPConnection
+    ) -> list[tuple[Endpoint, http.client.HTTPConnection]]:
+        """Record a connection gone idle; returns those to let go of."""
+        limit = max(1, int(getattr(settings, "KEELSON_KUBE_IDLE_CONNECTIONS", 512)))
+        now = time.monotonic()
+        evicted = []
+        with self._lock:
+            self._entries[id(connection)] = (now, endpoint, connection)
+            entries = self._entries
+            while entries and (
+                len(entries) > limit or next(iter(entries.values()))[0] < now - MAX_IDLE_SECONDS
+            ):
+                _, (_, owner, oldest) = entries.popitem(last=False)
+                evicted.append((owner, oldest))
+        return evicted
+
+    def remove(self, connections: list[http.client.HTTPConnection]) -> None:
+        if connections:
+            with self._lock:
+                for connection in connections:
+                    self._entries.pop(id(connection), None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+_ledger = _Ledger()
 
 
 class _Response(http.client.HTTPResponse):

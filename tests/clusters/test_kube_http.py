@@ -227,3 +227,25 @@ def test_too_many_headers_are_refused() -> None:
 
     with pytest.raises(http.client.HTTPException):
         kube_http.parse_headers(io.BytesIO(b"X: y\r\n" * 101 + b"\r\n"))
+
+
+def test_idle_connections_are_bounded_across_endpoints(
+    server: tuple[str, type[_Handler]], settings: Any
+) -> None:
+    """With one endpoint per cluster, a worker keeps at most KEELSON_KUBE_IDLE_CONNECTIONS
+    sockets: the oldest idle ones are closed, whichever endpoint keeps them."""
+    url, handler = server
+    settings.KEELSON_KUBE_IDLE_CONNECTIONS = 2
+    endpoints = [kube_http.Endpoint(url, tls=None, timeout=(1.0, 1.0)) for _ in range(4)]
+    for index, endpoint in enumerate(endpoints):
+        kube_http.get(endpoint, "", f"/cluster/{index}", {})
+    assert [e.idle() for e in endpoints] == [0, 0, 1, 1]
+    assert len(kube_http._ledger) == 2
+    kube_http.get(endpoints[3], "", "/again", {})  # reused, still two
+    kube_http.get(endpoints[0], "", "/back", {})  # a new connection; endpoint 2's goes
+    assert [e.idle() for e in endpoints] == [1, 0, 0, 1]
+    ports = [port for _, _, port in handler.seen]
+    assert ports[4] == ports[3] and ports[5] not in ports[:4]
+    for endpoint in endpoints:
+        endpoint.close()
+    assert len(kube_http._ledger) == 0
