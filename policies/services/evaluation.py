@@ -645,23 +645,23 @@ def _row(
 def _digest(row: Outcome) -> str:
     """What makes two outcomes the same: everything stored but the times, the run and the
     inventory stamp."""
-    outcome = [
-        row.policy_generation,
-        row.status,
-        row.message,
-        row.objects_checked,
-        row.violations_total,
-        row.errors_total,
-        row.violations,
-        row.errors,
-    ]
-    if row.violations or row.errors:
-        text = json.dumps(outcome, sort_keys=True)
-    else:  # most outcomes: the same text json.dumps makes, without the encoder's setup
+    if not row.violations and not row.errors:  # most outcomes: json.dumps's text, by hand
         text = (
             f"[{row.policy_generation}, {_quoted(row.status)}, {_quoted(row.message)}, "
             f"{row.objects_checked}, {row.violations_total}, {row.errors_total}, [], []]"
         )
+    else:
+        outcome = [
+            row.policy_generation,
+            row.status,
+            row.message,
+            row.objects_checked,
+            row.violations_total,
+            row.errors_total,
+            row.violations,
+            row.errors,
+        ]
+        text = json.dumps(outcome, sort_keys=True)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
