@@ -448,7 +448,58 @@ def discovery(legacy: bool) -> dict[str, Any]:
             "groupVersion": group_version,
             "resources": resources,
         }
+    if not legacy:  # 1.27 and later also answer aggregated discovery
+        answers["/api" + AGGREGATED] = _aggregated(by_version, core=True)
+        answers["/apis" + AGGREGATED] = _aggregated(by_version, core=False)
     return answers
+
+
+AGGREGATED = ";aggregated"  # the path suffix of an aggregated discovery answer
+
+
+def _aggregated(by_version: dict[str, list[dict[str, Any]]], *, core: bool) -> dict[str, Any]:
+    """An APIGroupDiscoveryList (apidiscovery.k8s.io/v2beta1, as 1.29 serves it) of the
+    core group (`/api`) or of the named groups (`/apis`), versions best first."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for group_version, resources in by_version.items():
+        group, _, version = group_version.rpartition("/")
+        if (group == "") != core:
+            continue
+        entries = []
+        for entry in resources:
+            if "/" in entry["name"]:
+                continue
+            subresources = [
+                {
+                    "subresource": other["name"].partition("/")[2],
+                    "responseKind": {"group": group, "version": version, "kind": other["kind"]},
+                    "verbs": other["verbs"],
+                }
+                for other in resources
+                if other["name"].startswith(entry["name"] + "/")
+            ]
+            entries.append(
+                {
+                    "resource": entry["name"],
+                    "responseKind": {"group": group, "version": version, "kind": entry["kind"]},
+                    "scope": "Namespaced" if entry["namespaced"] else "Cluster",
+                    "singularResource": entry["singularName"],
+                    "verbs": entry["verbs"],
+                    **({"subresources": subresources} if subresources else {}),
+                }
+            )
+        groups.setdefault(group, []).append(
+            {"version": version, "resources": entries, "freshness": "Current"}
+        )
+    return {
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2beta1",
+        "metadata": {},
+        "items": [
+            {"metadata": {"name": group, "creationTimestamp": None}, "versions": versions}
+            for group, versions in groups.items()
+        ],
+    }
 
 
 def _service(name: str, namespace: str, kind: str = "ClusterIP") -> dict[str, Any]:
@@ -946,18 +997,21 @@ class Simulator:
                     return
                 method, target = parts[0], parts[1].decode("latin-1")
                 authorization = b""
+                aggregated = False
                 length = 0
                 for line in rest.split(b"\r\n"):
                     name, _, value = line.partition(b":")
                     lowered = name.strip().lower()
                     if lowered == b"authorization":
                         authorization = value.strip()
+                    elif lowered == b"accept":
+                        aggregated = b"as=APIGroupDiscoveryList" in value
                     elif lowered == b"content-length":
                         length = int(value.strip() or 0)
                 if length:
                     await reader.readexactly(length)
                 stats.requests += 1
-                response = await self._route(method, target, authorization, writer)
+                response = await self._route(method, target, authorization, writer, aggregated)
                 if response is None:
                     return
                 writer.write(response)
@@ -974,7 +1028,12 @@ class Simulator:
                 writer.close()
 
     async def _route(
-        self, method: bytes, target: str, authorization: bytes, writer: asyncio.StreamWriter
+        self,
+        method: bytes,
+        target: str,
+        authorization: bytes,
+        writer: asyncio.StreamWriter,
+        aggregated: bool = False,
     ) -> bytes | None:
         if target.startswith("/control/"):
             return self._control(target)
@@ -1004,7 +1063,10 @@ class Simulator:
         path = "/" + path.partition("?")[0].rstrip("/")
         if method == b"POST" and path.endswith("/selfsubjectaccessreviews"):
             return _response("201 Created", ACCESS_REVIEW)
-        body = self.bodies(index).get(path)
+        bodies = self.bodies(index)
+        body = bodies.get(path)
+        if aggregated and path in ("/api", "/apis"):
+            body = bodies.get(path + AGGREGATED, body)
         if body is None:
             return NOT_FOUND
         if path == "/version":

@@ -1,9 +1,13 @@
 """Reading a member cluster for policies: kinds resolved by discovery, listed once each.
 
-Discovery asks only what the policies need: `/api/v1` for core kinds, `/apis` for the
-groups' preferred versions, then the resource list of each needed group version (a kind
-the preferred version lacks is looked up in the group's other versions, best first:
-CronJob is batch/v1beta1 on 1.20, batch/v1 later). What was resolved is kept in the cache
+Discovery asks `/apis` for aggregated discovery (every group, version and resource in one
+answer, as kubectl does; Kubernetes 1.27 and later serve it, `/api` then does the same
+for the core group). An older server answers the plain group list; then discovery asks
+only what the policies need: `/api/v1` for core kinds and the resource list of each
+needed group version. A version an aggregated answer marks stale (an aggregated API
+server that is down) is asked for on its own, as on an older server. A kind the
+preferred version lacks is looked up in the group's other versions, best first: CronJob
+is batch/v1beta1 on 1.20, batch/v1 later. What was resolved is kept in the cache
 (Redis) per cluster and server version for `DISCOVERY_TTL`, so a sweep lists kinds
 without asking again; a list that answers 404 drops the cluster's entry. Lists and gets
 are decoded straight from JSON (no client model objects), through the cluster's
@@ -27,6 +31,13 @@ from clusters.kube.client import classify, get_json, request_json
 logger = logging.getLogger(__name__)
 PAGE = 500
 DISCOVERY_TTL = 3600  # seconds; CRDs installed meanwhile are seen after this, or on a 404
+# Aggregated discovery (apidiscovery.k8s.io: v2 from 1.30, v2beta1 in 1.27-1.29), else the
+# plain discovery documents.
+AGGREGATED = (
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
+    "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"
+    "application/json"
+)
 # Higher is preferred when the group's preferred version does not serve the kind.
 _STABILITY = {"": 3, "beta": 2, "alpha": 1}
 
@@ -42,6 +53,14 @@ def _version_rank(version: str) -> tuple[int, int, int]:
         return (_STABILITY[stage], int(number or 0), int(rest or 0))
     except ValueError:  # not a Kubernetes-style version: last
         return (0, 0, 0)
+
+
+def _preference(versions: list[str], preferred: str = "") -> list[str]:
+    """A group's versions, best first: the preferred one (the first if none is named),
+    then the others from the most stable and newest down."""
+    preferred = preferred or (versions[0] if versions else "")
+    others = sorted((v for v in versions if v != preferred), key=_version_rank)
+    return [preferred, *reversed(others)]
 
 
 @dataclass(frozen=True)
@@ -100,6 +119,22 @@ class _Local:
 _local = _Local()
 
 
+def prefetch_discovery(cache_keys: list[str]) -> None:
+    """Copy the shared discovery of many clusters (a sweep batch's) into this process's
+    copy in one round trip, so their readers find it here instead of asking the cache one
+    by one."""
+    wanted = [f"{_PREFIX}{key}" for key in cache_keys if key]
+    wanted = [key for key in wanted if _local.get(key) is None]
+    if not wanted:
+        return
+    for key, entry in (_shared("get_many", wanted) or {}).items():
+        if isinstance(entry, dict) and "kinds" in entry:
+            _local.put(key, float(entry.get("at", 0)), dict(entry["kinds"]))
+
+
+_PREFIX = "policies:discovery:"
+
+
 def _key(group: str, kind: str) -> str:
     return f"{group}/{kind}"
 
@@ -111,18 +146,51 @@ class ClusterReader:
 
     def __init__(self, api: k8s.ApiClient, *, cache_key: str = "") -> None:
         self.api = api
-        self._cache_key = f"policies:discovery:{cache_key}" if cache_key else ""
+        self._cache_key = f"{_PREFIX}{cache_key}" if cache_key else ""
         self._served: dict[str, ServedKind | None] | None = None
         self._groups: dict[str, list[str]] | None = None  # group -> versions, preferred first
         self._lists: dict[str, dict[str, ServedKind]] = {}  # group version -> kind -> served
+        self._aggregated: bool | None = None  # whether the server answers aggregated discovery
 
     # Discovery ---------------------------------------------------------------------------
 
-    def _get(self, path: str, query: dict[str, str] | None = None) -> Any:
+    def _get(self, path: str, query: dict[str, str] | None = None, accept: str = "") -> Any:
         try:
+            if accept:
+                return get_json(self.api, path, query, accept=accept)
             return get_json(self.api, path, query)
         except Exception as error:
             raise classify(error) from None
+
+    def _take_aggregated(self, answer: Any) -> bool:
+        """Keep the resources of an APIGroupDiscoveryList (False: the server answered
+        something else, an older server's plain document)."""
+        if not isinstance(answer, dict) or answer.get("kind") != "APIGroupDiscoveryList":
+            return False
+        for group in answer.get("items") or []:
+            name = str((group.get("metadata") or {}).get("name", ""))
+            versions = [v for v in group.get("versions") or [] if v.get("version")]
+            if name and self._groups is not None:
+                self._groups[name] = _preference([str(v["version"]) for v in versions])
+            for version in versions:
+                if version.get("freshness") == "Stale":
+                    continue  # asked for on its own if a kind needs it
+                group_version = f"{name}/{version['version']}" if name else str(version["version"])
+                served: dict[str, ServedKind] = {}
+                for entry in version.get("resources") or []:
+                    kind = str((entry.get("responseKind") or {}).get("kind", ""))
+                    if not kind or "list" not in (entry.get("verbs") or []):
+                        continue
+                    served.setdefault(
+                        kind,
+                        ServedKind(
+                            group_version,
+                            str(entry.get("resource", "")),
+                            entry.get("scope") == "Namespaced",
+                        ),
+                    )
+                self._lists[group_version] = served
+        return True
 
     def _known(self) -> dict[str, ServedKind | None]:
         if self._served is None:
@@ -152,14 +220,19 @@ class ClusterReader:
             return ["v1"]
         if self._groups is None:
             self._groups = {}
-            for entry in self._get("/apis").get("groups") or []:
-                preferred = (entry.get("preferredVersion") or {}).get("version", "")
-                versions = [v.get("version", "") for v in entry.get("versions") or []]
-                others = sorted((v for v in versions if v != preferred), key=_version_rank)
-                self._groups[entry.get("name", "")] = [preferred, *reversed(others)]
+            answer = self._get("/apis", accept=AGGREGATED)
+            self._aggregated = self._take_aggregated(answer)
+            if not self._aggregated:
+                for entry in answer.get("groups") or []:
+                    preferred = (entry.get("preferredVersion") or {}).get("version", "")
+                    versions = [v.get("version", "") for v in entry.get("versions") or []]
+                    self._groups[entry.get("name", "")] = _preference(versions, preferred)
         return [v for v in self._groups.get(group, []) if v]
 
     def _resources(self, group_version: str) -> dict[str, ServedKind]:
+        if group_version == "v1" and "v1" not in self._lists and self._aggregated is not False:
+            # the core group: aggregated from `/api` unless the server is known not to
+            self._aggregated = self._take_aggregated(self._get("/api", accept=AGGREGATED))
         if group_version not in self._lists:
             path = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
             try:
@@ -187,6 +260,9 @@ class ClusterReader:
         for what the cache does not hold."""
         known = self._known()
         missing = [k for k in dict.fromkeys(kinds) if _key(*k) not in known]
+        if any(group for group, _ in missing):
+            self._group_versions(next(group for group, _ in missing if group))  # `/apis` first:
+            # it tells whether `/api` answers aggregated discovery too
         for group, kind in missing:
             found = None
             for version in self._group_versions(group):
@@ -210,7 +286,7 @@ class ClusterReader:
 
     def _forget(self) -> None:
         """A path discovery gave answered 404: ask again next time."""
-        self._served, self._groups, self._lists = {}, None, {}
+        self._served, self._groups, self._lists, self._aggregated = {}, None, {}, None
         if self._cache_key:
             _local.drop(self._cache_key)
             _shared("delete", self._cache_key)

@@ -12,7 +12,6 @@ import atexit
 import functools
 import json
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -251,15 +250,22 @@ def timeout_kwargs() -> dict[str, Any]:
     return {"_request_timeout": REQUEST_TIMEOUT}
 
 
-def get_json(api: k8s.ApiClient, path: str, query: dict[str, str] | None = None) -> Any:
+def get_json(
+    api: k8s.ApiClient,
+    path: str,
+    query: dict[str, str] | None = None,
+    *,
+    accept: str = "application/json",
+) -> Any:
     """GET `path` and return the decoded JSON, without the client's model objects.
 
     Same transport as the generated API methods (the ApiClient's urllib3 pool: TLS
     verification, client certificate, retries), the same bearer header, the same timeouts,
     and the same `ApiException` for a non-2xx answer (without its body), so `classify` sees
     what it always saw. Turning a list into model objects was most of a probe's CPU.
+    `accept` negotiates another JSON representation (aggregated discovery).
     """
-    return request_json(api, "GET", path, query)
+    return request_json(api, "GET", path, query, accept=accept)
 
 
 def request_json(
@@ -268,10 +274,12 @@ def request_json(
     path: str,
     query: dict[str, str] | None = None,
     body: dict[str, Any] | None = None,
+    *,
+    accept: str = "application/json",
 ) -> Any:
     """`get_json` for any method; `body` is sent as JSON."""
     target = path + ("?" + urlencode(query) if query else "")
-    headers = {**api.default_headers, "Accept": "application/json"}
+    headers = {**api.default_headers, "Accept": accept}
     if body is not None:
         headers["Content-Type"] = "application/json"
     api.update_params_for_auth(headers, [], ["BearerToken"], path, method, None)
@@ -289,13 +297,17 @@ def request_json(
     return decode_json(data) if data else None
 
 
-_LONG_NUMBER = re.compile(rb"\d{19}")
+# A run of 19 digits, found by mapping every digit to "0" and searching for nineteen of
+# them: a twentieth of the CPU of the regular expression `\d{19}`, which cost more than
+# orjson's parsing of the same list.
+_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19
 
 
 def decode_json(data: bytes) -> Any:
     """orjson (a list of thousands of objects decodes in a fraction of the time), or the
     standard decoder wherever a number may lie past 64 bits: orjson would make such an
     integer a float, and a policy would judge another value than the cluster holds."""
-    if _LONG_NUMBER.search(data) is None:
+    if data.translate(_DIGITS).find(_LONG_NUMBER) < 0:
         return orjson.loads(data)
     return json.loads(data)

@@ -15,8 +15,11 @@ cluster that never answers holds up nothing but its own result.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -73,10 +76,13 @@ def adaptive_reads(
     limit: int,
     thread_name_prefix: str = "read",
     concurrency: Concurrency | None = None,
+    pool: ThreadPoolExecutor | None = None,
 ) -> Iterator[tuple[Item, Result]]:
     """Yield `(item, read(item))` in completion order, `read` running in up to `limit`
     threads. `read` must not raise (return the error instead): a raised exception ends
-    the iteration. The time the consumer spends between two yields is the work time."""
+    the iteration. The time the consumer spends between two yields is the work time.
+    `pool` runs the reads in threads that outlive the call (`ReadPool`); without it the
+    threads are the call's own."""
     control = concurrency or Concurrency(limit=limit)
     pending = iter(items)
     running: dict[Future[_Timed[Result]], Item] = {}
@@ -86,16 +92,17 @@ def adaptive_reads(
         value = read(item)
         return _Timed(value, time.perf_counter() - started)
 
-    with ThreadPoolExecutor(
-        max_workers=control.limit, thread_name_prefix=thread_name_prefix
-    ) as pool:
+    with contextlib.ExitStack() as stack:
+        executor = pool or stack.enter_context(
+            ThreadPoolExecutor(max_workers=control.limit, thread_name_prefix=thread_name_prefix)
+        )
 
         def fill() -> None:
             while len(running) < control.target:
                 following = list(itertools.islice(pending, 1))
                 if not following:
                     return
-                running[pool.submit(timed, following[0])] = following[0]
+                running[executor.submit(timed, following[0])] = following[0]
                 control.peak = max(control.peak, len(running))
 
         try:
@@ -113,3 +120,32 @@ def adaptive_reads(
         finally:
             for future in running:  # the consumer stopped early: start nothing new
                 future.cancel()
+
+
+class ReadPool:
+    """Reader threads kept from one call to the next. A thread's first request pays for
+    what it keeps per thread (the cache's Redis connection, for one), and a sweep batch
+    that started its own threads paid that for every read in flight, every batch. Built
+    on first use and again after a fork (a forked child has none of the parent's
+    threads) or a new limit."""
+
+    def __init__(self, thread_name_prefix: str) -> None:
+        self.thread_name_prefix = thread_name_prefix
+        self._pool: ThreadPoolExecutor | None = None
+        self._limit = 0
+        self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._forget)
+
+    def get(self, limit: int) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None or self._limit != limit:
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False)
+                self._pool = ThreadPoolExecutor(
+                    max_workers=limit, thread_name_prefix=self.thread_name_prefix
+                )
+                self._limit = limit
+            return self._pool
+
+    def _forget(self) -> None:
+        self._pool, self._limit, self._lock = None, 0, threading.Lock()

@@ -3,10 +3,11 @@ reads get many in flight, fast ones few, and a read that hangs holds up only its
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
-from clusters.kube.reads import Concurrency, adaptive_reads
+from clusters.kube.reads import Concurrency, ReadPool, adaptive_reads
 
 
 class Gauge:
@@ -111,3 +112,33 @@ def test_stopping_early_starts_nothing_more() -> None:
         break
     time.sleep(0.05)
     assert len(started) <= 4
+
+
+def test_a_read_pool_keeps_its_threads_from_one_call_to_the_next() -> None:
+    pool = ReadPool("test-read")
+
+    def read(item: int) -> str:
+        time.sleep(0.002)
+        return threading.current_thread().name
+
+    first = {name for _, name in adaptive_reads(range(20), read, limit=4, pool=pool.get(4))}
+    second = {name for _, name in adaptive_reads(range(20), read, limit=4, pool=pool.get(4))}
+    assert first and second <= first  # the second call started no thread of its own
+    assert all(name.startswith("test-read") for name in first)
+    assert pool.get(4) is pool.get(4)
+    assert pool.get(8) is not pool.get(4)  # a new limit: a new pool
+
+
+def test_a_forked_child_builds_its_own_read_pool() -> None:
+    pool = ReadPool("test-fork")
+    parent = pool.get(2)
+    assert parent.submit(lambda: 1).result() == 1
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's threads are not here
+        try:
+            fresh = pool.get(2)
+            ok = fresh is not parent and fresh.submit(lambda: 2).result(timeout=5) == 2
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

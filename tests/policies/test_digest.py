@@ -13,8 +13,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from clusters.copy import copy_value
 from policies.choices import ResultStatus
-from policies.services.evaluation import Outcome, _digest
+from policies.services.evaluation import Outcome, _copy_line, _digest
 
 
 def _as_before(row: Outcome) -> str:
@@ -60,3 +61,37 @@ def test_digest_text_is_unchanged(
     row.violations, row.errors = violations, errors
     row.violations_total, row.errors_total = len(violations), len(errors)
     assert _digest(row) == _as_before(row)
+
+
+class _Pk:
+    def __init__(self, pk: int) -> None:
+        self.pk = pk
+
+
+@given(
+    status=st.sampled_from(list(ResultStatus)),
+    message=st.text(),
+    stamp=st.text(),
+    forced=st.booleans(),
+    violations=_listed,
+    errors=_listed,
+    checked_later=st.booleans(),
+)
+def test_copy_line_is_what_copy_rows_makes(
+    status: ResultStatus,
+    message: str,
+    stamp: str,
+    forced: bool,
+    violations: list[dict[str, Any]],
+    errors: list[dict[str, Any]],
+    checked_later: bool,
+) -> None:
+    """The sweep's own COPY line for an outcome equals the generic value-by-value one."""
+    now = datetime.now(UTC)
+    later = now.replace(microsecond=0) if checked_later else now
+    row = Outcome(_Pk(3), _Pk(11), uuid.uuid4(), 7, stamp, forced, now, later)  # type: ignore[arg-type]
+    row.status, row.message, row.objects_checked = status, message, 9
+    row.violations, row.errors = violations, errors
+    row.violations_total, row.errors_total = len(violations), len(errors)
+    row.digest = _digest(row)
+    assert _copy_line(row) == "\t".join(map(copy_value, row.values()))

@@ -125,3 +125,41 @@ def test_a_dead_discovery_cache_only_costs_discovery_requests(kube_cluster: Loca
         assert {"default", "kube-system"} <= {
             ns["metadata"]["name"] for ns in reader.list("", "Namespace")
         }
+
+
+def test_a_batch_prefetches_its_clusters_discovery_in_one_round_trip(
+    kube_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = [f"test-{uuid.uuid4().hex}" for _ in range(3)]
+    for key in keys[:2]:
+        ClusterReader(_api(kube_cluster), cache_key=key).resolve([("apps", "Deployment")])
+        policies_kube._local.drop(f"policies:discovery:{key}")  # as in another worker
+    asked: list[list[str]] = []
+    get_many = cache.get_many
+
+    def counted(wanted: list[str]) -> dict[str, object]:
+        asked.append(wanted)
+        return get_many(wanted)
+
+    monkeypatch.setattr(cache, "get_many", counted)
+    policies_kube.prefetch_discovery(keys)
+    assert len(asked) == 1 and len(asked[0]) == 3
+    nowhere = build_api_client(ConnectionSpec(server="https://127.0.0.1:1"))
+    monkeypatch.setattr(cache, "get", lambda *a, **k: pytest.fail("asked the cache again"))
+    for key in keys[:2]:  # found in this process now, without asking the cache
+        assert ClusterReader(nowhere, cache_key=key).resource("apps", "Deployment") == ServedKind(
+            "apps/v1", "deployments", True
+        )
+    policies_kube.prefetch_discovery(keys[:2])  # nothing left to ask for
+    assert len(asked) == 1
+
+
+def test_an_older_server_is_discovered_without_aggregated_discovery(
+    kube_cluster: LocalCluster,
+) -> None:
+    """1.20 answers the aggregated Accept with the plain group list: the reader falls back
+    to the group versions' own resource lists."""
+    reader = ClusterReader(_api(kube_cluster))
+    assert reader.resource("apps", "Deployment") == ServedKind("apps/v1", "deployments", True)
+    assert reader._aggregated is False
+    assert reader.resource("", "Pod") == ServedKind("v1", "pods", True)
