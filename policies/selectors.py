@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet
 
 from fleet.accounts.choices import Role
@@ -47,16 +49,60 @@ def percent(compliant: int, noncompliant: int) -> float | None:
     return round(100.0 * compliant / judged, 1) if judged else None
 
 
-def compliance_summary(policies: QuerySet[Policy]) -> dict[str, Any]:
-    """Fleet-wide compliance from the newest results: overall, per policy, per standard."""
-    rows = latest_evaluations(policies).values_list("policy_id", "cluster_id", "status")
+@dataclass
+class Compliance:
+    """Fleet-wide compliance from the newest results: overall, per policy (by id: names
+    repeat across teams, each team has the bundled library) and per standard."""
+
+    overall: dict[str, Any]
+    policies: dict[int, dict[str, Any]]  # policy id -> counts and percent
+    standards: dict[str, dict[str, Any]]
+    names: dict[int, tuple[str, str]]  # policy id -> (team, name)
+
+    def as_json(self) -> dict[str, Any]:
+        """The API's shape: `policies` as a list naming each policy's team."""
+        listed = sorted(self.policies.items(), key=lambda item: self.names[item[0]])
+        return {
+            "overall": self.overall,
+            "policies": [
+                {"team": self.names[pk][0], "name": self.names[pk][1], **counts}
+                for pk, counts in listed
+            ],
+            "standards": self.standards,
+        }
+
+
+# Counted by the database: the newest result of each (policy, cluster) pair, grouped by
+# policy and status (a fleet of 10,000 clusters and 50 policies has 500,000 pairs, and
+# reading them into Python cost most of the overview's time).
+_LATEST_COUNTS = """
+SELECT policy_id, status, count(*) FROM (
+    SELECT DISTINCT ON (policy_id, cluster_id) policy_id, status
+    FROM policies_policyevaluation
+    WHERE policy_id = ANY(%s)
+    ORDER BY policy_id, cluster_id, evaluated_at DESC, id DESC
+) AS latest
+GROUP BY policy_id, status
+"""
+
+
+def compliance_summary(policies: QuerySet[Policy]) -> Compliance:
+    """Compliance of `policies` from the newest result of each on each cluster."""
+    known = {
+        pk: (team, name, standards or [])
+        for pk, team, name, standards in policies.values_list(
+            "pk", "team__name", "name", "standards"
+        )
+    }
     per_policy: dict[int, dict[str, int]] = defaultdict(
         lambda: dict.fromkeys(ResultStatus.values, 0)
     )
-    for policy_id, _, status in rows:
-        per_policy[policy_id][status] += 1
-    names = dict(policies.values_list("pk", "name"))
-    standards = dict(policies.values_list("pk", "standards"))
+    if known:
+        with connection.cursor() as cursor:
+            cursor.execute(_LATEST_COUNTS, [list(known)])
+            for policy_id, status, count in cursor.fetchall():
+                if status in ResultStatus.values:
+                    per_policy[policy_id][status] += int(count)
     per_standard: dict[str, dict[str, int]] = defaultdict(
         lambda: dict.fromkeys(ResultStatus.values, 0)
     )
@@ -64,7 +110,7 @@ def compliance_summary(policies: QuerySet[Policy]) -> dict[str, Any]:
     for policy_id, counts in per_policy.items():
         for status, count in counts.items():
             total[status] += count
-            for standard in standards.get(policy_id) or []:
+            for standard in known[policy_id][2]:
                 per_standard[standard][status] += count
 
     def entry(counts: dict[str, int]) -> dict[str, Any]:
@@ -73,8 +119,9 @@ def compliance_summary(policies: QuerySet[Policy]) -> dict[str, Any]:
             "percent": percent(counts[ResultStatus.COMPLIANT], counts[ResultStatus.NONCOMPLIANT]),
         }
 
-    return {
-        "overall": entry(total),
-        "policies": {names[pk]: entry(counts) for pk, counts in per_policy.items() if pk in names},
-        "standards": {name: entry(counts) for name, counts in sorted(per_standard.items())},
-    }
+    return Compliance(
+        overall=entry(total),
+        policies={pk: entry(counts) for pk, counts in per_policy.items()},
+        standards={name: entry(counts) for name, counts in sorted(per_standard.items())},
+        names={pk: (team, name) for pk, (team, name, _) in known.items()},
+    )

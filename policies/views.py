@@ -48,7 +48,7 @@ def policy_list_page(request: HttpRequest) -> HttpResponse:
     policies = filterset.qs if filterset.is_bound and filterset.is_valid() else visible
     summary = compliance_summary(policies)
     rows = [
-        {"policy": policy, "counts": summary["policies"].get(policy.name)}
+        {"policy": policy, "counts": summary.policies.get(policy.pk)}
         for policy in policies.order_by("team__name", "name")
     ]
     return render(

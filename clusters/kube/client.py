@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import shutil
+import ssl
 import tempfile
 import threading
 from dataclasses import asdict, dataclass, field
@@ -150,7 +151,8 @@ def _shared_endpoint(spec: ConnectionSpec, configuration: Any) -> kube_http.Endp
             tls = None
             if key[0] == "https":
                 tls = functools.partial(
-                    kube_http.tls_context,
+                    _shared_context,
+                    key[3:],
                     ca_data=spec.ca_data,
                     insecure=spec.insecure_skip_tls_verify,
                     cert_file=configuration.cert_file or "",
@@ -160,6 +162,23 @@ def _shared_endpoint(spec: ConnectionSpec, configuration: Any) -> kube_http.Endp
                 spec.server, tls=tls, timeout=REQUEST_TIMEOUT
             )
         return found
+
+
+_contexts: dict[tuple[Any, ...], ssl.SSLContext] = {}
+
+
+def _shared_context(identity: tuple[Any, ...], **options: Any) -> ssl.SSLContext:
+    """One TLS context per identity (CA, client certificate, verification), whatever the
+    endpoint: a context holding the system's CAs is 0.8 MiB, and every cluster registered
+    without a CA of its own (a publicly signed endpoint) had its own. Contexts are safe to
+    share between threads; the server's name is checked per connection."""
+    with _transports_lock:
+        found = _contexts.get(identity)
+    if found is None:
+        built = kube_http.tls_context(**options)  # outside the lock: loads certificates
+        with _transports_lock:
+            found = _contexts.setdefault(identity, built)
+    return found
 
 
 def classify(error: BaseException, server: str = "") -> ClusterConnectError:

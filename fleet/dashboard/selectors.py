@@ -123,18 +123,17 @@ def compliance_overview(*, user: AnyUser, now: datetime) -> dict[str, Any]:
     day: the compliance as of its end)."""
     policies = policy_list(user=user).filter(enabled=True)
     summary = compliance_summary(policies)
-    teams = dict(policies.values_list("name", "team__name"))
     top = sorted(
         (
-            {"policy": name, "team": teams.get(name, ""), **counts}
-            for name, counts in summary["policies"].items()
+            {"policy": summary.names[pk][1], "team": summary.names[pk][0], **counts}
+            for pk, counts in summary.policies.items()
             if counts[ResultStatus.NONCOMPLIANT]
         ),
-        key=lambda row: (-row[ResultStatus.NONCOMPLIANT], row["policy"]),
+        key=lambda row: (-row[ResultStatus.NONCOMPLIANT], row["policy"], row["team"]),
     )[:5]
-    ids = list(policies.values_list("pk", flat=True))
+    ids = list(summary.names)
     trend = compliance_trend(ids, now=now, days=30) if ids else []
-    return {"overall": summary["overall"], "top": top, "trend": trend, "policies": len(ids)}
+    return {"overall": summary.overall, "top": top, "trend": trend, "policies": len(ids)}
 
 
 def _set_scores(user: AnyUser) -> list[dict[str, Any]]:
@@ -158,8 +157,8 @@ def compliance_trend(policy_ids: list[int], *, now: datetime, days: int) -> list
             """
             WITH spans AS (
                 SELECT status, date_trunc('day', evaluated_at) AS since,
-                       date_trunc('day', lead(evaluated_at) OVER (
-                           PARTITION BY policy_id, cluster_id ORDER BY evaluated_at, id
+                       date_trunc('day', lag(evaluated_at) OVER (
+                           PARTITION BY policy_id, cluster_id ORDER BY evaluated_at DESC, id DESC
                        )) AS until
                 FROM policies_policyevaluation
                 WHERE policy_id = ANY(%s) AND evaluated_at <= %s

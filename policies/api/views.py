@@ -187,7 +187,8 @@ class EvaluationViewSet(viewsets.ReadOnlyModelViewSet[PolicyEvaluation]):
 
 class ComplianceView(APIView):
     """Fleet-wide compliance from the newest result of each policy on each cluster:
-    overall, per policy and per standard. `percent` counts compliant among judged pairs."""
+    overall, per policy (a list naming each policy's team: names repeat across teams) and
+    per standard. `percent` counts compliant among judged pairs."""
 
     @extend_schema(
         parameters=[OpenApiParameter("team", str), OpenApiParameter("standard", str)],
@@ -199,4 +200,4 @@ class ComplianceView(APIView):
             policies = policies.filter(team__name=team)
         if standard := request.query_params.get("standard"):
             policies = policies.filter(standards__contains=[standard])
-        return Response(compliance_summary(policies))
+        return Response(compliance_summary(policies).as_json())

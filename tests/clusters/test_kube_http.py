@@ -7,14 +7,17 @@ through it."""
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from benchmarks.simulator import ensure_tls
 from clusters.kube import http as kube_http
 from clusters.kube.client import ConnectionSpec, build_api_client, classify, get_json
 
@@ -249,3 +252,27 @@ def test_idle_connections_are_bounded_across_endpoints(
     for endpoint in endpoints:
         endpoint.close()
     assert len(kube_http._ledger) == 0
+
+
+def test_tls_contexts_are_shared_per_identity_not_per_endpoint(tmp_path: Path) -> None:
+    """A context holding the system's CAs is most of a megabyte: clusters registered without
+    a CA of their own share one, whatever their endpoints; a cluster's own CA, client
+    certificate or skipped verification gets its own."""
+    one = ensure_tls(tmp_path / "one").ca_pem
+    other = ensure_tls(tmp_path / "other").ca_pem
+
+    def context(server: str, **spec: Any) -> ssl.SSLContext:
+        endpoint = build_api_client(ConnectionSpec(server=server, **spec)).keelson_endpoint
+        found = endpoint.context()
+        assert found is not None
+        return found
+
+    public = context("https://a.example.invalid:6443")
+    assert context("https://b.example.invalid:443") is public
+    assert public.verify_mode == ssl.CERT_REQUIRED and public.check_hostname
+    own = context("https://c.example.invalid:6443", ca_data=one)
+    assert own is not public
+    assert context("https://d.example.invalid:6443", ca_data=one) is own
+    assert context("https://e.example.invalid:6443", ca_data=other) is not own
+    skipped = context("https://f.example.invalid:6443", insecure_skip_tls_verify=True)
+    assert skipped is not public and skipped.verify_mode == ssl.CERT_NONE

@@ -158,3 +158,48 @@ def test_cluster_page_loads_its_compliance_card(team: Team, policy: Policy) -> N
     outsider = make_user()
     add_member(make_team(), outsider, Role.ADMIN)
     assert _client(outsider).get("/policies/cluster/eu-1/compliance/").status_code == 404
+
+
+def test_same_named_policies_of_two_teams_keep_their_own_counts() -> None:
+    """Every team has the bundled library, so a user in two teams sees policies with the
+    same name: each keeps its own results on the list page, in the API and on the
+    overview."""
+    from rest_framework.test import APIClient
+
+    from fleet.dashboard.selectors import compliance_overview
+    from tests.factories import make_evaluation
+
+    user = make_user()
+    now = timezone.now()
+    for team_name, noncompliant in (("alpha", 1), ("beta", 3)):
+        owner = make_team(name=team_name)
+        add_member(owner, user, Role.VIEWER)
+        rule = {"name": "r", "kind": "object", "match": {"kinds": ["Pod"]}, "expression": "true"}
+        policy = policy_create(
+            team=owner, spec=PolicySpec(name="shared-name", rules=[rule]), actor=None
+        )
+        for index in range(4):
+            cluster = make_cluster(team=owner, name=f"{team_name}-{index}")
+            status = "noncompliant" if index < noncompliant else "compliant"
+            make_evaluation(policy=policy, cluster=cluster, status=status, at=now)
+
+    page = _client(user).get("/policies/").content.decode()
+    rows = [row for row in page.split("<tr>") if "/shared-name/" in row]
+    assert len(rows) == 2
+    alpha, beta = sorted(rows, key=lambda row: "/policies/beta/" in row)
+    assert "<td>3</td><td>1</td>" in alpha and "75.0%" in alpha
+    assert "<td>1</td><td>3</td>" in beta and "25.0%" in beta
+
+    api = APIClient()
+    api.force_authenticate(user)
+    listed = api.get("/api/v1/compliance/").json()["policies"]
+    assert [(p["team"], p["name"], p["noncompliant"]) for p in listed] == [
+        ("alpha", "shared-name", 1),
+        ("beta", "shared-name", 3),
+    ]
+
+    top = compliance_overview(user=user, now=now)["top"]
+    assert [(t["team"], t["policy"], t["noncompliant"]) for t in top] == [
+        ("beta", "shared-name", 3),
+        ("alpha", "shared-name", 1),
+    ]
