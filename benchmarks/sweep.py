@@ -198,25 +198,25 @@ def _planted_check(ids: list[int]) -> tuple[bool, dict[str, str]]:
 
 def _overview_row(pairs: int) -> Row:
     """The overview's compliance panel (newest result of every pair, top violations, 30-day
-    trend) as the bench user sees it, over the results the sweep stored: median of 3."""
+    trend) as the bench user sees it, over the results the sweep stored: the first call
+    counts them (right after the sweep, before any vacuum), the next ones find it cached."""
     from django.contrib.auth import get_user_model
 
     from fleet.dashboard.selectors import compliance_overview
 
     viewer = get_user_model().objects.get(username=fleet.BENCH_USER)
     times = []
-    for _ in range(3):
+    for _ in range(4):
         started = time.perf_counter()
         compliance_overview(user=viewer, now=timezone.now())
         times.append(time.perf_counter() - started)
-    median = sorted(times)[1]
+    first, cached = times[0], sorted(times[1:])[1]
     return Row(
         "sweep",
-        f"overview compliance panel over {pairs:,} newest results (median of 3)",
-        f"{1000 * median:.0f} ms",
-        target="<= 1 s",
-        ok=median <= 1.0,
-        value=median,
+        f"overview compliance panel over {pairs:,} newest results (first call; cached)",
+        f"{1000 * first:.0f} ms; {1000 * cached:.1f} ms (median of 3)",
+        value=first,
+        detail={"first_s": first, "cached_s": cached},
     )
 
 

@@ -10,10 +10,13 @@ Health score (documented on the page):
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import (
     Avg,
@@ -22,6 +25,7 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     FloatField,
+    Max,
     Q,
     QuerySet,
     Sum,
@@ -40,7 +44,10 @@ from fleet.accounts.selectors import AnyUser
 from fleet.operations.choices import OperationState
 from fleet.operations.selectors import operation_list
 from policies.choices import ResultStatus
+from policies.models import Policy, PolicyEvaluation
 from policies.selectors import compliance_summary, percent, policy_list
+
+logger = logging.getLogger(__name__)
 
 
 def with_health_score(clusters: QuerySet[Cluster]) -> QuerySet[Cluster]:
@@ -120,8 +127,42 @@ def fleet_overview(*, user: AnyUser) -> dict[str, Any]:
 def compliance_overview(*, user: AnyUser, now: datetime) -> dict[str, Any]:
     """Compliance of the user's enabled policies: overall % of judged (policy, cluster)
     pairs from the newest results, the most violated policies, and a daily trend (each
-    day: the compliance as of its end)."""
+    day: the compliance as of its end).
+
+    Kept in the cache per set of policies, newest result id and day: a result is stored
+    only when an outcome changes, so until the next one (or for a minute, which bounds
+    what deleting a cluster leaves counted) every overview of the same policies is the
+    same. Counting 500,000 pairs costs about a second right after a sweep."""
     policies = policy_list(user=user).filter(enabled=True)
+    ids = sorted(policies.values_list("pk", flat=True))
+    if not ids:
+        return _compliance_overview(policies, now)  # nothing to count
+    newest = PolicyEvaluation.objects.aggregate(newest=Max("id"))["newest"]
+    key = (
+        "dashboard:compliance:"
+        + hashlib.sha256(f"{ids}|{newest}|{now.date().isoformat()}".encode()).hexdigest()
+    )
+    found = _cached("get", key)
+    if isinstance(found, dict):
+        return found
+    overview = _compliance_overview(policies, now)
+    _cached("set", key, overview, COMPLIANCE_CACHE_SECONDS)
+    return overview
+
+
+COMPLIANCE_CACHE_SECONDS = 60
+
+
+def _cached(operation: str, *args: Any) -> Any:
+    """The cache, best effort: with Redis down the overview is computed every time."""
+    try:
+        return getattr(cache, operation)(*args)
+    except Exception as error:
+        logger.warning("cache unavailable (%s): computing the overview", type(error).__name__)
+        return None
+
+
+def _compliance_overview(policies: QuerySet[Policy], now: datetime) -> dict[str, Any]:
     summary = compliance_summary(policies)
     top = sorted(
         (

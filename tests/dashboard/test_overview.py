@@ -174,6 +174,31 @@ def test_compliance_panel_percent_top_violations_and_trend() -> None:
 
 
 @pytest.mark.django_db
+def test_the_compliance_panel_is_cached_until_a_result_changes() -> None:
+    from fleet.dashboard.selectors import compliance_overview
+    from policies.models import Policy
+
+    team = make_team()
+    cluster = make_cluster(team=team)
+    policy = Policy.objects.create(team=team, name="probes")
+    now = timezone.now()
+    make_evaluation(policy=policy, cluster=cluster, status="noncompliant", at=now)
+    user = _viewer(team)
+    assert compliance_overview(user=user, now=now)["overall"]["percent"] == 0.0
+    with CaptureQueriesContext(connection) as queries:
+        again = compliance_overview(user=user, now=now)
+    assert again["overall"]["percent"] == 0.0
+    # the user's teams, their policies and the newest result id: nothing counted
+    assert len(queries) == 3, [q["sql"] for q in queries.captured_queries]
+    # a new outcome is a new row: counted at once
+    make_evaluation(policy=policy, cluster=cluster, status="compliant", at=now)
+    assert compliance_overview(user=user, now=now)["overall"]["percent"] == 100.0
+    # a policy disabled leaves the user's set: counted at once too
+    Policy.objects.filter(pk=policy.pk).update(enabled=False)
+    assert compliance_overview(user=user, now=now)["policies"] == 0
+
+
+@pytest.mark.django_db
 def test_the_main_pages_work_at_ten_thousand_clusters() -> None:
     # given a team with 10,000 clusters (bulk-created, as a large fleet's registry)
     team = make_team()
