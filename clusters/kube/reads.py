@@ -139,8 +139,8 @@ class ReadPool:
     def get(self, limit: int) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None or self._limit != limit:
-                if self._pool is not None:
-                    self._pool.shutdown(wait=False)
+                # The old pool is not shut down: a call in another thread may still submit
+                # to it; its threads end once nothing refers to it any more.
                 self._pool = ThreadPoolExecutor(
                     max_workers=limit, thread_name_prefix=self.thread_name_prefix
                 )

@@ -142,3 +142,10 @@ def test_a_forked_child_builds_its_own_read_pool() -> None:
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_new_limit_leaves_a_call_still_using_the_old_pool_working() -> None:
+    pool = ReadPool("test-limit")
+    old = pool.get(2)
+    pool.get(3)  # another thread's batch saw a new limit
+    assert old.submit(lambda: 7).result(timeout=5) == 7
