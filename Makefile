@@ -1,5 +1,5 @@
 # Keelson: `make run` starts everything on embedded defaults, `make test` runs the checks.
-.PHONY: run test kube-binaries bench vendor-static clean-var
+.PHONY: run test kube-binaries bench vendor-static clean-var manage
 
 run:
 	@bash scripts/bootstrap.sh
@@ -20,3 +20,7 @@ vendor-static:
 
 clean-var:
 	rm -rf var/
+
+# Run a management command against the instance `make run` started: make manage CMD="keelson_ping"
+manage:
+	@bash scripts/manage.sh $(CMD)

@@ -16,13 +16,34 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 
+from clusters.localkube.binaries import BUILD_SCRIPT, KubeBinariesMissing, find_binaries
+from clusters.localkube.runtime import progress_path, write_progress
 from fleet.embedded import EmbeddedPostgres, EmbeddedRedis
+from fleet.env import env_bool
 
 ROOT = Path(__file__).resolve().parent.parent
-COLORS = {"web": "36", "worker": "33", "beat": "35", "keelson": "32"}
+COLORS = {"web": "36", "worker": "33", "beat": "35", "keelson": "32", "kube": "34"}
+# What `make run` chose, for `make manage` and tools that talk to a running instance
+# (var/run.env; no secrets: those stay in var/secrets.env).
+RUN_ENV_KEYS = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "DEBUG",
+    "ALLOWED_HOSTS",
+    "KEELSON_VAR_DIR",
+    "KEELSON_CLUSTER_ALLOW_LOOPBACK",
+    "SECURE_SSL_REDIRECT",
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "SECURE_HSTS_PRELOAD",
+)
 
 
 def say(source: str, line: str) -> None:
@@ -56,6 +77,44 @@ def _pump(source: str, stream: object) -> None:
         say(source, raw.decode(errors="replace").rstrip())
 
 
+def _write_run_env(var: Path, env: dict[str, str]) -> None:
+    """The settings this run chose, minus secrets: a URL holding a password stays out."""
+    lines = []
+    for key in RUN_ENV_KEYS:
+        value = env.get(key)
+        if value is None or (key.endswith("_URL") and urlsplit(value).password):
+            continue
+        lines.append(f"{key}={value}")
+    path = var / "run.env"
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+
+
+def _kube_runtime_missing() -> bool:
+    try:
+        find_binaries()
+    except KubeBinariesMissing:
+        return True
+    return False
+
+
+def _start_kube_build(var: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Build the local Kubernetes runtime in the background; progress in var/kube-runtime.json
+    (shown on the overview), output in var/kube-build.log."""
+    progress = progress_path(var)
+    write_progress(progress, state="building", percent=0, step="starting")
+    build_env = dict(env, KEELSON_KUBE_PROGRESS=str(progress))
+    with (var / "kube-build.log").open("ab") as log:
+        return subprocess.Popen(
+            ["bash", str(BUILD_SCRIPT)],
+            cwd=ROOT,
+            env=build_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make run")
     parser.add_argument("--host", default=os.environ.get("KEELSON_HOST", "127.0.0.1"))
@@ -72,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         "--no-demo",
         dest="demo",
         action="store_false",
-        default=os.environ.get("KEELSON_DEMO_FLEET", "true").lower() not in ("0", "false", "no"),
-        help="do not create the demo fleet of local clusters on an empty registry",
+        default=env_bool("KEELSON_DEMO_FLEET", True),
+        help="do not create the demo fleet of local clusters on an empty registry "
+        "(KEELSON_DEMO_FLEET=off)",
     )
     args = parser.parse_args(argv)
 
@@ -97,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     postgres = redis = None
     manage: list[str] = []
     children: dict[str, subprocess.Popen[bytes]] = {}
+    kube_build: subprocess.Popen[bytes] | None = None
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -117,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             env["CELERY_BROKER_URL"] = env["REDIS_URL"].rsplit("/", 1)[0] + "/1"
             say("keelson", "Celery broker: the embedded Redis (set CELERY_BROKER_URL for RabbitMQ)")
 
+        _write_run_env(var, env)
         python = sys.executable
         manage += [python, str(ROOT / "manage.py")]
         say("keelson", "applying database migrations")
@@ -181,16 +243,35 @@ def main(argv: list[str] | None = None) -> int:
             children[name] = process
             threading.Thread(target=_pump, args=(name, process.stdout), daemon=True).start()
         say("keelson", f"Keelson is up: http://{args.host}:{args.port}/  (Ctrl-C stops it)")
-        if args.demo:
+        if _kube_runtime_missing():
+            say(
+                "kube",
+                "building the local Kubernetes runtime in the background (about 10 minutes, "
+                "once; progress on the overview, log in var/kube-build.log)",
+            )
+            kube_build = _start_kube_build(var, env)
+        elif args.demo:
             subprocess.run([*manage, "keelson_demo_fleet"], env=env, check=False)
         while not stopping.is_set():
             for name, process in children.items():
                 if process.poll() is not None:
                     say("keelson", f"{name} exited with {process.returncode}; stopping")
                     stopping.set()
+            if kube_build is not None and kube_build.poll() is not None:
+                if kube_build.returncode == 0:
+                    say("kube", "the local Kubernetes runtime is ready")
+                    if args.demo:
+                        subprocess.run([*manage, "keelson_demo_fleet"], env=env, check=False)
+                else:
+                    say("kube", "building the local Kubernetes runtime failed: var/kube-build.log")
+                kube_build = None
             stopping.wait(0.5)
     finally:
         say("keelson", "stopping")
+        if kube_build is not None and kube_build.poll() is None:
+            # The whole build (make, go) is in its own session: end it all.
+            os.killpg(kube_build.pid, signal.SIGTERM)
+            kube_build.wait(timeout=20)
         for process in children.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)

@@ -1,0 +1,190 @@
+"""The README's run command, run the way a new user runs it.
+
+A clean copy of the checkout (tracked files only: no .venv, no var/), `make run` with a
+minimal environment (none of the test run's DATABASE_URL, broker or secrets), so the
+launcher creates its own virtualenv with the base install only and starts the embedded
+PostgreSQL and Redis. This is what caught nothing in round one: the dev extras brought a
+package the base install lacked, and every other test runs with the dev extras.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+INSTALL_TIMEOUT = 900.0  # a fresh virtualenv from pip's cache, embedded servers, migrations
+ALIVE_FOR = 60.0
+PROCESSES = {
+    "web": ("uvicorn", "fleet.asgi:application"),
+    "worker": ("celery", " worker"),
+    "beat": ("celery", " beat"),
+}
+
+pytestmark = pytest.mark.firstrun
+
+
+def _clean_copy(destination: Path) -> None:
+    """What `git clone` of this working tree would give: tracked and new unignored files."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, listed):
+        source = REPO / name.decode()
+        if not source.is_file():
+            continue  # deleted in the working tree
+        target = destination / name.decode()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes())
+        target.chmod(source.stat().st_mode & 0o777)
+
+
+def _user_env(port: int) -> dict[str, str]:
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "USER", "LOGNAME", "XDG_CACHE_HOME", "TMPDIR")
+    env = {key: os.environ[key] for key in keep if key in os.environ}
+    env["KEELSON_PORT"] = str(port)
+    return env
+
+
+def _processes_under(root: Path) -> dict[int, str]:
+    """Live processes started from the copy: their command line or working directory is in it."""
+    found = {}
+    marker = str(root)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = str((entry / "cwd").readlink())
+            state = (entry / "stat").read_text().split(") ", 1)[1][:1]
+        except OSError:
+            continue
+        if state == "Z":
+            continue  # exited, waiting for its parent to reap it
+        if marker in cmdline or cwd.startswith(marker):
+            found[int(entry.name)] = cmdline.strip()
+    return found
+
+
+def _tail(log: Path, source: str | None = None, lines: int = 40) -> str:
+    text = log.read_text(errors="replace").splitlines() if log.exists() else []
+    if source is not None:
+        text = [line for line in text if line.startswith(f"{source:<7}|")] or text
+    return "\n".join(text[-lines:])
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (loopback)
+            return int(response.status), response.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+    except OSError as error:
+        return 0, str(error)
+
+
+@pytest.fixture
+def make_run() -> Iterator[tuple[subprocess.Popen[bytes], Path, Path, int]]:
+    # Not under pytest's tmp_path: its root is 0700 (reset by every pytest session), and run
+    # as root the embedded PostgreSQL runs as its own system user, which must read the venv.
+    tmp_path = Path(tempfile.mkdtemp(prefix="keelson-firstrun-"))
+    tmp_path.chmod(0o755)
+    checkout = tmp_path / "keelson"
+    _clean_copy(checkout)
+    port = free_port()
+    log = tmp_path / "make-run.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            ["make", "run"],
+            cwd=checkout,
+            env=_user_env(port),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as a terminal's job is
+        )
+    try:
+        yield process, checkout, log, port
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        for pid in _processes_under(checkout):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_make_run_starts_everything_and_ctrl_c_stops_it(make_run: tuple) -> None:
+    process, checkout, log, port = make_run
+    base = f"http://127.0.0.1:{port}"
+
+    # given: `make run` on a clean copy, with nothing but the base install
+    deadline = time.monotonic() + INSTALL_TIMEOUT
+    while _get(f"{base}/readyz")[0] != 200:
+        assert process.poll() is None, f"make run exited with {process.returncode}:\n{_tail(log)}"
+        assert time.monotonic() < deadline, f"/readyz never answered 200:\n{_tail(log)}"
+        time.sleep(2)
+    installed = (checkout / ".venv" / "bin" / "pip").exists()
+    assert installed, "make run did not create its own virtualenv"
+    dev_tools = [
+        name for name in ("pytest", "ruff", "mypy") if (checkout / ".venv/bin" / name).exists()
+    ]
+    assert not dev_tools, f"the base install brought dev tools: {dev_tools}"
+
+    # when: a minute passes
+    time.sleep(ALIVE_FOR)
+
+    # then: web, worker and beat are all still running
+    assert process.poll() is None, f"make run exited with {process.returncode}:\n{_tail(log)}"
+    running = " \n".join(_processes_under(checkout).values())
+    for name, (program, argument) in PROCESSES.items():
+        alive = any(program in line and argument in line for line in running.splitlines())
+        assert alive, f"{name} is not running a minute after start:\n{_tail(log, name)}"
+    status, body = _get(f"{base}/readyz")
+    assert status == 200, f"/readyz answered {status} {body}\n{_tail(log)}"
+
+    # and a task goes through the embedded broker to a worker and back
+    ping = subprocess.run(
+        ["make", "--no-print-directory", "manage", "CMD=keelson_ping"],
+        cwd=checkout,
+        env=_user_env(port),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert ping.returncode == 0, f"{ping.stdout}{ping.stderr}\n{_tail(log, 'worker')}"
+    assert "pong from" in ping.stdout
+
+    # and the log holds no traceback
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text, _tail(log, lines=80)
+
+    # when: Ctrl-C, as a terminal sends it to the foreground job's process group
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=180)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"make run did not stop within 180 s of Ctrl-C:\n{_tail(log)}")
+
+    # then: every process it started is gone (embedded servers and local clusters too)
+    deadline = time.monotonic() + 20
+    while (left := _processes_under(checkout)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, f"processes left after Ctrl-C: {left}\n{_tail(log)}"
+    assert "Traceback" not in log.read_text(errors="replace"), _tail(log, lines=80)
