@@ -153,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
             iterations=sizes["simulate_iterations"],
         )
         rows += found
+        _say("placement: divided placements, scheduler alone")
+        rows += placement.run_divided(
+            clusters=sizes["placement_clusters"], iterations=sizes["simulate_iterations"]
+        )
 
     if only & {"placement", "agents", "websocket"}:
         server = Uvicorn()

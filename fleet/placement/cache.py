@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from operator import attrgetter
@@ -218,18 +219,21 @@ class CandidateCache:
         self,
         *,
         team_id: int,
-        current: set[str],
+        current: Mapping[str, int] | Collection[str],
         toleration_seconds: int,
         now: datetime | None = None,
     ) -> list[Candidate]:
         """The team's clusters sorted by name, fresh as of this call; `current` (chosen by
-        the previous decision) marked, with why an unhealthy one still keeps its place."""
+        the previous decision: its replicas per cluster, or only the names) marked, with why
+        an unhealthy one still keeps its place and the replicas the application holds there
+        (what its own pods request is room for it: `scheduler.room`)."""
+        held = current if isinstance(current, Mapping) else dict.fromkeys(current, 0)
         now = now or timezone.now()
         team = self.team(team_id)
         with team.lock:
             team.refresh(now=now)
             chosen = list(team.ordered)
-            for name in current:
+            for name, replicas in held.items():
                 index = team.position.get(name)
                 if index is None:
                     continue
@@ -237,6 +241,7 @@ class CandidateCache:
                 chosen[index] = replace(
                     candidate,
                     current=True,
+                    held=replicas,
                     tolerated=tolerated(
                         candidate.status, team.changed_at[name], toleration_seconds, now
                     ),

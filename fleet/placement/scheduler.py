@@ -5,15 +5,22 @@ As in OCM's Placement: every prioritizer's raw scores are normalized to -100..10
 the feasible clusters, multiplied by its weight (-10..10) and summed. Ties are broken by
 cluster name, so the same input always gives the same decision. Every excluded cluster
 carries the predicate that excluded it.
+
+A cluster's room for an application is its free capacity plus what the application's own
+replicas there already request (`Candidate.held`): an application never competes with
+itself. Divided replicas never exceed any cluster's room; what does not fit anywhere is
+reported as unschedulable, not overcommitted (docs/coming-from-karmada-ocm.md).
 """
 
 from __future__ import annotations
 
+import heapq
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
+from fractions import Fraction
 from itertools import chain, islice
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -26,6 +33,16 @@ FIELDS = ("provider", "region", "zone", "environment", "version")
 DIVISIONS = ("duplicated", "static", "capacity")
 HEALTHY = ("ready", "degraded")
 ZERO = Decimal(0)
+# Taint effects: excluded unless tolerated; ranked 1000 lower unless tolerated; excluded
+# unless tolerated or already chosen (OCM's NoSelectIfNew: existing placements stay).
+EFFECTS = ("NoSelect", "PreferNoSelect", "NoSelectIfNew")
+# The most replicas a placement may ask for (refused above it on save and simulate).
+MAX_REPLICAS = 1_000_000
+# A division weight counts at most this much (a cluster with room for more replicas weighs
+# this much in a capacity division): with weights and seats this small, distinct quotients
+# weight / (2 * seats + 1) are further apart than floats round, so floats order them
+# exactly (see `_apportion`).
+MAX_WEIGHT = 1_000_000
 
 # A candidate's figures in floats, for the float pass of `fleet.placement.scoring`:
 # least allocated, current (1 or 0), allocatable and requested cpu and memory, and the
@@ -52,6 +69,9 @@ class Candidate:
     ram_price: Decimal | None = None  # per GB-hour
     current: bool = False  # chosen by the previous decision
     tolerated: str = ""  # why an unhealthy current cluster keeps its place (empty: it does not)
+    # Replicas of this application the previous decision placed here (0 unless `current`):
+    # what the application's own pods request here is room for it, not competition.
+    held: int = 0
     # Derived once per candidate (a cached candidate serves many calls), not per call.
     free_cpu: Decimal = field(init=False, repr=False, compare=False)
     free_memory: Decimal = field(init=False, repr=False, compare=False)
@@ -67,6 +87,7 @@ class Candidate:
         # A string: its hash is computed once and kept (a tuple's is computed at every lookup).
         profile = (
             bool(self.tolerated),
+            self.current,  # NoSelectIfNew taints spare current clusters
             self.status,
             sorted(self.labels.items()),
             self.provider,
@@ -169,6 +190,8 @@ class Decision:
     ) -> None:
         self.chosen: list[dict[str, Any]] = []
         self.warnings: list[str] = []
+        # Divided replicas that fit in no chosen cluster (a warning says so too).
+        self.unschedulable = 0
         self._excluded, self._reasons = excluded or ([], [])
         self._capacity = capacity
         self._excluded_entries: list[dict[str, str]] | None = None
@@ -211,6 +234,7 @@ class Decision:
             "excluded": self.excluded,
             "not_selected": self.not_selected,
             "warnings": self.warnings,
+            "unschedulable": self.unschedulable,
         }
 
     def summarized(self, first: int | None) -> dict[str, Any]:
@@ -236,6 +260,7 @@ class Decision:
             "excluded": excluded,
             "not_selected": not_selected,
             "warnings": self.warnings,
+            "unschedulable": self.unschedulable,
             "summary": {
                 "excluded": dict(by_predicate),
                 "not_selected": dict(by_reason),
@@ -284,16 +309,48 @@ def _first_per(entries: list[tuple[str, str]], first: int) -> list[tuple[str, st
     return kept
 
 
-def _tolerated(taint: dict[str, str], tolerations: list[dict[str, str]]) -> bool:
+def _tolerated(taint: dict[str, str], tolerations: list[dict[str, Any]]) -> bool:
+    """Kubernetes/OCM toleration matching. `Exists` matches any value of its key (an empty
+    key: every taint); `Equal` needs key and value to match (a missing value is ""); an
+    empty effect matches every effect. Without `operator`, a toleration with a value is
+    `Equal` and one without is `Exists` (what Keelson did before operators existed)."""
     for toleration in tolerations:
-        if toleration.get("key") != taint["key"]:
+        key = toleration.get("key", "")
+        operator = toleration.get("operator") or ("Equal" if "value" in toleration else "Exists")
+        if operator == "Exists":
+            if key and key != taint["key"]:
+                continue
+        elif key != taint["key"] or toleration.get("value", "") != taint.get("value", ""):
             continue
         if toleration.get("effect") and toleration["effect"] != taint["effect"]:
             continue
-        if "value" in toleration and toleration["value"] != taint.get("value", ""):
-            continue
         return True
     return False
+
+
+def room(candidate: Candidate, need: PerReplica) -> tuple[Decimal, Decimal]:
+    """Free CPU and memory for this application on `candidate`: the cluster's free capacity
+    plus what the application's own replicas there request (`held` x the per-replica
+    request, never more than the cluster reports requested in all)."""
+    if not candidate.held:
+        return candidate.free_cpu, candidate.free_memory
+    own_cpu = min(need.cpu * candidate.held, candidate.requested_cpu)
+    own_memory = min(need.memory * candidate.held, candidate.requested_memory)
+    return (
+        max(candidate.allocatable_cpu - candidate.requested_cpu + own_cpu, ZERO),
+        max(candidate.allocatable_memory - candidate.requested_memory + own_memory, ZERO),
+    )
+
+
+def fitting(candidate: Candidate, need: PerReplica, most: int) -> int:
+    """How many replicas fit in `candidate`'s room, at most `most`."""
+    cpu, memory = room(candidate, need)
+    fit = most
+    if need.cpu > 0:
+        fit = min(fit, int((cpu / need.cpu).to_integral_value(rounding=ROUND_FLOOR)))
+    if need.memory > 0:
+        fit = min(fit, int((memory / need.memory).to_integral_value(rounding=ROUND_FLOOR)))
+    return fit
 
 
 # An exclusion for capacity: its message names the cluster's free capacity, written only
@@ -307,6 +364,7 @@ class _Predicates:
 
     def __init__(self, spec: PlacementSpec, need: PerReplica) -> None:
         self.spec = spec
+        self.need = need
         self.selector = LabelSelector.parse(spec.selector)
         # per profile: (why excluded or None, avoided taints)
         self.judged: dict[str, tuple[tuple[str, str] | None, int]] = {}
@@ -337,7 +395,9 @@ class _Predicates:
             if reason is not None:
                 exclude(candidate)
                 because(reason)
-            elif candidate.free_cpu < cpu or candidate.free_memory < memory:
+            elif (candidate.free_cpu < cpu or candidate.free_memory < memory) and (
+                not candidate.held or not self._fits_with_own(candidate)
+            ):
                 exclude(candidate)
                 because(CAPACITY_FITS)
             else:
@@ -346,11 +406,16 @@ class _Predicates:
                 avoid(avoids)
         return feasible, floats, avoided, (excluded, reasons)
 
+    def _fits_with_own(self, candidate: Candidate) -> bool:
+        cpu, memory = room(candidate, self.need)
+        return cpu >= self.cpu and memory >= self.memory
+
     def capacity(self, candidate: Candidate) -> str:
         """Why `candidate` does not fit (the reason of a CapacityFits exclusion)."""
+        cpu, memory = room(candidate, self.need)
         return (
             f"needs {self.cpu} CPU and {_gib(self.memory)} GiB free, has "
-            f"{candidate.free_cpu} CPU and {_gib(candidate.free_memory)} GiB"
+            f"{cpu} CPU and {_gib(memory)} GiB"
         )
 
     def _profile(self, candidate: Candidate, *, healthy: bool) -> tuple[str, str] | None:
@@ -365,10 +430,13 @@ class _Predicates:
                 listed = ", ".join(allowed)
                 return "FieldSelector", f"{name} {value or '(none)'} is not one of {listed}"
         for taint in candidate.taints:
-            if taint["effect"] == "NoSelect" and not _tolerated(taint, spec.tolerations):
+            effect = taint["effect"]
+            if (
+                effect == "NoSelect" or (effect == "NoSelectIfNew" and not candidate.current)
+            ) and not _tolerated(taint, spec.tolerations):
                 return (
                     "TaintToleration",
-                    f"taint {taint['key']}={taint.get('value', '')}:NoSelect is not tolerated",
+                    f"taint {taint['key']}={taint.get('value', '')}:{effect} is not tolerated",
                 )
         return None
 
@@ -388,23 +456,100 @@ def _gib(value: Decimal) -> str:
     return f"{value / Decimal(2**30):.2f}"
 
 
-def webster(total: int, weights: dict[str, Decimal]) -> dict[str, int]:
-    """Sainte-Laguë (Webster) apportionment of `total` seats by weight. Each seat goes to
-    the highest quotient weight / (2s + 1); ties go to the larger weight, then the name."""
-    seats = {name: 0 for name in weights}
-    if not weights or total <= 0:
-        return seats
-    names = {name: [-ord(ch) for ch in name] for name in weights}  # the name's tie-break
-    for _ in range(total):
-        best = max(
-            (name for name in weights if weights[name] > 0),
-            key=lambda n: (weights[n] / (2 * seats[n] + 1), weights[n], names[n]),
-            default=None,
-        )
-        if best is None:
-            break
-        seats[best] += 1
+def webster(
+    total: int, weights: dict[str, int | Decimal], caps: dict[str, int] | None = None
+) -> dict[str, int]:
+    """Sainte-Laguë (Webster) apportionment of `total` seats by (whole) weight, no party
+    above its cap (`caps`; none: no cap). Each seat goes to the highest quotient
+    weight / (2s + 1) of a party below its cap; ties go to the larger weight, then the name
+    in the ranking's order (Python's: "prod" before "prod-eu", "c1" before "c10"). Fewer
+    seats than `total` when the caps hold fewer."""
+    names = sorted(weights)
+    whole = [_whole_weight(weights[name]) for name in names]
+    limits = [total if caps is None else max(min(caps[name], total), 0) for name in names]
+    return dict(zip(names, _apportion(total, whole, limits), strict=True))
+
+
+def _whole_weight(weight: int | Decimal) -> int:
+    if weight != int(weight) or weight < 0:
+        raise ValueError(f"weights are whole numbers, 0 or more: {weight}")
+    return min(int(weight), MAX_WEIGHT)
+
+
+def _apportion(total: int, weights: list[int], caps: list[int]) -> list[int]:
+    """`webster` by index (ties: larger weight, then lower index), without handing out
+    seats one by one: O(n log n) in the parties whatever `total` is.
+
+    It finds a threshold t near the last seat's quotient (water-filling: the continuous
+    share w / 2t, capped), gives every party each seat whose quotient is at least t
+    (counted exactly in integers: t is a binary fraction p/q, and seat k + 1 of weight w
+    has a quotient >= p/q iff (2k + 1) p <= w q), which is what seat-by-seat assignment
+    gives at that quotient, then adds the next-best or removes the worst seats one by one
+    until the total is reached (a few per party at most). Quotients are compared as
+    floats: with weights <= MAX_WEIGHT and seats <= MAX_REPLICAS, distinct quotients
+    differ by more than their rounding, so the float order is the exact one."""
+    caps = [cap if weight > 0 else 0 for weight, cap in zip(weights, caps, strict=True)]
+    if total >= sum(caps):
+        return caps
+    if total <= 0:
+        return [0] * len(weights)
+    threshold = Fraction(_threshold(total, weights, caps))
+    p, q = threshold.numerator, threshold.denominator
+    seats = [
+        min(cap, (weight * q + p) // (2 * p)) for weight, cap in zip(weights, caps, strict=True)
+    ]
+    missing = total - sum(seats)
+    if missing > 0:  # the best seats not given, best first
+        best = [
+            (-w / (2 * s + 1), -w, i)
+            for i, (w, s, c) in enumerate(zip(weights, seats, caps, strict=True))
+            if s < c
+        ]
+        heapq.heapify(best)
+        for _ in range(missing):
+            _, _, index = heapq.heappop(best)
+            seats[index] += 1
+            given, weight = seats[index], weights[index]
+            if given < caps[index]:
+                heapq.heappush(best, (-weight / (2 * given + 1), -weight, index))
+    elif missing < 0:  # the worst seats given, worst (last given) first
+        worst = [
+            (w / (2 * s - 1), w, -i)
+            for i, (w, s) in enumerate(zip(weights, seats, strict=True))
+            if s > 0
+        ]
+        heapq.heapify(worst)
+        for _ in range(-missing):
+            _, _, negative = heapq.heappop(worst)
+            index = -negative
+            seats[index] -= 1
+            given, weight = seats[index], weights[index]
+            if given > 0:
+                heapq.heappush(worst, (weight / (2 * given - 1), weight, negative))
     return seats
+
+
+def _threshold(total: int, weights: list[int], caps: list[int]) -> float:
+    """A quotient near the one of the `total`-th seat (> 0; `total` below the caps' sum):
+    the t where the capped continuous shares min(cap, w / 2t) sum to `total`. Parties are
+    capped in order of w / 2cap (the t below which a share reaches its cap); the rounding
+    of each share to seats is within 1/2 of it, so the exact count at t is within half a
+    seat per party of `total`."""
+    open_ = [i for i, c in enumerate(caps) if c > 0]
+    limits = [weights[i] / (2 * caps[i]) for i in open_]
+    weight_left = float(sum(weights[i] for i in open_))
+    seats_left = float(total)
+    if weight_left / (2 * seats_left) >= max(limits):
+        return weight_left / (2 * seats_left)  # no share reaches its cap
+    for position in sorted(range(len(open_)), key=limits.__getitem__, reverse=True):
+        t = weight_left / (2 * seats_left)
+        if t >= limits[position]:
+            return t
+        # This party's share exceeds its cap, so its cap is below `seats_left`: it stays > 0.
+        index = open_[position]
+        seats_left -= caps[index]
+        weight_left -= weights[index]
+    raise AssertionError("the caps hold more than `total`: some party stays below its cap")
 
 
 def schedule(
@@ -419,7 +564,7 @@ def schedule(
     weights = {name: weight for name, weight in spec.prioritizers.items() if weight}
     scores = Scores(weights, feasible, floats, need, avoided)
     chosen = _pick(spec, scores.ranked(), feasible, decision)
-    replicas = _divide(spec, [c for _, _, c in chosen], need)
+    replicas = _divide(spec, [c for _, _, c in chosen], need, decision)
     for rank, index, candidate in chosen:
         entry = {
             "cluster": candidate.name,
@@ -476,15 +621,33 @@ def _pick(
     return chosen
 
 
-def _divide(spec: PlacementSpec, chosen: list[Candidate], need: PerReplica) -> dict[str, int]:
+def _divide(
+    spec: PlacementSpec, chosen: list[Candidate], need: PerReplica, decision: Decision
+) -> dict[str, int]:
+    """Replicas per chosen cluster. Divided replicas never exceed a cluster's room; what
+    fits nowhere is `decision.unschedulable`, with a warning. Static weights that are all 0
+    count as equal weights (Karmada's rule), with a warning."""
     if spec.division == "duplicated":
         return {c.name: spec.replicas for c in chosen}
+    total = spec.replicas
+    room_for = {c.name: fitting(c, need, MAX_WEIGHT) for c in chosen}
+    caps = {name: min(fit, total) for name, fit in room_for.items()}
+    weights: dict[str, int | Decimal]
     if spec.division == "static":
-        weights = {c.name: Decimal(spec.static_weights.get(c.name, 1)) for c in chosen}
+        weights = {c.name: spec.static_weights.get(c.name, 1) for c in chosen}
+        if chosen and total and not any(weights.values()):
+            decision.warnings.append(
+                "static weights: every chosen cluster has weight 0, replicas divided equally"
+            )
+            weights = dict.fromkeys(weights, 1)
     else:
-        weights = {}
-        for c in chosen:
-            by_cpu = c.free_cpu / need.cpu if need.cpu else Decimal(10**6)
-            by_memory = c.free_memory / need.memory if need.memory else Decimal(10**6)
-            weights[c.name] = min(by_cpu, by_memory).to_integral_value(rounding="ROUND_FLOOR")
-    return webster(spec.replicas, weights)
+        weights = dict(room_for)  # the replicas each fits (at most MAX_WEIGHT)
+    replicas = webster(total, weights, caps)
+    placed = sum(replicas.values())
+    if placed < total and chosen:
+        decision.unschedulable = total - placed
+        decision.warnings.append(
+            f"Unschedulable: {total - placed} of {total} replicas do not fit in the chosen "
+            f"clusters (they have room for {sum(caps.values())})"
+        )
+    return replicas

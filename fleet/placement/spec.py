@@ -2,15 +2,71 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import difflib
+from collections.abc import Collection
+from dataclasses import dataclass, fields
 from typing import Any
 
 from django.core.exceptions import ValidationError
 
 from clusters.labels import LabelSelector
-from fleet.placement.scheduler import DIVISIONS, FIELDS, PRIORITIZERS, PlacementSpec
+from fleet.placement.scheduler import (
+    DIVISIONS,
+    EFFECTS,
+    FIELDS,
+    MAX_REPLICAS,
+    MAX_WEIGHT,
+    PRIORITIZERS,
+    PlacementSpec,
+)
 
 SPREAD_BY = ("region", "provider", "zone", "environment")
+PLACEMENT_KEYS = tuple(f.name for f in fields(PlacementSpec))
+TOLERATION_KEYS = ("key", "operator", "value", "effect")
+OPERATORS = ("Equal", "Exists")
+MAX_STATIC_WEIGHT = MAX_WEIGHT
+
+
+def _squashed(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "")
+
+
+def unknown_keys(data: dict[Any, Any], known: Collection[str]) -> str:
+    """A message naming every key of `data` not in `known`, each with the closest known one
+    (`numberOfClusters` -> `number_of_clusters`), or "" when every key is known. A typo
+    must not be ignored: `selectr` would place on every cluster."""
+    squashed = {_squashed(k): k for k in known}
+    parts = []
+    for key in sorted(map(str, set(data) - set(known))):
+        match = squashed.get(_squashed(key)) or next(
+            iter(difflib.get_close_matches(key, known, n=1, cutoff=0.6)), None
+        )
+        parts.append(f"{key!r} (did you mean {match!r}?)" if match else repr(key))
+    if not parts:
+        return ""
+    return f"Unknown field(s): {', '.join(parts)}. Known: {', '.join(known)}."
+
+
+def _tolerations_error(tolerations: Any) -> str:
+    if not isinstance(tolerations, list) or not all(isinstance(t, dict) for t in tolerations):
+        return "A list of {key, operator?, value?, effect?}."
+    for index, toleration in enumerate(tolerations):
+        unknown = unknown_keys(toleration, TOLERATION_KEYS)
+        if unknown:
+            return f"Toleration {index}: {unknown}"
+        if not all(isinstance(v, str) for v in toleration.values()):
+            return f"Toleration {index}: key, operator, value and effect are strings."
+        operator = toleration.get("operator")
+        if operator is not None and operator not in OPERATORS:
+            return f"Toleration {index}: operator is one of {', '.join(OPERATORS)}."
+        if operator == "Exists" and toleration.get("value"):
+            return f"Toleration {index}: operator Exists takes no value."
+        if not toleration.get("key") and operator != "Exists":
+            return f"Toleration {index}: an empty key needs operator Exists."
+        effect = toleration.get("effect")
+        if effect and effect not in EFFECTS:
+            return f"Toleration {index}: effect is one of {', '.join(EFFECTS)} (empty: all)."
+    return ""
 
 
 def _whole(value: Any) -> bool:
@@ -24,6 +80,9 @@ def placement_spec(data: Any) -> PlacementSpec:
     if not isinstance(data, dict):
         raise ValidationError({"placement": "The placement must be an object."})
     errors: dict[str, str] = {}
+    unknown = unknown_keys(data, PLACEMENT_KEYS)
+    if unknown:
+        errors["placement"] = unknown
     selector = data.get("selector", "")
     if not isinstance(selector, str):
         errors["selector"] = "A label selector string, e.g. env=prod,tier in (web)."
@@ -53,21 +112,22 @@ def placement_spec(data: Any) -> PlacementSpec:
         ):
             errors[key] = f"Map {', '.join(SPREAD_BY)} to a count of at least 1."
     replicas = data.get("replicas", 1)
-    if not _whole(replicas) or replicas < 0:
-        errors["replicas"] = "A number of replicas, 0 or more."
+    if not _whole(replicas) or not 0 <= replicas <= MAX_REPLICAS:
+        errors["replicas"] = f"A number of replicas from 0 to {MAX_REPLICAS:,}."
     division = data.get("division", "duplicated")
     if division not in DIVISIONS:
         errors["division"] = f"One of {', '.join(DIVISIONS)}."
     tolerations = data.get("tolerations") or []
-    if not isinstance(tolerations, list) or not all(
-        isinstance(t, dict) and isinstance(t.get("key"), str) for t in tolerations
-    ):
-        errors["tolerations"] = "A list of {key, value?, effect?}."
+    tolerations_error = _tolerations_error(tolerations)
+    if tolerations_error:
+        errors["tolerations"] = tolerations_error
     weights = data.get("static_weights") or {}
     if not isinstance(weights, dict) or not all(
-        isinstance(k, str) and _whole(v) and v >= 0 for k, v in weights.items()
+        isinstance(k, str) and _whole(v) and 0 <= v <= MAX_STATIC_WEIGHT for k, v in weights.items()
     ):
-        errors["static_weights"] = "Map cluster names to weights of 0 or more."
+        errors["static_weights"] = (
+            f"Map cluster names to weights from 0 to {MAX_STATIC_WEIGHT:,} (all 0: equal)."
+        )
     toleration = data.get("unreachable_toleration_seconds", 300)
     if not _whole(toleration) or toleration < 0:
         errors["unreachable_toleration_seconds"] = "Seconds, 0 or more."
@@ -115,9 +175,9 @@ def rollout_spec(data: Any) -> RolloutSpec:
     if not isinstance(data, dict):
         raise ValidationError({"rollout": "The rollout strategy must be an object."})
     errors: dict[str, str] = {}
-    unknown = set(data) - set(RolloutSpec.__dataclass_fields__)
+    unknown = unknown_keys(data, tuple(RolloutSpec.__dataclass_fields__))
     if unknown:
-        errors["rollout"] = f"Unknown field(s): {', '.join(sorted(unknown))}."
+        errors["rollout"] = unknown
     strategy = data.get("strategy", "all_at_once")
     if strategy not in STRATEGIES:
         errors["strategy"] = f"One of {', '.join(STRATEGIES)}."

@@ -1,6 +1,9 @@
-"""The placement scheduler as it was before the float ranking pass (commit 4cd6bbe),
-kept verbatim below this docstring as the oracle of tests/placement/test_scheduler_equality.py:
-the scheduler must give exactly its decisions."""
+"""The placement scheduler as it was before the float ranking pass (commit 4cd6bbe), the
+oracle of tests/placement/test_scheduler_equality.py: the scheduler must give exactly its
+decisions. Simple on purpose (Decimals and Fractions, seat-by-seat division), and corrected
+where it shared the scheduler's bugs (issue 20): room for the application's own replicas,
+capped division with the unschedulable remainder, all-zero static weights, the name
+tie-break, Kubernetes toleration operators, NoSelectIfNew."""
 # ruff: noqa
 # mypy: ignore-errors
 
@@ -9,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from clusters.labels import LabelSelector
@@ -39,6 +43,7 @@ class Candidate:
     ram_price: Decimal | None = None  # per GB-hour
     current: bool = False  # chosen by the previous decision
     tolerated: str = ""  # why an unhealthy current cluster keeps its place (empty: it does not)
+    held: int = 0  # this application's replicas here, per the previous decision
 
     @property
     def free_cpu(self) -> Decimal:
@@ -78,6 +83,7 @@ class Decision:
     excluded: list[dict[str, str]] = field(default_factory=list)
     not_selected: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    unschedulable: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -85,26 +91,41 @@ class Decision:
             "excluded": self.excluded,
             "not_selected": self.not_selected,
             "warnings": self.warnings,
+            "unschedulable": self.unschedulable,
         }
 
 
+def _matches(toleration: dict[str, str], taint: dict[str, str]) -> bool:
+    # Kubernetes: Exists ignores the value, an empty key with Exists matches every key;
+    # Equal compares key and value. No operator: Equal when a value is given, else Exists.
+    if "operator" in toleration:
+        exists = toleration["operator"] == "Exists"
+    else:
+        exists = "value" not in toleration
+    if toleration.get("effect", "") not in ("", taint["effect"]):
+        return False
+    if exists:
+        return toleration.get("key", "") in ("", taint["key"])
+    return toleration.get("key", "") == taint["key"] and toleration.get("value", "") == taint.get(
+        "value", ""
+    )
+
+
 def _tolerated(taint: dict[str, str], tolerations: list[dict[str, str]]) -> bool:
-    for toleration in tolerations:
-        if toleration.get("key") != taint["key"]:
-            continue
-        if toleration.get("effect") and toleration["effect"] != taint["effect"]:
-            continue
-        if "value" in toleration and toleration["value"] != taint.get("value", ""):
-            continue
-        return True
-    return False
+    return any(_matches(toleration, taint) for toleration in tolerations)
+
+
+def _room(candidate: Candidate, need: PerReplica) -> tuple[Decimal, Decimal]:
+    own_cpu = min(need.cpu * candidate.held, candidate.requested_cpu)
+    own_memory = min(need.memory * candidate.held, candidate.requested_memory)
+    cpu = candidate.allocatable_cpu - (candidate.requested_cpu - own_cpu)
+    memory = candidate.allocatable_memory - (candidate.requested_memory - own_memory)
+    return max(cpu, ZERO), max(memory, ZERO)
 
 
 def _fits(candidate: Candidate, need: PerReplica, replicas: int) -> bool:
-    return (
-        candidate.free_cpu >= need.cpu * replicas
-        and candidate.free_memory >= need.memory * replicas
-    )
+    cpu, memory = _room(candidate, need)
+    return cpu >= need.cpu * replicas and memory >= need.memory * replicas
 
 
 def _exclusion(
@@ -119,16 +140,20 @@ def _exclusion(
         if allowed and value not in allowed:
             return "FieldSelector", f"{name} {value or '(none)'} is not one of {', '.join(allowed)}"
     for taint in candidate.taints:
-        if taint["effect"] == "NoSelect" and not _tolerated(taint, spec.tolerations):
+        excludes = taint["effect"] == "NoSelect" or (
+            taint["effect"] == "NoSelectIfNew" and not candidate.current
+        )
+        if excludes and not _tolerated(taint, spec.tolerations):
             return (
                 "TaintToleration",
-                f"taint {taint['key']}={taint.get('value', '')}:NoSelect is not tolerated",
+                f"taint {taint['key']}={taint.get('value', '')}:{taint['effect']} is not tolerated",
             )
     minimum = spec.replicas if spec.division == "duplicated" else 1
     if not _fits(candidate, need, minimum):
+        cpu, memory = _room(candidate, need)
         return "CapacityFits", (
             f"needs {need.cpu * minimum} CPU and {_gib(need.memory * minimum)} GiB free, has "
-            f"{candidate.free_cpu} CPU and {_gib(candidate.free_memory)} GiB"
+            f"{cpu} CPU and {_gib(memory)} GiB"
         )
     return None
 
@@ -177,20 +202,20 @@ def _normalized(raw: dict[str, Decimal | None]) -> dict[str, Decimal]:
     return scores
 
 
-def webster(total: int, weights: dict[str, Decimal]) -> dict[str, int]:
-    """Sainte-Laguë (Webster) apportionment of `total` seats by weight. Each seat goes to
-    the highest quotient weight / (2s + 1); ties go to the larger weight, then the name."""
+def webster(
+    total: int, weights: dict[str, Decimal], caps: dict[str, int] | None = None
+) -> dict[str, int]:
+    """Seat by seat: each goes to the highest weight / (2s + 1) of a party below its cap;
+    ties to the larger weight, then the smaller name (str order, as the ranking)."""
     seats = {name: 0 for name in weights}
-    if not weights or total <= 0:
-        return seats
     for _ in range(total):
-        best = max(
-            (name for name in weights if weights[name] > 0),
-            key=lambda n: (weights[n] / (2 * seats[n] + 1), weights[n], [-ord(ch) for ch in n]),
-            default=None,
-        )
-        if best is None:
+        open_ = [n for n in weights if weights[n] > 0 and (caps is None or seats[n] < caps[n])]
+        if not open_:
             break
+        best = min(
+            open_,
+            key=lambda n: (-Fraction(int(weights[n]), 2 * seats[n] + 1), -weights[n], n),
+        )
         seats[best] += 1
     return seats
 
@@ -229,7 +254,7 @@ def schedule(spec: PlacementSpec, candidates: list[Candidate], need: PerReplica)
         totals[candidate.name] = total - 1000 * len(avoided)
     ranked = sorted(feasible, key=lambda c: (-totals[c.name], c.name))
     chosen = _pick(spec, ranked, decision)
-    replicas = _divide(spec, chosen, need)
+    replicas = _divide(spec, chosen, need, decision)
     # Names are unique: membership by name, not by comparing every field of a candidate.
     chosen_names = {c.name for c in chosen}
     for rank, candidate in enumerate(ranked, start=1):
@@ -289,15 +314,39 @@ def _pick(spec: PlacementSpec, ranked: list[Candidate], decision: Decision) -> l
     return chosen
 
 
-def _divide(spec: PlacementSpec, chosen: list[Candidate], need: PerReplica) -> dict[str, int]:
+def _divide(
+    spec: PlacementSpec, chosen: list[Candidate], need: PerReplica, decision: Decision
+) -> dict[str, int]:
     if spec.division == "duplicated":
         return {c.name: spec.replicas for c in chosen}
+    caps = {}
+    for c in chosen:
+        fit = 0
+        while fit < spec.replicas and _fits(c, need, fit + 1):
+            fit += 1
+        caps[c.name] = fit
     if spec.division == "static":
         weights = {c.name: Decimal(spec.static_weights.get(c.name, 1)) for c in chosen}
+        if chosen and spec.replicas and all(w == 0 for w in weights.values()):
+            decision.warnings.append(
+                "static weights: every chosen cluster has weight 0, replicas divided equally"
+            )
+            weights = {name: Decimal(1) for name in weights}
     else:
         weights = {}
         for c in chosen:
-            by_cpu = c.free_cpu / need.cpu if need.cpu else Decimal(10**6)
-            by_memory = c.free_memory / need.memory if need.memory else Decimal(10**6)
-            weights[c.name] = min(by_cpu, by_memory).to_integral_value(rounding="ROUND_FLOOR")
-    return webster(spec.replicas, weights)
+            cpu, memory = _room(c, need)
+            by_cpu = cpu / need.cpu if need.cpu else Decimal(10**6)
+            by_memory = memory / need.memory if need.memory else Decimal(10**6)
+            # a cluster weighs at most 10**6 (the most a static weight may be)
+            fit = min(by_cpu, by_memory, Decimal(10**6))
+            weights[c.name] = fit.to_integral_value(rounding="ROUND_FLOOR")
+    replicas = webster(spec.replicas, weights, caps)
+    missing = spec.replicas - sum(replicas.values())
+    if missing and chosen:
+        decision.unschedulable = missing
+        decision.warnings.append(
+            f"Unschedulable: {missing} of {spec.replicas} replicas do not fit in the chosen "
+            f"clusters (they have room for {sum(caps.values())})"
+        )
+    return replicas

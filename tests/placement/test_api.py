@@ -156,3 +156,31 @@ def test_simulate_summarizes_exclusions_unless_asked_for_all(operator: APIClient
     assert stored["excluded"] == every["excluded"] and "summary" not in stored
     wrong = operator.post(f"{url}?exclusions=some", {}, format="json")
     assert wrong.status_code == 400 and "exclusions" in str(wrong.json())
+
+
+def test_unknown_placement_keys_and_too_many_replicas_are_refused_on_save_and_simulate(
+    operator: APIClient,
+) -> None:
+    # given: the typo `selectr` used to preview as "run on every cluster"
+    typo = _create(operator, placement={"selectr": "env=prod"})
+    # then: 400 naming the key and the closest known one; nothing saved
+    assert typo.status_code == 400
+    message = str(typo.json()["error"]["fields"]["placement"])
+    assert "'selectr' (did you mean 'selector'?)" in message
+    assert not Application.objects.exists()
+    # OCM's spelling maps onto Keelson's key
+    ocm = _create(operator, placement={"numberOfClusters": 2})
+    assert "'numberOfClusters' (did you mean 'number_of_clusters'?)" in str(ocm.json())
+    # given a saved application, a what-if with 10**7 replicas is refused before any work
+    assert _create(operator).status_code == 201
+    huge = operator.post(
+        "/api/v1/applications/shop/simulate/",
+        {"placement": {"replicas": 10**7, "division": "static"}},
+        format="json",
+    )
+    assert huge.status_code == 400
+    assert "from 0 to 1,000,000" in str(huge.json()["error"]["fields"]["replicas"])
+    unknown = operator.post(
+        "/api/v1/applications/shop/simulate/", {"placement": {"replica": 3}}, format="json"
+    )
+    assert unknown.status_code == 400 and "did you mean 'replicas'" in str(unknown.json())

@@ -21,7 +21,17 @@ TAINTS = [
     [],
     [{"key": "gpu", "value": "true", "effect": "NoSelect"}],
     [{"key": "spot", "value": "", "effect": "PreferNoSelect"}],
+    [{"key": "drain", "value": "soon", "effect": "NoSelectIfNew"}],
 ]
+TOLERATIONS = (
+    [],
+    [{"key": "gpu"}],
+    [{"key": "spot"}],
+    [{"key": "gpu", "operator": "Equal", "value": "true"}],
+    [{"key": "gpu", "operator": "Equal", "value": "false"}],
+    [{"operator": "Exists", "effect": "NoSelectIfNew"}],
+    [{"operator": "Exists"}],
+)
 
 
 def _candidate(rng: random.Random, index: int, ties: bool) -> Candidate:
@@ -30,8 +40,10 @@ def _candidate(rng: random.Random, index: int, ties: bool) -> Candidate:
     memory = D(rng.choice((32, 64)) * GIB if ties else rng.randrange(1, 256) * GIB)
     used = D(rng.choice((0, 2)) if ties else rng.randrange(0, 1000)) / 1000
     priced = rng.random() < 0.8
+    current = rng.random() < 0.1
     return Candidate(
-        name=f"c-{rng.randrange(10**6):06d}-{index}",
+        # names that are prefixes of others ("c-12-1", "c-12-10") test the name tie-break
+        name=f"c-{rng.randrange(10**6):06d}-{index}" if not ties else f"c-{index % 7}-{index}",
         labels=dict(rng.choice(LABELS)),
         provider=rng.choice(("aws", "gcp")),
         region=rng.choice(("eu", "us", "ap")),
@@ -50,7 +62,8 @@ def _candidate(rng: random.Random, index: int, ties: bool) -> Candidate:
         ram_price=D(rng.choice(("0.004", "0.005")) if ties else f"0.00{rng.randrange(1, 9)}")
         if priced
         else None,
-        current=rng.random() < 0.1,
+        current=current,
+        held=rng.choice((0, 1, 5, 30)) if current else 0,
     )
 
 
@@ -59,13 +72,16 @@ def _spec(rng: random.Random, count: int) -> PlacementSpec:
     chosen = rng.sample(names, rng.randrange(0, 5))
     return PlacementSpec(
         selector=rng.choice(("", "env in (prod,staging)", "tier!=batch")),
-        tolerations=rng.choice(([], [{"key": "gpu"}], [{"key": "spot"}])),
+        tolerations=rng.choice(TOLERATIONS),
         prioritizers={name: rng.choice((-3, -1, 0, 1, 2, 10)) for name in chosen},
         number_of_clusters=rng.choice((None, 1, 3, count // 4 or 1)),
         max_per=rng.choice(({}, {"region": 2}, {"provider": 3})),
         min_distinct=rng.choice(({}, {"region": 3})),
         replicas=rng.randrange(0, 40),
         division=rng.choice(("duplicated", "static", "capacity")),
+        static_weights=rng.choice(
+            ({}, {"c-1-1": 0}, {f"c-{i}-{i}": rng.choice((0, 0, 1, 3)) for i in range(7)})
+        ),
     )
 
 
@@ -95,7 +111,11 @@ def test_decisions_equal_the_reference_scheduler(seed: int) -> None:
 def _summary_of(every: dict[str, Any], first: int) -> dict[str, Any]:
     """The summary of a decision, from its every exclusion (what `summarized` returned
     when the scheduler wrote every entry)."""
-    summary: dict[str, Any] = {"chosen": every["chosen"], "warnings": every["warnings"]}
+    summary: dict[str, Any] = {
+        "chosen": every["chosen"],
+        "warnings": every["warnings"],
+        "unschedulable": every["unschedulable"],
+    }
     counts: dict[str, dict[str, int]] = {}
     for part, key in (("excluded", "predicate"), ("not_selected", "reason")):
         counted: dict[str, int] = {}

@@ -170,6 +170,9 @@ class SimulateResultSerializer(serializers.Serializer[Any]):
         "?exclusions=all).",
     )
     warnings = serializers.ListField(child=serializers.CharField())
+    unschedulable = serializers.IntegerField(
+        help_text="Divided replicas that fit in no chosen cluster (0: every one placed)."
+    )
     summary = SimulateSummarySerializer()
 
 

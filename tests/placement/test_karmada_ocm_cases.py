@@ -1,0 +1,239 @@
+"""Placement cases in the style of Karmada's replica division and OCM's taints and
+tolerations, each with its answer worked out by hand in the comments (issue 20). Every one
+of the issue's bugs has a case here that failed before the fix."""
+
+from __future__ import annotations
+
+from decimal import Decimal as D
+from typing import Any
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from fleet.placement.scheduler import Candidate, PerReplica, PlacementSpec, schedule, webster
+from fleet.placement.spec import placement_spec
+
+GIB = D(2**30)
+ONE_CPU = PerReplica(cpu=D(1), memory=D(0))
+
+
+def cluster(name: str, cpu: int = 16, **fields: Any) -> Candidate:
+    base: dict[str, Any] = {
+        "labels": {},
+        "provider": "aws",
+        "region": "eu",
+        "zone": "",
+        "environment": "prod",
+        "version": "v1.30.1",
+        "status": "ready",
+        "taints": [],
+        "allocatable_cpu": D(cpu),
+        "allocatable_memory": 64 * GIB,
+        "requested_cpu": D(0),
+        "requested_memory": D(0),
+    }
+    return Candidate(name=name, **{**base, **fields})
+
+
+def replicas(spec: PlacementSpec, candidates: list[Candidate], need: PerReplica = ONE_CPU) -> Any:
+    return {c["cluster"]: c["replicas"] for c in schedule(spec, candidates, need).chosen}
+
+
+# --- 1. an application's own pods do not evict it --------------------------------------
+
+
+def test_own_replicas_are_room_not_competition() -> None:
+    # 4 CPU, 3 requested: the application's own 3 replicas at 1 CPU. Room for it:
+    # 4 - 3 + min(3 x 1, 3) = 4 >= 3, so it stays (it used to be excluded: 1 free < 3).
+    deployed = cluster("a", cpu=4, requested_cpu=D(3), current=True, held=3)
+    assert replicas(PlacementSpec(replicas=3), [deployed]) == {"a": 3}
+    # Another application asking the same sees 1 CPU free: excluded by CapacityFits.
+    other = cluster("a", cpu=4, requested_cpu=D(3))
+    decision = schedule(PlacementSpec(replicas=3), [other], ONE_CPU)
+    assert decision.chosen == [] and decision.excluded[0]["predicate"] == "CapacityFits"
+    # Never more given back than the cluster reports requested (pods not collected yet):
+    # 4 - 1 + min(3, 1) = 4 with 1 requested -> fits 3; 2 requested by others and held 3
+    # with 2 requested in all -> 4 - 2 + 2 = 4, still fits.
+    early = cluster("a", cpu=4, requested_cpu=D(1), current=True, held=3)
+    assert replicas(PlacementSpec(replicas=3), [early]) == {"a": 3}
+
+
+def test_capacity_division_counts_own_replicas_so_it_does_not_drift() -> None:
+    # a: 4 CPU with the app's 3 replicas (3 requested); b: 4 CPU idle. Room 4 and 4:
+    # weights 4:4, 6 replicas -> 3/3 (without the add-back a weighed 1 and got 1 of 6).
+    candidates = [cluster("a", cpu=4, requested_cpu=D(3), current=True, held=3), cluster("b", 4)]
+    spec = PlacementSpec(replicas=6, division="capacity")
+    assert replicas(spec, candidates) == {"a": 3, "b": 3}
+
+
+# --- 2. divided replicas never exceed a cluster's room -----------------------------------
+
+
+def test_division_never_overcommits_and_reports_the_remainder() -> None:
+    # Three clusters with room for 3 each (3 CPU, 1 CPU per replica), 12 replicas, equal
+    # weights: 4/4/4 used to be returned silently. Now 3/3/3 and 3 unschedulable.
+    candidates = [cluster(name, cpu=3) for name in ("a", "b", "c")]
+    for division in ("static", "capacity"):
+        decision = schedule(PlacementSpec(replicas=12, division=division), candidates, ONE_CPU)
+        assert {c["cluster"]: c["replicas"] for c in decision.chosen} == {"a": 3, "b": 3, "c": 3}
+        assert decision.unschedulable == 3
+        assert decision.warnings == [
+            "Unschedulable: 3 of 12 replicas do not fit in the chosen clusters "
+            "(they have room for 9)"
+        ]
+        assert decision.as_json()["unschedulable"] == 3
+
+
+def test_a_capped_cluster_passes_its_seats_on_in_webster_order() -> None:
+    # Weights a:3 b:1 c:1, 10 replicas, a has room for 4. Seat by seat (quotient w/(2s+1)):
+    # a 3, then a 1 / b 1 / c 1 tie (larger weight, then name): a, b, c; a 3/5, a 3/7 -> a
+    # is full at 4; b 1/3, c 1/3, b 1/5, c 1/5. Result a 4, b 3, c 3.
+    candidates = [cluster("a", cpu=4), cluster("b", cpu=10), cluster("c", cpu=10)]
+    spec = PlacementSpec(replicas=10, division="static", static_weights={"a": 3, "b": 1, "c": 1})
+    assert replicas(spec, candidates) == {"a": 4, "b": 3, "c": 3}
+
+
+# --- 3. all static weights zero ----------------------------------------------------------
+
+
+def test_all_zero_static_weights_divide_equally_as_karmada_does() -> None:
+    # Karmada: a weight list summing to 0 gives every cluster weight 1. 5 over 1:1:
+    # a 1 / b 1 tie -> a, then b, a 1/3 / b 1/3 -> a, b, then a 1/5 -> a 3, b 2 (Karmada's
+    # own example of 5 replicas at 1:1 gives 3 and 2 as well).
+    spec = PlacementSpec(replicas=5, division="static", static_weights={"a": 0, "b": 0})
+    decision = schedule(spec, [cluster("a"), cluster("b")], ONE_CPU)
+    assert {c["cluster"]: c["replicas"] for c in decision.chosen} == {"a": 3, "b": 2}
+    assert decision.warnings == [
+        "static weights: every chosen cluster has weight 0, replicas divided equally"
+    ]
+    # one zero among others: that cluster gets nothing
+    partial = PlacementSpec(replicas=5, division="static", static_weights={"a": 0})
+    assert replicas(partial, [cluster("a"), cluster("b")]) == {"a": 0, "b": 5}
+
+
+# --- 4. ties follow the ranking's name order -----------------------------------------------
+
+
+def test_ties_go_to_the_name_first_in_the_rankings_order() -> None:
+    # "prod" < "prod-eu" in the ranking (str order): the single replica goes to prod.
+    assert webster(1, {"prod-eu": 1, "prod": 1}) == {"prod": 1, "prod-eu": 0}
+    spec = PlacementSpec(replicas=1, division="static")
+    assert replicas(spec, [cluster("prod-eu"), cluster("prod")]) == {"prod": 1, "prod-eu": 0}
+    # c1..c10000 by name: c1, c10, c100, c1000, c10000, c1001, ... -> 3 replicas go to the
+    # first three: c1, c10, c100 (they used to go to c1000, c10000, c1001).
+    many = [cluster(f"c{i}", cpu=1) for i in range(1, 10001)]
+    given = {
+        name
+        for name, count in replicas(PlacementSpec(replicas=3, division="static"), many).items()
+        if count
+    }
+    assert given == {"c1", "c10", "c100"}
+
+
+# --- 5. large counts divide without seat-by-seat work ------------------------------------
+
+
+def test_large_counts_divide_exactly() -> None:
+    # 100,000 over 10,000 equal clusters: 10 each; 100,003: the 3 extra seats (quotient
+    # 1/21 everywhere, a tie) go to the first three names.
+    names = {f"n{i:05d}": 1 for i in range(10_000)}
+    seats = webster(100_000, names)
+    assert set(seats.values()) == {10}
+    seats = webster(100_003, names)
+    assert [n for n, s in seats.items() if s == 11] == ["n00000", "n00001", "n00002"]
+    # 1,000,000 over 1:2: shares 333,333.3 and 666,666.7 round to 333,333 and 666,667.
+    assert webster(1_000_000, {"a": 1, "b": 2}) == {"a": 333_333, "b": 666_667}
+    # with caps: b holds at most 500,000, a takes the rest it can (cap 600,000): 500,000 +
+    # 500,000; nothing else fits -> 1,000,000 placed of 1,000,000.
+    capped = webster(1_000_000, {"a": 1, "b": 2}, {"a": 600_000, "b": 500_000})
+    assert capped == {"a": 500_000, "b": 500_000}
+
+
+# --- Karmada-style weights and remainders --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("total", "weights", "expected"),
+    [
+        # 6 over 1:2 -> exactly 2 and 4
+        (6, {"member1": 1, "member2": 2}, {"member1": 2, "member2": 4}),
+        # 7 over 53000:24000:23000 (Sainte-Laguë's textbook case): 3, 2, 2
+        (7, {"a": 53000, "b": 24000, "c": 23000}, {"a": 3, "b": 2, "c": 2}),
+        # 1 over 1:1:1 -> tie, the first name
+        (1, {"x": 1, "y": 1, "z": 1}, {"x": 1, "y": 0, "z": 0}),
+        # 4 over 1:1:1 -> 1 each, then the 4th seat (1/3 everywhere) to the first name
+        (4, {"x": 1, "y": 1, "z": 1}, {"x": 2, "y": 1, "z": 1}),
+        # 10 over 1:2:3 -> quotients give 2, 3, 5
+        (10, {"x": 1, "y": 2, "z": 3}, {"x": 2, "y": 3, "z": 5}),
+    ],
+)
+def test_weighted_division(total: int, weights: dict[str, int], expected: dict[str, int]) -> None:
+    assert webster(total, weights) == expected
+
+
+# --- OCM-style taints and tolerations ----------------------------------------------------
+
+GPU = [{"key": "gpu", "value": "true", "effect": "NoSelect"}]
+
+
+@pytest.mark.parametrize(
+    ("tolerations", "selected"),
+    [
+        ([], False),
+        ([{"key": "gpu", "operator": "Equal", "value": "true"}], True),
+        ([{"key": "gpu", "operator": "Equal", "value": "false"}], False),  # value differs
+        ([{"key": "gpu", "operator": "Equal"}], False),  # "" != "true"
+        ([{"key": "gpu", "operator": "Exists"}], True),  # any value
+        ([{"operator": "Exists"}], True),  # empty key + Exists: every taint
+        ([{"key": "gpu", "operator": "Exists", "effect": "PreferNoSelect"}], False),  # effect
+        ([{"key": "gpu", "operator": "Exists", "effect": "NoSelect"}], True),
+        ([{"key": "gpu"}], True),  # no operator, no value: Exists (as before operators)
+        ([{"key": "gpu", "value": "true"}], True),  # no operator with a value: Equal
+    ],
+)
+def test_toleration_operators_and_effects(
+    tolerations: list[dict[str, str]], selected: bool
+) -> None:
+    spec = placement_spec({"tolerations": tolerations})
+    decision = schedule(spec, [cluster("gpu", taints=GPU)], ONE_CPU)
+    assert bool(decision.chosen) is selected
+
+
+def test_no_select_if_new_keeps_existing_placements_only() -> None:
+    # OCM: a NoSelectIfNew taint stops new placements; one already there stays.
+    drain = [{"key": "drain", "value": "", "effect": "NoSelectIfNew"}]
+    spec = PlacementSpec()
+    new = schedule(spec, [cluster("x", taints=drain)], ONE_CPU)
+    assert new.chosen == [] and new.excluded[0]["predicate"] == "TaintToleration"
+    assert "drain=:NoSelectIfNew is not tolerated" in new.excluded[0]["reason"]
+    existing = schedule(spec, [cluster("x", taints=drain, current=True, held=1)], ONE_CPU)
+    assert [c["cluster"] for c in existing.chosen] == ["x"]
+    tolerated = PlacementSpec(tolerations=[{"key": "drain", "operator": "Exists"}])
+    assert schedule(tolerated, [cluster("x", taints=drain)], ONE_CPU).chosen
+
+
+# --- the spec refuses what it would otherwise ignore --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "text"),
+    [
+        ({"selectr": "env=prod"}, "placement", "'selectr' (did you mean 'selector'?)"),
+        ({"numberOfClusters": 3}, "placement", "did you mean 'number_of_clusters'?"),
+        ({"replicas": 1_000_001}, "replicas", "from 0 to 1,000,000"),
+        ({"static_weights": {"a": 10**7}}, "static_weights", "from 0 to 1,000,000"),
+        ({"tolerations": [{"key": "a", "operator": "In"}]}, "tolerations", "Equal, Exists"),
+        ({"tolerations": [{"key": "a", "efect": "NoSelect"}]}, "tolerations", "'effect'"),
+        ({"tolerations": [{"value": "x"}]}, "tolerations", "empty key needs operator Exists"),
+        ({"tolerations": [{"key": "a", "effect": "NoExecute"}]}, "tolerations", "NoSelectIfNew"),
+    ],
+)
+def test_bad_specs_name_the_field(data: dict[str, Any], field: str, text: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        placement_spec(data)
+    assert text in raised.value.message_dict[field][0]
+
+
+def test_the_largest_allowed_spec_is_accepted() -> None:
+    spec = placement_spec({"replicas": 1_000_000, "static_weights": {"a": 0, "b": 1_000_000}})
+    assert spec.replicas == 1_000_000
