@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from clusters.localkube.runtime import read_progress
 from fleet.dashboard.selectors import fleet_overview
 from fleet.health import readiness
 
@@ -30,6 +32,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     """The fleet overview; an htmx request (a live refresh) gets just the panels."""
-    context = {"overview": fleet_overview(user=request.user)}
+    context = {
+        "overview": fleet_overview(user=request.user),
+        "local_runtime": read_progress(settings.VAR_DIR),
+    }
     template = "fleet/_overview.html" if request.htmx else "fleet/home.html"  # type: ignore[attr-defined]
     return render(request, template, context)

@@ -27,6 +27,7 @@ from clusters.kube.client import build_api_client, timeout_kwargs
 from clusters.kube.kubeconfig import connection_from_kubeconfig
 from clusters.localkube import procs
 from clusters.localkube.binaries import KubeBinariesMissing, find_binaries
+from clusters.localkube.runtime import read_progress
 from clusters.localkube.simulator import KUBELET_VERSION
 from clusters.localkube.supervisor import (
     SPEC,
@@ -83,12 +84,15 @@ class LocalProvider:
         try:
             find_binaries()
         except KubeBinariesMissing:
+            progress = read_progress()
             return Capabilities(
                 provision=False,
                 scale=False,
                 upgrade=False,
                 delete=True,
-                unavailable_reason=BINARIES_MISSING,
+                unavailable_reason=progress.describe()
+                if progress is not None and progress.state != "ready"
+                else BINARIES_MISSING,
             )
         # One version: the binaries built on this host.
         return Capabilities(upgrade=False, versions=(KUBELET_VERSION,))
