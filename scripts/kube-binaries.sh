@@ -19,10 +19,11 @@ BINARIES=(kube-apiserver kube-controller-manager kube-scheduler)
 log() { echo "[kube-binaries] $*" >&2; }
 
 # KEELSON_KUBE_PROGRESS=file: progress as JSON for `make run`'s overview (see
-# clusters/localkube/runtime.py). The compile step's share is estimated from the Go build
-# cache's file count against a complete build's (GO_CACHE_FILES, measured on 1.20.2).
+# clusters/localkube/runtime.py). The compile step's share is an estimate from elapsed time
+# against a typical build (COMPILE_SECONDS on 2 cores; the Go build cache's file count is not
+# monotonic, so it cannot measure progress).
 PROGRESS_FILE=${KEELSON_KUBE_PROGRESS:-}
-GO_CACHE_FILES=__EXPECTED__
+COMPILE_SECONDS=${KEELSON_KUBE_COMPILE_SECONDS:-540}
 progress() {  # state percent step
   [[ -n "$PROGRESS_FILE" ]] || return 0
   printf '{"state": "%s", "percent": %d, "step": "%s"}' "$1" "$2" "$3" >"$PROGRESS_FILE.tmp"
@@ -35,16 +36,18 @@ on_exit() {
   return 0
 }
 trap on_exit EXIT
-# Runs in the background during the compile: 20 % .. 98 % by cache files, a line a minute.
+# Runs in the background during the compile: 20 % .. 98 % by elapsed time, a line a minute.
 monitor_compile() {
-  local cache=$1 files percent last=-1 tick=0
+  local started=$SECONDS elapsed percent left tick=0
   while sleep 5; do
-    files=$(find "$cache" -type f 2>/dev/null | wc -l)
-    percent=$((20 + 78 * files / GO_CACHE_FILES))
+    elapsed=$((SECONDS - started))
+    percent=$((20 + 78 * elapsed / COMPILE_SECONDS))
     ((percent > 98)) && percent=98
-    progress building "$percent" "compiling Kubernetes"
+    left=$(((COMPILE_SECONDS - elapsed + 59) / 60))
+    ((left < 1)) && left=1
+    progress building "$percent" "compiling Kubernetes, about $left min left"
     tick=$((tick + 1))
-    if ((tick % 12 == 0 && percent != last)); then log "compiling: about $percent %"; last=$percent; fi
+    if ((tick % 12 == 0)); then log "compiling: about $percent %, $left min left"; fi
   done
 }
 
@@ -117,7 +120,7 @@ mkdir -p .go/src/k8s.io
 ln -sfn ../../.. .go/src/k8s.io/kubernetes
 mkdir -p "$WORK/home"
 progress building 20 "compiling Kubernetes"
-monitor_compile "$PWD/_output/local/go/cache" &
+monitor_compile &
 MONITOR_PID=$!
 GOPATH=$PWD/.go PATH=/usr/lib/go-1.19/bin:$PATH CGO_ENABLED=0 HOME="$WORK/home" \
   make WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler" >&2

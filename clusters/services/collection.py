@@ -43,8 +43,14 @@ from clusters.models import (
 from clusters.realtime import cluster_snapshot, publish_cluster_on_commit
 from clusters.services.credentials import cluster_api_clients
 from clusters.services.history import SAMPLE_COLUMNS, SampleRow, samples_copy, samples_insert
+from fleet.celery import app
 
 logger = logging.getLogger(__name__)
+# What a cluster seen for the first time gets at once (task name, queue).
+FIRST_SEEN_TASKS = (
+    ("policies.tasks.policies_evaluate_batch_task", "policies"),
+    ("clusters.cost.tasks.cost_compute_clusters_task", "costs"),
+)
 
 
 @dataclass
@@ -222,15 +228,15 @@ def cluster_record_observation(
 
 
 def _evaluate_policies_soon(cluster_ids: list[int]) -> None:
-    """Clusters seen for the first time get their compliance now, not at the next sweep."""
+    """Clusters seen for the first time get their compliance and this hour's cost now, not at
+    the next sweep or cost interval. Sent by name: policies and cost sit above the registry."""
 
     def send() -> None:
-        from policies.tasks import policies_evaluate_batch_task
-
-        try:
-            policies_evaluate_batch_task.delay(cluster_ids)
-        except Exception:  # the broker is down: the periodic sweep covers it
-            logger.warning("could not queue the first evaluation of clusters %s", cluster_ids)
+        for task, queue in FIRST_SEEN_TASKS:
+            try:
+                app.send_task(task, args=[cluster_ids], queue=queue, routing_key=queue)
+            except Exception:  # the broker is down: the periodic runs cover it
+                logger.warning("could not queue %s for clusters %s", task, cluster_ids)
 
     transaction.on_commit(send)
 
