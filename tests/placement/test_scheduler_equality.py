@@ -78,7 +78,7 @@ def _spec(rng: random.Random, count: int) -> PlacementSpec:
         max_per=rng.choice(({}, {"region": 2}, {"provider": 3})),
         min_distinct=rng.choice(({}, {"region": 3})),
         replicas=rng.randrange(0, 40),
-        division=rng.choice(("duplicated", "static", "capacity")),
+        division=rng.choice(("duplicated", "static", "capacity", "aggregated")),
         static_weights=rng.choice(
             ({}, {"c-1-1": 0}, {f"c-{i}-{i}": rng.choice((0, 0, 1, 3)) for i in range(7)})
         ),
