@@ -27,7 +27,17 @@ from clusters.labels import LabelSelector
 from fleet.placement.division import MAX_WEIGHT, Dynamic, steady, webster
 from fleet.placement.scoring import Scores
 
-PRIORITIZERS = ("least_allocated", "balance", "steady", "cheapest")
+PRIORITIZERS = (
+    "least_allocated",
+    "resource_balance",
+    "steady",
+    "cheapest",
+    "allocatable_cpu",
+    "allocatable_memory",
+)
+# Old names still accepted, with a warning in every decision (docs/coming-from-karmada-ocm.md):
+# `balance` balanced CPU against memory, while OCM's Balance spreads across placements.
+DEPRECATED_PRIORITIZERS = {"balance": "resource_balance"}
 FIELDS = ("provider", "region", "zone", "environment", "version")
 DIVISIONS = ("duplicated", "static", "capacity", "aggregated")
 HEALTHY = ("ready", "degraded")
@@ -481,6 +491,12 @@ def schedule(
     feasible, floats, avoided, excluded = predicates.split(ordered)
     decision = Decision(excluded=excluded, capacity=predicates.capacity)
     weights = {name: weight for name, weight in spec.prioritizers.items() if weight}
+    for old, new in DEPRECATED_PRIORITIZERS.items():
+        if old in spec.prioritizers:
+            decision.warnings.append(
+                f"prioritizer {old!r} is deprecated: it is {new!r} (CPU against memory "
+                f"requests), not OCM's Balance; rename it"
+            )
     scores = Scores(weights, feasible, floats, need, avoided)
     chosen = _pick(spec, scores.ranked(), feasible, decision)
     replicas = _divide(spec, [c for _, _, c in chosen], need, decision)

@@ -17,7 +17,14 @@ from typing import Any
 
 from clusters.labels import LabelSelector
 
-PRIORITIZERS = ("least_allocated", "balance", "steady", "cheapest")
+PRIORITIZERS = (
+    "least_allocated",
+    "resource_balance",
+    "steady",
+    "cheapest",
+    "allocatable_cpu",
+    "allocatable_memory",
+)
 FIELDS = ("provider", "region", "zone", "environment", "version")
 DIVISIONS = ("duplicated", "static", "capacity", "aggregated")
 HEALTHY = ("ready", "degraded")
@@ -167,7 +174,7 @@ def _raw(name: str, c: Candidate, need: PerReplica) -> Decimal | None:
         cpu = c.free_cpu / c.allocatable_cpu if c.allocatable_cpu else ZERO
         memory = c.free_memory / c.allocatable_memory if c.allocatable_memory else ZERO
         return (cpu + memory) / 2
-    if name == "balance":
+    if name in ("resource_balance", "balance"):
         cpu = (c.requested_cpu + need.cpu) / c.allocatable_cpu if c.allocatable_cpu else ZERO
         memory = (
             (c.requested_memory + need.memory) / c.allocatable_memory
@@ -181,6 +188,10 @@ def _raw(name: str, c: Candidate, need: PerReplica) -> Decimal | None:
         if c.cpu_price is None or c.ram_price is None:
             return None
         return -(c.cpu_price * need.cpu + c.ram_price * need.memory / Decimal(2**30))
+    if name == "allocatable_cpu":
+        return c.allocatable_cpu
+    if name == "allocatable_memory":
+        return c.allocatable_memory
     raise ValueError(f"unknown prioritizer {name!r}")
 
 
@@ -222,6 +233,11 @@ def webster(
 
 def schedule(spec: PlacementSpec, candidates: list[Candidate], need: PerReplica) -> Decision:
     decision = Decision()
+    if "balance" in spec.prioritizers:
+        decision.warnings.append(
+            "prioritizer 'balance' is deprecated: it is 'resource_balance' (CPU against memory "
+            "requests), not OCM's Balance; rename it"
+        )
     selector = LabelSelector.parse(spec.selector)
     feasible = []
     for candidate in sorted(candidates, key=lambda c: c.name):

@@ -369,3 +369,67 @@ def test_zero_replicas_keep_every_chosen_cluster() -> None:
     # Nothing to divide: Karmada places a workload without replicas on every cluster.
     spec = PlacementSpec(replicas=0, division="aggregated")
     assert replicas(spec, [cluster("a"), cluster("b")]) == {"a": 0, "b": 0}
+
+
+# --- prioritizers under OCM's names ----------------------------------------------------------
+
+
+def test_ocm_allocatable_prioritizers_score_by_allocatable() -> None:
+    # OCM's ResourceAllocatableCPU: most allocatable CPU 100, least -100, linear between
+    # (Keelson's normalization): 8, 16, 32 CPU -> -100, (16-8)/(32-8)*200-100 = -33.33, 100.
+    # Requested CPU does not count (a busy big cluster still ranks first).
+    candidates = [
+        cluster("small", cpu=8),
+        cluster("mid", cpu=16),
+        cluster("big", cpu=32, requested_cpu=D(30)),
+    ]
+    spec = placement_spec({"prioritizers": {"ResourceAllocatableCPU": 1}})
+    assert spec.prioritizers == {"allocatable_cpu": 1}
+    chosen = schedule(spec, candidates, PerReplica(cpu=D(0), memory=D(0))).chosen
+    assert [(c["cluster"], c["score"]) for c in chosen] == [
+        ("big", 100.0),
+        ("mid", -33.33),
+        ("small", -100.0),
+    ]
+    # memory: 64 GiB everywhere but b with 128 -> b 100, the others -100
+    by_memory = placement_spec({"prioritizers": {"ResourceAllocatableMemory": 2}})
+    ranked = schedule(
+        by_memory,
+        [cluster("a"), cluster("b", allocatable_memory=128 * GIB)],
+        PerReplica(cpu=D(0), memory=D(0)),
+    ).chosen
+    assert [(c["cluster"], c["score"]) for c in ranked] == [("b", 200.0), ("a", -200.0)]
+
+
+def test_balance_is_resource_balance_with_a_deprecation_warning() -> None:
+    # Keelson's old `balance` (CPU against memory requests) is now `resource_balance`: the
+    # old name still works, scores alike, and every decision says it is deprecated.
+    # a: 1 of 16 CPU and 0 of 64 GiB after one replica -> |1/16 - 0| = 0.0625; b: 8 of 16
+    # CPU requested + 1 and 0 GiB -> 9/16: a balances better -> a 100, b -100.
+    candidates = [cluster("a"), cluster("b", requested_cpu=D(8))]
+    old = schedule(placement_spec({"prioritizers": {"balance": 1}}), candidates, ONE_CPU)
+    new = schedule(placement_spec({"prioritizers": {"resource_balance": 1}}), candidates, ONE_CPU)
+    assert [(c["cluster"], c["score"]) for c in old.chosen] == [("a", 100.0), ("b", -100.0)]
+    assert [(c["cluster"], c["score"]) for c in new.chosen] == [("a", 100.0), ("b", -100.0)]
+    assert old.warnings == [
+        "prioritizer 'balance' is deprecated: it is 'resource_balance' (CPU against memory "
+        "requests), not OCM's Balance; rename it"
+    ]
+    assert new.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("prioritizers", "text"),
+    [
+        ({"Balance": 1}, "OCM's Balance spreads across placements"),
+        ({"Steady": 1}, "OCM's Steady scores 100 and 0"),
+        ({"ResourceAllocatableCPU": 1, "allocatable_cpu": 2}, "'allocatable_cpu' is given twice"),
+        ({"ResourceAllocatableCPU": 11}, "weights from -10 to 10"),
+    ],
+)
+def test_misleading_ocm_prioritizer_names_are_refused(
+    prioritizers: dict[str, int], text: str
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        placement_spec({"prioritizers": prioritizers})
+    assert text in raised.value.message_dict["prioritizers"][0]
