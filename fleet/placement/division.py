@@ -20,6 +20,7 @@ assignment does (pkg/scheduler/core/assignment.go, division_algorithm.go):
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping
 from decimal import Decimal
 from fractions import Fraction
 from typing import Literal
@@ -32,7 +33,7 @@ MAX_WEIGHT = 1_000_000
 
 
 def webster(
-    total: int, weights: dict[str, int | Decimal], caps: dict[str, int] | None = None
+    total: int, weights: Mapping[str, int | Decimal], caps: Mapping[str, int] | None = None
 ) -> dict[str, int]:
     """Sainte-Laguë (Webster) apportionment of `total` seats by (whole) weight, no party
     above its cap (`caps`; none: no cap). Each seat goes to the highest quotient
