@@ -47,7 +47,7 @@ spec:
 SPEC: dict[str, Any] = {
     "selector": "env in (prod,staging),pci!=true",
     "fields": {"provider": ["aws", "gcp", "azure", "onprem"]},
-    "prioritizers": {"least_allocated": 2, "balance": 1, "cheapest": 1, "steady": 1},
+    "prioritizers": {"least_allocated": 2, "resource_balance": 1, "cheapest": 1, "steady": 1},
     "number_of_clusters": 20,
     "max_per": {"region": 4},
     "min_distinct": {"provider": 3},
@@ -138,11 +138,12 @@ def _synthetic(clusters: int, rng: random.Random) -> list[Candidate]:
 
 
 def run_divided(*, clusters: int, iterations: int) -> list[Row]:
-    """`schedule` alone for static and capacity divisions of DIVIDED_REPLICAS replicas."""
+    """`schedule` alone for static, capacity and aggregated divisions of DIVIDED_REPLICAS
+    replicas."""
     candidates = _synthetic(clusters, random.Random(3))  # noqa: S311
     need = PerReplica(cpu=Decimal("0.25"), memory=Decimal(256 * 2**20))
     rows = []
-    for division in ("static", "capacity"):
+    for division in ("static", "capacity", "aggregated"):
         for replicas in DIVIDED_REPLICAS:
             spec = PlacementSpec(replicas=replicas, division=division)
             decision = schedule(spec, candidates, need, by_name=True)

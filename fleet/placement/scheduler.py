@@ -14,23 +14,32 @@ reported as unschedulable, not overcommitted (docs/coming-from-karmada-ocm.md).
 
 from __future__ import annotations
 
-import heapq
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
-from fractions import Fraction
 from itertools import chain, islice
 from operator import attrgetter, itemgetter
 from typing import Any
 
 from clusters.labels import LabelSelector
+from fleet.placement.division import MAX_WEIGHT, Dynamic, steady, webster
 from fleet.placement.scoring import Scores
 
-PRIORITIZERS = ("least_allocated", "balance", "steady", "cheapest")
+PRIORITIZERS = (
+    "least_allocated",
+    "resource_balance",
+    "steady",
+    "cheapest",
+    "allocatable_cpu",
+    "allocatable_memory",
+)
+# Old names still accepted, with a warning in every decision (docs/coming-from-karmada-ocm.md):
+# `balance` balanced CPU against memory, while OCM's Balance spreads across placements.
+DEPRECATED_PRIORITIZERS = {"balance": "resource_balance"}
 FIELDS = ("provider", "region", "zone", "environment", "version")
-DIVISIONS = ("duplicated", "static", "capacity")
+DIVISIONS = ("duplicated", "static", "capacity", "aggregated")
 HEALTHY = ("ready", "degraded")
 ZERO = Decimal(0)
 # Taint effects: excluded unless tolerated; ranked 1000 lower unless tolerated; excluded
@@ -38,11 +47,6 @@ ZERO = Decimal(0)
 EFFECTS = ("NoSelect", "PreferNoSelect", "NoSelectIfNew")
 # The most replicas a placement may ask for (refused above it on save and simulate).
 MAX_REPLICAS = 1_000_000
-# A division weight counts at most this much (a cluster with room for more replicas weighs
-# this much in a capacity division): with weights and seats this small, distinct quotients
-# weight / (2 * seats + 1) are further apart than floats round, so floats order them
-# exactly (see `_apportion`).
-MAX_WEIGHT = 1_000_000
 
 # A candidate's figures in floats, for the float pass of `fleet.placement.scoring`:
 # least allocated, current (1 or 0), allocatable and requested cpu and memory, and the
@@ -198,15 +202,33 @@ class Decision:
         # Not selected: the first (spread) by rank with their reasons, then `_rest` (of
         # `_rest_count` clusters) in rank order, every one for the same `_rest_reason`.
         self._passed: list[tuple[str, str]] = []
+        self._passed_ranks: list[int] = []
         self._rest: Iterator[Candidate] = iter(())
         self._rest_read: list[str] = []
         self._rest_count = 0
         self._rest_reason = ""
         self._not_selected_entries: list[dict[str, Any]] | None = None
 
-    def passed(self, candidate: Candidate, reason: str) -> None:
+    def passed(self, candidate: Candidate, rank: int, reason: str) -> None:
         """`candidate`, in rank order, is not selected for `reason`."""
         self._passed.append((candidate.name, reason))
+        self._passed_ranks.append(rank)
+
+    def without_replicas(self, dropped: list[tuple[int, Candidate]], reason: str) -> None:
+        """The chosen clusters of `dropped` (rank, cluster) get no replicas of a divided
+        placement, so they leave it: not selected for `reason`, in rank order among the
+        others (all rank before the clusters not read, `_rest`)."""
+        if not dropped:
+            return
+        merged = sorted(
+            chain(
+                zip(self._passed_ranks, self._passed, strict=True),
+                ((rank, (c.name, reason)) for rank, c in dropped),
+            ),
+            key=itemgetter(0),
+        )
+        self._passed_ranks = [rank for rank, _ in merged]
+        self._passed = [entry for _, entry in merged]
 
     def rest_not_selected(self, rest: Iterator[Candidate], count: int, reason: str) -> None:
         """The `count` clusters of `rest` (rank order, read only when asked for) are not
@@ -353,6 +375,9 @@ def fitting(candidate: Candidate, need: PerReplica, most: int) -> int:
     return fit
 
 
+# Why a chosen cluster leaves a divided placement's decision.
+NO_REPLICAS = "no replicas: the division gives this cluster none"
+
 # An exclusion for capacity: its message names the cluster's free capacity, written only
 # when read (`_Predicates.capacity`).
 CAPACITY_FITS = ("CapacityFits", "")
@@ -456,102 +481,6 @@ def _gib(value: Decimal) -> str:
     return f"{value / Decimal(2**30):.2f}"
 
 
-def webster(
-    total: int, weights: dict[str, int | Decimal], caps: dict[str, int] | None = None
-) -> dict[str, int]:
-    """Sainte-Laguë (Webster) apportionment of `total` seats by (whole) weight, no party
-    above its cap (`caps`; none: no cap). Each seat goes to the highest quotient
-    weight / (2s + 1) of a party below its cap; ties go to the larger weight, then the name
-    in the ranking's order (Python's: "prod" before "prod-eu", "c1" before "c10"). Fewer
-    seats than `total` when the caps hold fewer."""
-    names = sorted(weights)
-    whole = [_whole_weight(weights[name]) for name in names]
-    limits = [total if caps is None else max(min(caps[name], total), 0) for name in names]
-    return dict(zip(names, _apportion(total, whole, limits), strict=True))
-
-
-def _whole_weight(weight: int | Decimal) -> int:
-    if weight != int(weight) or weight < 0:
-        raise ValueError(f"weights are whole numbers, 0 or more: {weight}")
-    return min(int(weight), MAX_WEIGHT)
-
-
-def _apportion(total: int, weights: list[int], caps: list[int]) -> list[int]:
-    """`webster` by index (ties: larger weight, then lower index), without handing out
-    seats one by one: O(n log n) in the parties whatever `total` is.
-
-    It finds a threshold t near the last seat's quotient (water-filling: the continuous
-    share w / 2t, capped), gives every party each seat whose quotient is at least t
-    (counted exactly in integers: t is a binary fraction p/q, and seat k + 1 of weight w
-    has a quotient >= p/q iff (2k + 1) p <= w q), which is what seat-by-seat assignment
-    gives at that quotient, then adds the next-best or removes the worst seats one by one
-    until the total is reached (a few per party at most). Quotients are compared as
-    floats: with weights <= MAX_WEIGHT and seats <= MAX_REPLICAS, distinct quotients
-    differ by more than their rounding, so the float order is the exact one."""
-    caps = [cap if weight > 0 else 0 for weight, cap in zip(weights, caps, strict=True)]
-    if total >= sum(caps):
-        return caps
-    if total <= 0:
-        return [0] * len(weights)
-    threshold = Fraction(_threshold(total, weights, caps))
-    p, q = threshold.numerator, threshold.denominator
-    seats = [
-        min(cap, (weight * q + p) // (2 * p)) for weight, cap in zip(weights, caps, strict=True)
-    ]
-    missing = total - sum(seats)
-    if missing > 0:  # the best seats not given, best first
-        best = [
-            (-w / (2 * s + 1), -w, i)
-            for i, (w, s, c) in enumerate(zip(weights, seats, caps, strict=True))
-            if s < c
-        ]
-        heapq.heapify(best)
-        for _ in range(missing):
-            _, _, index = heapq.heappop(best)
-            seats[index] += 1
-            given, weight = seats[index], weights[index]
-            if given < caps[index]:
-                heapq.heappush(best, (-weight / (2 * given + 1), -weight, index))
-    elif missing < 0:  # the worst seats given, worst (last given) first
-        worst = [
-            (w / (2 * s - 1), w, -i)
-            for i, (w, s) in enumerate(zip(weights, seats, strict=True))
-            if s > 0
-        ]
-        heapq.heapify(worst)
-        for _ in range(-missing):
-            _, _, negative = heapq.heappop(worst)
-            index = -negative
-            seats[index] -= 1
-            given, weight = seats[index], weights[index]
-            if given > 0:
-                heapq.heappush(worst, (weight / (2 * given - 1), weight, negative))
-    return seats
-
-
-def _threshold(total: int, weights: list[int], caps: list[int]) -> float:
-    """A quotient near the one of the `total`-th seat (> 0; `total` below the caps' sum):
-    the t where the capped continuous shares min(cap, w / 2t) sum to `total`. Parties are
-    capped in order of w / 2cap (the t below which a share reaches its cap); the rounding
-    of each share to seats is within 1/2 of it, so the exact count at t is within half a
-    seat per party of `total`."""
-    open_ = [i for i, c in enumerate(caps) if c > 0]
-    limits = [weights[i] / (2 * caps[i]) for i in open_]
-    weight_left = float(sum(weights[i] for i in open_))
-    seats_left = float(total)
-    if weight_left / (2 * seats_left) >= max(limits):
-        return weight_left / (2 * seats_left)  # no share reaches its cap
-    for position in sorted(range(len(open_)), key=limits.__getitem__, reverse=True):
-        t = weight_left / (2 * seats_left)
-        if t >= limits[position]:
-            return t
-        # This party's share exceeds its cap, so its cap is below `seats_left`: it stays > 0.
-        index = open_[position]
-        seats_left -= caps[index]
-        weight_left -= weights[index]
-    raise AssertionError("the caps hold more than `total`: some party stays below its cap")
-
-
 def schedule(
     spec: PlacementSpec, candidates: list[Candidate], need: PerReplica, *, by_name: bool = False
 ) -> Decision:
@@ -562,9 +491,22 @@ def schedule(
     feasible, floats, avoided, excluded = predicates.split(ordered)
     decision = Decision(excluded=excluded, capacity=predicates.capacity)
     weights = {name: weight for name, weight in spec.prioritizers.items() if weight}
+    for old, new in DEPRECATED_PRIORITIZERS.items():
+        if old in spec.prioritizers:
+            decision.warnings.append(
+                f"prioritizer {old!r} is deprecated: it is {new!r} (CPU against memory "
+                f"requests), not OCM's Balance; rename it"
+            )
     scores = Scores(weights, feasible, floats, need, avoided)
     chosen = _pick(spec, scores.ranked(), feasible, decision)
     replicas = _divide(spec, [c for _, _, c in chosen], need, decision)
+    if spec.division != "duplicated" and spec.replicas:
+        # Karmada's rule: a cluster without replicas of a divided workload leaves the
+        # decision (with 0 replicas, every chosen cluster stays: nothing is divided).
+        decision.without_replicas(
+            [(rank, c) for rank, _, c in chosen if not replicas[c.name]], NO_REPLICAS
+        )
+        chosen = [entry for entry in chosen if replicas[entry[2].name]]
     for rank, index, candidate in chosen:
         entry = {
             "cluster": candidate.name,
@@ -600,6 +542,7 @@ def _pick(
         if full:
             decision.passed(
                 candidate,
+                position + 1,
                 f"spread: at most {spec.max_per[full[0]]} per {full[0]} "
                 f"({getattr(candidate, full[0])})",
             )
@@ -632,17 +575,24 @@ def _divide(
     total = spec.replicas
     room_for = {c.name: fitting(c, need, MAX_WEIGHT) for c in chosen}
     caps = {name: min(fit, total) for name, fit in room_for.items()}
-    weights: dict[str, int | Decimal]
     if spec.division == "static":
-        weights = {c.name: spec.static_weights.get(c.name, 1) for c in chosen}
+        # From scratch: Webster is house-monotone, so with unchanged weights scaling only
+        # adds (or only removes) replicas, and changed weights take effect at once.
+        weights: dict[str, int | Decimal] = {
+            c.name: spec.static_weights.get(c.name, 1) for c in chosen
+        }
         if chosen and total and not any(weights.values()):
             decision.warnings.append(
                 "static weights: every chosen cluster has weight 0, replicas divided equally"
             )
             weights = dict.fromkeys(weights, 1)
+        replicas = webster(total, weights, caps)
     else:
-        weights = dict(room_for)  # the replicas each fits (at most MAX_WEIGHT)
-    replicas = webster(total, weights, caps)
+        # Karmada's steady assignment: what each cluster holds stays (as much as still
+        # fits), only the difference is divided (`fleet.placement.division`).
+        held = {c.name: min(c.held, room_for[c.name]) for c in chosen if c.held}
+        mode: Dynamic = "aggregated" if spec.division == "aggregated" else "capacity"
+        replicas = steady(total, room_for, held, mode=mode)
     placed = sum(replicas.values())
     if placed < total and chosen:
         decision.unschedulable = total - placed

@@ -37,7 +37,7 @@ def raw(name: str, c: Candidate, need: PerReplica) -> Decimal | None:
     """The exact raw score of prioritizer `name` (None: the cluster has no value)."""
     if name == "least_allocated":
         return c.least_allocated
-    if name == "balance":
+    if name in ("resource_balance", "balance"):  # `balance`: its deprecated name
         cpu = (c.requested_cpu + need.cpu) / c.allocatable_cpu if c.allocatable_cpu else ZERO
         memory = (
             (c.requested_memory + need.memory) / c.allocatable_memory
@@ -51,6 +51,10 @@ def raw(name: str, c: Candidate, need: PerReplica) -> Decimal | None:
         if c.cpu_price is None or c.ram_price is None:
             return None
         return -(c.cpu_price * need.cpu + c.ram_price * need.memory / GIB)
+    if name == "allocatable_cpu":  # OCM's ResourceAllocatableCPU
+        return c.allocatable_cpu
+    if name == "allocatable_memory":  # OCM's ResourceAllocatableMemory
+        return c.allocatable_memory
     raise ValueError(f"unknown prioritizer {name!r}")
 
 
@@ -90,7 +94,10 @@ def raw_floats(
         return values, 2 * UNIT * _largest(columns[0]), False
     if name == "steady":
         return columns[1], 0.0, False
-    if name == "balance":
+    if name in ("allocatable_cpu", "allocatable_memory"):
+        column = columns[2 if name == "allocatable_cpu" else 3]
+        return column, 2 * UNIT * _largest(column), False  # one rounding each
+    if name in ("resource_balance", "balance"):
         cpu, memory = float(need.cpu), float(need.memory)
         by_cpu = [
             (rc + cpu) / ac if ac else 0.0 for ac, rc in zip(columns[2], columns[4], strict=True)

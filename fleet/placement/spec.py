@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 
 from clusters.labels import LabelSelector
 from fleet.placement.scheduler import (
+    DEPRECATED_PRIORITIZERS,
     DIVISIONS,
     EFFECTS,
     FIELDS,
@@ -25,6 +26,38 @@ PLACEMENT_KEYS = tuple(f.name for f in fields(PlacementSpec))
 TOLERATION_KEYS = ("key", "operator", "value", "effect")
 OPERATORS = ("Equal", "Exists")
 MAX_STATIC_WEIGHT = MAX_WEIGHT
+# OCM's prioritizer names that Keelson implements with OCM's semantics, and the ones it
+# does not (their names would mislead): docs/coming-from-karmada-ocm.md.
+OCM_PRIORITIZERS = {
+    "ResourceAllocatableCPU": "allocatable_cpu",
+    "ResourceAllocatableMemory": "allocatable_memory",
+}
+OCM_REFUSED = {
+    "Steady": "OCM's Steady scores 100 and 0; Keelson's 'steady' scores 100 and -100 "
+    "(a 'steady' weight counts twice an OCM Steady weight)",
+    "Balance": "OCM's Balance spreads across placements, which Keelson does not score; "
+    "'resource_balance' balances CPU against memory requests",
+}
+
+
+def _prioritizers(data: Any) -> tuple[dict[str, int], str]:
+    """The prioritizers with OCM's names mapped to Keelson's, or an error."""
+    accepted = (*PRIORITIZERS, *DEPRECATED_PRIORITIZERS, *OCM_PRIORITIZERS)
+    usage = f"Map {', '.join(PRIORITIZERS)} to weights from -10 to 10."
+    if not isinstance(data, dict):
+        return {}, usage
+    refused = [f"{name!r}: {OCM_REFUSED[name]}." for name in data if name in OCM_REFUSED]
+    if refused:
+        return {}, " ".join(refused)
+    if not all(key in accepted and _whole(w) and -10 <= w <= 10 for key, w in data.items()):
+        return {}, usage
+    mapped: dict[str, int] = {}
+    for key, weight in data.items():
+        name: str = OCM_PRIORITIZERS.get(key) or key
+        if name in mapped:
+            return {}, f"{name!r} is given twice (once by its OCM name)."
+        mapped[name] = weight
+    return mapped, ""
 
 
 def _squashed(name: str) -> str:
@@ -97,11 +130,11 @@ def placement_spec(data: Any) -> PlacementSpec:
         for key, v in fields.items()
     ):
         errors["fields"] = f"Map {', '.join(FIELDS)} to lists of allowed values."
-    prioritizers = data.get("prioritizers", {"least_allocated": 1})
-    if not isinstance(prioritizers, dict) or not all(
-        key in PRIORITIZERS and _whole(w) and -10 <= w <= 10 for key, w in prioritizers.items()
-    ):
-        errors["prioritizers"] = f"Map {', '.join(PRIORITIZERS)} to weights from -10 to 10."
+    prioritizers, prioritizers_error = _prioritizers(
+        data.get("prioritizers", {"least_allocated": 1})
+    )
+    if prioritizers_error:
+        errors["prioritizers"] = prioritizers_error
     count = data.get("number_of_clusters")
     if count is not None and (not _whole(count) or count < 1):
         errors["number_of_clusters"] = "A positive number, or omit it for every feasible cluster."

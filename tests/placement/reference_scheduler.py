@@ -17,9 +17,16 @@ from typing import Any
 
 from clusters.labels import LabelSelector
 
-PRIORITIZERS = ("least_allocated", "balance", "steady", "cheapest")
+PRIORITIZERS = (
+    "least_allocated",
+    "resource_balance",
+    "steady",
+    "cheapest",
+    "allocatable_cpu",
+    "allocatable_memory",
+)
 FIELDS = ("provider", "region", "zone", "environment", "version")
-DIVISIONS = ("duplicated", "static", "capacity")
+DIVISIONS = ("duplicated", "static", "capacity", "aggregated")
 HEALTHY = ("ready", "degraded")
 ZERO = Decimal(0)
 
@@ -167,7 +174,7 @@ def _raw(name: str, c: Candidate, need: PerReplica) -> Decimal | None:
         cpu = c.free_cpu / c.allocatable_cpu if c.allocatable_cpu else ZERO
         memory = c.free_memory / c.allocatable_memory if c.allocatable_memory else ZERO
         return (cpu + memory) / 2
-    if name == "balance":
+    if name in ("resource_balance", "balance"):
         cpu = (c.requested_cpu + need.cpu) / c.allocatable_cpu if c.allocatable_cpu else ZERO
         memory = (
             (c.requested_memory + need.memory) / c.allocatable_memory
@@ -181,6 +188,10 @@ def _raw(name: str, c: Candidate, need: PerReplica) -> Decimal | None:
         if c.cpu_price is None or c.ram_price is None:
             return None
         return -(c.cpu_price * need.cpu + c.ram_price * need.memory / Decimal(2**30))
+    if name == "allocatable_cpu":
+        return c.allocatable_cpu
+    if name == "allocatable_memory":
+        return c.allocatable_memory
     raise ValueError(f"unknown prioritizer {name!r}")
 
 
@@ -222,6 +233,11 @@ def webster(
 
 def schedule(spec: PlacementSpec, candidates: list[Candidate], need: PerReplica) -> Decision:
     decision = Decision()
+    if "balance" in spec.prioritizers:
+        decision.warnings.append(
+            "prioritizer 'balance' is deprecated: it is 'resource_balance' (CPU against memory "
+            "requests), not OCM's Balance; rename it"
+        )
     selector = LabelSelector.parse(spec.selector)
     feasible = []
     for candidate in sorted(candidates, key=lambda c: c.name):
@@ -255,6 +271,16 @@ def schedule(spec: PlacementSpec, candidates: list[Candidate], need: PerReplica)
     ranked = sorted(feasible, key=lambda c: (-totals[c.name], c.name))
     chosen = _pick(spec, ranked, decision)
     replicas = _divide(spec, chosen, need, decision)
+    if spec.division != "duplicated" and spec.replicas:
+        # a chosen cluster given no replicas leaves the decision (Karmada)
+        dropped = {c.name for c in chosen if replicas[c.name] == 0}
+        decision.not_selected += [
+            {"cluster": name, "reason": "no replicas: the division gives this cluster none"}
+            for name in sorted(dropped)
+        ]
+        position = {c.name: i for i, c in enumerate(ranked)}
+        decision.not_selected.sort(key=lambda entry: position[entry["cluster"]])
+        chosen = [c for c in chosen if c.name not in dropped]
     # Names are unique: membership by name, not by comparing every field of a candidate.
     chosen_names = {c.name for c in chosen}
     for rank, candidate in enumerate(ranked, start=1):
@@ -341,7 +367,10 @@ def _divide(
             # a cluster weighs at most 10**6 (the most a static weight may be)
             fit = min(by_cpu, by_memory, Decimal(10**6))
             weights[c.name] = fit.to_integral_value(rounding="ROUND_FLOOR")
-    replicas = webster(spec.replicas, weights, caps)
+    if spec.division == "static":
+        replicas = webster(spec.replicas, weights, caps)
+    else:
+        replicas = _steady(spec, weights, caps, {c.name: c.held for c in chosen})
     missing = spec.replicas - sum(replicas.values())
     if missing and chosen:
         decision.unschedulable = missing
@@ -350,3 +379,33 @@ def _divide(
             f"clusters (they have room for {sum(caps.values())})"
         )
     return replicas
+
+
+def _steady(
+    spec: PlacementSpec, room: dict[str, Decimal], caps: dict[str, int], held: dict[str, int]
+) -> dict[str, int]:
+    """Karmada's steady assignment, seat by seat: held replicas (as many as still fit) stay;
+    scale down divides the new total by them; scale up divides the increment by the room
+    left. Aggregated: over the fewest clusters (held ones first, then most room)."""
+    base = {name: min(held[name], int(room[name])) for name in room}
+    if sum(base.values()) > spec.replicas:
+        target, start, prior = spec.replicas, {}, set()
+        weights = {name: Decimal(base[name]) for name in room}
+        limits = dict(base)
+    else:
+        target, start = spec.replicas - sum(base.values()), base
+        prior = {name for name in base if base[name]}
+        weights = {name: room[name] - base[name] for name in room}
+        limits = {name: caps[name] - base[name] for name in room}
+    if spec.division == "aggregated":
+        order = sorted(weights, key=lambda n: (n not in prior, -weights[n], n))
+        taken, holds = set(), Decimal(0)
+        for name in order:
+            if holds >= target:
+                break
+            if weights[name] > 0:
+                taken.add(name)
+                holds += weights[name]
+        weights = {n: (w if n in taken else Decimal(0)) for n, w in weights.items()}
+    seats = webster(target, weights, limits)
+    return {name: start.get(name, 0) + seats[name] for name in room}

@@ -172,7 +172,7 @@ def test_decisions_with_the_cache_equal_decisions_from_a_fresh_load(team: Team) 
         manifests="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
         placement={
             "selector": "env=prod",
-            "prioritizers": {"least_allocated": 1, "cheapest": 2, "balance": 1},
+            "prioritizers": {"least_allocated": 1, "cheapest": 2, "resource_balance": 1},
             "number_of_clusters": 3,
             "replicas": 7,
             "division": "capacity",

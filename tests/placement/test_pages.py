@@ -120,7 +120,7 @@ def test_placement_preview_explains_every_cluster_and_save_validates() -> None:
     assert "LabelSelector" in fragment and "us-1" in fragment
     assert "Healthy" in fragment and "status is unreachable" in fragment
     bad = client.post("/applications/web/placement/preview/", {"placement": '{"division": "x"}'})
-    assert "division: One of duplicated, static, capacity." in bad.content.decode()
+    assert "division: One of duplicated, static, capacity, aggregated." in bad.content.decode()
     # saving an invalid rollout strategy changes nothing
     response = client.post(
         "/applications/web/placement/",

@@ -68,8 +68,16 @@ def _candidate(rng: random.Random, index: int, ties: bool) -> Candidate:
 
 
 def _spec(rng: random.Random, count: int) -> PlacementSpec:
-    names = ["least_allocated", "balance", "steady", "cheapest"]
-    chosen = rng.sample(names, rng.randrange(0, 5))
+    names = [
+        "least_allocated",
+        "resource_balance",
+        "balance",
+        "steady",
+        "cheapest",
+        "allocatable_cpu",
+        "allocatable_memory",
+    ]
+    chosen = rng.sample(names, rng.randrange(0, 6))
     return PlacementSpec(
         selector=rng.choice(("", "env in (prod,staging)", "tier!=batch")),
         tolerations=rng.choice(TOLERATIONS),
@@ -78,7 +86,7 @@ def _spec(rng: random.Random, count: int) -> PlacementSpec:
         max_per=rng.choice(({}, {"region": 2}, {"provider": 3})),
         min_distinct=rng.choice(({}, {"region": 3})),
         replicas=rng.randrange(0, 40),
-        division=rng.choice(("duplicated", "static", "capacity")),
+        division=rng.choice(("duplicated", "static", "capacity", "aggregated")),
         static_weights=rng.choice(
             ({}, {"c-1-1": 0}, {f"c-{i}-{i}": rng.choice((0, 0, 1, 3)) for i in range(7)})
         ),
@@ -167,7 +175,7 @@ def test_near_ties_below_float_precision_are_ranked_exactly() -> None:
         Candidate(name=f"n{i}", requested_cpu=D(1) + D(i) / D(10**20), **base) for i in range(5)
     ][::-1]
     need = PerReplica(cpu=D("0.1"), memory=D(1))
-    for prioritizers in ({"least_allocated": 1}, {"balance": -2, "least_allocated": 1}):
+    for prioritizers in ({"least_allocated": 1}, {"resource_balance": -2, "least_allocated": 1}):
         spec = PlacementSpec(prioritizers=prioritizers, number_of_clusters=2)
         decision = schedule(spec, candidates, need)
         assert decision.as_json() == _reference(spec, candidates, need)
