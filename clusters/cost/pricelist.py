@@ -58,12 +58,14 @@ REGION_MULTIPLIERS: dict[str, dict[str, str]] = {
     "alibaba": {"us-west-1": "1", "eu-central-1": "1.05", "cn-hangzhou": "0.9"},
 }
 
-# Managed control-plane fee per month (USD): EKS and GKE standard $0.10/h; AKS free tier.
+# Managed control-plane fee per month (USD), by managed service: EKS standard support and
+# GKE standard $0.10/h; AKS's free tier $0 (its Standard tier, $0.10/h, is set per cluster).
+# A self-managed control plane (kubeadm, k3s, Rancher, ...) has no fee: its machines are
+# nodes and are priced as nodes.
 CONTROL_PLANE_MONTHLY: dict[str, Decimal] = {
-    "aws": Decimal("73"),
-    "gcp": Decimal("73"),
-    "azure": Decimal("0"),
-    "alibaba": Decimal("0"),
+    "eks": Decimal("73"),
+    "gke": Decimal("73"),
+    "aks": Decimal("0"),
 }
 HOURS_PER_MONTH = Decimal(730)
 
