@@ -16,7 +16,7 @@ _FACTS: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...] = (
 
 
 def managed_service(*, provider: str, api_server_url: str, kubernetes_version: str) -> str:
-    """"eks", "gke", "aks", or "" when nothing shows a managed control plane."""
+    """ "eks", "gke", "aks", or "" when nothing shows a managed control plane."""
     host = (urlsplit(api_server_url).hostname or "").lower()
     version = kubernetes_version.lower()
     for cloud, service, suffixes, markers in _FACTS:

@@ -69,6 +69,30 @@ CONTROL_PLANE_MONTHLY: dict[str, Decimal] = {
 }
 HOURS_PER_MONTH = Decimal(730)
 
+# Block storage per GB-month (USD) by the storage classes each provider's managed
+# Kubernetes creates by default (EBS gp3/gp2/io1/st1/sc1; GCE PD standard/balanced/SSD;
+# Azure Standard SSD / Premium SSD managed disks). Other classes: the default price.
+STORAGE_CLASS_GB_MONTH: dict[str, dict[str, Decimal]] = {
+    "aws": {
+        "gp3": Decimal("0.08"),
+        "gp2": Decimal("0.10"),
+        "io1": Decimal("0.125"),
+        "st1": Decimal("0.045"),
+        "sc1": Decimal("0.015"),
+    },
+    "gcp": {
+        "standard": Decimal("0.04"),
+        "standard-rwo": Decimal("0.10"),
+        "premium-rwo": Decimal("0.17"),
+    },
+    "azure": {
+        "default": Decimal("0.075"),
+        "managed-csi": Decimal("0.075"),
+        "managed-premium": Decimal("0.135"),
+        "managed-csi-premium": Decimal("0.135"),
+    },
+}
+
 
 def list_prices() -> list[tuple[str, str, str, Decimal]]:
     """(provider, region, instance type, hourly) for every region we know, and the

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
 from clusters.cost.allocation import SHARE_NONE, ShareIdle, Weights
 from clusters.cost.control_plane import managed_service
 from clusters.cost.models import ClusterPricing, InstancePrice, RateCard
-from clusters.cost.pricelist import CONTROL_PLANE_MONTHLY, HOURS_PER_MONTH
+from clusters.cost.pricelist import CONTROL_PLANE_MONTHLY, HOURS_PER_MONTH, STORAGE_CLASS_GB_MONTH
 from clusters.models import Cluster
 
 DEFAULT_STORAGE_GB_MONTH = Decimal("0.10")
@@ -25,6 +25,12 @@ class ResolvedPricing:
     control_plane_hourly: Decimal
     storage_gb_hour: Decimal
     share_idle: ShareIdle = SHARE_NONE
+    # Per storage class (list prices); empty when a cluster or card price applies to all.
+    storage_class_gb_hour: dict[str, Decimal] = field(default_factory=dict)
+
+    def volume_gb_hour(self, storage_class: str) -> Decimal:
+        """The price of a GB-hour of a bound volume of `storage_class`."""
+        return self.storage_class_gb_hour.get(storage_class, self.storage_gb_hour)
 
     def node_weights(self, instance_type: str) -> Weights:
         """How a node's price splits into CPU, RAM and GPU. A node priced by resource from a
@@ -32,9 +38,9 @@ class ResolvedPricing:
         0, so they get no share (a default GPU weight would move most of the node's price
         onto its GPU pods and understate idle)."""
         card = self.rate_card
-        if card is not None and instance_type not in card.instance_prices:
-            if card.cpu_core_hour > 0 or card.ram_gb_hour > 0 or card.gpu_hour > 0:
-                return Weights(card.cpu_core_hour, card.ram_gb_hour, card.gpu_hour)
+        by_resource = card is not None and instance_type not in card.instance_prices
+        if by_resource and card and (card.cpu_core_hour > 0 or card.ram_gb_hour > 0):
+            return Weights(card.cpu_core_hour, card.ram_gb_hour, card.gpu_hour)
         return self.weights
 
     def node_hourly(
@@ -150,6 +156,16 @@ def resolve(cluster: Cluster, day: date) -> ResolvedPricing:
             else DEFAULT_STORAGE_GB_MONTH
         )
     )
+    # The cluster's or its card's storage price applies to every class; without one, each
+    # class has its provider's list price.
+    by_class = (
+        {}
+        if storage_month is not DEFAULT_STORAGE_GB_MONTH
+        else {
+            name: price / HOURS_PER_MONTH
+            for name, price in STORAGE_CLASS_GB_MONTH.get(cluster.provider, {}).items()
+        }
+    )
     return ResolvedPricing(
         weights=weights,
         rate_card=card,
@@ -158,6 +174,7 @@ def resolve(cluster: Cluster, day: date) -> ResolvedPricing:
         control_plane_hourly=monthly / HOURS_PER_MONTH,
         storage_gb_hour=storage_month / HOURS_PER_MONTH,
         share_idle=_share_idle(pricing),
+        storage_class_gb_hour=by_class,
     )
 
 

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 GIB = Decimal(2**30)
 THOUSAND = Decimal(1000)
 ONE_HOUR = Decimal(1)
+MICRO = Decimal("0.000001")
 BATCH = 200  # clusters per transaction: ~200 x (namespaces + 2) rows per insert
 
 
@@ -86,13 +87,23 @@ def cluster_cost_hour(
         control_plane_hourly=pricing.control_plane_hourly,
         share_idle=pricing.share_idle,
     )
-    storage: dict[str, int] = inventory.get("storage_bytes") or {}
-    for namespace, size in storage.items():
+    for namespace, storage_class, size in _volumes(inventory):
         row = rows.setdefault(namespace, Allocation(namespace))
-        row.extra["storage"] = (Decimal(size) / GIB * pricing.storage_gb_hour).quantize(
-            Decimal("0.000001")
-        )
+        cost = Decimal(size) / GIB * pricing.volume_gb_hour(storage_class)
+        row.extra["storage"] = row.extra.get("storage", ZERO) + cost
+    for row in rows.values():
+        if "storage" in row.extra:
+            row.extra["storage"] = row.extra["storage"].quantize(MICRO)
     return rows
+
+
+def _volumes(inventory: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """Bound volumes as (namespace, storage class, bytes). Inventories from before volumes
+    were recorded (and older agents) have bytes per namespace only: the default class."""
+    if "volumes" in inventory:
+        return [(v["namespace"], v["storage_class"], int(v["bytes"])) for v in inventory["volumes"]]
+    storage: dict[str, int] = inventory.get("storage_bytes") or {}
+    return [(namespace, "", int(size)) for namespace, size in storage.items()]
 
 
 # What a cost allocation row holds, in the order `allocation_rows` yields and COPY writes.
@@ -116,7 +127,6 @@ ALLOCATION_COLUMNS = (
     "ram_gb_hours",
     "gpu_hours",
 )
-MICRO = Decimal("0.000001")
 
 
 def allocation_rows(

@@ -96,9 +96,9 @@ def cost_chargeback(request: HttpRequest) -> HttpResponse:
     params = {"group_by": "team", "period": "month", "range": "30d"}
     since, until = period_bounds({"range": "this-month"})
     since = (since - timedelta(days=62)).replace(day=1)
-    rows = rollup_for(
-        request, {**params, "since": since.isoformat(), "until": until.isoformat()}
-    )[0].rows
+    rows = rollup_for(request, {**params, "since": since.isoformat(), "until": until.isoformat()})[
+        0
+    ].rows
     months = sorted({row["period"].date() for row in rows}, reverse=True)
     table: dict[str, dict[Any, Decimal]] = defaultdict(dict)
     for row in rows:

@@ -89,7 +89,7 @@ def test_idle_nobody_can_carry_stays_idle() -> None:
             hours=D(24),
             weights=WEIGHTS,
             control_plane_hourly=D("0.1"),
-            share_idle=mode,  # type: ignore[arg-type]
+            share_idle=mode,
         )
         assert rows[IDLE].total == D("11.688"), mode
         assert sum(row.total for row in rows.values()) == D("14.088"), mode

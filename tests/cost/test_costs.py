@@ -173,9 +173,7 @@ def test_rollups_equal_the_sum_of_their_parts() -> None:
     for group_by in ("cluster", "namespace", "provider", "team", "label:tier"):
         rows = cost_rollup(user=user, since=since, until=until, group_by=group_by).rows
         assert abs(sum(r["total_cost"] for r in rows) - total) <= D("0.01") * len(rows), group_by
-    by_day = cost_rollup(
-        user=user, since=since, until=until, group_by="cluster", period="day"
-    ).rows
+    by_day = cost_rollup(user=user, since=since, until=until, group_by="cluster", period="day").rows
     assert {r["period"].date() for r in by_day} == {HOUR.date(), HOUR.date() + timedelta(days=1)}
     assert {
         r["group"]
