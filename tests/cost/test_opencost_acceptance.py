@@ -46,10 +46,14 @@ from rest_framework.test import APIClient
 from clusters.cost.models import Budget, ClusterPricing, CostAllocation, RateCard
 from clusters.cost.rollups import cost_rollup
 from clusters.cost.services import budget_status, cost_compute
-from clusters.models import Cluster, ClusterInventory
+from clusters.kube import inventory
+from clusters.models import Cluster, ClusterInventory, HealthRollup, HealthSample
+from clusters.services.history import health_rollup
 from clusters.services.lifecycle import cluster_deregister, cluster_deregister_run
 from fleet.accounts.choices import Role
-from tests.factories import add_member, make_cluster, make_team, make_user
+from fleet.audit.models import AuditEvent
+from policies.models import Policy, PolicyEvaluation
+from tests.factories import add_member, make_cluster, make_evaluation, make_team, make_user
 
 pytestmark = pytest.mark.django_db
 GIB = 2**30
@@ -340,8 +344,6 @@ def test_only_bound_claims_are_recorded_by_storage_class(monkeypatch: Any) -> No
     # Pure logic of the collector's PVC pass (the API listing replaced by two claims): a
     # Pending claim has no volume and costs nothing; a bound one counts at the bound
     # volume's capacity (10Gi asked, 12Gi bound), under its storage class.
-    from clusters.kube import inventory
-
     claims = [
         {
             "metadata": {"namespace": "web"},
@@ -358,3 +360,40 @@ def test_only_bound_claims_are_recorded_by_storage_class(monkeypatch: Any) -> No
     assert inventory._storage(None) == [
         {"namespace": "web", "storage_class": "gp3", "bytes": 12 * GIB}
     ]
+
+
+def test_health_compliance_and_audit_history_outlive_the_cluster(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+
+    team = make_team()
+    admin = make_user()
+    add_member(team, admin, Role.ADMIN)
+    cluster = make_cluster(team=team, name="old-1", provider="onprem")
+    at = datetime.now(UTC).replace(minute=5, second=0, microsecond=0)
+    HealthSample.objects.bulk_create(
+        [HealthSample(cluster=cluster, at=at, status=s) for s in ("ready", "ready", "degraded")]
+    )
+    health_rollup(now=at + timedelta(minutes=10))
+    policy = Policy.objects.create(team=team, name="labels")
+    make_evaluation(policy=policy, cluster=cluster, status="noncompliant", at=at)
+    with django_capture_on_commit_callbacks(execute=False):
+        operation = cluster_deregister(cluster=cluster, actor=admin, cleanup=False)
+    cluster_deregister_run(operation_id=operation.pk)
+    # the hour's rollup keeps its counts, the cluster's name and team
+    rollup = HealthRollup.objects.get(cluster_name="old-1", period="hour")
+    assert (rollup.cluster_id, rollup.team_id) == (None, team.pk)
+    assert (rollup.samples, rollup.ready_samples, rollup.degraded_samples) == (3, 2, 1)
+    # the compliance result is kept, named, and no longer counts as current state
+    result = PolicyEvaluation.objects.get(policy=policy)
+    assert (result.cluster_id, result.cluster_label) == (None, "old-1")
+    client = APIClient()
+    client.force_authenticate(admin)
+    listed = client.get("/api/v1/policy-evaluations/", {"cluster": "old-1"}).json()
+    assert [row["cluster"] for row in listed["results"]] == ["old-1"]
+    outsider = make_user()
+    add_member(make_team(), outsider, Role.ADMIN)
+    client.force_authenticate(outsider)
+    assert client.get("/api/v1/policy-evaluations/", {"cluster": "old-1"}).json()["results"] == []
+    # the audit log names the cluster in text
+    assert AuditEvent.objects.filter(action="cluster.deregister", target_repr="old-1").exists()
