@@ -27,8 +27,8 @@ GIB = 2**30
 HOUR = datetime(2026, 11, 10, 14, 0, tzinfo=UTC)
 
 
-def _node(name: str, instance_type: str, cpu: int, gib: int) -> dict[str, Any]:
-    capacity = {"cpu_millis": cpu * 1000, "memory_bytes": gib * GIB, "gpu": 0, "pods": 110}
+def _node(name: str, instance_type: str, cpu: int, gib: int, gpu: int = 0) -> dict[str, Any]:
+    capacity = {"cpu_millis": cpu * 1000, "memory_bytes": gib * GIB, "gpu": gpu, "pods": 110}
     return {
         "name": name,
         "ready": True,

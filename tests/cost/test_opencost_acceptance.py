@@ -53,24 +53,13 @@ from clusters.services.lifecycle import cluster_deregister, cluster_deregister_r
 from fleet.accounts.choices import Role
 from fleet.audit.models import AuditEvent
 from policies.models import Policy, PolicyEvaluation
+from tests.cost.test_costs import _node
 from tests.factories import add_member, make_cluster, make_evaluation, make_team, make_user
 
 pytestmark = pytest.mark.django_db
 GIB = 2**30
 HOUR = datetime(2026, 11, 10, 14, 0, tzinfo=UTC)
 SINCE, UNTIL = HOUR.isoformat(), (HOUR + timedelta(hours=1)).isoformat()
-
-
-def _node(name: str, instance_type: str, cpu: int, gib: int, gpu: int = 0) -> dict[str, Any]:
-    capacity = {"cpu_millis": cpu * 1000, "memory_bytes": gib * GIB, "gpu": gpu, "pods": 110}
-    return {
-        "name": name,
-        "ready": True,
-        "instance_type": instance_type,
-        "region": "",
-        "capacity": capacity,
-        "allocatable": capacity,
-    }
 
 
 def _asks(node: str, namespace: str, cpu: int, gib: int, gpu: int = 0) -> dict[str, Any]:
