@@ -82,7 +82,8 @@ def _clear(values: list[tuple[datetime, Hourly]]) -> None:
 def run(*, cluster_ids: list[int], rows: int, repeats: int = 3) -> list[Row]:
     clusters = list(
         Cluster.objects.filter(pk__in=cluster_ids)
-        .only("pk", "team_id", "provider", "region", "environment")
+        .select_related("team")
+        .only("pk", "name", "team_id", "team__name", "provider", "region", "environment")
         .order_by("pk")
     )
     values, total = _values(clusters, rows)

@@ -219,10 +219,16 @@ class HealthSample(models.Model):
 
 
 class HealthRollup(models.Model):
-    """Hourly or daily aggregate of health samples (kept longer than raw samples)."""
+    """Hourly or daily aggregate of health samples (kept longer than raw samples). History
+    outlives the cluster: deregistration sets `cluster` to null and the row keeps the
+    cluster's name and team (for scoping)."""
 
     id = models.BigAutoField(primary_key=True)
-    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="+")
+    cluster = models.ForeignKey(Cluster, null=True, on_delete=models.SET_NULL, related_name="+")
+    cluster_name = models.CharField(max_length=63, default="")
+    team = models.ForeignKey(
+        "accounts.Team", null=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )
     period = models.CharField(max_length=8, choices=RollupPeriod.choices)
     start = models.DateTimeField()
     samples = models.PositiveIntegerField()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
@@ -226,7 +225,7 @@ def _detail(
     initial["labels"], initial["taints"] = labels_text(cluster.labels), taints_text(cluster.taints)
     provisioning = ClusterProvisioning.objects.filter(cluster=cluster).first()
     month_start, month_end = period_bounds({"range": "this-month"})
-    cost_rows = cost_rollup(
+    cost = cost_rollup(
         user=request.user,
         since=month_start,
         until=month_end,
@@ -236,8 +235,8 @@ def _detail(
     context = {
         "pricing": ClusterPricing.objects.filter(cluster=cluster).order_by("-valid_from")[:5],
         "today": timezone.now().date(),
-        "cost_rows": cost_rows[:10],
-        "cost_total": sum((row["total_cost"] for row in cost_rows), Decimal(0)),
+        "cost_rows": cost.rows[:10],
+        "cost_total": cost.total,
         "cluster": cluster,
         "provisioning": provisioning,
         "capabilities": (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import django_filters
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from fleet.api.filters import UtcDateTimeFilter
 from policies.choices import Mode, ResultStatus, Severity
@@ -29,7 +29,7 @@ class PolicyFilterSet(django_filters.FilterSet):
 class EvaluationFilterSet(django_filters.FilterSet):
     policy = django_filters.CharFilter(field_name="policy__name")
     team = django_filters.CharFilter(field_name="policy__team__name")
-    cluster = django_filters.CharFilter(field_name="cluster__name")
+    cluster = django_filters.CharFilter(method="by_cluster")
     status = django_filters.MultipleChoiceFilter(choices=ResultStatus.choices)
     since = UtcDateTimeFilter(field_name="evaluated_at", lookup_expr="gte")
     until = UtcDateTimeFilter(field_name="evaluated_at", lookup_expr="lt")
@@ -37,3 +37,12 @@ class EvaluationFilterSet(django_filters.FilterSet):
     class Meta:
         model = PolicyEvaluation
         fields = ["policy", "team", "cluster", "status", "since", "until"]
+
+    def by_cluster(
+        self, queryset: QuerySet[PolicyEvaluation], name: str, value: str
+    ) -> QuerySet[PolicyEvaluation]:
+        """A registered cluster by its name, a deregistered one by the name kept on its
+        results."""
+        if not value:
+            return queryset
+        return queryset.filter(Q(cluster__name=value) | Q(cluster__isnull=True, cluster_name=value))

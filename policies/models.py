@@ -120,9 +120,15 @@ class PolicyEvaluation(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="evaluations")
+    # History outlives the cluster: deregistration sets `cluster` to null and the row keeps
+    # the cluster's name; current-state queries skip such rows (the cluster is gone).
     cluster = models.ForeignKey(
-        "clusters.Cluster", on_delete=models.CASCADE, related_name="policy_evaluations"
+        "clusters.Cluster",
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="policy_evaluations",
     )
+    cluster_name = models.CharField(max_length=63, default="")
     run_id = models.UUIDField(db_index=True)
     status = models.CharField(max_length=16, choices=ResultStatus.choices)
     message = models.CharField(max_length=1000, blank=True)
@@ -164,7 +170,12 @@ class PolicyEvaluation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.policy_id} on {self.cluster_id}: {self.status}"
+        return f"{self.policy_id} on {self.cluster_label}: {self.status}"
+
+    @property
+    def cluster_label(self) -> str:
+        """The cluster's name, or the name kept once it was deregistered."""
+        return self.cluster.name if self.cluster is not None else self.cluster_name
 
 
 class EnforcementAction(models.Model):

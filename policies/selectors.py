@@ -37,7 +37,7 @@ def evaluation_list(*, user: AnyUser) -> QuerySet[PolicyEvaluation]:
 def latest_evaluations(policies: QuerySet[Policy]) -> QuerySet[PolicyEvaluation]:
     """The newest result of each (policy, cluster) pair (PostgreSQL DISTINCT ON)."""
     return (
-        PolicyEvaluation.objects.filter(policy__in=policies.values("pk"))
+        PolicyEvaluation.objects.filter(policy__in=policies.values("pk"), cluster__isnull=False)
         .order_by("policy_id", "cluster_id", "-evaluated_at", "-id")
         .distinct("policy_id", "cluster_id")
     )
@@ -79,7 +79,7 @@ _LATEST_COUNTS = """
 SELECT policy_id, status, count(*) FROM (
     SELECT DISTINCT ON (policy_id, cluster_id) policy_id, status
     FROM policies_policyevaluation
-    WHERE policy_id = ANY(%s)
+    WHERE policy_id = ANY(%s) AND cluster_id IS NOT NULL
     ORDER BY policy_id, cluster_id, evaluated_at DESC, id DESC
 ) AS latest
 GROUP BY policy_id, status

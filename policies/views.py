@@ -63,7 +63,7 @@ def policy_detail_page(request: HttpRequest, team: str, name: str) -> HttpRespon
     policy = _policy_or_404(request, team, name)
     latest = sorted(
         latest_evaluations(Policy.objects.filter(pk=policy.pk)).select_related("cluster"),
-        key=lambda row: row.cluster.name,
+        key=lambda row: row.cluster_label,
     )
     history = policy.evaluations.select_related("cluster")[:HISTORY]
     context = {

@@ -44,6 +44,7 @@ def make_evaluation(*, policy: Any, cluster: Any, status: str, at: Any, **fields
     return PolicyEvaluation.objects.create(
         policy=policy,
         cluster=cluster,
+        cluster_name=cluster.name,
         run_id=uuid.uuid4(),
         status=status,
         policy_generation=1,

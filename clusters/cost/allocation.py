@@ -2,9 +2,18 @@
 
 A node's hourly price is split into CPU, RAM and GPU shares in proportion to the
 resources' unit prices (the "weights"). Each workload is charged
-max(request, usage) x hours x the unit price of the node it runs on. What the nodes cost
-and no workload was charged is idle, reported per cluster, or shared back to namespaces
-by weight. A cluster's control-plane fee is a cluster-level shared cost.
+max(request, usage) x the fraction of the hour it ran x the unit price of the node it runs
+on. What the nodes cost and no workload was charged is idle, reported per cluster, or
+shared back to namespaces:
+
+- by resource (OpenCost's `shareIdle`): CPU idle in proportion to each namespace's CPU
+  cost, RAM idle to RAM cost, GPU idle to GPU cost (a namespace using no GPU never
+  receives GPU idle);
+- by cost: the whole idle in proportion to each namespace's total cost.
+
+Idle of a resource nobody was charged for cannot be shared and stays in the IDLE row: the
+cluster's total never changes with the sharing mode. A cluster's control-plane fee is a
+cluster-level shared cost.
 """
 
 from __future__ import annotations
@@ -12,11 +21,19 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Literal
 
 IDLE = "__idle__"
 CONTROL_PLANE = "__control_plane__"
 ZERO = Decimal(0)
 PRECISION = Decimal("0.000001")
+MINUTES_PER_HOUR = Decimal(60)
+RESOURCES = ("cpu", "ram", "gpu")
+
+ShareIdle = Literal["", "resource", "cost"]
+SHARE_NONE: ShareIdle = ""
+SHARE_BY_RESOURCE: ShareIdle = "resource"
+SHARE_BY_COST: ShareIdle = "cost"
 
 
 @dataclass(frozen=True)
@@ -35,10 +52,15 @@ class Node:
     ram_gb: Decimal
     gpus: int
     hourly_price: Decimal
+    # How this node's price splits (None: the cluster's weights).
+    weights: Weights | None = None
 
 
 @dataclass(frozen=True)
 class Workload:
+    """What a namespace's pods on one node ask for and use. `minutes` is how long they ran
+    in each hour (60: the whole hour); usage is the average over those minutes."""
+
     namespace: str
     node: str
     cpu_request: Decimal
@@ -46,6 +68,7 @@ class Workload:
     gpu_request: int = 0
     cpu_usage: Decimal | None = None
     ram_usage_gb: Decimal | None = None
+    minutes: Decimal = MINUTES_PER_HOUR
 
 
 @dataclass
@@ -65,6 +88,10 @@ class Allocation:
     def total(self) -> Decimal:
         return self.cpu_cost + self.ram_cost + self.gpu_cost + self.shared_cost
 
+    def cost(self, resource: str) -> Decimal:
+        value: Decimal = getattr(self, f"{resource}_cost")
+        return value
+
 
 @dataclass(frozen=True)
 class UnitPrices:
@@ -75,6 +102,7 @@ class UnitPrices:
 
 def unit_prices(node: Node, weights: Weights) -> UnitPrices:
     """The node's price per core-hour, GB-hour and GPU-hour."""
+    weights = node.weights or weights
     weighted = (
         node.cpu_cores * weights.cpu_core_hour
         + node.ram_gb * weights.ram_gb_hour
@@ -97,28 +125,26 @@ def allocate(
     hours: Decimal,
     weights: Weights,
     control_plane_hourly: Decimal = ZERO,
-    share_idle_by: dict[str, Decimal] | None = None,
+    share_idle: ShareIdle = SHARE_NONE,
 ) -> dict[str, Allocation]:
-    """Allocations by namespace, plus IDLE and CONTROL_PLANE rows (when not zero)."""
+    """Allocations by namespace, plus IDLE and CONTROL_PLANE rows (when not zero).
+    Amounts are rounded to the micro-unit once, at the end."""
     units = {node.name: unit_prices(node, weights) for node in nodes}
-    rows: dict[str, Allocation] = defaultdict(lambda: Allocation(""))
+    rows: dict[str, Allocation] = {}
     charged: dict[str, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO, ZERO])
     for workload in workloads:
         unit = units.get(workload.node)
         if unit is None:
             continue  # pending pods on no node are not charged (nothing runs)
-        cpu = max(workload.cpu_request, workload.cpu_usage or ZERO)
-        ram = max(workload.ram_request_gb, workload.ram_usage_gb or ZERO)
-        row = rows[workload.namespace]
-        row.namespace = workload.namespace
-        row.cpu_core_hours += cpu * hours
-        row.ram_gb_hours += ram * hours
-        row.gpu_hours += workload.gpu_request * hours
-        costs = (
-            cpu * hours * unit.cpu_core_hour,
-            ram * hours * unit.ram_gb_hour,
-            workload.gpu_request * hours * unit.gpu_hour,
-        )
+        ran = hours * min(max(workload.minutes, ZERO), MINUTES_PER_HOUR) / MINUTES_PER_HOUR
+        cpu = max(workload.cpu_request, workload.cpu_usage or ZERO) * ran
+        ram = max(workload.ram_request_gb, workload.ram_usage_gb or ZERO) * ran
+        gpu = workload.gpu_request * ran
+        row = rows.setdefault(workload.namespace, Allocation(workload.namespace))
+        row.cpu_core_hours += cpu
+        row.ram_gb_hours += ram
+        row.gpu_hours += gpu
+        costs = (cpu * unit.cpu_core_hour, ram * unit.ram_gb_hour, gpu * unit.gpu_hour)
         row.cpu_cost += costs[0]
         row.ram_cost += costs[1]
         row.gpu_cost += costs[2]
@@ -132,10 +158,14 @@ def allocate(
         idle.cpu_cost += max(node.cpu_cores * hours * unit.cpu_core_hour - spent[0], ZERO)
         idle.ram_cost += max(node.ram_gb * hours * unit.ram_gb_hour - spent[1], ZERO)
         idle.gpu_cost += max(node.gpus * hours * unit.gpu_hour - spent[2], ZERO)
+    if share_idle == SHARE_BY_RESOURCE:
+        idle = _share_by_resource(idle, rows)
+    elif share_idle == SHARE_BY_COST:
+        idle = _share_by_cost(idle, rows)
+    elif share_idle != SHARE_NONE:
+        raise ValueError(f"share_idle must be '', 'resource' or 'cost' (got {share_idle!r})")
     result = dict(rows)
-    if share_idle_by:
-        _share(idle, result, share_idle_by)
-    elif idle.total > 0:
+    if idle.total > 0:
         result[IDLE] = idle
     if control_plane_hourly > 0:
         result[CONTROL_PLANE] = Allocation(CONTROL_PLANE, shared_cost=control_plane_hourly * hours)
@@ -145,10 +175,29 @@ def allocate(
     return result
 
 
-def _share(idle: Allocation, rows: dict[str, Allocation], weights: dict[str, Decimal]) -> None:
+def _share_by_resource(idle: Allocation, rows: dict[str, Allocation]) -> Allocation:
+    """Each resource's idle to the namespaces charged for that resource, by their cost of
+    it; returns what could not be shared (a resource nobody was charged for)."""
+    left = Allocation(IDLE)
+    for resource in RESOURCES:
+        amount = idle.cost(resource)
+        charged = sum((row.cost(resource) for row in rows.values()), ZERO)
+        if charged == 0:
+            setattr(left, f"{resource}_cost", amount)
+            continue
+        for row in rows.values():
+            row.shared_cost += amount * row.cost(resource) / charged
+    return left
+
+
+def _share_by_cost(idle: Allocation, rows: dict[str, Allocation]) -> Allocation:
+    """All idle to the namespaces by their total cost; returns it whole when no namespace
+    was charged anything."""
+    weights = {namespace: row.total for namespace, row in rows.items()}
     total_weight = sum(weights.values(), ZERO)
     if total_weight == 0:
-        return
+        return idle
+    amount = idle.total
     for namespace, weight in weights.items():
-        row = rows.setdefault(namespace, Allocation(namespace))
-        row.shared_cost += idle.total * weight / total_weight
+        rows[namespace].shared_cost += amount * weight / total_weight
+    return Allocation(IDLE)

@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 from clusters.api.permissions import authorize_cluster_write, authorize_create, require_role
 from clusters.cost.models import Budget, ClusterPricing, InstancePrice, RateCard
 from clusters.cost.prices import instance_price_add, rate_card_save
-from clusters.cost.rollups import AMOUNTS, GROUPS, RollupError, cost_rollup
+from clusters.cost.rollups import AMOUNTS, GROUPS, Rollup, RollupError, cost_rollup
 from clusters.cost.services import budget_status, cluster_pricing_set
 from clusters.models import Cluster
 from clusters.selectors import cluster_list
@@ -55,12 +55,12 @@ def period_bounds(params: Any) -> tuple[datetime, datetime]:
     raise ValidationError({"range": ["Use this-month, last-month, 24h, 7d or 30d."]})
 
 
-def rollup_for(request: Any, params: Any) -> tuple[list[dict[str, Any]], datetime, datetime]:
+def rollup_for(request: Any, params: Any) -> tuple[Rollup, datetime, datetime]:
     since, until = period_bounds(params)
     filters = {key: params[key] for key in GROUPS if params.get(key)}
     period = params.get("period") or None
     try:
-        rows = cost_rollup(
+        rollup = cost_rollup(
             user=request.user,
             since=since,
             until=until,
@@ -70,7 +70,7 @@ def rollup_for(request: Any, params: Any) -> tuple[list[dict[str, Any]], datetim
         )
     except RollupError as error:
         raise ValidationError({"group_by": [str(error)]}) from None
-    return rows, since, until
+    return rollup, since, until
 
 
 def csv_response(rows: list[dict[str, Any]], group_by: str) -> HttpResponse:
@@ -110,17 +110,18 @@ class CostView(APIView):
     )
     def get(self, request: Request) -> Response | HttpResponse:
         """Cost rolled up by a dimension (and day or month), for the teams you can see."""
-        rows, since, until = rollup_for(request, request.query_params)
+        rollup, since, until = rollup_for(request, request.query_params)
         group_by = request.query_params.get("group_by", "cluster")
         if request.query_params.get("export") == "csv":
-            return csv_response(rows, group_by)
-        total = (
-            sum((row["total_cost"] for row in rows), start=type(rows[0]["total_cost"])(0))
-            if rows
-            else 0
-        )
+            return csv_response(rollup.rows, group_by)
         return Response(
-            {"since": since, "until": until, "group_by": group_by, "total": total, "rows": rows}
+            {
+                "since": since,
+                "until": until,
+                "group_by": group_by,
+                "total": rollup.total,
+                "rows": rollup.rows,
+            }
         )
 
 

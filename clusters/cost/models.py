@@ -76,7 +76,15 @@ class ClusterPricing(models.Model):
     control_plane_monthly = money(null=True, blank=True)
     storage_gb_month = money(null=True, blank=True)
     share_idle = models.BooleanField(
-        default=False, help_text="Share idle capacity back to namespaces, by their cost."
+        default=False, help_text="Share idle capacity back to the namespaces."
+    )
+    share_idle_by = models.CharField(
+        max_length=8,
+        choices=[
+            ("resource", "By resource (OpenCost: CPU idle by CPU cost, RAM by RAM, GPU by GPU)"),
+            ("cost", "By each namespace's total cost"),
+        ],
+        default="resource",
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -98,16 +106,21 @@ class ClusterPricing(models.Model):
 
 class CostAllocation(models.Model):
     """One namespace's (or idle, or the control plane's) cost in one cluster for one hour.
-    Team, provider, region and environment are copied from the cluster at that hour, so
-    rollups need no join and history keeps who owned what."""
+    Cluster name, team, provider, region and environment are copied from the cluster at
+    that hour, so rollups need no join and history keeps who owned what. The rows outlive
+    the cluster (its deregistration sets `cluster` to null): a past total never changes."""
 
     id = models.BigAutoField(primary_key=True)
-    cluster = models.ForeignKey("clusters.Cluster", on_delete=models.CASCADE, related_name="+")
+    cluster = models.ForeignKey(
+        "clusters.Cluster", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cluster_name = models.CharField(max_length=63, default="")
     hour = models.DateTimeField()
     namespace = models.CharField(max_length=253)
     team = models.ForeignKey(
         "accounts.Team", null=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
     )
+    team_name = models.CharField(max_length=63, default="")
     provider = models.CharField(max_length=16)
     region = models.CharField(max_length=64, blank=True)
     environment = models.CharField(max_length=64, blank=True)
@@ -132,10 +145,11 @@ class CostAllocation(models.Model):
             models.Index(fields=["hour"]),
             models.Index(fields=["team", "hour"]),
             models.Index(fields=["cluster", "hour"]),
+            models.Index(fields=["cluster_name", "hour"]),
         ]
 
     def __str__(self) -> str:
-        return f"{self.cluster_id} {self.hour} {self.namespace}: {self.total_cost}"
+        return f"{self.cluster_name} {self.hour} {self.namespace}: {self.total_cost}"
 
 
 class Budget(models.Model):

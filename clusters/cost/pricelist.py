@@ -58,14 +58,40 @@ REGION_MULTIPLIERS: dict[str, dict[str, str]] = {
     "alibaba": {"us-west-1": "1", "eu-central-1": "1.05", "cn-hangzhou": "0.9"},
 }
 
-# Managed control-plane fee per month (USD): EKS and GKE standard $0.10/h; AKS free tier.
+# Managed control-plane fee per month (USD), by managed service: EKS standard support and
+# GKE standard $0.10/h; AKS's free tier $0 (its Standard tier, $0.10/h, is set per cluster).
+# A self-managed control plane (kubeadm, k3s, Rancher, ...) has no fee: its machines are
+# nodes and are priced as nodes.
 CONTROL_PLANE_MONTHLY: dict[str, Decimal] = {
-    "aws": Decimal("73"),
-    "gcp": Decimal("73"),
-    "azure": Decimal("0"),
-    "alibaba": Decimal("0"),
+    "eks": Decimal("73"),
+    "gke": Decimal("73"),
+    "aks": Decimal("0"),
 }
 HOURS_PER_MONTH = Decimal(730)
+
+# Block storage per GB-month (USD) by the storage classes each provider's managed
+# Kubernetes creates by default (EBS gp3/gp2/io1/st1/sc1; GCE PD standard/balanced/SSD;
+# Azure Standard SSD / Premium SSD managed disks). Other classes: the default price.
+STORAGE_CLASS_GB_MONTH: dict[str, dict[str, Decimal]] = {
+    "aws": {
+        "gp3": Decimal("0.08"),
+        "gp2": Decimal("0.10"),
+        "io1": Decimal("0.125"),
+        "st1": Decimal("0.045"),
+        "sc1": Decimal("0.015"),
+    },
+    "gcp": {
+        "standard": Decimal("0.04"),
+        "standard-rwo": Decimal("0.10"),
+        "premium-rwo": Decimal("0.17"),
+    },
+    "azure": {
+        "default": Decimal("0.075"),
+        "managed-csi": Decimal("0.075"),
+        "managed-premium": Decimal("0.135"),
+        "managed-csi-premium": Decimal("0.135"),
+    },
+}
 
 
 def list_prices() -> list[tuple[str, str, str, Decimal]]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from clusters.cost.allocation import Weights
+from clusters.cost.allocation import SHARE_NONE, ShareIdle, Weights
+from clusters.cost.control_plane import managed_service
 from clusters.cost.models import ClusterPricing, InstancePrice, RateCard
-from clusters.cost.pricelist import CONTROL_PLANE_MONTHLY, HOURS_PER_MONTH
+from clusters.cost.pricelist import CONTROL_PLANE_MONTHLY, HOURS_PER_MONTH, STORAGE_CLASS_GB_MONTH
 from clusters.models import Cluster
 
 DEFAULT_STORAGE_GB_MONTH = Decimal("0.10")
@@ -23,6 +24,24 @@ class ResolvedPricing:
     multiplier: Decimal  # after discount and spot
     control_plane_hourly: Decimal
     storage_gb_hour: Decimal
+    share_idle: ShareIdle = SHARE_NONE
+    # Per storage class (list prices); empty when a cluster or card price applies to all.
+    storage_class_gb_hour: dict[str, Decimal] = field(default_factory=dict)
+
+    def volume_gb_hour(self, storage_class: str) -> Decimal:
+        """The price of a GB-hour of a bound volume of `storage_class`."""
+        return self.storage_class_gb_hour.get(storage_class, self.storage_gb_hour)
+
+    def node_weights(self, instance_type: str) -> Weights:
+        """How a node's price splits into CPU, RAM and GPU. A node priced by resource from a
+        rate card splits by exactly those prices: a card without a GPU price prices GPUs at
+        0, so they get no share (a default GPU weight would move most of the node's price
+        onto its GPU pods and understate idle)."""
+        card = self.rate_card
+        by_resource = card is not None and instance_type not in card.instance_prices
+        if by_resource and card and (card.cpu_core_hour > 0 or card.ram_gb_hour > 0):
+            return Weights(card.cpu_core_hour, card.ram_gb_hour, card.gpu_hour)
+        return self.weights
 
     def node_hourly(
         self,
@@ -118,16 +137,16 @@ def resolve(cluster: Cluster, day: date) -> ResolvedPricing:
         multiplier *= 1 - pricing.discount_percent / HUNDRED
         if pricing.spot:
             multiplier *= 1 - pricing.spot_discount_percent / HUNDRED
-    weights = (
-        Weights(card.cpu_core_hour, card.ram_gb_hour, card.gpu_hour or Weights().gpu_hour)
-        if card is not None and card.cpu_core_hour > 0 and card.ram_gb_hour > 0
-        else Weights()
-    )
-    monthly = (
-        pricing.control_plane_monthly
-        if pricing is not None and pricing.control_plane_monthly is not None
-        else CONTROL_PLANE_MONTHLY.get(cluster.provider, Decimal(0))
-    )
+    weights = _weights(card)
+    if pricing is not None and pricing.control_plane_monthly is not None:
+        monthly = pricing.control_plane_monthly  # the operator's word wins
+    else:
+        service = managed_service(
+            provider=cluster.provider,
+            api_server_url=cluster.api_server_url,
+            kubernetes_version=cluster.kubernetes_version,
+        )
+        monthly = CONTROL_PLANE_MONTHLY.get(service, Decimal(0))
     storage_month = (
         pricing.storage_gb_month
         if pricing is not None and pricing.storage_gb_month is not None
@@ -137,6 +156,16 @@ def resolve(cluster: Cluster, day: date) -> ResolvedPricing:
             else DEFAULT_STORAGE_GB_MONTH
         )
     )
+    # The cluster's or its card's storage price applies to every class; without one, each
+    # class has its provider's list price.
+    by_class = (
+        {}
+        if storage_month is not DEFAULT_STORAGE_GB_MONTH
+        else {
+            name: price / HOURS_PER_MONTH
+            for name, price in STORAGE_CLASS_GB_MONTH.get(cluster.provider, {}).items()
+        }
+    )
     return ResolvedPricing(
         weights=weights,
         rate_card=card,
@@ -144,4 +173,20 @@ def resolve(cluster: Cluster, day: date) -> ResolvedPricing:
         multiplier=multiplier,
         control_plane_hourly=monthly / HOURS_PER_MONTH,
         storage_gb_hour=storage_month / HOURS_PER_MONTH,
+        share_idle=_share_idle(pricing),
+        storage_class_gb_hour=by_class,
     )
+
+
+def _weights(card: RateCard | None) -> Weights:
+    """How nodes priced by instance type are split: by the card's unit prices when it has
+    them (a GPU without a card price weighs OpenCost's default), else OpenCost's."""
+    if card is not None and card.cpu_core_hour > 0 and card.ram_gb_hour > 0:
+        return Weights(card.cpu_core_hour, card.ram_gb_hour, card.gpu_hour or Weights().gpu_hour)
+    return Weights()
+
+
+def _share_idle(pricing: ClusterPricing | None) -> ShareIdle:
+    if pricing is None or not pricing.share_idle:
+        return SHARE_NONE
+    return "cost" if pricing.share_idle_by == "cost" else "resource"

@@ -1,8 +1,14 @@
 """Cost rollups by any dimension and period, aggregated in the database and scoped to the
-teams the user may see (a fleet of 10,000 clusters never loads into Python)."""
+teams the user may see (a fleet of 10,000 clusters never loads into Python).
+
+Cluster and team are grouped and filtered by the names kept on each row, so the history of
+a deregistered cluster still adds up, and is still seen only by its team. Amounts are
+summed unrounded and rounded once: the total is the sum of the rows' unrounded amounts,
+never of their rounded cents (a window shows the same total by any dimension)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -16,14 +22,24 @@ from fleet.accounts.choices import Role
 from fleet.accounts.selectors import AnyUser, team_ids_with_role
 
 GROUPS: dict[str, str] = {
-    "cluster": "cluster__name",
+    "cluster": "cluster_name",
     "provider": "provider",
     "region": "region",
     "environment": "environment",
     "namespace": "namespace",
-    "team": "team__name",
+    "team": "team_name",
 }
 AMOUNTS = ("total_cost", "cpu_cost", "ram_cost", "gpu_cost", "storage_cost", "shared_cost")
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """Rows of {group, period?, amounts rounded to the cent, core-hours}, biggest first,
+    and the total of the unrounded amounts, rounded once."""
+
+    rows: list[dict[str, Any]]
+    total: Decimal
 
 
 class RollupError(ValueError):
@@ -58,8 +74,8 @@ def cost_rollup(
     group_by: str = "cluster",
     period: str | None = None,
     filters: dict[str, str] | None = None,
-) -> list[dict[str, Any]]:
-    """Rows of {group, period?, total_cost, cpu_cost, ..., core_hours}, biggest first."""
+) -> Rollup:
+    """Cost by `group_by` (and day or month) between `since` and `until`."""
     if since >= until:
         raise RollupError("since must be before until.")
     query = allocations_visible(user=user).filter(hour__gte=since, hour__lt=until)
@@ -75,7 +91,7 @@ def cost_rollup(
             raise RollupError("period must be day or month.")
         query = query.annotate(period=truncate("hour"))
         fields.append("period")
-    rows = (
+    grouped = list(
         query.values(*fields)
         .annotate(
             **{name: Sum(name) for name in AMOUNTS},
@@ -84,14 +100,18 @@ def cost_rollup(
         )
         .order_by(*(["period"] if period else []), "-total_cost")
     )
-    return [
-        {
-            **row,
-            "group": row["group"] if row["group"] is not None else "(none)",
-            **{name: (row[name] or Decimal(0)).quantize(Decimal("0.01")) for name in AMOUNTS},
-        }
-        for row in rows
-    ]
+    total = sum((row["total_cost"] or Decimal(0) for row in grouped), Decimal(0))
+    return Rollup(
+        rows=[
+            {
+                **row,
+                "group": row["group"] if row["group"] is not None else "(none)",
+                **{name: (row[name] or Decimal(0)).quantize(CENT) for name in AMOUNTS},
+            }
+            for row in grouped
+        ],
+        total=total.quantize(CENT),
+    )
 
 
 def cost_total(*, user: AnyUser, since: datetime, until: datetime) -> Decimal:
@@ -100,4 +120,4 @@ def cost_total(*, user: AnyUser, since: datetime, until: datetime) -> Decimal:
         .filter(hour__gte=since, hour__lt=until)
         .aggregate(total=Sum("total_cost"))["total"]
     )
-    return (total or Decimal(0)).quantize(Decimal("0.01"))
+    return (total or Decimal(0)).quantize(CENT)

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Min, Sum
 from django.utils import timezone
 
 from clusters.copy import copy_lines
@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 GIB = Decimal(2**30)
 THOUSAND = Decimal(1000)
 ONE_HOUR = Decimal(1)
+MICRO = Decimal("0.000001")
 BATCH = 200  # clusters per transaction: ~200 x (namespaces + 2) rows per insert
 
 
@@ -56,7 +57,8 @@ def _nodes(
             book=book,
         )
         estimated += int(is_estimate)
-        nodes.append(Node(raw["name"], cpu, ram, gpus, price))
+        weights = pricing.node_weights(raw.get("instance_type", ""))
+        nodes.append(Node(raw["name"], cpu, ram, gpus, price, weights))
     return nodes, estimated
 
 
@@ -83,33 +85,35 @@ def cluster_cost_hour(
         hours=ONE_HOUR,
         weights=pricing.weights,
         control_plane_hourly=pricing.control_plane_hourly,
+        share_idle=pricing.share_idle,
     )
-    if pricing.pricing is not None and pricing.pricing.share_idle:
-        # Shared back by each namespace's own cost: who asks for more carries more idle.
-        weights = {ns: row.total for ns, row in rows.items() if not ns.startswith("__")}
-        rows = allocate(
-            nodes=nodes,
-            workloads=workloads,
-            hours=ONE_HOUR,
-            weights=pricing.weights,
-            control_plane_hourly=pricing.control_plane_hourly,
-            share_idle_by=weights,
-        )
-    storage: dict[str, int] = inventory.get("storage_bytes") or {}
-    for namespace, size in storage.items():
+    for namespace, storage_class, size in _volumes(inventory):
         row = rows.setdefault(namespace, Allocation(namespace))
-        row.extra["storage"] = (Decimal(size) / GIB * pricing.storage_gb_hour).quantize(
-            Decimal("0.000001")
-        )
+        cost = Decimal(size) / GIB * pricing.volume_gb_hour(storage_class)
+        row.extra["storage"] = row.extra.get("storage", ZERO) + cost
+    for row in rows.values():
+        if "storage" in row.extra:
+            row.extra["storage"] = row.extra["storage"].quantize(MICRO)
     return rows
+
+
+def _volumes(inventory: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """Bound volumes as (namespace, storage class, bytes). Inventories from before volumes
+    were recorded (and older agents) have bytes per namespace only: the default class."""
+    if "volumes" in inventory:
+        return [(v["namespace"], v["storage_class"], int(v["bytes"])) for v in inventory["volumes"]]
+    storage: dict[str, int] = inventory.get("storage_bytes") or {}
+    return [(namespace, "", int(size)) for namespace, size in storage.items()]
 
 
 # What a cost allocation row holds, in the order `allocation_rows` yields and COPY writes.
 ALLOCATION_COLUMNS = (
     "cluster_id",
+    "cluster_name",
     "hour",
     "namespace",
     "team_id",
+    "team_name",
     "provider",
     "region",
     "environment",
@@ -123,22 +127,25 @@ ALLOCATION_COLUMNS = (
     "ram_gb_hours",
     "gpu_hours",
 )
-MICRO = Decimal("0.000001")
 
 
 def allocation_rows(
     cluster: Cluster, hour: datetime, rows: dict[str, Allocation]
 ) -> list[tuple[Any, ...]]:
-    """One cluster's allocations for `hour` as plain tuples of ALLOCATION_COLUMNS."""
+    """One cluster's allocations for `hour` as plain tuples of ALLOCATION_COLUMNS (load the
+    cluster with its team: the team's name is kept on every row)."""
     records = []
+    team_name = cluster.team.name
     for namespace, row in rows.items():
         storage = row.extra.get("storage", ZERO)
         records.append(
             (
                 cluster.pk,
+                cluster.name,
                 hour,
                 namespace,
                 cluster.team_id,
+                team_name,
                 cluster.provider,
                 cluster.region,
                 cluster.environment,
@@ -188,7 +195,7 @@ def allocations_replace(
 def cost_compute(*, hour: datetime | None = None, cluster_ids: list[int] | None = None) -> int:
     """(Re)compute one hour for every cluster with an inventory; returns rows written."""
     hour = (hour or timezone.now()).replace(minute=0, second=0, microsecond=0)
-    query = ClusterInventory.objects.select_related("cluster").order_by("cluster_id")
+    query = ClusterInventory.objects.select_related("cluster__team").order_by("cluster_id")
     if cluster_ids is not None:
         query = query.filter(cluster_id__in=cluster_ids)
     written = 0
@@ -248,20 +255,41 @@ def _month_bounds(now: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
+RUN_RATE_HOURS = 24  # the recent window the forecast's run rate is measured over
+
+
 def budget_status(budget: Budget, now: datetime | None = None) -> dict[str, Decimal]:
-    """Month to date, and the month's forecast at the pace so far."""
+    """Month to date, and the month's forecast: spent + run rate x hours remaining.
+
+    The current hour's rows are a whole-hour estimate, so "so far" ends at the end of the
+    current hour. The run rate is measured over the last RUN_RATE_HOURS hours (fewer at
+    the start of the month), cluster by cluster: a cluster's cost in that window divided
+    by the hours elapsed since its first row in it (not by the hours that have rows, nor
+    by hours before it existed). A cluster added mid-month is forecast from its own pace,
+    not as if it had run all month; a deregistered cluster costs nothing more."""
     now = now or timezone.now()
     start, end = _month_bounds(now)
-    rows = CostAllocation.objects.filter(hour__gte=start, hour__lt=end, hour__lte=now)
+    so_far = min(now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1), end)
+    rows = CostAllocation.objects.filter(hour__gte=start, hour__lt=so_far)
     if budget.cluster_set is not None:
         members = cluster_set_clusters(cluster_set=budget.cluster_set).values("pk")
         rows = rows.filter(cluster_id__in=members)
     else:
         rows = rows.filter(team_id=budget.team_id)
     spent = rows.aggregate(total=Sum("total_cost"))["total"] or Decimal(0)
-    hours_so_far = Decimal(rows.values("hour").distinct().count()) or Decimal(1)
-    hours_in_month = Decimal((end - start).total_seconds() / 3600)
-    forecast = spent / hours_so_far * hours_in_month
+    window_start = max(start, so_far - timedelta(hours=RUN_RATE_HOURS))
+    run_rate = Decimal(0)
+    recent = (
+        rows.filter(hour__gte=window_start, cluster__isnull=False)
+        .values("cluster_id")
+        .annotate(total=Sum("total_cost"), first=Min("hour"))
+        .order_by()
+    )
+    for cluster in recent:
+        hours = Decimal((so_far - cluster["first"]).total_seconds() / 3600)
+        run_rate += cluster["total"] / hours
+    remaining = Decimal((end - so_far).total_seconds() / 3600)
+    forecast = spent + run_rate * remaining
     return {
         "spent": spent.quantize(Decimal("0.01")),
         "forecast": forecast.quantize(Decimal("0.01")),

@@ -43,7 +43,7 @@ class PricingForm(forms.Form):
 
 def _chart(request: HttpRequest, params: dict[str, str], top: list[str]) -> dict[str, Any]:
     """Daily series of the biggest groups, for uPlot: {days: [...], series: {group: [...]}}."""
-    rows, _, _ = rollup_for(request, {**params, "period": "day"})
+    rows = rollup_for(request, {**params, "period": "day"})[0].rows
     days = sorted({row["period"].date().isoformat() for row in rows})
     series: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(days))
     for row in rows:
@@ -59,9 +59,11 @@ def cost_explorer(request: HttpRequest) -> HttpResponse:
     params.setdefault("range", "this-month")
     error = ""
     rows: list[dict[str, Any]] = []
+    total = Decimal(0)
     chart: dict[str, Any] = {"days": [], "series": {}}
     try:
-        rows, since, until = rollup_for(request, params)
+        rollup, since, until = rollup_for(request, params)
+        rows, total = rollup.rows, rollup.total
         chart = _chart(request, params, [row["group"] for row in rows[:TOP]])
     except ValidationError as problem:
         error = " ".join(str(m) for messages in problem.detail.values() for m in messages)  # type: ignore[union-attr]
@@ -77,7 +79,7 @@ def cost_explorer(request: HttpRequest) -> HttpResponse:
         "params": params,
         "groups": [*GROUPS, "label:env"],
         "rows": rows,
-        "total": sum((row["total_cost"] for row in rows), Decimal(0)),
+        "total": total,
         "since": since,
         "until": until - timedelta(hours=1) if until > since else until,
         "chart": chart,
@@ -94,9 +96,9 @@ def cost_chargeback(request: HttpRequest) -> HttpResponse:
     params = {"group_by": "team", "period": "month", "range": "30d"}
     since, until = period_bounds({"range": "this-month"})
     since = (since - timedelta(days=62)).replace(day=1)
-    rows, _, _ = rollup_for(
-        request, {**params, "since": since.isoformat(), "until": until.isoformat()}
-    )
+    rows = rollup_for(request, {**params, "since": since.isoformat(), "until": until.isoformat()})[
+        0
+    ].rows
     months = sorted({row["period"].date() for row in rows}, reverse=True)
     table: dict[str, dict[Any, Decimal]] = defaultdict(dict)
     for row in rows:

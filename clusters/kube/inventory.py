@@ -39,8 +39,10 @@ class Inventory:
     recent_warnings: list[dict[str, Any]] = field(default_factory=list)
     # Requests of running/pending pods per (node, namespace), for cost allocation.
     allocations: list[dict[str, Any]] = field(default_factory=list)
-    # Requested persistent storage per namespace (bytes).
+    # Bound persistent storage per namespace (bytes): what exists, not what is asked for.
     storage_bytes: dict[str, int] = field(default_factory=dict)
+    # Bound volumes per (namespace, storage class): [{namespace, storage_class, bytes}].
+    volumes: list[dict[str, Any]] = field(default_factory=list)
     # False when only health was read (no namespaces, workloads, storage): not stored as
     # the cluster's inventory.
     full: bool = True
@@ -67,6 +69,7 @@ class Inventory:
             "recent_warnings": self.recent_warnings,
             "allocations": self.allocations,
             "storage_bytes": self.storage_bytes,
+            "volumes": self.volumes,
         }
 
 
@@ -156,17 +159,28 @@ def _crashlooping(status: dict[str, Any]) -> bool:
     return False
 
 
-def _storage(api: k8s.ApiClient) -> dict[str, int]:
-    """Requested PVC storage per namespace; empty when the credentials may not list PVCs."""
-    totals: Counter[str] = Counter()
+def _storage(api: k8s.ApiClient) -> list[dict[str, Any]]:
+    """Bound PVC storage per namespace and storage class (a Pending claim has no volume
+    and costs nothing); the size is the bound volume's capacity. Empty when the
+    credentials may not list PVCs."""
+    totals: Counter[tuple[str, str]] = Counter()
     try:
         for claim in _paged(api, "/api/v1/persistentvolumeclaims"):
-            requests = ((claim.get("spec") or {}).get("resources") or {}).get("requests") or {}
-            totals[claim["metadata"].get("namespace", "")] += _bytes(requests.get("storage"))
+            spec, status = claim.get("spec") or {}, claim.get("status") or {}
+            if status.get("phase") != "Bound":
+                continue
+            size = (status.get("capacity") or {}).get("storage") or (
+                (spec.get("resources") or {}).get("requests") or {}
+            ).get("storage")
+            key = (claim["metadata"].get("namespace", ""), spec.get("storageClassName") or "")
+            totals[key] += _bytes(size)
     except ApiException as error:
         if error.status != 403:
             raise
-    return dict(totals)
+    return [
+        {"namespace": namespace, "storage_class": storage_class, "bytes": size}
+        for (namespace, storage_class), size in sorted(totals.items())
+    ]
 
 
 def _timestamp(event: dict[str, Any]) -> str:
@@ -272,7 +286,11 @@ def _complete(api: k8s.ApiClient, inventory: Inventory) -> None:
             counter["unavailable"] += int(unavailable)
         workloads[kind] = {"total": counter["total"], "unavailable": counter["unavailable"]}
     inventory.workloads = workloads
-    inventory.storage_bytes = _storage(api)
+    inventory.volumes = _storage(api)
+    per_namespace: Counter[str] = Counter()
+    for volume in inventory.volumes:
+        per_namespace[volume["namespace"]] += volume["bytes"]
+    inventory.storage_bytes = dict(per_namespace)
     inventory.full = True
 
 
@@ -333,6 +351,21 @@ def inventory_from_json(data: Any) -> Inventory:
     ):
         raise ValueError("inventory.storage_bytes must map namespaces to byte counts")
     inventory.storage_bytes = storage
+    volumes = data.get("volumes", [])
+    if not isinstance(volumes, list) or not all(
+        isinstance(v, dict)
+        and isinstance(v.get("namespace"), str)
+        and isinstance(v.get("storage_class"), str)
+        and isinstance(v.get("bytes"), int)
+        and not isinstance(v.get("bytes"), bool)
+        and v["bytes"] >= 0
+        for v in volumes
+    ):
+        raise ValueError("inventory.volumes must be a list of {namespace, storage_class, bytes}")
+    inventory.volumes = [
+        {"namespace": v["namespace"], "storage_class": v["storage_class"], "bytes": v["bytes"]}
+        for v in volumes
+    ]
     for name in ("workloads", "pods_by_phase"):
         value = data.get(name, {})
         if not isinstance(value, dict):

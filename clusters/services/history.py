@@ -17,21 +17,26 @@ from clusters.models import Cluster, HealthRollup, HealthSample
 
 _ROLLUP_SQL = """
 INSERT INTO clusters_healthrollup (
-    cluster_id, period, start, samples, ready_samples, degraded_samples, unreachable_samples,
-    api_latency_avg_ms, api_latency_max_ms, nodes_ready_min, nodes_total_max,
-    pods_running_avg, pods_failed_max, cpu_requested_avg_millis, memory_requested_avg_bytes
+    cluster_id, cluster_name, team_id, period, start, samples, ready_samples,
+    degraded_samples, unreachable_samples, api_latency_avg_ms, api_latency_max_ms,
+    nodes_ready_min, nodes_total_max, pods_running_avg, pods_failed_max,
+    cpu_requested_avg_millis, memory_requested_avg_bytes
 )
-SELECT cluster_id, %(period)s, date_trunc(%(period)s, at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+SELECT s.cluster_id, c.name, c.team_id, %(period)s,
+    date_trunc(%(period)s, s.at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
     count(*),
-    count(*) FILTER (WHERE status = 'ready'),
-    count(*) FILTER (WHERE status = 'degraded'),
-    count(*) FILTER (WHERE status = 'unreachable'),
-    avg(api_latency_ms), max(api_latency_ms), min(nodes_ready), max(nodes_total),
-    avg(pods_running), max(pods_failed), avg(cpu_requested_millis), avg(memory_requested_bytes)
-FROM clusters_healthsample
-WHERE at >= %(since)s AND at < %(until)s
-GROUP BY 1, 3
+    count(*) FILTER (WHERE s.status = 'ready'),
+    count(*) FILTER (WHERE s.status = 'degraded'),
+    count(*) FILTER (WHERE s.status = 'unreachable'),
+    avg(s.api_latency_ms), max(s.api_latency_ms), min(s.nodes_ready), max(s.nodes_total),
+    avg(s.pods_running), max(s.pods_failed), avg(s.cpu_requested_millis),
+    avg(s.memory_requested_bytes)
+FROM clusters_healthsample AS s JOIN clusters_cluster AS c ON c.id = s.cluster_id
+WHERE s.at >= %(since)s AND s.at < %(until)s
+GROUP BY s.cluster_id, c.name, c.team_id, 5
 ON CONFLICT (cluster_id, period, start) DO UPDATE SET
+    cluster_name = EXCLUDED.cluster_name,
+    team_id = EXCLUDED.team_id,
     samples = EXCLUDED.samples,
     ready_samples = EXCLUDED.ready_samples,
     degraded_samples = EXCLUDED.degraded_samples,

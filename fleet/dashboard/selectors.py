@@ -106,9 +106,13 @@ def fleet_overview(*, user: AnyUser) -> dict[str, Any]:
         "cost_trend": [
             {"day": row["day"].date().isoformat(), "total": float(row["total"])} for row in trend
         ],
-        "top_spenders": list(
-            month.values("cluster__name").annotate(total=Sum("total_cost")).order_by("-total")[:5]
-        ),
+        # By the name kept on the rows: a cluster deregistered this month still spent.
+        "top_spenders": [
+            {"cluster__name": row["cluster_name"], "total": row["total"]}
+            for row in month.values("cluster_name")
+            .annotate(total=Sum("total_cost"))
+            .order_by("-total")[:5]
+        ],
         "running": list(
             operations.filter(state__in=[OperationState.PENDING, OperationState.RUNNING]).order_by(
                 "-created_at"
@@ -203,6 +207,7 @@ def compliance_trend(policy_ids: list[int], *, now: datetime, days: int) -> list
                        )) AS until
                 FROM policies_policyevaluation
                 WHERE policy_id = ANY(%s) AND evaluated_at <= %s
+                  AND cluster_id IS NOT NULL
             )
             SELECT day, status, sum(delta) FROM (
                 SELECT greatest(since, %s) AS day, status, 1 AS delta FROM spans

@@ -94,9 +94,7 @@ class EvaluationSerializer(serializers.ModelSerializer[PolicyEvaluation]):
         slug_field="name", read_only=True
     )
     team = serializers.CharField(source="policy.team.name", read_only=True)
-    cluster: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="name", read_only=True
-    )
+    cluster = serializers.CharField(source="cluster_label", read_only=True)
 
     class Meta:
         model = PolicyEvaluation

@@ -491,6 +491,7 @@ FLUSH_ROWS = 250
 EVALUATION_COLUMNS = (
     "policy_id",
     "cluster_id",
+    "cluster_name",
     "run_id",
     "status",
     "message",
@@ -541,6 +542,10 @@ class Outcome:
     @property
     def cluster_id(self) -> int:
         return int(self.cluster.pk)
+
+    @property
+    def cluster_name(self) -> str:
+        return str(self.cluster.name)
 
     def values(self) -> list[Any]:
         return [getattr(self, column) for column in EVALUATION_COLUMNS]
@@ -598,7 +603,7 @@ def _copy_line(row: Outcome) -> str:
     violations = copy_value(row.violations) if row.violations else "[]"
     errors = copy_value(row.errors) if row.errors else "[]"
     return (
-        f"{row.policy.pk}\t{row.cluster.pk}\t{row.run_id}\t{copy_text(row.status)}\t"
+        f"{row.policy.pk}\t{row.cluster.pk}\t{copy_text(row.cluster.name)}\t{row.run_id}\t{copy_text(row.status)}\t"
         f"{copy_text(row.message)}\t{violations}\t{errors}\t{row.violations_total}\t"
         f"{row.errors_total}\t{row.objects_checked}\t{row.policy_generation}\t"
         f"{copy_text(row.inventory_stamp)}\t{'t' if row.forced else 'f'}\t{evaluated}\t"

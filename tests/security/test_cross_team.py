@@ -188,9 +188,11 @@ def seed_tenant(prefix: str, admin: Any) -> Tenant:
     hour = timezone.now().replace(minute=0, second=0, microsecond=0)
     CostAllocation.objects.create(
         cluster=push,
+        cluster_name=push.name,
         hour=hour,
         namespace=f"{prefix}-app",
         team=team,
+        team_name=team.name,
         provider="other",
         cpu_cost=Decimal(1),
         ram_cost=Decimal(1),
