@@ -15,8 +15,8 @@ from django.db.models.fields.json import KeyTransform
 from fleet.accounts.models import Team
 from fleet.audit.services import audit_record
 from fleet.placement.cache import candidate_cache
-from fleet.placement.manifests import ManifestError, parse_manifests, requests_of
 from fleet.placement.guard import running_clusters
+from fleet.placement.manifests import ManifestError, parse_manifests, requests_of
 from fleet.placement.models import Application, ApplicationVersion, Placement, PlacementDecision
 from fleet.placement.overrides import overrides_spec
 from fleet.placement.scheduler import Candidate, Decision, PerReplica, schedule

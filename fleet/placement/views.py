@@ -21,8 +21,14 @@ from fleet.accounts.models import Team
 from fleet.accounts.selectors import team_ids_with_role, team_list, user_has_role
 from fleet.audit.services import audit_record_denied
 from fleet.operations.models import Operation
-from fleet.placement.models import Application, ClusterWork, WorkState
-from fleet.placement.rollout import ROLLOUT_KIND, application_delete_start, rollout_start
+from fleet.placement.guard import running_clusters
+from fleet.placement.models import Application, ClusterWork, PlacementStatus, WorkState
+from fleet.placement.rollout import (
+    ROLLOUT_KIND,
+    application_delete_start,
+    application_evict_everywhere_start,
+    rollout_start,
+)
 from fleet.placement.services import (
     application_create,
     application_update,
@@ -181,6 +187,8 @@ def application_detail_page(request: HttpRequest, name: str) -> HttpResponse:
                 user=request.user, team=application.team, minimum=Role.OPERATOR
             ),
             "strategy": application.rollout or {"strategy": "all_at_once"},
+            "unschedulable": application.placement.status == PlacementStatus.UNSCHEDULABLE,
+            "running_on": running_clusters(application),
             "placement_json": json.dumps(application.placement.spec, sort_keys=True),
         },
     )
@@ -199,6 +207,7 @@ def application_rollout_page(request: HttpRequest, name: str) -> HttpResponse:
             version=int(version) if version.isdigit() else None,
         )
     except ValidationError as error:
+        # A refused removal everywhere (RemovalRefused) is shown on the page as Unschedulable.
         for message in error.messages:
             messages.error(request, message)
         return redirect("applications:detail", name=application.name)
@@ -236,6 +245,26 @@ def application_delete_page(request: HttpRequest, name: str) -> HttpResponse:
         operation = application_delete_start(
             application=application,
             actor=request.user,  # type: ignore[arg-type]
+        )
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+        return redirect("applications:detail", name=application.name)
+    return redirect("operation-detail", operation_id=operation.pk)
+
+
+@login_required
+@require_POST
+def application_evict_page(request: HttpRequest, name: str) -> HttpResponse:
+    """Remove the application from every cluster it runs on; the form lists those clusters
+    and each must be ticked (the service checks they are exactly the running ones)."""
+    application = _application_or_404(request, name)
+    _require(request, application, application.team)
+    try:
+        operation = application_evict_everywhere_start(
+            application=application,
+            actor=request.user,  # type: ignore[arg-type]
+            clusters=request.POST.getlist("clusters"),
         )
     except ValidationError as error:
         for message in error.messages:

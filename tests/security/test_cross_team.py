@@ -587,6 +587,12 @@ ENDPOINTS: list[Endpoint] = [
     ),
     _w("application-rollout", "POST", "applications/{app}/rollout/", body={"version": 1}),
     _r("application-status", "applications/{app}/status/"),
+    _w(
+        "application-evict-everywhere",
+        "POST",
+        "applications/{app}/evict-everywhere/",
+        body={"clusters": ["tenanta-push"]},
+    ),
     # operations
     _r("operation-list", "operations/", "collection"),
     _r("operation-detail", "operations/{operation}/"),
