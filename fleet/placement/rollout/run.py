@@ -302,8 +302,12 @@ def rollout_run(*, operation_id: UUID, tick: int | None = None) -> None:
     if progress is not None:
         if tick is not None and tick != progress.tick:
             return  # a duplicate of a check already done
-        if tick is None and progress.check_at > timezone.now():
-            return  # not due: the message sent for it comes then
+        if tick is None and (wait := (progress.check_at - timezone.now()).total_seconds()) > 0:
+            # Not due. The check's own message normally comes then; if it was lost (its
+            # sender died between the commit and the send), this one stands in for it. A
+            # spare message for the same tick is dropped by the tick comparison above.
+            _send_check(operation_id, progress.tick, wait)
+            return
     operation = Operation.objects.get(pk=operation_id)
     run = _Run(operation)
     if progress is None:
