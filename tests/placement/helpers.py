@@ -16,7 +16,8 @@ from fleet.placement.rollout import rollout_run
 def drive_rollout(operation: Operation, *, timeout: float = 180) -> Operation:
     """Run the rollout's checks until it ends; the ended operation."""
     deadline = time.monotonic() + timeout
-    rollout_run(operation_id=operation.pk)
+    if not RolloutProgress.objects.filter(pk=operation.pk).exists():
+        rollout_run(operation_id=operation.pk)  # the first check, as the dispatched message
     while True:
         operation.refresh_from_db()
         if operation.is_final:
