@@ -3,6 +3,8 @@ and the test plays their agent (fetching work, reporting it available)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.utils import timezone
 
 from clusters.models import Cluster
@@ -34,6 +36,6 @@ def agent_reports(cluster: Cluster, application: Application, *, error: str = ""
     complete (or failed with `error`)."""
     agent_work(cluster=cluster)
     work = ClusterWork.objects.get(cluster=cluster, application=application)
-    report = {"version": work.desired_version, "complete": not error, "desired": 1}
+    report: dict[str, Any] = {"version": work.desired_version, "complete": not error, "desired": 1}
     report |= {"available": 0, "error": error} if error else {"available": 1}
     assert agent_work_report(cluster=cluster, applications={application.name: report}) == 1

@@ -116,6 +116,7 @@ def test_a_canary_soak_is_a_scheduled_check_not_a_sleeping_task(
     assert time.monotonic() - started < 5
     progress = progress_of(operation)
     assert (progress.tick, progress.phase) == (2, RolloutPhase.SOAK)
+    assert progress.deadline is not None
     remaining = (progress.deadline - timezone.now()).total_seconds()
     assert 590 < remaining <= 600
     assert (sent[-1]["kwargs"], sent[-1]["countdown"]) == ({"tick": 2}, 10.0)

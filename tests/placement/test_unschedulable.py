@@ -123,7 +123,7 @@ def test_a_rollout_that_would_empty_the_application_is_refused_and_kept_running(
     assert "evict it everywhere naming edge-1, edge-2" in message
     # and no rollout started; the empty decision is stored (it explains why)
     assert Operation.objects.count() == operations
-    assert PlacementDecision.objects.filter(application=shop).first().decision["chosen"] == []
+    assert PlacementDecision.objects.filter(application=shop)[0].decision["chosen"] == []
     # and both works are still there
     assert running(shop) == ["edge-1", "edge-2"]
     # and the application is Unschedulable with the reason, in the API
