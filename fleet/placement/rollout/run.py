@@ -149,8 +149,13 @@ class _Run:
                             f"{self.strategy.health_timeout_seconds}s ({'; '.join(waiting)})"
                         )
                     return POLL_SECONDS
-                if self.strategy.strategy == "canary" and p.step == 0 and len(p.steps) > 1:
-                    soak = self.strategy.canary_soak_seconds
+                soak = self.strategy.canary_soak_seconds
+                if (
+                    self.strategy.strategy == "canary"
+                    and p.step == 0
+                    and len(p.steps) > 1
+                    and soak > 0
+                ):
                     self.log(f"Canary available; watching it for {soak}s")
                     p.phase = RolloutPhase.SOAK
                     p.deadline = now + timedelta(seconds=soak)
