@@ -5,6 +5,7 @@ Each calls the same services as the API."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -200,14 +201,25 @@ def application_rollout_page(request: HttpRequest, name: str) -> HttpResponse:
     application = _application_or_404(request, name)
     _require(request, application, application.team)
     version = request.POST.get("version", "")
-    try:
-        operation = rollout_start(
+    # A refused removal everywhere (RemovalRefused) shows the page marked Unschedulable.
+    return _start(
+        request,
+        application,
+        lambda: rollout_start(
             application=application,
             actor=request.user,  # type: ignore[arg-type]
             version=int(version) if version.isdigit() else None,
-        )
+        ),
+    )
+
+
+def _start(
+    request: HttpRequest, application: Application, start: Callable[[], Operation]
+) -> HttpResponse:
+    """Start an operation and follow it, or back to the application with why not."""
+    try:
+        operation = start()
     except ValidationError as error:
-        # A refused removal everywhere (RemovalRefused) is shown on the page as Unschedulable.
         for message in error.messages:
             messages.error(request, message)
         return redirect("applications:detail", name=application.name)
@@ -241,16 +253,14 @@ def application_delete_page(request: HttpRequest, name: str) -> HttpResponse:
     if request.POST.get("confirm", "") != application.name:
         messages.error(request, "Type the application's name to confirm.")
         return redirect("applications:detail", name=application.name)
-    try:
-        operation = application_delete_start(
+    return _start(
+        request,
+        application,
+        lambda: application_delete_start(
             application=application,
             actor=request.user,  # type: ignore[arg-type]
-        )
-    except ValidationError as error:
-        for message in error.messages:
-            messages.error(request, message)
-        return redirect("applications:detail", name=application.name)
-    return redirect("operation-detail", operation_id=operation.pk)
+        ),
+    )
 
 
 @login_required
@@ -260,17 +270,15 @@ def application_evict_page(request: HttpRequest, name: str) -> HttpResponse:
     and each must be ticked (the service checks they are exactly the running ones)."""
     application = _application_or_404(request, name)
     _require(request, application, application.team)
-    try:
-        operation = application_evict_everywhere_start(
+    return _start(
+        request,
+        application,
+        lambda: application_evict_everywhere_start(
             application=application,
             actor=request.user,  # type: ignore[arg-type]
             clusters=request.POST.getlist("clusters"),
-        )
-    except ValidationError as error:
-        for message in error.messages:
-            messages.error(request, message)
-        return redirect("applications:detail", name=application.name)
-    return redirect("operation-detail", operation_id=operation.pk)
+        ),
+    )
 
 
 def _pretty(value: Any) -> str:

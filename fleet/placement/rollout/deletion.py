@@ -5,7 +5,6 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from fleet.audit.services import audit_record
@@ -20,7 +19,7 @@ from fleet.operations.services import (
 )
 from fleet.placement.models import Application, ClusterWork
 from fleet.placement.propagation import work_remove
-from fleet.placement.rollout.start import rollout_in_progress
+from fleet.placement.rollout.start import refuse_while_rolling_out
 
 DELETE_KIND = "application.delete"
 
@@ -31,11 +30,7 @@ def application_delete_start(
     """Remove the application from every cluster, then forget it (an Operation)."""
     with transaction.atomic():
         locked = Application.objects.select_for_update().get(pk=application.pk)
-        if (running := rollout_in_progress(locked)) is not None:
-            raise ValidationError(
-                f"A rollout of {locked.name} is in progress (operation {running.pk}); "
-                "cancel it first."
-            )
+        refuse_while_rolling_out(locked)
         operation = operation_create(
             kind=DELETE_KIND,
             created_by=actor,

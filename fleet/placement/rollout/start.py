@@ -44,6 +44,15 @@ def rollout_in_progress(application: Application) -> Operation | None:
     ).first()
 
 
+def refuse_while_rolling_out(application: Application) -> None:
+    """For work that must not run beside a rollout (call with the application locked)."""
+    if (running := rollout_in_progress(application)) is not None:
+        raise ValidationError(
+            f"A rollout of {application.name} is in progress (operation {running.pk}); "
+            "cancel it first."
+        )
+
+
 def refusal_message(application: Application, reason: str, clusters: list[str]) -> str:
     names = ", ".join(clusters)
     return (
@@ -115,11 +124,7 @@ def application_evict_everywhere_start(
     it again). A rollout operation, so that no other rollout runs meanwhile."""
     with transaction.atomic():
         locked = Application.objects.select_for_update().get(pk=application.pk)
-        if (running := rollout_in_progress(locked)) is not None:
-            raise ValidationError(
-                f"A rollout of {locked.name} is in progress (operation {running.pk}); "
-                "cancel it first."
-            )
+        refuse_while_rolling_out(locked)
         where = running_clusters(locked)
         if not where:
             raise ValidationError(f"{locked.name} does not run on any cluster.")
