@@ -56,7 +56,7 @@ spec:
     metadata: {{labels: {{app: web}}}}
     spec:
       containers:
-      - {{name: web, image: "nginx:1.25", resources: {{requests: {{cpu: {cpu}, memory: 64Mi}}}}}}
+      - {{name: web, image: "nginx:1.25", resources: {{requests: {{cpu: "{cpu}", memory: 64Mi}}}}}}
 """
 
 
@@ -186,7 +186,8 @@ def test_its_own_collected_pods_do_not_push_an_application_out(life: LocalCluste
         team, placement={"selector": "own=yes", "replicas": 3}, replicas=3, cpu="2"
     )
     namespace = application.namespace
-    assert roll_out(application).state == "succeeded"
+    operation = roll_out(application)
+    assert operation.state == "succeeded", operation.error
     assert available(life, namespace) == 3
     # when collection reports the 6 CPU its own pods request (free: 8 - 6 = 2 < 6), and
     # reconcile runs, again and again
