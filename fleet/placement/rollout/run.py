@@ -336,6 +336,8 @@ def rollout_run(*, operation_id: UUID, tick: int | None = None) -> None:
                 tick=progress.tick + 1, check_at=timezone.now() + timedelta(seconds=delay)
             )
             if moved:  # exactly one next message per tick
+                # Alive: the operations sweeper resends only rollouts whose checks stopped.
+                Operation.objects.filter(pk=operation_id).update(updated_at=timezone.now())
                 next_tick = progress.tick + 1
                 transaction.on_commit(lambda: _send_check(operation_id, next_tick, delay))
         return
