@@ -48,11 +48,23 @@ class ApplicationVersion(models.Model):
         return f"{self.application_id} v{self.number}"
 
 
+class PlacementStatus(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    # Nothing fits, and carrying that out would remove the application from every cluster
+    # it runs on: it keeps running there until a user confirms the removal.
+    UNSCHEDULABLE = "unschedulable", "Unschedulable"
+
+
 class Placement(models.Model):
     application = models.OneToOneField(
         Application, on_delete=models.CASCADE, primary_key=True, related_name="placement"
     )
     spec = models.JSONField(default=dict)
+    status = models.CharField(
+        max_length=16, choices=PlacementStatus.choices, default=PlacementStatus.SCHEDULED
+    )
+    status_reason = models.TextField(blank=True)
+    status_since = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -77,6 +89,34 @@ class PlacementDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.application_id} decision {self.version}"
+
+
+class RolloutPhase(models.TextChoices):
+    APPLY = "apply", "Applying a step"
+    WAIT = "wait", "Waiting for the step to be available"
+    SOAK = "soak", "Watching the canary"
+    PRUNE = "prune", "Removing the application from clusters that left"
+
+
+class RolloutProgress(models.Model):
+    """Where a rollout stands between two of its scheduled checks (`fleet.placement.rollout`):
+    a health wait or a canary soak is a re-check sent with a countdown, not a sleeping task.
+    `tick` counts the checks done; a check message carries the tick it was sent for and is
+    dropped when the row has moved on (a duplicate, a redelivery after the check ended)."""
+
+    operation = models.OneToOneField(
+        "operations.Operation", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    tick = models.PositiveIntegerField(default=0)
+    steps = models.JSONField(default=list)  # [[cluster name, ...], ...] in rollout order
+    step = models.PositiveIntegerField(default=0)
+    phase = models.CharField(max_length=8, choices=RolloutPhase.choices, default=RolloutPhase.APPLY)
+    check_at = models.DateTimeField()  # the next check is due then
+    deadline = models.DateTimeField(null=True, blank=True)  # of the health wait or soak
+    changed = models.JSONField(default=list)  # ClusterWork ids changed so far (for a rollback)
+
+    def __str__(self) -> str:
+        return f"rollout {self.operation_id}: step {self.step} {self.phase}"
 
 
 class WorkState(models.TextChoices):

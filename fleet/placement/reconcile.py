@@ -2,7 +2,11 @@
 re-place when a chosen cluster has been unreachable past the toleration, its labels no
 longer match, or a new cluster matches (each such change is a rollout of the deployed
 version); otherwise re-apply the deployed version to correct drift and refresh status,
-and retry removals from clusters that were unreachable when they left."""
+and retry removals from clusters that were unreachable when they left.
+
+When nothing fits any more (`fleet.placement.guard`), the application is not rescheduled
+away from every cluster: it keeps running (and is kept in shape) where it is, marked
+Unschedulable, until something fits again or a user confirms its removal."""
 
 from __future__ import annotations
 
@@ -15,6 +19,13 @@ from django.core.exceptions import ValidationError
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
+from fleet.placement.guard import (
+    placement_mark_scheduled,
+    placement_mark_unschedulable,
+    removes_everywhere,
+    running_clusters,
+    unschedulable_reason,
+)
 from fleet.placement.models import Application, ClusterWork, WorkState
 from fleet.placement.propagation import work_remove, work_sync
 from fleet.placement.rollout import rollout_in_progress, rollout_start
@@ -30,7 +41,8 @@ def _assignment(chosen: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def placement_reconcile(*, application: Application) -> str:
-    """One pass for one application; returns what it did: idle, busy, rescheduled or synced.
+    """One pass for one application; returns what it did: idle, busy, rescheduled, synced or
+    unschedulable (nothing fits; kept and synced where it runs).
     Each cluster's work is re-applied (drift) at most every KEELSON_PLACEMENT_DRIFT_INTERVAL,
     which bounds the calls to member clusters whatever the reconcile interval."""
     application = Application.objects.select_related("placement", "team").get(pk=application.pk)
@@ -46,6 +58,14 @@ def placement_reconcile(*, application: Application) -> str:
         return "busy"
     now = placement_simulate(application=application)
     last_chosen, last_version = last
+    where = running_clusters(application)
+    if removes_everywhere(now.chosen, where):
+        why = unschedulable_reason(now.summarized(1))
+        if placement_mark_unschedulable(application=application, reason=why, clusters=where):
+            logger.warning("application %s is unschedulable: %s", application.name, why)
+        _sync_due(application, kept=set())
+        return "unschedulable"
+    placement_mark_scheduled(application=application)
     before = {c["cluster"] for c in last_chosen}
     after = set(_assignment(now.chosen))
     kept = {c["cluster"] for c in now.chosen if c.get("tolerated")}
@@ -68,6 +88,13 @@ def placement_reconcile(*, application: Application) -> str:
             return "busy"
         logger.info("application %s: %s", application.name, reason)
         return "rescheduled"
+    _sync_due(application, kept=kept)
+    return "synced"
+
+
+def _sync_due(application: Application, *, kept: set[str]) -> None:
+    """Re-apply each work whose drift check is due (not where an unreachable cluster is
+    tolerated), and retry pending removals."""
     due = timezone.now() - timedelta(seconds=settings.KEELSON_PLACEMENT_DRIFT_INTERVAL)
     for work in ClusterWork.objects.filter(application=application).select_related("cluster"):
         if work.state == WorkState.ORPHANED:
@@ -78,7 +105,6 @@ def placement_reconcile(*, application: Application) -> str:
             and (work.synced_at is None or work.synced_at <= due)
         ):
             work_sync(work)
-    return "synced"
 
 
 def placement_reconcile_batch(*, application_ids: list[int]) -> dict[str, int]:

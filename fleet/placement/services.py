@@ -15,6 +15,7 @@ from django.db.models.fields.json import KeyTransform
 from fleet.accounts.models import Team
 from fleet.audit.services import audit_record
 from fleet.placement.cache import candidate_cache
+from fleet.placement.guard import running_clusters
 from fleet.placement.manifests import ManifestError, parse_manifests, requests_of
 from fleet.placement.models import Application, ApplicationVersion, Placement, PlacementDecision
 from fleet.placement.overrides import overrides_spec
@@ -142,8 +143,10 @@ def _per_replica_of(version_pk: int, manifests: str) -> PerReplica:
 def placement_candidates(
     application: Application, *, toleration_seconds: int = 300
 ) -> list[Candidate]:
-    """The team's clusters as the scheduler sees them (current = in the last decision),
-    from the process's candidate cache (`fleet.placement.cache`), fresh as of this call."""
+    """The team's clusters as the scheduler sees them, from the process's candidate cache
+    (`fleet.placement.cache`), fresh as of this call. Current: in the last decision, or
+    running the application (a decision that chose nothing was kept from emptying it, and
+    its pods there are its own, not a competitor's)."""
     chosen = (
         application.decisions.annotate(chosen=KeyTransform("chosen", "decision"))
         .values_list("chosen", flat=True)
@@ -151,7 +154,7 @@ def placement_candidates(
     )
     return candidate_cache.candidates(
         team_id=application.team_id,
-        current={c["cluster"] for c in chosen or ()},
+        current={c["cluster"] for c in chosen or ()} | set(running_clusters(application)),
         toleration_seconds=toleration_seconds,
     )
 

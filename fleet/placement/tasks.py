@@ -9,9 +9,11 @@ from fleet.placement.reconcile import placement_reconcile_batch, placement_recon
 from fleet.placement.rollout import application_delete_run, rollout_run
 
 
-@keelson_task(queue="placement", idempotent=True, time_limit=6 * 3600)
-def application_rollout_task(operation_id: str) -> None:
-    rollout_run(operation_id=UUID(operation_id))
+# One check of a rollout: applying a step, or one look at its health. Waits between checks
+# are countdowns (fleet.placement.rollout), so the limit bounds applying, never a soak.
+@keelson_task(queue="placement", idempotent=True, time_limit=1800)
+def application_rollout_task(operation_id: str, tick: int | None = None) -> None:
+    rollout_run(operation_id=UUID(operation_id), tick=tick)
 
 
 @keelson_task(queue="placement", idempotent=True, time_limit=900)

@@ -13,4 +13,5 @@ urlpatterns = [
     path("<slug:name>/rollout/", views.application_rollout_page, name="rollout"),
     path("<slug:name>/versions/", views.application_version_page, name="version"),
     path("<slug:name>/delete/", views.application_delete_page, name="delete"),
+    path("<slug:name>/evict/", views.application_evict_page, name="evict"),
 ]

@@ -5,6 +5,7 @@ Each calls the same services as the API."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -21,8 +22,14 @@ from fleet.accounts.models import Team
 from fleet.accounts.selectors import team_ids_with_role, team_list, user_has_role
 from fleet.audit.services import audit_record_denied
 from fleet.operations.models import Operation
-from fleet.placement.models import Application, ClusterWork, WorkState
-from fleet.placement.rollout import ROLLOUT_KIND, application_delete_start, rollout_start
+from fleet.placement.guard import running_clusters
+from fleet.placement.models import Application, ClusterWork, PlacementStatus, WorkState
+from fleet.placement.rollout import (
+    ROLLOUT_KIND,
+    application_delete_start,
+    application_evict_everywhere_start,
+    rollout_start,
+)
 from fleet.placement.services import (
     application_create,
     application_update,
@@ -181,6 +188,8 @@ def application_detail_page(request: HttpRequest, name: str) -> HttpResponse:
                 user=request.user, team=application.team, minimum=Role.OPERATOR
             ),
             "strategy": application.rollout or {"strategy": "all_at_once"},
+            "unschedulable": application.placement.status == PlacementStatus.UNSCHEDULABLE,
+            "running_on": running_clusters(application),
             "placement_json": json.dumps(application.placement.spec, sort_keys=True),
         },
     )
@@ -192,12 +201,24 @@ def application_rollout_page(request: HttpRequest, name: str) -> HttpResponse:
     application = _application_or_404(request, name)
     _require(request, application, application.team)
     version = request.POST.get("version", "")
-    try:
-        operation = rollout_start(
+    # A refused removal everywhere (RemovalRefused) shows the page marked Unschedulable.
+    return _start(
+        request,
+        application,
+        lambda: rollout_start(
             application=application,
             actor=request.user,  # type: ignore[arg-type]
             version=int(version) if version.isdigit() else None,
-        )
+        ),
+    )
+
+
+def _start(
+    request: HttpRequest, application: Application, start: Callable[[], Operation]
+) -> HttpResponse:
+    """Start an operation and follow it, or back to the application with why not."""
+    try:
+        operation = start()
     except ValidationError as error:
         for message in error.messages:
             messages.error(request, message)
@@ -232,16 +253,32 @@ def application_delete_page(request: HttpRequest, name: str) -> HttpResponse:
     if request.POST.get("confirm", "") != application.name:
         messages.error(request, "Type the application's name to confirm.")
         return redirect("applications:detail", name=application.name)
-    try:
-        operation = application_delete_start(
+    return _start(
+        request,
+        application,
+        lambda: application_delete_start(
             application=application,
             actor=request.user,  # type: ignore[arg-type]
-        )
-    except ValidationError as error:
-        for message in error.messages:
-            messages.error(request, message)
-        return redirect("applications:detail", name=application.name)
-    return redirect("operation-detail", operation_id=operation.pk)
+        ),
+    )
+
+
+@login_required
+@require_POST
+def application_evict_page(request: HttpRequest, name: str) -> HttpResponse:
+    """Remove the application from every cluster it runs on; the form lists those clusters
+    and each must be ticked (the service checks they are exactly the running ones)."""
+    application = _application_or_404(request, name)
+    _require(request, application, application.team)
+    return _start(
+        request,
+        application,
+        lambda: application_evict_everywhere_start(
+            application=application,
+            actor=request.user,  # type: ignore[arg-type]
+            clusters=request.POST.getlist("clusters"),
+        ),
+    )
 
 
 def _pretty(value: Any) -> str:

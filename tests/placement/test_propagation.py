@@ -26,10 +26,11 @@ from fleet.operations.models import Operation
 from fleet.placement.models import Application, ClusterWork, WorkState
 from fleet.placement.propagation import work_sync
 from fleet.placement.reconcile import placement_reconcile
-from fleet.placement.rollout import rollout_run, rollout_start
+from fleet.placement.rollout import rollout_start
 from fleet.placement.services import application_create, application_update, application_version_add
 from tests.clusters.helpers import register_local, wait_for
 from tests.factories import make_team
+from tests.placement.helpers import drive_rollout
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]
 
@@ -93,8 +94,7 @@ def deployment(local: LocalCluster, namespace: str) -> Any:
 def roll_out(application: Application, version: int | None = None) -> Operation:
     """What the rollout task does, run here (the Celery path is tested through the API)."""
     operation = rollout_start(application=application, actor=None, version=version)
-    rollout_run(operation_id=operation.pk)
-    operation.refresh_from_db()
+    drive_rollout(operation)
     return operation
 
 
@@ -183,8 +183,7 @@ def test_lands_on_exactly_the_chosen_clusters_with_divided_replicas(
     assert placement_reconcile(application=application) == "rescheduled"
     operation = Operation.objects.filter(kind="application.rollout").order_by("-created_at")[0]
     assert "left: place-b" in operation.params["reason"]
-    rollout_run(operation_id=operation.pk)
-    operation.refresh_from_db()
+    drive_rollout(operation)
     assert operation.state == OperationState.SUCCEEDED, operation.error
     assert deployment(members["place-a"], namespace).spec.replicas == 5
     wait_for(
@@ -201,8 +200,7 @@ def test_lands_on_exactly_the_chosen_clusters_with_divided_replicas(
     assert placement_reconcile(application=application) == "rescheduled"
     operation = Operation.objects.filter(kind="application.rollout").order_by("-created_at")[0]
     assert "joined: place-b" in operation.params["reason"]
-    rollout_run(operation_id=operation.pk)
-    operation.refresh_from_db()
+    drive_rollout(operation)
     assert operation.state == OperationState.SUCCEEDED, operation.error
     a, b = deployment(members["place-a"], namespace), deployment(members["place-b"], namespace)
     assert (a.spec.replicas, b.spec.replicas) == (4, 1)
@@ -293,8 +291,7 @@ def test_a_cluster_whose_api_server_stops_loses_its_replicas(
         )
         assert placement_reconcile(application=application) == "rescheduled"
         operation = Operation.objects.filter(kind="application.rollout").order_by("-created_at")[0]
-        rollout_run(operation_id=operation.pk)
-        operation.refresh_from_db()
+        drive_rollout(operation)
         assert operation.state == OperationState.SUCCEEDED, operation.error
         assert deployment(members["place-a"], application.namespace).spec.replicas == 4
         orphan = ClusterWork.objects.get(application=application, cluster=dead)

@@ -17,11 +17,12 @@ from clusters.localkube.env import LocalCluster, LocalKubeEnv
 from fleet.celery import app as celery_app
 from fleet.operations.models import Operation
 from fleet.placement.models import ClusterWork, PlacementDecision
-from fleet.placement.rollout import rollout_run, rollout_start
+from fleet.placement.rollout import rollout_start
 from fleet.placement.services import application_create, application_version_add
 from tests.clusters.helpers import wait_for
 from tests.conftest import start_worker, stop_worker
 from tests.factories import make_team
+from tests.placement.helpers import drive_rollout
 from tests.placement.test_propagation import deployment, manifests, register
 
 pytestmark = [pytest.mark.kube]
@@ -109,8 +110,7 @@ def test_an_api_server_dying_mid_rollout_stops_and_rolls_back(
         rollout={"strategy": "rolling", "max_concurrency": 1, "health_timeout_seconds": 60},
     )
     first = rollout_start(application=application, actor=None)
-    rollout_run(operation_id=first.pk)
-    first.refresh_from_db()
+    drive_rollout(first)
     assert first.state == "succeeded", first.error
     application_version_add(
         actor=None, application=application, manifests=manifests(image="nginx:1.26")
@@ -119,8 +119,7 @@ def test_an_api_server_dying_mid_rollout_stops_and_rolls_back(
     pair["chaos-b"].control_plane.stop_component("kube-apiserver")
     try:
         operation = rollout_start(application=application, actor=None)
-        rollout_run(operation_id=operation.pk)
-        operation.refresh_from_db()
+        drive_rollout(operation)
         # then the rollout failed naming the cluster, and chaos-a is back on version 1
         assert operation.state == "failed"
         assert "failed: chaos-b: " in operation.error
@@ -135,8 +134,7 @@ def test_an_api_server_dying_mid_rollout_stops_and_rolls_back(
         pair["chaos-b"].control_plane.restart_apiserver()
     # and once it is back, the same version rolls out everywhere
     again = rollout_start(application=application, actor=None)
-    rollout_run(operation_id=again.pk)
-    again.refresh_from_db()
+    drive_rollout(again)
     assert again.state == "succeeded", again.error
     for local in pair.values():
         assert deployment(local, name).spec.template.spec.containers[0].image == "nginx:1.26"

@@ -148,6 +148,11 @@ def seed_tenant(prefix: str, admin: Any) -> Tenant:
         fields=ClusterFields(name=f"{prefix}-edge", team=team, labels={"tier": "web"}),
     )
     _, agent_token = agent_exchange(bootstrap_token=bootstrap)
+    # Its agent reported it Ready with room for the application: a rollout has somewhere
+    # to go (one that would remove the application everywhere is refused, issue 20).
+    Cluster.objects.filter(pk=edge.pk).update(
+        status="ready", allocatable_cpu_millis=4000, allocatable_memory_bytes=8 * 2**30
+    )
     cluster_set = ClusterSet.objects.create(name=f"{prefix}-set", team=team, selector="tier=web")
     cluster_set.members.add(push)
     template = ClusterTemplate.objects.create(
@@ -589,6 +594,12 @@ ENDPOINTS: list[Endpoint] = [
     ),
     _w("application-rollout", "POST", "applications/{app}/rollout/", body={"version": 1}),
     _r("application-status", "applications/{app}/status/"),
+    _w(
+        "application-evict-everywhere",
+        "POST",
+        "applications/{app}/evict-everywhere/",
+        body={"clusters": ["tenanta-edge"]},
+    ),
     # operations
     _r("operation-list", "operations/", "collection"),
     _r("operation-detail", "operations/{operation}/"),

@@ -21,11 +21,12 @@ from fleet.asgi import application
 from fleet.audit.models import AuditEvent
 from fleet.operations.models import Operation
 from fleet.placement.models import Application
-from fleet.placement.rollout import rollout_run, rollout_start
+from fleet.placement.rollout import rollout_start
 from policies.services.evaluation import clusters_evaluate
 from policies.services.library import library_load
 from tests.factories import add_member, make_team, make_user
 from tests.fleet.test_websocket import _headers_for
+from tests.placement.helpers import drive_rollout
 from tests.placement.test_pages import MANIFESTS
 
 pytestmark = [pytest.mark.kube, pytest.mark.django_db(transaction=True)]
@@ -77,8 +78,7 @@ def test_secrets_never_come_back(
     )
     assert created.status_code == 201, created.content
     rollout = rollout_start(application=Application.objects.get(name="canary-app"), actor=admin)
-    rollout_run(operation_id=rollout.pk)
-    rollout.refresh_from_db()
+    drive_rollout(rollout)
     assert rollout.state == "succeeded", rollout.error
     library_load(team=team)
     clusters_evaluate(cluster_ids=[Cluster.objects.get(name="canary").pk])

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -20,8 +20,12 @@ from fleet.accounts.choices import Role
 from fleet.accounts.models import Team
 from fleet.accounts.selectors import team_ids_with_role, user_has_role
 from fleet.operations.models import Operation
-from fleet.placement.models import Application, ClusterWork
-from fleet.placement.rollout import application_delete_start, rollout_start
+from fleet.placement.models import Application, ClusterWork, Placement
+from fleet.placement.rollout import (
+    application_delete_start,
+    application_evict_everywhere_start,
+    rollout_start,
+)
 from fleet.placement.services import (
     application_create,
     application_update,
@@ -31,12 +35,27 @@ from fleet.placement.services import (
 )
 
 
+class PlacementStatusSerializer(serializers.ModelSerializer[Placement]):
+    """Scheduled, or Unschedulable: nothing fits, and the application is kept running where
+    it is until something fits or its removal is confirmed (`evict-everywhere`)."""
+
+    state = serializers.CharField(source="status")
+    reason = serializers.CharField(source="status_reason")
+    since = serializers.DateTimeField(source="status_since")
+
+    class Meta:
+        model = Placement
+        fields = ["state", "reason", "since"]
+        read_only_fields = fields
+
+
 class ApplicationSerializer(serializers.ModelSerializer[Application]):
     team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="name", read_only=True
     )
     placement = serializers.SerializerMethodField()
     version = serializers.SerializerMethodField()
+    placement_status = serializers.SerializerMethodField()
 
     class Meta:
         model = Application
@@ -49,6 +68,7 @@ class ApplicationSerializer(serializers.ModelSerializer[Application]):
             "overrides",
             "rollout",
             "version",
+            "placement_status",
             "created_at",
         ]
         read_only_fields = fields
@@ -58,6 +78,10 @@ class ApplicationSerializer(serializers.ModelSerializer[Application]):
 
     def get_version(self, obj: Application) -> int:
         return int(obj.versions.values_list("number", flat=True).first() or 0)
+
+    @extend_schema_field(PlacementStatusSerializer)
+    def get_placement_status(self, obj: Application) -> dict[str, Any]:
+        return PlacementStatusSerializer(obj.placement).data
 
 
 class ApplicationCreateSerializer(serializers.Serializer[Any]):
@@ -111,6 +135,15 @@ class WorkSerializer(serializers.ModelSerializer[ClusterWork]):
             "synced_at",
         ]
         read_only_fields = fields
+
+
+class EvictEverywhereSerializer(serializers.Serializer[Any]):
+    clusters = serializers.ListField(
+        child=serializers.CharField(max_length=253),
+        allow_empty=False,
+        max_length=10_000,
+        help_text="Every cluster the application runs on, by name: the confirmation.",
+    )
 
 
 class OperationRefSerializer(serializers.Serializer[Any]):
@@ -353,6 +386,26 @@ class ApplicationViewSet(
                 application=application,
                 actor=actor(request),
                 version=payload.validated_data.get("version"),
+            )
+        except DjangoValidationError as error:
+            raise _django_errors(error) from None
+        return _operation_ref(operation)
+
+    @extend_schema(request=EvictEverywhereSerializer, responses={202: OperationRefSerializer})
+    @action(detail=True, methods=["post"], url_path="evict-everywhere")
+    def evict_everywhere(self, request: Request, name: str | None = None) -> Response:
+        """Remove the application from every cluster it runs on; `clusters` must name exactly
+        those clusters. The application is kept (a later rollout places it again). This is
+        the only way to carry out a placement that chose no cluster (Unschedulable)."""
+        application = self.get_object()
+        require_role(request, application.team, Role.OPERATOR, "evict applications")
+        payload = EvictEverywhereSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            operation = application_evict_everywhere_start(
+                application=application,
+                actor=actor(request),
+                clusters=payload.validated_data["clusters"],
             )
         except DjangoValidationError as error:
             raise _django_errors(error) from None
