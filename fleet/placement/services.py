@@ -17,7 +17,13 @@ from fleet.audit.services import audit_record
 from fleet.placement.cache import candidate_cache
 from fleet.placement.guard import running_clusters
 from fleet.placement.manifests import ManifestError, parse_manifests, requests_of
-from fleet.placement.models import Application, ApplicationVersion, Placement, PlacementDecision
+from fleet.placement.models import (
+    Application,
+    ApplicationVersion,
+    ClusterWork,
+    Placement,
+    PlacementDecision,
+)
 from fleet.placement.overrides import overrides_spec
 from fleet.placement.scheduler import Candidate, Decision, PerReplica, schedule
 from fleet.placement.spec import placement_spec, rollout_spec
@@ -152,9 +158,18 @@ def placement_candidates(
         .values_list("chosen", flat=True)
         .first()
     )
+    # What the application holds on each current cluster, so that its own pods count as room
+    # for it (issue 20, bug 1): the last decision's share; where it runs without one (kept
+    # from an empty decision), the replicas its work was given (None: one unit of manifests).
+    held = {c["cluster"]: int(c.get("replicas") or 0) for c in chosen or ()}
+    running = set(running_clusters(application))
+    for name, replicas in ClusterWork.objects.filter(
+        application=application, cluster__name__in=running - held.keys()
+    ).values_list("cluster__name", "replicas"):
+        held[name] = 1 if replicas is None else replicas
     return candidate_cache.candidates(
         team_id=application.team_id,
-        current={c["cluster"] for c in chosen or ()} | set(running_clusters(application)),
+        current=held,
         toleration_seconds=toleration_seconds,
     )
 

@@ -166,17 +166,6 @@ def test_an_application_stays_placed_and_is_kept_when_nothing_matches_until_evic
     assert placement_reconcile(application=application) == "idle"
 
 
-class OwnPodsEvictIt(Exception):
-    """Bug 1 of issue 20 is not fixed in this tree's scheduler."""
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=OwnPodsEvictIt,
-    reason="Bug 1 of issue 20 (an application's own collected pods exclude its cluster by "
-    "CapacityFits) is fixed in the scheduler on the `placement` branch; with it merged this "
-    "test passes and this mark must go (strict). Every other assertion here fails for real.",
-)
 def test_its_own_collected_pods_do_not_push_an_application_out(life: LocalCluster) -> None:
     # given one cluster of 2 nodes x 4 CPU = 8 CPU, and 3 replicas x 2 CPU = 6 CPU: it fits
     # while the cluster is empty (6 <= 8 free)
@@ -204,6 +193,6 @@ def test_its_own_collected_pods_do_not_push_an_application_out(life: LocalCluste
     # ... and with bug 1 fixed, nothing changed at all: its own 6 CPU are added back
     # (free for it: 2 + 6 = 8 >= 6), so the placement is still Scheduled.
     application.placement.refresh_from_db()
-    if outcomes != ["synced"] * RECONCILE_PASSES or application.placement.status_reason:
-        raise OwnPodsEvictIt(f"{outcomes}: {application.placement.status_reason}")
+    assert outcomes == ["synced"] * RECONCILE_PASSES, application.placement.status_reason
+    assert not application.placement.status_reason
     assert application.placement.status == PlacementStatus.SCHEDULED
