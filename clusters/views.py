@@ -289,7 +289,7 @@ def cluster_deregister_page(request: HttpRequest, name: str) -> HttpResponse:
         except ValidationError as error:
             form.add_error("cleanup", error)
         else:
-            return redirect("operation-detail", operation_id=operation.pk)
+            return redirect("operations:detail", operation_id=operation.pk)
     return _detail(request, cluster, deregister_form=form, status=400)
 
 

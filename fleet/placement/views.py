@@ -202,7 +202,7 @@ def application_rollout_page(request: HttpRequest, name: str) -> HttpResponse:
         for message in error.messages:
             messages.error(request, message)
         return redirect("applications:detail", name=application.name)
-    return redirect("operation-detail", operation_id=operation.pk)
+    return redirect("operations:detail", operation_id=operation.pk)
 
 
 @login_required
@@ -241,7 +241,7 @@ def application_delete_page(request: HttpRequest, name: str) -> HttpResponse:
         for message in error.messages:
             messages.error(request, message)
         return redirect("applications:detail", name=application.name)
-    return redirect("operation-detail", operation_id=operation.pk)
+    return redirect("operations:detail", operation_id=operation.pk)
 
 
 def _pretty(value: Any) -> str:
