@@ -75,7 +75,14 @@
       if (el) el.textContent = cluster[f];
     });
     var status = root.querySelector('[data-field="status"]');
-    if (status) {
+    // Provisioning / Pending (not judged yet) stay until the first good probe, or a reload.
+    var notJudged = status && (status.dataset.shown === "provisioning" ||
+                               (status.dataset.shown === "pending" && !cluster.last_seen_at));
+    root.querySelectorAll("[data-stale]").forEach(function (el) {
+      el.hidden = cluster.status !== "unreachable";
+    });
+    if (status && !notJudged) {
+      status.dataset.shown = cluster.status;
       status.textContent = cluster.status.charAt(0).toUpperCase() + cluster.status.slice(1);
       status.className = "status status-" + cluster.status;
     }
