@@ -27,4 +27,3 @@ def gib(size: int | float | None) -> str:
 def status_label(value: str) -> str:
     """A shown status's label, Provisioning and Pending included (clusters/display.py)."""
     return shown_label(value)
-
