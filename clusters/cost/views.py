@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -49,7 +50,7 @@ def _chart(request: HttpRequest, params: dict[str, str], top: list[str]) -> dict
     for row in rows:
         name = row["group"] if row["group"] in top else "other"
         series[name][days.index(row["period"].date().isoformat())] += float(row["total_cost"])
-    return {"days": days, "series": dict(series)}
+    return {"days": days, "series": dict(series), "currency": settings.KEELSON_CURRENCY}
 
 
 @login_required

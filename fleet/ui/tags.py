@@ -82,3 +82,9 @@ def money(value: Decimal | float | int | None, places: int = 2) -> str:
         return "—"
     amount = Decimal(str(value)).quantize(Decimal(1).scaleb(-int(places)))
     return f"{amount:,} {settings.KEELSON_CURRENCY}"
+
+
+@register.simple_tag
+def currency() -> str:
+    """The deployment's currency code, for headings of price columns."""
+    return str(settings.KEELSON_CURRENCY)
