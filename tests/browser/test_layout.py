@@ -140,3 +140,41 @@ def test_cost_chart_axis_covers_one_day_of_data(asgi_server: str, page: Any) -> 
     assert label == "USD / day"
     assert "4.75 USD" in page.locator("main").inner_text()  # 3.25 + 1.50
     page.screenshot(path=str(ARTIFACTS / "cost-one-day.png"), full_page=True)
+
+
+OVERLAPS = """() => {
+  const boxes = [...document.querySelectorAll('form .field')].map(f => {
+    const r = f.getBoundingClientRect();
+    const inner = [...f.querySelectorAll('input, select, textarea, label, legend')]
+      .map(e => e.getBoundingClientRect());
+    // a field's controls must stay inside the field
+    const spills = inner.some(b => b.width && (b.right > r.right + 1 || b.left < r.left - 1));
+    return {r, spills};
+  });
+  const hits = [];
+  boxes.forEach((a, i) => {
+    if (a.spills) hits.push('field ' + i + ' spills');
+    boxes.forEach((b, j) => {
+      if (j <= i) return;
+      const x = Math.min(a.r.right, b.r.right) - Math.max(a.r.left, b.r.left);
+      const y = Math.min(a.r.bottom, b.r.bottom) - Math.max(a.r.top, b.r.top);
+      if (x > 1 && y > 1) hits.push(i + '/' + j);
+    });
+  });
+  return hits;
+}"""
+
+
+def test_report_definition_form_does_not_overlap(asgi_server: str, chromium: Any) -> None:
+    _fleet()
+    for viewport in ({"width": 1366, "height": 900}, PHONE):
+        context = chromium.new_context(viewport=viewport)
+        page = context.new_page()
+        _log_in(page, asgi_server, "operator-on-call")
+        page.goto(f"{asgi_server}/policies/reports/")
+        page.get_by_role("heading", name="Schedule a report").wait_for()
+        assert page.evaluate(OVERLAPS) == [], viewport
+        page.screenshot(
+            path=str(ARTIFACTS / f"report-form-{viewport['width']}.png"), full_page=True
+        )
+        context.close()
