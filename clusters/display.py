@@ -87,10 +87,9 @@ def with_shown_status(clusters: QuerySet[Cluster], *, now: datetime) -> QuerySet
 def shown_counts(clusters: QuerySet[Cluster], *, now: datetime) -> list[tuple[ShownStatus, int]]:
     """Counts by shown status: every real status (zeros included), then Provisioning and
     Pending when there are any."""
-
     rows = dict(
         with_shown_status(clusters, now=now)
-        .values_list("shown_status")
+        .values_list("shown_status")  # type: ignore[misc]  # an annotation
         .annotate(n=Count("id"))
         .order_by()
     )

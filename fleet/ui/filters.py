@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 ANY = "Any"
@@ -18,7 +20,7 @@ def any_by_default(form: forms.Form) -> forms.Form:
         elif isinstance(field, forms.ChoiceField) and not isinstance(
             field, forms.MultipleChoiceField
         ):
-            choices = [choice for choice in field.choices if choice[0] not in ("", None)]
+            choices: list[Any] = [c for c in list(field.choices) if c[0] not in ("", None)]  # type: ignore[arg-type]
             if hasattr(field, "empty_label"):
                 # django-filters' fields add their own empty choice when choices are set
                 field.empty_label = ANY
