@@ -9,7 +9,8 @@ from django.test import Client, RequestFactory
 from django.views.defaults import server_error
 
 from fleet.accounts.choices import Role
-from tests.factories import add_member, make_team, make_user
+from fleet.operations.services import operation_create
+from tests.factories import add_member, make_cluster, make_team, make_user
 
 
 @pytest.mark.django_db
@@ -59,3 +60,28 @@ def test_filters_default_to_any(client: Client) -> None:
     assert len(re.findall(r'<option value="" selected>Any</option>', page)) == 3
     # and Any filters nothing: the API's FilterSet is unchanged
     assert client.get("/policies/?mode=&bundled=&enabled=").status_code == 200
+
+
+@pytest.mark.django_db
+def test_live_pages_say_when_they_last_updated_and_long_actions_show_progress(
+    client: Client,
+) -> None:
+    team = make_team()
+    user = make_user()
+    add_member(team, user, Role.ADMIN)
+    make_cluster(team=team, name="edge-1")
+    operation = operation_create(kind="cluster.provision", created_by=user)
+    client.force_login(user)
+    for path in ("/", "/clusters/edge-1/", f"/operations/{operation.pk}/"):
+        page = client.get(path).content.decode()
+        # the live pages carry a line that live.js refreshes on every message
+        assert re.search(r"data-live-updated>Updated <time datetime=\"[^\"]+\"", page), path
+        assert "/static/keelson/busy.js" in page and "/static/keelson/time.js" in page
+    # long actions mark their forms: busy.js shows a spinner and blocks a second submit
+    detail = client.get("/clusters/edge-1/").content.decode()
+    assert re.search(r'action="/clusters/edge-1/probe/" data-busy', detail)
+    assert 'action="/clusters/edge-1/deregister/" data-busy' in detail
+    cancel = client.get(f"/operations/{operation.pk}/").content.decode()
+    assert 'class="cancel-operation" data-busy' in cancel
+    listing = client.get("/clusters/").content.decode()
+    assert 'hx-indicator="#cluster-filter-busy"' in listing
