@@ -17,6 +17,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from fleet.operations.models import Operation
+from fleet.operations.views import target_link
+
 register = template.Library()
 
 UTC_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
@@ -88,3 +91,9 @@ def money(value: Decimal | float | int | None, places: int = 2) -> str:
 def currency() -> str:
     """The deployment's currency code, for headings of price columns."""
     return str(settings.KEELSON_CURRENCY)
+
+
+@register.filter
+def operation_target(operation: Operation) -> tuple[str, str] | None:
+    """(url, what) of the page of what an operation acts on, or None."""
+    return target_link(operation)

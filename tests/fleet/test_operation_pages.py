@@ -33,6 +33,7 @@ def test_overview_operations_link_to_the_page_not_the_api(client: Client) -> Non
     # then its link opens the operation page (HTML), and the API keeps its own route name
     assert f'href="/operations/{operation.pk}/"' in page
     assert f"/api/v1/operations/{operation.pk}/" not in page
+    assert '<td><a href="/clusters/edge-1/">edge-1</a></td>' in page  # what it acts on
     assert reverse("operation-detail", args=[operation.pk]) == f"/api/v1/operations/{operation.pk}/"
     assert reverse("operations:detail", args=[operation.pk]) == f"/operations/{operation.pk}/"
     opened = client.get(f"/operations/{operation.pk}/")
