@@ -8,7 +8,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -18,6 +17,7 @@ from clusters.choices import ClusterMode, ClusterStatus
 from clusters.cost.api import period_bounds
 from clusters.cost.models import ClusterPricing
 from clusters.cost.rollups import cost_rollup
+from clusters.display import shown_counts, shown_status, with_shown_status
 from clusters.filtersets import ClusterFilterSet
 from clusters.forms import ClusterMetaForm, DeregisterForm, RegisterForm, labels_text, taints_text
 from clusters.kube.kubeconfig import KubeconfigError, list_contexts
@@ -84,16 +84,18 @@ def _cluster_or_404(request: HttpRequest, name: str) -> Cluster:
 def cluster_list_page(request: HttpRequest) -> HttpResponse:
     """The registry with filters; an htmx request gets just the table."""
     visible = cluster_list(user=request.user)
-    filterset = ClusterFilterSet(request.GET or None, queryset=visible.select_related("team"))
-    queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else visible
+    now = timezone.now()
+    shown = with_shown_status(visible.select_related("team"), now=now)
+    filterset = ClusterFilterSet(request.GET or None, queryset=shown)
+    queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else shown
     if filterset.is_bound and not filterset.is_valid():
-        queryset = visible.none()
+        queryset = shown.none()
     sort = request.GET.get("sort", "name")
     if sort.lstrip("-") not in SORTABLE:
         sort = "name"
     ordering = [sort, "name"] if sort.lstrip("-") != "name" else [sort]
     page = Paginator(queryset.order_by(*ordering), PAGE_SIZE).get_page(request.GET.get("page"))
-    counts = dict(visible.values_list("status").annotate(n=Count("id")).order_by())
+    counts = shown_counts(visible, now=now)
     query = request.GET.copy()
     query.pop("page", None)
     unsorted = query.copy()
@@ -105,8 +107,8 @@ def cluster_list_page(request: HttpRequest) -> HttpResponse:
         "unsorted_query": unsorted.urlencode(),
         "columns": COLUMNS,
         "sort": sort,
-        "counts": [(status, counts.get(status.value, 0)) for status in ClusterStatus],
-        "total": sum(counts.values()),
+        "counts": counts,
+        "total": sum(n for _, n in counts),
     }
     template = "clusters/_table.html" if request.htmx else "clusters/list.html"  # type: ignore[attr-defined]
     return render(request, template, context)
@@ -232,9 +234,20 @@ def _detail(
         group_by="namespace",
         filters={"cluster": cluster.name},
     )
+    now = timezone.now()
+    unreachable = cluster.status == ClusterStatus.UNREACHABLE
     context = {
+        "shown": shown_status(
+            status=cluster.status,
+            last_seen_at=cluster.last_seen_at,
+            created_at=cluster.created_at,
+            lifecycle=provisioning.lifecycle if provisioning else None,
+            now=now,
+        ),
+        # Nodes, capacity and latency are what the last good probe found: say how old.
+        "stale_at": cluster.last_seen_at if unreachable else None,
         "pricing": ClusterPricing.objects.filter(cluster=cluster).order_by("-valid_from")[:5],
-        "today": timezone.now().date(),
+        "today": now.date(),
         "cost_rows": cost.rows[:10],
         "cost_total": cost.total,
         "cluster": cluster,
@@ -288,7 +301,7 @@ def cluster_deregister_page(request: HttpRequest, name: str) -> HttpResponse:
         except ValidationError as error:
             form.add_error("cleanup", error)
         else:
-            return redirect("operation-detail", operation_id=operation.pk)
+            return redirect("operations:detail", operation_id=operation.pk)
     return _detail(request, cluster, deregister_form=form, status=400)
 
 

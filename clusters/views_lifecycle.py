@@ -57,7 +57,7 @@ def cluster_create_page(request: HttpRequest) -> HttpResponse:
         except ValidationError as error:
             _form_error(form, error)
         else:
-            return redirect("operation-detail", operation_id=operation.pk)
+            return redirect("operations:detail", operation_id=operation.pk)
     context = {
         "form": form,
         "instance_types": sorted(INSTANCE_TYPES.values(), key=lambda t: t.name),
@@ -78,7 +78,7 @@ def _lifecycle_redirect(request: HttpRequest, name: str, start: object) -> HttpR
         messages.error(request, " ".join(error.messages))
         return redirect("clusters:detail", name=name)
     assert isinstance(operation, Operation)
-    return redirect("operation-detail", operation_id=operation.pk)
+    return redirect("operations:detail", operation_id=operation.pk)
 
 
 @login_required

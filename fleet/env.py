@@ -74,6 +74,16 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_currency(name: str, default: str) -> str:
+    """An ISO 4217 currency code (three letters), upper-cased: `usd` -> `USD`."""
+    value = env_str(name, default).strip().upper()
+    if len(value) != 3 or not value.isascii() or not value.isalpha():
+        raise ImproperEnvironment(
+            f"{name}={value!r} is not a currency code (three letters: USD, EUR)"
+        )
+    return value
+
+
 def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
     value = env_str(name, default)
     scheme = value.split("://", 1)[0] if "://" in value else ""

@@ -12,6 +12,7 @@ from fleet.crypto import parse_key_ring
 from fleet.env import (
     ImproperEnvironment,
     env_bool,
+    env_currency,
     env_int,
     env_list,
     env_str,
@@ -93,6 +94,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # Timestamps, money: one format on every page (fleet/ui/tags.py).
+            "builtins": ["fleet.ui.tags"],
         },
     },
 ]
@@ -247,6 +250,8 @@ LOGGING = {
 }
 
 # --- Keelson -----------------------------------------------------------------------------
+# Money on pages and reports is shown in this currency (prices are entered in it).
+KEELSON_CURRENCY = env_currency("KEELSON_CURRENCY", "USD")
 KEELSON_OPERATION_LOG_LINES = env_int("KEELSON_OPERATION_LOG_LINES", 2000, minimum=10)
 
 # Cluster health (clusters/health.py): a probe every interval; the status changes after

@@ -5,7 +5,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from fleet import views
 from fleet.accounts.login import ThrottledLoginView
-from fleet.operations.views import operation_detail
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -13,7 +12,8 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("operations/<uuid:operation_id>/", operation_detail, name="operation-detail"),
+    # Pages only; the API names its routes `<basename>-detail` etc. (fleet/api/urls.py).
+    path("operations/", include("fleet.operations.urls")),
     path("clusters/", include("clusters.urls")),
     path("costs/", include("clusters.cost.urls")),
     path("applications/", include("fleet.placement.urls")),

@@ -16,6 +16,7 @@ from clusters.views import _cluster_or_404, _require
 from fleet.accounts.choices import Role
 from fleet.accounts.models import Team
 from fleet.accounts.selectors import team_list, user_has_role
+from fleet.ui.filters import any_by_default
 from policies.choices import ResultStatus
 from policies.filtersets import PolicyFilterSet
 from policies.forms import PolicyForm
@@ -45,6 +46,7 @@ def _policy_or_404(request: HttpRequest, team: str, name: str) -> Policy:
 def policy_list_page(request: HttpRequest) -> HttpResponse:
     visible = policy_list(user=request.user).select_related("team")
     filterset = PolicyFilterSet(request.GET or None, queryset=visible)
+    any_by_default(filterset.form)
     policies = filterset.qs if filterset.is_bound and filterset.is_valid() else visible
     summary = compliance_summary(policies)
     rows = [

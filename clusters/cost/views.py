@@ -8,16 +8,19 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError
 
 from clusters.cost.api import period_bounds, rollup_for
+from clusters.cost.budgets import budget_create, budget_delete
 from clusters.cost.models import Budget, RateCard
 from clusters.cost.prices import rate_card_save
 from clusters.cost.rollups import GROUPS
@@ -25,7 +28,7 @@ from clusters.cost.services import budget_status, cluster_pricing_set
 from clusters.views import _cluster_or_404, _require
 from fleet.accounts.choices import Role
 from fleet.accounts.models import Team
-from fleet.accounts.selectors import team_ids_with_role, team_list
+from fleet.accounts.selectors import team_ids_with_role, team_list, user_has_role
 
 TOP = 6
 
@@ -49,7 +52,7 @@ def _chart(request: HttpRequest, params: dict[str, str], top: list[str]) -> dict
     for row in rows:
         name = row["group"] if row["group"] in top else "other"
         series[name][days.index(row["period"].date().isoformat())] += float(row["total_cost"])
-    return {"days": days, "series": dict(series)}
+    return {"days": days, "series": dict(series), "currency": settings.KEELSON_CURRENCY}
 
 
 @login_required
@@ -75,7 +78,13 @@ def cost_explorer(request: HttpRequest) -> HttpResponse:
         budgets = Budget.objects.filter(
             team_id__in=team_ids_with_role(user=request.user, minimum=Role.VIEWER)
         ).select_related("team")
+    admin_teams = [
+        team.name
+        for team in team_list(user=request.user)
+        if user_has_role(user=request.user, team=team, minimum=Role.ADMIN)
+    ]
     context = {
+        "admin_teams": admin_teams,
         "params": params,
         "groups": [*GROUPS, "label:env"],
         "rows": rows,
@@ -198,3 +207,48 @@ def rate_cards_page(request: HttpRequest) -> HttpResponse:
         {"form": form, "cards": cards},
         status=400 if request.method == "POST" else 200,
     )
+
+
+def _budget_team(request: HttpRequest, name: str) -> Team:
+    """The team named in the form, if the user administers it (else 403, audited)."""
+    team = team_list(user=request.user).filter(name=name).first()
+    _require(request, None, team, Role.ADMIN)
+    assert team is not None  # _require refuses a missing team
+    return team
+
+
+@login_required
+@require_POST
+def budget_create_page(request: HttpRequest) -> HttpResponse:
+    team = _budget_team(request, request.POST.get("team", ""))
+    try:
+        budget = budget_create(
+            actor=request.user,  # type: ignore[arg-type]
+            team=team,
+            name=request.POST.get("name", ""),
+            monthly_amount=request.POST.get("monthly_amount", ""),
+            cluster_set=request.POST.get("cluster_set", "").strip(),
+        )
+    except DjangoValidationError as error:
+        for field, problems in error.message_dict.items():
+            for problem in problems:
+                messages.error(request, f"{field.replace('_', ' ')}: {problem}")
+    else:
+        messages.success(request, f"Budget {budget.name} created.")
+    return redirect(f"{reverse('cost:explorer')}#budgets")
+
+
+@login_required
+@require_POST
+def budget_delete_page(request: HttpRequest, name: str) -> HttpResponse:
+    visible = team_ids_with_role(user=request.user, minimum=Role.VIEWER)
+    budgets = Budget.objects.select_related("team")
+    if not request.user.is_superuser:
+        budgets = budgets.filter(team_id__in=visible)
+    budget = budgets.filter(name=name).first()
+    if budget is None:
+        raise Http404("No such budget.")
+    _require(request, None, budget.team, Role.ADMIN)
+    budget_delete(actor=request.user, budget=budget)  # type: ignore[arg-type]
+    messages.success(request, f"Budget {name} deleted.")
+    return redirect(f"{reverse('cost:explorer')}#budgets")

@@ -3,7 +3,10 @@
 `ConnectionSpec` is what a credential decrypts to. Its repr hides every secret, and
 `classify` turns whatever the client raised into a `ClusterConnectError` whose code
 says what failed (unreachable, TLS, authentication, permission) and whose message is
-safe to show: it never contains a token, a key or a response body.
+safe to show: it never contains a token, a key or a response body. It does keep the
+API server's own explanation (the `message` of a `Status` answer, "deployments.apps "web"
+is forbidden: ..."), cut short and with anything token-like redacted: without it a
+refused write says only its status code.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import atexit
 import functools
 import json
 import os
+import re
 import shutil
 import ssl
 import tempfile
@@ -25,6 +29,7 @@ import orjson
 import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from clusters.kube import http as kube_http
 
@@ -181,13 +186,61 @@ def _shared_context(identity: tuple[Any, ...], **options: Any) -> ssl.SSLContext
     return found
 
 
+STATUS_MESSAGE_CHARS = 300
+# Token-like runs (JWTs, bearer tokens, base64 keys): never shown, even when a server or
+# an admission webhook echoes one back in its message.
+# Object names (lowercase, hyphens) stay readable; a long run mixing cases and digits, or
+# 32+ hex digits, is taken for a secret.
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+\S+")
+_JWT = re.compile(r"eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]*")
+_LONG_RUN = re.compile(r"[A-Za-z0-9+/=_-]{32,}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def _token_like(run: str) -> bool:
+    mixed = any(c.isupper() for c in run) and any(c.isdigit() for c in run)
+    return mixed or re.fullmatch(r"[0-9a-fA-F]+", run) is not None
+
+
+def safe_server_text(text: str) -> str:
+    """A server-provided message made fit to show: one line, short, nothing token-like."""
+    text = _JWT.sub("[redacted]", _BEARER.sub(r"\1 [redacted]", _CONTROL.sub(" ", text)))
+    text = _LONG_RUN.sub(lambda m: "[redacted]" if _token_like(m[0]) else m[0], text).strip()
+    if len(text) > STATUS_MESSAGE_CHARS:
+        text = text[: STATUS_MESSAGE_CHARS - 1].rstrip() + "…"
+    return text
+
+
+def status_message(body: bytes | str | None) -> str:
+    """The `message` of a Kubernetes `Status` answer (made safe), or ''."""
+    if not body:
+        return ""
+    try:
+        status = json.loads(body)
+    except (ValueError, TypeError):
+        return ""
+    if not isinstance(status, dict) or not isinstance(status.get("message"), str):
+        return ""
+    return safe_server_text(status["message"])
+
+
 def classify(error: BaseException, server: str = "") -> ClusterConnectError:
     """A safe, specific error for anything the kubernetes client raised."""
     if isinstance(error, ClusterConnectError):
         return error
     where = f" {server}" if server else ""
     text = f"{error!r} {getattr(error, 'reason', '')}"
+    if isinstance(error, ResourceNotFoundError):
+        # Discovery found no such kind: the cluster does not serve this API version
+        # (CronJob is batch/v1beta1 on 1.20) or lacks the CRD. Permanent until it does.
+        return ClusterConnectError(
+            "invalid",
+            f"The API server{where} does not serve this kind: "
+            + safe_server_text(str(error) or "no matching resource in discovery"),
+        )
     if isinstance(error, ApiException) and error.status:
+        said = status_message(getattr(error, "body", None))
+        explained = f": {said}" if said else "."
         if error.status == 401:
             return ClusterConnectError(
                 "unauthorized",
@@ -196,16 +249,16 @@ def classify(error: BaseException, server: str = "") -> ClusterConnectError:
             )
         if error.status == 403:
             return ClusterConnectError(
-                "forbidden", f"The API server{where} refused the request (403 Forbidden)."
+                "forbidden", f"The API server{where} refused the request (403 Forbidden){explained}"
             )
         if 400 <= error.status < 500 and error.status not in (404, 408, 409, 429):
             return ClusterConnectError(
                 "invalid",
-                f"The API server{where} refused the request ({error.status} {error.reason}).",
+                f"The API server{where} refused the request ({error.status} {error.reason})"
+                + explained,
             )
-        return ClusterConnectError(
-            "error", f"The API server{where} answered {error.status} {error.reason or ''}".strip()
-        )
+        answered = f"The API server{where} answered {error.status} {error.reason or ''}".strip()
+        return ClusterConnectError("error", answered + (f": {said}" if said else ""))
     if any(
         marker in text
         for marker in ("CERTIFICATE_VERIFY_FAILED", "SSLError", "SSL:", "certificate", "hostname")
@@ -312,7 +365,12 @@ def request_json(
     )
     data = response.read()
     if not 200 <= response.status <= 299:
-        raise ApiException.from_response(http_resp=response, body=None, data=None)
+        # Only the Status message travels on (classify shows it); the rest of the body,
+        # which may echo what was sent, does not.
+        said = status_message(data)
+        raise ApiException.from_response(
+            http_resp=response, body=json.dumps({"message": said}) if said else "", data=None
+        )
     return decode_json(data) if data else None
 
 

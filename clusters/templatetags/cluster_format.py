@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django import template
 
+from clusters.display import shown_label
+
 register = template.Library()
 
 
@@ -19,3 +21,9 @@ def gib(size: int | float | None) -> str:
     if size is None:
         return "—"
     return f"{float(size) / 2**30:.1f} GiB"
+
+
+@register.filter
+def status_label(value: str) -> str:
+    """A shown status's label, Provisioning and Pending included (clusters/display.py)."""
+    return shown_label(value)

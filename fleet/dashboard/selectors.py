@@ -2,7 +2,9 @@
 in PostgreSQL: only counts and the few rows shown leave it).
 
 Health score (documented on the page):
-- a cluster: Unreachable 0; Ready or Degraded 100 x ready nodes / nodes (0 with no nodes),
+- a cluster: none while it is being provisioned or has not answered its first probe
+  (clusters/display.py: shown as Provisioning/Pending); Unreachable 0; Ready or Degraded
+  100 x ready nodes / nodes (0 with no nodes),
   minus 25 when Degraded for another reason than nodes (pods failing, slow API), floored
   at 0; Unknown clusters have no score.
 - a set of clusters (fleet, cluster set): the mean of its clusters' scores.
@@ -37,6 +39,7 @@ from django.utils import timezone
 
 from clusters.choices import ClusterStatus
 from clusters.cost.rollups import allocations_visible
+from clusters.display import not_judged_q, shown_counts
 from clusters.models import Cluster, ClusterTransition
 from clusters.selectors import cluster_list, cluster_set_list
 from clusters.services.lifecycle import cluster_set_clusters
@@ -50,13 +53,19 @@ from policies.selectors import compliance_summary, percent, policy_list
 logger = logging.getLogger(__name__)
 
 
-def with_health_score(clusters: QuerySet[Cluster]) -> QuerySet[Cluster]:
+def with_health_score(
+    clusters: QuerySet[Cluster], *, now: datetime | None = None
+) -> QuerySet[Cluster]:
     nodes_ratio = ExpressionWrapper(
         Value(100.0) * F("nodes_ready") / Greatest(F("node_count"), Value(1)),
         output_field=FloatField(),
     )
     return clusters.annotate(
         health_score=Case(
+            When(
+                not_judged_q(now or timezone.now()),
+                then=Value(None, output_field=FloatField()),
+            ),
             When(status=ClusterStatus.UNREACHABLE, then=Value(0.0)),
             When(status=ClusterStatus.UNKNOWN, then=Value(None, output_field=FloatField())),
             When(node_count=0, then=Value(0.0)),
@@ -72,9 +81,9 @@ def with_health_score(clusters: QuerySet[Cluster]) -> QuerySet[Cluster]:
 
 def fleet_overview(*, user: AnyUser) -> dict[str, Any]:
     clusters = cluster_list(user=user)
-    by_status = dict(clusters.values_list("status").annotate(n=Count("id")).order_by())
-    scored = with_health_score(clusters)
     now = timezone.now()
+    by_status = shown_counts(clusters, now=now)
+    scored = with_health_score(clusters, now=now)
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     allocations = allocations_visible(user=user)
     month = allocations.filter(hour__gte=month_start)
@@ -87,8 +96,9 @@ def fleet_overview(*, user: AnyUser) -> dict[str, Any]:
     )
     operations = operation_list(user=user)
     return {
-        "total": sum(by_status.values()),
-        "by_status": [(status, by_status.get(status.value, 0)) for status in ClusterStatus],
+        "generated_at": now,
+        "total": sum(n for _, n in by_status),
+        "by_status": by_status,
         "by_provider": list(
             clusters.values("provider").annotate(n=Count("id")).order_by("-n", "provider")
         ),

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
 from fleet.accounts.choices import Role
-from fleet.accounts.selectors import AnyUser, team_ids_with_role
+from fleet.accounts.selectors import AnyUser, team_ids_with_role, user_has_role
 from fleet.operations.models import Operation
 
 
@@ -25,3 +25,10 @@ def operation_get(*, user: AnyUser, operation_id: UUID | str) -> Operation | Non
         return operation_list(user=user).filter(pk=operation_id).first()
     except (ValidationError, ValueError, TypeError):
         return None  # not a UUID
+
+
+def operation_may_cancel(*, user: AnyUser, operation: Operation) -> bool:
+    """Who may cancel: the operation's creator or an operator of its team (API and page)."""
+    if operation.created_by_id is not None and operation.created_by_id == user.pk:
+        return True
+    return user_has_role(user=user, team=operation.team, minimum=Role.OPERATOR)

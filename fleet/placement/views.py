@@ -223,7 +223,7 @@ def _start(
         for message in error.messages:
             messages.error(request, message)
         return redirect("applications:detail", name=application.name)
-    return redirect("operation-detail", operation_id=operation.pk)
+    return redirect("operations:detail", operation_id=operation.pk)
 
 
 @login_required

@@ -25,6 +25,9 @@
     var root = event.target;
     if (!root || root.id !== "fleet") return;
     var counts = (event.detail.data || {}).counts || {};
+    // Live counts are by probe status; while some clusters are shown as Provisioning or
+    // Pending (not yet judged) those counts would disagree: the panel refresh redraws them.
+    if (root.querySelector("[data-count-shown]")) counts = {};
     Object.keys(counts).forEach(function (status) {
       var el = root.querySelector('[data-count="' + status + '"]');
       if (el) el.textContent = counts[status];

@@ -10,6 +10,30 @@
     el.hidden = !text;
   }
 
+  // A <time> the time.js localizer understands; the exact UTC time stays on hover.
+  function timeElement(iso, format) {
+    var el = document.createElement("time");
+    el.setAttribute("datetime", iso);
+    el.dataset.format = format || "exact";
+    el.title = iso.replace("T", " ").replace(/\.\d+/, "").replace(/(Z|\+00:00)$/, " UTC");
+    el.textContent = el.title;
+    return el;
+  }
+
+  function setTime(root, field, iso) {
+    var el = root.querySelector('[data-field="' + field + '"]');
+    if (!el || !iso) return;
+    el.replaceChildren(timeElement(iso));
+  }
+
+  // "Updated just now" on every live page, kept current by time.js.
+  function markUpdated(root) {
+    var el = root.querySelector("[data-live-updated]") || document.querySelector("[data-live-updated]");
+    if (!el) return;
+    el.replaceChildren(document.createTextNode("Updated "),
+                       timeElement(new Date().toISOString(), "relative"));
+  }
+
   function renderOperation(root, op) {
     var set = function (field, value) {
       var el = root.querySelector('[data-field="' + field + '"]');
@@ -37,7 +61,12 @@
         log.appendChild(li);
       });
     }
+    setTime(root, "started_at", op.started_at);
+    setTime(root, "finished_at", op.finished_at);
     root.dataset.state = op.state;
+    if (["succeeded", "failed", "canceled"].indexOf(op.state) >= 0) {
+      document.querySelectorAll(".cancel-operation").forEach(function (f) { f.hidden = true; });
+    }
   }
 
   function renderCluster(root, cluster) {
@@ -46,12 +75,19 @@
       if (el) el.textContent = cluster[f];
     });
     var status = root.querySelector('[data-field="status"]');
-    if (status) {
+    // Provisioning / Pending (not judged yet) stay until the first good probe, or a reload.
+    var notJudged = status && (status.dataset.shown === "provisioning" ||
+                               (status.dataset.shown === "pending" && !cluster.last_seen_at));
+    root.querySelectorAll("[data-stale]").forEach(function (el) {
+      el.hidden = cluster.status !== "unreachable";
+    });
+    if (status && !notJudged) {
+      status.dataset.shown = cluster.status;
       status.textContent = cluster.status.charAt(0).toUpperCase() + cluster.status.slice(1);
       status.className = "status status-" + cluster.status;
     }
     var seen = root.querySelector('[data-field="last_seen_at"]');
-    if (seen && cluster.last_seen_at) seen.textContent = new Date(cluster.last_seen_at).toLocaleString();
+    if (seen && cluster.last_seen_at) seen.replaceChildren(timeElement(cluster.last_seen_at, "relative"));
     root.dataset.status = cluster.status;
   }
 
@@ -77,6 +113,7 @@
         lastSeq = msg.seq;
         var render = renderers[kind];
         if (render) render(root, msg.data);
+        markUpdated(root);
         root.dispatchEvent(new CustomEvent("keelson:update", { detail: msg, bubbles: true }));
       };
       socket.onclose = function (event) {

@@ -17,8 +17,8 @@ CHROMIUM = os.environ.get("KEELSON_CHROMIUM", "/usr/bin/chromium")
 
 
 @pytest.fixture
-def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """A fresh chromium page. Playwright's sync API runs an event loop in this thread for the
+def chromium(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Debian's chromium. Playwright's sync API runs an event loop in this thread for the
     test's duration, so Django's ORM must be told that sync calls here are fine; the loop is
     gone after the test, so no other test runs beside it."""
     from playwright.sync_api import sync_playwright
@@ -38,10 +38,16 @@ def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
                 "--disable-sync",
             ],
         )
-        context = browser.new_context(viewport={"width": 1366, "height": 800})
-        yield context.new_page()
-        context.close()
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    """A fresh page at a desktop size."""
+    context = chromium.new_context(viewport={"width": 1366, "height": 800})
+    yield context.new_page()
+    context.close()
 
 
 def as_worker(work: Callable[..., Any], **kwargs: Any) -> None:

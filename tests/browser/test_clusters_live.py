@@ -38,9 +38,9 @@ def test_register_through_the_wizard_and_see_ready_arrive_live(
     page.get_by_label("Context").select_option("member-1")
     page.screenshot(path=str(ARTIFACTS / "cluster-register.png"), full_page=True)
     page.get_by_role("button", name="Register").click()
-    # then the cluster page opens, Unknown until the first collection
+    # then the cluster page opens, Pending (neutral) until the first collection answers
     page.get_by_role("heading", name="browser-1").wait_for()
-    assert page.locator("#cluster [data-field=status]").inner_text() == "Unknown"
+    assert page.locator("#cluster [data-field=status]").inner_text() == "Pending"
     page.wait_for_timeout(500)  # let the socket connect
     # when the collection runs
     as_worker(clusters_collect, cluster_ids=[Cluster.objects.get(name="browser-1").pk])

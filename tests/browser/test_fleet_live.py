@@ -30,6 +30,7 @@ def test_unreachable_cluster_arrives_live_on_the_overview(asgi_server: str, page
         region="store-7",
         node_count=1,
         nodes_ready=1,
+        last_seen_at=timezone.now(),  # probed Ready before (a never-seen one shows Pending)
     )
     make_cluster(
         team=team,
@@ -39,6 +40,7 @@ def test_unreachable_cluster_arrives_live_on_the_overview(asgi_server: str, page
         region="eu-west-1",
         node_count=3,
         nodes_ready=3,
+        last_seen_at=timezone.now(),
     )
     _log_in(page, asgi_server, "ops")
     page.wait_for_selector('[data-count="ready"]')

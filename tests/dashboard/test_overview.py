@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -49,7 +50,14 @@ def test_health_score_formula() -> None:
         node_count=4,
         nodes_ready=2,
     )
-    make_cluster(team=team, name="dead", status="unreachable", node_count=4, nodes_ready=4)
+    make_cluster(
+        team=team,
+        name="dead",
+        status="unreachable",
+        node_count=4,
+        nodes_ready=4,
+        last_seen_at=timezone.now() - timedelta(minutes=10),  # it answered once, then died
+    )
     make_cluster(team=team, name="new", status="unknown")
     scored = with_health_score(Cluster.objects.all())
     scores = dict(scored.values_list("name", "health_score"))  # type: ignore[misc]

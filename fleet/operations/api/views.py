@@ -11,12 +11,10 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from fleet.accounts.choices import Role
-from fleet.accounts.selectors import user_has_role
 from fleet.operations.api.serializers import OperationLogLineSerializer, OperationSerializer
 from fleet.operations.choices import OperationState
 from fleet.operations.models import Operation
-from fleet.operations.selectors import operation_list
+from fleet.operations.selectors import operation_list, operation_may_cancel
 from fleet.operations.services import operation_cancel
 
 
@@ -53,10 +51,7 @@ class OperationViewSet(viewsets.ReadOnlyModelViewSet[Operation]):
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         operation = self.get_object()
-        is_creator = operation.created_by_id == request.user.pk
-        if not is_creator and not user_has_role(
-            user=request.user, team=operation.team, minimum=Role.OPERATOR
-        ):
+        if not operation_may_cancel(user=request.user, operation=operation):
             raise PermissionDenied("Only the operation's creator or a team operator can cancel it.")
         operation = operation_cancel(operation=operation, actor=_user(request))
         return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,1 @@
+"""Presentation helpers shared by every page: timestamps, money, navigation."""

@@ -1,0 +1,97 @@
+"""Budgets from the cost page: list, create, delete; admins only, audited (issue 19)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+
+from clusters.cost.models import Budget
+from fleet.accounts.choices import Role
+from fleet.audit.models import AuditEvent
+from tests.factories import add_member, make_team, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def test_admin_creates_and_deletes_a_budget(client: Client) -> None:
+    # given a team admin
+    team = make_team(name="platform")
+    admin = make_user()
+    add_member(team, admin, Role.ADMIN)
+    client.force_login(admin)
+    assert "Create budget" in client.get("/costs/").content.decode()
+    # when a budget is created from the page
+    response = client.post(
+        "/costs/budgets/",
+        {"name": "platform-monthly", "team": "platform", "monthly_amount": "1500"},
+    )
+    # then it is stored, audited and listed with its currency
+    assert response.status_code == 302 and response["Location"] == "/costs/#budgets"
+    budget = Budget.objects.get(name="platform-monthly")
+    assert (budget.team, budget.monthly_amount, budget.cluster_set) == (
+        team,
+        Decimal("1500.00"),
+        None,
+    )
+    assert AuditEvent.objects.filter(action="budget.create").count() == 1
+    page = client.get("/costs/").content.decode()
+    assert "platform-monthly" in page and "1,500.00 USD" in page
+    # and deleting it removes it, audited
+    assert client.post("/costs/budgets/platform-monthly/delete/").status_code == 302
+    assert not Budget.objects.exists()
+    assert AuditEvent.objects.filter(action="budget.delete").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"name": "b1", "monthly_amount": "-5"}, "monthly amount: The amount must be above 0"),
+        ({"name": "b1", "monthly_amount": "lots"}, "Enter an amount"),
+        ({"name": "Not A Slug", "monthly_amount": "5"}, '<li class="error">name: '),
+        ({"name": "b1", "monthly_amount": "5", "cluster_set": "nope"}, "No such cluster set"),
+    ],
+)
+def test_bad_budget_input_says_why_and_stores_nothing(
+    client: Client, fields: dict[str, str], message: str
+) -> None:
+    team = make_team(name="platform")
+    admin = make_user()
+    add_member(team, admin, Role.ADMIN)
+    client.force_login(admin)
+    page = client.post("/costs/budgets/", {"team": "platform", **fields}, follow=True)
+    assert message in page.content.decode()
+    assert not Budget.objects.exists() and not AuditEvent.objects.filter(action="budget.create")
+
+
+def test_an_operator_cannot_manage_budgets(client: Client) -> None:
+    team = make_team(name="platform")
+    operator = make_user()
+    add_member(team, operator, Role.OPERATOR)
+    Budget.objects.create(name="kept", team=team, monthly_amount=Decimal(10))
+    client.force_login(operator)
+    page = client.get("/costs/").content.decode()
+    assert "Create budget" not in page and "kept" in page  # listed, not editable
+    created = client.post(
+        "/costs/budgets/", {"name": "b", "team": "platform", "monthly_amount": "5"}
+    )
+    assert created.status_code == 403
+    assert client.post("/costs/budgets/kept/delete/").status_code == 403
+    assert list(Budget.objects.values_list("name", flat=True)) == ["kept"]
+
+
+def test_another_teams_budget_is_not_found(client: Client) -> None:
+    other = make_team(name="other")
+    Budget.objects.create(name="theirs", team=other, monthly_amount=Decimal(10))
+    admin = make_user()
+    add_member(make_team(name="mine"), admin, Role.ADMIN)
+    client.force_login(admin)
+    assert client.post("/costs/budgets/theirs/delete/").status_code == 404
+    assert (
+        client.post(
+            "/costs/budgets/", {"name": "b", "team": "other", "monthly_amount": "5"}
+        ).status_code
+        == 403
+    )
+    assert Budget.objects.count() == 1
