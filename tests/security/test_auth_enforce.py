@@ -33,12 +33,17 @@ def _delete_victim(namespace: str) -> dict[str, Any]:
         "kind": "template",
         "compliance_type": "mustnothave",
         "match": {"namespaces": [namespace]},
-        "object_template": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "victim"}},
+        "object_template": {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "victim"},
+        },
     }
 
 
 def _body(mode: str, namespace: str = "kube-system") -> dict[str, Any]:
-    return {"name": "sneaky", "team": "payments", "mode": mode, "rules": [_delete_victim(namespace)]}
+    rules = [_delete_victim(namespace)]
+    return {"name": "sneaky", "team": "payments", "mode": mode, "rules": rules}
 
 
 @pytest.fixture
@@ -84,7 +89,8 @@ def test_an_operator_cannot_switch_a_policy_to_enforce_or_change_an_enforcing_on
     assert Policy.objects.get().mode == Mode.INFORM
 
     # an admin may; then the operator may not change what the enforcing policy deletes
-    assert admin.patch("/api/v1/policies/sneaky/", {"mode": "enforce"}, format="json").status_code == 200
+    enforced = admin.patch("/api/v1/policies/sneaky/", {"mode": "enforce"}, format="json")
+    assert enforced.status_code == 200
     changed = operator.patch(
         "/api/v1/policies/sneaky/", {"rules": [_delete_victim("default")]}, format="json"
     )
