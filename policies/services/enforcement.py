@@ -20,6 +20,7 @@ from clusters.kube.client import ClusterConnectError
 from clusters.models import Cluster
 from clusters.services.credentials import cluster_api_client
 from fleet.audit.services import audit_record
+from policies import cel, celcost
 from policies.choices import ActionKind, ActionStatus, Mode, ResultStatus, RuleKind
 from policies.engine import Fix, judge
 from policies.kube import ClusterReader
@@ -73,8 +74,9 @@ def _plan(policy: Policy, cluster: Cluster) -> tuple[ClusterPlan, ClusterReader 
 
 def enforcement_preview(*, policy: Policy) -> list[ClusterPlan]:
     """What enforcing `policy` now would do on each targeted cluster (nothing is changed
-    and nothing is stored)."""
-    return [_plan(policy, cluster)[0] for cluster in policy_clusters(policy=policy)]
+    and nothing is stored). Asked from a web request: CEL runs within its budget."""
+    with cel.budget(celcost.REQUEST_BUDGET):
+        return [_plan(policy, cluster)[0] for cluster in policy_clusters(policy=policy)]
 
 
 def _execute(policy: Policy, reader: ClusterReader, fix: Fix) -> tuple[ActionStatus, str]:
