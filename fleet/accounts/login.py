@@ -21,21 +21,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
 from fleet.audit.services import audit_record_denied
+from fleet.counters import counter_claim
 
 
 def _key(request: HttpRequest) -> str:
     username = str(request.POST.get("username", "")).strip().lower()[:150]
     return f"login-failures:{request.META.get('REMOTE_ADDR', '')}:{username}"
-
-
-def _claim_attempt(key: str) -> int:
-    """Count this attempt (atomically: Redis SET NX, then INCR) and return the count."""
-    cache.add(key, 0, timeout=settings.KEELSON_LOGIN_WINDOW)
-    try:
-        return int(cache.incr(key))
-    except ValueError:  # expired between the two calls: this is the first attempt
-        cache.add(key, 1, timeout=settings.KEELSON_LOGIN_WINDOW)
-        return 1
 
 
 class ThrottledLoginView(auth_views.LoginView):
@@ -44,7 +35,8 @@ class ThrottledLoginView(auth_views.LoginView):
     passes (the password is then not even checked)."""
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if _claim_attempt(_key(request)) > settings.KEELSON_LOGIN_MAX_FAILURES:
+        attempt = counter_claim(_key(request), timeout=settings.KEELSON_LOGIN_WINDOW)
+        if attempt > settings.KEELSON_LOGIN_MAX_FAILURES:
             audit_record_denied(request=request, reason="too many failed logins")
             minutes = max(1, settings.KEELSON_LOGIN_WINDOW // 60)
             response = self.render_to_response(

@@ -16,6 +16,7 @@ from django.http import HttpRequest
 
 from fleet.audit.choices import Outcome
 from fleet.audit.models import AuditEvent
+from fleet.counters import counter_claim
 
 logger = logging.getLogger(__name__)
 REDACTED = "[redacted]"
@@ -86,15 +87,6 @@ def audit_records(events: list[AuditEvent]) -> None:
     AuditEvent.objects.bulk_create(events, batch_size=500)
 
 
-def _claim(key: str, timeout: int) -> int:
-    cache.add(key, 0, timeout=timeout)
-    try:
-        return int(cache.incr(key))
-    except ValueError:  # expired between the calls
-        cache.add(key, 1, timeout=timeout)
-        return 1
-
-
 def _anonymous_row_due(request: HttpRequest) -> dict[str, Any] | None:
     """Whether an anonymous refusal gets its own row; None when it is only counted.
 
@@ -110,11 +102,14 @@ def _anonymous_row_due(request: HttpRequest) -> dict[str, Any] | None:
     path = request.path[:300]
     ttl = window * 3
     try:
-        if _claim(f"audit-anon:{addr}:{path}:{slot}", ttl) != 1:
+        if counter_claim(f"audit-anon:{addr}:{path}:{slot}", timeout=ttl) != 1:
             return None
-        if _claim(f"audit-anon-addr:{addr}:{slot}", ttl) > ANONYMOUS_ROWS_PER_ADDRESS:
+        if (
+            counter_claim(f"audit-anon-addr:{addr}:{slot}", timeout=ttl)
+            > ANONYMOUS_ROWS_PER_ADDRESS
+        ):
             return None
-        if _claim(f"audit-anon-all:{slot}", ttl) > ANONYMOUS_ROWS_PER_WINDOW:
+        if counter_claim(f"audit-anon-all:{slot}", timeout=ttl) > ANONYMOUS_ROWS_PER_WINDOW:
             return None
         previous = cache.get(f"audit-anon:{addr}:{path}:{slot - 1}")
     except Exception:  # Redis unreachable: record rather than lose the refusal

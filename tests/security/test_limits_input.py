@@ -17,12 +17,12 @@ from tests.factories import add_member, make_cluster, make_team, make_user
 
 pytestmark = pytest.mark.django_db
 
-DEEP = b"[" * 100_000 + b"]" * 100_000  # 200 kB, well under the body limit
+DEEP = "[" * 100_000 + "]" * 100_000  # 200 kB, well under the body limit
 HOSTILE = {
     "nested 100,000 deep": DEEP,
-    "an integer past 64 bits": b'{"display_name": "x", "region": 18446744073709551616}',
-    "1e400 (infinity to Python)": b'{"display_name": "x", "region": 1e400}',
-    "NaN": b'{"display_name": NaN}',
+    "an integer past 64 bits": '{"display_name": "x", "region": 18446744073709551616}',
+    "1e400 (infinity to Python)": '{"display_name": "x", "region": 1e400}',
+    "NaN": '{"display_name": NaN}',
 }
 
 
@@ -50,7 +50,7 @@ def _error(response: Any, status: int) -> dict[str, Any]:
 
 @pytest.mark.parametrize("body", HOSTILE.values(), ids=HOSTILE.keys())
 def test_hostile_json_is_a_400_in_the_json_error_shape(
-    operator: APIClient, team: Team, body: bytes
+    operator: APIClient, team: Team, body: str
 ) -> None:
     make_cluster(team=team, name="eu-prod")
     response = operator.generic(
@@ -69,7 +69,7 @@ def _agent_token(team: Team) -> tuple[Cluster, str]:
 
 
 @pytest.mark.parametrize("body", HOSTILE.values(), ids=HOSTILE.keys())
-def test_hostile_json_on_the_agent_heartbeat_never_answers_500(team: Team, body: bytes) -> None:
+def test_hostile_json_on_the_agent_heartbeat_never_answers_500(team: Team, body: str) -> None:
     _, token = _agent_token(team)
     # anonymous (a made-up bearer token): the body was parsed before the token was checked
     anonymous = APIClient().generic(
