@@ -171,7 +171,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "fleet.api.pagination.KeelsonPagination",
     "DEFAULT_PARSER_CLASSES": [
         "fleet.api.parsers.StrictJSONParser",
-        "rest_framework.parsers.FormParser",
+        "fleet.api.parsers.LimitedFormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "PAGE_SIZE": 50,

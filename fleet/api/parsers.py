@@ -10,6 +10,7 @@ so a 500). Every JSON body is read here instead: at most the endpoint's byte lim
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Mapping
@@ -18,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import FormParser, JSONParser
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # Kubernetes objects nest about 15 levels (a CronJob's container env value source is 13);
@@ -92,6 +93,21 @@ def body_limit(view: Any) -> int:
     return int(limit) if limit else int(settings.KEELSON_API_MAX_BODY_BYTES)
 
 
+def read_limited(stream: Any, parser_context: Mapping[str, Any] | None) -> bytes:
+    """The body, or RequestTooLarge (413) past the view's limit; never reads more than
+    the limit and one byte."""
+    context = parser_context or {}
+    limit = body_limit(context.get("view"))
+    request = context.get("request")
+    declared = request.META.get("CONTENT_LENGTH") if request is not None else None
+    if declared and str(declared).isdigit() and int(declared) > limit:
+        raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
+    data: bytes = stream.read(limit + 1)
+    if len(data) > limit:
+        raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
+    return data
+
+
 class StrictJSONParser(JSONParser):
     """DRF's JSON parser with the limits above and a per-view byte limit."""
 
@@ -101,16 +117,22 @@ class StrictJSONParser(JSONParser):
         media_type: str | None = None,
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
-        context = parser_context or {}
-        limit = body_limit(context.get("view"))
-        request = context.get("request")
-        declared = request.META.get("CONTENT_LENGTH") if request is not None else None
-        if declared and str(declared).isdigit() and int(declared) > limit:
-            raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
-        data = stream.read(limit + 1)
-        if len(data) > limit:
-            raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
+        data = read_limited(stream, parser_context)
         try:
             return strict_json_loads(data)
         except JSONRejected as error:
             raise ParseError(f"JSON parse error: {error}") from None
+
+
+class LimitedFormParser(FormParser):
+    """DRF's form parser (it reads the whole body) within the view's byte limit."""
+
+    def parse(
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        return super().parse(
+            io.BytesIO(read_limited(stream, parser_context)), media_type, parser_context
+        )

@@ -104,6 +104,15 @@ def test_a_body_past_the_endpoint_limit_is_413(
     response = operator.patch("/api/v1/clusters/eu-prod/", padded, format="json")
     assert _error(response, 413)["message"] == "The request body is larger than 4096 bytes."
     assert Cluster.objects.get(name="eu-prod").description == ""
+    # the same body form-encoded
+    form = operator.generic(
+        "PATCH",
+        "/api/v1/clusters/eu-prod/",
+        "description=" + "a" * 5000,
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert _error(form, 413)["code"] == "too_large"
+    assert Cluster.objects.get(name="eu-prod").description == ""
 
     # while the agent's heartbeat (a cluster's inventory) may be larger than the API's
     _, token = _agent_token(team)
