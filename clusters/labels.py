@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
@@ -20,18 +21,31 @@ _NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
+# Kubernetes' own limits (prefix 253, name 63, value 63) bound a label's size; an error
+# quotes at most this much of what it refuses, so a huge key is not echoed back.
+_QUOTE = 80
+
+
+def _quoted(text: str) -> str:
+    return repr(text if len(text) <= _QUOTE else text[:_QUOTE] + "...")
+
+
 def label_key_error(key: str) -> str | None:
     """Why `key` is not a valid label key, or None."""
     if not isinstance(key, str) or not key:
         return "a label key must be a non-empty string"
+    if len(key) > 253 + 1 + 63:
+        return f"label key {_quoted(key)} is longer than 317 characters"
     prefix, _, name = key.rpartition("/")
     if "/" in key and not prefix:
-        return f"label key {key!r} has an empty prefix"
+        return f"label key {_quoted(key)} has an empty prefix"
     if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
-        return f"label key {key!r}: the prefix must be a DNS subdomain (at most 253 characters)"
+        return (
+            f"label key {_quoted(key)}: the prefix must be a DNS subdomain (at most 253 characters)"
+        )
     if not _NAME.match(name):
         return (
-            f"label key {key!r}: the name must be at most 63 characters of letters, digits, "
+            f"label key {_quoted(key)}: the name must be at most 63 characters of letters, digits, "
             "'-', '_' or '.', starting and ending with a letter or digit"
         )
     return None
@@ -39,11 +53,12 @@ def label_key_error(key: str) -> str | None:
 
 def label_value_error(key: str, value: Any) -> str | None:
     if not isinstance(value, str):
-        return f"label {key!r}: the value must be a string"
+        return f"label {_quoted(str(key))}: the value must be a string"
     if value and not _NAME.match(value):
         return (
-            f"label {key!r}: value {value!r} must be empty or at most 63 characters of "
-            "letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+            f"label {_quoted(str(key))}: value {_quoted(value)} must be empty or at most 63 "
+            "characters of letters, digits, '-', '_' or '.', starting and ending with a "
+            "letter or digit"
         )
     return None
 
@@ -52,6 +67,11 @@ def validate_labels(labels: Any) -> None:
     """Raise ValidationError listing every invalid key or value."""
     if not isinstance(labels, dict):
         raise ValidationError("Labels must be an object of string keys to string values.")
+    if len(labels) > settings.KEELSON_MAX_LABELS:
+        raise ValidationError(
+            f"At most {settings.KEELSON_MAX_LABELS} labels (KEELSON_MAX_LABELS); "
+            f"{len(labels)} given."
+        )
     errors = [
         error
         for key, value in labels.items()
@@ -66,6 +86,11 @@ def validate_taints(taints: Any) -> None:
     """Taints are ``{"key", "value", "effect"}`` with effect NoSelect or PreferNoSelect."""
     if not isinstance(taints, list):
         raise ValidationError("Taints must be a list of {key, value, effect} objects.")
+    if len(taints) > settings.KEELSON_MAX_LABELS:
+        raise ValidationError(
+            f"At most {settings.KEELSON_MAX_LABELS} taints (KEELSON_MAX_LABELS); "
+            f"{len(taints)} given."
+        )
     errors: list[str] = []
     seen: set[tuple[str, str]] = set()
     for position, taint in enumerate(taints, start=1):

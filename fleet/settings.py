@@ -171,7 +171,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "fleet.api.pagination.KeelsonPagination",
+    "DEFAULT_PARSER_CLASSES": [
+        "fleet.api.parsers.StrictJSONParser",
+        "fleet.api.parsers.LimitedFormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "fleet.api.exceptions.keelson_exception_handler",
@@ -291,6 +296,19 @@ KEELSON_CLUSTER_ALLOW_LOOPBACK = env_bool("KEELSON_CLUSTER_ALLOW_LOOPBACK", Fals
 
 KEELSON_LOGIN_MAX_FAILURES = env_int("KEELSON_LOGIN_MAX_FAILURES", 5, minimum=1)
 KEELSON_LOGIN_WINDOW = env_int("KEELSON_LOGIN_WINDOW", 300, minimum=10)
+
+# Request and resource limits (README, Security: "Limits"). Bodies past the endpoint's
+# limit answer 413; the agent's heartbeats carry a whole cluster's inventory.
+KEELSON_API_MAX_BODY_BYTES = env_int("KEELSON_API_MAX_BODY_BYTES", 2 * 2**20, minimum=1024)
+KEELSON_AGENT_MAX_BODY_BYTES = env_int("KEELSON_AGENT_MAX_BODY_BYTES", 32 * 2**20, minimum=1024)
+KEELSON_API_MAX_PAGE_SIZE = env_int("KEELSON_API_MAX_PAGE_SIZE", 500, minimum=1)
+KEELSON_MAX_LABELS = env_int("KEELSON_MAX_LABELS", 64, minimum=1)
+# A websocket answers at most one resync per this many seconds; sockets re-check that
+# their user may still see what they stream this often (and close when not).
+KEELSON_WS_RESYNC_INTERVAL = env_int("KEELSON_WS_RESYNC_INTERVAL", 5, minimum=0)
+KEELSON_WS_AUTH_RECHECK_SECONDS = env_int("KEELSON_WS_AUTH_RECHECK_SECONDS", 30, minimum=1)
+# Anonymous refusals (401) are audited once per address and path per window, with a count.
+KEELSON_AUDIT_DENIED_WINDOW = env_int("KEELSON_AUDIT_DENIED_WINDOW", 60, minimum=1)
 
 # The `local` provider keeps each cluster's processes and data here.
 KEELSON_LOCAL_CLUSTERS_DIR = env_str("KEELSON_LOCAL_CLUSTERS_DIR", str(VAR_DIR / "local-clusters"))

@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from fleet import views
-from fleet.accounts.login import ThrottledLoginView
+from fleet.accounts.login import ThrottledLoginView, admin_login_redirect
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -21,5 +21,7 @@ urlpatterns = [
     path("api/v1/", include("fleet.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The admin's own login has no attempt limit: it goes through the app's.
+    path("admin/login/", admin_login_redirect, name="admin-login"),
     path("admin/", admin.site.urls),
 ]

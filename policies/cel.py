@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
@@ -32,7 +35,7 @@ from celpy.celparser import CELParseError
 from celpy.evaluation import CELEvalError
 from django.core.exceptions import ValidationError
 
-from policies import celpaths
+from policies import celcost, celpaths
 
 # Lark's terminal names, said the way a person would read them.
 _TERMINALS = {
@@ -88,25 +91,84 @@ def _position(error: CELParseError, source: str) -> tuple[int, int]:
     return len(lines), len(lines[-1]) + 1
 
 
-@lru_cache(maxsize=2048)
-def compile_expression(source: str) -> Any:
-    """A runnable program for `source`; raises ValidationError on a syntax error."""
+def _parse(source: str) -> Any:
+    """cel-python's parse tree; ValidationError on a syntax error or past a limit."""
     if not source.strip():
         raise ValidationError("The CEL expression is empty.")
+    celcost.check_source(source)  # before parsing: the parse itself costs
     try:
         with _lock:  # the Lark parser is shared and not thread-safe
-            ast = _env.compile(source)
-            return _env.program(ast)
+            tree = _env.compile(source)
     except CELParseError as error:
         line, column = _position(error, source)
         reason = _reason(error.__cause__ or error.__context__, source)
         raise ValidationError(
             f"Invalid CEL at line {line}, column {column}: {reason}.", code="cel"
         ) from None
+    celcost.check_tree(tree)
+    return tree
+
+
+@lru_cache(maxsize=2048)
+def compile_expression(source: str) -> Any:
+    """A runnable program for `source`; raises ValidationError on a syntax error or an
+    expression past the size, nesting or cost limits (`celcost`)."""
+    tree = _parse(source)
+    with _lock:
+        return _env.program(tree)
 
 
 def validate_expression(source: str) -> None:
     compile_expression(source)
+
+
+@lru_cache(maxsize=2048)
+def _cost_tree(source: str) -> Any:
+    """A parse tree of its own for cost estimates (the program keeps the other)."""
+    return _parse(source)
+
+
+@lru_cache(maxsize=8192)
+def cost(source: str, bucket: int) -> int:
+    """`source`'s estimated cost over an object whose largest list or map has `bucket`
+    items (a power of two)."""
+    return celcost.estimate(_cost_tree(source), bucket)
+
+
+_budget: ContextVar[list[int] | None] = ContextVar("cel_budget", default=None)
+
+
+@contextmanager
+def budget(units: int) -> Iterator[None]:
+    """Bound every evaluation inside the block, together, to `units` of estimated cost:
+    past it each further evaluation fails (an error recorded against its object) instead
+    of running. Web requests that evaluate user CEL run inside one."""
+    token = _budget.set([units])
+    try:
+        yield
+    finally:
+        _budget.reset(token)
+
+
+def _charge(source: str, activation: Activation, *, python: bool) -> None:
+    """Refuse (CelEvaluationError) an evaluation too costly for this object, or past the
+    block's budget; else charge it to the budget."""
+    units = cost(source, celcost.size_bucket(activation.largest(reads(source, activation.name))))
+    limit = celcost.PYTHON_CALL_LIMIT if python else celcost.PER_CALL_LIMIT
+    if units > limit:
+        raise CelEvaluationError(
+            f"the expression's estimated cost on this object ({units:,}) exceeds the "
+            f"limit of {limit:,}"
+        )
+    left = _budget.get()
+    if left is not None:
+        units *= celcost.PYTHON_WEIGHT if python else 1
+        if units > left[0]:
+            raise CelEvaluationError(
+                "this request's CEL cost budget is spent: evaluate the policy in the "
+                "background (the scheduled sweep) to judge the rest"
+            )
+        left[0] -= units
 
 
 @lru_cache(maxsize=2048)
@@ -191,6 +253,16 @@ class Activation:
         self._native: dict[celpaths.Shape | None, Any] = {}
         self._cut: dict[celpaths.Shape, tuple[Any, bytes]] = {}
         self._python: dict[str, Any] | None = None
+        self._largest: dict[celpaths.Shape | None, int] = {}
+
+    def largest(self, shape: celpaths.Shape | None) -> int:
+        """Items of the largest list or map in what an expression reading `shape` sees
+        (all of the value for None): what bounds its comprehensions."""
+        found = self._largest.get(shape)
+        if found is None:
+            value = self.value if shape is None else self.cut(shape)[0]
+            found = self._largest[shape] = celcost.largest_collection(value)
+        return found
 
     def cut(self, shape: celpaths.Shape) -> tuple[Any, bytes]:
         """The value cut down to `shape` and its canonical JSON (empty if it has none:
@@ -245,7 +317,10 @@ def evaluate(source: str, activation: Activation, share: celpaths.Shape | None =
     `share`, a shape keeping at least what `source` reads, keys the shared verdict by
     the value cut down to it instead of to the expression's own reads: rules judging the
     same objects then cut each object once (`engine.share`)."""
-    program = compile_expression(source)  # validates; cel-python's own program
+    try:
+        program = compile_expression(source)  # validates; cel-python's own program
+    except ValidationError as error:  # stored before the limits: fails, never runs
+        raise CelEvaluationError(error.messages[0]) from None
     fast = _native_program(source)
     if fast is not None:
         shape = reads(source, activation.name)
@@ -259,6 +334,7 @@ def evaluate(source: str, activation: Activation, share: celpaths.Shape | None =
                 verdict = memo.verdicts.get(key)
                 if verdict is not None:
                     return verdict
+        _charge(source, activation, python=False)
         context = activation.native(shape)
         if context is not None:
             try:
@@ -269,6 +345,7 @@ def evaluate(source: str, activation: Activation, share: celpaths.Shape | None =
                 if key is not None and memo is not None:
                     memo.verdicts.put(key, result)
                 return result
+    _charge(source, activation, python=True)
     try:
         result = program.evaluate(activation.python())
     except CELEvalError as error:

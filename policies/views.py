@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -86,6 +86,15 @@ def _form_errors(form: PolicyForm, error: ValidationError) -> None:
         form.add_error(field if field in form.fields else None, problems)
 
 
+def _refused(
+    request: HttpRequest, form: PolicyForm, policy: Policy | None, error: PermissionDenied
+) -> HttpResponse:
+    """A save the user's role does not allow (enforce mode): the form again, with why, 403."""
+    form.add_error("mode", str(error))
+    context = {"form": form, "policy": policy}
+    return render(request, "policies/edit.html", context, status=403)
+
+
 def _operator_teams(request: HttpRequest) -> list[str]:
     return [
         t.name
@@ -106,6 +115,8 @@ def policy_create_page(request: HttpRequest) -> HttpResponse:
             policy = policy_create(team=team, spec=form.spec(), actor=request.user)  # type: ignore[arg-type]
         except ValidationError as error:
             _form_errors(form, error)
+        except PermissionDenied as error:
+            return _refused(request, form, None, error)
         else:
             messages.success(request, f"Policy {policy.name} created.")
             return redirect("policies:detail", team=team.name, name=policy.name)
@@ -127,6 +138,8 @@ def policy_edit_page(request: HttpRequest, team: str, name: str) -> HttpResponse
             policy_update(policy=policy, spec=form.spec(), actor=request.user)  # type: ignore[arg-type]
         except ValidationError as error:
             _form_errors(form, error)
+        except PermissionDenied as error:
+            return _refused(request, form, policy, error)
         else:
             messages.success(request, f"Policy {policy.name} saved.")
             return redirect("policies:detail", team=policy.team.name, name=policy.name)

@@ -135,6 +135,15 @@ def kube_cluster(kube_env: object) -> object:
     return kube_env.start_cluster("member-1")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Counters in Redis (login failures, aggregated anonymous refusals, throttles) outlive
+    a test's rolled-back database: each test starts without them."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _close_stray_connections(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
     """Executor threads of async code keep their own connections; end them before the test

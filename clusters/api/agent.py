@@ -31,6 +31,7 @@ from clusters.services.registration import (
     agent_exchange,
     agent_token_rotate,
 )
+from fleet.api.parsers import strict_json_loads
 
 
 class EnrollSerializer(serializers.Serializer[Any]):
@@ -109,7 +110,15 @@ class AgentEnrollView(AgentTokenView):
         return _credential_response(cluster, token)
 
 
-class AgentHeartbeatView(AgentView):
+class AgentReportView(AgentView):
+    """Endpoints that carry a whole cluster's report: a larger body limit than the API's."""
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(settings.KEELSON_AGENT_MAX_BODY_BYTES)
+
+
+class AgentHeartbeatView(AgentReportView):
     """Served by an async view that tries `heartbeat_fast` first; this DRF view documents
     the endpoint and answers what the fast path hands over: refusals (audited), malformed
     bodies, odd requests, a lost database connection."""
@@ -149,10 +158,6 @@ def _heartbeat_body(reply: HeartbeatReply) -> dict[str, Any]:
     }
 
 
-def _strict_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _plain_heartbeat(request: HttpRequest) -> tuple[str, Inventory] | None:
     """The token and inventory of a well-formed JSON heartbeat, else None (the DRF view
     then answers with its own error, exactly as before)."""
@@ -167,7 +172,7 @@ def _plain_heartbeat(request: HttpRequest) -> tuple[str, Inventory] | None:
     ):
         return None
     try:
-        body = json.loads(request.body, parse_constant=_strict_constant)
+        body = strict_json_loads(request.body)
         if not isinstance(body, dict) or "inventory" not in body:
             return None
         return token.strip(), inventory_from_json(body["inventory"])
@@ -220,7 +225,7 @@ class WorkReportSerializer(serializers.Serializer[Any]):
     applications = serializers.DictField(child=ApplicationReportSerializer())
 
 
-class AgentWorkView(AgentView):
+class AgentWorkView(AgentReportView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         """The objects this cluster should hold: every application placed on it, rendered

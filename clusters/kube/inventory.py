@@ -87,6 +87,9 @@ def _bytes(value: str | None) -> int:
     return int(_parsed(value)) if value else 0
 
 
+NODE_RESOURCES = ("cpu_millis", "memory_bytes", "gpu", "pods")
+
+
 def _resources(raw: dict[str, str] | None) -> dict[str, int]:
     raw = raw or {}
     return {
@@ -330,7 +333,9 @@ def inventory_from_json(data: Any) -> Inventory:
                 isinstance(v, int) and v >= 0 for v in resources.values()
             ):
                 raise ValueError(f"inventory.nodes[].{section} must map to non-negative integers")
-            node[section] = resources
+            # Exactly the resources a pushed inventory has (`_resources`), absent ones 0:
+            # pages, cost and placement read every one of them.
+            node[section] = {key: resources.get(key, 0) for key in NODE_RESOURCES}
     allocations = data.get("allocations", [])
     if not isinstance(allocations, list) or not all(
         isinstance(a, dict)

@@ -1,7 +1,14 @@
 from django.apps import AppConfig
+from django.contrib.auth.signals import user_logged_out
+
+from fleet.realtime.guard import on_logged_out
 
 
 class AccountsConfig(AppConfig):
     name = "fleet.accounts"
     label = "accounts"
     verbose_name = "Accounts and teams"
+
+    def ready(self) -> None:
+        # A logout closes that session's live views at once (not only at the next check).
+        user_logged_out.connect(on_logged_out, dispatch_uid="keelson-ws-logout")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
@@ -50,3 +51,18 @@ def team_ids_with_role(*, user: AnyUser, minimum: Role) -> list[int]:
             "team_id", flat=True
         )
     )
+
+
+def addable_user(*, actor: AnyUser, username: str) -> AbstractBaseUser | None:
+    """The user named `username` if `actor` may see them (and so add them to a team):
+    anyone for a superuser, else people sharing a team with the actor. None otherwise,
+    whether or not such an account exists, so adding a member is no way to learn which
+    user names exist."""
+    users = get_user_model()._default_manager.filter(username=username, is_active=True)
+    if not actor.is_authenticated:
+        return None
+    if not getattr(actor, "is_superuser", False):
+        shared = Membership.objects.filter(user_id=actor.pk).values("team_id")
+        users = users.filter(memberships__team_id__in=shared)
+    user: AbstractBaseUser | None = users.distinct().first()
+    return user

@@ -9,6 +9,7 @@ from django.db import transaction
 from fleet.accounts.choices import Role
 from fleet.accounts.models import Membership, Team
 from fleet.audit.services import audit_record
+from fleet.realtime.guard import recheck_user_sockets_on_commit
 
 
 @transaction.atomic
@@ -43,6 +44,7 @@ def membership_set(
         team=team,
         detail={"user": user.get_username(), "role": str(role)},
     )
+    recheck_user_sockets_on_commit(user.pk)
     return membership
 
 
@@ -59,3 +61,5 @@ def membership_remove(
             team=team,
             detail={"user": user.get_username()},
         )
+        # Their open live views of the team's objects close (fleet.realtime.guard).
+        recheck_user_sockets_on_commit(user.pk)

@@ -31,7 +31,7 @@ def keelson_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
             exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         )
     elif isinstance(exc, DjangoPermissionDenied):
-        exc = exceptions.PermissionDenied()
+        exc = exceptions.PermissionDenied(str(exc) or None)  # a service's reason, if any
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
 

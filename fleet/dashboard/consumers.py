@@ -40,16 +40,22 @@ class FleetConsumer(CoalescingJsonConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         self.groups_joined = groups
         await self.accept()
-        await self._resync()
+        await self.start_guard()
+        await self.resync()
 
     async def disconnect(self, code: int) -> None:
         await super().disconnect(code)
         for group in self.groups_joined:
             await self.channel_layer.group_discard(group, self.channel_name)
 
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        if isinstance(content, dict) and content.get("type") == "resync":
-            await self._resync()
+    def still_visible(self) -> bool:
+        """Still a superuser if it joined as one, still in every team it joined for."""
+        user = self.scope["user"]
+        if self.all_teams:
+            return bool(getattr(user, "is_superuser", False))
+        if getattr(user, "is_superuser", False):
+            return True
+        return self.team_ids <= set(team_ids_with_role(user=user, minimum=Role.VIEWER))
 
     async def cluster_update(self, event: dict[str, Any]) -> None:
         team_id = event.get("team_id")
@@ -60,7 +66,7 @@ class FleetConsumer(CoalescingJsonConsumer):
             self.counts[team_id] = counted
         await self.offer({"changed": event["snapshot"], "counts": self._total()})
 
-    async def _resync(self) -> None:
+    async def resync(self) -> None:
         team_ids = None if self.all_teams else sorted(self.team_ids)
         self.counts = await database_sync_to_async(counts_by_team)(team_ids=team_ids)
         await self.send_snapshot({"counts": self._total()})

@@ -9,8 +9,9 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from fleet.realtime.coalesce import CoalescingJsonConsumer
+from fleet.realtime.guard import CLOSE_UNAUTHENTICATED
 
-CLOSE_UNAUTHENTICATED = 4401
+__all__ = ["CLOSE_NOT_FOUND", "CLOSE_UNAUTHENTICATED", "SnapshotConsumer"]
 CLOSE_NOT_FOUND = 4404
 
 
@@ -35,6 +36,7 @@ class SnapshotConsumer(CoalescingJsonConsumer):
         self.group = self.group_for(snapshot)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        await self.start_guard()
         await self.send_snapshot(snapshot)
 
     async def disconnect(self, code: int) -> None:
@@ -42,8 +44,11 @@ class SnapshotConsumer(CoalescingJsonConsumer):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        if isinstance(content, dict) and content.get("type") == "resync":
-            snapshot = await database_sync_to_async(self.load_snapshot)()
-            if snapshot is not None:
-                await self.send_snapshot(snapshot)
+    def still_visible(self) -> bool:
+        # The same scoped read as on connect, with the refreshed user: gone or forbidden.
+        return self.load_snapshot() is not None
+
+    async def resync(self) -> None:
+        snapshot = await database_sync_to_async(self.load_snapshot)()
+        if snapshot is not None:
+            await self.send_snapshot(snapshot)

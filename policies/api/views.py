@@ -22,6 +22,7 @@ from clusters.api.permissions import actor, authorize_create, require_role
 from fleet.accounts.choices import Role
 from fleet.accounts.models import Team
 from fleet.accounts.selectors import user_has_role
+from policies import cel, celcost
 from policies.api.serializers import (
     ClusterPlanSerializer,
     EnforcementActionSerializer,
@@ -157,7 +158,8 @@ class PolicyViewSet(
         """Remediate now on every targeted cluster; returns the recorded actions."""
         policy = self.get_object()
         require_role(request, policy.team, Role.ADMIN, "enforce policies")
-        policy_enforce(policy=policy, actor=actor(request))
+        with cel.budget(celcost.REQUEST_BUDGET):  # user CEL on a web thread: bounded
+            policy_enforce(policy=policy, actor=actor(request))
         actions = policy.actions.select_related("cluster")[:200]
         return Response(EnforcementActionSerializer(actions, many=True).data)
 

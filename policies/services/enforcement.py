@@ -20,6 +20,7 @@ from clusters.kube.client import ClusterConnectError
 from clusters.models import Cluster
 from clusters.services.credentials import cluster_api_client
 from fleet.audit.services import audit_record
+from policies import cel, celcost
 from policies.choices import ActionKind, ActionStatus, Mode, ResultStatus, RuleKind
 from policies.engine import Fix, judge
 from policies.kube import ClusterReader
@@ -73,8 +74,9 @@ def _plan(policy: Policy, cluster: Cluster) -> tuple[ClusterPlan, ClusterReader 
 
 def enforcement_preview(*, policy: Policy) -> list[ClusterPlan]:
     """What enforcing `policy` now would do on each targeted cluster (nothing is changed
-    and nothing is stored)."""
-    return [_plan(policy, cluster)[0] for cluster in policy_clusters(policy=policy)]
+    and nothing is stored). Asked from a web request: CEL runs within its budget."""
+    with cel.budget(celcost.REQUEST_BUDGET):
+        return [_plan(policy, cluster)[0] for cluster in policy_clusters(policy=policy)]
 
 
 def _execute(policy: Policy, reader: ClusterReader, fix: Fix) -> tuple[ActionStatus, str]:
@@ -90,9 +92,14 @@ def _execute(policy: Policy, reader: ClusterReader, fix: Fix) -> tuple[ActionSta
 
 
 def policy_enforce(
-    *, policy: Policy, actor: AbstractBaseUser | None, clusters: list[Cluster] | None = None
+    *,
+    policy: Policy,
+    actor: AbstractBaseUser | None,
+    clusters: list[Cluster] | None = None,
+    trigger: str = "manual",
 ) -> list[ClusterPlan]:
-    """Apply the plan on every targeted cluster and record each action with its object."""
+    """Apply the plan on every targeted cluster and record each action with its object and
+    the user it was done for (`actor`); `trigger` says how it started (manual, sweep)."""
     run_id = uuid.uuid4()
     plans: list[ClusterPlan] = []
     for cluster in clusters if clusters is not None else policy_clusters(policy=policy):
@@ -125,7 +132,11 @@ def policy_enforce(
                     action="policy.enforce",
                     target=policy,
                     team=policy.team,
-                    detail={"cluster": cluster.name, "objects": [a.target for a in actions]},
+                    detail={
+                        "cluster": cluster.name,
+                        "trigger": trigger,
+                        "objects": [a.target for a in actions],
+                    },
                 )
     return plans
 
@@ -151,12 +162,16 @@ def clusters_enforce(*, cluster_ids: list[int]) -> int:
     ]
     if not due:
         return 0
-    policies = Policy.objects.select_related("team").in_bulk({p for p, _ in due})
+    policies = Policy.objects.select_related("team", "enforced_by").in_bulk({p for p, _ in due})
     clusters = Cluster.objects.select_related("team").in_bulk({c for _, c in due})
     taken = 0
     for policy_id, cluster_id in due:
         cluster = clusters[cluster_id]
-        plans = policy_enforce(policy=policies[policy_id], actor=None, clusters=[cluster])
+        policy = policies[policy_id]
+        # Done for the user who set the policy to enforce (the audit and each action say so).
+        plans = policy_enforce(
+            policy=policy, actor=policy.enforced_by, clusters=[cluster], trigger="sweep"
+        )
         done = sum(len(plan.done) for plan in plans)
         if done:
             taken += done

@@ -45,6 +45,7 @@ from clusters.models import Cluster, ClusterInventory
 from clusters.services.credentials import cluster_api_clients
 from clusters.services.lifecycle import cluster_set_clusters
 from fleet.placement.models import ClusterWork
+from policies import cel, celcost
 from policies.choices import Mode, ResultStatus
 from policies.engine import Sharing, Snapshot, judge, kinds_needed, share
 from policies.kube import ClusterReader, prefetch_discovery
@@ -742,10 +743,11 @@ def policy_evaluate(*, policy: Policy) -> Evaluated:
         return Evaluated(results=[], queued=len(ids))
     results: list[PolicyEvaluation] = []
     run_id = uuid.uuid4()
-    for cluster in clusters:
-        results += cluster_evaluate(
-            cluster=cluster, policy_ids=[policy.pk], force=True, run_id=run_id
-        )
+    with cel.budget(celcost.REQUEST_BUDGET):  # a web request: bounded CEL work
+        for cluster in clusters:
+            results += cluster_evaluate(
+                cluster=cluster, policy_ids=[policy.pk], force=True, run_id=run_id
+            )
     return Evaluated(results=results)
 
 

@@ -8,14 +8,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from clusters.choices import ClusterMode
 from clusters.labels import LabelSelector
 from clusters.models import ClusterSet
+from fleet.accounts.choices import Role
 from fleet.accounts.models import Team, slug_validator
+from fleet.accounts.selectors import user_has_role
 from fleet.audit.services import audit_record
 from fleet.placement.models import Application
 from policies.choices import Mode, RuleKind, Severity
@@ -143,6 +145,21 @@ def _validate(team: Team, spec: PolicySpec) -> list[ClusterSet]:
     return sets
 
 
+# Enforcement writes into and deletes from member clusters: only this role may turn it on
+# or change what an enforcing policy does (the same role as the enforce-now action).
+ENFORCE_ROLE = Role.ADMIN
+
+
+def _authorize_enforce(team: Team, actor: AbstractBaseUser | None) -> None:
+    """Refuse a user without the enforce role. `actor=None` is the system (library,
+    management commands, benchmarks), which has no role to check."""
+    if actor is not None and not user_has_role(user=actor, team=team, minimum=ENFORCE_ROLE):
+        raise PermissionDenied(
+            f"You need the {ENFORCE_ROLE.label.lower()} role in the team to set a policy "
+            "to enforce or change an enforcing policy."
+        )
+
+
 def _save_rules(policy: Policy, rules: list[PolicyRule]) -> None:
     policy.rules.all().delete()
     for rule in rules:
@@ -181,6 +198,8 @@ def _evaluate_soon(policy: Policy) -> None:
 def policy_create(
     *, team: Team, spec: PolicySpec, actor: AbstractBaseUser | None, bundled: bool = False
 ) -> Policy:
+    if spec.mode == Mode.ENFORCE:
+        _authorize_enforce(team, actor)
     rules = build_rules(spec.rules)
     sets = _validate(team, spec)
     if Policy.objects.filter(team=team, name=spec.name).exists():
@@ -197,6 +216,7 @@ def policy_create(
         enabled=spec.enabled,
         bundled=bundled,
         created_by_id=actor.pk if actor is not None else None,
+        enforced_by_id=actor.pk if actor is not None and spec.mode == Mode.ENFORCE else None,
     )
     policy.cluster_sets.set(sets)
     _save_rules(policy, rules)
@@ -209,7 +229,9 @@ def policy_create(
 
 @transaction.atomic
 def policy_update(*, policy: Policy, spec: PolicySpec, actor: AbstractBaseUser | None) -> Policy:
-    """Replace what the policy checks; the generation grows when anything changed."""
+    """Replace what the policy checks; the generation grows when anything changed.
+    Leaving (or putting) the policy in enforce mode needs the enforce role: an operator
+    may switch an enforcing policy back to inform, not change what it enforces."""
     policy = Policy.objects.select_for_update().get(pk=policy.pk)
     before = PolicySpec.of(policy)
     rules = build_rules(spec.rules)
@@ -219,6 +241,8 @@ def policy_update(*, policy: Policy, spec: PolicySpec, actor: AbstractBaseUser |
     spec.rules = [rule_as_json(rule) for rule in rules]
     if spec == before:
         return policy
+    if spec.mode == Mode.ENFORCE:
+        _authorize_enforce(policy.team, actor)
     for name in (
         "description",
         "severity",
@@ -229,6 +253,11 @@ def policy_update(*, policy: Policy, spec: PolicySpec, actor: AbstractBaseUser |
         "enabled",
     ):
         setattr(policy, name, getattr(spec, name))
+    # Who the sweep's enforcement acts for: the last user who set or changed enforcement.
+    if spec.mode != Mode.ENFORCE:
+        policy.enforced_by_id = None
+    elif actor is not None:
+        policy.enforced_by_id = actor.pk
     policy.generation += 1
     policy.save()
     policy.cluster_sets.set(sets)

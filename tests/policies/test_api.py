@@ -88,10 +88,10 @@ def test_create_read_change_delete(operator: APIClient, team: Team) -> None:
     assert body["rules"][0]["expression"] == RULE["expression"]
 
     # when changed, then the generation grows; an unchanged PATCH keeps it
-    changed = operator.patch("/api/v1/policies/host-net/", {"mode": "enforce"}, format="json")
+    changed = operator.patch("/api/v1/policies/host-net/", {"severity": "low"}, format="json")
     assert changed.status_code == 200, changed.content
     assert changed.json()["generation"] == 2
-    same = operator.patch("/api/v1/policies/host-net/", {"mode": "enforce"}, format="json")
+    same = operator.patch("/api/v1/policies/host-net/", {"severity": "low"}, format="json")
     assert same.json()["generation"] == 2
 
     listed = operator.get("/api/v1/policies/?standard=cis-5.2.4").json()

@@ -139,11 +139,11 @@ def test_editor_refuses_bad_cel_with_position_and_saves_good_rules(team: Team) -
     assert policy.severity == "high"
 
     edited = client.post(
-        "/policies/payments/host-net/edit/", {**form, "rules": RULES, "mode": "enforce"}
+        "/policies/payments/host-net/edit/", {**form, "rules": RULES, "severity": "low"}
     )
     assert edited.status_code == 302
     policy.refresh_from_db()
-    assert (policy.mode, policy.generation) == ("enforce", 2)
+    assert (policy.severity, policy.generation) == ("low", 2)
 
 
 def test_cluster_page_loads_its_compliance_card(team: Team, policy: Policy) -> None:

@@ -415,7 +415,8 @@ ENDPOINTS: list[Endpoint] = [
         "team-members",
         "POST",
         "teams/{team}/members/",
-        body={"username": "b-admin", "role": "admin"},
+        # a member of the team: a team admin adds only people they share a team with
+        body={"username": "a-viewer", "role": "admin"},
     ),
     # clusters
     _r("cluster-list", "clusters/", "collection"),

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
@@ -20,7 +19,7 @@ from fleet.accounts.api.serializers import (
 )
 from fleet.accounts.choices import Role
 from fleet.accounts.models import Team
-from fleet.accounts.selectors import team_list, user_has_role
+from fleet.accounts.selectors import addable_user, team_list, user_has_role
 from fleet.accounts.services import membership_set, team_create
 
 
@@ -59,11 +58,16 @@ class TeamViewSet(
                 raise PermissionDenied("Only a team admin can change its members.")
             payload = MembershipWriteSerializer(data=request.data)
             payload.is_valid(raise_exception=True)
-            user = (
-                get_user_model().objects.filter(username=payload.validated_data["username"]).first()
-            )
+            user = addable_user(actor=request.user, username=payload.validated_data["username"])
             if user is None:
-                raise ValidationError({"username": "No such user."})
+                # The same answer whether the account exists or not: no user-name oracle.
+                raise ValidationError(
+                    {
+                        "username": "No user you can add has this name: a team admin adds "
+                        "people who already share a team with them; an administrator adds "
+                        "anyone."
+                    }
+                )
             membership_set(
                 team=team,
                 user=user,
