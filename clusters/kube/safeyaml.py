@@ -35,20 +35,19 @@ class _Loader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
+        mark: Any = event.start_mark
         if isinstance(event, AliasEvent):
             raise ComposerError(
                 None,
                 None,
                 "aliases (*name) are not accepted: write the value out",
-                event.start_mark,
+                mark,
             )
         nested = isinstance(event, CollectionStartEvent)
         if nested:
             self._depth += 1
             if self._depth > MAX_DEPTH:
-                raise ComposerError(
-                    None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark
-                )
+                raise ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels", mark)
         try:
             return super().compose_node(parent, index)
         finally:
