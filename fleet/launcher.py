@@ -8,6 +8,7 @@ uses those servers. Output lines are prefixed by process; Ctrl-C stops everythin
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import secrets
 import signal
@@ -54,6 +55,55 @@ def _load_or_create_secrets(var: Path) -> dict[str, str]:
 def _pump(source: str, stream: object) -> None:
     for raw in iter(stream.readline, b""):  # type: ignore[attr-defined]
         say(source, raw.decode(errors="replace").rstrip())
+
+
+def trusted_proxy_options(value: str) -> list[str]:
+    """uvicorn's options for `X-Forwarded-For`/`-Proto` from `KEELSON_TRUSTED_PROXIES`
+    (comma-separated addresses or networks of the reverse proxies in front of the web).
+
+    uvicorn believes these headers from 127.0.0.1 unless told otherwise, so any local
+    process (or a proxy forwarding the client's own header) could pick the client address
+    the audit log records and the login limit counts. With no trusted proxy, the headers
+    are ignored; with some, only a connection from one of them may set them."""
+    entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise SystemExit(
+                f"KEELSON_TRUSTED_PROXIES: {entry!r} is not an IP address or network."
+            ) from None
+    if not entries:
+        return ["--no-proxy-headers"]
+    return ["--proxy-headers", "--forwarded-allow-ips", ",".join(entries)]
+
+
+def web_command(
+    bin_dir: Path,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    env: dict[str, str],
+    app: str = "fleet.asgi:application",
+) -> list[str]:
+    """The uvicorn command line of the web process."""
+    return [
+        str(bin_dir / "uvicorn"),
+        app,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--lifespan",
+        "off",
+        # a websocket left hanging does not hold a restart up for long
+        "--timeout-graceful-shutdown",
+        "10",
+        "--workers",
+        str(workers),
+        *trusted_proxy_options(env.get("KEELSON_TRUSTED_PROXIES", "")),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,21 +181,9 @@ def main(argv: list[str] | None = None) -> int:
 
         bin_dir = Path(python).parent
         commands = {
-            "web": [
-                str(bin_dir / "uvicorn"),
-                "fleet.asgi:application",
-                "--host",
-                args.host,
-                "--port",
-                str(args.port),
-                "--lifespan",
-                "off",
-                # a websocket left hanging does not hold a restart up for long
-                "--timeout-graceful-shutdown",
-                "10",
-                "--workers",
-                str(args.web_workers),
-            ],
+            "web": web_command(
+                bin_dir, host=args.host, port=args.port, workers=args.web_workers, env=env
+            ),
             "worker": [
                 str(bin_dir / "celery"),
                 "-A",
