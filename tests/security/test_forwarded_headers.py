@@ -8,10 +8,10 @@ options a local client could claim any address."""
 
 from __future__ import annotations
 
+import http.client
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,8 +23,17 @@ from tests.conftest import REPO
 from tests.support import free_port
 
 
+def _get(port: int, headers: dict[str, str] | None = None) -> str:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", "/", headers=headers or {})
+        return connection.getresponse().read().decode()
+    finally:
+        connection.close()
+
+
 @contextmanager
-def _web(trusted: str) -> Iterator[str]:
+def _web(trusted: str) -> Iterator[int]:
     port = free_port()
     command = web_command(
         Path(sys.executable).parent,
@@ -37,43 +46,38 @@ def _web(trusted: str) -> Iterator[str]:
     process = subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 20
         while True:
             try:
-                urllib.request.urlopen(url, timeout=1).read()
+                _get(port)
                 break
             except OSError:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise
                 time.sleep(0.1)
-        yield url
+        yield port
     finally:
         process.terminate()
         process.wait(timeout=15)
 
 
-def _seen(url: str) -> str:
-    request = urllib.request.Request(
-        url, headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return str(response.read().decode())
+def _seen(port: int) -> str:
+    return _get(port, {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"})
 
 
 def test_a_local_client_cannot_choose_its_address_by_default() -> None:
     # given the web as started with no trusted proxy configured
-    with _web("") as url:
+    with _web("") as port:
         # when a client on this machine claims another address and scheme
-        seen = _seen(url)
+        seen = _seen(port)
     # then the app sees the connection's real address and scheme
     assert seen == "127.0.0.1 http"
 
 
 def test_a_configured_proxy_is_believed() -> None:
-    with _web("127.0.0.1/32, 10.0.0.0/8") as url:
-        seen = _seen(url)
+    with _web("127.0.0.1/32, 10.0.0.0/8") as port:
+        seen = _seen(port)
     assert seen == "203.0.113.9 https"
 
 
