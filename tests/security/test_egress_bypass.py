@@ -17,12 +17,12 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from rest_framework.test import APIClient
 
 from benchmarks.simulator import ensure_tls
 from clusters.kube.client import (
@@ -36,7 +36,7 @@ from clusters.kube.client import (
 from clusters.kube.egress import EgressDenied, check_egress
 from clusters.models import Cluster
 from fleet.accounts.choices import Role
-from tests.factories import add_member, make_team, make_user
+from tests.security.members import api_member
 
 
 @pytest.mark.parametrize(
@@ -132,11 +132,7 @@ def listener() -> Iterator[_Listener]:
 
 
 def _register(server: str) -> Any:
-    team = make_team(name="platform")
-    user = make_user()
-    add_member(team, user, Role.ADMIN)
-    client = APIClient()
-    client.force_authenticate(user)
+    client = api_member("platform", Role.ADMIN)
     return client.post(
         "/api/v1/clusters/",
         {
@@ -199,13 +195,19 @@ class _Recorder(BaseHTTPRequestHandler):
         pass
 
 
-def _serve(tls: ssl.SSLContext | None = None) -> tuple[ThreadingHTTPServer, type[_Recorder]]:
+@contextmanager
+def _served(tls: ssl.SSLContext | None = None) -> Iterator[tuple[int, type[_Recorder]]]:
+    """A recording HTTP(S) server on 127.0.0.1: its port and its handler class."""
     handler = type("Recorder", (_Recorder,), {"seen": []})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     if tls is not None:
         httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd, handler
+    try:
+        yield httpd.server_address[1], handler
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def _resolver(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[str]]) -> list[str]:
@@ -246,19 +248,14 @@ def test_a_name_rebound_to_a_forbidden_address_after_the_check_is_not_connected_
     # given only 127.0.0.2 allowed, and a server with secrets on 127.0.0.1
     settings.KEELSON_CLUSTER_URL_ALLOWLIST = ["127.0.0.2/32"]
     settings.KEELSON_CLUSTER_ALLOW_LOOPBACK = False
-    httpd, handler = _serve()
-    port = httpd.server_address[1]
     # and a name that answers 127.0.0.2 once (the check), then 127.0.0.1
     asked = _resolver(monkeypatch, {"rebind.test": ["127.0.0.2", "127.0.0.1"]})
-    try:
+    with _served() as (port, handler):
         url = f"http://rebind.test:{port}"
         check_egress(url)  # passes: rebind.test is 127.0.0.2 now
         api = build_api_client(ConnectionSpec(server=url, token="the-bearer-token"), retries=0)
         # when the hub calls the cluster on both transports
         errors = _call_both_transports(api)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
     # then the server on 127.0.0.1 received nothing, and each call was refused as such
     assert handler.seen == []
     assert len(errors) == 2
@@ -275,18 +272,14 @@ def test_a_cached_client_is_checked_again_at_every_new_connection(
     # given a client built and used while its address was allowed
     settings.KEELSON_CLUSTER_URL_ALLOWLIST = ["127.0.0.1/32"]
     settings.KEELSON_CLUSTER_ALLOW_LOOPBACK = False
-    httpd, handler = _serve()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    try:
+    with _served() as (port, handler):
+        url = f"http://127.0.0.1:{port}"
         api = build_api_client(ConnectionSpec(server=url, token="the-bearer-token"), retries=0)
         assert _call_both_transports(api) == []
         assert handler.seen == ["Bearer the-bearer-token"] * 2
         # when the address leaves the allowlist
         settings.KEELSON_CLUSTER_URL_ALLOWLIST = ["10.0.0.0/8"]
         errors = _call_both_transports(api)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
     # then the same client reaches the server no more
     assert len(handler.seen) == 2
     assert [classify(e).code for e in errors] == ["invalid", "invalid"]
@@ -301,11 +294,9 @@ def test_pinned_connections_still_verify_the_certificate_against_the_name(
     files = ensure_tls(tmp_path / "tls")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(files.cert, files.key)
-    httpd, handler = _serve(context)
-    port = httpd.server_address[1]
     _resolver(monkeypatch, {"localhost": ["127.0.0.1"], "kube.test": ["127.0.0.1"]})
     ca = files.ca.read_text()
-    try:
+    with _served(context) as (port, handler):
         # when the hub calls it as localhost: SNI and verification use the name
         good = build_api_client(
             ConnectionSpec(server=f"https://localhost:{port}", ca_data=ca, token="t"), retries=0
@@ -316,9 +307,6 @@ def test_pinned_connections_still_verify_the_certificate_against_the_name(
             ConnectionSpec(server=f"https://kube.test:{port}", ca_data=ca, token="t"), retries=0
         )
         bad_errors = _call_both_transports(bad)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
     assert good_errors == []
     assert len(handler.seen) == 2
     assert [classify(e).code for e in bad_errors] == ["tls", "tls"]

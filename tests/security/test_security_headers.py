@@ -12,7 +12,8 @@ from django.test import Client
 
 from fleet.accounts.choices import Role
 from tests.browser.conftest import page  # noqa: F401 - the browser fixture, for the last test
-from tests.factories import add_member, make_team, make_user
+from tests.factories import make_user
+from tests.security.members import page_member
 
 PAGES = ["/", "/clusters/register/", "/clusters/create/", "/api/docs/", "/accounts/login/"]
 
@@ -27,12 +28,7 @@ def _directives(header: str) -> dict[str, list[str]]:
 
 @pytest.fixture
 def client() -> Client:
-    team = make_team(name="platform")
-    user = make_user()
-    add_member(team, user, Role.ADMIN)
-    client = Client()
-    client.force_login(user)
-    return client
+    return page_member("platform", Role.ADMIN)
 
 
 @pytest.mark.django_db

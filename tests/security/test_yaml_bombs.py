@@ -7,14 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.test import Client
 from rest_framework.test import APIClient
 
 from clusters.kube.safeyaml import MAX_DEPTH, YAMLInputError, load_all, load_one
 from fleet.accounts.choices import Role
 from fleet.placement.models import Application
 from policies.models import Policy
-from tests.factories import add_member, make_team, make_user
+from tests.factories import make_user
+from tests.security.members import api_member, page_member
 
 
 def _bomb(levels: int, indent: str = "") -> str:
@@ -90,11 +90,7 @@ def test_deeply_nested_kubeconfig_answers_400_not_500() -> None:
 
 @pytest.mark.django_db
 def test_manifest_bomb_is_refused_without_echoing_it() -> None:
-    team = make_team(name="payments")
-    user = make_user()
-    add_member(team, user, Role.OPERATOR)
-    client = APIClient()
-    client.force_authenticate(user)
+    client = api_member("payments", Role.OPERATOR)
     manifests = _bomb(5, indent="  ").join(
         [
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nx:\n",
@@ -123,11 +119,7 @@ def test_manifest_bomb_is_refused_without_echoing_it() -> None:
 
 @pytest.mark.django_db
 def test_policy_rules_bomb_is_refused_and_nothing_is_stored() -> None:
-    team = make_team(name="payments")
-    user = make_user()
-    add_member(team, user, Role.OPERATOR)
-    client = Client()
-    client.force_login(user)
+    client = page_member("payments", Role.OPERATOR)
     rules = (
         "- name: no-host-network\n"
         "  kind: object\n"
