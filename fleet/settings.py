@@ -176,6 +176,10 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "fleet.api.exceptions.keelson_exception_handler",
     # Token endpoints of the pull-mode agent, per client address (Redis-backed cache).
     "DEFAULT_THROTTLE_RATES": {"agent-token": env_str("KEELSON_AGENT_TOKEN_RATE", "10/min")},
+    # The client address is REMOTE_ADDR, never X-Forwarded-For itself (which DRF would
+    # otherwise take whole, letting every request pick a new address): the web server
+    # resolves forwarded headers from KEELSON_TRUSTED_PROXIES only (fleet/launcher.py).
+    "NUM_PROXIES": 0,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Keelson API",

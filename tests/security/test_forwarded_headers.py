@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
 
 from fleet.launcher import trusted_proxy_options, web_command
 from tests.conftest import REPO
@@ -84,3 +86,23 @@ def test_a_configured_proxy_is_believed() -> None:
 def test_a_bad_proxy_setting_stops_the_launch_with_its_name() -> None:
     with pytest.raises(SystemExit, match="KEELSON_TRUSTED_PROXIES: '\\*'"):
         trusted_proxy_options("10.0.0.1, *")
+
+
+@pytest.mark.django_db
+def test_the_agent_token_limit_counts_the_connection_not_a_claimed_address() -> None:
+    # given the enroll endpoint's limit (10 a minute per address) fresh for 127.0.0.1
+    cache.delete("throttle_agent-token_127.0.0.1")
+    client = APIClient()
+    # when one client guesses bootstrap tokens, claiming a new address each time
+    answers = [
+        client.post(
+            "/api/v1/agent/enroll",
+            {"bootstrap_token": f"guess-{n}"},
+            format="json",
+            HTTP_X_FORWARDED_FOR=f"198.51.100.{n}",
+        ).status_code
+        for n in range(12)
+    ]
+    # then the eleventh guess is refused: the claimed addresses did not reset the count
+    assert answers[:10] == [401] * 10
+    assert answers[10:] == [429, 429]
