@@ -60,11 +60,9 @@ class PolicyForm(forms.Form):
 
     def clean_rules(self) -> list[dict[str, Any]]:
         try:
-            rules = load_one(
-                self.cleaned_data["rules"], what="The rules", max_bytes=RULES_MAX_BYTES
-            )
+            rules = load_one(self.cleaned_data["rules"], max_bytes=RULES_MAX_BYTES)
         except YAMLInputError as error:
-            raise forms.ValidationError(str(error)) from None
+            raise forms.ValidationError(f"The rules are {error}.") from None
         rules = rules or []
         if not isinstance(rules, list):
             raise forms.ValidationError("The rules must be a YAML list.")

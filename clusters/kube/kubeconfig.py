@@ -36,9 +36,9 @@ def _load(text: str) -> dict[str, Any]:
     if not text or not text.strip():
         raise KubeconfigError("The kubeconfig is empty.")
     try:
-        document = load_one(text, what="The kubeconfig", max_bytes=MAX_BYTES)
+        document = load_one(text, max_bytes=MAX_BYTES)
     except YAMLInputError as error:
-        raise KubeconfigError(str(error)) from None
+        raise KubeconfigError(f"The kubeconfig is {error}.") from None
     if not isinstance(document, dict) or document.get("kind", "Config") != "Config":
         raise KubeconfigError("This is not a kubeconfig (expected kind: Config).")
     for section in ("clusters", "users", "contexts"):

@@ -23,7 +23,9 @@ MAX_MESSAGE = 200
 
 
 class YAMLInputError(ValueError):
-    """The text is not YAML Keelson accepts; the message is short and quotes no input."""
+    """The text is not YAML Keelson accepts. The message is short, quotes no input, and
+    is a predicate for the caller's subject: "not valid YAML at line 3, column 5: ...",
+    "larger than 1,000,000 bytes" (`f"The rules are {error}."`)."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -55,33 +57,33 @@ class _Loader(yaml.SafeLoader):
                 self._depth -= 1
 
 
-def _error(error: yaml.YAMLError, what: str) -> YAMLInputError:
+def _error(error: yaml.YAMLError) -> YAMLInputError:
     mark = getattr(error, "problem_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
     problem = str(getattr(error, "problem", None) or "invalid YAML")
-    return YAMLInputError(f"{what} is not valid YAML{where}: {shorten(problem)}.")
+    return YAMLInputError(f"not valid YAML{where}: {shorten(problem)}")
 
 
-def _sized(text: str, what: str, max_bytes: int) -> None:
+def _sized(text: str, max_bytes: int) -> None:
     if len(text) > max_bytes or len(text.encode()) > max_bytes:
-        raise YAMLInputError(f"{what} is larger than {max_bytes:,} bytes.")
+        raise YAMLInputError(f"larger than {max_bytes:,} bytes")
 
 
-def load_one(text: str, *, what: str, max_bytes: int) -> Any:
+def load_one(text: str, *, max_bytes: int) -> Any:
     """The single document in `text` (None if empty)."""
-    _sized(text, what, max_bytes)
+    _sized(text, max_bytes)
     loader = _Loader(text)
     try:
         return loader.get_single_data()
     except yaml.YAMLError as error:
-        raise _error(error, what) from None
+        raise _error(error) from None
     finally:
         loader.dispose()
 
 
-def load_all(text: str, *, what: str, max_bytes: int) -> list[Any]:
+def load_all(text: str, *, max_bytes: int) -> list[Any]:
     """Every document in `text` (`---` separated)."""
-    _sized(text, what, max_bytes)
+    _sized(text, max_bytes)
     loader = _Loader(text)
     try:
         documents = []
@@ -89,7 +91,7 @@ def load_all(text: str, *, what: str, max_bytes: int) -> list[Any]:
             documents.append(loader.get_data())
         return documents
     except yaml.YAMLError as error:
-        raise _error(error, what) from None
+        raise _error(error) from None
     finally:
         loader.dispose()
 

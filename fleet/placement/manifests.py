@@ -41,10 +41,13 @@ class Requests:
 def parse_manifests(text: str) -> list[dict[str, Any]]:
     if not text.strip():
         raise ManifestError(["The manifests are empty."])
+    if len(text.encode()) > MAX_BYTES:
+        raise ManifestError(["The manifests are larger than 2 MB."])
     try:
-        documents = load_all(text, what="The manifests", max_bytes=MAX_BYTES)
+        documents = load_all(text, max_bytes=MAX_BYTES)
     except YAMLInputError as error:
-        raise ManifestError([str(error)]) from None
+        reason = str(error)
+        raise ManifestError([f"{reason[:1].upper()}{reason[1:]}."]) from None
     objects, errors = [], []
     for position, document in enumerate(documents, start=1):
         if document is None:

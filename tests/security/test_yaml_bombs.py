@@ -35,17 +35,17 @@ def test_the_bomb_is_small_and_would_expand_to_megabytes() -> None:
 
 def test_aliases_and_deep_nesting_are_refused_by_the_shared_loader() -> None:
     with pytest.raises(YAMLInputError, match="aliases"):
-        load_one(_bomb(2), what="It", max_bytes=10_000)
+        load_one(_bomb(2), max_bytes=10_000)
     with pytest.raises(YAMLInputError, match="aliases"):
-        load_all("a: 1\n---\n" + _bomb(2), what="It", max_bytes=10_000)
+        load_all("a: 1\n---\n" + _bomb(2), max_bytes=10_000)
     with pytest.raises(YAMLInputError, match="nested deeper"):
-        load_one("[" * 10_000 + "]" * 10_000, what="It", max_bytes=100_000)
+        load_one("[" * 10_000 + "]" * 10_000, max_bytes=100_000)
     with pytest.raises(YAMLInputError, match="larger than"):
-        load_one("a: " + "x" * 2000, what="It", max_bytes=1000)
+        load_one("a: " + "x" * 2000, max_bytes=1000)
     # and what Kubernetes objects do use still loads: anchors' absence changes nothing
     nested = "[" * MAX_DEPTH + "]" * MAX_DEPTH
-    assert load_one(nested, what="It", max_bytes=10_000) is not None
-    assert load_all("a: 1\n---\nb: [2, {c: 3}]\n", what="It", max_bytes=100) == [
+    assert load_one(nested, max_bytes=10_000) is not None
+    assert load_all("a: 1\n---\nb: [2, {c: 3}]\n", max_bytes=100) == [
         {"a": 1},
         {"b": [2, {"c": 3}]},
     ]
