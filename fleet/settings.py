@@ -178,7 +178,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"agent-token": env_str("KEELSON_AGENT_TOKEN_RATE", "10/min")},
     # The client address is REMOTE_ADDR, never X-Forwarded-For itself (which DRF would
     # otherwise take whole, letting every request pick a new address): the web server
-    # resolves forwarded headers from KEELSON_TRUSTED_PROXIES only (fleet/launcher.py).
+    # resolves forwarded headers from KEELSON_TRUSTED_PROXIES only (fleet/webserver.py).
     "NUM_PROXIES": 0,
 }
 SPECTACULAR_SETTINGS = {

@@ -1,6 +1,6 @@
 """`X-Forwarded-For` is believed only from the proxies in KEELSON_TRUSTED_PROXIES.
 
-The web runs under uvicorn exactly as `make run` starts it (fleet/launcher.py's
+The web runs under uvicorn exactly as `make run` starts it (fleet/webserver.py's
 `web_command`), serving a tiny app that answers with the client address it was handed,
 which is what Django's REMOTE_ADDR (the audit log's address, the login limit's key)
 becomes. uvicorn's own default trusts 127.0.0.1, so before the launcher passed its
@@ -20,7 +20,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from fleet.launcher import trusted_proxy_options, web_command
+from fleet.webserver import trusted_proxy_options, web_command
 from tests.conftest import REPO
 from tests.support import free_port
 
