@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from yaml.composer import ComposerError
 from yaml.events import AliasEvent, CollectionStartEvent
+from yaml.reader import ReaderError
 
 MAX_DEPTH = 100
 # An error message built from user input (a name, a value) is cut to this many characters.
@@ -61,18 +62,32 @@ def _error(error: yaml.YAMLError) -> YAMLInputError:
     mark = getattr(error, "problem_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
     problem = str(getattr(error, "problem", None) or "invalid YAML")
+    if isinstance(error, ReaderError) and isinstance(error.character, int):
+        problem = (
+            f"character #x{error.character:04x} at position {error.position} is not allowed "
+            "(control and special characters)"
+        )
     return YAMLInputError(f"not valid YAML{where}: {shorten(problem)}")
 
 
-def _sized(text: str, max_bytes: int) -> None:
-    if len(text) > max_bytes or len(text.encode()) > max_bytes:
+def _loader(text: str, max_bytes: int) -> _Loader:
+    """A loader for `text` if its size allows; the reader refuses control characters (and
+    lone surrogates) as it starts, so that is a YAMLInputError too."""
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:
+        raise YAMLInputError("not valid UTF-8 text") from None
+    if size > max_bytes:
         raise YAMLInputError(f"larger than {max_bytes:,} bytes")
+    try:
+        return _Loader(text)
+    except yaml.YAMLError as error:
+        raise _error(error) from None
 
 
 def load_one(text: str, *, max_bytes: int) -> Any:
     """The single document in `text` (None if empty)."""
-    _sized(text, max_bytes)
-    loader = _Loader(text)
+    loader = _loader(text, max_bytes)
     try:
         return loader.get_single_data()
     except yaml.YAMLError as error:
@@ -83,8 +98,7 @@ def load_one(text: str, *, max_bytes: int) -> Any:
 
 def load_all(text: str, *, max_bytes: int) -> list[Any]:
     """Every document in `text` (`---` separated)."""
-    _sized(text, max_bytes)
-    loader = _Loader(text)
+    loader = _loader(text, max_bytes)
     try:
         documents = []
         while loader.check_data():

@@ -40,6 +40,11 @@ def test_aliases_and_deep_nesting_are_refused_by_the_shared_loader() -> None:
         load_all("a: 1\n---\n" + _bomb(2), max_bytes=10_000)
     with pytest.raises(YAMLInputError, match="nested deeper"):
         load_one("[" * 10_000 + "]" * 10_000, max_bytes=100_000)
+    # a control character or a lone surrogate is refused as such, not a server error
+    with pytest.raises(YAMLInputError, match="character #x0090 at position 3"):
+        load_all("a: \x90", max_bytes=100)
+    with pytest.raises(YAMLInputError, match="UTF-8"):
+        load_one("a: \ud800", max_bytes=100)
     with pytest.raises(YAMLInputError, match="larger than"):
         load_one("a: " + "x" * 2000, max_bytes=1000)
     # and what Kubernetes objects do use still loads: anchors' absence changes nothing
