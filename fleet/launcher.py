@@ -24,6 +24,7 @@ from clusters.localkube.binaries import BUILD_SCRIPT, KubeBinariesMissing, find_
 from clusters.localkube.runtime import progress_path, write_progress
 from fleet.embedded import EmbeddedPostgres, EmbeddedRedis
 from fleet.env import env_bool
+from fleet.webserver import web_command
 
 ROOT = Path(__file__).resolve().parent.parent
 COLORS = {"web": "36", "worker": "33", "beat": "35", "keelson": "32", "kube": "34"}
@@ -193,21 +194,9 @@ def main(argv: list[str] | None = None) -> int:
 
         bin_dir = Path(python).parent
         commands = {
-            "web": [
-                str(bin_dir / "uvicorn"),
-                "fleet.asgi:application",
-                "--host",
-                args.host,
-                "--port",
-                str(args.port),
-                "--lifespan",
-                "off",
-                # a websocket left hanging does not hold a restart up for long
-                "--timeout-graceful-shutdown",
-                "10",
-                "--workers",
-                str(args.web_workers),
-            ],
+            "web": web_command(
+                bin_dir, host=args.host, port=args.port, workers=args.web_workers, env=env
+            ),
             "worker": [
                 str(bin_dir / "celery"),
                 "-A",

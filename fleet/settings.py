@@ -70,6 +70,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "fleet.csp.security_headers_middleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -93,6 +94,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "fleet.csp.nonce",
             ],
             # Timestamps, money: one format on every page (fleet/ui/tags.py).
             "builtins": ["fleet.ui.tags"],
@@ -182,6 +184,10 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "fleet.api.exceptions.keelson_exception_handler",
     # Token endpoints of the pull-mode agent, per client address (Redis-backed cache).
     "DEFAULT_THROTTLE_RATES": {"agent-token": env_str("KEELSON_AGENT_TOKEN_RATE", "10/min")},
+    # The client address is REMOTE_ADDR, never X-Forwarded-For itself (which DRF would
+    # otherwise take whole, letting every request pick a new address): the web server
+    # resolves forwarded headers from KEELSON_TRUSTED_PROXIES only (fleet/webserver.py).
+    "NUM_PROXIES": 0,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Keelson API",

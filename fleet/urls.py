@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from fleet import views
 from fleet.accounts.login import ThrottledLoginView, admin_login_redirect
@@ -20,7 +20,7 @@ urlpatterns = [
     path("policies/", include("policies.urls")),
     path("api/v1/", include("fleet.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     # The admin's own login has no attempt limit: it goes through the app's.
     path("admin/login/", admin_login_redirect, name="admin-login"),
     path("admin/", admin.site.urls),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +24,7 @@ from clusters.cost.models import Budget, ClusterPricing, InstancePrice, RateCard
 from clusters.cost.prices import instance_price_add, rate_card_save
 from clusters.cost.rollups import AMOUNTS, GROUPS, Rollup, RollupError, cost_rollup
 from clusters.cost.services import budget_status, cluster_pricing_set
+from clusters.csvsafe import SafeWriter
 from clusters.models import Cluster
 from clusters.selectors import cluster_list
 from fleet.accounts.choices import Role
@@ -75,7 +75,7 @@ def rollup_for(request: Any, params: Any) -> tuple[Rollup, datetime, datetime]:
 
 def csv_response(rows: list[dict[str, Any]], group_by: str) -> HttpResponse:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = SafeWriter(buffer)
     has_period = bool(rows) and "period" in rows[0]
     header = [group_by, *(["period"] if has_period else []), *AMOUNTS, "cpu_core_hours"]
     writer.writerow(header)

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import ssl
 import tempfile
 import threading
@@ -30,7 +31,11 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
+from clusters.kube import egress
 from clusters.kube import http as kube_http
 
 # (connect, read) seconds for every call Keelson makes to a member cluster.
@@ -108,11 +113,52 @@ def build_api_client(spec: ConnectionSpec, *, retries: int = 1) -> k8s.ApiClient
     )
     configuration.connection_pool_maxsize = ENDPOINT_CONNECTIONS
     api = k8s.ApiClient(configuration)
+    _guard_pools(api.rest_client.pool_manager)
     api.rest_client = _shared_transport(spec, retries, api.rest_client)
     # GETs in volume (lists, probes) go through the lean transport (clusters/kube/http.py)
     api.keelson_endpoint = _shared_endpoint(spec, configuration)
     api.keelson_prefix = kube_http.server_prefix(spec.server)
     return api
+
+
+class _GuardedConnection(HTTPConnection):
+    """urllib3's connection, but the socket goes to an address the egress policy allows,
+    checked at this connection (clusters/kube/egress.py): a name that resolves elsewhere
+    since the cluster was registered is refused. TLS (SNI, certificate) still uses the name."""
+
+    def _new_conn(self) -> Any:
+        try:
+            return egress.open_connection(
+                self._dns_host,
+                self.port,
+                self.timeout,
+                source_address=self.source_address,
+                socket_options=self.socket_options,
+            )
+        except socket.gaierror as error:  # as urllib3 words them
+            raise NameResolutionError(self.host, self, error) from error
+        except TimeoutError as error:
+            raise ConnectTimeoutError(self, f"Connection to {self.host} timed out.") from error
+        except OSError as error:
+            message = f"Failed to establish a new connection: {error}"
+            raise NewConnectionError(self, message) from error
+
+
+class _GuardedHTTPSConnection(_GuardedConnection, HTTPSConnection):
+    pass
+
+
+class _GuardedPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedConnection
+
+
+class _GuardedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+def _guard_pools(pool_manager: urllib3.PoolManager) -> None:
+    """Every pool the kubernetes client's manager opens checks egress per connection."""
+    pool_manager.pool_classes_by_scheme = {"http": _GuardedPool, "https": _GuardedHTTPSPool}
 
 
 # Idle connections kept per API server endpoint: enough for a shard's probe threads.
@@ -228,6 +274,8 @@ def classify(error: BaseException, server: str = "") -> ClusterConnectError:
     """A safe, specific error for anything the kubernetes client raised."""
     if isinstance(error, ClusterConnectError):
         return error
+    if isinstance(error, egress.EgressDenied):
+        return ClusterConnectError("invalid", str(error))
     where = f" {server}" if server else ""
     text = f"{error!r} {getattr(error, 'reason', '')}"
     if isinstance(error, ResourceNotFoundError):

@@ -13,6 +13,7 @@ matters of that path and drops the rest:
   an idle connection the server closed, or idle for over a minute, is not reused, and one
   that fails anyway (but for a timeout) is replaced once, as GETs are idempotent;
 - the (connect, read) timeouts of every other call;
+- the egress check at every new connection, to the address it checked (egress.py);
 - errors raised as the kubernetes client raises them (`ApiException` with the status
   for an HTTP error; `ssl`, `socket` and timeout errors otherwise), so `classify` words
   them the same;
@@ -39,6 +40,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from kubernetes.client.exceptions import ApiException
+
+from clusters.kube import egress
 
 # Idle connections kept per endpoint (as ENDPOINT_CONNECTIONS for urllib3's pools); the
 # process keeps at most KEELSON_KUBE_IDLE_CONNECTIONS over all endpoints (`_Ledger`).
@@ -88,6 +91,9 @@ class Endpoint:
         else:
             connection = http.client.HTTPConnection(self.host, self.port, timeout=connect)
         connection.response_class = _Response
+        # The socket goes to an address the egress policy allows, checked now (DNS
+        # rebinding); TLS still sends and verifies the name.
+        connection._create_connection = _checked_connection  # type: ignore[attr-defined]
         try:
             connection.connect()
         except (ConnectionRefusedError, ConnectionResetError):  # urllib3 retried these once
@@ -322,6 +328,12 @@ def _dropped(connection: http.client.HTTPConnection) -> bool:
         return bool(poller.poll(0))
     except OSError:
         return True
+
+
+def _checked_connection(
+    address: tuple[str, int], timeout: Any, source_address: tuple[str, int] | None = None
+) -> Any:
+    return egress.open_connection(address[0], address[1], timeout, source_address=source_address)
 
 
 def tls_context(

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from clusters.kube.client import ConnectionSpec
+from clusters.kube.safeyaml import YAMLInputError, load_one, shorten
+
+MAX_BYTES = 1_000_000
 
 
 class KubeconfigError(ValueError):
@@ -34,14 +35,10 @@ class ContextInfo:
 def _load(text: str) -> dict[str, Any]:
     if not text or not text.strip():
         raise KubeconfigError("The kubeconfig is empty.")
-    if len(text) > 1_000_000:
-        raise KubeconfigError("The kubeconfig is larger than 1 MB.")
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise KubeconfigError(f"The kubeconfig is not valid YAML{where}.") from None
+        document = load_one(text, max_bytes=MAX_BYTES)
+    except YAMLInputError as error:
+        raise KubeconfigError(f"The kubeconfig is {error}.") from None
     if not isinstance(document, dict) or document.get("kind", "Config") != "Config":
         raise KubeconfigError("This is not a kubeconfig (expected kind: Config).")
     for section in ("clusters", "users", "contexts"):
@@ -56,7 +53,7 @@ def _named(document: dict[str, Any], section: str, name: str) -> dict[str, Any]:
             body = entry.get(section[:-1])
             if isinstance(body, dict):
                 return body
-    raise KubeconfigError(f"The kubeconfig has no {section[:-1]} named {name!r}.")
+    raise KubeconfigError(f"The kubeconfig has no {section[:-1]} named {shorten(name)!r}.")
 
 
 def list_contexts(text: str) -> tuple[list[ContextInfo], str]:
@@ -105,8 +102,11 @@ def connection_from_kubeconfig(text: str, context: str | None = None) -> Connect
         chosen = contexts[0].name
     info = next((c for c in contexts if c.name == chosen), None)
     if info is None:
-        names = ", ".join(c.name for c in contexts)
-        raise KubeconfigError(f"The kubeconfig has no context {chosen!r} (it has: {names}).")
+        names = shorten(", ".join(c.name for c in contexts[:20]))
+        raise KubeconfigError(
+            f"The kubeconfig has no context {shorten(chosen)!r} (it has: {names})."
+        )
+    chosen = shorten(chosen)
     cluster = _named(document, "clusters", info.cluster)
     user = _named(document, "users", info.user)
 
@@ -114,7 +114,8 @@ def connection_from_kubeconfig(text: str, context: str | None = None) -> Connect
     parts = urlsplit(server)
     if parts.scheme != "https" or not parts.hostname:
         raise KubeconfigError(
-            f"Context {chosen!r}: the server must be an https:// URL (got {server or 'nothing'})."
+            f"Context {chosen!r}: the server must be an https:// URL "
+            f"(got {shorten(server) if server else 'nothing'})."
         )
     if "certificate-authority" in cluster and "certificate-authority-data" not in cluster:
         raise KubeconfigError(

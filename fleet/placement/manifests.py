@@ -3,24 +3,30 @@ errors that name the document (its position and kind/name) and what is wrong."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import yaml
 from kubernetes.utils import parse_quantity
 
+from clusters.kube.safeyaml import YAMLInputError, load_all, shorten
 from clusters.labels import label_key_error
 
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Job"}
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
 MAX_BYTES = 2_000_000
+# Errors reported at most: a long list helps nobody and an answer must stay small.
+MAX_ERRORS = 20
 
 
 class ManifestError(ValueError):
     def __init__(self, errors: list[str]) -> None:
-        super().__init__("; ".join(errors))
-        self.errors = errors
+        kept = [shorten(error, 300) for error in errors[:MAX_ERRORS]]
+        if len(errors) > MAX_ERRORS:
+            kept.append(f"... and {len(errors) - MAX_ERRORS} more errors.")
+        super().__init__("; ".join(kept))
+        self.errors = kept
 
 
 @dataclass(frozen=True)
@@ -38,12 +44,10 @@ def parse_manifests(text: str) -> list[dict[str, Any]]:
     if len(text.encode()) > MAX_BYTES:
         raise ManifestError(["The manifests are larger than 2 MB."])
     try:
-        documents = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or "invalid YAML"
-        raise ManifestError([f"Not valid YAML{where}: {problem}."]) from None
+        documents = load_all(text, max_bytes=MAX_BYTES)
+    except YAMLInputError as error:
+        reason = str(error)
+        raise ManifestError([f"{reason[:1].upper()}{reason[1:]}."]) from None
     objects, errors = [], []
     for position, document in enumerate(documents, start=1):
         if document is None:
@@ -57,8 +61,9 @@ def parse_manifests(text: str) -> list[dict[str, Any]]:
         for o in objects
         if isinstance(o, dict) and isinstance(o.get("metadata"), dict)
     ]
-    for key in {n for n in names if names.count(n) > 1}:
-        errors.append(f"{key[0]} {key[1]!r} is defined more than once.")
+    # Counted once: `names.count` per name was quadratic in the number of documents.
+    for key in [n for n, count in Counter(names).items() if count > 1]:
+        errors.append(f"{shorten(key[0], 60)} {shorten(key[1], 100)!r} is defined more than once.")
     if errors:
         raise ManifestError(errors)
     return objects
@@ -83,7 +88,7 @@ def _check(document: Any) -> list[str]:
     if not isinstance(metadata["name"], str):
         errors.append("metadata.name must be a string")
         return errors
-    label = f"{document.get('kind', '?')} {metadata['name']!r}"
+    label = f"{shorten(document.get('kind', '?'), 60)} {shorten(metadata['name'], 100)!r}"
     if "namespace" in metadata and not isinstance(metadata["namespace"], str):
         errors.append(f"{label}: metadata.namespace must be a string")
     for field in ("labels", "annotations"):
@@ -140,7 +145,9 @@ def _check_workload(spec: dict[str, Any]) -> list[str]:
             try:
                 parse_quantity(value)
             except (ValueError, TypeError):
-                errors.append(f"{where}: request {kind}={value!r} is not a quantity")
+                errors.append(
+                    f"{where}: request {shorten(kind, 60)}={shorten(value, 60)} is not a quantity"
+                )
     return errors
 
 

@@ -8,7 +8,6 @@ compliant / (compliant + noncompliant); errors are counted but not judged.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
@@ -29,6 +28,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from clusters.csvsafe import SafeWriter
 from clusters.models import Cluster, ClusterSet
 from clusters.services.lifecycle import cluster_set_clusters
 from fleet.accounts.models import Team, slug_validator
@@ -313,7 +313,7 @@ def render_json(data: dict[str, Any]) -> bytes:
 def render_csv(data: dict[str, Any]) -> bytes:
     """One table: section (overall, standard, cluster, policy, trend), name and counts."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = SafeWriter(out)
     writer.writerow(["section", "name", "compliant", "noncompliant", "error", "percent"])
 
     def row(section: str, name: str, c: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from clusters.choices import ClusterStatus
 from clusters.health import Observation
@@ -61,10 +62,8 @@ def test_unreachable_cluster_arrives_live_on_the_overview(asgi_server: str, page
     worker = threading.Thread(target=probes_fail)
     worker.start()
     worker.join(timeout=30)
-    page.wait_for_function(
-        "document.querySelector('[data-count=\"unreachable\"]').textContent === '1'",
-        timeout=5_000,
-    )
+    # a locator, not wait_for_function (an eval, which the page's CSP refuses)
+    expect(page.locator('[data-count="unreachable"]')).to_have_text("1", timeout=5_000)
     assert page.locator('[data-count="ready"]').inner_text() == "1"
     # and the panels are re-fetched: the timeline and the needs-attention table show it
     page.wait_for_selector("#fleet[data-refreshed]", timeout=5_000)

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from fleet.operations.choices import OperationState
 from fleet.operations.services import (
@@ -43,16 +44,16 @@ def test_operation_progress_bar_follows_the_work_live(asgi_server: str, page: An
     operation_claim(operation_id=operation.pk)
     _log_in(page, asgi_server, "ops")
     page.goto(f"{asgi_server}/operations/{operation.pk}/")
-    page.wait_for_function("document.querySelector('#operation progress') !== null")
+    # Locators, not wait_for_function: that evaluates a string in the page, which the
+    # Content-Security-Policy (no 'unsafe-eval') refuses.
+    page.locator("#operation progress").wait_for(state="attached")
     page.wait_for_timeout(500)  # let the socket connect and take its snapshot
     # when the worker makes progress
     as_worker(
         operation_update, operation_id=operation.pk, progress=60, message="nodes joining", log="3/5"
     )
     # then the page shows it without a reload
-    page.wait_for_function(
-        "document.querySelector('#operation progress').value === 60", timeout=10_000
-    )
+    expect(page.locator("#operation progress")).to_have_js_property("value", 60, timeout=10_000)
     assert page.locator("[data-field=message]").inner_text() == "nodes joining"
     # when it ends
     as_worker(
