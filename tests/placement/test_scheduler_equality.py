@@ -23,7 +23,7 @@ TAINTS = [
     [{"key": "spot", "value": "", "effect": "PreferNoSelect"}],
     [{"key": "drain", "value": "soon", "effect": "NoSelectIfNew"}],
 ]
-TOLERATIONS = (
+TOLERATIONS: tuple[list[dict[str, str]], ...] = (
     [],
     [{"key": "gpu"}],
     [{"key": "spot"}],
