@@ -163,7 +163,9 @@ LOGOUT_REDIRECT_URL = "login"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an unauthenticated request then gets 401 with WWW-Authenticate.
-        "rest_framework.authentication.TokenAuthentication",
+        # Hashed, scoped, expiring tokens (fleet/accounts/tokens.py); legacy DRF keys are
+        # converted to them on first use.
+        "fleet.accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -286,6 +288,18 @@ KEELSON_CLUSTER_ALLOW_LOOPBACK = env_bool("KEELSON_CLUSTER_ALLOW_LOOPBACK", Fals
 
 KEELSON_LOGIN_MAX_FAILURES = env_int("KEELSON_LOGIN_MAX_FAILURES", 5, minimum=1)
 KEELSON_LOGIN_WINDOW = env_int("KEELSON_LOGIN_WINDOW", 300, minimum=10)
+
+# API tokens: lifetime when none is asked for, and the longest a user may ask for (days).
+KEELSON_API_TOKEN_DEFAULT_DAYS = env_int("KEELSON_API_TOKEN_DEFAULT_DAYS", 90, minimum=1)
+KEELSON_API_TOKEN_MAX_DAYS = env_int(
+    "KEELSON_API_TOKEN_MAX_DAYS", max(365, KEELSON_API_TOKEN_DEFAULT_DAYS), minimum=1
+)
+if KEELSON_API_TOKEN_DEFAULT_DAYS > KEELSON_API_TOKEN_MAX_DAYS:
+    raise ImproperEnvironment("KEELSON_API_TOKEN_DEFAULT_DAYS exceeds KEELSON_API_TOKEN_MAX_DAYS")
+
+# Per-team quota of the `local` provider (clusters that run on this host).
+KEELSON_LOCAL_MAX_CLUSTERS_PER_TEAM = env_int("KEELSON_LOCAL_MAX_CLUSTERS_PER_TEAM", 3, minimum=0)
+KEELSON_LOCAL_MAX_NODES_PER_TEAM = env_int("KEELSON_LOCAL_MAX_NODES_PER_TEAM", 10, minimum=0)
 
 # The `local` provider keeps each cluster's processes and data here.
 KEELSON_LOCAL_CLUSTERS_DIR = env_str("KEELSON_LOCAL_CLUSTERS_DIR", str(VAR_DIR / "local-clusters"))

@@ -13,6 +13,7 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("fleet.accounts.urls")),
     path("operations/<uuid:operation_id>/", operation_detail, name="operation-detail"),
     path("clusters/", include("clusters.urls")),
     path("costs/", include("clusters.cost.urls")),
