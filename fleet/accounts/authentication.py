@@ -2,8 +2,9 @@
 `Token` keyword of DRF's authtoken is accepted too, so existing clients keep working).
 
 The token's scope travels with the request's user (`token_scope`): the role selectors cap
-the user's role in every team by it, a read token may only use safe methods, and only an
-admin-scoped token carries the user's superuser/staff status.
+the user's role in every team by it, a read token may only use safe methods
+(`TokenScopeAllows`, a default permission, so the refusal is audited under the user's
+name), and only an admin-scoped token carries the user's superuser/staff status.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.permissions import SAFE_METHODS
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
 from fleet.accounts.choices import TokenScope
@@ -40,10 +41,6 @@ class ApiTokenAuthentication(BaseAuthentication):
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
         scope = TokenScope(token.scope)
-        if scope == TokenScope.READ and request.method not in SAFE_METHODS:
-            raise exceptions.PermissionDenied(
-                "This token has the read scope: it allows only GET, HEAD and OPTIONS."
-            )
         user: Any = token.user
         user.token_scope = scope
         if scope != TokenScope.ADMIN:
@@ -56,3 +53,14 @@ class ApiTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return "Bearer"
+
+
+class TokenScopeAllows(BasePermission):
+    """A read-scoped token may only use safe methods. (`view` is untyped: importing DRF's
+    views here would import this module again through DRF's settings.)"""
+
+    message = "This token has the read scope: it allows only GET, HEAD and OPTIONS."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        scope = getattr(request.user, "token_scope", None)
+        return scope != TokenScope.READ or request.method in SAFE_METHODS

@@ -13,13 +13,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.urls import URLResolver
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from fleet.accounts.authentication import ApiTokenAuthentication, TokenScopeAllows
 from fleet.accounts.choices import Role
 from fleet.accounts.models import ApiToken, Membership
 from fleet.accounts.tokens import api_token_create
+from fleet.api import urls as api_urls
 from fleet.audit.models import AuditEvent
 from tests.factories import add_member, make_team, make_user
 
@@ -109,6 +112,37 @@ def test_a_read_token_cannot_write(admin_of_team: Any) -> None:
     assert response.status_code == 403
     assert "read scope" in response.json()["error"]["message"]
     assert not Membership.objects.filter(user__username="bob").exists()
+    # the refusal is audited under the token's user
+    assert AuditEvent.objects.filter(
+        action="request.denied", actor_name="alice", request_method="POST"
+    ).exists()
+
+
+def test_every_api_view_that_takes_tokens_checks_the_scope() -> None:
+    """A view that sets its own permission classes would drop TokenScopeAllows, and a read
+    token could write through it."""
+    checked = 0
+
+    def walk(patterns: list[Any]) -> None:
+        nonlocal checked
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns)
+                continue
+            callback: Any = pattern.callback
+            cls = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+            initkwargs = getattr(callback, "initkwargs", {}) or {}
+            auth = initkwargs.get(
+                "authentication_classes", getattr(cls, "authentication_classes", [])
+            )
+            if ApiTokenAuthentication not in auth:
+                continue
+            permissions = initkwargs.get("permission_classes", cls.permission_classes)
+            assert TokenScopeAllows in permissions, pattern.name
+            checked += 1
+
+    walk(list(api_urls.urlpatterns))
+    assert checked > 50  # every router route, not a vacuous pass
 
 
 def test_a_write_token_cannot_do_what_needs_the_admin_role(admin_of_team: Any) -> None:
