@@ -130,7 +130,7 @@ def test_every_api_view_that_takes_tokens_checks_the_scope() -> None:
                 walk(pattern.url_patterns)
                 continue
             callback: Any = pattern.callback
-            cls = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+            cls: Any = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
             initkwargs = getattr(callback, "initkwargs", {}) or {}
             auth = initkwargs.get(
                 "authentication_classes", getattr(cls, "authentication_classes", [])
