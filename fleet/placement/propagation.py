@@ -97,7 +97,7 @@ def _save(work: ClusterWork, **changes: Any) -> None:
 def work_sync(work: ClusterWork) -> SyncOutcome:
     """Apply the work's desired version to its cluster and read the status back. Applying
     the same version again corrects drift (an edited replica count, a deleted Service)."""
-    work = ClusterWork.objects.select_related("application", "cluster").get(pk=work.pk)
+    work = ClusterWork.objects.select_related("application__team", "cluster").get(pk=work.pk)
     try:
         objects = work_render(work)
     except RenderError as error:
@@ -204,7 +204,7 @@ def agent_work(*, cluster: Cluster) -> dict[str, Any]:
     works = list(
         ClusterWork.objects.filter(cluster=cluster)
         .exclude(state=WorkState.ORPHANED)
-        .select_related("application", "cluster")
+        .select_related("application__team", "cluster")
         .order_by("application__name")
     )
     for work in works:
