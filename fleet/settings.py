@@ -197,6 +197,7 @@ SPECTACULAR_SETTINGS = {
         "ModeEnum": "clusters.choices.ClusterMode",
         "PolicyModeEnum": "policies.choices.Mode",
         "ReportFormatEnum": "policies.choices.ReportFormat",
+        "TokenScopeEnum": "fleet.accounts.choices.TokenScope",
     },
 }
 
