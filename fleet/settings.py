@@ -168,10 +168,16 @@ LOGOUT_REDIRECT_URL = "login"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an unauthenticated request then gets 401 with WWW-Authenticate.
-        "rest_framework.authentication.TokenAuthentication",
+        # Hashed, scoped, expiring tokens (fleet/accounts/tokens.py); legacy DRF keys are
+        # converted to them on first use.
+        "fleet.accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        # A read-scoped API token may only use safe methods.
+        "fleet.accounts.authentication.TokenScopeAllows",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "fleet.api.pagination.KeelsonPagination",
     "DEFAULT_PARSER_CLASSES": [
@@ -205,6 +211,7 @@ SPECTACULAR_SETTINGS = {
         "ModeEnum": "clusters.choices.ClusterMode",
         "PolicyModeEnum": "policies.choices.Mode",
         "ReportFormatEnum": "policies.choices.ReportFormat",
+        "TokenScopeEnum": "fleet.accounts.choices.TokenScope",
     },
 }
 
@@ -315,6 +322,17 @@ KEELSON_WS_RESYNC_INTERVAL = env_int("KEELSON_WS_RESYNC_INTERVAL", 5, minimum=0)
 KEELSON_WS_AUTH_RECHECK_SECONDS = env_int("KEELSON_WS_AUTH_RECHECK_SECONDS", 30, minimum=1)
 # Anonymous refusals (401) are audited once per address and path per window, with a count.
 KEELSON_AUDIT_DENIED_WINDOW = env_int("KEELSON_AUDIT_DENIED_WINDOW", 60, minimum=1)
+# API tokens: lifetime when none is asked for, and the longest a user may ask for (days).
+KEELSON_API_TOKEN_DEFAULT_DAYS = env_int("KEELSON_API_TOKEN_DEFAULT_DAYS", 90, minimum=1)
+KEELSON_API_TOKEN_MAX_DAYS = env_int(
+    "KEELSON_API_TOKEN_MAX_DAYS", max(365, KEELSON_API_TOKEN_DEFAULT_DAYS), minimum=1
+)
+if KEELSON_API_TOKEN_DEFAULT_DAYS > KEELSON_API_TOKEN_MAX_DAYS:
+    raise ImproperEnvironment("KEELSON_API_TOKEN_DEFAULT_DAYS exceeds KEELSON_API_TOKEN_MAX_DAYS")
+
+# Per-team quota of the `local` provider (clusters that run on this host).
+KEELSON_LOCAL_MAX_CLUSTERS_PER_TEAM = env_int("KEELSON_LOCAL_MAX_CLUSTERS_PER_TEAM", 5, minimum=0)
+KEELSON_LOCAL_MAX_NODES_PER_TEAM = env_int("KEELSON_LOCAL_MAX_NODES_PER_TEAM", 10, minimum=0)
 
 # The `local` provider keeps each cluster's processes and data here.
 KEELSON_LOCAL_CLUSTERS_DIR = env_str("KEELSON_LOCAL_CLUSTERS_DIR", str(VAR_DIR / "local-clusters"))

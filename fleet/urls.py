@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # Pages only; the API names its routes `<basename>-detail` etc. (fleet/api/urls.py).
     path("operations/", include("fleet.operations.urls")),
+    path("accounts/", include("fleet.accounts.urls")),
     path("clusters/", include("clusters.urls")),
     path("costs/", include("clusters.cost.urls")),
     path("applications/", include("fleet.placement.urls")),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -60,6 +61,33 @@ def cluster_provider_label(spec: ClusterSpec) -> str:
     if spec.provider == "local":
         return Provider.LOCAL
     return _INFRASTRUCTURE_PROVIDER.get(str(spec.params.get("infrastructure", "")), Provider.OTHER)
+
+
+def _local_quota_check(*, team: Team, spec: ClusterSpec, replacing: Cluster | None = None) -> None:
+    """The `local` provider runs clusters on this host: each team may hold at most
+    KEELSON_LOCAL_MAX_CLUSTERS_PER_TEAM of them with KEELSON_LOCAL_MAX_NODES_PER_TEAM nodes
+    in all. `replacing` is the cluster whose spec `spec` replaces (a scale)."""
+    if spec.provider != "local":
+        return
+    # One quota decision at a time per team: concurrent creates cannot both fit the last slot.
+    Team.objects.select_for_update().filter(pk=team.pk).first()
+    others = ClusterProvisioning.objects.filter(provider="local", cluster__team=team)
+    if replacing is not None:
+        others = others.exclude(cluster=replacing)
+    specs = [ClusterSpec.from_json(raw) for raw in others.values_list("spec", flat=True)]
+    max_clusters = settings.KEELSON_LOCAL_MAX_CLUSTERS_PER_TEAM
+    max_nodes = settings.KEELSON_LOCAL_MAX_NODES_PER_TEAM
+    if replacing is None and len(specs) + 1 > max_clusters:
+        raise ValidationError(
+            f"Team {team.name} has {len(specs)} local clusters: the quota is {max_clusters} "
+            "(KEELSON_LOCAL_MAX_CLUSTERS_PER_TEAM). Delete one first."
+        )
+    used = sum(other.node_count for other in specs)
+    if used + spec.node_count > max_nodes:
+        raise ValidationError(
+            f"Team {team.name}'s local clusters would have {used + spec.node_count} nodes: "
+            f"the quota is {max_nodes} (KEELSON_LOCAL_MAX_NODES_PER_TEAM), {used} in use."
+        )
 
 
 def _busy(cluster: Cluster) -> Operation | None:
@@ -118,6 +146,7 @@ def cluster_create(
 ) -> Operation:
     """Validate the spec with its provider, create the (Unknown) cluster, start building."""
     get_provider(spec.provider).validate(spec)
+    _local_quota_check(team=team, spec=spec)
     cluster = Cluster(
         name=name,
         team=team,
@@ -167,6 +196,7 @@ def cluster_scale(
     previous = spec.pool(pool).count
     wanted = spec.with_pool_count(pool, count)
     provider.validate(wanted)
+    _local_quota_check(team=cluster.team, spec=wanted, replacing=cluster)
     return _start(
         kind="cluster.scale",
         cluster=cluster,

@@ -12,3 +12,5 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         # A logout closes that session's live views at once (not only at the next check).
         user_logged_out.connect(on_logged_out, dispatch_uid="keelson-ws-logout")
+        # Registers the OpenAPI description of the token authentication.
+        from fleet.accounts import schema  # noqa: F401

@@ -19,3 +19,23 @@ class Role(models.TextChoices):
 
 
 _RANKS = {Role.VIEWER: 1, Role.OPERATOR: 2, Role.ADMIN: 3}
+
+
+class TokenScope(models.TextChoices):
+    """What an API token may do. A token never grants more than its user has: its scope
+    caps the user's role in every team (read: viewer, write: operator, admin: no cap)."""
+
+    READ = "read", "Read (GET, HEAD, OPTIONS only)"
+    WRITE = "write", "Write (up to operator actions)"
+    ADMIN = "admin", "Admin (everything the user may do)"
+
+    @property
+    def role_cap(self) -> Role:
+        return _ROLE_CAPS[self]
+
+
+_ROLE_CAPS = {
+    TokenScope.READ: Role.VIEWER,
+    TokenScope.WRITE: Role.OPERATOR,
+    TokenScope.ADMIN: Role.ADMIN,
+}

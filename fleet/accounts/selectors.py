@@ -1,4 +1,6 @@
-"""Reads about who may do what. Superusers hold every role in every team."""
+"""Reads about who may do what. Superusers hold every role in every team. A request made
+with an API token carries the token's scope on its user (`token_scope`), which caps the
+role in every team: read → viewer, write → operator, admin → no cap."""
 
 from __future__ import annotations
 
@@ -6,25 +8,37 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
-from fleet.accounts.choices import Role
+from fleet.accounts.choices import Role, TokenScope
 from fleet.accounts.models import Membership, Team
 
 AnyUser = AbstractBaseUser | AnonymousUser
 
 
+def _role_cap(user: AnyUser) -> Role | None:
+    scope = getattr(user, "token_scope", None)
+    return TokenScope(scope).role_cap if scope is not None else None
+
+
+def _capped(role: Role | None, user: AnyUser) -> Role | None:
+    cap = _role_cap(user)
+    if role is None or cap is None or cap.includes(role):
+        return role
+    return cap
+
+
 def user_role_in_team(*, user: AnyUser, team: Team | None) -> Role | None:
-    """The user's role in `team`; a superuser is admin everywhere, team-less objects
-    are visible to superusers only."""
+    """The user's role in `team` (capped by the API token's scope); a superuser is admin
+    everywhere, team-less objects are visible to superusers only."""
     if not user.is_authenticated:
         return None
     if getattr(user, "is_superuser", False):
-        return Role.ADMIN
+        return _capped(Role.ADMIN, user)
     if team is None:
         return None
     role = (
         Membership.objects.filter(team=team, user_id=user.pk).values_list("role", flat=True).first()
     )
-    return Role(role) if role else None
+    return _capped(Role(role), user) if role else None
 
 
 def user_has_role(*, user: AnyUser, team: Team | None, minimum: Role) -> bool:
@@ -44,7 +58,8 @@ def team_list(*, user: AnyUser) -> QuerySet[Team]:
 def team_ids_with_role(*, user: AnyUser, minimum: Role) -> list[int]:
     """Ids of the teams where the user holds at least `minimum` (not for superusers)."""
     allowed = [role for role in Role if role.includes(minimum)]
-    if user.pk is None:
+    cap = _role_cap(user)
+    if user.pk is None or (cap is not None and not cap.includes(minimum)):
         return []
     return list(
         Membership.objects.filter(user_id=user.pk, role__in=allowed).values_list(

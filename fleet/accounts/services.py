@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import HttpRequest
 
 from fleet.accounts.choices import Role
 from fleet.accounts.models import Membership, Team
+from fleet.accounts.tokens import api_tokens_revoke_all
 from fleet.audit.services import audit_record
 from fleet.realtime.guard import recheck_user_sockets_on_commit
 
@@ -63,3 +67,69 @@ def membership_remove(
         )
         # Their open live views of the team's objects close (fleet.realtime.guard).
         recheck_user_sockets_on_commit(user.pk)
+
+
+_NAMESPACE_PATTERN = re.compile(r"^[a-z0-9*?\[\]-]{1,63}$")
+
+
+@transaction.atomic
+def team_guardrails_set(
+    *,
+    team: Team,
+    actor: AbstractBaseUser,
+    allowed_namespaces: list[str] | None = None,
+    allow_cluster_scoped: bool | None = None,
+) -> Team:
+    """Change what the team's applications may contain. Team admins only (callers check the
+    role); audited with the values before and after."""
+    locked = Team.objects.select_for_update().get(pk=team.pk)
+    before = {
+        "allowed_namespaces": list(locked.allowed_namespaces or []),
+        "allow_cluster_scoped": locked.allow_cluster_scoped,
+    }
+    if allowed_namespaces is not None:
+        if not isinstance(allowed_namespaces, list) or not all(
+            isinstance(p, str) and _NAMESPACE_PATTERN.match(p) for p in allowed_namespaces
+        ):
+            raise ValidationError(
+                {
+                    "allowed_namespaces": "A list of namespace names or globs (lowercase "
+                    "letters, digits, '-', '*', '?'; at most 63 characters each)."
+                }
+            )
+        if len(allowed_namespaces) > 100:
+            raise ValidationError({"allowed_namespaces": "At most 100 entries."})
+        locked.allowed_namespaces = list(dict.fromkeys(allowed_namespaces))
+    if allow_cluster_scoped is not None:
+        locked.allow_cluster_scoped = bool(allow_cluster_scoped)
+    locked.save(update_fields=["allowed_namespaces", "allow_cluster_scoped"])
+    audit_record(
+        actor=actor,
+        action="team.guardrails",
+        target=locked,
+        team=locked,
+        detail={
+            "before": before,
+            "after": {
+                "allowed_namespaces": locked.allowed_namespaces,
+                "allow_cluster_scoped": locked.allow_cluster_scoped,
+            },
+        },
+    )
+    return locked
+
+
+@transaction.atomic
+def user_password_change(
+    *, user: AbstractBaseUser, new_password: str, revoke_tokens: bool, request: HttpRequest | None
+) -> int:
+    """Set the password (validated by the caller's form) and, when asked, revoke all the
+    user's API tokens. Other sessions end by themselves: each session stores a hash of the
+    password, which no longer matches. Returns how many tokens were revoked."""
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    revoked = api_tokens_revoke_all(user=user, reason="password change") if revoke_tokens else 0
+    audit_record(
+        actor=user, action="account.password_change", detail={"revoked": revoked}, request=request
+    )
+    return revoked

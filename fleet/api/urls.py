@@ -13,6 +13,7 @@ from clusters.cost.api import (
     InstancePriceViewSet,
     RateCardViewSet,
 )
+from fleet.accounts.api.tokens import ApiTokenViewSet
 from fleet.accounts.api.views import TeamViewSet
 from fleet.audit.api.views import AuditEventViewSet
 from fleet.operations.api.views import OperationViewSet
@@ -22,6 +23,7 @@ from policies.api.views import ComplianceView, EvaluationViewSet, PolicyViewSet
 
 router = DefaultRouter()
 router.register("teams", TeamViewSet, basename="team")
+router.register("tokens", ApiTokenViewSet, basename="apitoken")
 router.register("clusters", ClusterViewSet, basename="cluster")
 router.register("cluster-sets", ClusterSetViewSet, basename="clusterset")
 router.register("cluster-templates", ClusterTemplateViewSet, basename="clustertemplate")

@@ -14,7 +14,31 @@ from clusters.kube.safeyaml import YAMLInputError, load_all, shorten
 from clusters.labels import label_key_error
 
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Job"}
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+# Built-in kinds that live outside namespaces (kubectl api-resources --namespaced=false).
+CLUSTER_SCOPED = {
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "APIService",
+    "StorageClass",
+    "VolumeAttachment",
+    "CSIDriver",
+    "CSINode",
+    "PriorityClass",
+    "RuntimeClass",
+    "IngressClass",
+    "PodSecurityPolicy",
+    "CertificateSigningRequest",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "FlowSchema",
+    "PriorityLevelConfiguration",
+}
 MAX_BYTES = 2_000_000
 # Errors reported at most: a long list helps nobody and an answer must stay small.
 MAX_ERRORS = 20

@@ -17,6 +17,7 @@ from clusters.choices import ClusterMode
 from clusters.kube.client import ClusterConnectError
 from clusters.models import Cluster
 from clusters.services.credentials import cluster_api_client
+from fleet.placement.guardrails import guardrail_errors
 from fleet.placement.kubesync import apply_objects, delete_object, workload_status
 from fleet.placement.manifests import ManifestError
 from fleet.placement.models import Application, ClusterWork, WorkState
@@ -41,7 +42,7 @@ def work_render(work: ClusterWork, *, version: int | None = None) -> list[dict[s
     number = version if version is not None else work.desired_version
     manifests = application.versions.get(number=number).manifests
     try:
-        return render(
+        objects = render(
             application=application.name,
             namespace=application.namespace,
             version=number,
@@ -57,6 +58,14 @@ def work_render(work: ClusterWork, *, version: int | None = None) -> list[dict[s
         # Stored data that bypassed validation must fail this work, not the whole sync.
         logger.exception("rendering %s v%s failed", application.name, number)
         raise RenderError(f"version {number} cannot be rendered ({type(error).__name__})") from None
+    # The team's guardrails may have narrowed since the version was saved, and overrides
+    # may move objects: what is about to be applied is checked again.
+    refused = guardrail_errors(
+        team=application.team, namespace=application.namespace, objects=objects
+    )
+    if refused:
+        raise RenderError("refused by the team's guardrails: " + " ".join(refused))
+    return objects
 
 
 def work_target(
@@ -88,7 +97,7 @@ def _save(work: ClusterWork, **changes: Any) -> None:
 def work_sync(work: ClusterWork) -> SyncOutcome:
     """Apply the work's desired version to its cluster and read the status back. Applying
     the same version again corrects drift (an edited replica count, a deleted Service)."""
-    work = ClusterWork.objects.select_related("application", "cluster").get(pk=work.pk)
+    work = ClusterWork.objects.select_related("application__team", "cluster").get(pk=work.pk)
     try:
         objects = work_render(work)
     except RenderError as error:
@@ -195,7 +204,7 @@ def agent_work(*, cluster: Cluster) -> dict[str, Any]:
     works = list(
         ClusterWork.objects.filter(cluster=cluster)
         .exclude(state=WorkState.ORPHANED)
-        .select_related("application", "cluster")
+        .select_related("application__team", "cluster")
         .order_by("application__name")
     )
     for work in works:

@@ -16,6 +16,7 @@ from fleet.accounts.models import Team
 from fleet.audit.services import audit_record
 from fleet.placement.cache import candidate_cache
 from fleet.placement.guard import running_clusters
+from fleet.placement.guardrails import guardrail_errors
 from fleet.placement.manifests import ManifestError, parse_manifests, requests_of
 from fleet.placement.models import (
     Application,
@@ -29,11 +30,19 @@ from fleet.placement.scheduler import Candidate, Decision, PerReplica, schedule
 from fleet.placement.spec import placement_spec, rollout_spec
 
 
-def _validated_manifests(text: str) -> list[dict[str, Any]]:
+def _validated_manifests(
+    text: str, *, team: Team | None = None, namespace: str = ""
+) -> list[dict[str, Any]]:
+    """Parsed manifests; with `team`, also within the team's guardrails."""
     try:
-        return parse_manifests(text)
+        objects = parse_manifests(text)
     except ManifestError as error:
         raise ValidationError({"manifests": error.errors}) from None
+    if team is not None and (
+        refused := guardrail_errors(team=team, namespace=namespace, objects=objects)
+    ):
+        raise ValidationError({"manifests": refused})
+    return objects
 
 
 @transaction.atomic
@@ -49,7 +58,7 @@ def application_create(
     overrides: list[Any] | None = None,
     rollout: dict[str, Any] | None = None,
 ) -> Application:
-    _validated_manifests(manifests)
+    _validated_manifests(manifests, team=team, namespace=namespace)
     placement_spec(placement)
     overrides_spec(overrides)
     rollout_spec(rollout)
@@ -80,8 +89,8 @@ def application_create(
 def application_version_add(
     *, actor: AbstractBaseUser | None, application: Application, manifests: str
 ) -> ApplicationVersion:
-    _validated_manifests(manifests)
     locked = Application.objects.select_for_update().get(pk=application.pk)
+    _validated_manifests(manifests, team=locked.team, namespace=locked.namespace)
     latest = locked.versions.values_list("number", flat=True).first() or 0
     version = ApplicationVersion.objects.create(
         application=locked, number=latest + 1, manifests=manifests

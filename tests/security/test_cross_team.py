@@ -418,6 +418,13 @@ ENDPOINTS: list[Endpoint] = [
         # a member of the team: a team admin adds only people they share a team with
         body={"username": "a-viewer", "role": "admin"},
     ),
+    _r("team-guardrails", "teams/{team}/guardrails/"),
+    _w(
+        "team-guardrails",
+        "PATCH",
+        "teams/{team}/guardrails/",
+        body={"allowed_namespaces": ["tenanta-*"], "allow_cluster_scoped": False},
+    ),
     # clusters
     _r("cluster-list", "clusters/", "collection"),
     _w(
@@ -660,6 +667,16 @@ AGENT_ENDPOINTS = {
     ("agent-work", "POST"),
 }
 
+# A user's own API tokens belong to no team: tests/security/test_tokens_api.py shows that
+# nobody sees or changes another user's tokens.
+PERSONAL_ENDPOINTS = {
+    ("apitoken-list", "GET"),
+    ("apitoken-list", "POST"),
+    ("apitoken-detail", "GET"),
+    ("apitoken-detail", "DELETE"),
+    ("apitoken-rotate", "POST"),
+}
+
 CALLERS = ["owner", "viewer", "outsider"]
 
 
@@ -702,7 +719,7 @@ def test_every_endpoint_is_in_the_matrix() -> None:
                 allowed = {m.upper() for m in view.http_method_names}
                 if method.upper() in allowed:
                     assert (name, method.upper()) in served, (prefix, name, method)
-    covered = {endpoint.key for endpoint in ENDPOINTS} | AGENT_ENDPOINTS
+    covered = {endpoint.key for endpoint in ENDPOINTS} | AGENT_ENDPOINTS | PERSONAL_ENDPOINTS
     missing = sorted(served - covered)
     assert not missing, f"endpoints without cross-team coverage: {missing}"
     stale = sorted(covered - served)

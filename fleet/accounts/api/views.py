@@ -15,12 +15,13 @@ from rest_framework.serializers import BaseSerializer
 from fleet.accounts.api.serializers import (
     MembershipSerializer,
     MembershipWriteSerializer,
+    TeamGuardrailsSerializer,
     TeamSerializer,
 )
 from fleet.accounts.choices import Role
 from fleet.accounts.models import Team
 from fleet.accounts.selectors import addable_user, team_list, user_has_role
-from fleet.accounts.services import membership_set, team_create
+from fleet.accounts.services import membership_set, team_create, team_guardrails_set
 
 
 class TeamViewSet(
@@ -79,3 +80,18 @@ class TeamViewSet(
             MembershipSerializer(memberships, many=True).data,
             status=status.HTTP_200_OK,
         )
+
+    @extend_schema(request=TeamGuardrailsSerializer, responses={200: TeamGuardrailsSerializer})
+    @action(detail=True, methods=["get", "patch"])
+    def guardrails(self, request: Request, name: str | None = None) -> Response:
+        """What the team's applications may contain: allowed namespaces (names or globs)
+        and whether cluster-scoped kinds are allowed. Only a team admin changes them."""
+        team = self.get_object()
+        if request.method == "PATCH":
+            if not user_has_role(user=request.user, team=team, minimum=Role.ADMIN):
+                raise PermissionDenied("Only a team admin can change its guardrails.")
+            payload = TeamGuardrailsSerializer(team, data=request.data, partial=True)
+            payload.is_valid(raise_exception=True)
+            assert isinstance(request.user, AbstractBaseUser)
+            team = team_guardrails_set(team=team, actor=request.user, **payload.validated_data)
+        return Response(TeamGuardrailsSerializer(team).data)
