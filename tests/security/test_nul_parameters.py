@@ -1,0 +1,34 @@
+"""A NUL character in a query parameter reached PostgreSQL and answered 500 (found by
+schemathesis on /api/v1/compliance/ and /api/v1/policies/<name>/). It is refused first."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from rest_framework.test import APIClient
+
+from tests.factories import make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def test_api_filters_with_nul_answer_400_in_the_json_shape() -> None:
+    api = APIClient()
+    api.force_authenticate(make_user())
+    for url in ("/api/v1/compliance/?team=a%00b", "/api/v1/clusters/?name%00=x"):
+        response = api.get(url)
+        assert response.status_code == 400, url
+        assert response.json()["error"]["status"] == 400
+        assert "NUL" in response.json()["error"]["message"]
+
+
+def test_pages_with_nul_answer_400(client: Client) -> None:
+    client.force_login(make_user())
+    response = client.get("/clusters/?q=%00")
+    assert response.status_code == 400
+
+
+def test_ordinary_filters_still_work() -> None:
+    api = APIClient()
+    api.force_authenticate(make_user())
+    assert api.get("/api/v1/compliance/?team=nobody").status_code == 200
