@@ -118,8 +118,14 @@ def fleet_overview(*, user: AnyUser) -> dict[str, Any]:
         ],
         # By the name kept on the rows: a cluster deregistered this month still spent.
         "top_spenders": [
-            {"cluster__name": row["cluster_name"], "total": row["total"]}
-            for row in month.values("cluster_name")
+            # `present`: the cluster is still registered (a deregistered one keeps its cost
+            # under its kept name, with nothing to link to).
+            {
+                "cluster__name": row["cluster_name"],
+                "present": row["cluster_id"] is not None,
+                "total": row["total"],
+            }
+            for row in month.values("cluster_name", "cluster_id")
             .annotate(total=Sum("total_cost"))
             .order_by("-total")[:5]
         ],
