@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 
 from fleet.accounts.choices import Role
-from tests.browser.conftest import page  # noqa: F401 - the browser fixture, for the last test
+from tests.browser.conftest import chromium, page  # noqa: F401 - browser fixtures, for the last test
 from tests.factories import make_user
 from tests.security.members import page_member
 
