@@ -18,12 +18,13 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from itertools import chain, islice
 from operator import attrgetter, itemgetter
 from typing import Any
 
 from clusters.labels import LabelSelector
+from fleet.placement.capacity import fittings, room
 from fleet.placement.division import MAX_WEIGHT, Dynamic, steady, webster
 from fleet.placement.scoring import Scores
 
@@ -350,31 +351,6 @@ def _tolerated(taint: dict[str, str], tolerations: list[dict[str, Any]]) -> bool
     return False
 
 
-def room(candidate: Candidate, need: PerReplica) -> tuple[Decimal, Decimal]:
-    """Free CPU and memory for this application on `candidate`: the cluster's free capacity
-    plus what the application's own replicas there request (`held` x the per-replica
-    request, never more than the cluster reports requested in all)."""
-    if not candidate.held:
-        return candidate.free_cpu, candidate.free_memory
-    own_cpu = min(need.cpu * candidate.held, candidate.requested_cpu)
-    own_memory = min(need.memory * candidate.held, candidate.requested_memory)
-    return (
-        max(candidate.allocatable_cpu - candidate.requested_cpu + own_cpu, ZERO),
-        max(candidate.allocatable_memory - candidate.requested_memory + own_memory, ZERO),
-    )
-
-
-def fitting(candidate: Candidate, need: PerReplica, most: int) -> int:
-    """How many replicas fit in `candidate`'s room, at most `most`."""
-    cpu, memory = room(candidate, need)
-    fit = most
-    if need.cpu > 0:
-        fit = min(fit, int((cpu / need.cpu).to_integral_value(rounding=ROUND_FLOOR)))
-    if need.memory > 0:
-        fit = min(fit, int((memory / need.memory).to_integral_value(rounding=ROUND_FLOOR)))
-    return fit
-
-
 # Why a chosen cluster leaves a divided placement's decision.
 NO_REPLICAS = "no replicas: the division gives this cluster none"
 
@@ -508,11 +484,12 @@ def schedule(
         )
         chosen = [entry for entry in chosen if replicas[entry[2].name]]
     for rank, index, candidate in chosen:
+        total, by_prioritizer = scores.published(index)
         entry = {
             "cluster": candidate.name,
             "rank": rank,
-            "score": float(round(scores.total(index), 2)),
-            "scores": {name: float(round(scores.score(name, index), 2)) for name in weights},
+            "score": total,
+            "scores": dict(by_prioritizer),
         }
         if candidate.tolerated:
             entry["tolerated"] = candidate.tolerated
@@ -529,7 +506,15 @@ def _pick(
     wanted = spec.number_of_clusters or len(feasible)
     chosen: list[tuple[int, int, Candidate]] = []
     counts: dict[str, Counter[str]] = {by: Counter() for by in spec.max_per}
-    for position, index in enumerate(order):
+    if not spec.max_per:  # no spread limit: the first `wanted`, without a step per cluster
+        indexes = list(islice(order, wanted))
+        ranks = range(1, len(indexes) + 1)
+        chosen = list(zip(ranks, indexes, map(feasible.__getitem__, indexes), strict=True))
+        if len(chosen) < len(feasible):
+            rest = (feasible[i] for i in order)
+            reason = f"enough clusters ({wanted})"
+            decision.rest_not_selected(rest, len(feasible) - len(chosen), reason)
+    for position, index in enumerate(order if spec.max_per else ()):
         candidate = feasible[index]
         if len(chosen) >= wanted:
             rest = chain((candidate,), (feasible[i] for i in order))
@@ -573,7 +558,7 @@ def _divide(
     if spec.division == "duplicated":
         return {c.name: spec.replicas for c in chosen}
     total = spec.replicas
-    room_for = {c.name: fitting(c, need, MAX_WEIGHT) for c in chosen}
+    room_for = dict(zip((c.name for c in chosen), fittings(chosen, need, MAX_WEIGHT), strict=True))
     caps = {name: min(fit, total) for name, fit in room_for.items()}
     if spec.division == "static":
         # From scratch: Webster is house-monotone, so with unchanged weights scaling only

@@ -17,10 +17,13 @@ sorted): at 10,000 clusters a Python-level loop with a call per cluster costs mi
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 if TYPE_CHECKING:
     from fleet.placement.scheduler import Candidate, Floats, PerReplica
@@ -56,6 +59,25 @@ def raw(name: str, c: Candidate, need: PerReplica) -> Decimal | None:
     if name == "allocatable_memory":  # OCM's ResourceAllocatableMemory
         return c.allocatable_memory
     raise ValueError(f"unknown prioritizer {name!r}")
+
+
+# What each prioritizer's raw score reads of a cluster (besides the per-replica request):
+# clusters equal in all of it have equal totals, so a total is computed once per distinct
+# input, not per cluster (a fleet repeats its cluster sizes and loads).
+INPUTS = {
+    "least_allocated": ("least_allocated",),
+    "resource_balance": (
+        "requested_cpu",
+        "allocatable_cpu",
+        "requested_memory",
+        "allocatable_memory",
+    ),
+    "balance": ("requested_cpu", "allocatable_cpu", "requested_memory", "allocatable_memory"),
+    "steady": ("current",),
+    "cheapest": ("cpu_price", "ram_price"),
+    "allocatable_cpu": ("allocatable_cpu",),
+    "allocatable_memory": ("allocatable_memory",),
+}
 
 
 def _largest(values: Sequence[float]) -> float:
@@ -146,7 +168,12 @@ class Scores:
         self.bounds: dict[str, tuple[Decimal, Decimal] | None] = {}
         self._raws: dict[tuple[str, int], Decimal | None] = {}
         self._by_price: dict[tuple[Decimal | None, Decimal | None], Decimal | None] = {}
-        self._totals: dict[int, Decimal] = {}
+        # Per distinct input (`_key`): the total, and the published (rounded) scores.
+        self._totals: dict[Any, Decimal] = {}
+        self._published: dict[Any, tuple[float, dict[str, float]]] = {}
+        attributes = sorted({a for name in weights for a in INPUTS.get(name, ())})
+        self._inputs = attrgetter(*attributes) if attributes else (lambda _: ())
+        self._avoids = any(avoided)
 
     def raw(self, name: str, index: int) -> Decimal | None:
         key = (name, index)
@@ -173,19 +200,42 @@ class Scores:
             return ZERO
         return (value - low) / (high - low) * 200 - 100
 
+    def _key(self, index: int) -> Any:
+        """Everything the total of cluster `index` depends on (without the avoided taints
+        when no cluster has any: no tuple per cluster)."""
+        if self._avoids:
+            return (self._inputs(self.feasible[index]), self.avoided[index])
+        return self._inputs(self.feasible[index])
+
     def total(self, index: int) -> Decimal:
-        if index not in self._totals:
+        return self._total(self._key(index), index)
+
+    def _total(self, key: Any, index: int) -> Decimal:
+        """The total of the clusters of input `key` (`index`: one of them)."""
+        total = self._totals.get(key)
+        if total is None:
             total = sum(
                 (weight * self.score(name, index) for name, weight in self.weights.items()),
                 ZERO,
             )
-            self._totals[index] = total - 1000 * self.avoided[index]
-        return self._totals[index]
+            total = self._totals[key] = total - 1000 * self.avoided[index]
+        return total
+
+    def published(self, index: int) -> tuple[float, dict[str, float]]:
+        """Cluster `index`'s total and prioritizer scores as a decision shows them (rounded
+        to 2 decimals), computed once per distinct input."""
+        key = self._key(index)
+        shown = self._published.get(key)
+        if shown is None:
+            shown = self._published[key] = (
+                float(round(self._total(key, index), 2)),
+                {name: float(round(self.score(name, index), 2)) for name in self.weights},
+            )
+        return shown
 
     def ranked(self) -> Iterator[int]:
-        """Indexes of the feasible clusters, best first (total, then name). The float
-        totals and their order are computed now; near ties are settled exactly as they are
-        reached, so a caller that reads only the first few clusters pays only for those."""
+        """Indexes of the feasible clusters, best first (total, then name): by float total,
+        near ties settled exactly (`_settled`)."""
         count = len(self.feasible)
         if not count:
             return iter(())
@@ -220,23 +270,38 @@ class Scores:
                 for t, v in zip(totals, values, strict=True)
             ]
             error += abs(weight) * (1000 * delta / span + 2000 * UNIT)
-        order = sorted(range(count), key=totals.__getitem__, reverse=True)
-        return self._settled(order, totals, 2 * error)
+        return iter(self._settled(np.array(totals, dtype=np.float64), 2 * error))
 
-    def _settled(self, order: list[int], totals: list[float], gap: float) -> Iterator[int]:
-        """`order` (by float total) with every run of clusters closer than `gap` to the
-        next one sorted exactly."""
-        count = len(order)
-        start = 0
-        while start < count:
-            end = start + 1
-            while end < count and totals[order[end - 1]] - totals[order[end]] <= gap:
-                end += 1
-            if end - start == 1:
-                yield order[start]
-            else:
-                yield from self._ranked_exactly(order[start:end])
-            start = end
+    def _settled(self, totals: np.ndarray, gap: float) -> list[int]:
+        """Indexes by float total, highest first, with every run of clusters closer than
+        `gap` to the next one in exact order (total, then name). A run whose clusters all
+        have the same input (`_key`) is in that order already: equal inputs give equal
+        float totals, and the stable sort keeps them in index (name) order. So only runs
+        that mix inputs are sorted exactly, and inputs are read only for clusters in runs."""
+        order = np.argsort(-totals, kind="stable")
+        result: list[int] = order.tolist()
+        by_total = totals[order]
+        close = by_total[:-1] - by_total[1:] <= gap  # position k and k + 1: one run
+        if not close.any():
+            return result
+        in_run = np.zeros(len(result), dtype=bool)
+        in_run[:-1] |= close
+        in_run[1:] |= close
+        positions = np.flatnonzero(in_run)
+        # An id per distinct input: the first position's number (`setdefault` keeps it).
+        first: dict[Any, int] = {}
+        keys = map(self._key, order[positions].tolist())
+        ids = np.full(len(result), -1, dtype=np.int64)
+        ids[positions] = np.fromiter(map(first.setdefault, keys, itertools.count()), np.int64)
+        mixed = close & (ids[:-1] != ids[1:])
+        if not mixed.any():
+            return result
+        runs = np.concatenate(([0], np.cumsum(~close)))  # run number per position
+        for run in np.unique(runs[:-1][mixed]).tolist():
+            start = int(np.searchsorted(runs, run))
+            end = int(np.searchsorted(runs, run, side="right"))
+            result[start:end] = self._ranked_exactly(result[start:end])
+        return result
 
     def _bounds(
         self, name: str, values: list[float | None], delta: float, missing: bool
@@ -267,5 +332,15 @@ class Scores:
         return value
 
     def _ranked_exactly(self, indexes: Iterable[int]) -> list[int]:
-        feasible = self.feasible
-        return sorted(indexes, key=lambda i: (-self.total(i), feasible[i].name))
+        """`indexes` by exact total (highest first), then name. The feasible clusters are in
+        name order, so by index; a total is computed once per distinct input: near ties
+        are mostly clusters of equal size and load."""
+        ordered = sorted(indexes)
+        keys = list(map(self._key, ordered))
+        firsts = dict(zip(keys, ordered, strict=True))
+        if len(firsts) == 1:
+            return ordered  # one input: equal totals
+        totals = {key: self._total(key, index) for key, index in firsts.items()}
+        by_index = dict(zip(ordered, map(totals.__getitem__, keys), strict=True))
+        ordered.sort(key=by_index.__getitem__, reverse=True)  # stable: name order kept
+        return ordered
