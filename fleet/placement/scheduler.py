@@ -19,8 +19,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from itertools import chain, islice
-from operator import attrgetter, itemgetter
+from itertools import chain, compress, islice
+from operator import attrgetter, itemgetter, not_
 from typing import Any
 
 from clusters.labels import LabelSelector
@@ -202,7 +202,9 @@ class Decision:
         self._excluded_entries: list[dict[str, str]] | None = None
         # Not selected: the first (spread) by rank with their reasons, then `_rest` (of
         # `_rest_count` clusters) in rank order, every one for the same `_rest_reason`.
-        self._passed: list[tuple[str, str]] = []
+        # (Three lists, not a tuple per cluster: thousands of objects a call to collect.)
+        self._passed_names: list[str] = []
+        self._passed_reasons: list[str] = []
         self._passed_ranks: list[int] = []
         self._rest: Iterator[Candidate] = iter(())
         self._rest_read: list[str] = []
@@ -212,24 +214,28 @@ class Decision:
 
     def passed(self, candidate: Candidate, rank: int, reason: str) -> None:
         """`candidate`, in rank order, is not selected for `reason`."""
-        self._passed.append((candidate.name, reason))
+        self._passed_names.append(candidate.name)
+        self._passed_reasons.append(reason)
         self._passed_ranks.append(rank)
 
-    def without_replicas(self, dropped: list[tuple[int, Candidate]], reason: str) -> None:
-        """The chosen clusters of `dropped` (rank, cluster) get no replicas of a divided
-        placement, so they leave it: not selected for `reason`, in rank order among the
-        others (all rank before the clusters not read, `_rest`)."""
-        if not dropped:
+    def without_replicas(self, ranks: list[int], names: list[str], reason: str) -> None:
+        """The chosen clusters `names` (of `ranks`) get no replicas of a divided placement,
+        so they leave it: not selected for `reason`, in rank order among the others (all
+        rank before the clusters not read, `_rest`)."""
+        if not names:
             return
-        merged = sorted(
-            chain(
-                zip(self._passed_ranks, self._passed, strict=True),
-                ((rank, (c.name, reason)) for rank, c in dropped),
-            ),
-            key=itemgetter(0),
-        )
-        self._passed_ranks = [rank for rank, _ in merged]
-        self._passed = [entry for _, entry in merged]
+        ranks = self._passed_ranks + ranks
+        names = self._passed_names + names
+        reasons = self._passed_reasons + [reason] * (len(ranks) - len(self._passed_ranks))
+        order = sorted(range(len(ranks)), key=ranks.__getitem__)
+        self._passed_ranks = [ranks[i] for i in order]
+        self._passed_names = [names[i] for i in order]
+        self._passed_reasons = [reasons[i] for i in order]
+
+    @property
+    def _passed(self) -> list[tuple[str, str]]:
+        """(cluster, reason) of the clusters not selected before `_rest`, in rank order."""
+        return list(zip(self._passed_names, self._passed_reasons, strict=True))
 
     def rest_not_selected(self, rest: Iterator[Candidate], count: int, reason: str) -> None:
         """The `count` clusters of `rest` (rank order, read only when asked for) are not
@@ -275,7 +281,7 @@ class Decision:
             passed = _first_per(self._passed, first)
             rest = self._rest_named(min(first, self._rest_count))
             not_selected = [{"cluster": name, "reason": reason} for name, reason in passed + rest]
-        by_reason = Counter(map(itemgetter(1), self._passed))
+        by_reason = Counter(self._passed_reasons)
         if self._rest_count:
             by_reason[self._rest_reason] += self._rest_count
         return {
@@ -288,7 +294,7 @@ class Decision:
                 "excluded": dict(by_predicate),
                 "not_selected": dict(by_reason),
                 "complete": len(excluded) == len(self._excluded)
-                and len(not_selected) == len(self._passed) + self._rest_count,
+                and len(not_selected) == len(self._passed_names) + self._rest_count,
             },
         }
 
@@ -474,16 +480,20 @@ def schedule(
                 f"requests), not OCM's Balance; rename it"
             )
     scores = Scores(weights, feasible, floats, need, avoided)
-    chosen = _pick(spec, scores.ranked(), feasible, decision)
-    replicas = _divide(spec, [c for _, _, c in chosen], need, decision)
+    ranks, indexes, chosen = _pick(spec, scores.ranked(), feasible, decision)
+    replicas = _divide(spec, chosen, need, decision)
     if spec.division != "duplicated" and spec.replicas:
         # Karmada's rule: a cluster without replicas of a divided workload leaves the
         # decision (with 0 replicas, every chosen cluster stays: nothing is divided).
+        kept = [bool(replicas[c.name]) for c in chosen]
         decision.without_replicas(
-            [(rank, c) for rank, _, c in chosen if not replicas[c.name]], NO_REPLICAS
+            list(compress(ranks, map(not_, kept))),
+            [c.name for c, keep in zip(chosen, kept, strict=True) if not keep],
+            NO_REPLICAS,
         )
-        chosen = [entry for entry in chosen if replicas[entry[2].name]]
-    for rank, index, candidate in chosen:
+        ranks, indexes = list(compress(ranks, kept)), list(compress(indexes, kept))
+        chosen = list(compress(chosen, kept))
+    for rank, index, candidate in zip(ranks, indexes, chosen, strict=True):
         total, by_prioritizer = scores.published(index)
         entry = {
             "cluster": candidate.name,
@@ -493,30 +503,32 @@ def schedule(
         }
         if candidate.tolerated:
             entry["tolerated"] = candidate.tolerated
-        decision.chosen.append({**entry, "replicas": replicas[candidate.name]})
+        entry["replicas"] = replicas[candidate.name]
+        decision.chosen.append(entry)
     return decision
 
 
 def _pick(
     spec: PlacementSpec, order: Iterator[int], feasible: list[Candidate], decision: Decision
-) -> list[tuple[int, int, Candidate]]:
-    """The chosen clusters as (rank, index in `feasible`, cluster), best first. Reads
-    `order` only as far as it must: the clusters after the last one needed are not
-    selected for one reason, `enough clusters`, and are named only if someone asks."""
+) -> tuple[list[int], list[int], list[Candidate]]:
+    """The chosen clusters' ranks, indexes in `feasible`, and the clusters, best first
+    (three lists, not a tuple per cluster). Reads `order` only as far as it must: the
+    clusters after the last one needed are not selected for one reason, `enough
+    clusters`, and are named only if someone asks."""
     wanted = spec.number_of_clusters or len(feasible)
-    chosen: list[tuple[int, int, Candidate]] = []
+    ranks: list[int] = []
+    indexes: list[int] = []
     counts: dict[str, Counter[str]] = {by: Counter() for by in spec.max_per}
     if not spec.max_per:  # no spread limit: the first `wanted`, without a step per cluster
         indexes = list(islice(order, wanted))
-        ranks = range(1, len(indexes) + 1)
-        chosen = list(zip(ranks, indexes, map(feasible.__getitem__, indexes), strict=True))
-        if len(chosen) < len(feasible):
+        ranks = list(range(1, len(indexes) + 1))
+        if len(indexes) < len(feasible):
             rest = (feasible[i] for i in order)
             reason = f"enough clusters ({wanted})"
-            decision.rest_not_selected(rest, len(feasible) - len(chosen), reason)
+            decision.rest_not_selected(rest, len(feasible) - len(indexes), reason)
     for position, index in enumerate(order if spec.max_per else ()):
         candidate = feasible[index]
-        if len(chosen) >= wanted:
+        if len(indexes) >= wanted:
             rest = chain((candidate,), (feasible[i] for i in order))
             reason = f"enough clusters ({wanted})"
             decision.rest_not_selected(rest, len(feasible) - position, reason)
@@ -532,11 +544,13 @@ def _pick(
                 f"({getattr(candidate, full[0])})",
             )
             continue
-        chosen.append((position + 1, index, candidate))
+        ranks.append(position + 1)
+        indexes.append(index)
         for by in counts:
             counts[by][getattr(candidate, by)] += 1
+    chosen = list(map(feasible.__getitem__, indexes))
     for by, minimum in spec.min_distinct.items():
-        distinct = {getattr(c, by) for _, _, c in chosen}
+        distinct = {getattr(c, by) for c in chosen}
         if len(distinct) < minimum:
             decision.warnings.append(
                 f"spread: wanted at least {minimum} distinct {by}s, the feasible clusters give "
@@ -546,7 +560,7 @@ def _pick(
         decision.warnings.append(
             f"wanted {spec.number_of_clusters} clusters, {len(chosen)} are feasible"
         )
-    return chosen
+    return ranks, indexes, chosen
 
 
 def _divide(
