@@ -20,7 +20,7 @@ assignment does (pkg/scheduler/core/assignment.go, division_algorithm.go):
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Literal
 
@@ -42,9 +42,23 @@ def webster(
     in the ranking's order (Python's: "prod" before "prod-eu", "c1" before "c10"). Fewer
     seats than `total` when the caps hold fewer."""
     names = sorted(weights)
-    whole = [_whole_weight(weights[name]) for name in names]
-    limits = [total if caps is None else max(min(caps[name], total), 0) for name in names]
-    return dict(zip(names, _apportion(total, whole, limits), strict=True))
+    limits = np.array([total if caps is None else caps[name] for name in names], dtype=np.int64)
+    shares = apportion(total, [weights[name] for name in names], limits)
+    return dict(zip(names, shares.tolist(), strict=True))
+
+
+def apportion(total: int, weights: Sequence[int | Decimal], caps: np.ndarray) -> np.ndarray:
+    """`webster` over parties in name order: `weights` and `caps` by position."""
+    return _apportion(total, _whole_weights(weights), np.clip(caps, 0, max(total, 0)))
+
+
+def _whole_weights(weights: Sequence[int | Decimal]) -> np.ndarray:
+    if set(map(type, weights)) <= {int} and (not weights or max(weights) <= MAX_WEIGHT):
+        whole = np.array(weights, dtype=np.int64)
+        if len(whole) and whole.min() < 0:
+            raise ValueError(f"weights are whole numbers, 0 or more: {int(whole.min())}")
+        return whole
+    return np.array([_whole_weight(weight) for weight in weights], dtype=np.int64)
 
 
 def _whole_weight(weight: int | Decimal) -> int:
@@ -58,7 +72,7 @@ def _whole_weight(weight: int | Decimal) -> int:
 SCALE = 2**32
 
 
-def _apportion(total: int, weights: list[int], caps: list[int]) -> list[int]:
+def _apportion(total: int, w: np.ndarray, caps: np.ndarray) -> np.ndarray:
     """`webster` by index (ties: larger weight, then lower index), without handing out
     seats one by one: O(n log n) in the parties whatever `total` is, in arrays.
 
@@ -70,12 +84,11 @@ def _apportion(total: int, weights: list[int], caps: list[int]) -> list[int]:
     until the total is reached (a few per party at most). Quotients are compared as
     floats: with weights <= MAX_WEIGHT and seats <= MAX_REPLICAS, distinct quotients
     differ by more than their rounding, so the float order is the exact one."""
-    w = np.array(weights, dtype=np.int64)
-    c = np.where(w > 0, np.array(caps, dtype=np.int64), 0)
+    c = np.where(w > 0, caps, 0)
     if total >= int(c.sum()):
-        return c.tolist()  # type: ignore[no-any-return]
+        return c
     if total <= 0:
-        return [0] * len(weights)
+        return np.zeros(len(w), dtype=np.int64)
     p = max(1, round(_threshold(total, w, c) * SCALE))
     seats = np.minimum(c, (w * SCALE + p) // (2 * p))
     missing = total - int(seats.sum())
@@ -83,7 +96,7 @@ def _apportion(total: int, weights: list[int], caps: list[int]) -> list[int]:
         _add_best(seats, w, c, missing)
     elif missing < 0:
         _remove_worst(seats, w, -missing)
-    return seats.tolist()  # type: ignore[no-any-return]
+    return seats
 
 
 def _add_best(seats: np.ndarray, w: np.ndarray, c: np.ndarray, missing: int) -> None:
@@ -156,41 +169,29 @@ def _threshold(total: int, w: np.ndarray, c: np.ndarray) -> float:
 Dynamic = Literal["capacity", "aggregated"]
 
 
-def steady(
-    total: int, room: dict[str, int], held: dict[str, int], *, mode: Dynamic
-) -> dict[str, int]:
-    """Replicas per cluster of `room` (the replicas each fits, this application's own
-    included) when `held` (per cluster, each at most its room) are already placed. Seats
-    that fit nowhere are missing from the sum."""
-    assigned = sum(held.values())
-    result = dict.fromkeys(room, 0)
+def steady(total: int, room: np.ndarray, held: np.ndarray, *, mode: Dynamic) -> np.ndarray:
+    """Replicas per cluster (in name order) of `room` (the replicas each fits, this
+    application's own included) when `held` (each at most its room) are already placed.
+    Seats that fit nowhere are missing from the sum."""
+    assigned = int(held.sum())
     if assigned > total:  # scale down by the current shares
-        result.update(_dynamic(total, held, prior=set(), mode=mode))
-        return result
-    result.update(held)
+        return _dynamic(total, held, prior=np.zeros(len(held), dtype=bool), mode=mode)
+    result = held.copy()
     if assigned < total:  # scale up: the increment only, by the room left
-        left = {name: fit - held.get(name, 0) for name, fit in room.items()}
-        prior = {name for name, count in held.items() if count > 0}
-        for name, extra in _dynamic(total - assigned, left, prior=prior, mode=mode).items():
-            result[name] += extra
+        result += _dynamic(total - assigned, room - held, prior=held > 0, mode=mode)
     return result
 
 
-def _dynamic(
-    total: int, weights: dict[str, int], *, prior: set[str], mode: Dynamic
-) -> dict[str, int]:
-    """`total` divided by `weights`, none above its weight. `aggregated`: over the fewest
-    clusters whose weights hold `total`, those in `prior` first, then the largest (ties:
-    name order)."""
+def _dynamic(total: int, weights: np.ndarray, *, prior: np.ndarray, mode: Dynamic) -> np.ndarray:
+    """`total` divided by `weights` (name order), none above its weight. `aggregated`: over
+    the fewest clusters whose weights hold `total`, those in `prior` first, then the
+    largest (ties: name order)."""
     if mode == "aggregated":
-        order = sorted(weights, key=lambda name: (name not in prior, -weights[name], name))
-        kept: dict[str, int] = {}
-        holds = 0
-        for name in order:
-            if holds >= total:
-                break
-            if weights[name] > 0:
-                kept[name] = weights[name]
-                holds += weights[name]
-        weights = kept
-    return webster(total, dict(weights), dict(weights))
+        # lexsort: the last key first (prior before the others, larger weights, name)
+        order = np.lexsort((np.arange(len(weights)), -weights, ~prior))
+        ordered = weights[order]
+        holds_before = np.cumsum(ordered) - ordered
+        kept = order[(ordered > 0) & (holds_before < total)]
+        weights = np.zeros_like(weights)
+        weights[kept] = ordered[(ordered > 0) & (holds_before < total)]
+    return _apportion(total, np.minimum(weights, MAX_WEIGHT), np.clip(weights, 0, total))

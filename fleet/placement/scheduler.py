@@ -19,13 +19,21 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from itertools import chain, compress, islice
+from itertools import chain, compress, islice, repeat
 from operator import attrgetter, itemgetter, not_
 from typing import Any
 
+import numpy as np
+
 from clusters.labels import LabelSelector
 from fleet.placement.capacity import fittings, room
-from fleet.placement.division import MAX_WEIGHT, Dynamic, steady, webster
+from fleet.placement.division import (
+    MAX_WEIGHT,
+    Dynamic,
+    apportion,
+    steady,
+    webster,  # noqa: F401 (the scheduler's division, imported from here)
+)
 from fleet.placement.scoring import Scores
 
 PRIORITIZERS = (
@@ -481,19 +489,19 @@ def schedule(
             )
     scores = Scores(weights, feasible, floats, need, avoided)
     ranks, indexes, chosen = _pick(spec, scores.ranked(), feasible, decision)
-    replicas = _divide(spec, chosen, need, decision)
+    replicas = _divide(spec, chosen, indexes, need, decision)
     if spec.division != "duplicated" and spec.replicas:
         # Karmada's rule: a cluster without replicas of a divided workload leaves the
         # decision (with 0 replicas, every chosen cluster stays: nothing is divided).
-        kept = [bool(replicas[c.name]) for c in chosen]
+        dropped = list(map(not_, replicas))
         decision.without_replicas(
-            list(compress(ranks, map(not_, kept))),
-            [c.name for c, keep in zip(chosen, kept, strict=True) if not keep],
+            list(compress(ranks, dropped)),
+            [c.name for c in compress(chosen, dropped)],
             NO_REPLICAS,
         )
-        ranks, indexes = list(compress(ranks, kept)), list(compress(indexes, kept))
-        chosen = list(compress(chosen, kept))
-    for rank, index, candidate in zip(ranks, indexes, chosen, strict=True):
+        ranks, indexes = list(compress(ranks, replicas)), list(compress(indexes, replicas))
+        chosen, replicas = list(compress(chosen, replicas)), list(compress(replicas, replicas))
+    for rank, index, candidate, count in zip(ranks, indexes, chosen, replicas, strict=True):
         total, by_prioritizer = scores.published(index)
         entry = {
             "cluster": candidate.name,
@@ -503,7 +511,7 @@ def schedule(
         }
         if candidate.tolerated:
             entry["tolerated"] = candidate.tolerated
-        entry["replicas"] = replicas[candidate.name]
+        entry["replicas"] = count
         decision.chosen.append(entry)
     return decision
 
@@ -564,39 +572,49 @@ def _pick(
 
 
 def _divide(
-    spec: PlacementSpec, chosen: list[Candidate], need: PerReplica, decision: Decision
-) -> dict[str, int]:
-    """Replicas per chosen cluster. Divided replicas never exceed a cluster's room; what
-    fits nowhere is `decision.unschedulable`, with a warning. Static weights that are all 0
-    count as equal weights (Karmada's rule), with a warning."""
+    spec: PlacementSpec,
+    chosen: list[Candidate],
+    indexes: list[int],
+    need: PerReplica,
+    decision: Decision,
+) -> list[int]:
+    """Replicas per chosen cluster (`indexes`: their places in name order). Divided
+    replicas never exceed a cluster's room; what fits nowhere is `decision.unschedulable`,
+    with a warning. Static weights that are all 0 count as equal weights (Karmada's rule),
+    with a warning. Divided in arrays by name order (the division's tie order)."""
     if spec.division == "duplicated":
-        return {c.name: spec.replicas for c in chosen}
+        return [spec.replicas] * len(chosen)
     total = spec.replicas
-    room_for = dict(zip((c.name for c in chosen), fittings(chosen, need, MAX_WEIGHT), strict=True))
-    caps = {name: min(fit, total) for name, fit in room_for.items()}
+    by_name = np.argsort(np.array(indexes, dtype=np.int64), kind="stable")
+    fits = np.array(fittings(chosen, need, MAX_WEIGHT), dtype=np.int64)[by_name]
+    caps = np.minimum(fits, total)
     if spec.division == "static":
         # From scratch: Webster is house-monotone, so with unchanged weights scaling only
         # adds (or only removes) replicas, and changed weights take effect at once.
-        weights: dict[str, int | Decimal] = {
-            c.name: spec.static_weights.get(c.name, 1) for c in chosen
-        }
-        if chosen and total and not any(weights.values()):
+        names = [chosen[i].name for i in by_name.tolist()]
+        weights: list[int | Decimal] = list(map(spec.static_weights.get, names, repeat(1)))
+        if chosen and total and not any(weights):
             decision.warnings.append(
                 "static weights: every chosen cluster has weight 0, replicas divided equally"
             )
-            weights = dict.fromkeys(weights, 1)
-        replicas = webster(total, weights, caps)
+            weights = [1] * len(weights)
+        shares = apportion(total, weights, caps)
     else:
         # Karmada's steady assignment: what each cluster holds stays (as much as still
         # fits), only the difference is divided (`fleet.placement.division`).
-        held = {c.name: min(c.held, room_for[c.name]) for c in chosen if c.held}
+        held = np.fromiter(map(_held, chosen), np.int64, len(chosen))[by_name]
         mode: Dynamic = "aggregated" if spec.division == "aggregated" else "capacity"
-        replicas = steady(total, room_for, held, mode=mode)
-    placed = sum(replicas.values())
+        shares = steady(total, fits, np.minimum(held, fits), mode=mode)
+    replicas = np.empty(len(chosen), dtype=np.int64)
+    replicas[by_name] = shares
+    placed = int(shares.sum())
     if placed < total and chosen:
         decision.unschedulable = total - placed
         decision.warnings.append(
             f"Unschedulable: {total - placed} of {total} replicas do not fit in the chosen "
-            f"clusters (they have room for {sum(caps.values())})"
+            f"clusters (they have room for {int(caps.sum())})"
         )
-    return replicas
+    return replicas.tolist()  # type: ignore[no-any-return]
+
+
+_held = attrgetter("held")
