@@ -501,18 +501,20 @@ def schedule(
         )
         ranks, indexes = list(compress(ranks, replicas)), list(compress(indexes, replicas))
         chosen, replicas = list(compress(chosen, replicas)), list(compress(replicas, replicas))
-    for rank, index, candidate, count in zip(ranks, indexes, chosen, replicas, strict=True):
-        total, by_prioritizer = scores.published(index)
-        entry = {
+    shown = scores.published(indexes)
+    decision.chosen = [
+        {
             "cluster": candidate.name,
             "rank": rank,
             "score": total,
-            "scores": dict(by_prioritizer),
+            "scores": by_prioritizer,
+            **({"tolerated": candidate.tolerated} if candidate.tolerated else {}),
+            "replicas": count,
         }
-        if candidate.tolerated:
-            entry["tolerated"] = candidate.tolerated
-        entry["replicas"] = count
-        decision.chosen.append(entry)
+        for rank, (total, by_prioritizer), candidate, count in zip(
+            ranks, shown, chosen, replicas, strict=True
+        )
+    ]
     return decision
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
+from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ GIB = Decimal(2**30)
 # The float pass's rounding unit: generous (a float operation is within 1.1e-16 of the
 # exact result, a Decimal one within 1e-27; a raw score takes at most a few of either).
 UNIT = 1e-15
+EPS = 2.0**-52  # float64's relative rounding unit
 
 
 def raw(name: str, c: Candidate, need: PerReplica) -> Decimal | None:
@@ -148,6 +150,16 @@ def raw_floats(
     raise ValueError(f"unknown prioritizer {name!r}")
 
 
+def _near_boundary(values: np.ndarray, error: float) -> np.ndarray:
+    """Where a figure within `error` of `values` could round (to 2 decimals) otherwise
+    than the value does: a half hundredth within reach (with the product's own rounding),
+    or a rounded figure of 0 (whose sign the float may not share)."""
+    hundredths = values * 100
+    half = np.abs(hundredths - np.floor(hundredths) - 0.5)
+    reach = 100 * error + 4 * EPS * np.abs(hundredths)
+    return (half <= reach) | (np.abs(hundredths) <= 0.5 + reach)
+
+
 class Scores:
     """Every feasible cluster's total, exactly as the reference arithmetic defines it,
     and the clusters ranked by it (see the module's docstring)."""
@@ -173,6 +185,10 @@ class Scores:
         self._published: dict[Any, tuple[float, dict[str, float]]] = {}
         attributes = sorted({a for name in weights for a in INPUTS.get(name, ())})
         self._inputs = attrgetter(*attributes) if attributes else (lambda _: ())
+        # The float pass's totals and scores per prioritizer, each with its error bound
+        # (None: not computed, or computed exactly).
+        self._floats: tuple[np.ndarray, float] | None = None
+        self._float_scores: dict[str, tuple[np.ndarray, float]] = {}
         self._avoids = any(avoided)
 
     def raw(self, name: str, index: int) -> Decimal | None:
@@ -221,17 +237,54 @@ class Scores:
             total = self._totals[key] = total - 1000 * self.avoided[index]
         return total
 
-    def published(self, index: int) -> tuple[float, dict[str, float]]:
-        """Cluster `index`'s total and prioritizer scores as a decision shows them (rounded
-        to 2 decimals), computed once per distinct input."""
-        key = self._key(index)
-        shown = self._published.get(key)
-        if shown is None:
-            shown = self._published[key] = (
-                float(round(self._total(key, index), 2)),
-                {name: float(round(self.score(name, index), 2)) for name in self.weights},
-            )
+    def _keys(self, indexes: list[int]) -> list[Any]:
+        """`_key` of each of `indexes` (C-level maps: no Python call per cluster)."""
+        clusters = map(self.feasible.__getitem__, indexes)
+        if self._avoids:
+            avoided = map(self.avoided.__getitem__, indexes)
+            return list(zip(map(self._inputs, clusters), avoided, strict=True))
+        return list(map(self._inputs, clusters))
+
+    def published(self, indexes: list[int]) -> list[tuple[float, dict[str, float]]]:
+        """The total and prioritizer scores of each of `indexes` as a decision shows them:
+        the exact figures rounded to 2 decimals. Taken from the float pass (`ranked`) where
+        no rounding boundary (a half hundredth) lies within its error bound, so that the
+        float and the exact figure round alike; exactly, once per distinct input, where one
+        does, where the rounded figure is 0 (its sign), or where the float pass gave up."""
+        if self._floats is None:
+            return self._published_exactly(indexes)
+        at = np.array(indexes, dtype=np.int64)
+        totals, total_error = self._floats
+        figures = [(totals[at], total_error)]
+        figures += [(scores[at], error) for scores, error in self._float_scores.values()]
+        doubtful = np.zeros(len(indexes), dtype=bool)
+        rounded = []
+        for values, error in figures:
+            doubtful |= _near_boundary(values, error)
+            rounded.append(list(map(round, values.tolist(), repeat(2))))
+        names = list(self._float_scores)
+        shown = [
+            (total, dict(zip(names, scores, strict=True)))
+            for total, *scores in zip(*rounded, strict=True)
+        ]
+        if doubtful.any():
+            unsure = np.flatnonzero(doubtful).tolist()
+            exact = self._published_exactly([indexes[i] for i in unsure])
+            for position, figures_of in zip(unsure, exact, strict=True):
+                shown[position] = figures_of
         return shown
+
+    def _published_exactly(self, indexes: list[int]) -> list[tuple[float, dict[str, float]]]:
+        """`published` in Decimal, once per distinct input."""
+        keys = self._keys(indexes)
+        shown = self._published
+        for key, index in dict(zip(keys, indexes, strict=True)).items():
+            if key not in shown:
+                shown[key] = (
+                    float(round(self._total(key, index), 2)),
+                    {name: float(round(self.score(name, index), 2)) for name in self.weights},
+                )
+        return [(total, dict(scores)) for total, scores in map(shown.__getitem__, keys)]
 
     def ranked(self) -> Iterator[int]:
         """Indexes of the feasible clusters, best first (total, then name): by float total,
@@ -243,6 +296,7 @@ class Scores:
         magnitude = 1 + 1000 * max(self.avoided) + 100 * sum(map(abs, self.weights.values()))
         error = 10 * UNIT * magnitude  # the float sums themselves
         columns = Columns(self.floats)
+        shown = self._float_scores
         passes = []
         for name, weight in self.weights.items():  # every bound first: `total` needs them all
             values, delta, missing = raw_floats(name, columns, self.need)
@@ -252,25 +306,32 @@ class Scores:
             bounds = self.bounds[name]
             if bounds is None or bounds[0] == bounds[1]:
                 # every score is 0, or -100 for a cluster with no value: exact in floats
+                scores = np.zeros(count)
                 if bounds is not None and missing:
+                    scores[[v is None for v in values]] = -100.0
                     totals = [
                         t - 100.0 * weight if v is None else t
                         for t, v in zip(totals, values, strict=True)
                     ]
+                shown[name] = (scores, 0.0)
                 continue
             low, span = float(bounds[0]), float(bounds[1] - bounds[0])
             if not span > 0:
+                self._floats = None  # published exactly too
                 return iter(self._ranked_exactly(range(count)))
             factor = 200.0 / span
             if missing:
                 # (low - low) * factor - 100 is exactly -100: a cluster with no value's score
                 values = [low if v is None else v for v in values]
+            scores = (np.array(values, dtype=np.float64) - low) * factor - 100.0
             totals = [
                 t + weight * ((v - low) * factor - 100.0)  # type: ignore[operator]
                 for t, v in zip(totals, values, strict=True)
             ]
+            shown[name] = (scores, 1000 * delta / span + 2000 * UNIT)
             error += abs(weight) * (1000 * delta / span + 2000 * UNIT)
-        return iter(self._settled(np.array(totals, dtype=np.float64), 2 * error))
+        self._floats = (np.array(totals, dtype=np.float64), error)
+        return iter(self._settled(self._floats[0], 2 * error))
 
     def _settled(self, totals: np.ndarray, gap: float) -> list[int]:
         """Indexes by float total, highest first, with every run of clusters closer than
@@ -290,7 +351,7 @@ class Scores:
         positions = np.flatnonzero(in_run)
         # An id per distinct input: the first position's number (`setdefault` keeps it).
         first: dict[Any, int] = {}
-        keys = map(self._key, order[positions].tolist())
+        keys = self._keys(order[positions].tolist())
         ids = np.full(len(result), -1, dtype=np.int64)
         ids[positions] = np.fromiter(map(first.setdefault, keys, itertools.count()), np.int64)
         mixed = close & (ids[:-1] != ids[1:])
@@ -336,7 +397,7 @@ class Scores:
         name order, so by index; a total is computed once per distinct input: near ties
         are mostly clusters of equal size and load."""
         ordered = sorted(indexes)
-        keys = list(map(self._key, ordered))
+        keys = self._keys(ordered)
         firsts = dict(zip(keys, ordered, strict=True))
         if len(firsts) == 1:
             return ordered  # one input: equal totals
