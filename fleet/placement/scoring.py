@@ -18,7 +18,7 @@ sorted): at 10,000 clusters a Python-level loop with a call per cluster costs mi
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from itertools import repeat
 from operator import attrgetter, itemgetter
@@ -82,72 +82,63 @@ INPUTS = {
 }
 
 
-def _largest(values: Sequence[float]) -> float:
-    """The largest magnitude in `values` (0 when empty)."""
-    return max(max(values), -min(values)) if values else 0.0
+def _largest(values: np.ndarray) -> float:
+    """The largest magnitude in `values` (NaN: no value; 0 when there is none)."""
+    known = values[~np.isnan(values)]
+    return float(np.abs(known).max()) if len(known) else 0.0
 
 
 class Columns:
-    """The feasible clusters' `Candidate.floats` column by column, each read when first
-    asked for. (Not `zip(*rows)`: an iterator per row, 10,000 objects for the garbage
-    collector to follow.)"""
+    """The feasible clusters' `Candidate.floats` column by column as arrays (NaN: no
+    price), each read when first asked for."""
 
     def __init__(self, rows: list[Floats]) -> None:
         self._rows = rows
-        self._columns: dict[int, list[Any]] = {}
+        self._columns: dict[int, np.ndarray] = {}
 
-    def __getitem__(self, index: int) -> list[Any]:
+    def __getitem__(self, index: int) -> np.ndarray:
         column = self._columns.get(index)
         if column is None:
-            column = self._columns[index] = list(map(itemgetter(index), self._rows))
+            values = map(itemgetter(index), self._rows)
+            if index >= 6:  # prices: None where a cluster has none
+                values = (np.nan if v is None else v for v in values)
+            column = np.fromiter(values, np.float64, len(self._rows))
+            self._columns[index] = column
         return column
 
 
-def raw_floats(
-    name: str, columns: Columns, need: PerReplica
-) -> tuple[list[float | None], float, bool]:
+def raw_floats(name: str, columns: Columns, need: PerReplica) -> tuple[np.ndarray, float, bool]:
     """`raw` in floats for every feasible cluster, from the `columns` of their
     `Candidate.floats`, a bound on the error of each, and whether any cluster has no value
-    (None).
+    (NaN).
 
     The bounds use the largest magnitude of each term over all clusters (an upper bound
     of the largest sum of magnitudes): cheaper to find, and as safe."""
-    values: list[float | None]
     if name == "least_allocated":
-        values = columns[0]
-        return values, 2 * UNIT * _largest(columns[0]), False
+        return columns[0], 2 * UNIT * _largest(columns[0]), False
     if name == "steady":
         return columns[1], 0.0, False
     if name in ("allocatable_cpu", "allocatable_memory"):
         column = columns[2 if name == "allocatable_cpu" else 3]
         return column, 2 * UNIT * _largest(column), False  # one rounding each
     if name in ("resource_balance", "balance"):
-        cpu, memory = float(need.cpu), float(need.memory)
-        by_cpu = [
-            (rc + cpu) / ac if ac else 0.0 for ac, rc in zip(columns[2], columns[4], strict=True)
-        ]
-        by_memory = [
-            (rm + memory) / am if am else 0.0 for am, rm in zip(columns[3], columns[5], strict=True)
-        ]
-        values = [-abs(a - b) for a, b in zip(by_cpu, by_memory, strict=True)]
+        by_cpu = _share(columns[4] + float(need.cpu), columns[2])
+        by_memory = _share(columns[5] + float(need.memory), columns[3])
+        values = -np.abs(by_cpu - by_memory)
         return values, 8 * UNIT * (_largest(by_cpu) + _largest(by_memory)), False
     if name == "cheapest":
         cpu, gib = float(need.cpu), float(need.memory / GIB)
         cpu_prices, ram_prices = columns[6], columns[7]
-        if None in cpu_prices:  # unpriced clusters have neither price
-            values = [
-                None if a is None else -(a * cpu + b * gib)
-                for a, b in zip(cpu_prices, ram_prices, strict=True)
-            ]
-            cpu_prices = [a for a in cpu_prices if a is not None]
-            ram_prices = [b for b in ram_prices if b is not None]
-            missing = True
-        else:
-            values = [-(a * cpu + b * gib) for a, b in zip(cpu_prices, ram_prices, strict=True)]
-            missing = False
+        values = -(cpu_prices * cpu + ram_prices * gib)  # unpriced clusters: NaN
+        missing = bool(np.isnan(cpu_prices).any())
         scale = _largest(cpu_prices) * abs(cpu) + _largest(ram_prices) * abs(gib)
         return values, 8 * UNIT * scale, missing
     raise ValueError(f"unknown prioritizer {name!r}")
+
+
+def _share(requested: np.ndarray, allocatable: np.ndarray) -> np.ndarray:
+    """requested / allocatable, 0 where nothing is allocatable."""
+    return np.divide(requested, allocatable, out=np.zeros(len(requested)), where=allocatable != 0)
 
 
 def _near_boundary(values: np.ndarray, error: float) -> np.ndarray:
@@ -292,7 +283,7 @@ class Scores:
         count = len(self.feasible)
         if not count:
             return iter(())
-        totals = [-1000.0 * a for a in self.avoided] if any(self.avoided) else [0.0] * count
+        totals = -1000.0 * np.array(self.avoided, dtype=np.float64)
         magnitude = 1 + 1000 * max(self.avoided) + 100 * sum(map(abs, self.weights.values()))
         error = 10 * UNIT * magnitude  # the float sums themselves
         columns = Columns(self.floats)
@@ -304,15 +295,13 @@ class Scores:
             passes.append((name, weight, values, delta, missing))
         for name, weight, values, delta, missing in passes:
             bounds = self.bounds[name]
+            absent = np.isnan(values) if missing else None
             if bounds is None or bounds[0] == bounds[1]:
                 # every score is 0, or -100 for a cluster with no value: exact in floats
                 scores = np.zeros(count)
-                if bounds is not None and missing:
-                    scores[[v is None for v in values]] = -100.0
-                    totals = [
-                        t - 100.0 * weight if v is None else t
-                        for t, v in zip(totals, values, strict=True)
-                    ]
+                if bounds is not None and absent is not None:
+                    scores[absent] = -100.0
+                    totals = np.where(absent, totals - 100.0 * weight, totals)
                 shown[name] = (scores, 0.0)
                 continue
             low, span = float(bounds[0]), float(bounds[1] - bounds[0])
@@ -320,18 +309,15 @@ class Scores:
                 self._floats = None  # published exactly too
                 return iter(self._ranked_exactly(range(count)))
             factor = 200.0 / span
-            if missing:
+            if absent is not None:
                 # (low - low) * factor - 100 is exactly -100: a cluster with no value's score
-                values = [low if v is None else v for v in values]
-            scores = (np.array(values, dtype=np.float64) - low) * factor - 100.0
-            totals = [
-                t + weight * ((v - low) * factor - 100.0)  # type: ignore[operator]
-                for t, v in zip(totals, values, strict=True)
-            ]
+                values = np.where(absent, low, values)
+            scores = (values - low) * factor - 100.0
+            totals = totals + weight * scores
             shown[name] = (scores, 1000 * delta / span + 2000 * UNIT)
             error += abs(weight) * (1000 * delta / span + 2000 * UNIT)
-        self._floats = (np.array(totals, dtype=np.float64), error)
-        return iter(self._settled(self._floats[0], 2 * error))
+        self._floats = (totals, error)
+        return iter(self._settled(totals, 2 * error))
 
     def _settled(self, totals: np.ndarray, gap: float) -> list[int]:
         """Indexes by float total, highest first, with every run of clusters closer than
@@ -365,24 +351,20 @@ class Scores:
         return result
 
     def _bounds(
-        self, name: str, values: list[float | None], delta: float, missing: bool
+        self, name: str, values: np.ndarray, delta: float, missing: bool
     ) -> tuple[Decimal, Decimal] | None:
         """The exact lowest and highest raw scores: only clusters whose float score is
         within twice the error bound of the float extremes can hold them."""
-        known: list[float] = [v for v in values if v is not None] if missing else values  # type: ignore[assignment]
-        if not known:
+        known = ~np.isnan(values) if missing else np.ones(len(values), dtype=bool)
+        if not known.any():
             return None
-        low, high = min(known), max(known)
+        low, high = float(values[known].min()), float(values[known].max())
         if not delta:  # floats exact here (steady; all zero): one cluster per extreme
-            near_low, near_high = [values.index(low)], [values.index(high)]
+            near_low = [int(np.flatnonzero(values == low)[0])]
+            near_high = [int(np.flatnonzero(values == high)[0])]
         else:
-            below, above = low + 2 * delta, high - 2 * delta
-            if missing:
-                near_low = [i for i, v in enumerate(values) if v is not None and v <= below]
-                near_high = [i for i, v in enumerate(values) if v is not None and v >= above]
-            else:
-                near_low = [i for i, v in enumerate(known) if v <= below]
-                near_high = [i for i, v in enumerate(known) if v >= above]
+            near_low = np.flatnonzero(known & (values <= low + 2 * delta)).tolist()
+            near_high = np.flatnonzero(known & (values >= high - 2 * delta)).tolist()
         exact_low = min(self._known(name, i) for i in near_low)
         exact_high = max(self._known(name, i) for i in near_high)
         return exact_low, exact_high
