@@ -14,6 +14,7 @@ reported as unschedulable, not overcommitted (docs/coming-from-karmada-ocm.md).
 
 from __future__ import annotations
 
+import math
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -59,8 +60,8 @@ MAX_REPLICAS = 1_000_000
 
 # A candidate's figures in floats, for the float pass of `fleet.placement.scoring`:
 # least allocated, current (1 or 0), allocatable and requested cpu and memory, and the
-# cpu and ram prices (both None: no price).
-Floats = tuple[float, float, float, float, float, float, float | None, float | None]
+# cpu and ram prices (both NaN: no price).
+Floats = tuple[float, float, float, float, float, float, float, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +135,7 @@ class Candidate:
         cpu = free_cpu / self.allocatable_cpu if self.allocatable_cpu else ZERO
         memory = free_memory / self.allocatable_memory if self.allocatable_memory else ZERO
         derived(self, "least_allocated", (cpu + memory) / 2)
-        cpu_price = ram_price = None
+        cpu_price = ram_price = math.nan
         if self.cpu_price is not None and self.ram_price is not None:
             cpu_price, ram_price = float(self.cpu_price), float(self.ram_price)
         derived(

@@ -100,8 +100,6 @@ class Columns:
         column = self._columns.get(index)
         if column is None:
             values = map(itemgetter(index), self._rows)
-            if index >= 6:  # prices: None where a cluster has none
-                values = (np.nan if v is None else v for v in values)
             column = np.fromiter(values, np.float64, len(self._rows))
             self._columns[index] = column
         return column
