@@ -534,9 +534,10 @@ def _pick(
         indexes = list(islice(order, wanted))
         ranks = list(range(1, len(indexes) + 1))
         if len(indexes) < len(feasible):
-            rest = (feasible[i] for i in order)
             reason = f"enough clusters ({wanted})"
-            decision.rest_not_selected(rest, len(feasible) - len(indexes), reason)
+            decision.rest_not_selected(
+                map(feasible.__getitem__, order), len(feasible) - len(indexes), reason
+            )
     for position, index in enumerate(order if spec.max_per else ()):
         candidate = feasible[index]
         if len(indexes) >= wanted:
@@ -617,7 +618,8 @@ def _divide(
             f"Unschedulable: {total - placed} of {total} replicas do not fit in the chosen "
             f"clusters (they have room for {int(caps.sum())})"
         )
-    return replicas.tolist()  # type: ignore[no-any-return]
+    shared: list[int] = replicas.tolist()
+    return shared
 
 
 _held = attrgetter("held")
