@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 from fleet.placement.capacity import fittings
-from fleet.placement.scheduler import PerReplica, PlacementSpec, schedule
+from fleet.placement.scheduler import Candidate, PerReplica, PlacementSpec, schedule
 from tests.placement.test_karmada_ocm_cases import cluster
 
 
@@ -25,29 +25,24 @@ def test_a_room_that_divides_exactly_fits_every_replica() -> None:
     assert decision.unschedulable == 2
 
 
+def loaded(name: str, requested: D) -> Candidate:
+    """A cluster of 8000 CPU and 8000 bytes with `requested` of each requested."""
+    return cluster(
+        name,
+        allocatable_cpu=D(8000),
+        allocatable_memory=D(8000),
+        requested_cpu=requested,
+        requested_memory=requested,
+    )
+
+
 def test_a_score_on_a_half_hundredth_rounds_half_to_even() -> None:
     # least_allocated over three clusters: empty (1), full (0), and one with 4001 of 8000
     # CPU and memory free: (4001/8000 + 4001/8000) / 2 = 0.500125. Normalized over
     # 0..1: 0.500125 x 200 - 100 = 0.025 exactly, shown to 2 decimals half to even: 0.02.
     # (In floats 0.500125 x 200 - 100 = 0.025000000000005684, which rounds to 0.03.)
     need = PerReplica(cpu=D(0), memory=D(0))
-    clusters = [
-        cluster("empty", allocatable_cpu=D(8000), allocatable_memory=D(8000)),
-        cluster(
-            "full",
-            allocatable_cpu=D(8000),
-            allocatable_memory=D(8000),
-            requested_cpu=D(8000),
-            requested_memory=D(8000),
-        ),
-        cluster(
-            "half",
-            allocatable_cpu=D(8000),
-            allocatable_memory=D(8000),
-            requested_cpu=D(3999),
-            requested_memory=D(3999),
-        ),
-    ]
+    clusters = [loaded("empty", D(0)), loaded("full", D(8000)), loaded("half", D(3999))]
     decision = schedule(PlacementSpec(), clusters, need)
     shown = {c["cluster"]: (c["score"], c["scores"]["least_allocated"]) for c in decision.chosen}
     assert shown == {"empty": (100.0, 100.0), "half": (0.02, 0.02), "full": (-100.0, -100.0)}
