@@ -48,11 +48,16 @@ def life(kube_env: LocalKubeEnv) -> Iterator[LocalCluster]:
 
 
 @pytest.fixture(scope="module")
-def small(kube_env: LocalKubeEnv) -> Iterator[LocalCluster]:
-    """A cluster of one simulated node of 4 CPU (half of `life`)."""
-    local = kube_env.start_cluster("life-small", nodes=[NodeSpec(name="small-1", cpu="4")])
-    yield local
-    kube_env.stop_cluster("life-small", remove_data=True)
+def spare(kube_env: LocalKubeEnv) -> Iterator[dict[str, LocalCluster]]:
+    """Two empty clusters for the overcommit test alone (the other tests leave their
+    applications running on theirs): over-a of two nodes x 4 CPU, over-b of one 4-CPU node."""
+    started = {
+        "over-a": kube_env.start_cluster("over-a"),
+        "over-b": kube_env.start_cluster("over-b", nodes=[NodeSpec(name="over-b-1", cpu="4")]),
+    }
+    yield started
+    for name in started:
+        kube_env.stop_cluster(name, remove_data=True)
 
 
 def web(*, replicas: int, cpu: str) -> str:
@@ -210,14 +215,15 @@ def test_its_own_collected_pods_do_not_push_an_application_out(life: LocalCluste
 
 
 def test_a_divided_placement_never_overcommits_and_stays_put(
-    life: LocalCluster, small: LocalCluster
+    spare: dict[str, LocalCluster],
 ) -> None:
-    # given two empty clusters: life-a of 2 nodes x 4 CPU, life-small of 1 node x 4 CPU
+    # given two empty clusters: over-a of 2 nodes x 4 CPU, over-b of 1 node x 4 CPU
+    big, small = spare["over-a"], spare["over-b"]
     team = make_team()
-    clusters = [register(life, team, {"over": "yes"}), register(small, team, {"over": "yes"})]
+    clusters = [register(big, team, {"over": "yes"}), register(small, team, {"over": "yes"})]
     assert [c.requested_cpu_millis for c in clusters] == [0, 0]
     assert [c.allocatable_cpu_millis for c in clusters] == [8000, 4000]
-    # and 9 replicas of 2 CPU divided by capacity: life-a fits 8 / 2 = 4, life-small
+    # and 9 replicas of 2 CPU divided by capacity: over-a fits 8 / 2 = 4, over-b
     # 4 / 2 = 2 (each node fits exactly 2, so the kube-scheduler places every one), 6 in all,
     # so 9 - 6 = 3 fit nowhere. (Dividing 9 by room 4 : 2 without caps would give 6 and 3.)
     application = new_app(
@@ -236,17 +242,17 @@ def test_a_divided_placement_never_overcommits_and_stays_put(
     decision = application.decisions.first()
     assert decision is not None
     shares = {c["cluster"]: c["replicas"] for c in decision.decision["chosen"]}
-    assert shares == {"life-a": 4, "life-small": 2}
+    assert shares == {"over-a": 4, "over-b": 2}
     assert decision.decision["unschedulable"] == 3
     assert any(w.startswith("Unschedulable: 3 of 9") for w in decision.decision["warnings"])
     # and each cluster's Deployment asks for exactly its share, all of it available
-    assert deployment(life, namespace).spec.replicas == 4
+    assert deployment(big, namespace).spec.replicas == 4
     assert deployment(small, namespace).spec.replicas == 2
-    assert available(life, namespace) == 4
+    assert available(big, namespace) == 4
     assert available(small, namespace) == 2
     rollouts = Operation.objects.filter(kind="application.rollout").count()
 
-    # when collection sees its pods (life-a 8 of 8 CPU requested, life-small 4 of 4) and
+    # when collection sees its pods (over-a 8 of 8 CPU requested, over-b 4 of 4) and
     # reconcile runs, again and again
     outcomes = []
     for _ in range(RECONCILE_PASSES):
@@ -258,8 +264,8 @@ def test_a_divided_placement_never_overcommits_and_stays_put(
     # so the decision is the same and no rollout started
     assert outcomes == ["synced"] * RECONCILE_PASSES
     assert Operation.objects.filter(kind="application.rollout").count() == rollouts
-    assert works_of(application) == {"life-a": "available", "life-small": "available"}
-    assert deployment(life, namespace).spec.replicas == 4
+    assert works_of(application) == {"over-a": "available", "over-b": "available"}
+    assert deployment(big, namespace).spec.replicas == 4
     assert deployment(small, namespace).spec.replicas == 2
     # and the API's simulate says the same: 4 and 2, 3 unschedulable
     user = make_user()
