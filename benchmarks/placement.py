@@ -1,5 +1,7 @@
 """Placement over a large team: `placement_simulate` in-process and through the API
-(p50/p99), and many applications placed with `placement_decide`."""
+(p50/p99), divided placements with the scheduler alone, and many applications placed with
+`placement_decide`. Targets are issue 20's: warm p99 <= 5 ms, <= 8 ms while collection
+writes, <= 25 ms through the API; divided placements p99 <= 20 ms."""
 
 from __future__ import annotations
 
@@ -191,8 +193,8 @@ def run_inprocess(*, owner: Team, clusters: int, iterations: int) -> tuple[list[
             f"{p50:.1f} / {p99:.1f} ms (CPU p50 {percentile(cpu, 50):.1f} ms; candidates from "
             f"the cache in {percentile(loading, 50):.1f} ms; cold first call "
             f"{cold_wall[0]:.0f} ms, CPU {cold_cpu[0]:.0f} ms)",
-            target="p99 <= 20 ms",
-            ok=p99 <= 20,
+            target="p99 <= 5 ms",
+            ok=p99 <= 5,
             value=p99,
             detail={
                 "iterations": iterations,
@@ -212,8 +214,8 @@ def run_inprocess(*, owner: Team, clusters: int, iterations: int) -> tuple[list[
             f"placement_simulate over {clusters} clusters while collection writes "
             f"({max(1, clusters // 30)} clusters' capacity and a status per call) (p50 / p99)",
             f"{busy50:.1f} / {busy99:.1f} ms (CPU p50 {percentile(busy_cpu, 50):.1f} ms)",
-            target="p99 <= 20 ms",
-            ok=busy99 <= 20,
+            target="p99 <= 8 ms",
+            ok=busy99 <= 8,
             value=busy99,
             detail={
                 "p50_ms": busy50,
@@ -254,8 +256,8 @@ def run_api(*, base: str, token: str, name: str, clusters: int, iterations: int)
             f"{p50:.1f} / {p99:.1f} ms ({summary_size / 1024:.0f} KiB summary; cold first call "
             f"{cold[0]:.0f} ms; ?exclusions=all p50 {percentile(every, 50):.0f} ms, "
             f"{size / 1024:.0f} KiB)",
-            target="p99 <= 100 ms",
-            ok=p99 <= 100,
+            target="p99 <= 25 ms",
+            ok=p99 <= 25,
             value=p99,
             detail={
                 "iterations": iterations,

@@ -20,10 +20,11 @@ assignment does (pkg/scheduler/core/assignment.go, division_algorithm.go):
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from fractions import Fraction
 from typing import Literal
+
+import numpy as np
 
 # A division weight counts at most this much (a cluster with room for more replicas weighs
 # this much in a capacity division): with weights and seats this small, distinct quotients
@@ -41,9 +42,23 @@ def webster(
     in the ranking's order (Python's: "prod" before "prod-eu", "c1" before "c10"). Fewer
     seats than `total` when the caps hold fewer."""
     names = sorted(weights)
-    whole = [_whole_weight(weights[name]) for name in names]
-    limits = [total if caps is None else max(min(caps[name], total), 0) for name in names]
-    return dict(zip(names, _apportion(total, whole, limits), strict=True))
+    limits = np.array([total if caps is None else caps[name] for name in names], dtype=np.int64)
+    shares = apportion(total, [weights[name] for name in names], limits)
+    return dict(zip(names, shares.tolist(), strict=True))
+
+
+def apportion(total: int, weights: Sequence[int | Decimal], caps: np.ndarray) -> np.ndarray:
+    """`webster` over parties in name order: `weights` and `caps` by position."""
+    return _apportion(total, _whole_weights(weights), np.clip(caps, 0, max(total, 0)))
+
+
+def _whole_weights(weights: Sequence[int | Decimal]) -> np.ndarray:
+    if set(map(type, weights)) <= {int} and (not weights or max(weights) <= MAX_WEIGHT):
+        whole = np.array(weights, dtype=np.int64)
+        if len(whole) and whole.min() < 0:
+            raise ValueError(f"weights are whole numbers, 0 or more: {int(whole.min())}")
+        return whole
+    return np.array([_whole_weight(weight) for weight in weights], dtype=np.int64)
 
 
 def _whole_weight(weight: int | Decimal) -> int:
@@ -52,9 +67,14 @@ def _whole_weight(weight: int | Decimal) -> int:
     return min(int(weight), MAX_WEIGHT)
 
 
-def _apportion(total: int, weights: list[int], caps: list[int]) -> list[int]:
+# The threshold's denominator: t = p / SCALE, so weight * SCALE + p stays within int64
+# (MAX_WEIGHT * 2**32 < 2**53) and p >= 1 for every threshold (t >= 1 / (2 * MAX_REPLICAS)).
+SCALE = 2**32
+
+
+def _apportion(total: int, w: np.ndarray, caps: np.ndarray) -> np.ndarray:
     """`webster` by index (ties: larger weight, then lower index), without handing out
-    seats one by one: O(n log n) in the parties whatever `total` is.
+    seats one by one: O(n log n) in the parties whatever `total` is, in arrays.
 
     It finds a threshold t near the last seat's quotient (water-filling: the continuous
     share w / 2t, capped), gives every party each seat whose quotient is at least t
@@ -64,108 +84,114 @@ def _apportion(total: int, weights: list[int], caps: list[int]) -> list[int]:
     until the total is reached (a few per party at most). Quotients are compared as
     floats: with weights <= MAX_WEIGHT and seats <= MAX_REPLICAS, distinct quotients
     differ by more than their rounding, so the float order is the exact one."""
-    caps = [cap if weight > 0 else 0 for weight, cap in zip(weights, caps, strict=True)]
-    if total >= sum(caps):
-        return caps
+    c = np.where(w > 0, caps, 0)
+    if total >= int(c.sum()):
+        return c
     if total <= 0:
-        return [0] * len(weights)
-    threshold = Fraction(_threshold(total, weights, caps))
-    p, q = threshold.numerator, threshold.denominator
-    seats = [
-        min(cap, (weight * q + p) // (2 * p)) for weight, cap in zip(weights, caps, strict=True)
-    ]
-    missing = total - sum(seats)
-    if missing > 0:  # the best seats not given, best first
-        best = [
-            (-w / (2 * s + 1), -w, i)
-            for i, (w, s, c) in enumerate(zip(weights, seats, caps, strict=True))
-            if s < c
-        ]
-        heapq.heapify(best)
-        for _ in range(missing):
-            _, _, index = heapq.heappop(best)
-            seats[index] += 1
-            given, weight = seats[index], weights[index]
-            if given < caps[index]:
-                heapq.heappush(best, (-weight / (2 * given + 1), -weight, index))
-    elif missing < 0:  # the worst seats given, worst (last given) first
-        worst = [
-            (w / (2 * s - 1), w, -i)
-            for i, (w, s) in enumerate(zip(weights, seats, strict=True))
-            if s > 0
-        ]
-        heapq.heapify(worst)
-        for _ in range(-missing):
-            _, _, negative = heapq.heappop(worst)
-            index = -negative
-            seats[index] -= 1
-            given, weight = seats[index], weights[index]
-            if given > 0:
-                heapq.heappush(worst, (weight / (2 * given - 1), weight, negative))
+        return np.zeros(len(w), dtype=np.int64)
+    p = max(1, round(_threshold(total, w, c) * SCALE))
+    seats = np.minimum(c, (w * SCALE + p) // (2 * p))
+    missing = total - int(seats.sum())
+    if missing > 0:
+        _add_best(seats, w, c, missing)
+    elif missing < 0:
+        _remove_worst(seats, w, -missing)
     return seats
 
 
-def _threshold(total: int, weights: list[int], caps: list[int]) -> float:
+def _add_best(seats: np.ndarray, w: np.ndarray, c: np.ndarray, missing: int) -> None:
+    """Give the `missing` best seats not given, best first (ties: larger weight, lower
+    index). A party's quotients fall seat by seat, so only the parties whose next seat is
+    among the `missing` best next seats can get any: the heap holds only those."""
+    open_ = np.flatnonzero(seats < c)
+    quotients = w[open_] / (2 * seats[open_] + 1)
+    if missing < len(open_):
+        kth = np.partition(quotients, len(open_) - missing)[len(open_) - missing]
+        keep = quotients >= kth  # every party tied with the last one too
+        open_, quotients = open_[keep], quotients[keep]
+    best = [
+        (-q, -int(w[i]), int(i)) for q, i in zip(quotients.tolist(), open_.tolist(), strict=True)
+    ]
+    heapq.heapify(best)
+    for _ in range(missing):
+        _, negative_weight, index = heapq.heappop(best)
+        seats[index] += 1
+        given = int(seats[index])
+        if given < c[index]:
+            heapq.heappush(best, (negative_weight / (2 * given + 1), negative_weight, index))
+
+
+def _remove_worst(seats: np.ndarray, w: np.ndarray, extra: int) -> None:
+    """Take back the `extra` worst seats given, worst (last given) first: only the parties
+    whose last seat is among the `extra` worst last seats can lose any."""
+    given = np.flatnonzero(seats > 0)
+    quotients = w[given] / (2 * seats[given] - 1)
+    if extra < len(given):
+        kth = np.partition(quotients, extra - 1)[extra - 1]
+        keep = quotients <= kth
+        given, quotients = given[keep], quotients[keep]
+    worst = [
+        (q, int(w[i]), -int(i)) for q, i in zip(quotients.tolist(), given.tolist(), strict=True)
+    ]
+    heapq.heapify(worst)
+    for _ in range(extra):
+        _, weight, negative = heapq.heappop(worst)
+        index = -negative
+        seats[index] -= 1
+        left = int(seats[index])
+        if left > 0:
+            heapq.heappush(worst, (weight / (2 * left - 1), weight, negative))
+
+
+def _threshold(total: int, w: np.ndarray, c: np.ndarray) -> float:
     """A quotient near the one of the `total`-th seat (> 0; `total` below the caps' sum):
     the t where the capped continuous shares min(cap, w / 2t) sum to `total`. Parties are
-    capped in order of w / 2cap (the t below which a share reaches its cap); the rounding
-    of each share to seats is within 1/2 of it, so the exact count at t is within half a
-    seat per party of `total`."""
-    open_ = [i for i, c in enumerate(caps) if c > 0]
-    limits = [weights[i] / (2 * caps[i]) for i in open_]
-    weight_left = float(sum(weights[i] for i in open_))
-    seats_left = float(total)
-    if weight_left / (2 * seats_left) >= max(limits):
-        return weight_left / (2 * seats_left)  # no share reaches its cap
-    for position in sorted(range(len(open_)), key=limits.__getitem__, reverse=True):
-        t = weight_left / (2 * seats_left)
-        if t >= limits[position]:
-            return t
-        # This party's share exceeds its cap, so its cap is below `seats_left`: it stays > 0.
-        index = open_[position]
-        seats_left -= caps[index]
-        weight_left -= weights[index]
-    raise AssertionError("the caps hold more than `total`: some party stays below its cap")
+    capped in order of w / 2cap (the t below which a share reaches its cap): with the
+    first k capped, t_k = (W - their weights) / 2(total - their caps), and t is the first
+    t_k that caps no further party. The rounding of each share to seats is within 1/2 of
+    it, so the exact count at t is within half a seat per party of `total`."""
+    open_ = np.flatnonzero(c > 0)
+    limits = w[open_] / (2 * c[open_])
+    order = np.argsort(-limits, kind="stable")
+    limits = limits[order]
+    capped_weight = np.concatenate(([0], np.cumsum(w[open_][order])))[:-1]
+    capped_seats = np.concatenate(([0], np.cumsum(c[open_][order])))[:-1]
+    seats_left = total - capped_seats
+    # While capping, seats_left stays > 0 (a capped party's cap is below what is left).
+    valid = seats_left > 0
+    t = np.where(valid, (int(w[open_].sum()) - capped_weight) / (2 * np.maximum(seats_left, 1)), 0)
+    found = np.flatnonzero(valid & (t >= limits))
+    if not len(found):
+        raise AssertionError("the caps hold more than `total`: some party stays below its cap")
+    return float(t[found[0]])
 
 
 Dynamic = Literal["capacity", "aggregated"]
 
 
-def steady(
-    total: int, room: dict[str, int], held: dict[str, int], *, mode: Dynamic
-) -> dict[str, int]:
-    """Replicas per cluster of `room` (the replicas each fits, this application's own
-    included) when `held` (per cluster, each at most its room) are already placed. Seats
-    that fit nowhere are missing from the sum."""
-    assigned = sum(held.values())
-    result = dict.fromkeys(room, 0)
+def steady(total: int, room: np.ndarray, held: np.ndarray, *, mode: Dynamic) -> np.ndarray:
+    """Replicas per cluster (in name order) of `room` (the replicas each fits, this
+    application's own included) when `held` (each at most its room) are already placed.
+    Seats that fit nowhere are missing from the sum."""
+    assigned = int(held.sum())
     if assigned > total:  # scale down by the current shares
-        result.update(_dynamic(total, held, prior=set(), mode=mode))
-        return result
-    result.update(held)
+        return _dynamic(total, held, prior=np.zeros(len(held), dtype=bool), mode=mode)
+    result = held.copy()
     if assigned < total:  # scale up: the increment only, by the room left
-        left = {name: fit - held.get(name, 0) for name, fit in room.items()}
-        prior = {name for name, count in held.items() if count > 0}
-        for name, extra in _dynamic(total - assigned, left, prior=prior, mode=mode).items():
-            result[name] += extra
+        result += _dynamic(total - assigned, room - held, prior=held > 0, mode=mode)
     return result
 
 
-def _dynamic(
-    total: int, weights: dict[str, int], *, prior: set[str], mode: Dynamic
-) -> dict[str, int]:
-    """`total` divided by `weights`, none above its weight. `aggregated`: over the fewest
-    clusters whose weights hold `total`, those in `prior` first, then the largest (ties:
-    name order)."""
+def _dynamic(total: int, weights: np.ndarray, *, prior: np.ndarray, mode: Dynamic) -> np.ndarray:
+    """`total` divided by `weights` (name order), none above its weight. `aggregated`: over
+    the fewest clusters whose weights hold `total`, those in `prior` first, then the
+    largest (ties: name order)."""
     if mode == "aggregated":
-        order = sorted(weights, key=lambda name: (name not in prior, -weights[name], name))
-        kept: dict[str, int] = {}
-        holds = 0
-        for name in order:
-            if holds >= total:
-                break
-            if weights[name] > 0:
-                kept[name] = weights[name]
-                holds += weights[name]
-        weights = kept
-    return webster(total, dict(weights), dict(weights))
+        # lexsort: the last key first (prior before the others, larger weights, name)
+        order = np.lexsort((np.arange(len(weights)), -weights, ~prior))
+        ordered = weights[order]
+        holds_before = np.cumsum(ordered) - ordered
+        kept = order[(ordered > 0) & (holds_before < total)]
+        weights = np.zeros_like(weights)
+        weights[kept] = ordered[(ordered > 0) & (holds_before < total)]
+    return _apportion(total, np.minimum(weights, MAX_WEIGHT), np.clip(weights, 0, total))

@@ -14,17 +14,27 @@ reported as unschedulable, not overcommitted (docs/coming-from-karmada-ocm.md).
 
 from __future__ import annotations
 
+import math
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR, Decimal
-from itertools import chain, islice
-from operator import attrgetter, itemgetter
+from decimal import Decimal
+from itertools import chain, compress, islice, repeat
+from operator import attrgetter, itemgetter, not_
 from typing import Any
 
+import numpy as np
+
 from clusters.labels import LabelSelector
-from fleet.placement.division import MAX_WEIGHT, Dynamic, steady, webster
+from fleet.placement.capacity import fittings, room
+from fleet.placement.division import (
+    MAX_WEIGHT,
+    Dynamic,
+    apportion,
+    steady,
+    webster,  # noqa: F401 (the scheduler's division, imported from here)
+)
 from fleet.placement.scoring import Scores
 
 PRIORITIZERS = (
@@ -50,8 +60,8 @@ MAX_REPLICAS = 1_000_000
 
 # A candidate's figures in floats, for the float pass of `fleet.placement.scoring`:
 # least allocated, current (1 or 0), allocatable and requested cpu and memory, and the
-# cpu and ram prices (both None: no price).
-Floats = tuple[float, float, float, float, float, float, float | None, float | None]
+# cpu and ram prices (both NaN: no price).
+Floats = tuple[float, float, float, float, float, float, float, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +135,7 @@ class Candidate:
         cpu = free_cpu / self.allocatable_cpu if self.allocatable_cpu else ZERO
         memory = free_memory / self.allocatable_memory if self.allocatable_memory else ZERO
         derived(self, "least_allocated", (cpu + memory) / 2)
-        cpu_price = ram_price = None
+        cpu_price = ram_price = math.nan
         if self.cpu_price is not None and self.ram_price is not None:
             cpu_price, ram_price = float(self.cpu_price), float(self.ram_price)
         derived(
@@ -201,7 +211,9 @@ class Decision:
         self._excluded_entries: list[dict[str, str]] | None = None
         # Not selected: the first (spread) by rank with their reasons, then `_rest` (of
         # `_rest_count` clusters) in rank order, every one for the same `_rest_reason`.
-        self._passed: list[tuple[str, str]] = []
+        # (Three lists, not a tuple per cluster: thousands of objects a call to collect.)
+        self._passed_names: list[str] = []
+        self._passed_reasons: list[str] = []
         self._passed_ranks: list[int] = []
         self._rest: Iterator[Candidate] = iter(())
         self._rest_read: list[str] = []
@@ -211,24 +223,28 @@ class Decision:
 
     def passed(self, candidate: Candidate, rank: int, reason: str) -> None:
         """`candidate`, in rank order, is not selected for `reason`."""
-        self._passed.append((candidate.name, reason))
+        self._passed_names.append(candidate.name)
+        self._passed_reasons.append(reason)
         self._passed_ranks.append(rank)
 
-    def without_replicas(self, dropped: list[tuple[int, Candidate]], reason: str) -> None:
-        """The chosen clusters of `dropped` (rank, cluster) get no replicas of a divided
-        placement, so they leave it: not selected for `reason`, in rank order among the
-        others (all rank before the clusters not read, `_rest`)."""
-        if not dropped:
+    def without_replicas(self, ranks: list[int], names: list[str], reason: str) -> None:
+        """The chosen clusters `names` (of `ranks`) get no replicas of a divided placement,
+        so they leave it: not selected for `reason`, in rank order among the others (all
+        rank before the clusters not read, `_rest`)."""
+        if not names:
             return
-        merged = sorted(
-            chain(
-                zip(self._passed_ranks, self._passed, strict=True),
-                ((rank, (c.name, reason)) for rank, c in dropped),
-            ),
-            key=itemgetter(0),
-        )
-        self._passed_ranks = [rank for rank, _ in merged]
-        self._passed = [entry for _, entry in merged]
+        ranks = self._passed_ranks + ranks
+        names = self._passed_names + names
+        reasons = self._passed_reasons + [reason] * (len(ranks) - len(self._passed_ranks))
+        order = sorted(range(len(ranks)), key=ranks.__getitem__)
+        self._passed_ranks = [ranks[i] for i in order]
+        self._passed_names = [names[i] for i in order]
+        self._passed_reasons = [reasons[i] for i in order]
+
+    @property
+    def _passed(self) -> list[tuple[str, str]]:
+        """(cluster, reason) of the clusters not selected before `_rest`, in rank order."""
+        return list(zip(self._passed_names, self._passed_reasons, strict=True))
 
     def rest_not_selected(self, rest: Iterator[Candidate], count: int, reason: str) -> None:
         """The `count` clusters of `rest` (rank order, read only when asked for) are not
@@ -274,7 +290,7 @@ class Decision:
             passed = _first_per(self._passed, first)
             rest = self._rest_named(min(first, self._rest_count))
             not_selected = [{"cluster": name, "reason": reason} for name, reason in passed + rest]
-        by_reason = Counter(map(itemgetter(1), self._passed))
+        by_reason = Counter(self._passed_reasons)
         if self._rest_count:
             by_reason[self._rest_reason] += self._rest_count
         return {
@@ -287,7 +303,7 @@ class Decision:
                 "excluded": dict(by_predicate),
                 "not_selected": dict(by_reason),
                 "complete": len(excluded) == len(self._excluded)
-                and len(not_selected) == len(self._passed) + self._rest_count,
+                and len(not_selected) == len(self._passed_names) + self._rest_count,
             },
         }
 
@@ -348,31 +364,6 @@ def _tolerated(taint: dict[str, str], tolerations: list[dict[str, Any]]) -> bool
             continue
         return True
     return False
-
-
-def room(candidate: Candidate, need: PerReplica) -> tuple[Decimal, Decimal]:
-    """Free CPU and memory for this application on `candidate`: the cluster's free capacity
-    plus what the application's own replicas there request (`held` x the per-replica
-    request, never more than the cluster reports requested in all)."""
-    if not candidate.held:
-        return candidate.free_cpu, candidate.free_memory
-    own_cpu = min(need.cpu * candidate.held, candidate.requested_cpu)
-    own_memory = min(need.memory * candidate.held, candidate.requested_memory)
-    return (
-        max(candidate.allocatable_cpu - candidate.requested_cpu + own_cpu, ZERO),
-        max(candidate.allocatable_memory - candidate.requested_memory + own_memory, ZERO),
-    )
-
-
-def fitting(candidate: Candidate, need: PerReplica, most: int) -> int:
-    """How many replicas fit in `candidate`'s room, at most `most`."""
-    cpu, memory = room(candidate, need)
-    fit = most
-    if need.cpu > 0:
-        fit = min(fit, int((cpu / need.cpu).to_integral_value(rounding=ROUND_FLOOR)))
-    if need.memory > 0:
-        fit = min(fit, int((memory / need.memory).to_integral_value(rounding=ROUND_FLOOR)))
-    return fit
 
 
 # Why a chosen cluster leaves a divided placement's decision.
@@ -498,40 +489,58 @@ def schedule(
                 f"requests), not OCM's Balance; rename it"
             )
     scores = Scores(weights, feasible, floats, need, avoided)
-    chosen = _pick(spec, scores.ranked(), feasible, decision)
-    replicas = _divide(spec, [c for _, _, c in chosen], need, decision)
+    ranks, indexes, chosen = _pick(spec, scores.ranked(), feasible, decision)
+    replicas = _divide(spec, chosen, indexes, need, decision)
     if spec.division != "duplicated" and spec.replicas:
         # Karmada's rule: a cluster without replicas of a divided workload leaves the
         # decision (with 0 replicas, every chosen cluster stays: nothing is divided).
+        dropped = list(map(not_, replicas))
         decision.without_replicas(
-            [(rank, c) for rank, _, c in chosen if not replicas[c.name]], NO_REPLICAS
+            list(compress(ranks, dropped)),
+            [c.name for c in compress(chosen, dropped)],
+            NO_REPLICAS,
         )
-        chosen = [entry for entry in chosen if replicas[entry[2].name]]
-    for rank, index, candidate in chosen:
-        entry = {
+        ranks, indexes = list(compress(ranks, replicas)), list(compress(indexes, replicas))
+        chosen, replicas = list(compress(chosen, replicas)), list(compress(replicas, replicas))
+    shown = scores.published(indexes)
+    decision.chosen = [
+        {
             "cluster": candidate.name,
             "rank": rank,
-            "score": float(round(scores.total(index), 2)),
-            "scores": {name: float(round(scores.score(name, index), 2)) for name in weights},
+            "score": total,
+            "scores": by_prioritizer,
+            **({"tolerated": candidate.tolerated} if candidate.tolerated else {}),
+            "replicas": count,
         }
-        if candidate.tolerated:
-            entry["tolerated"] = candidate.tolerated
-        decision.chosen.append({**entry, "replicas": replicas[candidate.name]})
+        for rank, (total, by_prioritizer), candidate, count in zip(
+            ranks, shown, chosen, replicas, strict=True
+        )
+    ]
     return decision
 
 
 def _pick(
     spec: PlacementSpec, order: Iterator[int], feasible: list[Candidate], decision: Decision
-) -> list[tuple[int, int, Candidate]]:
-    """The chosen clusters as (rank, index in `feasible`, cluster), best first. Reads
-    `order` only as far as it must: the clusters after the last one needed are not
-    selected for one reason, `enough clusters`, and are named only if someone asks."""
+) -> tuple[list[int], list[int], list[Candidate]]:
+    """The chosen clusters' ranks, indexes in `feasible`, and the clusters, best first
+    (three lists, not a tuple per cluster). Reads `order` only as far as it must: the
+    clusters after the last one needed are not selected for one reason, `enough
+    clusters`, and are named only if someone asks."""
     wanted = spec.number_of_clusters or len(feasible)
-    chosen: list[tuple[int, int, Candidate]] = []
+    ranks: list[int] = []
+    indexes: list[int] = []
     counts: dict[str, Counter[str]] = {by: Counter() for by in spec.max_per}
-    for position, index in enumerate(order):
+    if not spec.max_per:  # no spread limit: the first `wanted`, without a step per cluster
+        indexes = list(islice(order, wanted))
+        ranks = list(range(1, len(indexes) + 1))
+        if len(indexes) < len(feasible):
+            reason = f"enough clusters ({wanted})"
+            decision.rest_not_selected(
+                map(feasible.__getitem__, order), len(feasible) - len(indexes), reason
+            )
+    for position, index in enumerate(order if spec.max_per else ()):
         candidate = feasible[index]
-        if len(chosen) >= wanted:
+        if len(indexes) >= wanted:
             rest = chain((candidate,), (feasible[i] for i in order))
             reason = f"enough clusters ({wanted})"
             decision.rest_not_selected(rest, len(feasible) - position, reason)
@@ -547,11 +556,13 @@ def _pick(
                 f"({getattr(candidate, full[0])})",
             )
             continue
-        chosen.append((position + 1, index, candidate))
+        ranks.append(position + 1)
+        indexes.append(index)
         for by in counts:
             counts[by][getattr(candidate, by)] += 1
+    chosen = list(map(feasible.__getitem__, indexes))
     for by, minimum in spec.min_distinct.items():
-        distinct = {getattr(c, by) for _, _, c in chosen}
+        distinct = {getattr(c, by) for c in chosen}
         if len(distinct) < minimum:
             decision.warnings.append(
                 f"spread: wanted at least {minimum} distinct {by}s, the feasible clusters give "
@@ -561,43 +572,54 @@ def _pick(
         decision.warnings.append(
             f"wanted {spec.number_of_clusters} clusters, {len(chosen)} are feasible"
         )
-    return chosen
+    return ranks, indexes, chosen
 
 
 def _divide(
-    spec: PlacementSpec, chosen: list[Candidate], need: PerReplica, decision: Decision
-) -> dict[str, int]:
-    """Replicas per chosen cluster. Divided replicas never exceed a cluster's room; what
-    fits nowhere is `decision.unschedulable`, with a warning. Static weights that are all 0
-    count as equal weights (Karmada's rule), with a warning."""
+    spec: PlacementSpec,
+    chosen: list[Candidate],
+    indexes: list[int],
+    need: PerReplica,
+    decision: Decision,
+) -> list[int]:
+    """Replicas per chosen cluster (`indexes`: their places in name order). Divided
+    replicas never exceed a cluster's room; what fits nowhere is `decision.unschedulable`,
+    with a warning. Static weights that are all 0 count as equal weights (Karmada's rule),
+    with a warning. Divided in arrays by name order (the division's tie order)."""
     if spec.division == "duplicated":
-        return {c.name: spec.replicas for c in chosen}
+        return [spec.replicas] * len(chosen)
     total = spec.replicas
-    room_for = {c.name: fitting(c, need, MAX_WEIGHT) for c in chosen}
-    caps = {name: min(fit, total) for name, fit in room_for.items()}
+    by_name = np.argsort(np.array(indexes, dtype=np.int64), kind="stable")
+    fits = np.array(fittings(chosen, need, MAX_WEIGHT), dtype=np.int64)[by_name]
+    caps = np.minimum(fits, total)
     if spec.division == "static":
         # From scratch: Webster is house-monotone, so with unchanged weights scaling only
         # adds (or only removes) replicas, and changed weights take effect at once.
-        weights: dict[str, int | Decimal] = {
-            c.name: spec.static_weights.get(c.name, 1) for c in chosen
-        }
-        if chosen and total and not any(weights.values()):
+        names = [chosen[i].name for i in by_name.tolist()]
+        weights: list[int | Decimal] = list(map(spec.static_weights.get, names, repeat(1)))
+        if chosen and total and not any(weights):
             decision.warnings.append(
                 "static weights: every chosen cluster has weight 0, replicas divided equally"
             )
-            weights = dict.fromkeys(weights, 1)
-        replicas = webster(total, weights, caps)
+            weights = [1] * len(weights)
+        shares = apportion(total, weights, caps)
     else:
         # Karmada's steady assignment: what each cluster holds stays (as much as still
         # fits), only the difference is divided (`fleet.placement.division`).
-        held = {c.name: min(c.held, room_for[c.name]) for c in chosen if c.held}
+        held = np.fromiter(map(_held, chosen), np.int64, len(chosen))[by_name]
         mode: Dynamic = "aggregated" if spec.division == "aggregated" else "capacity"
-        replicas = steady(total, room_for, held, mode=mode)
-    placed = sum(replicas.values())
+        shares = steady(total, fits, np.minimum(held, fits), mode=mode)
+    replicas = np.empty(len(chosen), dtype=np.int64)
+    replicas[by_name] = shares
+    placed = int(shares.sum())
     if placed < total and chosen:
         decision.unschedulable = total - placed
         decision.warnings.append(
             f"Unschedulable: {total - placed} of {total} replicas do not fit in the chosen "
-            f"clusters (they have room for {sum(caps.values())})"
+            f"clusters (they have room for {int(caps.sum())})"
         )
-    return replicas
+    shared: list[int] = replicas.tolist()
+    return shared
+
+
+_held = attrgetter("held")

@@ -5,7 +5,9 @@ collection running between reconcile passes as it does in production (issue 20).
 - Bug 6: when nothing matches any more, reconcile keeps it running on its clusters and marks
   it Unschedulable; a rollout is refused; only the confirmed evict-everywhere removes it.
 - Bug 1 (the scheduler's part, fixed on the `placement` branch): its own pods' requests, once
-  collected, must not push it out of its cluster."""
+  collected, must not push it out of its cluster.
+- Bug 2: a divided placement asking for more replicas than its clusters fit deploys only what
+  fits, says how many do not, and stays put once its pods are collected."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from clusters.localkube.env import LocalCluster, LocalKubeEnv
+from clusters.localkube.simulator import NodeSpec
 from clusters.models import Cluster
 from clusters.services.collection import clusters_collect
 from fleet.accounts.choices import Role
@@ -42,6 +45,19 @@ def life(kube_env: LocalKubeEnv) -> Iterator[LocalCluster]:
     local = kube_env.start_cluster("life-a")
     yield local
     kube_env.stop_cluster("life-a", remove_data=True)
+
+
+@pytest.fixture(scope="module")
+def spare(kube_env: LocalKubeEnv) -> Iterator[dict[str, LocalCluster]]:
+    """Two empty clusters for the overcommit test alone (the other tests leave their
+    applications running on theirs): over-a of two nodes x 4 CPU, over-b of one 4-CPU node."""
+    started = {
+        "over-a": kube_env.start_cluster("over-a"),
+        "over-b": kube_env.start_cluster("over-b", nodes=[NodeSpec(name="over-b-1", cpu="4")]),
+    }
+    yield started
+    for name in started:
+        kube_env.stop_cluster(name, remove_data=True)
 
 
 def web(*, replicas: int, cpu: str) -> str:
@@ -196,3 +212,68 @@ def test_its_own_collected_pods_do_not_push_an_application_out(life: LocalCluste
     assert outcomes == ["synced"] * RECONCILE_PASSES, application.placement.status_reason
     assert not application.placement.status_reason
     assert application.placement.status == PlacementStatus.SCHEDULED
+
+
+def test_a_divided_placement_never_overcommits_and_stays_put(
+    spare: dict[str, LocalCluster],
+) -> None:
+    # given two empty clusters: over-a of 2 nodes x 4 CPU, over-b of 1 node x 4 CPU
+    big, small = spare["over-a"], spare["over-b"]
+    team = make_team()
+    clusters = [register(big, team, {"over": "yes"}), register(small, team, {"over": "yes"})]
+    assert [c.requested_cpu_millis for c in clusters] == [0, 0]
+    assert [c.allocatable_cpu_millis for c in clusters] == [8000, 4000]
+    # and 9 replicas of 2 CPU divided by capacity: over-a fits 8 / 2 = 4, over-b
+    # 4 / 2 = 2 (each node fits exactly 2, so the kube-scheduler places every one), 6 in all,
+    # so 9 - 6 = 3 fit nowhere. (Dividing 9 by room 4 : 2 without caps would give 6 and 3.)
+    application = new_app(
+        team,
+        placement={"selector": "over=yes", "replicas": 9, "division": "capacity"},
+        replicas=1,
+        cpu="2",
+    )
+    namespace = application.namespace
+
+    # when it is rolled out
+    operation = roll_out(application)
+
+    # then the decision gives each cluster what fits and says 3 replicas do not fit
+    assert operation.state == "succeeded", operation.error
+    decision = application.decisions.first()
+    assert decision is not None
+    shares = {c["cluster"]: c["replicas"] for c in decision.decision["chosen"]}
+    assert shares == {"over-a": 4, "over-b": 2}
+    assert decision.decision["unschedulable"] == 3
+    assert any(w.startswith("Unschedulable: 3 of 9") for w in decision.decision["warnings"])
+    # and each cluster's Deployment asks for exactly its share, all of it available
+    assert deployment(big, namespace).spec.replicas == 4
+    assert deployment(small, namespace).spec.replicas == 2
+    assert available(big, namespace) == 4
+    assert available(small, namespace) == 2
+    rollouts = Operation.objects.filter(kind="application.rollout").count()
+
+    # when collection sees its pods (over-a 8 of 8 CPU requested, over-b 4 of 4) and
+    # reconcile runs, again and again
+    outcomes = []
+    for _ in range(RECONCILE_PASSES):
+        collect(clusters)
+        outcomes.append(placement_reconcile(application=application))
+    assert [c.requested_cpu_millis for c in clusters] == [8000, 4000]
+
+    # then nothing moves: its own pods are its room (0 free + 4 x 2 = 8 CPU, 0 + 2 x 2 = 4),
+    # so the decision is the same and no rollout started
+    assert outcomes == ["synced"] * RECONCILE_PASSES
+    assert Operation.objects.filter(kind="application.rollout").count() == rollouts
+    assert works_of(application) == {"over-a": "available", "over-b": "available"}
+    assert deployment(big, namespace).spec.replicas == 4
+    assert deployment(small, namespace).spec.replicas == 2
+    # and the API's simulate says the same: 4 and 2, 3 unschedulable
+    user = make_user()
+    add_member(team, user, Role.VIEWER)
+    answer = client_for(user).post(
+        f"/api/v1/applications/{application.name}/simulate/", {}, format="json"
+    )
+    assert answer.status_code == 200, answer.content
+    body = answer.json()
+    assert {c["cluster"]: c["replicas"] for c in body["chosen"]} == shares
+    assert body["unschedulable"] == 3
