@@ -24,6 +24,7 @@ from clusters.kube.kubeconfig import KubeconfigError, list_contexts
 from clusters.models import Cluster, ClusterInventory, ClusterProvisioning
 from clusters.providers.registry import get_provider
 from clusters.selectors import cluster_get, cluster_list
+from clusters.services.refresh import BOTH, clusters_refresh_now
 from clusters.services.lifecycle import EDITABLE, cluster_deregister, cluster_update
 from clusters.services.registration import (
     ClusterFields,
@@ -315,6 +316,22 @@ def cluster_probe_page(request: HttpRequest, name: str) -> HttpResponse:
     if cluster.mode == ClusterMode.PUSH:
         clusters_collect_shard_task.delay([cluster.pk])
         messages.info(request, "Collection queued: the page updates when it lands.")
+    return redirect("clusters:detail", name=cluster.name)
+
+
+@login_required
+@require_POST
+def cluster_refresh_page(request: HttpRequest, name: str) -> HttpResponse:
+    """Evaluate the team's policies on the cluster and compute this hour's cost, queued."""
+    cluster = _cluster_or_404(request, name)
+    _require(request, cluster, cluster.team, Role.OPERATOR)
+    clusters_refresh_now(
+        actor=request.user, clusters=[cluster], what=BOTH, scope="cluster", request=request
+    )
+    messages.success(
+        request,
+        f"{BOTH.wording} queued for {cluster.name}: results appear when the workers finish.",
+    )
     return redirect("clusters:detail", name=cluster.name)
 
 

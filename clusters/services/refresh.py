@@ -1,0 +1,120 @@
+"""An operator's "evaluate now / compute now": every enabled policy of the team evaluated on
+the chosen clusters (forced, as the policy page's evaluate is) and this hour's cost computed,
+queued for the `policies` and `costs` workers, never run on the web thread.
+
+Sent by name: policies and cost sit above the registry (DESIGN.md, layers), as the
+first-seen tasks of `collection.py` are.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from clusters.models import Cluster
+from fleet.accounts.choices import Role
+from fleet.accounts.selectors import AnyUser, team_ids_with_role
+from fleet.audit.services import audit_record
+from fleet.celery import app
+
+logger = logging.getLogger(__name__)
+
+EVALUATE_TASK = ("policies.tasks.policies_evaluate_batch_task", "policies")
+COST_TASK = ("clusters.cost.tasks.cost_compute_clusters_task", "costs")
+# Clusters per message: the policy sweep's batch size (policies.services.evaluation).
+BATCH_SIZE = 50
+# A queued refresh older than this is stale: the periodic sweeps have run since.
+EXPIRES = 600
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """What an operator asked to refresh now."""
+
+    policies: bool
+    cost: bool
+
+    @property
+    def wording(self) -> str:
+        parts = (["Policy evaluation"] if self.policies else []) + (
+            ["this hour's cost"] if self.cost else []
+        )
+        return " and ".join(parts)
+
+
+BOTH = Refresh(policies=True, cost=True)
+
+
+def clusters_operated(*, user: AnyUser) -> QuerySet[Cluster]:
+    """Clusters whose team the user operates (every cluster for a superuser)."""
+    if not user.is_authenticated:
+        return Cluster.objects.none()
+    if getattr(user, "is_superuser", False):
+        return Cluster.objects.all()
+    return Cluster.objects.filter(team_id__in=team_ids_with_role(user=user, minimum=Role.OPERATOR))
+
+
+def user_operates_any(*, user: AnyUser) -> bool:
+    """Whether the fleet-wide buttons are offered: the user operates at least one team."""
+    if getattr(user, "is_superuser", False):
+        return True
+    return bool(user.is_authenticated and team_ids_with_role(user=user, minimum=Role.OPERATOR))
+
+
+def clusters_refresh_now(
+    *,
+    actor: AnyUser,
+    clusters: Sequence[Cluster],
+    what: Refresh = BOTH,
+    scope: str,
+    request: HttpRequest | None = None,
+) -> int:
+    """Queue the refresh of `clusters` (already role-checked by the caller) after commit, in
+    batches; audit it once. Returns the number of clusters queued."""
+    ids = sorted(c.pk for c in clusters)
+    if not ids or not (what.policies or what.cost):
+        return 0
+    tasks: list[tuple[str, str, dict[str, Any]]] = []
+    if what.policies:
+        tasks.append((*EVALUATE_TASK, {"policy_ids": None, "force": True}))
+    if what.cost:
+        tasks.append((*COST_TASK, {}))
+
+    def send() -> None:
+        for start in range(0, len(ids), BATCH_SIZE):
+            batch = ids[start : start + BATCH_SIZE]
+            for name, queue, kwargs in tasks:
+                try:
+                    app.send_task(
+                        name,
+                        args=[batch],
+                        kwargs=kwargs,
+                        queue=queue,
+                        routing_key=queue,
+                        expires=EXPIRES,
+                    )
+                except Exception:  # the broker is down: the periodic runs cover it
+                    logger.warning("could not queue %s for clusters %s", name, batch)
+
+    teams = {c.team_id for c in clusters}
+    audit_record(
+        actor=actor,  # type: ignore[arg-type]
+        action="clusters.refresh_now",
+        target=clusters[0] if len(clusters) == 1 else None,
+        team=clusters[0].team if len(teams) == 1 else None,
+        detail={
+            "scope": scope,
+            "clusters": len(ids),
+            "policies": what.policies,
+            "cost": what.cost,
+        },
+        request=request,
+    )
+    transaction.on_commit(send)
+    return len(ids)
