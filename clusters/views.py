@@ -24,8 +24,8 @@ from clusters.kube.kubeconfig import KubeconfigError, list_contexts
 from clusters.models import Cluster, ClusterInventory, ClusterProvisioning
 from clusters.providers.registry import get_provider
 from clusters.selectors import cluster_get, cluster_list
-from clusters.services.refresh import BOTH, clusters_refresh_now
 from clusters.services.lifecycle import EDITABLE, cluster_deregister, cluster_update
+from clusters.services.refresh import BOTH, clusters_refresh_now
 from clusters.services.registration import (
     ClusterFields,
     RegistrationError,

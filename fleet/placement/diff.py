@@ -51,9 +51,7 @@ def unified_diff(old_text: str, new_text: str, *, old: int, new: int) -> Version
         old_lines, new_lines, fromfile=f"version {old}", tofile=f"version {new}", lineterm=""
     )
     lines = [DiffLine(text=line, kind=_kind(line)) for line in raw]
-    return VersionDiff(
-        old=old, new=new, lines=lines[:MAX_SHOWN], truncated=len(lines) > MAX_SHOWN
-    )
+    return VersionDiff(old=old, new=new, lines=lines[:MAX_SHOWN], truncated=len(lines) > MAX_SHOWN)
 
 
 def versions_diff(*, application: Application, old: str, new: str) -> VersionDiff | None:
@@ -65,9 +63,9 @@ def versions_diff(*, application: Application, old: str, new: str) -> VersionDif
         return VersionDiff(old=0, new=0, lines=[], problem="Choose two versions to compare.")
     numbers = (int(old), int(new))
     found = dict(
-        ApplicationVersion.objects.filter(
-            application=application, number__in=numbers
-        ).values_list("number", "manifests")
+        ApplicationVersion.objects.filter(application=application, number__in=numbers).values_list(
+            "number", "manifests"
+        )
     )
     missing = [n for n in numbers if n not in found]
     if missing:

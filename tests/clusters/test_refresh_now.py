@@ -133,9 +133,7 @@ def test_cost_page_computes_cost_only(
         response = client.post("/refresh-now/", {"from": "cost"})
 
     assert response.status_code == 302 and response["Location"] == "/costs/"
-    assert [(m["name"], m["args"], m["queue"]) for m in sent] == [
-        (COST, [[cluster.pk]], "costs")
-    ]
+    assert [(m["name"], m["args"], m["queue"]) for m in sent] == [(COST, [[cluster.pk]], "costs")]
 
 
 def test_a_large_fleet_is_queued_in_batches(
