@@ -104,7 +104,7 @@ def clusters_refresh_now(
 
     teams = {c.team_id for c in clusters}
     audit_record(
-        actor=actor,  # type: ignore[arg-type]
+        actor=actor,
         action="clusters.refresh_now",
         target=clusters[0] if len(clusters) == 1 else None,
         team=clusters[0].team if len(teams) == 1 else None,
