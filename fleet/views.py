@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.text import capfirst
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -75,7 +76,7 @@ def refresh_now(request: HttpRequest) -> HttpResponse:
     if queued:
         messages.success(
             request,
-            f"{what.wording} queued for {queued} cluster{'s' if queued != 1 else ''}: "
+            f"{capfirst(what.wording)} queued for {queued} cluster{'s' if queued != 1 else ''}: "
             "results appear when the workers finish.",
         )
     else:
