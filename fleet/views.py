@@ -11,13 +11,14 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from clusters.localkube.runtime import read_progress
+from clusters.selectors import cluster_list
 from clusters.services.refresh import (
     BOTH,
     Refresh,
-    clusters_operated,
     clusters_refresh_now,
     user_operates_any,
 )
+from fleet.accounts.choices import Role
 from fleet.audit.services import audit_record_denied
 from fleet.dashboard.selectors import fleet_overview
 from fleet.health import readiness
@@ -69,7 +70,9 @@ def refresh_now(request: HttpRequest) -> HttpResponse:
     if not user_operates_any(user=request.user):
         audit_record_denied(request=request, reason="needs the operator role in a team")
         raise PermissionDenied("You need the operator role in a team.")
-    clusters = list(clusters_operated(user=request.user).select_related("team"))
+    # Ids and teams only: a fleet of thousands is one light query, queued in batches.
+    operated = cluster_list(user=request.user, minimum=Role.OPERATOR)
+    clusters = list(operated.only("pk", "team_id", "name"))
     queued = clusters_refresh_now(
         actor=request.user, clusters=clusters, what=what, scope="fleet", request=request
     )

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from clusters.models import Cluster
@@ -49,15 +48,6 @@ class Refresh:
 
 
 BOTH = Refresh(policies=True, cost=True)
-
-
-def clusters_operated(*, user: AnyUser) -> QuerySet[Cluster]:
-    """Clusters whose team the user operates (every cluster for a superuser)."""
-    if not user.is_authenticated:
-        return Cluster.objects.none()
-    if getattr(user, "is_superuser", False):
-        return Cluster.objects.all()
-    return Cluster.objects.filter(team_id__in=team_ids_with_role(user=user, minimum=Role.OPERATOR))
 
 
 def user_operates_any(*, user: AnyUser) -> bool:

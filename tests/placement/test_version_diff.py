@@ -9,21 +9,10 @@ from fleet.accounts.choices import Role
 from fleet.placement.diff import MAX_LINES, unified_diff
 from fleet.placement.services import application_create, application_version_add
 from tests.factories import add_member, make_team, make_user
+from tests.placement.test_pages import MANIFESTS as V1
 
 pytestmark = pytest.mark.django_db
 
-V1 = """apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - {name: web, image: "nginx:1.25"}
-"""
 V2 = V1.replace("metadata: {name: web}", 'metadata: {name: web, annotations: {note: "<b>x</b>"}}')
 V2 = V2.replace("replicas: 1", "replicas: 3")
 
