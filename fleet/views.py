@@ -14,7 +14,7 @@ from clusters.localkube.runtime import read_progress
 from clusters.selectors import cluster_list
 from clusters.services.refresh import (
     BOTH,
-    Refresh,
+    COST_ONLY,
     clusters_refresh_now,
     user_operates_any,
 )
@@ -57,7 +57,7 @@ def home(request: HttpRequest) -> HttpResponse:
 # cost page computes cost only). Unknown origins fall back to the overview.
 REFRESH_FROM = {
     "home": ("home", BOTH),
-    "cost": ("cost:explorer", Refresh(policies=False, cost=True)),
+    "cost": ("cost:explorer", COST_ONLY),
 }
 
 
@@ -72,7 +72,7 @@ def refresh_now(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("You need the operator role in a team.")
     # Ids and teams only: a fleet of thousands is one light query, queued in batches.
     operated = cluster_list(user=request.user, minimum=Role.OPERATOR)
-    clusters = list(operated.only("pk", "team_id", "name"))
+    clusters = list(operated.only("pk", "team_id", "name", "mode"))
     queued = clusters_refresh_now(
         actor=request.user, clusters=clusters, what=what, scope="fleet", request=request
     )

@@ -16,6 +16,7 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 
+from clusters.choices import ClusterMode
 from clusters.models import Cluster
 from fleet.accounts.choices import Role
 from fleet.accounts.selectors import AnyUser, team_ids_with_role
@@ -48,6 +49,7 @@ class Refresh:
 
 
 BOTH = Refresh(policies=True, cost=True)
+COST_ONLY = Refresh(policies=False, cost=True)
 
 
 def user_operates_any(*, user: AnyUser) -> bool:
@@ -70,16 +72,19 @@ def clusters_refresh_now(
     ids = sorted(c.pk for c in clusters)
     if not ids or not (what.policies or what.cost):
         return 0
-    tasks: list[tuple[str, str, dict[str, Any]]] = []
-    if what.policies:
-        tasks.append((*EVALUATE_TASK, {"policy_ids": None, "force": True}))
+    # The hub evaluates push-mode clusters only (as the sweep does): a pull-mode cluster
+    # would only get an error row saying so, hiding its real results.
+    pushed = sorted(c.pk for c in clusters if c.mode == ClusterMode.PUSH)
+    messages: list[tuple[str, str, list[int], dict[str, Any]]] = []
+    if what.policies and pushed:
+        messages.append((*EVALUATE_TASK, pushed, {"policy_ids": None, "force": True}))
     if what.cost:
-        tasks.append((*COST_TASK, {}))
+        messages.append((*COST_TASK, ids, {}))
 
     def send() -> None:
-        for start in range(0, len(ids), BATCH_SIZE):
-            batch = ids[start : start + BATCH_SIZE]
-            for name, queue, kwargs in tasks:
+        for name, queue, targets, kwargs in messages:
+            for start in range(0, len(targets), BATCH_SIZE):
+                batch = targets[start : start + BATCH_SIZE]
                 try:
                     app.send_task(
                         name,
@@ -101,6 +106,7 @@ def clusters_refresh_now(
         detail={
             "scope": scope,
             "clusters": len(ids),
+            "evaluated": len(pushed) if what.policies else 0,
             "policies": what.policies,
             "cost": what.cost,
         },

@@ -118,7 +118,13 @@ def test_overview_refreshes_only_the_clusters_the_user_operates(
     ]
     assert "queued for 2 clusters" in response.content.decode()
     event = AuditEvent.objects.get(action="clusters.refresh_now")
-    assert event.detail == {"scope": "fleet", "clusters": 2, "policies": True, "cost": True}
+    assert event.detail == {
+        "scope": "fleet",
+        "clusters": 2,
+        "evaluated": 2,
+        "policies": True,
+        "cost": True,
+    }
 
 
 def test_cost_page_computes_cost_only(
@@ -149,10 +155,28 @@ def test_a_large_fleet_is_queued_in_batches(
 
     # then: two messages per task, 50 + 1 ids, every cluster exactly once
     assert queued == 51
-    evaluations = [m["args"][0] for m in sent if m["name"] == EVALUATE]
-    assert [len(ids) for ids in evaluations] == [50, 1]
-    assert sorted(pk for ids in evaluations for pk in ids) == sorted(c.pk for c in clusters)
-    assert len([m for m in sent if m["name"] == COST]) == 2
+    for task in (EVALUATE, COST):
+        batches = [m["args"][0] for m in sent if m["name"] == task]
+        assert [len(ids) for ids in batches] == [50, 1]
+        assert sorted(pk for ids in batches for pk in ids) == sorted(c.pk for c in clusters)
+
+
+def test_pull_mode_clusters_get_cost_but_no_hub_evaluation(
+    sent: list[dict[str, Any]], django_capture_on_commit_callbacks: Any
+) -> None:
+    """The hub does not evaluate pull-mode clusters (the sweep skips them); a forced run
+    would only store an error row over them."""
+    team = make_team()
+    edge = make_cluster(team=team, name="edge", mode="pull")
+    client, _ = _client((team, Role.OPERATOR))
+
+    assert "Compute cost now" in client.get("/clusters/edge/").content.decode()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/clusters/edge/refresh/", follow=True)
+
+    assert [(m["name"], m["args"]) for m in sent] == [(COST, [[edge.pk]])]
+    assert "This hour&#x27;s cost queued for edge" in response.content.decode()
 
 
 @pytest.mark.parametrize(
