@@ -14,6 +14,7 @@ import pytest
 from fleet.placement.services import application_create, application_version_add
 from policies.models import Policy
 from policies.services.library import library_load
+from tests.browser.conftest import ARTIFACTS
 from tests.browser.test_layout import _fleet
 from tests.browser.test_operations_live import _log_in
 from tests.placement.test_version_diff import V1, V2
@@ -89,6 +90,8 @@ def test_main_pages_have_no_serious_accessibility_findings(
         page.wait_for_load_state("load")
         if found := _findings(page):
             failures[name] = found
+        shot = ARTIFACTS / f"a11y-{scheme}-{name.replace(' ', '-')}.png"
+        page.screenshot(path=str(shot), full_page=True)
     context.close()
     # then: nothing serious or critical
     assert failures == {}, json.dumps(failures, indent=1)
