@@ -315,7 +315,7 @@ def cluster_probe_page(request: HttpRequest, name: str) -> HttpResponse:
     cluster = _cluster_or_404(request, name)
     _require(request, cluster, cluster.team, Role.OPERATOR)
     if cluster.mode == ClusterMode.PUSH:
-        clusters_collect_shard_task.delay([cluster.pk])
+        clusters_collect_shard_task.delay([cluster.pk], scheduled=False)
         messages.info(request, "Collection queued: the page updates when it lands.")
     return redirect("clusters:detail", name=cluster.name)
 

@@ -4,11 +4,13 @@ page: role-checked, audited, queued for the workers (never run on the web thread
 from __future__ import annotations
 
 import inspect
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from django.test import Client
 
+from clusters import tasks as clusters_tasks
 from clusters.services import refresh
 from fleet.accounts.choices import Role
 from fleet.audit.models import AuditEvent
@@ -187,3 +189,22 @@ def test_the_messages_name_real_tasks_that_accept_them(name: str, kwargs: dict[s
     app.loader.import_default_modules()
     task = app.tasks[name]
     inspect.signature(task.run).bind([1, 2], **kwargs)  # raises TypeError if not accepted
+
+
+def test_collect_now_reads_the_full_inventory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's "Collect now" (page and API) is not a scheduled pass, which reads the full
+    inventory only every KEELSON_COLLECT_INVENTORY_EVERY intervals: it asks for all of it."""
+    queued: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(
+        clusters_tasks.clusters_collect_shard_task,
+        "delay",
+        lambda *args, **kwargs: queued.append((args, kwargs)) or SimpleNamespace(id="t"),
+    )
+    team = make_team()
+    cluster = make_cluster(team=team, name="eu-prod")
+    client, _ = _client((team, Role.OPERATOR))
+
+    assert client.post("/clusters/eu-prod/probe/").status_code == 302
+    assert client.post("/api/v1/clusters/eu-prod/probe/").status_code == 202
+
+    assert queued == [(([cluster.pk],), {"scheduled": False})] * 2

@@ -186,7 +186,12 @@ def _journey(page: Any, base: str, username: str, password: str) -> None:
     download.value.save_as(str(saved))
     assert saved.read_bytes().startswith(b"%PDF-"), "the report's PDF is not a PDF"
 
-    # 7. this month's cost by namespace, computed now so that the rollout's namespace counts
+    # 7. this month's cost by namespace: the clusters the rollout reached collected now (a
+    # scheduled pass reads full inventories only every few intervals), then cost computed now
+    for name in ("demo-eu", "demo-us"):  # demo-shop's placement: env=prod
+        page.goto(f"{base}/clusters/{name}/")
+        page.get_by_role("button", name="Collect now").click()
+        page.get_by_text("Collection queued").wait_for()
     cost = f"{base}/costs/?group_by=namespace&range=this-month"
     page.goto(cost)
     page.get_by_role("button", name="Compute now").click()
