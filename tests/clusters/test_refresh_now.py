@@ -195,11 +195,12 @@ def test_collect_now_reads_the_full_inventory(monkeypatch: pytest.MonkeyPatch) -
     """A user's "Collect now" (page and API) is not a scheduled pass, which reads the full
     inventory only every KEELSON_COLLECT_INVENTORY_EVERY intervals: it asks for all of it."""
     queued: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(
-        clusters_tasks.clusters_collect_shard_task,
-        "delay",
-        lambda *args, **kwargs: queued.append((args, kwargs)) or SimpleNamespace(id="t"),
-    )
+
+    def delay(*args: Any, **kwargs: Any) -> SimpleNamespace:
+        queued.append((args, kwargs))
+        return SimpleNamespace(id="task-id")
+
+    monkeypatch.setattr(clusters_tasks.clusters_collect_shard_task, "delay", delay)
     team = make_team()
     cluster = make_cluster(team=team, name="eu-prod")
     client, _ = _client((team, Role.OPERATOR))
