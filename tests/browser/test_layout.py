@@ -43,7 +43,7 @@ def _fleet() -> tuple[Any, Operation]:
     for namespace, total in (("shop", "3.25"), ("payments", "1.50")):
         CostAllocation.objects.create(
             cluster=cluster,
-            cluster_name=cluster.name,  # kept on the row (costs outlive their cluster)
+            cluster_name=cluster.name,
             hour=hour,
             namespace=namespace,
             team=team,
