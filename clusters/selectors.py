@@ -9,13 +9,14 @@ from fleet.accounts.choices import Role
 from fleet.accounts.selectors import AnyUser, team_ids_with_role
 
 
-def cluster_list(*, user: AnyUser) -> QuerySet[Cluster]:
-    """Clusters of the user's teams (all of them for a superuser)."""
+def cluster_list(*, user: AnyUser, minimum: Role = Role.VIEWER) -> QuerySet[Cluster]:
+    """Clusters of the teams where the user holds at least `minimum` (all of them for a
+    superuser)."""
     if not user.is_authenticated:
         return Cluster.objects.none()
     if getattr(user, "is_superuser", False):
         return Cluster.objects.all()
-    return Cluster.objects.filter(team_id__in=team_ids_with_role(user=user, minimum=Role.VIEWER))
+    return Cluster.objects.filter(team_id__in=team_ids_with_role(user=user, minimum=minimum))
 
 
 def cluster_get(*, user: AnyUser, name: str) -> Cluster | None:

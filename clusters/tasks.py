@@ -13,8 +13,9 @@ from fleet.celery import keelson_task
 
 
 @keelson_task(queue="clusters", idempotent=True, time_limit=120, soft_time_limit=100)
-def clusters_collect_shard_task(cluster_ids: list[int]) -> dict[str, int]:
-    return clusters_collect(cluster_ids=cluster_ids, scheduled=True)
+def clusters_collect_shard_task(cluster_ids: list[int], scheduled: bool = True) -> dict[str, int]:
+    """`scheduled=False` for a user's "collect now": the full inventory, even if not due."""
+    return clusters_collect(cluster_ids=cluster_ids, scheduled=scheduled)
 
 
 @keelson_task(queue="clusters", time_limit=60)

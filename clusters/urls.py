@@ -14,6 +14,7 @@ urlpatterns = [
     path("<slug:name>/edit/", views.cluster_edit, name="edit"),
     path("<slug:name>/deregister/", views.cluster_deregister_page, name="deregister"),
     path("<slug:name>/probe/", views.cluster_probe_page, name="probe"),
+    path("<slug:name>/refresh/", views.cluster_refresh_page, name="refresh"),
     path("<slug:name>/scale/", views_lifecycle.cluster_scale_page, name="scale"),
     path("<slug:name>/upgrade/", views_lifecycle.cluster_upgrade_page, name="upgrade"),
     path("<slug:name>/destroy/", views_lifecycle.cluster_destroy_page, name="destroy"),

@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.text import capfirst
 from django.views.decorators.http import require_POST
 
 from clusters.choices import ClusterMode, ClusterStatus
@@ -25,6 +26,7 @@ from clusters.models import Cluster, ClusterInventory, ClusterProvisioning
 from clusters.providers.registry import get_provider
 from clusters.selectors import cluster_get, cluster_list
 from clusters.services.lifecycle import EDITABLE, cluster_deregister, cluster_update
+from clusters.services.refresh import BOTH, COST_ONLY, clusters_refresh_now
 from clusters.services.registration import (
     ClusterFields,
     RegistrationError,
@@ -313,8 +315,27 @@ def cluster_probe_page(request: HttpRequest, name: str) -> HttpResponse:
     cluster = _cluster_or_404(request, name)
     _require(request, cluster, cluster.team, Role.OPERATOR)
     if cluster.mode == ClusterMode.PUSH:
-        clusters_collect_shard_task.delay([cluster.pk])
+        clusters_collect_shard_task.delay([cluster.pk], scheduled=False)
         messages.info(request, "Collection queued: the page updates when it lands.")
+    return redirect("clusters:detail", name=cluster.name)
+
+
+@login_required
+@require_POST
+def cluster_refresh_page(request: HttpRequest, name: str) -> HttpResponse:
+    """Evaluate the team's policies on the cluster and compute this hour's cost, queued
+    (cost only for a pull-mode cluster: the hub does not evaluate those)."""
+    cluster = _cluster_or_404(request, name)
+    _require(request, cluster, cluster.team, Role.OPERATOR)
+    what = BOTH if cluster.mode == ClusterMode.PUSH else COST_ONLY
+    clusters_refresh_now(
+        actor=request.user, clusters=[cluster], what=what, scope="cluster", request=request
+    )
+    messages.success(
+        request,
+        f"{capfirst(what.wording)} queued for {cluster.name}: results appear when the "
+        "workers finish.",
+    )
     return redirect("clusters:detail", name=cluster.name)
 
 

@@ -8,6 +8,7 @@ from fleet.accounts.login import ThrottledLoginView, admin_login_redirect
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("refresh-now/", views.refresh_now, name="refresh-now"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),

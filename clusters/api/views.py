@@ -306,7 +306,7 @@ class ClusterViewSet(
         require_role(request, cluster.team, Role.OPERATOR, "probe clusters")
         if cluster.mode != ClusterMode.PUSH:
             raise ValidationError({"mode": ["A pull-mode cluster reports through its agent."]})
-        result = clusters_collect_shard_task.delay([cluster.pk])
+        result = clusters_collect_shard_task.delay([cluster.pk], scheduled=False)
         return Response({"task": result.id}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={201: BootstrapTokenSerializer})

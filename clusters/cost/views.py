@@ -25,6 +25,7 @@ from clusters.cost.models import Budget, RateCard
 from clusters.cost.prices import rate_card_save
 from clusters.cost.rollups import GROUPS
 from clusters.cost.services import budget_status, cluster_pricing_set
+from clusters.services.refresh import user_operates_any
 from clusters.views import _cluster_or_404, _require
 from fleet.accounts.choices import Role
 from fleet.accounts.models import Team
@@ -85,6 +86,7 @@ def cost_explorer(request: HttpRequest) -> HttpResponse:
     ]
     context = {
         "admin_teams": admin_teams,
+        "can_refresh": user_operates_any(user=request.user),
         "params": params,
         "groups": [*GROUPS, "label:env"],
         "rows": rows,

@@ -22,6 +22,7 @@ from fleet.accounts.models import Team
 from fleet.accounts.selectors import team_ids_with_role, team_list, user_has_role
 from fleet.audit.services import audit_record_denied
 from fleet.operations.models import Operation
+from fleet.placement.diff import versions_diff
 from fleet.placement.guard import running_clusters
 from fleet.placement.models import Application, ClusterWork, PlacementStatus, WorkState
 from fleet.placement.rollout import (
@@ -173,6 +174,7 @@ def application_detail_page(request: HttpRequest, name: str) -> HttpResponse:
     ).order_by("-created_at")[:10]
     decision = application.decisions.first()
     versions = list(application.versions.all()[:10])
+    choices = list(application.versions.values_list("number", flat=True)[:200])
     return render(
         request,
         "placement/detail.html",
@@ -184,6 +186,12 @@ def application_detail_page(request: HttpRequest, name: str) -> HttpResponse:
             "decision": decision,
             "versions": versions,
             "latest": versions[0].number if versions else 0,
+            "version_numbers": choices,
+            "diff": versions_diff(
+                application=application,
+                old=request.GET.get("old", ""),
+                new=request.GET.get("new", ""),
+            ),
             "can_operate": user_has_role(
                 user=request.user, team=application.team, minimum=Role.OPERATOR
             ),

@@ -5,6 +5,9 @@ minimal environment (none of the test run's DATABASE_URL, broker or secrets), so
 launcher creates its own virtualenv with the base install only and starts the embedded
 PostgreSQL and Redis. This is what caught nothing in round one: the dev extras brought a
 package the base install lacked, and every other test runs with the dev extras.
+
+One `make run` serves the module (starting it costs minutes): the lifecycle checks, then a
+new user's journey in a browser on that instance, then Ctrl-C, which must stay last.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.firstrun.journey import run_journey
 from tests.support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,8 +104,30 @@ def _get(url: str) -> tuple[int, str]:
         return 0, str(error)
 
 
-@pytest.fixture
-def make_run() -> Iterator[tuple[subprocess.Popen[bytes], Path, Path, int]]:
+@dataclass
+class Instance:
+    process: subprocess.Popen[bytes]
+    checkout: Path
+    log: Path
+    port: int
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _wait_ready(instance: Instance) -> None:
+    deadline = time.monotonic() + INSTALL_TIMEOUT
+    log, process = instance.log, instance.process
+    while _get(f"{instance.base}/readyz")[0] != 200:
+        assert process.poll() is None, f"make run exited with {process.returncode}:\n{_tail(log)}"
+        assert time.monotonic() < deadline, f"/readyz never answered 200:\n{_tail(log)}"
+        time.sleep(2)
+
+
+@pytest.fixture(scope="module")
+def make_run() -> Iterator[Instance]:
+    """`make run` on a clean copy, ready (/readyz answered 200), for the whole module."""
     # Not under pytest's tmp_path: its root is 0700 (reset by every pytest session), and run
     # as root the embedded PostgreSQL runs as its own system user, which must read the venv.
     tmp_path = Path(tempfile.mkdtemp(prefix="keelson-firstrun-"))
@@ -119,27 +146,26 @@ def make_run() -> Iterator[tuple[subprocess.Popen[bytes], Path, Path, int]]:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, as a terminal's job is
         )
+    instance = Instance(process, checkout, log, port)
     try:
-        yield process, checkout, log, port
+        _wait_ready(instance)
+        yield instance
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         for pid in _processes_under(checkout):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        artifacts = REPO / "test-artifacts"
+        if artifacts.is_dir():  # the launcher's log, for whoever reads a failure
+            shutil.copy(log, artifacts / "make-run.log")
         shutil.rmtree(tmp_path, ignore_errors=True)
 
 
-def test_make_run_starts_everything_and_ctrl_c_stops_it(make_run: tuple) -> None:
-    process, checkout, log, port = make_run
-    base = f"http://127.0.0.1:{port}"
+def test_make_run_starts_web_worker_and_beat_on_the_base_install(make_run: Instance) -> None:
+    process, checkout, log = make_run.process, make_run.checkout, make_run.log
 
-    # given: `make run` on a clean copy, with nothing but the base install
-    deadline = time.monotonic() + INSTALL_TIMEOUT
-    while _get(f"{base}/readyz")[0] != 200:
-        assert process.poll() is None, f"make run exited with {process.returncode}:\n{_tail(log)}"
-        assert time.monotonic() < deadline, f"/readyz never answered 200:\n{_tail(log)}"
-        time.sleep(2)
+    # given: `make run` on a clean copy, with nothing but the base install, answering /readyz
     installed = (checkout / ".venv" / "bin" / "pip").exists()
     assert installed, "make run did not create its own virtualenv"
     dev_tools = [
@@ -156,14 +182,14 @@ def test_make_run_starts_everything_and_ctrl_c_stops_it(make_run: tuple) -> None
     for name, (program, argument) in PROCESSES.items():
         alive = any(program in line and argument in line for line in running.splitlines())
         assert alive, f"{name} is not running a minute after start:\n{_tail(log, name)}"
-    status, body = _get(f"{base}/readyz")
+    status, body = _get(f"{make_run.base}/readyz")
     assert status == 200, f"/readyz answered {status} {body}\n{_tail(log)}"
 
     # and a task goes through the embedded broker to a worker and back
     ping = subprocess.run(
         ["make", "--no-print-directory", "manage", "CMD=keelson_ping"],
         cwd=checkout,
-        env=_user_env(port),
+        env=_user_env(make_run.port),
         capture_output=True,
         text=True,
         timeout=90,
@@ -174,6 +200,18 @@ def test_make_run_starts_everything_and_ctrl_c_stops_it(make_run: tuple) -> None
     # and the log holds no traceback
     text = log.read_text(errors="replace")
     assert "Traceback" not in text, _tail(log, lines=80)
+
+
+def test_new_users_journey(make_run: Instance) -> None:
+    """Issue 19's acceptance, in tests/firstrun/journey.py (a module of its own: it is long)."""
+    assert make_run.process.poll() is None, _tail(make_run.log)
+    run_journey(make_run.base, make_run.log)
+
+
+def test_ctrl_c_stops_everything(make_run: Instance) -> None:
+    """Last in the module: it ends the shared instance."""
+    process, checkout, log = make_run.process, make_run.checkout, make_run.log
+    assert process.poll() is None, f"make run exited with {process.returncode}:\n{_tail(log)}"
 
     # when: Ctrl-C, as a terminal sends it to the foreground job's process group
     os.killpg(process.pid, signal.SIGINT)
