@@ -46,6 +46,13 @@ class Inventory:
     # False when only health was read (no namespaces, workloads, storage): not stored as
     # the cluster's inventory.
     full: bool = True
+    # Whether `allocations` carry usage read from metrics.k8s.io (set by a full collection).
+    usage: bool = False
+    # Requests of each pod on a node, (namespace, name) -> (node, cpu millis, memory bytes):
+    # what usage is joined with. Not stored.
+    pod_requests: dict[tuple[str, str], tuple[str, int, int]] = field(
+        default_factory=dict, repr=False
+    )
 
     @property
     def nodes_ready(self) -> int:
@@ -70,6 +77,7 @@ class Inventory:
             "allocations": self.allocations,
             "storage_bytes": self.storage_bytes,
             "volumes": self.volumes,
+            "usage": self.usage,
         }
 
 
@@ -238,6 +246,9 @@ def _collect_health(api: k8s.ApiClient) -> Inventory:
             cpu, memory = cpu + pod_cpu, memory + pod_memory
             crashlooping += int(_crashlooping(status))
             key = (spec.get("nodeName") or "", pod["metadata"].get("namespace") or "")
+            if key[0]:
+                name = (key[1], pod["metadata"].get("name") or "")
+                inventory.pod_requests[name] = (key[0], pod_cpu, pod_memory)
             totals = per_node.setdefault(key, [0, 0, 0])
             totals[0], totals[1], totals[2] = (
                 totals[0] + pod_cpu,
@@ -294,7 +305,55 @@ def _complete(api: k8s.ApiClient, inventory: Inventory) -> None:
     for volume in inventory.volumes:
         per_namespace[volume["namespace"]] += volume["bytes"]
     inventory.storage_bytes = dict(per_namespace)
+    if METRICS_GROUP in {g.get("name") for g in get_json(api, "/apis").get("groups") or ()}:
+        _add_usage(api, inventory)
     inventory.full = True
+
+
+METRICS_GROUP = "metrics.k8s.io"
+METRICS_PODS = "/apis/metrics.k8s.io/v1beta1/pods"
+
+
+def _add_usage(api: k8s.ApiClient, inventory: Inventory) -> None:
+    """Add CPU and memory usage (metrics-server's recent average) to each (node,
+    namespace) allocation row, and what is charged: the sum over its running pods of
+    max(request, usage) per resource (OpenCost charges each pod the larger). A running pod
+    without a metric yet (just started) counts as using its request. A metrics API that
+    does not answer (metrics-server down, no permission) leaves the inventory without usage:
+    requests are charged, as before."""
+    usage: dict[tuple[str, str], tuple[int, int]] = {}
+    try:
+        for pod in get_json(api, METRICS_PODS).get("items") or ():
+            metadata = pod.get("metadata") or {}
+            cpu = memory = 0
+            for container in pod.get("containers") or ():
+                measured = container.get("usage") or {}
+                cpu += _millis(measured.get("cpu"))
+                memory += _bytes(measured.get("memory"))
+            usage[(metadata.get("namespace") or "", metadata.get("name") or "")] = (cpu, memory)
+    except ApiException as error:
+        if error.status in (401, 403, 404, 500, 502, 503):
+            return
+        raise
+    sums: dict[tuple[str, str], list[int]] = {}
+    for pod, (node, cpu_request, memory_request) in inventory.pod_requests.items():
+        cpu_used, memory_used = usage.get(pod, (cpu_request, memory_request))
+        row = sums.setdefault((node, pod[0]), [0, 0, 0, 0])
+        row[0] += cpu_used
+        row[1] += memory_used
+        row[2] += max(cpu_request, cpu_used)
+        row[3] += max(memory_request, memory_used)
+    for allocation in inventory.allocations:
+        measured = sums.get((allocation["node"], allocation["namespace"]))
+        if measured is None:
+            continue  # only pending pods on that node (or none running): nothing to measure
+        (
+            allocation["cpu_usage_millis"],
+            allocation["memory_usage_bytes"],
+            allocation["cpu_charged_millis"],
+            allocation["memory_charged_bytes"],
+        ) = measured
+    inventory.usage = True
 
 
 def quantity(value: str) -> Decimal:
@@ -349,7 +408,21 @@ def inventory_from_json(data: Any) -> Inventory:
         raise ValueError(
             "inventory.allocations must be a list of {node, namespace, cpu_millis, ...}"
         )
+    optional = (
+        "cpu_usage_millis",
+        "memory_usage_bytes",
+        "cpu_charged_millis",
+        "memory_charged_bytes",
+    )
+    if not all(
+        isinstance(a[k], int) and not isinstance(a[k], bool) and a[k] >= 0
+        for a in allocations
+        for k in optional
+        if k in a
+    ):
+        raise ValueError("inventory.allocations[] usage must be non-negative integers")
     inventory.allocations = allocations
+    inventory.usage = data.get("usage") is True
     storage = data.get("storage_bytes", {})
     if not isinstance(storage, dict) or not all(
         isinstance(v, int) and v >= 0 for v in storage.values()
