@@ -69,6 +69,11 @@ class Workload:
     cpu_usage: Decimal | None = None
     ram_usage_gb: Decimal | None = None
     minutes: Decimal = MINUTES_PER_HOUR
+    # What is charged when the workload stands for several pods: the sum over the pods of
+    # max(request, usage), which may exceed max(sum of requests, sum of usage). None:
+    # max(request, usage) of the sums.
+    cpu_charged: Decimal | None = None
+    ram_charged_gb: Decimal | None = None
 
 
 @dataclass
@@ -81,7 +86,11 @@ class Allocation:
     cpu_core_hours: Decimal = ZERO
     ram_gb_hours: Decimal = ZERO
     gpu_hours: Decimal = ZERO
+    # Requests and usage, for efficiency (usage / request); usage None when unmeasured.
+    cpu_request_core_hours: Decimal = ZERO
+    ram_request_gb_hours: Decimal = ZERO
     cpu_usage_core_hours: Decimal | None = None
+    ram_usage_gb_hours: Decimal | None = None
     extra: dict[str, Decimal] = field(default_factory=dict)
 
     @property
@@ -137,10 +146,18 @@ def allocate(
         if unit is None:
             continue  # pending pods on no node are not charged (nothing runs)
         ran = hours * min(max(workload.minutes, ZERO), MINUTES_PER_HOUR) / MINUTES_PER_HOUR
-        cpu = max(workload.cpu_request, workload.cpu_usage or ZERO) * ran
-        ram = max(workload.ram_request_gb, workload.ram_usage_gb or ZERO) * ran
+        cpu = _charged(workload.cpu_request, workload.cpu_usage, workload.cpu_charged) * ran
+        ram = _charged(workload.ram_request_gb, workload.ram_usage_gb, workload.ram_charged_gb)
+        ram *= ran
         gpu = workload.gpu_request * ran
         row = rows.setdefault(workload.namespace, Allocation(workload.namespace))
+        row.cpu_request_core_hours += workload.cpu_request * ran
+        row.ram_request_gb_hours += workload.ram_request_gb * ran
+        if workload.cpu_usage is not None:
+            row.cpu_usage_core_hours = (row.cpu_usage_core_hours or ZERO) + workload.cpu_usage * ran
+        if workload.ram_usage_gb is not None:
+            used = workload.ram_usage_gb * ran
+            row.ram_usage_gb_hours = (row.ram_usage_gb_hours or ZERO) + used
         row.cpu_core_hours += cpu
         row.ram_gb_hours += ram
         row.gpu_hours += gpu
@@ -173,6 +190,12 @@ def allocate(
         for name in ("cpu_cost", "ram_cost", "gpu_cost", "shared_cost"):
             setattr(row, name, getattr(row, name).quantize(PRECISION, rounding=ROUND_HALF_UP))
     return result
+
+
+def _charged(request: Decimal, usage: Decimal | None, charged: Decimal | None) -> Decimal:
+    if charged is not None:
+        return max(charged, request)
+    return max(request, usage or ZERO)
 
 
 def _share_by_resource(idle: Allocation, rows: dict[str, Allocation]) -> Allocation:

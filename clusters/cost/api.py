@@ -77,12 +77,27 @@ def csv_response(rows: list[dict[str, Any]], group_by: str) -> HttpResponse:
     buffer = io.StringIO()
     writer = SafeWriter(buffer)
     has_period = bool(rows) and "period" in rows[0]
-    header = [group_by, *(["period"] if has_period else []), *AMOUNTS, "cpu_core_hours"]
+    header = [
+        group_by,
+        *(["period"] if has_period else []),
+        *AMOUNTS,
+        "cpu_core_hours",
+        "cpu_efficiency",
+        "ram_efficiency",
+    ]
     writer.writerow(header)
     for row in rows:
         period = [row["period"].date().isoformat()] if has_period else []
         amounts = [row[name] for name in AMOUNTS]
-        writer.writerow([row["group"], *period, *amounts, row["cpu_core_hours"]])
+        writer.writerow(
+            [
+                row["group"],
+                *period,
+                *amounts,
+                row["cpu_core_hours"],
+                *("" if row[k] is None else row[k] for k in ("cpu_efficiency", "ram_efficiency")),
+            ]
+        )
     response = HttpResponse(buffer.getvalue(), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="keelson-cost-by-{group_by}.csv"'
     return response

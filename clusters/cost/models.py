@@ -133,7 +133,12 @@ class CostAllocation(models.Model):
     cpu_core_hours = money(default=0)
     ram_gb_hours = money(default=0)
     gpu_hours = money(default=0)
+    # Requests and measured usage (metrics.k8s.io): efficiency = usage / request. Usage is
+    # null where the cluster serves no metrics (and on idle and control-plane rows).
+    cpu_request_core_hours = money(default=0)
+    ram_request_gb_hours = money(default=0)
     cpu_usage_core_hours = money(null=True)
+    ram_usage_gb_hours = money(null=True)
 
     class Meta:
         constraints = [

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import F, QuerySet, Sum
+from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDay, TruncMonth
 
@@ -31,6 +31,32 @@ GROUPS: dict[str, str] = {
 }
 AMOUNTS = ("total_cost", "cpu_cost", "ram_cost", "gpu_cost", "storage_cost", "shared_cost")
 CENT = Decimal("0.01")
+RATIO = Decimal("0.0001")
+# Efficiency = measured usage / requests of the same rows (rows without usage, from
+# clusters that serve no metrics.k8s.io, count in neither).
+USAGE = {
+    "cpu_usage": Sum("cpu_usage_core_hours"),
+    "cpu_measured_request": Sum(
+        "cpu_request_core_hours", filter=Q(cpu_usage_core_hours__isnull=False)
+    ),
+    "ram_usage": Sum("ram_usage_gb_hours"),
+    "ram_measured_request": Sum("ram_request_gb_hours", filter=Q(ram_usage_gb_hours__isnull=False)),
+}
+
+
+def efficiency(used: Decimal | None, requested: Decimal | None) -> Decimal | None:
+    """usage / request to four places; None when nothing was measured or requested
+    (OpenCost leaves the efficiency of a request-less workload undefined too)."""
+    if used is None or not requested:
+        return None
+    return (used / requested).quantize(RATIO)
+
+
+def _with_efficiency(row: dict[str, Any]) -> dict[str, Any]:
+    measured = {name: row.pop(name) for name in USAGE}
+    row["cpu_efficiency"] = efficiency(measured["cpu_usage"], measured["cpu_measured_request"])
+    row["ram_efficiency"] = efficiency(measured["ram_usage"], measured["ram_measured_request"])
+    return row
 
 
 @dataclass(frozen=True)
@@ -97,17 +123,20 @@ def cost_rollup(
             **{name: Sum(name) for name in AMOUNTS},
             cpu_core_hours=Sum("cpu_core_hours"),
             ram_gb_hours=Sum("ram_gb_hours"),
+            **USAGE,
         )
         .order_by(*(["period"] if period else []), "-total_cost")
     )
     total = sum((row["total_cost"] or Decimal(0) for row in grouped), Decimal(0))
     return Rollup(
         rows=[
-            {
-                **row,
-                "group": row["group"] if row["group"] is not None else "(none)",
-                **{name: (row[name] or Decimal(0)).quantize(CENT) for name in AMOUNTS},
-            }
+            _with_efficiency(
+                {
+                    **row,
+                    "group": row["group"] if row["group"] is not None else "(none)",
+                    **{name: (row[name] or Decimal(0)).quantize(CENT) for name in AMOUNTS},
+                }
+            )
             for row in grouped
         ],
         total=total.quantize(CENT),

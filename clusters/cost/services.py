@@ -68,17 +68,7 @@ def cluster_cost_hour(
     """The allocations of one cluster for one hour (no database writes)."""
     pricing = resolve(cluster, hour.date())
     nodes, _ = _nodes(inventory, pricing, cluster, hour, book)
-    workloads = [
-        Workload(
-            namespace=row["namespace"],
-            node=row["node"],
-            cpu_request=Decimal(row["cpu_millis"]) / THOUSAND,
-            ram_request_gb=Decimal(row["memory_bytes"]) / GIB,
-            gpu_request=int(row.get("gpu", 0)),
-        )
-        for row in inventory.get("allocations", [])
-        if row.get("node")
-    ]
+    workloads = [_workload(row) for row in inventory.get("allocations", []) if row.get("node")]
     rows = allocate(
         nodes=nodes,
         workloads=workloads,
@@ -95,6 +85,26 @@ def cluster_cost_hour(
         if "storage" in row.extra:
             row.extra["storage"] = row.extra["storage"].quantize(MICRO)
     return rows
+
+
+def _workload(row: dict[str, Any]) -> Workload:
+    """A (node, namespace) allocation row of an inventory; usage and the per-pod
+    max(request, usage) sums when the collector read metrics.k8s.io."""
+
+    def optional(key: str, unit: Decimal) -> Decimal | None:
+        return Decimal(row[key]) / unit if key in row else None
+
+    return Workload(
+        namespace=row["namespace"],
+        node=row["node"],
+        cpu_request=Decimal(row["cpu_millis"]) / THOUSAND,
+        ram_request_gb=Decimal(row["memory_bytes"]) / GIB,
+        gpu_request=int(row.get("gpu", 0)),
+        cpu_usage=optional("cpu_usage_millis", THOUSAND),
+        ram_usage_gb=optional("memory_usage_bytes", GIB),
+        cpu_charged=optional("cpu_charged_millis", THOUSAND),
+        ram_charged_gb=optional("memory_charged_bytes", GIB),
+    )
 
 
 def _volumes(inventory: dict[str, Any]) -> list[tuple[str, str, int]]:
@@ -126,6 +136,10 @@ ALLOCATION_COLUMNS = (
     "cpu_core_hours",
     "ram_gb_hours",
     "gpu_hours",
+    "cpu_request_core_hours",
+    "ram_request_gb_hours",
+    "cpu_usage_core_hours",
+    "ram_usage_gb_hours",
 )
 
 
@@ -158,6 +172,10 @@ def allocation_rows(
                 row.cpu_core_hours,
                 row.ram_gb_hours,
                 row.gpu_hours,
+                row.cpu_request_core_hours,
+                row.ram_request_gb_hours,
+                row.cpu_usage_core_hours,
+                row.ram_usage_gb_hours,
             )
         )
     return records
