@@ -95,7 +95,10 @@ def csv_response(rows: list[dict[str, Any]], group_by: str) -> HttpResponse:
                 *period,
                 *amounts,
                 row["cpu_core_hours"],
-                *("" if row[k] is None else row[k] for k in ("cpu_efficiency", "ram_efficiency")),
+                *(
+                    "" if row.get(k) is None else row[k]
+                    for k in ("cpu_efficiency", "ram_efficiency")
+                ),
             ]
         )
     response = HttpResponse(buffer.getvalue(), content_type="text/csv")

@@ -129,6 +129,7 @@ class CostAllocation(models.Model):
     gpu_cost = money()
     storage_cost = money(default=0)
     shared_cost = money(default=0)
+    load_balancer_cost = money(default=0)
     total_cost = money()
     cpu_core_hours = money(default=0)
     ram_gb_hours = money(default=0)

@@ -14,6 +14,9 @@ from clusters.models import Cluster
 
 DEFAULT_STORAGE_GB_MONTH = Decimal("0.10")
 HUNDRED = Decimal(100)
+# Spot capacity's discount on the on-demand price when the cluster's pricing states none
+# (ClusterPricing.spot_discount_percent's default).
+DEFAULT_SPOT_DISCOUNT_PERCENT = Decimal(60)
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,9 @@ class ResolvedPricing:
     share_idle: ShareIdle = SHARE_NONE
     # Per storage class (list prices); empty when a cluster or card price applies to all.
     storage_class_gb_hour: dict[str, Decimal] = field(default_factory=dict)
+    # What a node labelled spot pays of its price (1 - the spot discount). The cluster-wide
+    # `spot` flag already sits in `multiplier`: a spot node is not discounted twice.
+    spot_multiplier: Decimal = Decimal(1)
 
     def volume_gb_hour(self, storage_class: str) -> Decimal:
         """The price of a GB-hour of a bound volume of `storage_class`."""
@@ -54,9 +60,35 @@ class ResolvedPricing:
         gpus: int,
         day: date,
         book: PriceBook | None = None,
+        spot: bool = False,
     ) -> tuple[Decimal, bool]:
         """The node's hourly price and whether it is an estimate (no price known for its
-        instance type: priced by resources at the default unit prices)."""
+        instance type: priced by resources at the default unit prices). A spot node pays
+        its on-demand price less the spot discount."""
+        price, estimate = self._on_demand(
+            provider=provider,
+            region=region,
+            instance_type=instance_type,
+            cpu=cpu,
+            ram_gb=ram_gb,
+            gpus=gpus,
+            day=day,
+            book=book,
+        )
+        return (price * self.spot_multiplier if spot else price), estimate
+
+    def _on_demand(
+        self,
+        *,
+        provider: str,
+        region: str,
+        instance_type: str,
+        cpu: Decimal,
+        ram_gb: Decimal,
+        gpus: int,
+        day: date,
+        book: PriceBook | None,
+    ) -> tuple[Decimal, bool]:
         card = self.rate_card
         if card is not None:
             if instance_type in card.instance_prices:
@@ -132,11 +164,15 @@ def resolve(cluster: Cluster, day: date) -> ResolvedPricing:
         if pricing and pricing.rate_card
         else None
     )
-    multiplier = Decimal(1)
+    multiplier = spot_multiplier = Decimal(1)
+    spot_discount = DEFAULT_SPOT_DISCOUNT_PERCENT
     if pricing is not None:
         multiplier *= 1 - pricing.discount_percent / HUNDRED
+        spot_discount = pricing.spot_discount_percent
         if pricing.spot:
-            multiplier *= 1 - pricing.spot_discount_percent / HUNDRED
+            multiplier *= 1 - spot_discount / HUNDRED
+    if pricing is None or not pricing.spot:
+        spot_multiplier = 1 - spot_discount / HUNDRED
     weights = _weights(card)
     if pricing is not None and pricing.control_plane_monthly is not None:
         monthly = pricing.control_plane_monthly  # the operator's word wins
@@ -175,6 +211,7 @@ def resolve(cluster: Cluster, day: date) -> ResolvedPricing:
         storage_gb_hour=storage_month / HOURS_PER_MONTH,
         share_idle=_share_idle(pricing),
         storage_class_gb_hour=by_class,
+        spot_multiplier=spot_multiplier,
     )
 
 

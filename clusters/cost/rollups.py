@@ -29,7 +29,15 @@ GROUPS: dict[str, str] = {
     "namespace": "namespace",
     "team": "team_name",
 }
-AMOUNTS = ("total_cost", "cpu_cost", "ram_cost", "gpu_cost", "storage_cost", "shared_cost")
+AMOUNTS = (
+    "total_cost",
+    "cpu_cost",
+    "ram_cost",
+    "gpu_cost",
+    "storage_cost",
+    "shared_cost",
+    "load_balancer_cost",
+)
 CENT = Decimal("0.01")
 RATIO = Decimal("0.0001")
 # Efficiency = measured usage / requests of the same rows (rows without usage, from

@@ -20,6 +20,7 @@ from django.utils import timezone
 from clusters.copy import copy_lines
 from clusters.cost.allocation import CONTROL_PLANE, ZERO, Allocation, Node, Workload, allocate
 from clusters.cost.models import Budget, BudgetAlert, ClusterPricing, CostAllocation, RateCard
+from clusters.cost.pricelist import LOAD_BALANCER_HOURLY
 from clusters.cost.pricing import PriceBook, ResolvedPricing, resolve
 from clusters.models import Cluster, ClusterInventory
 from clusters.services.lifecycle import cluster_set_clusters
@@ -55,6 +56,7 @@ def _nodes(
             gpus=gpus,
             day=day.date(),
             book=book,
+            spot=raw.get("spot") is True,
         )
         estimated += int(is_estimate)
         weights = pricing.node_weights(raw.get("instance_type", ""))
@@ -81,9 +83,15 @@ def cluster_cost_hour(
         row = rows.setdefault(namespace, Allocation(namespace))
         cost = Decimal(size) / GIB * pricing.volume_gb_hour(storage_class)
         row.extra["storage"] = row.extra.get("storage", ZERO) + cost
+    balancer_hourly = LOAD_BALANCER_HOURLY.get(cluster.provider, ZERO)
+    for namespace, count in (inventory.get("load_balancers") or {}).items():
+        if balancer_hourly and count:
+            row = rows.setdefault(namespace, Allocation(namespace))
+            row.extra["load_balancer"] = balancer_hourly * count * ONE_HOUR
     for row in rows.values():
-        if "storage" in row.extra:
-            row.extra["storage"] = row.extra["storage"].quantize(MICRO)
+        for name in ("storage", "load_balancer"):
+            if name in row.extra:
+                row.extra[name] = row.extra[name].quantize(MICRO)
     return rows
 
 
@@ -132,6 +140,7 @@ ALLOCATION_COLUMNS = (
     "gpu_cost",
     "storage_cost",
     "shared_cost",
+    "load_balancer_cost",
     "total_cost",
     "cpu_core_hours",
     "ram_gb_hours",
@@ -152,6 +161,7 @@ def allocation_rows(
     team_name = cluster.team.name
     for namespace, row in rows.items():
         storage = row.extra.get("storage", ZERO)
+        balancers = row.extra.get("load_balancer", ZERO)
         records.append(
             (
                 cluster.pk,
@@ -168,7 +178,8 @@ def allocation_rows(
                 row.gpu_cost,
                 storage,
                 row.shared_cost,
-                row.total + storage,
+                balancers,
+                row.total + storage + balancers,
                 row.cpu_core_hours,
                 row.ram_gb_hours,
                 row.gpu_hours,

@@ -43,6 +43,8 @@ class Inventory:
     storage_bytes: dict[str, int] = field(default_factory=dict)
     # Bound volumes per (namespace, storage class): [{namespace, storage_class, bytes}].
     volumes: list[dict[str, Any]] = field(default_factory=list)
+    # Services of type LoadBalancer per namespace (each one a provider's load balancer).
+    load_balancers: dict[str, int] = field(default_factory=dict)
     # False when only health was read (no namespaces, workloads, storage): not stored as
     # the cluster's inventory.
     full: bool = True
@@ -78,6 +80,7 @@ class Inventory:
             "storage_bytes": self.storage_bytes,
             "volumes": self.volumes,
             "usage": self.usage,
+            "load_balancers": self.load_balancers,
         }
 
 
@@ -134,6 +137,7 @@ def _node(node: dict[str, Any]) -> dict[str, Any]:
         "instance_type": labels.get("node.kubernetes.io/instance-type")
         or labels.get("beta.kubernetes.io/instance-type", ""),
         "region": labels.get("topology.kubernetes.io/region", ""),
+        "spot": is_spot(labels),
         "zone": labels.get("topology.kubernetes.io/zone", ""),
         "capacity": _resources(status.get("capacity")),
         "allocatable": _resources(status.get("allocatable")),
@@ -142,6 +146,21 @@ def _node(node: dict[str, Any]) -> dict[str, Any]:
             for t in spec.get("taints") or ()
         ],
     }
+
+
+# Node labels by which EKS, GKE and AKS mark spot (and GKE preemptible) capacity.
+SPOT_LABELS = {
+    "eks.amazonaws.com/capacityType": "SPOT",
+    "karpenter.sh/capacity-type": "spot",
+    "cloud.google.com/gke-spot": "true",
+    "cloud.google.com/gke-preemptible": "true",
+    "kubernetes.azure.com/scalesetpriority": "spot",
+}
+
+
+def is_spot(labels: dict[str, str]) -> bool:
+    """Whether the provider's labels say the node is spot (or preemptible) capacity."""
+    return any(labels.get(key) == value for key, value in SPOT_LABELS.items())
 
 
 def _pod_requests(spec: dict[str, Any]) -> tuple[int, int, int]:
@@ -305,6 +324,12 @@ def _complete(api: k8s.ApiClient, inventory: Inventory) -> None:
     for volume in inventory.volumes:
         per_namespace[volume["namespace"]] += volume["bytes"]
     inventory.storage_bytes = dict(per_namespace)
+    balancers: Counter[str] = Counter(
+        service["metadata"].get("namespace") or ""
+        for service in _paged(api, "/api/v1/services")
+        if (service.get("spec") or {}).get("type") == "LoadBalancer"
+    )
+    inventory.load_balancers = dict(sorted(balancers.items()))
     if METRICS_GROUP in {g.get("name") for g in get_json(api, "/apis").get("groups") or ()}:
         _add_usage(api, inventory)
     inventory.full = True
@@ -429,6 +454,12 @@ def inventory_from_json(data: Any) -> Inventory:
     ):
         raise ValueError("inventory.storage_bytes must map namespaces to byte counts")
     inventory.storage_bytes = storage
+    balancers = data.get("load_balancers", {})
+    if not isinstance(balancers, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in balancers.values()
+    ):
+        raise ValueError("inventory.load_balancers must map namespaces to counts")
+    inventory.load_balancers = balancers
     volumes = data.get("volumes", [])
     if not isinstance(volumes, list) or not all(
         isinstance(v, dict)

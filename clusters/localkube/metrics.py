@@ -170,7 +170,7 @@ class MetricsServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 try:
                     status, body = owner.answer(self.path)
                 except Exception:
@@ -183,7 +183,7 @@ class MetricsServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 logger.debug(format, *args)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)

@@ -61,12 +61,20 @@ def test_pods_are_charged_the_larger_of_request_and_usage(metered: LocalCluster)
     light = deploy_and_wait(api, prefix="light", name="l", replicas=1, cpu="1", memory="1Gi")
     metered.metrics.namespaces[heavy] = Usage(cpu=D("1.5"), memory=D("0.5"))
     metered.metrics.namespaces[light] = Usage(cpu=D("0.25"), memory=D("0.25"))
+    k8s.CoreV1Api(api).create_namespaced_service(
+        heavy,
+        {
+            "metadata": {"name": "front"},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 80}], "selector": {"app": "h"}},
+        },
+    )
     team = make_team()
     cluster = register_local(metered, team=team, name="metered-1")
     try:
         clusters_collect(cluster_ids=[cluster.pk])
         data = ClusterInventory.objects.get(cluster=cluster).data
         assert data["usage"] is True
+        assert data["load_balancers"] == {heavy: 1}  # the `local` provider prices them at 0
         rows = [r for r in data["allocations"] if r["namespace"] == heavy]
         assert sum(r["cpu_usage_millis"] for r in rows) == 1500
         assert sum(r["memory_usage_bytes"] for r in rows) == 256 * 2**20
