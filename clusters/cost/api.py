@@ -73,6 +73,9 @@ def rollup_for(request: Any, params: Any) -> tuple[Rollup, datetime, datetime]:
     return rollup, since, until
 
 
+EFFICIENCIES = ("cpu_efficiency", "ram_efficiency")
+
+
 def csv_response(rows: list[dict[str, Any]], group_by: str) -> HttpResponse:
     buffer = io.StringIO()
     writer = SafeWriter(buffer)
@@ -81,9 +84,8 @@ def csv_response(rows: list[dict[str, Any]], group_by: str) -> HttpResponse:
         group_by,
         *(["period"] if has_period else []),
         *AMOUNTS,
+        *EFFICIENCIES,
         "cpu_core_hours",
-        "cpu_efficiency",
-        "ram_efficiency",
     ]
     writer.writerow(header)
     for row in rows:
@@ -94,11 +96,8 @@ def csv_response(rows: list[dict[str, Any]], group_by: str) -> HttpResponse:
                 row["group"],
                 *period,
                 *amounts,
+                *("" if row.get(name) is None else row[name] for name in EFFICIENCIES),
                 row["cpu_core_hours"],
-                *(
-                    "" if row.get(k) is None else row[k]
-                    for k in ("cpu_efficiency", "ram_efficiency")
-                ),
             ]
         )
     response = HttpResponse(buffer.getvalue(), content_type="text/csv")

@@ -224,10 +224,11 @@ class MetricsServer:
             core.replace_namespaced_service(SERVICE, NAMESPACE, service)
         registration = k8s.ApiregistrationV1Api(self.api_client)
         name = f"{VERSION}.{GROUP}"
+        metadata: dict[str, str] = {"name": name}
         body = {
             "apiVersion": "apiregistration.k8s.io/v1",
             "kind": "APIService",
-            "metadata": {"name": name},
+            "metadata": metadata,
             "spec": {
                 "group": GROUP,
                 "version": VERSION,
@@ -243,7 +244,7 @@ class MetricsServer:
             if error.status != 409:
                 raise
             current = registration.read_api_service(name)
-            body["metadata"]["resourceVersion"] = current.metadata.resource_version
+            metadata["resourceVersion"] = current.metadata.resource_version
             registration.replace_api_service(name, body)
 
     def stop(self) -> None:
