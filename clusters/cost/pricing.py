@@ -60,35 +60,10 @@ class ResolvedPricing:
         gpus: int,
         day: date,
         book: PriceBook | None = None,
-        spot: bool = False,
     ) -> tuple[Decimal, bool]:
-        """The node's hourly price and whether it is an estimate (no price known for its
-        instance type: priced by resources at the default unit prices). A spot node pays
-        its on-demand price less the spot discount."""
-        price, estimate = self._on_demand(
-            provider=provider,
-            region=region,
-            instance_type=instance_type,
-            cpu=cpu,
-            ram_gb=ram_gb,
-            gpus=gpus,
-            day=day,
-            book=book,
-        )
-        return (price * self.spot_multiplier if spot else price), estimate
-
-    def _on_demand(
-        self,
-        *,
-        provider: str,
-        region: str,
-        instance_type: str,
-        cpu: Decimal,
-        ram_gb: Decimal,
-        gpus: int,
-        day: date,
-        book: PriceBook | None,
-    ) -> tuple[Decimal, bool]:
+        """The node's on-demand hourly price and whether it is an estimate (no price known
+        for its instance type: priced by resources at the default unit prices). A spot
+        node pays it times `spot_multiplier`."""
         card = self.rate_card
         if card is not None:
             if instance_type in card.instance_prices:

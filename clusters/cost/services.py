@@ -56,8 +56,9 @@ def _nodes(
             gpus=gpus,
             day=day.date(),
             book=book,
-            spot=raw.get("spot") is True,
         )
+        if raw.get("spot") is True:  # the provider's label says so (see docs/cost.md)
+            price *= pricing.spot_multiplier
         estimated += int(is_estimate)
         weights = pricing.node_weights(raw.get("instance_type", ""))
         nodes.append(Node(raw["name"], cpu, ram, gpus, price, weights))
