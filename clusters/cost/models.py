@@ -117,6 +117,11 @@ class CostAllocation(models.Model):
     cluster_name = models.CharField(max_length=63, default="")
     hour = models.DateTimeField()
     namespace = models.CharField(max_length=253)
+    # The pods' controller (`Deployment/web`; "" for bare pods, idle, storage, fees) and
+    # their labels; the namespace's labels at that hour. Cost groups by any of them.
+    controller = models.CharField(max_length=253, default="", blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+    namespace_labels = models.JSONField(default=dict, blank=True)
     team = models.ForeignKey(
         "accounts.Team", null=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
     )
@@ -144,7 +149,8 @@ class CostAllocation(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["cluster", "hour", "namespace"], name="costallocation_unique"
+                fields=["cluster", "hour", "namespace", "controller", "labels"],
+                name="costallocation_unique",
             )
         ]
         indexes = [

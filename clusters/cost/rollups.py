@@ -28,7 +28,17 @@ GROUPS: dict[str, str] = {
     "environment": "environment",
     "namespace": "namespace",
     "team": "team_name",
+    "controller": "controller",
 }
+# `<prefix><key>`: a label's value. `label:` is the cluster's label (kept as it always
+# was), `pod_label:` the pods', `namespace_label:` their namespace's.
+LABEL_PREFIXES: dict[str, str] = {
+    "label:": "cluster__labels",
+    "pod_label:": "labels",
+    "namespace_label:": "namespace_labels",
+}
+MAX_KEYS = 2  # group by at most two keys at once (team x environment)
+SEPARATOR = " / "
 AMOUNTS = (
     "total_cost",
     "cpu_cost",
@@ -90,13 +100,32 @@ def allocations_visible(*, user: AnyUser) -> QuerySet[CostAllocation]:
     )
 
 
-def _group_expression(group_by: str) -> Any:
-    if group_by in GROUPS:
-        return F(GROUPS[group_by])
-    if group_by.startswith("label:") and len(group_by) > 6:
-        return KeyTextTransform(group_by[6:], "cluster__labels")
+def _expression(key: str, what: str = "group_by") -> Any:
+    if key in GROUPS:
+        return F(GROUPS[key])
+    for prefix, field in LABEL_PREFIXES.items():
+        if key.startswith(prefix) and len(key) > len(prefix):
+            return KeyTextTransform(key[len(prefix) :], field)
     raise RollupError(
-        f"group_by must be one of {', '.join(GROUPS)} or label:<key> (got {group_by!r})."
+        f"{what} must be one of {', '.join(GROUPS)}, label:<key> (cluster), pod_label:<key> "
+        f"or namespace_label:<key> (got {key!r})."
+    )
+
+
+def group_keys(group_by: str) -> list[str]:
+    """`a` or `a,b`: one or two keys, each validated."""
+    keys = [key.strip() for key in group_by.split(",")]
+    if not 1 <= len(keys) <= MAX_KEYS:
+        raise RollupError(f"group_by takes one or two keys, comma-separated (got {group_by!r}).")
+    for key in keys:
+        _expression(key)
+    return keys
+
+
+def is_filter(key: str) -> bool:
+    """Whether a query parameter names a dimension (a filter on it)."""
+    return key in GROUPS or any(
+        key.startswith(prefix) and len(key) > len(prefix) for prefix in LABEL_PREFIXES
     )
 
 
@@ -113,12 +142,13 @@ def cost_rollup(
     if since >= until:
         raise RollupError("since must be before until.")
     query = allocations_visible(user=user).filter(hour__gte=since, hour__lt=until)
-    for key, value in (filters or {}).items():
-        if key not in GROUPS:
-            raise RollupError(f"Unknown filter {key!r}.")
-        query = query.filter(**{GROUPS[key]: value})
-    query = query.annotate(group=_group_expression(group_by))
-    fields = ["group"]
+    for index, (key, value) in enumerate((filters or {}).items()):
+        query = query.annotate(**{f"filter_{index}": _expression(key, "a filter")}).filter(
+            **{f"filter_{index}": value}
+        )
+    keys = group_keys(group_by)
+    query = query.annotate(**{f"group_{i}": _expression(key) for i, key in enumerate(keys)})
+    fields = [f"group_{i}" for i in range(len(keys))]
     if period is not None:
         truncate = {"day": TruncDay, "month": TruncMonth}.get(period)
         if truncate is None:
@@ -137,18 +167,22 @@ def cost_rollup(
     )
     total = sum((row["total_cost"] or Decimal(0) for row in grouped), Decimal(0))
     return Rollup(
-        rows=[
-            _with_efficiency(
-                {
-                    **row,
-                    "group": row["group"] if row["group"] is not None else "(none)",
-                    **{name: (row[name] or Decimal(0)).quantize(CENT) for name in AMOUNTS},
-                }
-            )
-            for row in grouped
-        ],
+        rows=[_with_efficiency(_named(row, len(keys))) for row in grouped],
         total=total.quantize(CENT),
     )
+
+
+def _named(row: dict[str, Any], keys: int) -> dict[str, Any]:
+    """`group` is the key's value, or the keys' values joined by " / "; `groups` lists them
+    (a row without the label reads "(none)")."""
+    values = [row.pop(f"group_{i}") for i in range(keys)]
+    values = [value if value is not None else "(none)" for value in values]
+    return {
+        **row,
+        "group": SEPARATOR.join(values),
+        "groups": values,
+        **{name: (row[name] or Decimal(0)).quantize(CENT) for name in AMOUNTS},
+    }
 
 
 def cost_total(*, user: AnyUser, since: datetime, until: datetime) -> Decimal:

@@ -7,7 +7,9 @@ running hour's estimate follows the fleet. Writes are one COPY per batch.
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -113,7 +115,28 @@ def _workload(row: dict[str, Any]) -> Workload:
         ram_usage_gb=optional("memory_usage_bytes", GIB),
         cpu_charged=optional("cpu_charged_millis", THOUSAND),
         ram_charged_gb=optional("memory_charged_bytes", GIB),
+        controller=str(row.get("controller") or "")[:253],
+        labels=_labels(row.get("labels")),
     )
+
+
+def _labels(value: Any) -> tuple[tuple[str, str], ...]:
+    """Labels as a sorted tuple of string pairs (anything else in an agent's report is
+    dropped)."""
+    if not isinstance(value, dict):
+        return ()
+    return tuple(
+        sorted((k, v) for k, v in value.items() if isinstance(k, str) and isinstance(v, str))
+    )
+
+
+def namespace_labels(inventory: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Each namespace's labels, as the collector saw them."""
+    return {
+        ns["name"]: dict(_labels(ns.get("labels")))
+        for ns in inventory.get("namespaces") or ()
+        if isinstance(ns, dict) and isinstance(ns.get("name"), str)
+    }
 
 
 def _volumes(inventory: dict[str, Any]) -> list[tuple[str, str, int]]:
@@ -131,6 +154,9 @@ ALLOCATION_COLUMNS = (
     "cluster_name",
     "hour",
     "namespace",
+    "controller",
+    "labels",
+    "namespace_labels",
     "team_id",
     "team_name",
     "provider",
@@ -154,13 +180,19 @@ ALLOCATION_COLUMNS = (
 
 
 def allocation_rows(
-    cluster: Cluster, hour: datetime, rows: dict[str, Allocation]
+    cluster: Cluster,
+    hour: datetime,
+    rows: dict[str, Allocation],
+    namespaces: dict[str, dict[str, str]] | None = None,
 ) -> list[tuple[Any, ...]]:
     """One cluster's allocations for `hour` as plain tuples of ALLOCATION_COLUMNS (load the
-    cluster with its team: the team's name is kept on every row)."""
+    cluster with its team: the team's name is kept on every row). `namespaces` gives each
+    namespace's labels, copied onto its rows."""
     records = []
     team_name = cluster.team.name
-    for namespace, row in rows.items():
+    namespaces = namespaces or {}
+    for row in rows.values():
+        namespace = row.namespace
         storage = row.extra.get("storage", ZERO)
         balancers = row.extra.get("load_balancer", ZERO)
         records.append(
@@ -169,6 +201,9 @@ def allocation_rows(
                 cluster.name,
                 hour,
                 namespace,
+                row.controller,
+                Json(dict(row.labels)),
+                Json(namespaces.get(namespace, {})),
                 cluster.team_id,
                 team_name,
                 cluster.provider,
@@ -193,6 +228,13 @@ def allocation_rows(
     return records
 
 
+@dataclass(frozen=True)
+class Json:
+    """A JSON column's value in an allocation tuple."""
+
+    value: Any
+
+
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -207,6 +249,8 @@ def _copy_text(value: Any) -> str:
         return value.translate(_ESCAPES)
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, Json):
+        return json.dumps(value.value, sort_keys=True).translate(_ESCAPES)
     return str(value)
 
 
@@ -245,7 +289,8 @@ def _write(batch: list[ClusterInventory], hour: datetime) -> int:
     book = PriceBook(hour.date())  # one query for the batch's list prices
     for inventory in batch:
         allocations = cluster_cost_hour(inventory.cluster, inventory.data, hour, book)
-        rows += allocation_rows(inventory.cluster, hour, allocations)
+        labels = namespace_labels(inventory.data)
+        rows += allocation_rows(inventory.cluster, hour, allocations, labels)
     return allocations_replace(cluster_ids=[i.cluster_id for i in batch], hour=hour, rows=rows)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -50,9 +51,9 @@ class Inventory:
     full: bool = True
     # Whether `allocations` carry usage read from metrics.k8s.io (set by a full collection).
     usage: bool = False
-    # Requests of each pod on a node, (namespace, name) -> (node, cpu millis, memory bytes):
-    # what usage is joined with. Not stored.
-    pod_requests: dict[tuple[str, str], tuple[str, int, int]] = field(
+    # Requests of each pod on a node, (namespace, name) -> (its allocation row's key, cpu
+    # millis, memory bytes): what usage is joined with. Not stored.
+    pod_requests: dict[tuple[str, str], tuple[tuple[str, ...], int, int]] = field(
         default_factory=dict, repr=False
     )
 
@@ -163,6 +164,36 @@ def is_spot(labels: dict[str, str]) -> bool:
     return any(labels.get(key) == value for key, value in SPOT_LABELS.items())
 
 
+# Labels a controller sets per pod or per revision: not the workload's own labels.
+VOLATILE_LABELS = (
+    "pod-template-hash",
+    "controller-revision-hash",
+    "statefulset.kubernetes.io/pod-name",
+    "controller-uid",
+    "pod-template-generation",
+)
+
+
+def controller_of(metadata: dict[str, Any]) -> str:
+    """The pod's controller as `Kind/name`, as OpenCost names it: a ReplicaSet created by
+    a Deployment (its name is the Deployment's plus `-<pod-template-hash>`) counts as that
+    Deployment; a pod without a controller owner is "" (a bare pod)."""
+    for owner in metadata.get("ownerReferences") or ():
+        if not owner.get("controller"):
+            continue
+        kind, name = owner.get("kind") or "", owner.get("name") or ""
+        template_hash = (metadata.get("labels") or {}).get("pod-template-hash")
+        if kind == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
+            return f"Deployment/{name[: -len(template_hash) - 1]}"
+        return f"{kind}/{name}"
+    return ""
+
+
+def _stable_labels(metadata: dict[str, Any]) -> dict[str, str]:
+    labels = metadata.get("labels") or {}
+    return {k: v for k, v in labels.items() if k not in VOLATILE_LABELS}
+
+
 def _pod_requests(spec: dict[str, Any]) -> tuple[int, int, int]:
     """Effective requests as the scheduler counts them: max(sum of containers, any init).
     GPUs are counted from limits (extended resources are set as limits)."""
@@ -255,7 +286,7 @@ def _collect_health(api: k8s.ApiClient) -> Inventory:
 
     phases: Counter[str] = Counter()
     cpu = memory = crashlooping = 0
-    per_node: dict[tuple[str, str], list[int]] = {}
+    per_node: dict[tuple[str, str, str, str], list[int]] = {}
     for pod in _paged(api, "/api/v1/pods"):
         status, spec = pod.get("status") or {}, pod.get("spec") or {}
         phase = status.get("phase") or "Unknown"
@@ -264,10 +295,13 @@ def _collect_health(api: k8s.ApiClient) -> Inventory:
             pod_cpu, pod_memory, pod_gpu = _pod_requests(spec)
             cpu, memory = cpu + pod_cpu, memory + pod_memory
             crashlooping += int(_crashlooping(status))
-            key = (spec.get("nodeName") or "", pod["metadata"].get("namespace") or "")
-            if key[0]:
-                name = (key[1], pod["metadata"].get("name") or "")
-                inventory.pod_requests[name] = (key[0], pod_cpu, pod_memory)
+            metadata = pod["metadata"]
+            node, namespace = spec.get("nodeName") or "", metadata.get("namespace") or ""
+            controller, labels = controller_of(metadata), _stable_labels(metadata)
+            key = (node, namespace, controller, json.dumps(labels, sort_keys=True))
+            if node:
+                name = (namespace, metadata.get("name") or "")
+                inventory.pod_requests[name] = (key, pod_cpu, pod_memory)
             totals = per_node.setdefault(key, [0, 0, 0])
             totals[0], totals[1], totals[2] = (
                 totals[0] + pod_cpu,
@@ -275,8 +309,16 @@ def _collect_health(api: k8s.ApiClient) -> Inventory:
                 totals[2] + pod_gpu,
             )
     inventory.allocations = [
-        {"node": node, "namespace": ns, "cpu_millis": t[0], "memory_bytes": t[1], "gpu": t[2]}
-        for (node, ns), t in sorted(per_node.items())
+        {
+            "node": node,
+            "namespace": ns,
+            "controller": controller,
+            "labels": json.loads(labels),
+            "cpu_millis": t[0],
+            "memory_bytes": t[1],
+            "gpu": t[2],
+        }
+        for (node, ns, controller, labels), t in sorted(per_node.items())
     ]
     inventory.pods_by_phase = dict(phases)
     inventory.requested_cpu_millis, inventory.requested_memory_bytes = cpu, memory
@@ -302,7 +344,11 @@ def _collect_health(api: k8s.ApiClient) -> Inventory:
 
 def _complete(api: k8s.ApiClient, inventory: Inventory) -> None:
     inventory.namespaces = [
-        {"name": ns["metadata"]["name"], "phase": (ns.get("status") or {}).get("phase") or ""}
+        {
+            "name": ns["metadata"]["name"],
+            "phase": (ns.get("status") or {}).get("phase") or "",
+            "labels": ns["metadata"].get("labels") or {},
+        }
         for ns in _paged(api, "/api/v1/namespaces")
     ]
     workloads: dict[str, dict[str, int]] = {}
@@ -360,16 +406,18 @@ def _add_usage(api: k8s.ApiClient, inventory: Inventory) -> None:
         if error.status in (401, 403, 404, 500, 502, 503):
             return
         raise
-    sums: dict[tuple[str, str], list[int]] = {}
-    for pod, (node, cpu_request, memory_request) in inventory.pod_requests.items():
+    sums: dict[tuple[str, ...], list[int]] = {}
+    for pod, (key, cpu_request, memory_request) in inventory.pod_requests.items():
         cpu_used, memory_used = usage.get(pod, (cpu_request, memory_request))
-        row = sums.setdefault((node, pod[0]), [0, 0, 0, 0])
+        row = sums.setdefault(key, [0, 0, 0, 0])
         row[0] += cpu_used
         row[1] += memory_used
         row[2] += max(cpu_request, cpu_used)
         row[3] += max(memory_request, memory_used)
     for allocation in inventory.allocations:
-        measured = sums.get((allocation["node"], allocation["namespace"]))
+        labels = json.dumps(allocation["labels"], sort_keys=True)
+        key = (allocation["node"], allocation["namespace"], allocation["controller"], labels)
+        measured = sums.get(key)
         if measured is None:
             continue  # only pending pods on that node (or none running): nothing to measure
         (
@@ -379,6 +427,12 @@ def _add_usage(api: k8s.ApiClient, inventory: Inventory) -> None:
             allocation["memory_charged_bytes"],
         ) = measured
     inventory.usage = True
+
+
+def _string_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
 
 
 def quantity(value: str) -> Decimal:
@@ -446,6 +500,11 @@ def inventory_from_json(data: Any) -> Inventory:
         if k in a
     ):
         raise ValueError("inventory.allocations[] usage must be non-negative integers")
+    for a in allocations:
+        a.setdefault("controller", "")
+        a.setdefault("labels", {})
+        if not isinstance(a["controller"], str) or not _string_map(a["labels"]):
+            raise ValueError("inventory.allocations[] controller is a string, labels a map")
     inventory.allocations = allocations
     inventory.usage = data.get("usage") is True
     storage = data.get("storage_bytes", {})

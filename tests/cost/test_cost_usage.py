@@ -76,13 +76,20 @@ def test_pods_are_charged_the_larger_of_request_and_usage(metered: LocalCluster)
         assert data["usage"] is True
         assert data["load_balancers"] == {heavy: 1}  # the `local` provider prices them at 0
         rows = [r for r in data["allocations"] if r["namespace"] == heavy]
+        assert {(r["controller"], str(r["labels"])) for r in rows} == {
+            ("Deployment/h", "{'app': 'h'}")
+        }
         assert sum(r["cpu_usage_millis"] for r in rows) == 1500
         assert sum(r["memory_usage_bytes"] for r in rows) == 256 * 2**20
         assert sum(r["cpu_charged_millis"] for r in rows) == 1500
         assert sum(r["memory_charged_bytes"] for r in rows) == 512 * 2**20
 
         cost_compute(cluster_ids=[cluster.pk])
-        charged = CostAllocation.objects.get(cluster=cluster, namespace=heavy)
+        # the pods' row (their load balancer has a row of its own, controller "")
+        charged = CostAllocation.objects.get(
+            cluster=cluster, namespace=heavy, controller="Deployment/h"
+        )
+        assert charged.labels == {"app": "h"}  # pod-template-hash is the ReplicaSet's, not kept
         assert (charged.cpu_core_hours, charged.ram_gb_hours) == (D("1.5"), D("0.5"))
         assert (charged.cpu_cost, charged.ram_cost) == (D("0.047417"), D("0.002119"))
         assert charged.cpu_usage_core_hours == D("1.5")
