@@ -259,6 +259,9 @@ class ClusterPricingSerializer(serializers.ModelSerializer[ClusterPricing]):
             "control_plane_monthly",
             "storage_gb_month",
             "share_idle",
+            "shared_namespaces",
+            "shared_overhead_monthly",
+            "share_split",
         ]
 
 

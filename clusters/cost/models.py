@@ -86,6 +86,15 @@ class ClusterPricing(models.Model):
         ],
         default="resource",
     )
+    # Shared costs (OpenCost's shareNamespaces, sharedOverhead, shareSplit): these
+    # namespaces' cost and a fixed monthly overhead go to the cluster's other namespaces.
+    shared_namespaces = models.JSONField(default=list, blank=True)
+    shared_overhead_monthly = money(default=0)
+    share_split = models.CharField(
+        max_length=8,
+        choices=[("weighted", "By each namespace's cost"), ("even", "Evenly")],
+        default="weighted",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -10,6 +10,7 @@ from clusters.cost.allocation import SHARE_NONE, ShareIdle, Weights
 from clusters.cost.control_plane import managed_service
 from clusters.cost.models import ClusterPricing, InstancePrice, RateCard
 from clusters.cost.pricelist import CONTROL_PLANE_MONTHLY, HOURS_PER_MONTH, STORAGE_CLASS_GB_MONTH
+from clusters.cost.sharing import ShareSplit
 from clusters.models import Cluster
 
 DEFAULT_STORAGE_GB_MONTH = Decimal("0.10")
@@ -33,6 +34,9 @@ class ResolvedPricing:
     # What a node labelled spot pays of its price (1 - the spot discount). The cluster-wide
     # `spot` flag already sits in `multiplier`: a spot node is not discounted twice.
     spot_multiplier: Decimal = Decimal(1)
+    shared_namespaces: frozenset[str] = frozenset()
+    shared_overhead_hourly: Decimal = Decimal(0)
+    share_split: ShareSplit = "weighted"
 
     def volume_gb_hour(self, storage_class: str) -> Decimal:
         """The price of a GB-hour of a bound volume of `storage_class`."""
@@ -187,6 +191,11 @@ def resolve(cluster: Cluster, day: date) -> ResolvedPricing:
         share_idle=_share_idle(pricing),
         storage_class_gb_hour=by_class,
         spot_multiplier=spot_multiplier,
+        shared_namespaces=frozenset(pricing.shared_namespaces if pricing else ()),
+        shared_overhead_hourly=(
+            pricing.shared_overhead_monthly / HOURS_PER_MONTH if pricing else Decimal(0)
+        ),
+        share_split="even" if pricing and pricing.share_split == "even" else "weighted",
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -24,6 +25,7 @@ from clusters.cost.allocation import CONTROL_PLANE, ZERO, Allocation, Node, Work
 from clusters.cost.models import Budget, BudgetAlert, ClusterPricing, CostAllocation, RateCard
 from clusters.cost.pricelist import LOAD_BALANCER_HOURLY
 from clusters.cost.pricing import PriceBook, ResolvedPricing, resolve
+from clusters.cost.sharing import EXTRAS, SPLITS, share
 from clusters.models import Cluster, ClusterInventory
 from clusters.services.lifecycle import cluster_set_clusters
 from fleet.audit.services import audit_record
@@ -33,6 +35,7 @@ GIB = Decimal(2**30)
 THOUSAND = Decimal(1000)
 ONE_HOUR = Decimal(1)
 MICRO = Decimal("0.000001")
+NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 BATCH = 200  # clusters per transaction: ~200 x (namespaces + 2) rows per insert
 
 
@@ -91,8 +94,16 @@ def cluster_cost_hour(
         if balancer_hourly and count:
             row = rows.setdefault(namespace, Allocation(namespace))
             row.extra["load_balancer"] = balancer_hourly * count * ONE_HOUR
+    if pricing.shared_namespaces or pricing.shared_overhead_hourly:
+        rows = share(
+            rows,
+            namespaces=pricing.shared_namespaces,
+            overhead=pricing.shared_overhead_hourly * ONE_HOUR,
+            split=pricing.share_split,
+        )
     for row in rows.values():
-        for name in ("storage", "load_balancer"):
+        row.shared_cost = row.shared_cost.quantize(MICRO)
+        for name in EXTRAS:
             if name in row.extra:
                 row.extra[name] = row.extra[name].quantize(MICRO)
     return rows
@@ -305,6 +316,15 @@ def cluster_pricing_set(
     discount = Decimal(fields.get("discount_percent") or 0)
     if not 0 <= discount <= 100:
         raise ValidationError({"discount_percent": "A discount is 0 to 100 percent."})
+    shared = fields.get("shared_namespaces") or []
+    if not isinstance(shared, list) or not all(
+        isinstance(n, str) and NAMESPACE_NAME.fullmatch(n) for n in shared
+    ):
+        raise ValidationError({"shared_namespaces": "A list of namespace names."})
+    if fields.get("share_split", "weighted") not in SPLITS:
+        raise ValidationError({"share_split": "even or weighted."})
+    if Decimal(fields.get("shared_overhead_monthly") or 0) < 0:
+        raise ValidationError({"shared_overhead_monthly": "An overhead is not negative."})
     card = fields.get("rate_card") or ""
     if card and not RateCard.objects.filter(name=card, team_id=cluster.team_id).exists():
         raise ValidationError({"rate_card": f"No rate card named {card!r}."})
