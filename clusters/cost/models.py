@@ -154,6 +154,11 @@ class CostAllocation(models.Model):
     ram_request_gb_hours = money(default=0)
     cpu_usage_core_hours = money(null=True)
     ram_usage_gb_hours = money(null=True)
+    # Why the figure is what it is (services.provenance): how the nodes were priced (list
+    # price, rate card and version, estimate), the pricing rule, spot; `backfilled` when
+    # computed later from a stored snapshot. `estimated` when any of that is an estimate.
+    estimated = models.BooleanField(default=False)
+    provenance = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [

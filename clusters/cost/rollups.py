@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.postgres.aggregates import ArrayAgg, BoolOr
 from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDay, TruncMonth
@@ -162,6 +163,10 @@ def cost_rollup(
             cpu_core_hours=Sum("cpu_core_hours"),
             ram_gb_hours=Sum("ram_gb_hours"),
             **USAGE,
+            estimated=BoolOr("estimated"),
+            **(
+                {"provenance": ArrayAgg("provenance", distinct=True)} if keys == ["cluster"] else {}
+            ),
         )
         .order_by(*(["period"] if period else []), "-total_cost")
     )
@@ -174,7 +179,8 @@ def cost_rollup(
 
 def _named(row: dict[str, Any], keys: int) -> dict[str, Any]:
     """`group` is the key's value, or the keys' values joined by " / "; `groups` lists them
-    (a row without the label reads "(none)")."""
+    (a row without the label reads "(none)"). `estimated` says whether any figure in the
+    group is an estimate; grouped by cluster, `provenance` lists how its hours were priced."""
     values = [row.pop(f"group_{i}") for i in range(keys)]
     values = [value if value is not None else "(none)" for value in values]
     return {

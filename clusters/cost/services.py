@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -45,7 +46,10 @@ def _nodes(
     cluster: Cluster,
     day: datetime,
     book: PriceBook | None = None,
+    sources: Counter[str] | None = None,
 ) -> tuple[list[Node], int]:
+    """The priced nodes and how many are priced by estimate; `sources` counts how each was
+    priced (list, rate_card, estimate) and how many are spot."""
     nodes, estimated = [], 0
     for raw in inventory.get("nodes", []):
         capacity = raw.get("capacity", {})
@@ -62,20 +66,54 @@ def _nodes(
             day=day.date(),
             book=book,
         )
-        if raw.get("spot") is True:  # the provider's label says so (see docs/cost.md)
+        spot = raw.get("spot") is True  # the provider's label says so (see docs/cost.md)
+        if spot:
             price *= pricing.spot_multiplier
         estimated += int(is_estimate)
+        if sources is not None:
+            card = pricing.rate_card is not None
+            sources["rate_card" if card else "estimate" if is_estimate else "list"] += 1
+            sources["spot"] += int(spot)
         weights = pricing.node_weights(raw.get("instance_type", ""))
         nodes.append(Node(raw["name"], cpu, ram, gpus, price, weights))
     return nodes, estimated
 
 
+def provenance(pricing: ResolvedPricing, sources: Counter[str]) -> dict[str, Any]:
+    """Why a cluster-hour's figures are what they are: how its nodes were priced (list
+    price, rate card and its version, estimate at OpenCost's default unit prices), the
+    pricing rule in force and its discounts. Kept on every row of the hour."""
+    facts: dict[str, Any] = {
+        "nodes": {k: sources[k] for k in ("list", "rate_card", "estimate") if sources[k]},
+    }
+    if pricing.rate_card is not None:
+        facts["rate_card"] = pricing.rate_card.name
+        facts["rate_card_version"] = str(pricing.rate_card.valid_from)
+    if pricing.pricing is not None:
+        facts["pricing_from"] = str(pricing.pricing.valid_from)
+        if pricing.pricing.discount_percent:
+            facts["discount_percent"] = _plain(pricing.pricing.discount_percent)
+        if pricing.pricing.spot:
+            facts["spot_cluster"] = True
+    if sources["spot"]:
+        facts["spot_nodes"] = sources["spot"]
+        facts["spot_price_factor"] = _plain(pricing.spot_multiplier)
+    return facts
+
+
+def _plain(number: Decimal) -> str:
+    """70.00 -> "70", 0.3000 -> "0.3"."""
+    return format(number.normalize(), "f")
+
+
 def cluster_cost_hour(
     cluster: Cluster, inventory: dict[str, Any], hour: datetime, book: PriceBook | None = None
-) -> dict[str, Allocation]:
-    """The allocations of one cluster for one hour (no database writes)."""
+) -> tuple[dict[str, Allocation], dict[str, Any]]:
+    """The allocations of one cluster for one hour and their provenance (no database
+    writes)."""
     pricing = resolve(cluster, hour.date())
-    nodes, _ = _nodes(inventory, pricing, cluster, hour, book)
+    sources: Counter[str] = Counter()
+    nodes, _ = _nodes(inventory, pricing, cluster, hour, book, sources)
     workloads = [_workload(row) for row in inventory.get("allocations", []) if row.get("node")]
     rows = allocate(
         nodes=nodes,
@@ -106,7 +144,7 @@ def cluster_cost_hour(
         for name in EXTRAS:
             if name in row.extra:
                 row.extra[name] = row.extra[name].quantize(MICRO)
-    return rows
+    return rows, provenance(pricing, sources)
 
 
 def _workload(row: dict[str, Any]) -> Workload:
@@ -187,6 +225,8 @@ ALLOCATION_COLUMNS = (
     "ram_request_gb_hours",
     "cpu_usage_core_hours",
     "ram_usage_gb_hours",
+    "estimated",
+    "provenance",
 )
 
 
@@ -195,10 +235,14 @@ def allocation_rows(
     hour: datetime,
     rows: dict[str, Allocation],
     namespaces: dict[str, dict[str, str]] | None = None,
+    facts: dict[str, Any] | None = None,
 ) -> list[tuple[Any, ...]]:
     """One cluster's allocations for `hour` as plain tuples of ALLOCATION_COLUMNS (load the
     cluster with its team: the team's name is kept on every row). `namespaces` gives each
-    namespace's labels, copied onto its rows."""
+    namespace's labels, copied onto its rows; `facts` the hour's provenance (a row is
+    estimated when a node was priced by estimate or the hour was backfilled)."""
+    facts = facts or {}
+    estimated = bool(facts.get("nodes", {}).get("estimate")) or bool(facts.get("backfilled"))
     records = []
     team_name = cluster.team.name
     namespaces = namespaces or {}
@@ -234,6 +278,8 @@ def allocation_rows(
                 row.ram_request_gb_hours,
                 row.cpu_usage_core_hours,
                 row.ram_usage_gb_hours,
+                estimated,
+                Json(facts),
             )
         )
     return records
@@ -299,9 +345,9 @@ def _write(batch: list[ClusterInventory], hour: datetime) -> int:
     rows: list[tuple[Any, ...]] = []
     book = PriceBook(hour.date())  # one query for the batch's list prices
     for inventory in batch:
-        allocations = cluster_cost_hour(inventory.cluster, inventory.data, hour, book)
+        allocations, facts = cluster_cost_hour(inventory.cluster, inventory.data, hour, book)
         labels = namespace_labels(inventory.data)
-        rows += allocation_rows(inventory.cluster, hour, allocations, labels)
+        rows += allocation_rows(inventory.cluster, hour, allocations, labels, facts)
     return allocations_replace(cluster_ids=[i.cluster_id for i in batch], hour=hour, rows=rows)
 
 

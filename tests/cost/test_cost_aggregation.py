@@ -132,6 +132,21 @@ def test_by_two_namespace_labels_at_once(admin: Any) -> None:
     assert D(str(body["total"])) == D("0.32")
 
 
+def test_grouped_by_cluster_a_row_says_how_it_was_priced(admin: Any) -> None:
+    status, body = _costs(admin, group_by="cluster")
+    assert status == 200
+    (row,) = body["rows"]
+    assert row["estimated"] is False
+    assert row["provenance"] == [
+        {
+            "nodes": {"rate_card": 1},
+            "rate_card": "dc",
+            "rate_card_version": "2026-01-01",
+            "pricing_from": "2026-01-01",
+        }
+    ]
+
+
 def test_filters_on_each_dimension(admin: Any) -> None:
     # prod namespaces by app: shop's web and api, ops' web
     assert _totals(admin, group_by="pod_label:app", **{"namespace_label:env": "prod"}) == {

@@ -83,12 +83,24 @@ def test_a_spot_node_pays_its_price_less_the_spot_discount() -> None:
     web = CostAllocation.objects.get(cluster=cluster, hour=HOUR, namespace="web")
     assert (web.load_balancer_cost, web.total_cost) == (D("0.045"), D("0.045"))
     assert _total(cluster) == D("0.1794")
+    # each row says how its hour was priced: list prices, one node spot at 0.4 of its price
+    assert (idle.estimated, idle.provenance) == (
+        False,
+        {"nodes": {"list": 2}, "spot_nodes": 1, "spot_price_factor": "0.4"},
+    )
 
     ClusterPricing.objects.create(
         cluster=cluster, valid_from=date(2026, 11, 1), spot_discount_percent=D(70)
     )
     cost_compute(hour=HOUR)
     assert _total(cluster) == D("0.1698")
+    web = CostAllocation.objects.get(cluster=cluster, hour=HOUR, namespace="web")
+    assert web.provenance == {
+        "nodes": {"list": 2},
+        "pricing_from": "2026-11-01",
+        "spot_nodes": 1,
+        "spot_price_factor": "0.3",
+    }
 
 
 @pytest.mark.django_db

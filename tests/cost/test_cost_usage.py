@@ -89,7 +89,12 @@ def test_pods_are_charged_the_larger_of_request_and_usage(metered: LocalCluster)
         charged = CostAllocation.objects.get(
             cluster=cluster, namespace=heavy, controller="Deployment/h"
         )
-        assert charged.labels == {"app": "h"}  # pod-template-hash is the ReplicaSet's, not kept
+        assert charged.labels == {"app": "h"}
+        # no list price for the local provider's nodes: priced by estimate, and marked so
+        assert (charged.estimated, charged.provenance) == (
+            True,
+            {"nodes": {"estimate": 2}},
+        )  # pod-template-hash is the ReplicaSet's, not kept
         assert (charged.cpu_core_hours, charged.ram_gb_hours) == (D("1.5"), D("0.5"))
         assert (charged.cpu_cost, charged.ram_cost) == (D("0.047417"), D("0.002119"))
         assert charged.cpu_usage_core_hours == D("1.5")
