@@ -178,6 +178,30 @@ class CostAllocation(models.Model):
         return f"{self.cluster_name} {self.hour} {self.namespace}: {self.total_cost}"
 
 
+class CostSnapshot(models.Model):
+    """What a cluster's cost of one hour was computed from: the part of its inventory
+    cost reads (nodes, pods' requests and usage, volumes, load balancers, namespaces). The
+    hourly computation keeps the last one of each hour; a missed hour is backfilled from
+    the latest snapshot at or before it (services: `backfill`)."""
+
+    id = models.BigAutoField(primary_key=True)
+    cluster = models.ForeignKey(
+        "clusters.Cluster", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    hour = models.DateTimeField()
+    collected_at = models.DateTimeField()
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "hour"], name="costsnapshot_unique")
+        ]
+        indexes = [models.Index(fields=["hour"])]
+
+    def __str__(self) -> str:
+        return f"snapshot of {self.cluster_id} at {self.hour}"
+
+
 class Budget(models.Model):
     """A monthly budget for a team or a cluster set; alerts when the month's forecast
     exceeds it."""

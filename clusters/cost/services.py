@@ -23,7 +23,14 @@ from django.utils import timezone
 
 from clusters.copy import copy_lines
 from clusters.cost.allocation import CONTROL_PLANE, ZERO, Allocation, Node, Workload, allocate
-from clusters.cost.models import Budget, BudgetAlert, ClusterPricing, CostAllocation, RateCard
+from clusters.cost.models import (
+    Budget,
+    BudgetAlert,
+    ClusterPricing,
+    CostAllocation,
+    CostSnapshot,
+    RateCard,
+)
 from clusters.cost.pricelist import LOAD_BALANCER_HOURLY
 from clusters.cost.pricing import PriceBook, ResolvedPricing, resolve
 from clusters.cost.sharing import EXTRAS, SPLITS, share
@@ -341,6 +348,14 @@ def cost_compute(*, hour: datetime | None = None, cluster_ids: list[int] | None 
     return written
 
 
+# The inventory's parts cost reads, kept per cluster-hour for backfill.
+SNAPSHOT_KEYS = ("nodes", "allocations", "volumes", "storage_bytes", "load_balancers", "namespaces")
+
+
+def snapshot_of(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: data[key] for key in SNAPSHOT_KEYS if key in data}
+
+
 def _write(batch: list[ClusterInventory], hour: datetime) -> int:
     rows: list[tuple[Any, ...]] = []
     book = PriceBook(hour.date())  # one query for the batch's list prices
@@ -348,7 +363,22 @@ def _write(batch: list[ClusterInventory], hour: datetime) -> int:
         allocations, facts = cluster_cost_hour(inventory.cluster, inventory.data, hour, book)
         labels = namespace_labels(inventory.data)
         rows += allocation_rows(inventory.cluster, hour, allocations, labels, facts)
-    return allocations_replace(cluster_ids=[i.cluster_id for i in batch], hour=hour, rows=rows)
+    written = allocations_replace(cluster_ids=[i.cluster_id for i in batch], hour=hour, rows=rows)
+    CostSnapshot.objects.bulk_create(
+        [
+            CostSnapshot(
+                cluster_id=i.cluster_id,
+                hour=hour,
+                collected_at=i.collected_at,
+                data=snapshot_of(i.data),
+            )
+            for i in batch
+        ],
+        update_conflicts=True,
+        unique_fields=["cluster", "hour"],
+        update_fields=["collected_at", "data"],
+    )
+    return written
 
 
 def cluster_pricing_set(
