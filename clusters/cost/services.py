@@ -7,11 +7,9 @@ running hour's estimate follows the fleet. Writes are one COPY per batch.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import Counter
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -21,7 +19,7 @@ from django.db import transaction
 from django.db.models import Min, Sum
 from django.utils import timezone
 
-from clusters.copy import copy_lines
+from clusters.copy import copy_lines, copy_value
 from clusters.cost.allocation import CONTROL_PLANE, ZERO, Allocation, Node, Workload, allocate
 from clusters.cost.models import (
     Budget,
@@ -264,8 +262,8 @@ def allocation_rows(
                 hour,
                 namespace,
                 row.controller,
-                Json(dict(row.labels)),
-                Json(namespaces.get(namespace, {})),
+                dict(row.labels),
+                namespaces.get(namespace, {}),
                 cluster.team_id,
                 team_name,
                 cluster.provider,
@@ -286,17 +284,10 @@ def allocation_rows(
                 row.cpu_usage_core_hours,
                 row.ram_usage_gb_hours,
                 estimated,
-                Json(facts),
+                facts,
             )
         )
     return records
-
-
-@dataclass(frozen=True)
-class Json:
-    """A JSON column's value in an allocation tuple."""
-
-    value: Any
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -313,8 +304,8 @@ def _copy_text(value: Any) -> str:
         return value.translate(_ESCAPES)
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, Json):
-        return json.dumps(value.value, sort_keys=True).translate(_ESCAPES)
+    if isinstance(value, dict | bool):
+        return copy_value(value)  # JSON (orjson) and t/f, as every COPY writes them
     return str(value)
 
 
