@@ -91,6 +91,12 @@ def _clear(values: list[tuple[datetime, Hourly]]) -> None:
     CostAllocation.objects.filter(hour__in=[hour for hour, _ in values]).delete()
 
 
+def _ready(value: Any) -> Any:
+    if value is None:
+        return "\\N"
+    return orjson.dumps(value).decode() if isinstance(value, dict) else value
+
+
 def run(*, cluster_ids: list[int], rows: int, repeats: int = 3) -> list[Row]:
     clusters = list(
         Cluster.objects.filter(pk__in=cluster_ids)
@@ -99,9 +105,9 @@ def run(*, cluster_ids: list[int], rows: int, repeats: int = 3) -> list[Row]:
         .order_by("pk")
     )
     values, total = _values(clusters, rows)
-    # ready tuples: JSON columns already encoded (the baseline writes str() of each value)
+    # ready tuples: JSON and NULL already encoded (the baseline writes str() of each value)
     tuples = [
-        tuple(orjson.dumps(v).decode() if isinstance(v, dict) else v for v in row)
+        tuple(_ready(v) for v in row)
         for hour, fleet in values
         for cluster, allocations in fleet
         for row in allocation_rows(cluster, hour, allocations, None, FACTS)
