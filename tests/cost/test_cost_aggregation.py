@@ -51,8 +51,8 @@ def _pods(namespace: str, controller: str, app: str, cpu: int, gib: int) -> dict
     }
 
 
-@pytest.fixture
-def admin() -> Any:
+def dc_cluster(**pricing: Any) -> Any:
+    """dc-1, priced from 2026-01-01 by the rate card `dc` (0.02/core-h, 0.005/GB-h)."""
     team = make_team()
     cluster = make_cluster(team=team, name="dc-1", provider="onprem")
     RateCard.objects.create(
@@ -62,7 +62,15 @@ def admin() -> Any:
         cpu_core_hour=D("0.02"),
         ram_gb_hour=D("0.005"),
     )
-    ClusterPricing.objects.create(cluster=cluster, valid_from=date(2026, 1, 1), rate_card="dc")
+    ClusterPricing.objects.create(
+        cluster=cluster, valid_from=date(2026, 1, 1), rate_card="dc", **pricing
+    )
+    return cluster
+
+
+@pytest.fixture
+def admin() -> Any:
+    cluster = dc_cluster()
     namespaces = {
         "shop": {"env": "prod", "team": "retail"},
         "lab": {"env": "dev", "team": "retail"},

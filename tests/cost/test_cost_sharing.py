@@ -25,11 +25,12 @@ import pytest
 from django.db.models import Sum
 from rest_framework.test import APIClient
 
-from clusters.cost.models import ClusterPricing, CostAllocation, RateCard
+from clusters.cost.models import ClusterPricing, CostAllocation
 from clusters.cost.services import cost_compute
 from clusters.models import ClusterInventory
 from fleet.accounts.choices import Role
 from fleet.audit.models import AuditEvent
+from tests.cost.test_cost_aggregation import dc_cluster
 from tests.cost.test_costs import _node
 from tests.factories import add_member, make_cluster, make_team, make_user
 
@@ -51,18 +52,7 @@ def _pods(namespace: str, controller: str, cpu: int, gib: int) -> dict[str, Any]
 
 
 def _cluster(allocations: list[dict[str, Any]], **pricing: Any) -> Any:
-    team = make_team()
-    cluster = make_cluster(team=team, name="dc-1", provider="onprem")
-    RateCard.objects.create(
-        name="dc",
-        team=team,
-        valid_from=date(2026, 1, 1),
-        cpu_core_hour=D("0.02"),
-        ram_gb_hour=D("0.005"),
-    )
-    ClusterPricing.objects.create(
-        cluster=cluster, valid_from=date(2026, 1, 1), rate_card="dc", **pricing
-    )
+    cluster = dc_cluster(**pricing)
     ClusterInventory.objects.create(
         cluster=cluster,
         collected_at=HOUR,
