@@ -64,13 +64,13 @@ def backfill(
     hours = list(_hours(since, until))
     filled = written = 0
     for done, hour in enumerate(hours, start=1):
-        alive = list(clusters.filter(created_at__lt=hour + ONE_HOUR))
-        have = set(
-            CostAllocation.objects.filter(hour=hour, cluster__in=alive)
-            .values_list("cluster_id", flat=True)
-            .distinct()
-        )
-        targets = alive if recompute else [c for c in alive if c.pk not in have]
+        alive = clusters.filter(created_at__lt=hour + ONE_HOUR)
+        with_rows = CostAllocation.objects.filter(hour=hour, cluster__isnull=False)
+        if recompute:
+            targets = list(alive)
+            have = set(with_rows.values_list("cluster_id", flat=True).distinct())
+        else:  # only the clusters without rows are loaded: usually none
+            targets, have = list(alive.exclude(pk__in=with_rows.values("cluster_id"))), set()
         snapshots = _latest_snapshots([c.pk for c in targets], hour)
         book = PriceBook(hour.date())
         rows: list[tuple[Any, ...]] = []

@@ -18,10 +18,12 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.db.models import Sum
+from django.utils import timezone
 
 from clusters.cost.backfill import backfill
 from clusters.cost.models import CostAllocation
 from clusters.cost.services import cost_compute
+from clusters.cost.tasks import cost_compute_task
 from clusters.models import Cluster, ClusterInventory
 from fleet.audit.models import AuditEvent
 from tests.cost.test_costs import _node
@@ -114,3 +116,22 @@ def test_the_command_prints_its_progress(outage: Any) -> None:
     assert "4/4 hours" in text
     assert "2 cluster-hours computed" in text
     assert sum(_by_hour(outage["old"]).values()) == D("0.48")
+
+
+def test_the_hourly_task_fills_the_hours_it_missed() -> None:
+    # computed three hours ago, then workers down: the task computes this hour and fills
+    # the two in between from that snapshot: 4 hours x 0.096
+    now = timezone.now().replace(minute=0, second=0, microsecond=0)
+    cluster = _cluster("gap-1", now - timedelta(hours=4))
+    _inventory(cluster, 1, now - timedelta(hours=3))
+    cost_compute(hour=now - timedelta(hours=3))
+    cost_compute_task()
+    totals = CostAllocation.objects.filter(cluster=cluster).values("hour", "estimated")
+    assert sorted((r["hour"], r["estimated"]) for r in totals) == [
+        (now - timedelta(hours=3), False),
+        (now - timedelta(hours=2), True),
+        (now - timedelta(hours=1), True),
+        (now, False),
+    ]
+    total = CostAllocation.objects.filter(cluster=cluster).aggregate(t=Sum("total_cost"))["t"]
+    assert total == D("0.384")
