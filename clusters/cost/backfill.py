@@ -107,6 +107,17 @@ def backfill(
     return BackfillResult(hours=len(hours), clusters_filled=filled, rows=written)
 
 
+SNAPSHOT_DAYS = 35  # how far back a missed hour can be backfilled (a month and a margin)
+
+
+def snapshots_prune(*, now: datetime) -> int:
+    """Delete snapshots past SNAPSHOT_DAYS and those of deregistered clusters (whose
+    hours are never backfilled); returns how many."""
+    old = Q(hour__lt=now - timedelta(days=SNAPSHOT_DAYS)) | Q(cluster__isnull=True)
+    deleted, _ = CostSnapshot.objects.filter(old).delete()
+    return deleted
+
+
 def _latest_snapshots(cluster_ids: list[int], hour: datetime) -> dict[int, CostSnapshot]:
     """Each cluster's latest snapshot at or before `hour` (one query)."""
     if not cluster_ids:

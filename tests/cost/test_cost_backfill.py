@@ -20,8 +20,8 @@ from django.core.management import call_command
 from django.db.models import Sum
 from django.utils import timezone
 
-from clusters.cost.backfill import backfill
-from clusters.cost.models import CostAllocation
+from clusters.cost.backfill import backfill, snapshots_prune
+from clusters.cost.models import CostAllocation, CostSnapshot
 from clusters.cost.services import cost_compute
 from clusters.cost.tasks import cost_compute_task
 from clusters.models import Cluster, ClusterInventory
@@ -135,3 +135,12 @@ def test_the_hourly_task_fills_the_hours_it_missed() -> None:
     ]
     total = CostAllocation.objects.filter(cluster=cluster).aggregate(t=Sum("total_cost"))["t"]
     assert total == D("0.384")
+
+
+def test_snapshots_past_retention_and_of_deregistered_clusters_are_pruned(outage: Any) -> None:
+    # snapshots at 12:00 (old-1) and 15:00 (old-1, new-1); 35 days after 13:00 only the
+    # 12:00 one is past; new-1's go once its cluster is gone
+    assert snapshots_prune(now=_h(13) + timedelta(days=35)) == 1
+    outage["new"].delete()
+    assert snapshots_prune(now=_h(15)) == 1
+    assert list(CostSnapshot.objects.values_list("cluster__name", "hour")) == [("old-1", _h(15))]
