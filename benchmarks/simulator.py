@@ -2,9 +2,10 @@
 
 * N simulated member clusters answer the part of the Kubernetes API Keelson calls
   (`clusters/kube/inventory.py`: /version, nodes, namespaces, deployments, statefulsets,
-  daemonsets, pods, persistentvolumeclaims, warning events; `clusters/kube/access.py`:
-  SelfSubjectAccessReview) over HTTPS with a self-signed CA, all on ONE port, cluster
-  `n` under the prefix `https://127.0.0.1:PORT/c/<n>` with its own bearer token.
+  daemonsets, pods, persistentvolumeclaims, services, warning events, metrics.k8s.io pod
+  usage; `clusters/kube/access.py`: SelfSubjectAccessReview) over HTTPS with a
+  self-signed CA, all on ONE port, cluster `n` under the prefix
+  `https://127.0.0.1:PORT/c/<n>` with its own bearer token.
 * They also answer what a policy sweep reads (`policies/kube.py`): discovery (`/api`,
   `/apis`, group versions) and lists of replicasets, jobs, cronjobs, services and network
   policies, with workloads owned as in a real cluster (Deployment -> ReplicaSet -> Pod).
@@ -411,6 +412,20 @@ def discovery(legacy: bool) -> dict[str, Any]:
                     "verbs": ["get", "patch", "update"],
                 }
             )
+    # metrics-server's aggregated API (usage of pods and nodes), read by the cost collector
+    by_version[METRICS_VERSION] = [
+        {
+            "name": plural,
+            "singularName": "",
+            "namespaced": namespaced,
+            "kind": kind,
+            "verbs": ["get", "list"],
+        }
+        for plural, kind, namespaced in (
+            ("nodes", "NodeMetrics", False),
+            ("pods", "PodMetrics", True),
+        )
+    ]
     groups: dict[str, list[str]] = {}
     for group_version in by_version:
         if group_version != "v1":
@@ -452,6 +467,47 @@ def discovery(legacy: bool) -> dict[str, Any]:
         answers["/api" + AGGREGATED] = _aggregated(by_version, core=True)
         answers["/apis" + AGGREGATED] = _aggregated(by_version, core=False)
     return answers
+
+
+METRICS_VERSION = "metrics.k8s.io/v1beta1"
+
+
+def pod_metrics(pods: list[dict[str, Any]], profile: int) -> dict[str, Any]:
+    """PodMetrics of running pods: each container uses 50, 75, 100 or 125 % of its CPU
+    request (by profile) and 80 % of its memory request."""
+    cpu_percent, items = 50 + 25 * (profile % 4), []
+    for pod in pods:
+        if (pod.get("status") or {}).get("phase") != "Running":
+            continue
+        containers = []
+        for container in pod["spec"]["containers"]:
+            requests = (container.get("resources") or {}).get("requests") or {}
+            cpu = int(_quantity(requests.get("cpu", "0")) * 10**9 * cpu_percent / 100)
+            memory = int(_quantity(requests.get("memory", "0")) * 8 / 10)
+            containers.append(
+                {"name": container["name"], "usage": {"cpu": f"{cpu}n", "memory": str(memory)}}
+            )
+        metadata = pod["metadata"]
+        items.append(
+            {
+                "metadata": {"name": metadata["name"], "namespace": metadata["namespace"]},
+                "timestamp": "2026-01-01T00:00:00Z",
+                "window": "30s",
+                "containers": containers,
+            }
+        )
+    return _list("PodMetricsList", items, METRICS_VERSION)
+
+
+_SUFFIXES = {"m": 0.001, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+
+
+def _quantity(value: str) -> float:
+    """The simulator's own quantities ("250m", "128Mi", "1"), without the client."""
+    for suffix, factor in _SUFFIXES.items():
+        if value.endswith(suffix):
+            return float(value[: -len(suffix)]) * factor
+    return float(value)
 
 
 AGGREGATED = ";aggregated"  # the path suffix of an aggregated discovery answer
@@ -791,6 +847,7 @@ def cluster_objects(profile: int, degraded: bool, variant: Variant | None = None
             ],
         ),
         "/api/v1/pods": _list("PodList", pods),
+        f"/apis/{METRICS_VERSION}/pods": pod_metrics(pods, profile),
         "/api/v1/persistentvolumeclaims": _list(
             "PersistentVolumeClaimList",
             [

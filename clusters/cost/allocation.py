@@ -69,11 +69,30 @@ class Workload:
     cpu_usage: Decimal | None = None
     ram_usage_gb: Decimal | None = None
     minutes: Decimal = MINUTES_PER_HOUR
+    # What is charged when the workload stands for several pods: the sum over the pods of
+    # max(request, usage), which may exceed max(sum of requests, sum of usage). None:
+    # max(request, usage) of the sums.
+    cpu_charged: Decimal | None = None
+    ram_charged_gb: Decimal | None = None
+    # The pods' controller (`Deployment/web`, "" for bare pods) and their labels: rows are
+    # kept apart by them so cost can be grouped by controller and pod label.
+    controller: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def key(self) -> str:
+        """The row it is charged to: its namespace, or the namespace, controller and
+        labels when it has them (read the row's fields, not the key)."""
+        if not self.controller and not self.labels:
+            return self.namespace
+        return "\x00".join([self.namespace, self.controller, repr(self.labels)])
 
 
 @dataclass
 class Allocation:
     namespace: str
+    controller: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
     cpu_cost: Decimal = ZERO
     ram_cost: Decimal = ZERO
     gpu_cost: Decimal = ZERO
@@ -81,7 +100,11 @@ class Allocation:
     cpu_core_hours: Decimal = ZERO
     ram_gb_hours: Decimal = ZERO
     gpu_hours: Decimal = ZERO
+    # Requests and usage, for efficiency (usage / request); usage None when unmeasured.
+    cpu_request_core_hours: Decimal = ZERO
+    ram_request_gb_hours: Decimal = ZERO
     cpu_usage_core_hours: Decimal | None = None
+    ram_usage_gb_hours: Decimal | None = None
     extra: dict[str, Decimal] = field(default_factory=dict)
 
     @property
@@ -127,7 +150,8 @@ def allocate(
     control_plane_hourly: Decimal = ZERO,
     share_idle: ShareIdle = SHARE_NONE,
 ) -> dict[str, Allocation]:
-    """Allocations by namespace, plus IDLE and CONTROL_PLANE rows (when not zero).
+    """Allocations by namespace (and controller and pod labels, see `Workload.key`),
+    plus IDLE and CONTROL_PLANE rows (when not zero).
     Amounts are rounded to the micro-unit once, at the end."""
     units = {node.name: unit_prices(node, weights) for node in nodes}
     rows: dict[str, Allocation] = {}
@@ -137,10 +161,22 @@ def allocate(
         if unit is None:
             continue  # pending pods on no node are not charged (nothing runs)
         ran = hours * min(max(workload.minutes, ZERO), MINUTES_PER_HOUR) / MINUTES_PER_HOUR
-        cpu = max(workload.cpu_request, workload.cpu_usage or ZERO) * ran
-        ram = max(workload.ram_request_gb, workload.ram_usage_gb or ZERO) * ran
+        cpu = _charged(workload.cpu_request, workload.cpu_usage, workload.cpu_charged) * ran
+        ram = _charged(workload.ram_request_gb, workload.ram_usage_gb, workload.ram_charged_gb)
+        ram *= ran
         gpu = workload.gpu_request * ran
-        row = rows.setdefault(workload.namespace, Allocation(workload.namespace))
+        row = rows.get(workload.key)
+        if row is None:
+            row = rows[workload.key] = Allocation(
+                workload.namespace, workload.controller, workload.labels
+            )
+        row.cpu_request_core_hours += workload.cpu_request * ran
+        row.ram_request_gb_hours += workload.ram_request_gb * ran
+        if workload.cpu_usage is not None:
+            row.cpu_usage_core_hours = (row.cpu_usage_core_hours or ZERO) + workload.cpu_usage * ran
+        if workload.ram_usage_gb is not None:
+            used = workload.ram_usage_gb * ran
+            row.ram_usage_gb_hours = (row.ram_usage_gb_hours or ZERO) + used
         row.cpu_core_hours += cpu
         row.ram_gb_hours += ram
         row.gpu_hours += gpu
@@ -175,6 +211,12 @@ def allocate(
     return result
 
 
+def _charged(request: Decimal, usage: Decimal | None, charged: Decimal | None) -> Decimal:
+    if charged is not None:
+        return max(charged, request)
+    return max(request, usage or ZERO)
+
+
 def _share_by_resource(idle: Allocation, rows: dict[str, Allocation]) -> Allocation:
     """Each resource's idle to the namespaces charged for that resource, by their cost of
     it; returns what could not be shared (a resource nobody was charged for)."""
@@ -193,11 +235,11 @@ def _share_by_resource(idle: Allocation, rows: dict[str, Allocation]) -> Allocat
 def _share_by_cost(idle: Allocation, rows: dict[str, Allocation]) -> Allocation:
     """All idle to the namespaces by their total cost; returns it whole when no namespace
     was charged anything."""
-    weights = {namespace: row.total for namespace, row in rows.items()}
+    weights = {key: row.total for key, row in rows.items()}
     total_weight = sum(weights.values(), ZERO)
     if total_weight == 0:
         return idle
     amount = idle.total
-    for namespace, weight in weights.items():
-        rows[namespace].shared_cost += amount * weight / total_weight
+    for key, weight in weights.items():
+        rows[key].shared_cost += amount * weight / total_weight
     return Allocation(IDLE)

@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from clusters.api.permissions import authorize_cluster_write, authorize_create, require_role
 from clusters.cost.models import Budget, ClusterPricing, InstancePrice, RateCard
 from clusters.cost.prices import instance_price_add, rate_card_save
-from clusters.cost.rollups import AMOUNTS, GROUPS, Rollup, RollupError, cost_rollup
+from clusters.cost.rollups import AMOUNTS, GROUPS, Rollup, RollupError, cost_rollup, is_filter
 from clusters.cost.services import budget_status, cluster_pricing_set
 from clusters.csvsafe import SafeWriter
 from clusters.models import Cluster
@@ -57,7 +57,7 @@ def period_bounds(params: Any) -> tuple[datetime, datetime]:
 
 def rollup_for(request: Any, params: Any) -> tuple[Rollup, datetime, datetime]:
     since, until = period_bounds(params)
-    filters = {key: params[key] for key in GROUPS if params.get(key)}
+    filters = {key: str(params[key]) for key in params if is_filter(key) and params.get(key)}
     period = params.get("period") or None
     try:
         rollup = cost_rollup(
@@ -73,16 +73,33 @@ def rollup_for(request: Any, params: Any) -> tuple[Rollup, datetime, datetime]:
     return rollup, since, until
 
 
+EFFICIENCIES = ("cpu_efficiency", "ram_efficiency")
+
+
 def csv_response(rows: list[dict[str, Any]], group_by: str) -> HttpResponse:
     buffer = io.StringIO()
     writer = SafeWriter(buffer)
     has_period = bool(rows) and "period" in rows[0]
-    header = [group_by, *(["period"] if has_period else []), *AMOUNTS, "cpu_core_hours"]
+    header = [
+        group_by,
+        *(["period"] if has_period else []),
+        *AMOUNTS,
+        *EFFICIENCIES,
+        "cpu_core_hours",
+    ]
     writer.writerow(header)
     for row in rows:
         period = [row["period"].date().isoformat()] if has_period else []
         amounts = [row[name] for name in AMOUNTS]
-        writer.writerow([row["group"], *period, *amounts, row["cpu_core_hours"]])
+        writer.writerow(
+            [
+                row["group"],
+                *period,
+                *amounts,
+                *("" if row.get(name) is None else row[name] for name in EFFICIENCIES),
+                row["cpu_core_hours"],
+            ]
+        )
     response = HttpResponse(buffer.getvalue(), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="keelson-cost-by-{group_by}.csv"'
     return response
@@ -94,8 +111,10 @@ class CostView(APIView):
             OpenApiParameter(
                 "group_by",
                 OpenApiTypes.STR,
-                description="cluster, provider, "
-                "region, environment, namespace, team or label:<key>",
+                description="cluster, provider, region, environment, namespace, team, "
+                "controller, label:<key> (cluster label), pod_label:<key>, "
+                "namespace_label:<key>; two at once comma-separated (team,namespace_label:env). "
+                "Each is also a filter (?controller=Deployment/web&pod_label:app=web).",
             ),
             OpenApiParameter("period", OpenApiTypes.STR, enum=["day", "month"]),
             OpenApiParameter(
@@ -240,6 +259,9 @@ class ClusterPricingSerializer(serializers.ModelSerializer[ClusterPricing]):
             "control_plane_monthly",
             "storage_gb_month",
             "share_idle",
+            "shared_namespaces",
+            "shared_overhead_monthly",
+            "share_split",
         ]
 
 

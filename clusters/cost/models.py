@@ -86,6 +86,15 @@ class ClusterPricing(models.Model):
         ],
         default="resource",
     )
+    # Shared costs (OpenCost's shareNamespaces, sharedOverhead, shareSplit): these
+    # namespaces' cost and a fixed monthly overhead go to the cluster's other namespaces.
+    shared_namespaces = models.JSONField(default=list, blank=True)
+    shared_overhead_monthly = money(default=0)
+    share_split = models.CharField(
+        max_length=8,
+        choices=[("weighted", "By each namespace's cost"), ("even", "Evenly")],
+        default="weighted",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -117,6 +126,11 @@ class CostAllocation(models.Model):
     cluster_name = models.CharField(max_length=63, default="")
     hour = models.DateTimeField()
     namespace = models.CharField(max_length=253)
+    # The pods' controller (`Deployment/web`; "" for bare pods, idle, storage, fees) and
+    # their labels; the namespace's labels at that hour. Cost groups by any of them.
+    controller = models.CharField(max_length=253, default="", blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+    namespace_labels = models.JSONField(default=dict, blank=True)
     team = models.ForeignKey(
         "accounts.Team", null=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
     )
@@ -129,16 +143,28 @@ class CostAllocation(models.Model):
     gpu_cost = money()
     storage_cost = money(default=0)
     shared_cost = money(default=0)
+    load_balancer_cost = money(default=0)
     total_cost = money()
     cpu_core_hours = money(default=0)
     ram_gb_hours = money(default=0)
     gpu_hours = money(default=0)
+    # Requests and measured usage (metrics.k8s.io): efficiency = usage / request. Usage is
+    # null where the cluster serves no metrics (and on idle and control-plane rows).
+    cpu_request_core_hours = money(default=0)
+    ram_request_gb_hours = money(default=0)
     cpu_usage_core_hours = money(null=True)
+    ram_usage_gb_hours = money(null=True)
+    # Why the figure is what it is (services.provenance): how the nodes were priced (list
+    # price, rate card and version, estimate), the pricing rule, spot; `backfilled` when
+    # computed later from a stored snapshot. `estimated` when any of that is an estimate.
+    estimated = models.BooleanField(default=False)
+    provenance = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["cluster", "hour", "namespace"], name="costallocation_unique"
+                fields=["cluster", "hour", "namespace", "controller", "labels"],
+                name="costallocation_unique",
             )
         ]
         indexes = [
@@ -150,6 +176,30 @@ class CostAllocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cluster_name} {self.hour} {self.namespace}: {self.total_cost}"
+
+
+class CostSnapshot(models.Model):
+    """What a cluster's cost of one hour was computed from: the part of its inventory
+    cost reads (nodes, pods' requests and usage, volumes, load balancers, namespaces). The
+    hourly computation keeps the last one of each hour; a missed hour is backfilled from
+    the latest snapshot at or before it (services: `backfill`)."""
+
+    id = models.BigAutoField(primary_key=True)
+    cluster = models.ForeignKey(
+        "clusters.Cluster", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    hour = models.DateTimeField()
+    collected_at = models.DateTimeField()
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "hour"], name="costsnapshot_unique")
+        ]
+        indexes = [models.Index(fields=["hour"])]
+
+    def __str__(self) -> str:
+        return f"snapshot of {self.cluster_id} at {self.hour}"
 
 
 class Budget(models.Model):

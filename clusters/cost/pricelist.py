@@ -93,6 +93,16 @@ STORAGE_CLASS_GB_MONTH: dict[str, dict[str, Decimal]] = {
     },
 }
 
+# A Service of type LoadBalancer, per hour (USD), by provider: AWS Network Load Balancer
+# $0.0225/h, GCP forwarding rule (first five) $0.025/h, Azure Standard Load Balancer (first
+# five rules) $0.025/h; traffic (LCUs, data processed) is not counted. Elsewhere (on-premises
+# MetalLB, local): 0.
+LOAD_BALANCER_HOURLY: dict[str, Decimal] = {
+    "aws": Decimal("0.0225"),
+    "gcp": Decimal("0.025"),
+    "azure": Decimal("0.025"),
+}
+
 
 def list_prices() -> list[tuple[str, str, str, Decimal]]:
     """(provider, region, instance type, hourly) for every region we know, and the

@@ -10,10 +10,14 @@ from clusters.cost.allocation import SHARE_NONE, ShareIdle, Weights
 from clusters.cost.control_plane import managed_service
 from clusters.cost.models import ClusterPricing, InstancePrice, RateCard
 from clusters.cost.pricelist import CONTROL_PLANE_MONTHLY, HOURS_PER_MONTH, STORAGE_CLASS_GB_MONTH
+from clusters.cost.sharing import ShareSplit
 from clusters.models import Cluster
 
 DEFAULT_STORAGE_GB_MONTH = Decimal("0.10")
 HUNDRED = Decimal(100)
+# Spot capacity's discount on the on-demand price when the cluster's pricing states none
+# (ClusterPricing.spot_discount_percent's default).
+DEFAULT_SPOT_DISCOUNT_PERCENT = Decimal(60)
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,12 @@ class ResolvedPricing:
     share_idle: ShareIdle = SHARE_NONE
     # Per storage class (list prices); empty when a cluster or card price applies to all.
     storage_class_gb_hour: dict[str, Decimal] = field(default_factory=dict)
+    # What a node labelled spot pays of its price (1 - the spot discount). The cluster-wide
+    # `spot` flag already sits in `multiplier`: a spot node is not discounted twice.
+    spot_multiplier: Decimal = Decimal(1)
+    shared_namespaces: frozenset[str] = frozenset()
+    shared_overhead_hourly: Decimal = Decimal(0)
+    share_split: ShareSplit = "weighted"
 
     def volume_gb_hour(self, storage_class: str) -> Decimal:
         """The price of a GB-hour of a bound volume of `storage_class`."""
@@ -55,8 +65,9 @@ class ResolvedPricing:
         day: date,
         book: PriceBook | None = None,
     ) -> tuple[Decimal, bool]:
-        """The node's hourly price and whether it is an estimate (no price known for its
-        instance type: priced by resources at the default unit prices)."""
+        """The node's on-demand hourly price and whether it is an estimate (no price known
+        for its instance type: priced by resources at the default unit prices). A spot
+        node pays it times `spot_multiplier`."""
         card = self.rate_card
         if card is not None:
             if instance_type in card.instance_prices:
@@ -132,11 +143,15 @@ def resolve(cluster: Cluster, day: date) -> ResolvedPricing:
         if pricing and pricing.rate_card
         else None
     )
-    multiplier = Decimal(1)
+    multiplier = spot_multiplier = Decimal(1)
+    spot_discount = DEFAULT_SPOT_DISCOUNT_PERCENT
     if pricing is not None:
         multiplier *= 1 - pricing.discount_percent / HUNDRED
+        spot_discount = pricing.spot_discount_percent
         if pricing.spot:
-            multiplier *= 1 - pricing.spot_discount_percent / HUNDRED
+            multiplier *= 1 - spot_discount / HUNDRED
+    if pricing is None or not pricing.spot:
+        spot_multiplier = 1 - spot_discount / HUNDRED
     weights = _weights(card)
     if pricing is not None and pricing.control_plane_monthly is not None:
         monthly = pricing.control_plane_monthly  # the operator's word wins
@@ -175,6 +190,12 @@ def resolve(cluster: Cluster, day: date) -> ResolvedPricing:
         storage_gb_hour=storage_month / HOURS_PER_MONTH,
         share_idle=_share_idle(pricing),
         storage_class_gb_hour=by_class,
+        spot_multiplier=spot_multiplier,
+        shared_namespaces=frozenset(pricing.shared_namespaces if pricing else ()),
+        shared_overhead_hourly=(
+            pricing.shared_overhead_monthly / HOURS_PER_MONTH if pricing else Decimal(0)
+        ),
+        share_split="even" if pricing and pricing.share_split == "even" else "weighted",
     )
 
 

@@ -13,7 +13,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import F, QuerySet, Sum
+from django.contrib.postgres.aggregates import ArrayAgg, BoolOr
+from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDay, TruncMonth
 
@@ -28,9 +29,53 @@ GROUPS: dict[str, str] = {
     "environment": "environment",
     "namespace": "namespace",
     "team": "team_name",
+    "controller": "controller",
 }
-AMOUNTS = ("total_cost", "cpu_cost", "ram_cost", "gpu_cost", "storage_cost", "shared_cost")
+# `<prefix><key>`: a label's value. `label:` is the cluster's label (kept as it always
+# was), `pod_label:` the pods', `namespace_label:` their namespace's.
+LABEL_PREFIXES: dict[str, str] = {
+    "label:": "cluster__labels",
+    "pod_label:": "labels",
+    "namespace_label:": "namespace_labels",
+}
+MAX_KEYS = 2  # group by at most two keys at once (team x environment)
+SEPARATOR = " / "
+AMOUNTS = (
+    "total_cost",
+    "cpu_cost",
+    "ram_cost",
+    "gpu_cost",
+    "storage_cost",
+    "shared_cost",
+    "load_balancer_cost",
+)
 CENT = Decimal("0.01")
+RATIO = Decimal("0.0001")
+# Efficiency = measured usage / requests of the same rows (rows without usage, from
+# clusters that serve no metrics.k8s.io, count in neither).
+USAGE = {
+    "cpu_usage": Sum("cpu_usage_core_hours"),
+    "cpu_measured_request": Sum(
+        "cpu_request_core_hours", filter=Q(cpu_usage_core_hours__isnull=False)
+    ),
+    "ram_usage": Sum("ram_usage_gb_hours"),
+    "ram_measured_request": Sum("ram_request_gb_hours", filter=Q(ram_usage_gb_hours__isnull=False)),
+}
+
+
+def efficiency(used: Decimal | None, requested: Decimal | None) -> Decimal | None:
+    """usage / request to four places; None when nothing was measured or requested
+    (OpenCost leaves the efficiency of a request-less workload undefined too)."""
+    if used is None or not requested:
+        return None
+    return (used / requested).quantize(RATIO)
+
+
+def _with_efficiency(row: dict[str, Any]) -> dict[str, Any]:
+    measured = {name: row.pop(name) for name in USAGE}
+    row["cpu_efficiency"] = efficiency(measured["cpu_usage"], measured["cpu_measured_request"])
+    row["ram_efficiency"] = efficiency(measured["ram_usage"], measured["ram_measured_request"])
+    return row
 
 
 @dataclass(frozen=True)
@@ -56,13 +101,32 @@ def allocations_visible(*, user: AnyUser) -> QuerySet[CostAllocation]:
     )
 
 
-def _group_expression(group_by: str) -> Any:
-    if group_by in GROUPS:
-        return F(GROUPS[group_by])
-    if group_by.startswith("label:") and len(group_by) > 6:
-        return KeyTextTransform(group_by[6:], "cluster__labels")
+def _expression(key: str, what: str = "group_by") -> Any:
+    if key in GROUPS:
+        return F(GROUPS[key])
+    for prefix, field in LABEL_PREFIXES.items():
+        if key.startswith(prefix) and len(key) > len(prefix):
+            return KeyTextTransform(key[len(prefix) :], field)
     raise RollupError(
-        f"group_by must be one of {', '.join(GROUPS)} or label:<key> (got {group_by!r})."
+        f"{what} must be one of {', '.join(GROUPS)}, label:<key> (cluster), pod_label:<key> "
+        f"or namespace_label:<key> (got {key!r})."
+    )
+
+
+def group_keys(group_by: str) -> list[str]:
+    """`a` or `a,b`: one or two keys, each validated."""
+    keys = [key.strip() for key in group_by.split(",")]
+    if not 1 <= len(keys) <= MAX_KEYS:
+        raise RollupError(f"group_by takes one or two keys, comma-separated (got {group_by!r}).")
+    for key in keys:
+        _expression(key)
+    return keys
+
+
+def is_filter(key: str) -> bool:
+    """Whether a query parameter names a dimension (a filter on it)."""
+    return key in GROUPS or any(
+        key.startswith(prefix) and len(key) > len(prefix) for prefix in LABEL_PREFIXES
     )
 
 
@@ -79,12 +143,13 @@ def cost_rollup(
     if since >= until:
         raise RollupError("since must be before until.")
     query = allocations_visible(user=user).filter(hour__gte=since, hour__lt=until)
-    for key, value in (filters or {}).items():
-        if key not in GROUPS:
-            raise RollupError(f"Unknown filter {key!r}.")
-        query = query.filter(**{GROUPS[key]: value})
-    query = query.annotate(group=_group_expression(group_by))
-    fields = ["group"]
+    for index, (key, value) in enumerate((filters or {}).items()):
+        query = query.annotate(**{f"filter_{index}": _expression(key, "a filter")}).filter(
+            **{f"filter_{index}": value}
+        )
+    keys = group_keys(group_by)
+    query = query.annotate(**{f"group_{i}": _expression(key) for i, key in enumerate(keys)})
+    fields = [f"group_{i}" for i in range(len(keys))]
     if period is not None:
         truncate = {"day": TruncDay, "month": TruncMonth}.get(period)
         if truncate is None:
@@ -97,21 +162,33 @@ def cost_rollup(
             **{name: Sum(name) for name in AMOUNTS},
             cpu_core_hours=Sum("cpu_core_hours"),
             ram_gb_hours=Sum("ram_gb_hours"),
+            **USAGE,
+            estimated=BoolOr("estimated"),
+            **(
+                {"provenance": ArrayAgg("provenance", distinct=True)} if keys == ["cluster"] else {}
+            ),
         )
         .order_by(*(["period"] if period else []), "-total_cost")
     )
     total = sum((row["total_cost"] or Decimal(0) for row in grouped), Decimal(0))
     return Rollup(
-        rows=[
-            {
-                **row,
-                "group": row["group"] if row["group"] is not None else "(none)",
-                **{name: (row[name] or Decimal(0)).quantize(CENT) for name in AMOUNTS},
-            }
-            for row in grouped
-        ],
+        rows=[_with_efficiency(_named(row, len(keys))) for row in grouped],
         total=total.quantize(CENT),
     )
+
+
+def _named(row: dict[str, Any], keys: int) -> dict[str, Any]:
+    """`group` is the key's value, or the keys' values joined by " / "; `groups` lists them
+    (a row without the label reads "(none)"). `estimated` says whether any figure in the
+    group is an estimate; grouped by cluster, `provenance` lists how its hours were priced."""
+    values = [row.pop(f"group_{i}") for i in range(keys)]
+    values = [value if value is not None else "(none)" for value in values]
+    return {
+        **row,
+        "group": SEPARATOR.join(values),
+        "groups": values,
+        **{name: (row[name] or Decimal(0)).quantize(CENT) for name in AMOUNTS},
+    }
 
 
 def cost_total(*, user: AnyUser, since: datetime, until: datetime) -> Decimal:

@@ -8,6 +8,8 @@ running hour's estimate follows the fleet. Writes are one COPY per batch.
 from __future__ import annotations
 
 import logging
+import re
+from collections import Counter
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -17,10 +19,19 @@ from django.db import transaction
 from django.db.models import Min, Sum
 from django.utils import timezone
 
-from clusters.copy import copy_lines
+from clusters.copy import copy_lines, copy_value
 from clusters.cost.allocation import CONTROL_PLANE, ZERO, Allocation, Node, Workload, allocate
-from clusters.cost.models import Budget, BudgetAlert, ClusterPricing, CostAllocation, RateCard
+from clusters.cost.models import (
+    Budget,
+    BudgetAlert,
+    ClusterPricing,
+    CostAllocation,
+    CostSnapshot,
+    RateCard,
+)
+from clusters.cost.pricelist import LOAD_BALANCER_HOURLY
 from clusters.cost.pricing import PriceBook, ResolvedPricing, resolve
+from clusters.cost.sharing import EXTRAS, SPLITS, share
 from clusters.models import Cluster, ClusterInventory
 from clusters.services.lifecycle import cluster_set_clusters
 from fleet.audit.services import audit_record
@@ -30,6 +41,7 @@ GIB = Decimal(2**30)
 THOUSAND = Decimal(1000)
 ONE_HOUR = Decimal(1)
 MICRO = Decimal("0.000001")
+NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 BATCH = 200  # clusters per transaction: ~200 x (namespaces + 2) rows per insert
 
 
@@ -39,7 +51,10 @@ def _nodes(
     cluster: Cluster,
     day: datetime,
     book: PriceBook | None = None,
+    sources: Counter[str] | None = None,
 ) -> tuple[list[Node], int]:
+    """The priced nodes and how many are priced by estimate; `sources` counts how each was
+    priced (list, rate_card, estimate) and how many are spot."""
     nodes, estimated = [], 0
     for raw in inventory.get("nodes", []):
         capacity = raw.get("capacity", {})
@@ -56,29 +71,55 @@ def _nodes(
             day=day.date(),
             book=book,
         )
+        spot = raw.get("spot") is True  # the provider's label says so (see docs/cost.md)
+        if spot:
+            price *= pricing.spot_multiplier
         estimated += int(is_estimate)
+        if sources is not None:
+            card = pricing.rate_card is not None
+            sources["rate_card" if card else "estimate" if is_estimate else "list"] += 1
+            sources["spot"] += int(spot)
         weights = pricing.node_weights(raw.get("instance_type", ""))
         nodes.append(Node(raw["name"], cpu, ram, gpus, price, weights))
     return nodes, estimated
 
 
+def provenance(pricing: ResolvedPricing, sources: Counter[str]) -> dict[str, Any]:
+    """Why a cluster-hour's figures are what they are: how its nodes were priced (list
+    price, rate card and its version, estimate at OpenCost's default unit prices), the
+    pricing rule in force and its discounts. Kept on every row of the hour."""
+    facts: dict[str, Any] = {
+        "nodes": {k: sources[k] for k in ("list", "rate_card", "estimate") if sources[k]},
+    }
+    if pricing.rate_card is not None:
+        facts["rate_card"] = pricing.rate_card.name
+        facts["rate_card_version"] = str(pricing.rate_card.valid_from)
+    if pricing.pricing is not None:
+        facts["pricing_from"] = str(pricing.pricing.valid_from)
+        if pricing.pricing.discount_percent:
+            facts["discount_percent"] = _plain(pricing.pricing.discount_percent)
+        if pricing.pricing.spot:
+            facts["spot_cluster"] = True
+    if sources["spot"]:
+        facts["spot_nodes"] = sources["spot"]
+        facts["spot_price_factor"] = _plain(pricing.spot_multiplier)
+    return facts
+
+
+def _plain(number: Decimal) -> str:
+    """70.00 -> "70", 0.3000 -> "0.3"."""
+    return format(number.normalize(), "f")
+
+
 def cluster_cost_hour(
     cluster: Cluster, inventory: dict[str, Any], hour: datetime, book: PriceBook | None = None
-) -> dict[str, Allocation]:
-    """The allocations of one cluster for one hour (no database writes)."""
+) -> tuple[dict[str, Allocation], dict[str, Any]]:
+    """The allocations of one cluster for one hour and their provenance (no database
+    writes)."""
     pricing = resolve(cluster, hour.date())
-    nodes, _ = _nodes(inventory, pricing, cluster, hour, book)
-    workloads = [
-        Workload(
-            namespace=row["namespace"],
-            node=row["node"],
-            cpu_request=Decimal(row["cpu_millis"]) / THOUSAND,
-            ram_request_gb=Decimal(row["memory_bytes"]) / GIB,
-            gpu_request=int(row.get("gpu", 0)),
-        )
-        for row in inventory.get("allocations", [])
-        if row.get("node")
-    ]
+    sources: Counter[str] = Counter()
+    nodes, _ = _nodes(inventory, pricing, cluster, hour, book, sources)
+    workloads = [_workload(row) for row in inventory.get("allocations", []) if row.get("node")]
     rows = allocate(
         nodes=nodes,
         workloads=workloads,
@@ -91,10 +132,65 @@ def cluster_cost_hour(
         row = rows.setdefault(namespace, Allocation(namespace))
         cost = Decimal(size) / GIB * pricing.volume_gb_hour(storage_class)
         row.extra["storage"] = row.extra.get("storage", ZERO) + cost
+    balancer_hourly = LOAD_BALANCER_HOURLY.get(cluster.provider, ZERO)
+    for namespace, count in (inventory.get("load_balancers") or {}).items():
+        if balancer_hourly and count:
+            row = rows.setdefault(namespace, Allocation(namespace))
+            row.extra["load_balancer"] = balancer_hourly * count * ONE_HOUR
+    if pricing.shared_namespaces or pricing.shared_overhead_hourly:
+        rows = share(
+            rows,
+            namespaces=pricing.shared_namespaces,
+            overhead=pricing.shared_overhead_hourly * ONE_HOUR,
+            split=pricing.share_split,
+        )
     for row in rows.values():
-        if "storage" in row.extra:
-            row.extra["storage"] = row.extra["storage"].quantize(MICRO)
-    return rows
+        row.shared_cost = row.shared_cost.quantize(MICRO)
+        for name in EXTRAS:
+            if name in row.extra:
+                row.extra[name] = row.extra[name].quantize(MICRO)
+    return rows, provenance(pricing, sources)
+
+
+def _workload(row: dict[str, Any]) -> Workload:
+    """A (node, namespace) allocation row of an inventory; usage and the per-pod
+    max(request, usage) sums when the collector read metrics.k8s.io."""
+
+    def optional(key: str, unit: Decimal) -> Decimal | None:
+        return Decimal(row[key]) / unit if key in row else None
+
+    return Workload(
+        namespace=row["namespace"],
+        node=row["node"],
+        cpu_request=Decimal(row["cpu_millis"]) / THOUSAND,
+        ram_request_gb=Decimal(row["memory_bytes"]) / GIB,
+        gpu_request=int(row.get("gpu", 0)),
+        cpu_usage=optional("cpu_usage_millis", THOUSAND),
+        ram_usage_gb=optional("memory_usage_bytes", GIB),
+        cpu_charged=optional("cpu_charged_millis", THOUSAND),
+        ram_charged_gb=optional("memory_charged_bytes", GIB),
+        controller=str(row.get("controller") or "")[:253],
+        labels=_labels(row.get("labels")),
+    )
+
+
+def _labels(value: Any) -> tuple[tuple[str, str], ...]:
+    """Labels as a sorted tuple of string pairs (anything else in an agent's report is
+    dropped)."""
+    if not isinstance(value, dict):
+        return ()
+    return tuple(
+        sorted((k, v) for k, v in value.items() if isinstance(k, str) and isinstance(v, str))
+    )
+
+
+def namespace_labels(inventory: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Each namespace's labels, as the collector saw them."""
+    return {
+        ns["name"]: dict(_labels(ns.get("labels")))
+        for ns in inventory.get("namespaces") or ()
+        if isinstance(ns, dict) and isinstance(ns.get("name"), str)
+    }
 
 
 def _volumes(inventory: dict[str, Any]) -> list[tuple[str, str, int]]:
@@ -112,6 +208,9 @@ ALLOCATION_COLUMNS = (
     "cluster_name",
     "hour",
     "namespace",
+    "controller",
+    "labels",
+    "namespace_labels",
     "team_id",
     "team_name",
     "provider",
@@ -122,28 +221,49 @@ ALLOCATION_COLUMNS = (
     "gpu_cost",
     "storage_cost",
     "shared_cost",
+    "load_balancer_cost",
     "total_cost",
     "cpu_core_hours",
     "ram_gb_hours",
     "gpu_hours",
+    "cpu_request_core_hours",
+    "ram_request_gb_hours",
+    "cpu_usage_core_hours",
+    "ram_usage_gb_hours",
+    "estimated",
+    "provenance",
 )
 
 
 def allocation_rows(
-    cluster: Cluster, hour: datetime, rows: dict[str, Allocation]
+    cluster: Cluster,
+    hour: datetime,
+    rows: dict[str, Allocation],
+    namespaces: dict[str, dict[str, str]] | None = None,
+    facts: dict[str, Any] | None = None,
 ) -> list[tuple[Any, ...]]:
     """One cluster's allocations for `hour` as plain tuples of ALLOCATION_COLUMNS (load the
-    cluster with its team: the team's name is kept on every row)."""
+    cluster with its team: the team's name is kept on every row). `namespaces` gives each
+    namespace's labels, copied onto its rows; `facts` the hour's provenance (a row is
+    estimated when a node was priced by estimate or the hour was backfilled)."""
+    facts = facts or {}
+    estimated = bool(facts.get("nodes", {}).get("estimate")) or bool(facts.get("backfilled"))
     records = []
     team_name = cluster.team.name
-    for namespace, row in rows.items():
+    namespaces = namespaces or {}
+    for row in rows.values():
+        namespace = row.namespace
         storage = row.extra.get("storage", ZERO)
+        balancers = row.extra.get("load_balancer", ZERO)
         records.append(
             (
                 cluster.pk,
                 cluster.name,
                 hour,
                 namespace,
+                row.controller,
+                dict(row.labels),
+                namespaces.get(namespace, {}),
                 cluster.team_id,
                 team_name,
                 cluster.provider,
@@ -154,10 +274,17 @@ def allocation_rows(
                 row.gpu_cost,
                 storage,
                 row.shared_cost,
-                row.total + storage,
+                balancers,
+                row.total + storage + balancers,
                 row.cpu_core_hours,
                 row.ram_gb_hours,
                 row.gpu_hours,
+                row.cpu_request_core_hours,
+                row.ram_request_gb_hours,
+                row.cpu_usage_core_hours,
+                row.ram_usage_gb_hours,
+                estimated,
+                facts,
             )
         )
     return records
@@ -177,6 +304,8 @@ def _copy_text(value: Any) -> str:
         return value.translate(_ESCAPES)
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, dict | bool):
+        return copy_value(value)  # JSON (orjson) and t/f, as every COPY writes them
     return str(value)
 
 
@@ -210,13 +339,37 @@ def cost_compute(*, hour: datetime | None = None, cluster_ids: list[int] | None 
     return written
 
 
+# The inventory's parts cost reads, kept per cluster-hour for backfill.
+SNAPSHOT_KEYS = ("nodes", "allocations", "volumes", "storage_bytes", "load_balancers", "namespaces")
+
+
+def snapshot_of(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: data[key] for key in SNAPSHOT_KEYS if key in data}
+
+
 def _write(batch: list[ClusterInventory], hour: datetime) -> int:
     rows: list[tuple[Any, ...]] = []
     book = PriceBook(hour.date())  # one query for the batch's list prices
     for inventory in batch:
-        allocations = cluster_cost_hour(inventory.cluster, inventory.data, hour, book)
-        rows += allocation_rows(inventory.cluster, hour, allocations)
-    return allocations_replace(cluster_ids=[i.cluster_id for i in batch], hour=hour, rows=rows)
+        allocations, facts = cluster_cost_hour(inventory.cluster, inventory.data, hour, book)
+        labels = namespace_labels(inventory.data)
+        rows += allocation_rows(inventory.cluster, hour, allocations, labels, facts)
+    written = allocations_replace(cluster_ids=[i.cluster_id for i in batch], hour=hour, rows=rows)
+    CostSnapshot.objects.bulk_create(
+        [
+            CostSnapshot(
+                cluster_id=i.cluster_id,
+                hour=hour,
+                collected_at=i.collected_at,
+                data=snapshot_of(i.data),
+            )
+            for i in batch
+        ],
+        update_conflicts=True,
+        unique_fields=["cluster", "hour"],
+        update_fields=["collected_at", "data"],
+    )
+    return written
 
 
 def cluster_pricing_set(
@@ -230,6 +383,15 @@ def cluster_pricing_set(
     discount = Decimal(fields.get("discount_percent") or 0)
     if not 0 <= discount <= 100:
         raise ValidationError({"discount_percent": "A discount is 0 to 100 percent."})
+    shared = fields.get("shared_namespaces") or []
+    if not isinstance(shared, list) or not all(
+        isinstance(n, str) and NAMESPACE_NAME.fullmatch(n) for n in shared
+    ):
+        raise ValidationError({"shared_namespaces": "A list of namespace names."})
+    if fields.get("share_split", "weighted") not in SPLITS:
+        raise ValidationError({"share_split": "even or weighted."})
+    if Decimal(fields.get("shared_overhead_monthly") or 0) < 0:
+        raise ValidationError({"shared_overhead_monthly": "An overhead is not negative."})
     card = fields.get("rate_card") or ""
     if card and not RateCard.objects.filter(name=card, team_id=cluster.team_id).exists():
         raise ValidationError({"rate_card": f"No rate card named {card!r}."})

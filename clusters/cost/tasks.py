@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.utils import timezone
+
+from clusters.cost.backfill import backfill, snapshots_prune
 from clusters.cost.services import budgets_check, cost_compute
 from fleet.celery import keelson_task
+
+BACKFILL_WINDOW = timedelta(hours=6)  # missed hours looked for at each computation
 
 
 @keelson_task(queue="costs", idempotent=True, time_limit=900)
 def cost_compute_task() -> int:
-    return cost_compute()
+    """This hour's cost; then the hours missed in the last BACKFILL_WINDOW (workers were
+    down), from their snapshots, marked estimated; snapshots past their retention go."""
+    written = cost_compute()
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    written += backfill(since=hour - BACKFILL_WINDOW, until=hour).rows
+    snapshots_prune(now=hour)
+    return written
 
 
 @keelson_task(queue="costs", idempotent=True, time_limit=300)

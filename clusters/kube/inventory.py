@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -43,9 +44,18 @@ class Inventory:
     storage_bytes: dict[str, int] = field(default_factory=dict)
     # Bound volumes per (namespace, storage class): [{namespace, storage_class, bytes}].
     volumes: list[dict[str, Any]] = field(default_factory=list)
+    # Services of type LoadBalancer per namespace (each one a provider's load balancer).
+    load_balancers: dict[str, int] = field(default_factory=dict)
     # False when only health was read (no namespaces, workloads, storage): not stored as
     # the cluster's inventory.
     full: bool = True
+    # Whether `allocations` carry usage read from metrics.k8s.io (set by a full collection).
+    usage: bool = False
+    # Requests of each pod on a node, (namespace, name) -> (its allocation row's key, cpu
+    # millis, memory bytes): what usage is joined with. Not stored.
+    pod_requests: dict[tuple[str, str], tuple[tuple[str, ...], int, int]] = field(
+        default_factory=dict, repr=False
+    )
 
     @property
     def nodes_ready(self) -> int:
@@ -70,6 +80,8 @@ class Inventory:
             "allocations": self.allocations,
             "storage_bytes": self.storage_bytes,
             "volumes": self.volumes,
+            "usage": self.usage,
+            "load_balancers": self.load_balancers,
         }
 
 
@@ -126,6 +138,7 @@ def _node(node: dict[str, Any]) -> dict[str, Any]:
         "instance_type": labels.get("node.kubernetes.io/instance-type")
         or labels.get("beta.kubernetes.io/instance-type", ""),
         "region": labels.get("topology.kubernetes.io/region", ""),
+        "spot": is_spot(labels),
         "zone": labels.get("topology.kubernetes.io/zone", ""),
         "capacity": _resources(status.get("capacity")),
         "allocatable": _resources(status.get("allocatable")),
@@ -134,6 +147,51 @@ def _node(node: dict[str, Any]) -> dict[str, Any]:
             for t in spec.get("taints") or ()
         ],
     }
+
+
+# Node labels by which EKS, GKE and AKS mark spot (and GKE preemptible) capacity.
+SPOT_LABELS = {
+    "eks.amazonaws.com/capacityType": "SPOT",
+    "karpenter.sh/capacity-type": "spot",
+    "cloud.google.com/gke-spot": "true",
+    "cloud.google.com/gke-preemptible": "true",
+    "kubernetes.azure.com/scalesetpriority": "spot",
+}
+
+
+def is_spot(labels: dict[str, str]) -> bool:
+    """Whether the provider's labels say the node is spot (or preemptible) capacity."""
+    return any(labels.get(key) == value for key, value in SPOT_LABELS.items())
+
+
+# Labels a controller sets per pod or per revision: not the workload's own labels.
+VOLATILE_LABELS = (
+    "pod-template-hash",
+    "controller-revision-hash",
+    "statefulset.kubernetes.io/pod-name",
+    "controller-uid",
+    "pod-template-generation",
+)
+
+
+def controller_of(metadata: dict[str, Any]) -> str:
+    """The pod's controller as `Kind/name`, as OpenCost names it: a ReplicaSet created by
+    a Deployment (its name is the Deployment's plus `-<pod-template-hash>`) counts as that
+    Deployment; a pod without a controller owner is "" (a bare pod)."""
+    for owner in metadata.get("ownerReferences") or ():
+        if not owner.get("controller"):
+            continue
+        kind, name = owner.get("kind") or "", owner.get("name") or ""
+        template_hash = (metadata.get("labels") or {}).get("pod-template-hash")
+        if kind == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
+            return f"Deployment/{name[: -len(template_hash) - 1]}"
+        return f"{kind}/{name}"
+    return ""
+
+
+def _stable_labels(metadata: dict[str, Any]) -> dict[str, str]:
+    labels = metadata.get("labels") or {}
+    return {k: v for k, v in labels.items() if k not in VOLATILE_LABELS}
 
 
 def _pod_requests(spec: dict[str, Any]) -> tuple[int, int, int]:
@@ -228,7 +286,7 @@ def _collect_health(api: k8s.ApiClient) -> Inventory:
 
     phases: Counter[str] = Counter()
     cpu = memory = crashlooping = 0
-    per_node: dict[tuple[str, str], list[int]] = {}
+    per_node: dict[tuple[str, str, str, str], list[int]] = {}
     for pod in _paged(api, "/api/v1/pods"):
         status, spec = pod.get("status") or {}, pod.get("spec") or {}
         phase = status.get("phase") or "Unknown"
@@ -237,7 +295,13 @@ def _collect_health(api: k8s.ApiClient) -> Inventory:
             pod_cpu, pod_memory, pod_gpu = _pod_requests(spec)
             cpu, memory = cpu + pod_cpu, memory + pod_memory
             crashlooping += int(_crashlooping(status))
-            key = (spec.get("nodeName") or "", pod["metadata"].get("namespace") or "")
+            metadata = pod["metadata"]
+            node, namespace = spec.get("nodeName") or "", metadata.get("namespace") or ""
+            controller, labels = controller_of(metadata), _stable_labels(metadata)
+            key = (node, namespace, controller, json.dumps(labels, sort_keys=True))
+            if node:
+                name = (namespace, metadata.get("name") or "")
+                inventory.pod_requests[name] = (key, pod_cpu, pod_memory)
             totals = per_node.setdefault(key, [0, 0, 0])
             totals[0], totals[1], totals[2] = (
                 totals[0] + pod_cpu,
@@ -245,8 +309,16 @@ def _collect_health(api: k8s.ApiClient) -> Inventory:
                 totals[2] + pod_gpu,
             )
     inventory.allocations = [
-        {"node": node, "namespace": ns, "cpu_millis": t[0], "memory_bytes": t[1], "gpu": t[2]}
-        for (node, ns), t in sorted(per_node.items())
+        {
+            "node": node,
+            "namespace": ns,
+            "controller": controller,
+            "labels": json.loads(labels),
+            "cpu_millis": t[0],
+            "memory_bytes": t[1],
+            "gpu": t[2],
+        }
+        for (node, ns, controller, labels), t in sorted(per_node.items())
     ]
     inventory.pods_by_phase = dict(phases)
     inventory.requested_cpu_millis, inventory.requested_memory_bytes = cpu, memory
@@ -272,7 +344,11 @@ def _collect_health(api: k8s.ApiClient) -> Inventory:
 
 def _complete(api: k8s.ApiClient, inventory: Inventory) -> None:
     inventory.namespaces = [
-        {"name": ns["metadata"]["name"], "phase": (ns.get("status") or {}).get("phase") or ""}
+        {
+            "name": ns["metadata"]["name"],
+            "phase": (ns.get("status") or {}).get("phase") or "",
+            "labels": ns["metadata"].get("labels") or {},
+        }
         for ns in _paged(api, "/api/v1/namespaces")
     ]
     workloads: dict[str, dict[str, int]] = {}
@@ -294,7 +370,69 @@ def _complete(api: k8s.ApiClient, inventory: Inventory) -> None:
     for volume in inventory.volumes:
         per_namespace[volume["namespace"]] += volume["bytes"]
     inventory.storage_bytes = dict(per_namespace)
+    balancers: Counter[str] = Counter(
+        service["metadata"].get("namespace") or ""
+        for service in _paged(api, "/api/v1/services")
+        if (service.get("spec") or {}).get("type") == "LoadBalancer"
+    )
+    inventory.load_balancers = dict(sorted(balancers.items()))
+    if METRICS_GROUP in {g.get("name") for g in get_json(api, "/apis").get("groups") or ()}:
+        _add_usage(api, inventory)
     inventory.full = True
+
+
+METRICS_GROUP = "metrics.k8s.io"
+METRICS_PODS = "/apis/metrics.k8s.io/v1beta1/pods"
+
+
+def _add_usage(api: k8s.ApiClient, inventory: Inventory) -> None:
+    """Add CPU and memory usage (metrics-server's recent average) to each (node,
+    namespace) allocation row, and what is charged: the sum over its running pods of
+    max(request, usage) per resource (OpenCost charges each pod the larger). A running pod
+    without a metric yet (just started) counts as using its request. A metrics API that
+    does not answer (metrics-server down, no permission) leaves the inventory without usage:
+    requests are charged, as before."""
+    usage: dict[tuple[str, str], tuple[int, int]] = {}
+    try:
+        for pod in get_json(api, METRICS_PODS).get("items") or ():
+            metadata = pod.get("metadata") or {}
+            cpu = memory = 0
+            for container in pod.get("containers") or ():
+                measured = container.get("usage") or {}
+                cpu += _millis(measured.get("cpu"))
+                memory += _bytes(measured.get("memory"))
+            usage[(metadata.get("namespace") or "", metadata.get("name") or "")] = (cpu, memory)
+    except ApiException as error:
+        if error.status in (401, 403, 404, 500, 502, 503):
+            return
+        raise
+    sums: dict[tuple[str, ...], list[int]] = {}
+    for pod, (key, cpu_request, memory_request) in inventory.pod_requests.items():
+        cpu_used, memory_used = usage.get(pod, (cpu_request, memory_request))
+        row = sums.setdefault(key, [0, 0, 0, 0])
+        row[0] += cpu_used
+        row[1] += memory_used
+        row[2] += max(cpu_request, cpu_used)
+        row[3] += max(memory_request, memory_used)
+    for allocation in inventory.allocations:
+        labels = json.dumps(allocation["labels"], sort_keys=True)
+        key = (allocation["node"], allocation["namespace"], allocation["controller"], labels)
+        measured = sums.get(key)
+        if measured is None:
+            continue  # only pending pods on that node (or none running): nothing to measure
+        (
+            allocation["cpu_usage_millis"],
+            allocation["memory_usage_bytes"],
+            allocation["cpu_charged_millis"],
+            allocation["memory_charged_bytes"],
+        ) = measured
+    inventory.usage = True
+
+
+def _string_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
 
 
 def quantity(value: str) -> Decimal:
@@ -349,13 +487,38 @@ def inventory_from_json(data: Any) -> Inventory:
         raise ValueError(
             "inventory.allocations must be a list of {node, namespace, cpu_millis, ...}"
         )
+    optional = (
+        "cpu_usage_millis",
+        "memory_usage_bytes",
+        "cpu_charged_millis",
+        "memory_charged_bytes",
+    )
+    if not all(
+        isinstance(a[k], int) and not isinstance(a[k], bool) and a[k] >= 0
+        for a in allocations
+        for k in optional
+        if k in a
+    ):
+        raise ValueError("inventory.allocations[] usage must be non-negative integers")
+    for a in allocations:
+        a.setdefault("controller", "")
+        a.setdefault("labels", {})
+        if not isinstance(a["controller"], str) or not _string_map(a["labels"]):
+            raise ValueError("inventory.allocations[] controller is a string, labels a map")
     inventory.allocations = allocations
+    inventory.usage = data.get("usage") is True
     storage = data.get("storage_bytes", {})
     if not isinstance(storage, dict) or not all(
         isinstance(v, int) and v >= 0 for v in storage.values()
     ):
         raise ValueError("inventory.storage_bytes must map namespaces to byte counts")
     inventory.storage_bytes = storage
+    balancers = data.get("load_balancers", {})
+    if not isinstance(balancers, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in balancers.values()
+    ):
+        raise ValueError("inventory.load_balancers must map namespaces to counts")
+    inventory.load_balancers = balancers
     volumes = data.get("volumes", [])
     if not isinstance(volumes, list) or not all(
         isinstance(v, dict)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from clusters.localkube.binaries import KubeBinaries, find_binaries
 from clusters.localkube.controlplane import ControlPlane, Etcd, LocalKubeError
+from clusters.localkube.metrics import MetricsServer
 from clusters.localkube.simulator import NodeSimulator, NodeSpec
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?$")
@@ -19,12 +20,15 @@ class LocalCluster:
     name: str
     control_plane: ControlPlane
     simulator: NodeSimulator | None
+    metrics: MetricsServer | None = None
 
     @property
     def kubeconfig_path(self) -> Path:
         return self.control_plane.kubeconfig_path
 
     def stop(self) -> None:
+        if self.metrics is not None:
+            self.metrics.stop()
         if self.simulator is not None:
             self.simulator.stop()
         self.control_plane.stop()
@@ -64,9 +68,12 @@ class LocalKubeEnv:
         nodes: list[NodeSpec] | None = None,
         controllers: bool = True,
         simulate: bool = True,
+        metrics: bool = False,
     ) -> LocalCluster:
         """Start a control plane named `name` with `nodes` simulated (two 4-CPU nodes when
-        not given). Blocks until the API server is ready (typically 5 to 10 s)."""
+        not given). Blocks until the API server is ready (typically 5 to 10 s). `metrics`
+        also serves `metrics.k8s.io` (see `metrics.MetricsServer`, set its usage on
+        `cluster.metrics`)."""
         if self.etcd is None:
             raise LocalKubeError("start() the environment before its clusters")
         if not _NAME.match(name):
@@ -93,6 +100,13 @@ class LocalKubeEnv:
             simulator = NodeSimulator(control_plane.api_client(), specs)
             simulator.start()
         cluster = LocalCluster(name=name, control_plane=control_plane, simulator=simulator)
+        if metrics:
+            cluster.metrics = MetricsServer(control_plane.api_client())
+            try:
+                cluster.metrics.start()
+            except Exception:
+                cluster.stop()
+                raise
         self.clusters[name] = cluster
         return cluster
 
