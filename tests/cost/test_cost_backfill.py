@@ -118,10 +118,12 @@ def test_the_command_prints_its_progress(outage: Any) -> None:
     assert sum(_by_hour(outage["old"]).values()) == D("0.48")
 
 
-def test_the_hourly_task_fills_the_hours_it_missed() -> None:
+def test_the_hourly_task_fills_the_hours_it_missed(monkeypatch: pytest.MonkeyPatch) -> None:
     # computed three hours ago, then workers down: the task computes this hour and fills
     # the two in between from that snapshot: 4 hours x 0.096
     now = timezone.now().replace(minute=0, second=0, microsecond=0)
+    # The clock stands at ten past the hour for the task: the hour cannot turn mid-test.
+    monkeypatch.setattr(timezone, "now", lambda: now + timedelta(minutes=10))
     cluster = _cluster("gap-1", now - timedelta(hours=4))
     _inventory(cluster, 1, now - timedelta(hours=3))
     cost_compute(hour=now - timedelta(hours=3))
