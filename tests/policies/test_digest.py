@@ -64,8 +64,12 @@ def test_digest_text_is_unchanged(
 
 
 class _Pk:
-    def __init__(self, pk: int) -> None:
+    """A policy or cluster as an outcome row reads it: its id (and a cluster its name, which
+    the row keeps for when the cluster is gone)."""
+
+    def __init__(self, pk: int, name: str = "cluster-\t\\name") -> None:
         self.pk = pk
+        self.name = name
 
 
 @given(
