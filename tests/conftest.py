@@ -144,6 +144,21 @@ def _fresh_cache() -> None:
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _usable_connection() -> None:
+    """Chaos tests restart PostgreSQL: a test that runs later outside a transaction must not
+    inherit this process's connection to the old server (Django checks it only at the start
+    of a request)."""
+    from django.db import connection
+
+    if (
+        connection.connection is not None
+        and not connection.in_atomic_block
+        and not connection.is_usable()
+    ):
+        connection.close()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _close_stray_connections(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
     """Executor threads of async code keep their own connections; end them before the test

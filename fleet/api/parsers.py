@@ -59,10 +59,20 @@ def _constant(name: str) -> Any:
 
 
 def _depth_error(value: Any) -> str | None:
-    """Walk the parsed value without recursion; a message if it nests too deep."""
+    """Walk the parsed value without recursion; a message if it nests too deep or holds a
+    NUL character (PostgreSQL stores NUL in neither text nor jsonb: it answered 500)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, dict) and any("\x00" in key for key in item):
+            return "a string contains a NUL character"
+        strings = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        if any(isinstance(text, str) and "\x00" in text for text in strings):
+            return "a string contains a NUL character"
+        if isinstance(item, str) and "\x00" in item:
+            return "a string contains a NUL character"
         children = (
             item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
         )

@@ -32,3 +32,25 @@ def test_ordinary_filters_still_work() -> None:
     api = APIClient()
     api.force_authenticate(make_user())
     assert api.get("/api/v1/compliance/?team=nobody").status_code == 200
+
+
+def test_json_bodies_with_nul_answer_400_and_change_nothing() -> None:
+    # schemathesis: POST /api/v1/cluster-sets/ with a NUL in a string answered 500
+    from clusters.models import ClusterSet
+    from fleet.accounts.choices import Role
+    from tests.factories import add_member, make_team
+
+    team = make_team(name="nul-team")
+    user = make_user(username="nul-operator")
+    add_member(team, user, Role.OPERATOR)
+    api = APIClient()
+    api.force_authenticate(user)
+    for body in (
+        {"name": "set\u0000a", "team": team.name},
+        {"name": "set-b", "team": team.name, "selector": "a=\u0000"},
+        {"name\u0000": "set-c", "team": team.name},
+    ):
+        response = api.post("/api/v1/cluster-sets/", body, format="json")
+        assert response.status_code == 400, (body, response.content[:300])
+        assert "NUL" in response.json()["error"]["message"]
+    assert not ClusterSet.objects.exists()

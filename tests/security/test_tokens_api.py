@@ -47,7 +47,11 @@ def admin_of_team() -> tuple[Any, Any]:
     user = make_user(username="alice")
     team = make_team(name="red")
     add_member(team, user, Role.ADMIN)
-    make_user(username="bob")
+    bob = make_user(username="bob")
+    # A team admin may add only people who share a team with them (no username oracle).
+    shared = make_team(name="shared")
+    add_member(shared, user, Role.VIEWER)
+    add_member(shared, bob, Role.VIEWER)
     return user, team
 
 
@@ -111,7 +115,7 @@ def test_a_read_token_cannot_write(admin_of_team: Any) -> None:
     # then
     assert response.status_code == 403
     assert "read scope" in response.json()["error"]["message"]
-    assert not Membership.objects.filter(user__username="bob").exists()
+    assert not Membership.objects.filter(user__username="bob", team__name="red").exists()
     # the refusal is audited under the token's user
     assert AuditEvent.objects.filter(
         action="request.denied", actor_name="alice", request_method="POST"
@@ -151,10 +155,10 @@ def test_a_write_token_cannot_do_what_needs_the_admin_role(admin_of_team: Any) -
     path = API + f"teams/{team.name}/members/"
     # a team admin's write token acts as an operator: member changes need admin
     assert bearer(_secret(user, "write")).post(path, body, format="json").status_code == 403
-    assert not Membership.objects.filter(user__username="bob").exists()
+    assert not Membership.objects.filter(user__username="bob", team__name="red").exists()
     # the same user's admin token may
     assert bearer(_secret(user, "admin")).post(path, body, format="json").status_code == 200
-    assert Membership.objects.filter(user__username="bob", role="viewer").exists()
+    assert Membership.objects.filter(user__username="bob", team__name="red", role="viewer").exists()
 
 
 def test_a_token_never_grants_more_than_its_user_has(admin_of_team: Any) -> None:
@@ -165,7 +169,7 @@ def test_a_token_never_grants_more_than_its_user_has(admin_of_team: Any) -> None
         API + f"teams/{team.name}/members/", {"username": "bob", "role": "admin"}, format="json"
     )
     assert response.status_code == 403
-    assert not Membership.objects.filter(user__username="bob").exists()
+    assert not Membership.objects.filter(user__username="bob", team__name="red").exists()
 
 
 def test_superuser_powers_need_an_admin_token() -> None:
