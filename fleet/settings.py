@@ -184,7 +184,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": [
         "fleet.api.parsers.StrictJSONParser",
         "fleet.api.parsers.LimitedFormParser",
-        "rest_framework.parsers.MultiPartParser",
+        "fleet.api.parsers.NulRefusingMultiPartParser",
     ],
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -19,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
-from rest_framework.parsers import FormParser, JSONParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # Kubernetes objects nest about 15 levels (a CronJob's container env value source is 13);
@@ -134,6 +134,13 @@ class StrictJSONParser(JSONParser):
             raise ParseError(f"JSON parse error: {error}") from None
 
 
+def refuse_nul_fields(data: Any) -> None:
+    """Form fields holding NUL are refused as JSON strings are (PostgreSQL cannot take them)."""
+    for key, values in data.lists():
+        if "\x00" in key or any(isinstance(v, str) and "\x00" in v for v in values):
+            raise ParseError("Form parse error: a field contains a NUL character")
+
+
 class LimitedFormParser(FormParser):
     """DRF's form parser (it reads the whole body) within the view's byte limit."""
 
@@ -143,6 +150,22 @@ class LimitedFormParser(FormParser):
         media_type: str | None = None,
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
-        return super().parse(
+        data = super().parse(
             io.BytesIO(read_limited(stream, parser_context)), media_type, parser_context
         )
+        refuse_nul_fields(data)
+        return data
+
+
+class NulRefusingMultiPartParser(MultiPartParser):
+    """DRF's multipart parser (bounded by Django's upload settings), NUL fields refused."""
+
+    def parse(
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        parsed = super().parse(stream, media_type, parser_context)
+        refuse_nul_fields(parsed.data)
+        return parsed

@@ -35,6 +35,13 @@ def chromium(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: `make test` installs Debian's chromium"
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
+        # Under Playwright's event loop the ORM's connection is another one than the test's
+        # own before it (asgiref keys connections by context): one left from an earlier
+        # browser test may point at a PostgreSQL that a chaos test has since restarted.
+        for connection in connections.all(initialized_only=True):
+            usable = connection.connection is None or connection.is_usable()
+            if not connection.in_atomic_block and not usable:
+                connection.close()
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         yield browser
         browser.close()

@@ -54,3 +54,24 @@ def test_json_bodies_with_nul_answer_400_and_change_nothing() -> None:
         assert response.status_code == 400, (body, response.content[:300])
         assert "NUL" in response.json()["error"]["message"]
     assert not ClusterSet.objects.exists()
+
+
+def test_form_and_multipart_bodies_with_nul_answer_400() -> None:
+    # schemathesis: a multipart POST /api/v1/cluster-sets/ with NUL in team_name answered 500
+    from clusters.models import ClusterSet
+
+    api = APIClient()
+    api.force_authenticate(make_user(username="nul-form"))
+    for fmt in ("multipart",):
+        response = api.post(
+            "/api/v1/cluster-sets/", {"name": "set-f", "team_name": "{\x00"}, format=fmt
+        )
+        assert response.status_code == 400, (fmt, response.content[:300])
+        assert "NUL" in response.json()["error"]["message"]
+    response = api.post(
+        "/api/v1/cluster-sets/",
+        "name=set-g&team_name=a%00b",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 400, response.content[:300]
+    assert not ClusterSet.objects.exists()
