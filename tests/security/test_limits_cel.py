@@ -80,7 +80,8 @@ def test_expressions_past_a_limit_are_refused_on_save(
     started = time.monotonic()
     with pytest.raises(ValidationError):
         cel.validate_expression(expression)
-    assert time.monotonic() - started < 0.5
+    # A coarse bound (the machine may be busy): parsing such an expression took seconds.
+    assert time.monotonic() - started < 3
 
 
 def test_the_bundled_library_is_within_the_limits() -> None:
@@ -108,8 +109,9 @@ def test_an_expression_too_costly_for_one_object_fails_on_it_without_running() -
     started = time.monotonic()
     judgement = _judge(PAIRS, 4000)
 
-    # then that object is an error naming the limit, found at once
-    assert time.monotonic() - started < 1
+    # then that object is an error naming the limit, found at once (a coarse bound: running
+    # 16 million pairs takes minutes)
+    assert time.monotonic() - started < 3
     [error] = judgement.errors
     assert "exceeds the limit of 1,000,000" in error["message"]
     assert judgement.violations == []
