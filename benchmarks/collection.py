@@ -19,7 +19,7 @@ from clusters.choices import ClusterStatus
 from clusters.models import Cluster, ClusterTransition, HealthSample
 from clusters.services.collection import clusters_collect_fanout
 from clusters.tasks import clusters_collect_shard_task
-from fleet.celery import app
+from core.celery import app
 
 GIB = 2**30
 

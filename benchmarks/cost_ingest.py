@@ -20,10 +20,10 @@ from django.utils import timezone
 
 from benchmarks.ingest import raw_copy
 from benchmarks.results import Row
-from clusters.cost.allocation import Allocation, Node, Weights, Workload, allocate
-from clusters.cost.models import CostAllocation
-from clusters.cost.services import ALLOCATION_COLUMNS, BATCH, allocation_rows, allocations_replace
 from clusters.models import Cluster
+from costs.allocation import Allocation, Node, Weights, Workload, allocate
+from costs.models import CostAllocation
+from costs.services import ALLOCATION_COLUMNS, BATCH, allocation_rows, allocations_replace
 
 GIB = Decimal(2**30)
 FACTS = {"nodes": {"list": 3}}  # every row's provenance, as the hourly computation keeps it

@@ -13,6 +13,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 
+from accounts.choices import Role
+from accounts.models import Team
+from accounts.services import membership_set, team_create
 from benchmarks.simulator import (
     INSTANCE_TYPES,
     KUBE_VERSION,
@@ -25,13 +28,10 @@ from benchmarks.simulator import (
     cluster_url,
 )
 from clusters.choices import ClusterMode, ClusterStatus, CredentialKind
-from clusters.kube.client import ConnectionSpec
 from clusters.models import Cluster, ClusterInventory
 from clusters.services.credentials import credential_store
 from clusters.services.registration import ClusterFields, agent_exchange, cluster_register_pull
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Team
-from fleet.accounts.services import membership_set, team_create
+from kube.client import ConnectionSpec
 
 BENCH_USER = "bench"
 SIM_TEAM = "bench-sim"

@@ -16,19 +16,19 @@ from django.db.models import F
 from django.test import override_settings
 from django.utils import timezone
 
-from benchmarks.fleet import seed_placement
-from benchmarks.results import Row, percentile
-from clusters.models import Cluster
-from fleet.accounts.models import Team
-from fleet.placement.cache import candidate_cache
-from fleet.placement.models import Application
-from fleet.placement.scheduler import Candidate, PerReplica, PlacementSpec, schedule
-from fleet.placement.services import (
+from accounts.models import Team
+from applications.cache import candidate_cache
+from applications.models import Application
+from applications.scheduler import Candidate, PerReplica, PlacementSpec, schedule
+from applications.services import (
     application_create,
     placement_candidates,
     placement_decide,
     placement_simulate,
 )
+from benchmarks.fleet import seed_placement
+from benchmarks.results import Row, percentile
+from clusters.models import Cluster
 
 MANIFESTS = """
 apiVersion: apps/v1

@@ -88,7 +88,7 @@ class SimulatorProcess:
 def start_workers(count: int, *, queues: str = "clusters") -> list[subprocess.Popen[bytes]]:
     """`count` real Celery worker processes (solo pool: one process each, so its CPU and
     memory are the worker's) on the benchmark broker and database."""
-    from fleet.celery import app
+    from core.celery import app
 
     workers = []
     names = []

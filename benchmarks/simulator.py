@@ -1,9 +1,9 @@
 """A fleet simulator in one asyncio process (issue 9, section 1).
 
 * N simulated member clusters answer the part of the Kubernetes API Keelson calls
-  (`clusters/kube/inventory.py`: /version, nodes, namespaces, deployments, statefulsets,
+  (`kube/inventory.py`: /version, nodes, namespaces, deployments, statefulsets,
   daemonsets, pods, persistentvolumeclaims, services, warning events, metrics.k8s.io pod
-  usage; `clusters/kube/access.py`: SelfSubjectAccessReview) over HTTPS with a
+  usage; `kube/access.py`: SelfSubjectAccessReview) over HTTPS with a
   self-signed CA, all on ONE port, cluster `n` under the prefix
   `https://127.0.0.1:PORT/c/<n>` with its own bearer token.
 * They also answer what a policy sweep reads (`policies/kube.py`): discovery (`/api`,

@@ -26,7 +26,7 @@ from benchmarks.procs import Sampler, SimulatorProcess, start_workers, stop
 from benchmarks.results import Row
 from benchmarks.simulator import PLANTED, PROFILES, TLSFiles, agent_inventory
 from clusters.models import ClusterInventory
-from fleet.celery import app
+from core.celery import app
 from policies.choices import ResultStatus
 from policies.models import Policy, PolicyEvaluation
 from policies.services.evaluation import BATCH_SIZE, EVALUATE_INTERVAL, sweep_batches
@@ -202,7 +202,7 @@ def _overview_row(pairs: int) -> Row:
     counts them (right after the sweep, before any vacuum), the next ones find it cached."""
     from django.contrib.auth import get_user_model
 
-    from fleet.dashboard.selectors import compliance_overview
+    from dashboard.selectors import compliance_overview
 
     viewer = get_user_model().objects.get(username=fleet.BENCH_USER)
     times = []

@@ -4,7 +4,7 @@ from typing import Any
 
 from clusters.realtime import cluster_group, cluster_snapshot
 from clusters.selectors import cluster_get
-from fleet.realtime.snapshot import SnapshotConsumer
+from core.realtime.snapshot import SnapshotConsumer
 
 
 class ClusterConsumer(SnapshotConsumer):

@@ -7,9 +7,9 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from accounts.models import Team, slug_validator
 from clusters.choices import ClusterMode, Provider
 from clusters.labels import validate_labels, validate_taints
-from fleet.accounts.models import Team, slug_validator
 
 
 def parse_labels(text: str) -> dict[str, str]:

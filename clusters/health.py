@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 
 from clusters.choices import ClusterStatus
-from clusters.kube.inventory import Inventory
+from kube.inventory import Inventory
 
 
 @dataclass(frozen=True)

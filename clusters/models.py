@@ -7,6 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from accounts.models import slug_validator
 from clusters.choices import (
     ClusterMode,
     ClusterStatus,
@@ -16,7 +17,6 @@ from clusters.choices import (
     RollupPeriod,
 )
 from clusters.labels import LabelSelector, validate_labels, validate_taints
-from fleet.accounts.models import slug_validator
 
 
 class Cluster(models.Model):
@@ -96,7 +96,7 @@ class Cluster(models.Model):
 
 
 class ClusterCredential(models.Model):
-    """How the hub reaches a push-mode cluster, encrypted with the key ring (fleet.crypto).
+    """How the hub reaches a push-mode cluster, encrypted with the key ring (core.crypto).
 
     `version` grows on every change: cached API clients are keyed by it.
     """

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from accounts.choices import Role
+from accounts.selectors import AnyUser, team_ids_with_role
 from clusters.models import Cluster, ClusterSet
-from fleet.accounts.choices import Role
-from fleet.accounts.selectors import AnyUser, team_ids_with_role
 
 
 def cluster_list(*, user: AnyUser, minimum: Role = Role.VIEWER) -> QuerySet[Cluster]:

@@ -9,7 +9,7 @@ from clusters.services.collection import clusters_collect, clusters_collect_fano
 from clusters.services.history import health_retention, health_rollup
 from clusters.services.lifecycle import cluster_deregister_run
 from clusters.services.provisioning import cluster_lifecycle_run
-from fleet.celery import keelson_task
+from core.celery import keelson_task
 
 
 @keelson_task(queue="clusters", idempotent=True, time_limit=120, soft_time_limit=100)

@@ -1,7 +1,6 @@
 from django.urls import path
 
 from clusters import views, views_lifecycle
-from clusters.cost.views import cluster_pricing_page
 
 app_name = "clusters"
 
@@ -18,7 +17,6 @@ urlpatterns = [
     path("<slug:name>/scale/", views_lifecycle.cluster_scale_page, name="scale"),
     path("<slug:name>/upgrade/", views_lifecycle.cluster_upgrade_page, name="upgrade"),
     path("<slug:name>/destroy/", views_lifecycle.cluster_destroy_page, name="destroy"),
-    path("<slug:name>/pricing/", cluster_pricing_page, name="pricing"),
     path("<slug:name>/agent-token/", views.cluster_agent_token_page, name="agent-token"),
     path("<slug:name>/revoke-agent/", views.cluster_agent_revoke_page, name="agent-revoke"),
 ]

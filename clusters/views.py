@@ -14,14 +14,14 @@ from django.utils import timezone
 from django.utils.text import capfirst
 from django.views.decorators.http import require_POST
 
+from accounts.choices import Role
+from accounts.models import Team
+from accounts.selectors import team_list, user_has_role
+from audit.services import audit_record_denied
 from clusters.choices import ClusterMode, ClusterStatus
-from clusters.cost.api import period_bounds
-from clusters.cost.models import ClusterPricing
-from clusters.cost.rollups import cost_rollup
 from clusters.display import shown_counts, shown_status, with_shown_status
 from clusters.filtersets import ClusterFilterSet
 from clusters.forms import ClusterMetaForm, DeregisterForm, RegisterForm, labels_text, taints_text
-from clusters.kube.kubeconfig import KubeconfigError, list_contexts
 from clusters.models import Cluster, ClusterInventory, ClusterProvisioning
 from clusters.providers.registry import get_provider
 from clusters.selectors import cluster_get, cluster_list
@@ -36,10 +36,7 @@ from clusters.services.registration import (
     cluster_register_push,
     connection_from_input,
 )
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Team
-from fleet.accounts.selectors import team_list, user_has_role
-from fleet.audit.services import audit_record_denied
+from kube.kubeconfig import KubeconfigError, list_contexts
 
 PAGE_SIZE = 50
 COLUMNS = [
@@ -198,7 +195,7 @@ def cluster_contexts_fragment(request: HttpRequest) -> HttpResponse:
 
 def _token_page(request: HttpRequest, cluster: Cluster, token: str, status: int) -> HttpResponse:
     hub = request.build_absolute_uri("/").rstrip("/")
-    command = f"python -m clusters.agent --hub {hub} --token {token}"
+    command = f"python -m agent --hub {hub} --token {token}"
     response = render(
         request,
         "clusters/agent_token.html",
@@ -228,14 +225,6 @@ def _detail(
     initial = {field: getattr(cluster, field) for field in EDITABLE}
     initial["labels"], initial["taints"] = labels_text(cluster.labels), taints_text(cluster.taints)
     provisioning = ClusterProvisioning.objects.filter(cluster=cluster).first()
-    month_start, month_end = period_bounds({"range": "this-month"})
-    cost = cost_rollup(
-        user=request.user,
-        since=month_start,
-        until=month_end,
-        group_by="namespace",
-        filters={"cluster": cluster.name},
-    )
     now = timezone.now()
     unreachable = cluster.status == ClusterStatus.UNREACHABLE
     context = {
@@ -248,10 +237,6 @@ def _detail(
         ),
         # Nodes, capacity and latency are what the last good probe found: say how old.
         "stale_at": cluster.last_seen_at if unreachable else None,
-        "pricing": ClusterPricing.objects.filter(cluster=cluster).order_by("-valid_from")[:5],
-        "today": now.date(),
-        "cost_rows": cost.rows[:10],
-        "cost_total": cost.total,
         "cluster": cluster,
         "provisioning": provisioning,
         "capabilities": (

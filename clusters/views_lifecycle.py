@@ -9,6 +9,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts.choices import Role
+from accounts.selectors import team_list
 from clusters.forms import CreateClusterForm
 from clusters.providers.base import ClusterSpec
 from clusters.providers.catalog import INSTANCE_TYPES
@@ -20,9 +22,7 @@ from clusters.services.provisioning import (
     cluster_upgrade,
 )
 from clusters.views import _cluster_or_404, _require
-from fleet.accounts.choices import Role
-from fleet.accounts.selectors import team_list
-from fleet.operations.models import Operation
+from operations.models import Operation
 
 
 def _form_error(form: CreateClusterForm, error: ValidationError) -> None:

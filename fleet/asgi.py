@@ -6,10 +6,10 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-from fleet.limits import raise_open_files_limit
+from core.limits import raise_open_files_limit
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleet.settings")
-raise_open_files_limit()  # a socket per websocket and agent connection (fleet/limits.py)
+raise_open_files_limit()  # a socket per websocket and agent connection (core/limits.py)
 django_asgi_app = get_asgi_application()
 
 # Imported after Django is set up: routing pulls in models.

@@ -11,12 +11,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from core.errors import ImproperEnvironment
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
-
-
-class ImproperEnvironment(Exception):
-    """An environment variable holds a value Keelson cannot use."""
 
 
 def _raw(name: str) -> str | None:

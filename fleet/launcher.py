@@ -20,11 +20,11 @@ from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 
-from clusters.localkube.binaries import BUILD_SCRIPT, KubeBinariesMissing, find_binaries
-from clusters.localkube.runtime import progress_path, write_progress
 from fleet.embedded import EmbeddedPostgres, EmbeddedRedis
 from fleet.env import env_bool
 from fleet.webserver import web_command
+from localkube.binaries import BUILD_SCRIPT, KubeBinariesMissing, find_binaries
+from localkube.runtime import progress_path, write_progress
 
 ROOT = Path(__file__).resolve().parent.parent
 COLORS = {"web": "36", "worker": "33", "beat": "35", "keelson": "32", "kube": "34"}

@@ -3,8 +3,8 @@
 from django.urls import path
 
 from clusters.routing import websocket_urlpatterns as cluster_routes
-from fleet.dashboard.consumers import FleetConsumer
-from fleet.operations.routing import websocket_urlpatterns as operation_routes
+from dashboard.consumers import FleetConsumer
+from operations.routing import websocket_urlpatterns as operation_routes
 
 websocket_urlpatterns = [
     *operation_routes,

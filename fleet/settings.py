@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fleet.crypto import parse_key_ring
+from core.crypto import parse_key_ring
 from fleet.env import (
     ImproperEnvironment,
     env_bool,
@@ -59,13 +59,14 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_celery_beat",
     "channels",
-    "fleet.accounts",
-    "fleet.audit",
-    "fleet.operations",
-    "fleet.placement",
+    "accounts",
+    "audit",
+    "operations",
+    "applications",
     "clusters",
-    "clusters.cost",
+    "costs",
     "policies",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -121,7 +122,7 @@ CACHES = {
 }
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "fleet.realtime.layer.BlockingPoolChannelLayer",
+        "BACKEND": "core.realtime.layer.BlockingPoolChannelLayer",
         "CONFIG": {
             "hosts": [REDIS_URL],
             "prefix": env_str("KEELSON_REDIS_PREFIX", "keelson") + ":asgi",
@@ -131,7 +132,7 @@ CHANNEL_LAYERS = {
     }
 }
 
-# --- Celery (read by fleet/celery.py with namespace CELERY) ------------------------------
+# --- Celery (read by core/celery.py with namespace CELERY) ------------------------------
 CELERY_BROKER_URL = env_url(
     "CELERY_BROKER_URL",
     "amqp://guest:guest@127.0.0.1:5672//",
@@ -169,22 +170,22 @@ LOGOUT_REDIRECT_URL = "login"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an unauthenticated request then gets 401 with WWW-Authenticate.
-        # Hashed, scoped, expiring tokens (fleet/accounts/tokens.py); legacy DRF keys are
+        # Hashed, scoped, expiring tokens (accounts/tokens.py); legacy DRF keys are
         # converted to them on first use.
-        "fleet.accounts.authentication.ApiTokenAuthentication",
+        "accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
         # A read-scoped API token may only use safe methods.
-        "fleet.accounts.authentication.TokenScopeAllows",
+        "accounts.authentication.TokenScopeAllows",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "fleet.api.pagination.KeelsonPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.KeelsonPagination",
     "DEFAULT_PARSER_CLASSES": [
-        "fleet.api.parsers.StrictJSONParser",
-        "fleet.api.parsers.LimitedFormParser",
-        "fleet.api.parsers.NulRefusingMultiPartParser",
+        "core.api.parsers.StrictJSONParser",
+        "core.api.parsers.LimitedFormParser",
+        "core.api.parsers.NulRefusingMultiPartParser",
     ],
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -212,7 +213,7 @@ SPECTACULAR_SETTINGS = {
         "ModeEnum": "clusters.choices.ClusterMode",
         "PolicyModeEnum": "policies.choices.Mode",
         "ReportFormatEnum": "policies.choices.ReportFormat",
-        "TokenScopeEnum": "fleet.accounts.choices.TokenScope",
+        "TokenScopeEnum": "accounts.choices.TokenScope",
     },
 }
 
@@ -279,10 +280,10 @@ KEELSON_COLLECT_INTERVAL = env_int("KEELSON_COLLECT_INTERVAL", 30, minimum=5)
 KEELSON_COLLECT_SHARD_SIZE = env_int("KEELSON_COLLECT_SHARD_SIZE", 50, minimum=1)
 KEELSON_COLLECT_THREADS = env_int("KEELSON_COLLECT_THREADS", 16, minimum=1)
 # Idle keep-alive connections to member clusters one process keeps, over all clusters
-# (clusters/kube/http.py): bounds its sockets when every cluster is its own endpoint.
+# (kube/http.py): bounds its sockets when every cluster is its own endpoint.
 KEELSON_KUBE_IDLE_CONNECTIONS = env_int("KEELSON_KUBE_IDLE_CONNECTIONS", 512, minimum=1)
 # At most this many clusters a policy sweep batch reads at once (network, TLS, decoding):
-# it keeps as many in flight as keep its judging busy (clusters/kube/reads.py).
+# it keeps as many in flight as keep its judging busy (kube/reads.py).
 KEELSON_POLICY_READ_THREADS = env_int("KEELSON_POLICY_READ_THREADS", 64, minimum=1)
 # Periodic collection reads health every interval but the full inventory (namespaces,
 # workloads, storage) only every Nth interval per cluster, or at once when nodes or the
@@ -303,7 +304,7 @@ KEELSON_HEALTH_RAW_DAYS = env_int("KEELSON_HEALTH_RAW_DAYS", 7, minimum=1)
 KEELSON_HEALTH_HOURLY_DAYS = env_int("KEELSON_HEALTH_HOURLY_DAYS", 90, minimum=1)
 KEELSON_HEALTH_DAILY_DAYS = env_int("KEELSON_HEALTH_DAILY_DAYS", 730, minimum=1)
 
-# Addresses the hub may connect to as cluster API servers (clusters/kube/egress.py):
+# Addresses the hub may connect to as cluster API servers (kube/egress.py):
 # CIDRs, hosts and *.domain suffixes; empty allows any non-link-local, non-loopback address.
 KEELSON_CLUSTER_URL_ALLOWLIST = env_list("KEELSON_CLUSTER_URL_ALLOWLIST", [])
 KEELSON_CLUSTER_ALLOW_LOOPBACK = env_bool("KEELSON_CLUSTER_ALLOW_LOOPBACK", False)
@@ -347,7 +348,7 @@ KEELSON_PLACEMENT_RECONCILE_INTERVAL = env_int(
 )
 # Re-apply each application's objects to each cluster (drift correction) at most this often.
 KEELSON_PLACEMENT_DRIFT_INTERVAL = env_int("KEELSON_PLACEMENT_DRIFT_INTERVAL", 300, minimum=0)
-# Placement keeps each team's clusters in memory (fleet.placement.cache) and sees every
+# Placement keeps each team's clusters in memory (applications.cache) and sees every
 # change at once, except requested CPU/memory, which collection moves all the time: those
 # figures are re-read (only where they changed) at most this many seconds apart.
 KEELSON_PLACEMENT_USAGE_MAX_AGE = env_int("KEELSON_PLACEMENT_USAGE_MAX_AGE", 15, minimum=0)
@@ -364,12 +365,12 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 60},
     },
     "placement-reconcile": {
-        "task": "fleet.placement.tasks.placement_reconcile_fanout_task",
+        "task": "applications.tasks.placement_reconcile_fanout_task",
         "schedule": float(KEELSON_PLACEMENT_RECONCILE_INTERVAL),
         "options": {"expires": KEELSON_PLACEMENT_RECONCILE_INTERVAL},
     },
-    "cost-compute": {"task": "clusters.cost.tasks.cost_compute_task", "schedule": 600.0},
-    "budgets-check": {"task": "clusters.cost.tasks.budgets_check_task", "schedule": 3600.0},
+    "cost-compute": {"task": "costs.tasks.cost_compute_task", "schedule": 600.0},
+    "budgets-check": {"task": "costs.tasks.budgets_check_task", "schedule": 3600.0},
     "policies-evaluate": {
         "task": "policies.tasks.policies_evaluate_fanout_task",
         "schedule": 600.0,

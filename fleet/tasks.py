@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fleet.celery import keelson_task
+from core.celery import keelson_task
 
 
 @keelson_task(queue="default", idempotent=True)
@@ -15,7 +15,7 @@ def fleet_ping_task(payload: str) -> dict[str, str]:
 
 @keelson_task(queue="default", time_limit=120)
 def operations_redispatch_task() -> int:
-    """Send again the operations nobody works on (see fleet.operations.dispatch)."""
-    from fleet.operations.dispatch import operations_redispatch
+    """Send again the operations nobody works on (see operations.dispatch)."""
+    from operations.dispatch import operations_redispatch
 
     return operations_redispatch()

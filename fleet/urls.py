@@ -3,8 +3,9 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from fleet import views
-from fleet.accounts.login import ThrottledLoginView, admin_login_redirect
+from accounts.login import ThrottledLoginView, admin_login_redirect
+from costs.views import cluster_pricing_page
+from dashboard import views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,11 +15,13 @@ urlpatterns = [
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # Pages only; the API names its routes `<basename>-detail` etc. (fleet/api/urls.py).
-    path("operations/", include("fleet.operations.urls")),
-    path("accounts/", include("fleet.accounts.urls")),
+    path("operations/", include("operations.urls")),
+    path("accounts/", include("accounts.urls")),
+    # The cluster page's pricing form posts here; costs sits above clusters.
+    path("clusters/<slug:name>/pricing/", cluster_pricing_page, name="cluster-pricing"),
     path("clusters/", include("clusters.urls")),
-    path("costs/", include("clusters.cost.urls")),
-    path("applications/", include("fleet.placement.urls")),
+    path("costs/", include("costs.urls")),
+    path("applications/", include("applications.urls")),
     path("policies/", include("policies.urls")),
     path("api/v1/", include("fleet.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Q, QuerySet
 
-from fleet.api.filters import UtcDateTimeFilter
+from core.api.filters import UtcDateTimeFilter
 from policies.choices import Mode, ResultStatus, Severity
 from policies.models import Policy, PolicyEvaluation
 

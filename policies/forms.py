@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 from django import forms
 
-from clusters.kube.safeyaml import YAMLInputError, load_one
+from kube.safeyaml import YAMLInputError, load_one
 from policies.choices import Mode, Severity
 from policies.services.policies import PolicySpec
 

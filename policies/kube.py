@@ -26,7 +26,7 @@ from django.core.cache import cache
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from clusters.kube.client import classify, get_json, request_json
+from kube.client import classify, get_json, request_json
 
 logger = logging.getLogger(__name__)
 PAGE = 500

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from fleet.accounts.models import slug_validator
+from accounts.models import slug_validator
 from policies.choices import (
     ActionKind,
     ActionStatus,

@@ -9,8 +9,8 @@ from typing import Any
 from django.db import connection
 from django.db.models import QuerySet
 
-from fleet.accounts.choices import Role
-from fleet.accounts.selectors import AnyUser, team_ids_with_role
+from accounts.choices import Role
+from accounts.selectors import AnyUser, team_ids_with_role
 from policies.choices import ResultStatus
 from policies.models import Policy, PolicyEvaluation
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleet.celery import keelson_task
+from core.celery import keelson_task
 from policies.services.enforcement import clusters_enforce
 from policies.services.evaluation import clusters_evaluate, policies_evaluate_fanout
 

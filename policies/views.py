@@ -12,11 +12,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts.choices import Role
+from accounts.models import Team
+from accounts.selectors import team_list, user_has_role
 from clusters.views import _cluster_or_404, _require
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Team
-from fleet.accounts.selectors import team_list, user_has_role
-from fleet.ui.filters import any_by_default
+from core.ui.filters import any_by_default
 from policies.choices import ResultStatus
 from policies.filtersets import PolicyFilterSet
 from policies.forms import PolicyForm

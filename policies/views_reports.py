@@ -10,10 +10,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts.choices import Role
+from accounts.models import Team
+from accounts.selectors import team_ids_with_role, team_list, user_has_role
 from clusters.views import _require
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Team
-from fleet.accounts.selectors import team_ids_with_role, team_list, user_has_role
 from policies.choices import ReportFormat, ReportScope
 from policies.models import ComplianceReport, ReportDefinition
 from policies.services.reports import ReportSpec, report_definition_save, report_generate

@@ -19,7 +19,7 @@ BINARIES=(kube-apiserver kube-controller-manager kube-scheduler)
 log() { echo "[kube-binaries] $*" >&2; }
 
 # KEELSON_KUBE_PROGRESS=file: progress as JSON for `make run`'s overview (see
-# clusters/localkube/runtime.py). The compile step's share is an estimate from elapsed time
+# localkube/runtime.py). The compile step's share is an estimate from elapsed time
 # against a typical build (COMPILE_SECONDS on 2 cores; the Go build cache's file count is not
 # monotonic, so it cannot measure progress).
 PROGRESS_FILE=${KEELSON_KUBE_PROGRESS:-}

@@ -27,6 +27,9 @@ step "ruff"
 $PY/ruff check .
 $PY/ruff format --check .
 
+step "import layers (docs/architecture.md)"
+$PY/lint-imports
+
 step "mypy"
 DEBUG=true $PY/mypy .  # the django plugin imports settings
 

@@ -50,8 +50,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def start_worker(name: str | None = None) -> subprocess.Popen[bytes]:
     """A real Celery worker process on the test broker and database, answering pings."""
-    from fleet.celery import QUEUES
-    from fleet.celery import app as celery_app
+    from core.celery import QUEUES
+    from core.celery import app as celery_app
 
     node = name or f"test-{os.getpid()}"
     env = dict(os.environ)
@@ -101,7 +101,7 @@ def stop_worker(worker: subprocess.Popen[bytes]) -> None:
 @pytest.fixture
 def celery_worker(transactional_db: None) -> Iterator[subprocess.Popen[bytes]]:
     """A real Celery worker process on the test broker, using the test database."""
-    from fleet.celery import app as celery_app
+    from core.celery import app as celery_app
 
     celery_app.control.purge()
     worker = start_worker()
@@ -114,7 +114,7 @@ def celery_worker(transactional_db: None) -> Iterator[subprocess.Popen[bytes]]:
 @pytest.fixture(scope="session")
 def kube_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """One etcd for the session's real kube-apiservers (binaries built on first use)."""
-    from clusters.localkube import LocalKubeEnv, find_binaries
+    from localkube import LocalKubeEnv, find_binaries
 
     env = LocalKubeEnv(
         tmp_path_factory.mktemp("localkube"),
@@ -129,7 +129,7 @@ def kube_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 @pytest.fixture(scope="session")
 def kube_cluster(kube_env: object) -> object:
     """A real cluster (API server, controller-manager, scheduler, two simulated nodes)."""
-    from clusters.localkube import LocalKubeEnv
+    from localkube import LocalKubeEnv
 
     assert isinstance(kube_env, LocalKubeEnv)
     return kube_env.start_cluster("member-1")

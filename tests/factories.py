@@ -7,8 +7,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Membership, Team
+from accounts.choices import Role
+from accounts.models import Membership, Team
 
 _seq = itertools.count(1)
 

@@ -12,7 +12,6 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import AuthenticationFailed, ValidationError
@@ -22,7 +21,6 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from clusters.kube.inventory import Inventory, inventory_from_json
 from clusters.models import AgentToken, Cluster
 from clusters.services.heartbeat import HeartbeatReply, heartbeat_full, heartbeat_in_thread
 from clusters.services.registration import (
@@ -31,7 +29,8 @@ from clusters.services.registration import (
     agent_exchange,
     agent_token_rotate,
 )
-from fleet.api.parsers import strict_json_loads
+from core.api.parsers import strict_json_loads
+from kube.inventory import Inventory, inventory_from_json
 
 
 class EnrollSerializer(serializers.Serializer[Any]):
@@ -62,7 +61,7 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-def _authenticated_agent(request: Request) -> tuple[Cluster, AgentToken]:
+def authenticated_agent(request: Request) -> tuple[Cluster, AgentToken]:
     try:
         cluster, row = agent_authenticate(token=_bearer(request))
     except AgentAuthError as error:
@@ -140,7 +139,7 @@ class AgentHeartbeatView(AgentReportView):
     @extend_schema(request=HeartbeatSerializer, responses=HeartbeatReplySerializer)
     def post(self, request: Request) -> Response:
         """A heartbeat carrying the cluster's inventory (the agent collects it locally)."""
-        cluster, _ = _authenticated_agent(request)
+        cluster, _ = authenticated_agent(request)
         payload = HeartbeatSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         try:
@@ -210,41 +209,3 @@ class AgentRotateView(AgentTokenView):
             raise AuthenticationFailed(str(error)) from None
         cluster, _ = agent_authenticate(token=token)
         return _credential_response(cluster, token)
-
-
-class ApplicationReportSerializer(serializers.Serializer[Any]):
-    version = serializers.CharField(max_length=20, allow_blank=True, required=False)
-    desired = serializers.IntegerField(min_value=0, required=False)
-    available = serializers.IntegerField(min_value=0, required=False)
-    complete = serializers.BooleanField(required=False)
-    message = serializers.CharField(max_length=2000, allow_blank=True, required=False)
-    error = serializers.CharField(max_length=2000, allow_blank=True, required=False)
-
-
-class WorkReportSerializer(serializers.Serializer[Any]):
-    applications = serializers.DictField(child=ApplicationReportSerializer())
-
-
-class AgentWorkView(AgentReportView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
-    def get(self, request: Request) -> Response:
-        """The objects this cluster should hold: every application placed on it, rendered
-        for it (overrides, replica share, owner labels)."""
-        from fleet.placement.propagation import agent_work
-
-        cluster, _ = _authenticated_agent(request)
-        return Response(agent_work(cluster=cluster))
-
-    @extend_schema(request=WorkReportSerializer, responses=OpenApiTypes.OBJECT)
-    def post(self, request: Request) -> Response:
-        """The agent's report after applying: per application, the version it applied and
-        its workloads' desired/available replicas (or the error)."""
-        from fleet.placement.propagation import agent_work_report
-
-        cluster, _ = _authenticated_agent(request)
-        payload = WorkReportSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        updated = agent_work_report(
-            cluster=cluster, applications=payload.validated_data["applications"]
-        )
-        return Response({"cluster": cluster.name, "updated": updated})

@@ -6,9 +6,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Team
-from fleet.accounts.selectors import user_has_role
+from accounts.choices import Role
+from accounts.models import Team
+from accounts.selectors import user_has_role
 
 
 def actor(request: Request) -> AbstractBaseUser:

@@ -14,6 +14,9 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.choices import Role
+from accounts.models import Team
+from accounts.selectors import team_ids_with_role, user_has_role
 from clusters.api.permissions import actor, authorize_create, require_role
 from clusters.labels import validate_labels
 from clusters.models import ClusterTemplate
@@ -21,10 +24,7 @@ from clusters.providers.base import ClusterSpec
 from clusters.providers.catalog import INSTANCE_TYPES
 from clusters.providers.registry import get_provider, provider_names
 from clusters.services.provisioning import cluster_create
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Team
-from fleet.accounts.selectors import team_ids_with_role, user_has_role
-from fleet.operations.api.serializers import OperationSerializer
+from operations.api.serializers import OperationSerializer
 
 
 class NodePoolSerializer(serializers.Serializer[Any]):

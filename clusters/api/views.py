@@ -17,6 +17,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
+from accounts.choices import Role
+from accounts.models import Team
+from accounts.selectors import user_has_role
 from clusters.api.permissions import actor, authorize_create, require_role
 from clusters.api.provisioning import (
     ClusterCreateSerializer,
@@ -37,7 +40,6 @@ from clusters.api.serializers import (
 )
 from clusters.choices import ClusterMode
 from clusters.filtersets import ClusterFilterSet
-from clusters.kube.kubeconfig import KubeconfigError, list_contexts
 from clusters.models import Cluster, ClusterInventory, ClusterProvisioning, ClusterSet
 from clusters.providers.registry import get_provider
 from clusters.selectors import cluster_list, cluster_set_list
@@ -58,16 +60,14 @@ from clusters.services.registration import (
     cluster_register_push,
     connection_from_input,
 )
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Team
-from fleet.accounts.selectors import user_has_role
-from fleet.api.filters import as_utc
-from fleet.operations.api.serializers import OperationSerializer
+from core.api.filters import as_utc
+from kube.kubeconfig import KubeconfigError, list_contexts
+from operations.api.serializers import OperationSerializer
 
 
 def agent_command(request: Request | None, token: str) -> str:
     hub = request.build_absolute_uri("/").rstrip("/") if request is not None else "https://HUB"
-    return f"python -m clusters.agent --hub {hub} --token {token}"
+    return f"python -m agent --hub {hub} --token {token}"
 
 
 def registration_error(error: RegistrationError) -> ValidationError:

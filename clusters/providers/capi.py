@@ -18,15 +18,15 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from clusters.choices import CredentialKind
-from clusters.kube.apply import apply_manifest
-from clusters.kube.client import ClusterConnectError, classify, timeout_kwargs
-from clusters.kube.dynamic import dynamic_client
-from clusters.kube.kubeconfig import KubeconfigError, connection_from_kubeconfig
 from clusters.models import Cluster, ClusterCredential
 from clusters.providers.base import ActionContext, Capabilities, ClusterSpec
 from clusters.providers.capi_render import CAPI, pool_objects, render, validate_params
 from clusters.services.credentials import cluster_api_client, credential_store
-from fleet.celery import PermanentError, TransientError
+from core.celery import PermanentError, TransientError
+from kube.apply import apply_manifest
+from kube.client import ClusterConnectError, classify, timeout_kwargs
+from kube.dynamic import dynamic_client
+from kube.kubeconfig import KubeconfigError, connection_from_kubeconfig
 
 
 def _raise(error: ClusterConnectError, doing: str) -> None:

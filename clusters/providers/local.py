@@ -1,6 +1,6 @@
 """The `local` provider: a real control plane on this host, simulated nodes per node pool.
 
-Each cluster is a supervisor process (clusters.localkube.supervisor) under
+Each cluster is a supervisor process (localkube.supervisor) under
 KEELSON_LOCAL_CLUSTERS_DIR/<name>/, started detached so it outlives the worker. Every
 step is idempotent: a redelivered task finds the directory, the running supervisor and
 the stored credential, and carries on from there.
@@ -23,13 +23,18 @@ from django.core.exceptions import ValidationError
 from kubernetes import client as k8s
 
 from clusters.choices import CredentialKind
-from clusters.kube.client import build_api_client, timeout_kwargs
-from clusters.kube.kubeconfig import connection_from_kubeconfig
-from clusters.localkube import procs
-from clusters.localkube.binaries import KubeBinariesMissing, find_binaries
-from clusters.localkube.runtime import read_progress
-from clusters.localkube.simulator import KUBELET_VERSION
-from clusters.localkube.supervisor import (
+from clusters.models import ClusterCredential
+from clusters.providers.base import ActionContext, Capabilities, ClusterSpec
+from clusters.providers.catalog import INSTANCE_TYPES
+from clusters.services.credentials import credential_store
+from core.celery import PermanentError, TransientError
+from kube.client import build_api_client, timeout_kwargs
+from kube.kubeconfig import connection_from_kubeconfig
+from localkube import procs
+from localkube.binaries import KubeBinariesMissing, find_binaries
+from localkube.runtime import read_progress
+from localkube.simulator import KUBELET_VERSION
+from localkube.supervisor import (
     SPEC,
     STATE,
     new_spec,
@@ -37,11 +42,6 @@ from clusters.localkube.supervisor import (
     supervisor_pid,
     write_json,
 )
-from clusters.models import ClusterCredential
-from clusters.providers.base import ActionContext, Capabilities, ClusterSpec
-from clusters.providers.catalog import INSTANCE_TYPES
-from clusters.services.credentials import credential_store
-from fleet.celery import PermanentError, TransientError
 
 BINARIES_MISSING = "The Kubernetes binaries are not built: run `make kube-binaries`."
 START_TIMEOUT = 120.0
@@ -163,7 +163,7 @@ class LocalProvider:
         log = (directory / "supervisor.log").open("ab")
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "clusters.localkube", "serve", str(directory)],
+                [sys.executable, "-m", "localkube", "serve", str(directory)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

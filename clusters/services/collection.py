@@ -32,8 +32,6 @@ from kubernetes import client as k8s
 
 from clusters.choices import ClusterMode, ClusterStatus
 from clusters.health import Condition, Observation, next_status, observe_failure, observe_inventory
-from clusters.kube.client import ClusterConnectError, classify
-from clusters.kube.inventory import Inventory, collect, complete
 from clusters.models import (
     Cluster,
     ClusterInventory,
@@ -43,13 +41,15 @@ from clusters.models import (
 from clusters.realtime import cluster_snapshot, publish_cluster_on_commit
 from clusters.services.credentials import cluster_api_clients
 from clusters.services.history import SAMPLE_COLUMNS, SampleRow, samples_copy, samples_insert
-from fleet.celery import app
+from core.celery import app
+from kube.client import ClusterConnectError, classify
+from kube.inventory import Inventory, collect, complete
 
 logger = logging.getLogger(__name__)
 # What a cluster seen for the first time gets at once (task name, queue).
 FIRST_SEEN_TASKS = (
     ("policies.tasks.policies_evaluate_batch_task", "policies"),
-    ("clusters.cost.tasks.cost_compute_clusters_task", "costs"),
+    ("costs.tasks.cost_compute_clusters_task", "costs"),
 )
 
 
@@ -308,7 +308,7 @@ def rows_update(objects: list[Model], fields: Iterable[str]) -> int:
     sql = f"UPDATE {table} AS t SET {sets} FROM (VALUES {values}) AS v ({names_sql}) WHERE t.{key} = v.{key}"  # noqa: E501, S608
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.rowcount
+        return int(cursor.rowcount)
 
 
 @transaction.atomic

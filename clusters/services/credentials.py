@@ -7,12 +7,12 @@ from django.db.models import F
 from django.utils import timezone
 from kubernetes import client as k8s
 
+from audit.services import audit_record, audit_records
 from clusters.choices import CredentialKind
-from clusters.kube.client import ClusterConnectError, ConnectionSpec, build_api_client, clients
-from clusters.kube.egress import EgressDenied, check_egress
 from clusters.models import Cluster, ClusterCredential
-from fleet.audit.services import audit_record, audit_records
-from fleet.crypto import DecryptionError, decrypt, encrypt
+from core.crypto import DecryptionError, decrypt, encrypt
+from kube.client import ClusterConnectError, ConnectionSpec, build_api_client, clients
+from kube.egress import EgressDenied, check_egress
 
 
 def credential_store(

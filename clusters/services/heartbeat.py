@@ -33,10 +33,10 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from clusters.health import Observation, observe_inventory
-from clusters.kube.inventory import Inventory
 from clusters.models import AgentToken, Cluster
 from clusters.services.collection import agent_report
 from clusters.services.registration import agent_authenticate, token_hash
+from kube.inventory import Inventory
 
 # The cluster columns and the health sample are those `cluster_record_observation` writes
 # (clusters/services/collection.py): keep both in step with it.

@@ -12,8 +12,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from clusters.choices import RollupPeriod
-from clusters.copy import copy_lines
 from clusters.models import Cluster, HealthRollup, HealthSample
+from core.db.copy import copy_lines
 
 _ROLLUP_SQL = """
 INSERT INTO clusters_healthrollup (

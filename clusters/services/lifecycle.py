@@ -10,19 +10,19 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
 
+from audit.services import audit_record
 from clusters.choices import ClusterMode
-from clusters.kube.client import ClusterConnectError, clients
-from clusters.kube.ownership import remove_managed_objects
 from clusters.labels import LabelSelector
 from clusters.models import Cluster, ClusterSet
 from clusters.realtime import publish_cluster_on_commit
 from clusters.services.credentials import cluster_api_client
-from fleet.audit.services import audit_record
-from fleet.celery import PermanentError, TransientError
-from fleet.operations.choices import OperationState
-from fleet.operations.dispatch import exclusive_operation, operation_dispatch
-from fleet.operations.models import Operation
-from fleet.operations.services import (
+from core.celery import PermanentError, TransientError
+from kube.client import ClusterConnectError, clients
+from kube.ownership import remove_managed_objects
+from operations.choices import OperationState
+from operations.dispatch import exclusive_operation, operation_dispatch
+from operations.models import Operation
+from operations.services import (
     operation_claim,
     operation_create,
     operation_finish,

@@ -17,17 +17,17 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from accounts.models import Team
+from audit.services import audit_record
 from clusters.choices import ClusterMode, Lifecycle, Provider
 from clusters.models import Cluster, ClusterProvisioning, ClusterTemplate
 from clusters.providers.base import ActionContext, ClusterSpec, OperationCanceled
 from clusters.providers.registry import get_provider
-from fleet.accounts.models import Team
-from fleet.audit.services import audit_record
-from fleet.celery import PermanentError, TransientError
-from fleet.operations.choices import LogLevel, OperationState
-from fleet.operations.dispatch import exclusive_operation, operation_dispatch
-from fleet.operations.models import Operation
-from fleet.operations.services import (
+from core.celery import PermanentError, TransientError
+from operations.choices import LogLevel, OperationState
+from operations.dispatch import exclusive_operation, operation_dispatch
+from operations.models import Operation
+from operations.services import (
     operation_claim,
     operation_create,
     operation_finish,

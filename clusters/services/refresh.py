@@ -16,17 +16,17 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 
+from accounts.choices import Role
+from accounts.selectors import AnyUser, team_ids_with_role
+from audit.services import audit_record
 from clusters.choices import ClusterMode
 from clusters.models import Cluster
-from fleet.accounts.choices import Role
-from fleet.accounts.selectors import AnyUser, team_ids_with_role
-from fleet.audit.services import audit_record
-from fleet.celery import app
+from core.celery import app
 
 logger = logging.getLogger(__name__)
 
 EVALUATE_TASK = ("policies.tasks.policies_evaluate_batch_task", "policies")
-COST_TASK = ("clusters.cost.tasks.cost_compute_clusters_task", "costs")
+COST_TASK = ("costs.tasks.cost_compute_clusters_task", "costs")
 # Clusters per message: the policy sweep's batch size (policies.services.evaluation).
 BATCH_SIZE = 50
 # A queued refresh older than this is stale: the periodic sweeps have run since.

@@ -19,15 +19,15 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.models import Team
+from audit.services import audit_record
 from clusters.choices import ClusterMode, CredentialKind, Provider
-from clusters.kube.access import AccessReport, verify_access
-from clusters.kube.client import ClusterConnectError, ConnectionSpec, build_api_client
-from clusters.kube.egress import EgressDenied, check_egress
-from clusters.kube.kubeconfig import KubeconfigError, connection_from_kubeconfig
 from clusters.models import AgentToken, Cluster
 from clusters.services.credentials import credential_store
-from fleet.accounts.models import Team
-from fleet.audit.services import audit_record
+from kube.access import AccessReport, verify_access
+from kube.client import ClusterConnectError, ConnectionSpec, build_api_client
+from kube.egress import EgressDenied, check_egress
+from kube.kubeconfig import KubeconfigError, connection_from_kubeconfig
 
 BOOTSTRAP_PREFIX = "kbt_"
 AGENT_PREFIX = "kat_"

@@ -11,7 +11,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from fleet.audit.services import audit_record_denied
+from audit.services import audit_record_denied
 
 
 def _message(detail: Any) -> str:

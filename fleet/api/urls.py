@@ -3,21 +3,22 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from clusters.api.agent import AgentEnrollView, AgentHeartbeatView, AgentRotateView, AgentWorkView
+from accounts.api.audit import AuditEventViewSet
+from accounts.api.tokens import ApiTokenViewSet
+from accounts.api.views import TeamViewSet
+from applications.api.agent import AgentWorkView
+from applications.api.views import ApplicationViewSet
+from clusters.api.agent import AgentEnrollView, AgentHeartbeatView, AgentRotateView
 from clusters.api.provisioning import ClusterTemplateViewSet, ProviderViewSet
 from clusters.api.views import ClusterSetViewSet, ClusterViewSet
-from clusters.cost.api import (
+from costs.api import (
     BudgetViewSet,
     ClusterPricingViewSet,
     CostView,
     InstancePriceViewSet,
     RateCardViewSet,
 )
-from fleet.accounts.api.tokens import ApiTokenViewSet
-from fleet.accounts.api.views import TeamViewSet
-from fleet.audit.api.views import AuditEventViewSet
-from fleet.operations.api.views import OperationViewSet
-from fleet.placement.api.views import ApplicationViewSet
+from operations.api.views import OperationViewSet
 from policies.api.reports import ComplianceReportViewSet, ReportDefinitionViewSet
 from policies.api.views import ComplianceView, EvaluationViewSet, PolicyViewSet
 

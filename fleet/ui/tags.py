@@ -17,8 +17,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from fleet.operations.models import Operation
-from fleet.operations.views import target_link
+from operations.models import Operation
+from operations.views import target_link
 
 register = template.Library()
 

@@ -16,10 +16,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
+from accounts.choices import Role
+from accounts.models import Team
+from accounts.selectors import team_ids_with_role, user_has_role
 from clusters.api.permissions import actor, authorize_create, require_role
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Team
-from fleet.accounts.selectors import team_ids_with_role, user_has_role
 from policies.api.serializers import ComplianceReportSerializer, ReportDefinitionSerializer
 from policies.models import ComplianceReport, ReportDefinition
 from policies.services.reports import (

@@ -18,10 +18,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.choices import Role
+from accounts.models import Team
+from accounts.selectors import user_has_role
 from clusters.api.permissions import actor, authorize_create, require_role
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Team
-from fleet.accounts.selectors import user_has_role
 from policies import cel, celcost
 from policies.api.serializers import (
     ClusterPlanSerializer,

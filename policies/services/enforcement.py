@@ -15,11 +15,11 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from clusters.kube.apply import apply_manifest
-from clusters.kube.client import ClusterConnectError
+from audit.services import audit_record
 from clusters.models import Cluster
 from clusters.services.credentials import cluster_api_client
-from fleet.audit.services import audit_record
+from kube.apply import apply_manifest
+from kube.client import ClusterConnectError
 from policies import cel, celcost
 from policies.choices import ActionKind, ActionStatus, Mode, ResultStatus, RuleKind
 from policies.engine import Fix, judge

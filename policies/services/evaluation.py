@@ -9,7 +9,7 @@ policy saying why; one object a rule cannot judge is recorded against that objec
 A sweep batch does this for its clusters together: the teams' policies, the inventory
 stamps and the newest results are read once for the batch, the clusters are read in
 threads (network, TLS and decoding; as many reads in flight as keep the judging busy, up
-to `KEELSON_POLICY_READ_THREADS`: `clusters.kube.reads`) while the calling thread judges
+to `KEELSON_POLICY_READ_THREADS`: `kube.reads`) while the calling thread judges
 each read as it arrives, and the results are stored with COPY every FLUSH_ROWS.
 
 The inventory stamp is the time of the cluster's last inventory collection: a new
@@ -36,15 +36,15 @@ from django.db import connection, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
+from applications.models import ClusterWork
 from clusters.choices import ClusterMode
-from clusters.copy import copy_lines, copy_text, copy_value
-from clusters.kube.client import ClusterConnectError
-from clusters.kube.reads import Concurrency, ReadPool, adaptive_reads
 from clusters.labels import LabelSelector
 from clusters.models import Cluster, ClusterInventory
 from clusters.services.credentials import cluster_api_clients
 from clusters.services.lifecycle import cluster_set_clusters
-from fleet.placement.models import ClusterWork
+from core.db.copy import copy_lines, copy_text, copy_value
+from kube.client import ClusterConnectError
+from kube.reads import Concurrency, ReadPool, adaptive_reads
 from policies import cel, celcost
 from policies.choices import Mode, ResultStatus
 from policies.engine import Sharing, Snapshot, judge, kinds_needed, share

@@ -12,14 +12,14 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.choices import Role
+from accounts.models import Team, slug_validator
+from accounts.selectors import user_has_role
+from applications.models import Application
+from audit.services import audit_record
 from clusters.choices import ClusterMode
 from clusters.labels import LabelSelector
 from clusters.models import ClusterSet
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Team, slug_validator
-from fleet.accounts.selectors import user_has_role
-from fleet.audit.services import audit_record
-from fleet.placement.models import Application
 from policies.choices import Mode, RuleKind, Severity
 from policies.engine import validate_rule
 from policies.models import Policy, PolicyRule

@@ -28,11 +28,11 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from clusters.csvsafe import SafeWriter
+from accounts.models import Team, slug_validator
+from audit.services import audit_record
 from clusters.models import Cluster, ClusterSet
 from clusters.services.lifecycle import cluster_set_clusters
-from fleet.accounts.models import Team, slug_validator
-from fleet.audit.services import audit_record
+from core.csvsafe import SafeWriter
 from policies.choices import ReportFormat, ReportScope, ResultStatus
 from policies.models import (
     ComplianceReport,

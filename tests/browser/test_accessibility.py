@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fleet.placement.services import application_create, application_version_add
+from applications.services import application_create, application_version_add
 from policies.models import Policy
 from policies.services.library import library_load
 from tests.browser.conftest import ARTIFACTS

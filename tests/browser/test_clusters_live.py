@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 import yaml
 
-from clusters.localkube.env import LocalCluster
+from accounts.choices import Role
 from clusters.models import Cluster
 from clusters.services.collection import clusters_collect
-from fleet.accounts.choices import Role
+from localkube.env import LocalCluster
 from tests.browser.conftest import ARTIFACTS, as_worker
 from tests.browser.test_operations_live import _log_in
 from tests.factories import add_member, make_team, make_user
@@ -61,7 +61,7 @@ def test_cost_explorer_in_the_browser(asgi_server: str, page: Any) -> None:
 
     from django.utils import timezone
 
-    from clusters.cost.services import cost_compute
+    from costs.services import cost_compute
     from tests.cost.test_costs import _fleet
 
     team = make_team(name="payments")

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from accounts.choices import Role
 from clusters.providers.local import stop_all
-from fleet.accounts.choices import Role
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.test_operations_live import _log_in
 from tests.factories import add_member, make_team, make_user

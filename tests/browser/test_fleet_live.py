@@ -9,10 +9,10 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from accounts.choices import Role
 from clusters.choices import ClusterStatus
 from clusters.health import Observation
 from clusters.services.collection import cluster_record_observation
-from fleet.accounts.choices import Role
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.test_operations_live import _log_in
 from tests.factories import add_member, make_cluster, make_team, make_user

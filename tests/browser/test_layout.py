@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from clusters.cost.models import CostAllocation
-from fleet.accounts.choices import Role
-from fleet.operations.models import Operation
-from fleet.operations.services import operation_create
+from accounts.choices import Role
+from costs.models import CostAllocation
+from operations.models import Operation
+from operations.services import operation_create
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.test_operations_live import _log_in
 from tests.factories import add_member, make_cluster, make_team, make_user

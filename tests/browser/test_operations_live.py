@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from fleet.operations.choices import OperationState
-from fleet.operations.services import (
+from operations.choices import OperationState
+from operations.services import (
     operation_claim,
     operation_create,
     operation_finish,

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from fleet.accounts.choices import Role
-from fleet.placement.models import Application
-from fleet.placement.services import application_create
+from accounts.choices import Role
+from applications.models import Application
+from applications.services import application_create
 from tests.browser.conftest import ARTIFACTS
 from tests.browser.test_operations_live import _log_in
 from tests.factories import add_member, make_cluster, make_team, make_user

@@ -8,7 +8,7 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.dynamic import DynamicClient
 
-from clusters.kube.apply import apply_manifest
+from kube.apply import apply_manifest
 
 KINDS = [
     ("cluster.x-k8s.io", "v1beta1", "Cluster", "clusters"),

@@ -11,12 +11,12 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
+from accounts.models import Team
 from clusters.choices import CredentialKind, Provider
-from clusters.kube.kubeconfig import connection_from_kubeconfig
-from clusters.localkube.env import LocalCluster
 from clusters.models import Cluster
 from clusters.services.credentials import credential_store
-from fleet.accounts.models import Team
+from kube.kubeconfig import connection_from_kubeconfig
+from localkube.env import LocalCluster
 
 
 def register_local(local: LocalCluster, *, team: Team, name: str | None = None) -> Cluster:

@@ -13,10 +13,10 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from clusters.localkube.env import LocalCluster
 from clusters.models import Cluster, ClusterInventory, HealthSample
 from clusters.services.collection import agents_mark_silent
 from clusters.services.registration import ClusterFields, agent_tokens_revoke, cluster_register_pull
+from localkube.env import LocalCluster
 from tests.factories import make_team
 
 pytestmark = [pytest.mark.kube]
@@ -30,7 +30,7 @@ def _agent(
         [
             sys.executable,
             "-m",
-            "clusters.agent",
+            "agent",
             "--hub",
             hub,
             "--kubeconfig",

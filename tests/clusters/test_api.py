@@ -9,13 +9,13 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from rest_framework.test import APIClient
 
-from clusters.kube.apply import apply_manifest
-from clusters.localkube.env import LocalCluster
+from accounts.choices import Role
+from audit.models import AuditEvent
 from clusters.models import Cluster, ClusterSet
 from clusters.services.lifecycle import cluster_deregister_run
-from fleet.accounts.choices import Role
-from fleet.audit.models import AuditEvent
-from fleet.operations.models import Operation
+from kube.apply import apply_manifest
+from localkube.env import LocalCluster
+from operations.models import Operation
 from tests.clusters.helpers import register_local
 from tests.factories import add_member, make_cluster, make_team, make_user
 

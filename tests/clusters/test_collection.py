@@ -11,12 +11,12 @@ from kubernetes import client as k8s
 from kubernetes.utils import parse_quantity
 from rest_framework.test import APIClient
 
-from clusters.localkube import LocalKubeEnv
-from clusters.localkube.env import LocalCluster, default_nodes
+from accounts.choices import Role
 from clusters.models import Cluster, ClusterInventory, ClusterTransition, HealthRollup, HealthSample
 from clusters.services.collection import clusters_collect
 from clusters.services.history import health_rollup
-from fleet.accounts.choices import Role
+from localkube import LocalKubeEnv
+from localkube.env import LocalCluster, default_nodes
 from tests.clusters.helpers import deploy_and_wait, register_local, wait_for
 from tests.factories import add_member, make_team, make_user
 

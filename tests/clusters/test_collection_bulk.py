@@ -11,9 +11,6 @@ import pytest
 from django.utils import timezone
 
 from clusters.choices import ClusterStatus, CredentialKind
-from clusters.kube.client import ClusterConnectError, ConnectionSpec, build_api_client
-from clusters.kube.inventory import _timestamp, collect
-from clusters.localkube.env import LocalCluster
 from clusters.models import (
     Cluster,
     ClusterCredential,
@@ -33,6 +30,9 @@ from clusters.services.credentials import (
     credential_store,
 )
 from clusters.services.history import SAMPLE_COLUMNS, samples_copy, samples_insert
+from kube.client import ClusterConnectError, ConnectionSpec, build_api_client
+from kube.inventory import _timestamp, collect
+from localkube.env import LocalCluster
 from tests.clusters.helpers import register_local
 from tests.factories import make_cluster, make_team
 from tests.support import free_port, self_signed_pem
@@ -284,8 +284,8 @@ def test_a_batch_decrypts_each_credential_once_with_one_audit_record_each(
     """A worker's first pass decrypts many credentials: one query reads them and one insert
     audits every decryption; a second pass uses the cached clients and decrypts nothing. A
     broken credential fails its own cluster only."""
-    from clusters.kube.client import clients
-    from fleet.audit.models import AuditEvent
+    from audit.models import AuditEvent
+    from kube.client import clients
 
     team = make_team()
     fleet = [

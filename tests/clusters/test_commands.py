@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from clusters.localkube.env import LocalCluster
 from clusters.models import Cluster
+from localkube.env import LocalCluster
 from tests.factories import make_team
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]
@@ -52,10 +52,10 @@ def test_key_rotation_reencrypts_credentials(settings: object) -> None:
     from cryptography.fernet import Fernet
 
     from clusters.choices import CredentialKind
-    from clusters.kube.client import ConnectionSpec
     from clusters.models import ClusterCredential
     from clusters.services.credentials import credential_read, credential_store
-    from fleet.crypto import reset_key_ring
+    from core.crypto import reset_key_ring
+    from kube.client import ConnectionSpec
     from tests.factories import make_cluster
 
     # given a credential encrypted with the old key

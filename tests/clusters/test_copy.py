@@ -7,8 +7,8 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from clusters.copy import copy_rows, copy_value
 from clusters.models import Cluster
+from core.db.copy import copy_rows, copy_value
 from policies.models import Policy, PolicyEvaluation
 from policies.services.evaluation import EVALUATION_COLUMNS
 from tests.factories import make_team

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from clusters.kube.egress import EgressDenied, check_egress
+from accounts.choices import Role
 from clusters.models import Cluster
-from fleet.accounts.choices import Role
+from kube.egress import EgressDenied, check_egress
 from tests.factories import add_member, make_team, make_user
 
 

@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 
 from clusters.choices import CredentialKind
-from clusters.kube.client import ConnectionSpec
-from clusters.localkube.env import LocalCluster
 from clusters.models import Cluster, HealthSample
 from clusters.services.collection import clusters_collect_fanout
 from clusters.services.credentials import credential_store
 from clusters.tasks import clusters_collect_shard_task
-from fleet.celery import app as celery_app
+from core.celery import app as celery_app
+from kube.client import ConnectionSpec
+from localkube.env import LocalCluster
 from tests.clusters.helpers import register_local, wait_for
 from tests.factories import make_cluster, make_team
 from tests.support import free_port

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from clusters.cost.models import CostAllocation
-from clusters.localkube.env import LocalCluster
 from clusters.services.collection import clusters_collect
+from costs.models import CostAllocation
+from localkube.env import LocalCluster
 from policies.models import PolicyEvaluation
 from policies.services.library import library_load
 from tests.clusters.helpers import register_local, wait_for

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from clusters.choices import ClusterStatus as S
 from clusters.health import next_status, observe_inventory
-from clusters.kube.inventory import Inventory
+from kube.inventory import Inventory
 
 
 def _run(start: str, observations: list[S]) -> list[str]:

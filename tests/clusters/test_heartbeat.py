@@ -14,7 +14,7 @@ from django.db import connection
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
-from clusters.kube.inventory import inventory_from_json
+from audit.models import AuditEvent
 from clusters.models import AgentToken, Cluster, ClusterInventory, HealthSample
 from clusters.services.collection import agents_mark_silent
 from clusters.services.heartbeat import agent_heartbeat, heartbeat_full, heartbeat_steady
@@ -26,7 +26,7 @@ from clusters.services.registration import (
     agent_tokens_revoke,
     cluster_register_pull,
 )
-from fleet.audit.models import AuditEvent
+from kube.inventory import inventory_from_json
 from tests.factories import make_team
 
 GIB = 1024**3

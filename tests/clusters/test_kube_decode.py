@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clusters.kube.client import decode_json
+from kube.client import decode_json
 
 _json_values = st.recursive(
     st.none()

@@ -14,9 +14,9 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import ResourceNotFoundError, api_exception
 
-from clusters.kube.apply import apply_manifest
-from clusters.kube.client import classify, safe_server_text
-from clusters.localkube.env import LocalCluster
+from kube.apply import apply_manifest
+from kube.client import classify, safe_server_text
+from localkube.env import LocalCluster
 
 
 class _Response:

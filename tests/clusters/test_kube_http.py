@@ -1,4 +1,4 @@
-"""The lean GET transport (clusters/kube/http.py) over real sockets: keep-alive reuse,
+"""The lean GET transport (kube/http.py) over real sockets: keep-alive reuse,
 a server closing idle connections, HTTP errors without their body, a gateway's path
 prefix, and a server that never answers. TLS, tokens and client certificates are
 covered against real kube-apiservers by the collection and policy tests, which read
@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from benchmarks.simulator import ensure_tls
-from clusters.kube import http as kube_http
-from clusters.kube.client import ConnectionSpec, build_api_client, classify, get_json
+from kube import http as kube_http
+from kube.client import ConnectionSpec, build_api_client, classify, get_json
 
 
 class _Handler(BaseHTTPRequestHandler):

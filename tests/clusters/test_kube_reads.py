@@ -1,4 +1,4 @@
-"""Adaptive read concurrency (clusters/kube/reads.py), with real threads and sleeps: slow
+"""Adaptive read concurrency (kube/reads.py), with real threads and sleeps: slow
 reads get many in flight, fast ones few, and a read that hangs holds up only itself."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import os
 import threading
 import time
 
-from clusters.kube.reads import Concurrency, ReadPool, adaptive_reads
+from kube.reads import Concurrency, ReadPool, adaptive_reads
 
 
 class Gauge:

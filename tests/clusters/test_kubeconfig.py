@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from clusters.kube.kubeconfig import KubeconfigError, connection_from_kubeconfig, list_contexts
+from kube.kubeconfig import KubeconfigError, connection_from_kubeconfig, list_contexts
 
 CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 TOKEN = "s3cret-token-value"

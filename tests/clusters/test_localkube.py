@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from clusters.localkube.env import LocalCluster
+from localkube.env import LocalCluster
 from tests.clusters.helpers import wait_for
 
 pytestmark = pytest.mark.kube

@@ -8,12 +8,12 @@ import pytest
 import yaml
 from django.test import Client
 
-from clusters.localkube.env import LocalCluster
+from accounts.choices import Role
+from audit.models import AuditEvent
 from clusters.models import Cluster
 from clusters.services.collection import clusters_collect
-from fleet.accounts.choices import Role
-from fleet.audit.models import AuditEvent
-from fleet.operations.models import Operation
+from localkube.env import LocalCluster
+from operations.models import Operation
 from tests.clusters.helpers import register_local
 from tests.factories import add_member, make_cluster, make_team, make_user
 
@@ -119,7 +119,7 @@ def test_pull_registration_shows_the_token_once() -> None:
     assert response.status_code == 201
     assert response["Cache-Control"] == "no-store"
     page = response.content.decode()
-    assert "python -m clusters.agent --hub http://testserver --token kbt_" in page
+    assert "python -m agent --hub http://testserver --token kbt_" in page
     detail = client.get("/clusters/store-42/").content.decode()
     assert "kbt_" not in detail
 

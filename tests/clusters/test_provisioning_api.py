@@ -8,9 +8,9 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
+from accounts.choices import Role
 from clusters.models import Cluster, ClusterProvisioning
-from fleet.accounts.choices import Role
-from fleet.operations.models import Operation
+from operations.models import Operation
 from tests.factories import add_member, make_cluster, make_team, make_user
 
 pytestmark = pytest.mark.django_db

@@ -14,8 +14,6 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from clusters.localkube import LocalKubeEnv
-from clusters.localkube.env import LocalCluster
 from clusters.models import Cluster
 from clusters.providers.base import ClusterSpec
 from clusters.services.provisioning import (
@@ -25,7 +23,9 @@ from clusters.services.provisioning import (
     cluster_scale,
     cluster_upgrade,
 )
-from fleet.operations.models import Operation
+from localkube import LocalKubeEnv
+from localkube.env import LocalCluster
+from operations.models import Operation
 from tests.clusters.capi_env import install_crds, resource
 from tests.clusters.helpers import register_local, wait_for
 from tests.factories import make_team
@@ -319,7 +319,7 @@ def test_failure_reported_by_cluster_api_fails_the_operation(
 def test_a_cancel_stops_the_provider_at_its_next_step(
     settings: Any, management: LocalCluster
 ) -> None:
-    from fleet.operations.services import operation_cancel
+    from operations.services import operation_cancel
 
     settings.KEELSON_CAPI_POLL_SECONDS = 0.2
     team = make_team()

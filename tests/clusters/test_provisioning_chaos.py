@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from clusters.localkube.supervisor import supervisor_pid
 from clusters.models import Cluster, ClusterCredential
 from clusters.providers.base import ClusterSpec
 from clusters.providers.local import stop_all
 from clusters.services.provisioning import cluster_create
-from fleet.celery import app as celery_app
-from fleet.operations.models import Operation
+from core.celery import app as celery_app
+from localkube.supervisor import supervisor_pid
+from operations.models import Operation
 from tests.clusters.helpers import wait_for
 from tests.conftest import start_worker, stop_worker
 from tests.factories import make_team
@@ -32,7 +32,7 @@ def _serving(directory: Path) -> int:
             args = cmdline.read_bytes().split(b"\0")
         except OSError:
             continue  # exited meanwhile
-        if b"clusters.localkube" in args and b"serve" in args and str(directory).encode() in args:
+        if b"localkube" in args and b"serve" in args and str(directory).encode() in args:
             count += 1
     return count
 

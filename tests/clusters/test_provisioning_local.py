@@ -9,8 +9,6 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 
-from clusters.localkube import procs
-from clusters.localkube.supervisor import supervisor_pid
 from clusters.models import Cluster, ClusterCredential, ClusterProvisioning
 from clusters.providers.base import ClusterSpec
 from clusters.providers.local import stop_all
@@ -21,7 +19,9 @@ from clusters.services.provisioning import (
     cluster_scale,
     cluster_upgrade,
 )
-from fleet.operations.models import Operation
+from localkube import procs
+from localkube.supervisor import supervisor_pid
+from operations.models import Operation
 from tests.factories import make_team
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]

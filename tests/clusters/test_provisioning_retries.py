@@ -10,8 +10,8 @@ from clusters.models import ClusterProvisioning
 from clusters.providers.base import ActionContext, Capabilities, ClusterSpec
 from clusters.providers.registry import _PROVIDERS, register_provider
 from clusters.services.provisioning import cluster_create, cluster_lifecycle_run
-from fleet.celery import PermanentError, TransientError
-from fleet.operations.models import Operation
+from core.celery import PermanentError, TransientError
+from operations.models import Operation
 from tests.factories import make_team
 
 pytestmark = pytest.mark.django_db

@@ -10,17 +10,17 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from accounts.choices import Role
+from audit.models import AuditEvent
 from clusters import tasks as clusters_tasks
 from clusters.services import refresh
-from fleet.accounts.choices import Role
-from fleet.audit.models import AuditEvent
-from fleet.celery import app
+from core.celery import app
 from tests.factories import add_member, make_cluster, make_team, make_user
 
 pytestmark = pytest.mark.django_db
 
 EVALUATE = "policies.tasks.policies_evaluate_batch_task"
-COST = "clusters.cost.tasks.cost_compute_clusters_task"
+COST = "costs.tasks.cost_compute_clusters_task"
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import pytest
 import yaml
 from rest_framework.test import APIClient
 
-from clusters.localkube.env import LocalCluster
+from accounts.choices import Role
+from audit.models import AuditEvent
 from clusters.models import Cluster, ClusterCredential
-from fleet.accounts.choices import Role
-from fleet.audit.models import AuditEvent
+from localkube.env import LocalCluster
 from tests.factories import add_member, make_team, make_user
 from tests.support import free_port, self_signed_pem
 

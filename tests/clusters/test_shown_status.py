@@ -8,11 +8,11 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from accounts.choices import Role
 from clusters.choices import ClusterStatus, Lifecycle
 from clusters.display import pending_grace, shown_status
 from clusters.models import Cluster, ClusterProvisioning
-from fleet.accounts.choices import Role
-from fleet.dashboard.selectors import fleet_overview
+from dashboard.selectors import fleet_overview
 from tests.factories import add_member, make_cluster, make_team, make_user
 
 NOW = timezone.now()

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from channels.testing import WebsocketCommunicator
 
+from accounts.choices import Role
 from clusters.services.lifecycle import cluster_update
-from fleet.accounts.choices import Role
 from fleet.asgi import application
 from tests.factories import add_member, make_cluster, make_team, make_user
 from tests.fleet.test_websocket import _headers_for

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-from clusters.cost.allocation import CONTROL_PLANE, IDLE, Node, Weights, Workload, allocate
+from costs.allocation import CONTROL_PLANE, IDLE, Node, Weights, Workload, allocate
 
 # Weights 0.03 per core-hour and 0.004 per GB-hour. Node "small" (2 cores, 8 GB) costs
 # 0.115/h = 1.25 x its weighted 0.092: 0.0375 per core-hour, 0.005 per GB-hour. Node "big"

@@ -26,10 +26,10 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from clusters.cost.models import ClusterPricing, RateCard
-from clusters.cost.services import cost_compute
-from clusters.kube.inventory import controller_of
 from clusters.models import ClusterInventory
+from costs.models import ClusterPricing, RateCard
+from costs.services import cost_compute
+from kube.inventory import controller_of
 from tests.cost.test_costs import _node
 from tests.factories import make_cluster, make_team, make_user
 

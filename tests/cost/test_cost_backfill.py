@@ -20,12 +20,12 @@ from django.core.management import call_command
 from django.db.models import Sum
 from django.utils import timezone
 
-from clusters.cost.backfill import backfill, snapshots_prune
-from clusters.cost.models import CostAllocation, CostSnapshot
-from clusters.cost.services import cost_compute
-from clusters.cost.tasks import cost_compute_task
+from audit.models import AuditEvent
 from clusters.models import Cluster, ClusterInventory
-from fleet.audit.models import AuditEvent
+from costs.backfill import backfill, snapshots_prune
+from costs.models import CostAllocation, CostSnapshot
+from costs.services import cost_compute
+from costs.tasks import cost_compute_task
 from tests.cost.test_costs import _node
 from tests.factories import make_cluster, make_team
 

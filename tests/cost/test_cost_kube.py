@@ -7,11 +7,11 @@ from decimal import Decimal as D
 import pytest
 from kubernetes import client as k8s
 
-from clusters.cost.models import CostAllocation
-from clusters.cost.services import cost_compute
-from clusters.localkube.env import LocalCluster
 from clusters.models import ClusterInventory
 from clusters.services.collection import clusters_collect
+from costs.models import CostAllocation
+from costs.services import cost_compute
+from localkube.env import LocalCluster
 from tests.clusters.helpers import deploy_and_wait, register_local
 from tests.factories import make_team
 

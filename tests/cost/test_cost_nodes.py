@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from django.db.models import Sum
 
-from clusters.cost.models import ClusterPricing, CostAllocation
-from clusters.cost.services import cost_compute
-from clusters.kube.inventory import _node, inventory_from_json, is_spot
 from clusters.models import ClusterInventory
+from costs.models import ClusterPricing, CostAllocation
+from costs.services import cost_compute
+from kube.inventory import _node, inventory_from_json, is_spot
 from tests.cost.test_costs import _node as node_row
 from tests.factories import make_cluster, make_team
 

@@ -25,11 +25,11 @@ import pytest
 from django.db.models import Sum
 from rest_framework.test import APIClient
 
-from clusters.cost.models import ClusterPricing, CostAllocation
-from clusters.cost.services import cost_compute
+from accounts.choices import Role
+from audit.models import AuditEvent
 from clusters.models import ClusterInventory
-from fleet.accounts.choices import Role
-from fleet.audit.models import AuditEvent
+from costs.models import ClusterPricing, CostAllocation
+from costs.services import cost_compute
 from tests.cost.test_cost_aggregation import dc_cluster
 from tests.cost.test_costs import _node
 from tests.factories import add_member, make_cluster, make_team, make_user

@@ -27,12 +27,12 @@ import pytest
 from kubernetes import client as k8s
 from rest_framework.test import APIClient
 
-from clusters.cost.models import CostAllocation
-from clusters.cost.services import cost_compute
-from clusters.localkube.env import LocalCluster, LocalKubeEnv
-from clusters.localkube.metrics import Usage
 from clusters.models import ClusterInventory
 from clusters.services.collection import clusters_collect
+from costs.models import CostAllocation
+from costs.services import cost_compute
+from localkube.env import LocalCluster, LocalKubeEnv
+from localkube.metrics import Usage
 from tests.clusters.helpers import deploy_and_wait, register_local
 from tests.factories import make_team, make_user
 

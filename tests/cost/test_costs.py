@@ -8,18 +8,18 @@ from typing import Any
 
 import pytest
 
-from clusters.cost.allocation import Allocation
-from clusters.cost.models import Budget, BudgetAlert, ClusterPricing, CostAllocation, RateCard
-from clusters.cost.rollups import cost_rollup, cost_total
-from clusters.cost.services import (
+from accounts.choices import Role
+from clusters.models import ClusterInventory
+from costs.allocation import Allocation
+from costs.models import Budget, BudgetAlert, ClusterPricing, CostAllocation, RateCard
+from costs.rollups import cost_rollup, cost_total
+from costs.services import (
     allocation_rows,
     allocations_replace,
     budgets_check,
     cluster_unit_prices,
     cost_compute,
 )
-from clusters.models import ClusterInventory
-from fleet.accounts.choices import Role
 from tests.factories import add_member, make_cluster, make_team, make_user
 
 pytestmark = pytest.mark.django_db

@@ -43,15 +43,15 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from clusters.cost.models import Budget, ClusterPricing, CostAllocation, RateCard
-from clusters.cost.rollups import cost_rollup
-from clusters.cost.services import budget_status, cost_compute
-from clusters.kube import inventory
+from accounts.choices import Role
+from audit.models import AuditEvent
 from clusters.models import Cluster, ClusterInventory, HealthRollup, HealthSample
 from clusters.services.history import health_rollup
 from clusters.services.lifecycle import cluster_deregister, cluster_deregister_run
-from fleet.accounts.choices import Role
-from fleet.audit.models import AuditEvent
+from costs.models import Budget, ClusterPricing, CostAllocation, RateCard
+from costs.rollups import cost_rollup
+from costs.services import budget_status, cost_compute
+from kube import inventory
 from policies.models import Policy, PolicyEvaluation
 from tests.cost.test_costs import _node
 from tests.factories import add_member, make_cluster, make_evaluation, make_team, make_user

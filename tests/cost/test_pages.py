@@ -7,9 +7,9 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
-from clusters.cost.models import Budget
-from fleet.accounts.choices import Role
-from fleet.audit.models import AuditEvent
+from accounts.choices import Role
+from audit.models import AuditEvent
+from costs.models import Budget
 from tests.factories import add_member, make_team, make_user
 
 pytestmark = pytest.mark.django_db

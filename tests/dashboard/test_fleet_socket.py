@@ -10,10 +10,10 @@ import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
+from accounts.choices import Role
 from clusters.choices import ClusterStatus
 from clusters.realtime import FLEET_GROUP, counts_by_team, team_counts, team_fleet_group
 from clusters.services.lifecycle import cluster_update
-from fleet.accounts.choices import Role
 from fleet.asgi import application
 from tests.factories import add_member, make_cluster, make_team, make_user
 from tests.fleet.test_websocket import _headers_for

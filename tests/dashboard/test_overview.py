@@ -13,13 +13,13 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from accounts.choices import Role
 from clusters.choices import ClusterStatus
 from clusters.health import Observation
 from clusters.models import Cluster
 from clusters.services.collection import cluster_record_observation
-from fleet.accounts.choices import Role
+from dashboard.selectors import with_health_score
 from fleet.asgi import application
-from fleet.dashboard.selectors import with_health_score
 from tests.factories import add_member, make_cluster, make_evaluation, make_team, make_user
 from tests.fleet.test_websocket import _headers_for
 
@@ -174,7 +174,7 @@ def test_compliance_panel_percent_top_violations_and_trend() -> None:
     assert "/policies/" + other.name not in page
     # and the trend, as of each day's end: yesterday 0 %, today the headline's 33.3 %
     # (us-1 is still noncompliant on both; the error is not judged)
-    from fleet.dashboard.selectors import compliance_overview
+    from dashboard.selectors import compliance_overview
 
     user = _viewer(team)
     trend = compliance_overview(user=user, now=now)["trend"]
@@ -183,7 +183,7 @@ def test_compliance_panel_percent_top_violations_and_trend() -> None:
 
 @pytest.mark.django_db
 def test_the_compliance_panel_is_cached_until_a_result_changes() -> None:
-    from fleet.dashboard.selectors import compliance_overview
+    from dashboard.selectors import compliance_overview
     from policies.models import Policy
 
     team = make_team()
@@ -242,7 +242,7 @@ def test_the_main_pages_work_at_ten_thousand_clusters() -> None:
 def test_the_compliance_trend_is_each_days_state_at_its_end() -> None:
     from datetime import timedelta
 
-    from fleet.dashboard.selectors import compliance_trend
+    from dashboard.selectors import compliance_trend
     from policies.models import Policy
 
     # given a pair that was noncompliant, then fixed, then not evaluable today, and a pair

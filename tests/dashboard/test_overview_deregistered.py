@@ -9,8 +9,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from clusters.cost.models import CostAllocation
-from fleet.accounts.choices import Role
+from accounts.choices import Role
+from costs.models import CostAllocation
 from tests.factories import add_member, make_cluster, make_team, make_user
 
 pytestmark = pytest.mark.django_db

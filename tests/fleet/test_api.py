@@ -8,9 +8,9 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from fleet.accounts.choices import Role
-from fleet.audit.models import AuditEvent
-from fleet.operations.services import operation_create
+from accounts.choices import Role
+from audit.models import AuditEvent
+from operations.services import operation_create
 from tests.factories import add_member, make_team, make_user
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,8 @@ import pytest
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from fleet.audit.models import AuditEvent
-from fleet.audit.services import REDACTED, audit_purge_before, audit_record
+from audit.models import AuditEvent
+from audit.services import REDACTED, audit_purge_before, audit_record
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db

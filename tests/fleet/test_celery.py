@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from fleet.celery import QUEUES
-from fleet.celery import app as celery_app
+from core.celery import QUEUES
+from core.celery import app as celery_app
 from fleet.tasks import fleet_ping_task
 
 

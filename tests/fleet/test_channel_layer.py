@@ -8,7 +8,7 @@ import asyncio
 from django.conf import settings
 from redis import asyncio as aioredis
 
-from fleet.realtime.layer import BlockingPoolChannelLayer
+from core.realtime.layer import BlockingPoolChannelLayer
 
 
 def _layer(max_connections: int) -> BlockingPoolChannelLayer:

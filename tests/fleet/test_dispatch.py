@@ -12,11 +12,11 @@ import psycopg2
 import pytest
 from django.utils import timezone
 
-from fleet.operations import dispatch
-from fleet.operations.dispatch import _lock_key, operations_redispatch
-from fleet.operations.models import Operation
-from fleet.placement.rollout import rollout_run, rollout_start
-from fleet.placement.services import application_create
+from applications.rollout import rollout_run, rollout_start
+from applications.services import application_create
+from operations import dispatch
+from operations.dispatch import _lock_key, operations_redispatch
+from operations.models import Operation
 from tests.clusters.helpers import wait_for
 from tests.factories import make_team
 from tests.placement.test_propagation import manifests

@@ -28,13 +28,13 @@ def test_a_worker_raises_its_soft_limit_to_the_hard_limit() -> None:
 
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     expected = hard if hard != resource.RLIM_INFINITY else 65536
-    assert _soft_limit_after_import("fleet.celery", 512) == expected
+    assert _soft_limit_after_import("core.celery", 512) == expected
 
 
 def test_the_limit_is_never_lowered() -> None:
     import resource
 
-    from fleet.limits import raise_open_files_limit
+    from core.limits import raise_open_files_limit
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert raise_open_files_limit() >= soft

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from django.test import Client, override_settings
 
-from clusters.localkube.runtime import read_progress, write_progress
 from clusters.providers.local import LocalProvider
 from fleet import launcher
+from localkube.runtime import read_progress, write_progress
 from tests.factories import make_user
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,11 +8,11 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from fleet.accounts.choices import Role
-from fleet.audit.models import AuditEvent
-from fleet.operations.choices import OperationState
-from fleet.operations.models import Operation
-from fleet.operations.services import operation_claim, operation_create, operation_finish
+from accounts.choices import Role
+from audit.models import AuditEvent
+from operations.choices import OperationState
+from operations.models import Operation
+from operations.services import operation_claim, operation_create, operation_finish
 from tests.factories import add_member, make_cluster, make_team, make_user
 
 pytestmark = pytest.mark.django_db

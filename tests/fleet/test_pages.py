@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from fleet.operations.services import operation_create, operation_update
+from operations.services import operation_create, operation_update
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db

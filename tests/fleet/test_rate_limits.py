@@ -9,7 +9,7 @@ from django.core.cache import cache
 from django.test import Client
 from rest_framework.test import APIClient
 
-from fleet.audit.models import AuditEvent
+from audit.models import AuditEvent
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db

@@ -21,12 +21,12 @@ from channels.testing import WebsocketCommunicator
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from applications.rollout import rollout_start
+from applications.services import application_create
 from fleet.asgi import application
-from fleet.operations.dispatch import operations_redispatch
-from fleet.operations.models import Operation
-from fleet.operations.services import operation_claim, operation_create, operation_update
-from fleet.placement.rollout import rollout_start
-from fleet.placement.services import application_create
+from operations.dispatch import operations_redispatch
+from operations.models import Operation
+from operations.services import operation_claim, operation_create, operation_update
 from tests.clusters.helpers import wait_for
 from tests.factories import make_team, make_user
 from tests.fleet.test_websocket import _headers_for

@@ -8,8 +8,8 @@ import pytest
 from django.test import Client, RequestFactory
 from django.views.defaults import server_error
 
-from fleet.accounts.choices import Role
-from fleet.operations.services import operation_create
+from accounts.choices import Role
+from operations.services import operation_create
 from tests.factories import add_member, make_cluster, make_team, make_user
 
 

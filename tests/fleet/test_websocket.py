@@ -15,8 +15,8 @@ from django.db import connection
 from django.test import Client
 
 from fleet.asgi import application
-from fleet.operations.choices import OperationState
-from fleet.operations.services import (
+from operations.choices import OperationState
+from operations.services import (
     operation_claim,
     operation_create,
     operation_finish,

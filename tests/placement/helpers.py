@@ -8,9 +8,9 @@ import time
 import pytest
 from django.utils import timezone
 
-from fleet.operations.models import Operation
-from fleet.placement.models import RolloutProgress
-from fleet.placement.rollout import rollout_run
+from applications.models import RolloutProgress
+from applications.rollout import rollout_run
+from operations.models import Operation
 
 
 def drive_rollout(operation: Operation, *, timeout: float = 180) -> Operation:

@@ -7,11 +7,11 @@ from typing import Any
 
 from django.utils import timezone
 
+from accounts.models import Team
+from applications.models import Application, ClusterWork
+from applications.propagation import agent_work, agent_work_report
 from clusters.models import Cluster
 from clusters.services.registration import ClusterFields, cluster_register_pull
-from fleet.accounts.models import Team
-from fleet.placement.models import Application, ClusterWork
-from fleet.placement.propagation import agent_work, agent_work_report
 
 GIB = 2**30
 

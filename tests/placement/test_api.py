@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Team
-from fleet.placement.models import Application, PlacementDecision
+from accounts.choices import Role
+from accounts.models import Team
+from applications.models import Application, PlacementDecision
 from tests.factories import add_member, make_cluster, make_team, make_user
 
 pytestmark = pytest.mark.django_db

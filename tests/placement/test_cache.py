@@ -14,13 +14,13 @@ from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from clusters.cost.models import ClusterPricing, InstancePrice
+from accounts.models import Team
+from applications.cache import CandidateCache
+from applications.scheduler import Candidate, schedule
+from applications.services import _per_replica, application_create, placement_simulate
+from applications.spec import placement_spec
 from clusters.models import Cluster, ClusterInventory
-from fleet.accounts.models import Team
-from fleet.placement.cache import CandidateCache
-from fleet.placement.scheduler import Candidate, schedule
-from fleet.placement.services import _per_replica, application_create, placement_simulate
-from fleet.placement.spec import placement_spec
+from costs.models import ClusterPricing, InstancePrice
 from tests.factories import make_cluster, make_team
 
 pytestmark = pytest.mark.django_db(transaction=True)  # changes commit, as in production

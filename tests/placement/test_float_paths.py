@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-from fleet.placement.capacity import fittings
-from fleet.placement.scheduler import Candidate, PerReplica, PlacementSpec, schedule
+from applications.capacity import fittings
+from applications.scheduler import Candidate, PerReplica, PlacementSpec, schedule
 from tests.placement.test_karmada_ocm_cases import cluster
 
 

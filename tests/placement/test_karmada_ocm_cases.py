@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 
-from fleet.placement.scheduler import (
+from applications.scheduler import (
     NO_REPLICAS,
     Candidate,
     PerReplica,
@@ -18,7 +18,7 @@ from fleet.placement.scheduler import (
     schedule,
     webster,
 )
-from fleet.placement.spec import placement_spec
+from applications.spec import placement_spec
 
 GIB = D(2**30)
 ONE_CPU = PerReplica(cpu=D(1), memory=D(0))

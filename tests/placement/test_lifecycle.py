@@ -18,16 +18,16 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from clusters.localkube.env import LocalCluster, LocalKubeEnv
-from clusters.localkube.simulator import NodeSpec
+from accounts.choices import Role
+from accounts.models import Team
+from applications.models import Application, ClusterWork, PlacementStatus, WorkState
+from applications.reconcile import placement_reconcile
+from applications.services import application_create
 from clusters.models import Cluster
 from clusters.services.collection import clusters_collect
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Team
-from fleet.operations.models import Operation
-from fleet.placement.models import Application, ClusterWork, PlacementStatus, WorkState
-from fleet.placement.reconcile import placement_reconcile
-from fleet.placement.services import application_create
+from localkube.env import LocalCluster, LocalKubeEnv
+from localkube.simulator import NodeSpec
+from operations.models import Operation
 from tests.clusters.helpers import wait_for
 from tests.factories import add_member, make_team, make_user
 from tests.placement.helpers import drive_rollout

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from accounts.choices import Role
+from applications.models import Application, ClusterWork, WorkState
+from applications.services import application_create
+from audit.models import AuditEvent
 from clusters.models import Cluster
-from fleet.accounts.choices import Role
-from fleet.audit.models import AuditEvent
-from fleet.operations.models import Operation
-from fleet.placement.models import Application, ClusterWork, WorkState
-from fleet.placement.services import application_create
+from operations.models import Operation
 from tests.factories import add_member, make_cluster, make_team, make_user
 
 pytestmark = pytest.mark.django_db

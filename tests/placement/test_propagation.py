@@ -15,19 +15,19 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from accounts.models import Team
+from applications.models import Application, ClusterWork, WorkState
+from applications.propagation import work_sync
+from applications.reconcile import placement_reconcile
+from applications.rollout import rollout_start
+from applications.services import application_create, application_update, application_version_add
 from clusters.choices import CredentialKind
-from clusters.localkube.env import LocalCluster, LocalKubeEnv
 from clusters.models import Cluster
 from clusters.services.collection import clusters_collect
 from clusters.services.credentials import credential_read, credential_store
-from fleet.accounts.models import Team
-from fleet.operations.choices import OperationState
-from fleet.operations.models import Operation
-from fleet.placement.models import Application, ClusterWork, WorkState
-from fleet.placement.propagation import work_sync
-from fleet.placement.reconcile import placement_reconcile
-from fleet.placement.rollout import rollout_start
-from fleet.placement.services import application_create, application_update, application_version_add
+from localkube.env import LocalCluster, LocalKubeEnv
+from operations.choices import OperationState
+from operations.models import Operation
 from tests.clusters.helpers import register_local, wait_for
 from tests.factories import make_team
 from tests.placement.helpers import drive_rollout

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from kubernetes import client as k8s
 
-from clusters.localkube.env import LocalCluster
+from applications.models import ClusterWork, WorkState
+from applications.propagation import work_refresh, work_remove, work_target
+from applications.services import application_create
 from clusters.services.registration import ClusterFields, cluster_register_pull
-from fleet.placement.models import ClusterWork, WorkState
-from fleet.placement.propagation import work_refresh, work_remove, work_target
-from fleet.placement.services import application_create
+from localkube.env import LocalCluster
 from tests.clusters.helpers import wait_for
 from tests.clusters.test_agent import _agent
 from tests.factories import make_team

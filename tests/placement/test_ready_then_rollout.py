@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from clusters.localkube.env import LocalCluster
+from applications.services import placement_simulate
 from clusters.models import Cluster
 from clusters.services.collection import clusters_collect
-from fleet.placement.services import placement_simulate
+from localkube.env import LocalCluster
 from tests.clusters.helpers import register_local
 from tests.factories import make_team
 from tests.placement.test_propagation import deployment, new_app, roll_out

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 
-from fleet.placement.overrides import overrides_spec
-from fleet.placement.render import APP_LABEL, RenderError, Target, render
-from fleet.placement.rollout import rollout_steps
-from fleet.placement.spec import rollout_spec
+from applications.overrides import overrides_spec
+from applications.render import RenderError, Target, render
+from applications.rollout import rollout_steps
+from applications.spec import rollout_spec
+from kube.ownership import APP_LABEL
 
 MANIFESTS = """
 apiVersion: apps/v1

@@ -16,22 +16,22 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from rest_framework.test import APIClient
 
-from clusters.localkube.env import LocalCluster, LocalKubeEnv
-from clusters.models import Cluster
-from clusters.services.collection import clusters_collect
-from clusters.services.registration import ClusterFields, agent_exchange, cluster_register_pull
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Team
-from fleet.operations.choices import OperationState
-from fleet.operations.models import Operation
-from fleet.placement.models import (
+from accounts.choices import Role
+from accounts.models import Team
+from applications.models import (
     Application,
     ApplicationVersion,
     ClusterWork,
     PlacementDecision,
     WorkState,
 )
-from fleet.placement.propagation import work_target
+from applications.propagation import work_target
+from clusters.models import Cluster
+from clusters.services.collection import clusters_collect
+from clusters.services.registration import ClusterFields, agent_exchange, cluster_register_pull
+from localkube.env import LocalCluster, LocalKubeEnv
+from operations.choices import OperationState
+from operations.models import Operation
 from tests.clusters.helpers import register_local, wait_for
 from tests.factories import add_member, make_team, make_user
 

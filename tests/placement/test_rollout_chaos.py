@@ -13,12 +13,12 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client as k8s
 
-from clusters.localkube.env import LocalCluster, LocalKubeEnv
-from fleet.celery import app as celery_app
-from fleet.operations.models import Operation
-from fleet.placement.models import ClusterWork, PlacementDecision
-from fleet.placement.rollout import rollout_start
-from fleet.placement.services import application_create, application_version_add
+from applications.models import ClusterWork, PlacementDecision
+from applications.rollout import rollout_start
+from applications.services import application_create, application_version_add
+from core.celery import app as celery_app
+from localkube.env import LocalCluster, LocalKubeEnv
+from operations.models import Operation
 from tests.clusters.helpers import wait_for
 from tests.conftest import start_worker, stop_worker
 from tests.factories import make_team

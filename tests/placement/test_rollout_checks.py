@@ -17,19 +17,19 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from applications.models import Application, ClusterWork, RolloutPhase, RolloutProgress
+from applications.rollout import rollout_run, rollout_start
+from applications.services import application_create
 from clusters.models import Cluster
-from fleet.celery import app as celery_app
-from fleet.operations.models import Operation
-from fleet.operations.services import operation_cancel
-from fleet.placement.models import Application, ClusterWork, RolloutPhase, RolloutProgress
-from fleet.placement.rollout import rollout_run, rollout_start
-from fleet.placement.services import application_create
+from core.celery import app as celery_app
+from operations.models import Operation
+from operations.services import operation_cancel
 from tests.clusters.helpers import wait_for
 from tests.factories import make_team
 from tests.placement.pull import agent_reports, pull_cluster
 from tests.placement.test_propagation import manifests
 
-CHECK_TASK = "fleet.placement.tasks.application_rollout_task"
+CHECK_TASK = "applications.tasks.application_rollout_task"
 
 
 def canary_app(team: Any, *, soak: int, selector: str = "ring=one") -> Application:

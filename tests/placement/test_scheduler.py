@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from fleet.placement.manifests import ManifestError, parse_manifests, requests_of
-from fleet.placement.scheduler import Candidate, PerReplica, PlacementSpec, schedule, webster
+from applications.manifests import ManifestError, parse_manifests, requests_of
+from applications.scheduler import Candidate, PerReplica, PlacementSpec, schedule, webster
 
 GIB = D(2**30)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fleet.placement.scheduler import Candidate, PerReplica, PlacementSpec, schedule
+from applications.scheduler import Candidate, PerReplica, PlacementSpec, schedule
 from tests.placement import reference_scheduler as reference
 
 GIB = 2**30

@@ -15,16 +15,16 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts.choices import Role
+from accounts.models import Team
+from applications.models import Application, ClusterWork, PlacementDecision
+from applications.reconcile import placement_reconcile
+from applications.rollout import ROLLOUT_KIND, rollout_run, rollout_start
+from applications.services import placement_decide
+from audit.models import AuditEvent
 from clusters.models import Cluster
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Team
-from fleet.audit.models import AuditEvent
-from fleet.operations.models import Operation
-from fleet.operations.services import operation_create
-from fleet.placement.models import Application, ClusterWork, PlacementDecision
-from fleet.placement.reconcile import placement_reconcile
-from fleet.placement.rollout import ROLLOUT_KIND, rollout_run, rollout_start
-from fleet.placement.services import placement_decide
+from operations.models import Operation
+from operations.services import operation_create
 from tests.factories import add_member, make_team, make_user
 from tests.placement.helpers import drive_rollout
 from tests.placement.pull import agent_reports, pull_cluster

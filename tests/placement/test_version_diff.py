@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from fleet.accounts.choices import Role
-from fleet.placement.diff import MAX_LINES, unified_diff
-from fleet.placement.services import application_create, application_version_add
+from accounts.choices import Role
+from applications.diff import MAX_LINES, unified_diff
+from applications.services import application_create, application_version_add
 from tests.factories import add_member, make_team, make_user
 from tests.placement.test_pages import MANIFESTS as V1
 

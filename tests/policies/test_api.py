@@ -10,10 +10,10 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from clusters.localkube.env import LocalCluster
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Team
-from fleet.audit.models import AuditEvent
+from accounts.choices import Role
+from accounts.models import Team
+from audit.models import AuditEvent
+from localkube.env import LocalCluster
 from policies.models import Policy, PolicyEvaluation
 from tests.clusters.helpers import register_local
 from tests.factories import add_member, make_cluster, make_evaluation, make_team, make_user
@@ -264,8 +264,8 @@ def test_list_endpoints_keep_a_query_budget(
 
 
 def test_a_policy_can_target_where_an_application_runs(operator: APIClient, team: Team) -> None:
-    from fleet.placement.models import ClusterWork
-    from fleet.placement.services import application_create
+    from applications.models import ClusterWork
+    from applications.services import application_create
     from policies.services.evaluation import policy_clusters
     from tests.placement.test_pages import MANIFESTS
 

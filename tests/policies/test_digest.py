@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clusters.copy import copy_value
+from core.db.copy import copy_value
 from policies.choices import ResultStatus
 from policies.services.evaluation import Outcome, _copy_line, _digest
 

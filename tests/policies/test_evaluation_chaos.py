@@ -14,9 +14,9 @@ import pytest
 from django.db import connection
 from django.db.models import Count
 
-from clusters.localkube.env import LocalCluster
 from clusters.services.collection import clusters_collect
-from fleet.celery import app as celery_app
+from core.celery import app as celery_app
+from localkube.env import LocalCluster
 from policies.models import Policy, PolicyEvaluation
 from policies.services.evaluation import _LOCK_CLASS
 from policies.services.library import library_load

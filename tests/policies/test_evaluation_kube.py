@@ -10,11 +10,11 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from clusters.kube.apply import apply_manifest
-from clusters.localkube.env import LocalCluster
+from accounts.models import Team
 from clusters.models import Cluster
 from clusters.services.collection import clusters_collect
-from fleet.accounts.models import Team
+from kube.apply import apply_manifest
+from localkube.env import LocalCluster
 from policies.choices import ActionKind, ActionStatus, Mode, ResultStatus
 from policies.models import EnforcementAction, Policy, PolicyEvaluation
 from policies.services.enforcement import clusters_enforce, enforcement_preview

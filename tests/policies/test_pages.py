@@ -9,8 +9,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Team
+from accounts.choices import Role
+from accounts.models import Team
 from policies.models import Policy, PolicyEvaluation
 from policies.services.policies import PolicySpec, policy_create
 from tests.factories import add_member, make_cluster, make_team, make_user
@@ -166,7 +166,7 @@ def test_same_named_policies_of_two_teams_keep_their_own_counts() -> None:
     overview."""
     from rest_framework.test import APIClient
 
-    from fleet.dashboard.selectors import compliance_overview
+    from dashboard.selectors import compliance_overview
     from tests.factories import make_evaluation
 
     user = make_user()

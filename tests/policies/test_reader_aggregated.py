@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client as k8s
 
 from benchmarks.simulator import Simulator, Variant, cluster_token, cluster_url, ensure_tls
-from clusters.kube.client import ConnectionSpec, build_api_client
+from kube.client import ConnectionSpec, build_api_client
 from policies import kube as policies_kube
 from policies.kube import ClusterReader, ServedKind
 

@@ -14,9 +14,9 @@ import pytest
 from django.core.cache import cache
 from kubernetes import client as k8s
 
-from clusters.kube.apply import apply_manifest
-from clusters.kube.client import ClusterConnectError, ConnectionSpec, build_api_client
-from clusters.localkube.env import LocalCluster
+from kube.apply import apply_manifest
+from kube.client import ClusterConnectError, ConnectionSpec, build_api_client
+from localkube.env import LocalCluster
 from policies import kube as policies_kube
 from policies.kube import ClusterReader, ServedKind
 

@@ -17,7 +17,7 @@ from django.core import mail
 from django.core.exceptions import ValidationError
 from pypdf import PdfReader
 
-from fleet.accounts.models import Team
+from accounts.models import Team
 from policies.models import ComplianceReport, Policy, ReportDefinition
 from policies.services.policies import PolicySpec, policy_create
 from policies.services.reports import ReportSpec, report_definition_save, report_generate
@@ -206,7 +206,7 @@ def test_beat_and_worker_generate_a_scheduled_report_on_time() -> None:
 def test_reports_api_defines_generates_downloads_and_is_team_scoped() -> None:
     from rest_framework.test import APIClient
 
-    from fleet.accounts.choices import Role
+    from accounts.choices import Role
     from tests.factories import add_member, make_user
 
     team = make_team(name="payments")
@@ -258,7 +258,7 @@ def test_reports_api_defines_generates_downloads_and_is_team_scoped() -> None:
 def test_reports_page_schedules_generates_and_downloads() -> None:
     from django.test import Client
 
-    from fleet.accounts.choices import Role
+    from accounts.choices import Role
     from tests.factories import add_member, make_user
 
     team = make_team(name="payments")

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from django.apps import apps
 
-from clusters.localkube.env import LocalCluster
-from fleet.celery import app as celery_app
+from core.celery import app as celery_app
+from localkube.env import LocalCluster
 from policies.choices import ResultStatus
 from policies.models import Policy, PolicyEvaluation
 from policies.services import evaluation

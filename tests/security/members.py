@@ -7,7 +7,7 @@ from typing import Any
 from django.test import Client
 from rest_framework.test import APIClient
 
-from fleet.accounts.choices import Role
+from accounts.choices import Role
 from tests.factories import add_member, make_team, make_user
 
 

@@ -10,8 +10,8 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from fleet.audit import services as audit_services
-from fleet.audit.models import AuditEvent
+from audit import services as audit_services
+from audit.models import AuditEvent
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db

@@ -12,10 +12,10 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from rest_framework.test import APIClient
 
-from clusters.localkube.env import LocalCluster
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Team
-from fleet.audit.models import AuditEvent
+from accounts.choices import Role
+from accounts.models import Team
+from audit.models import AuditEvent
+from localkube.env import LocalCluster
 from policies.choices import Mode, ResultStatus
 from policies.models import EnforcementAction, Policy
 from policies.services.enforcement import clusters_enforce

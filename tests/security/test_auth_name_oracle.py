@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Membership
+from accounts.choices import Role
+from accounts.models import Membership
 from tests.factories import add_member, make_team, make_user
 
 pytestmark = pytest.mark.django_db

@@ -11,9 +11,9 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Membership
-from fleet.accounts.services import membership_remove
+from accounts.choices import Role
+from accounts.models import Membership
+from accounts.services import membership_remove
 from fleet.asgi import application
 from tests.factories import add_member, make_cluster, make_team, make_user
 

@@ -36,20 +36,20 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.choices import Role
+from accounts.models import Team
+from applications.models import Application
+from applications.propagation import work_target
+from applications.services import application_create
+from audit.models import AuditEvent
+from audit.services import audit_record
 from clusters.choices import ClusterMode
-from clusters.cost.models import Budget, ClusterPricing, CostAllocation, InstancePrice, RateCard
 from clusters.models import Cluster, ClusterSet, ClusterTemplate
 from clusters.services.registration import ClusterFields, agent_exchange, cluster_register_pull
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Team
+from costs.models import Budget, ClusterPricing, CostAllocation, InstancePrice, RateCard
 from fleet.api import urls as api_urls
-from fleet.audit.models import AuditEvent
-from fleet.audit.services import audit_record
-from fleet.operations.models import Operation
-from fleet.operations.services import operation_create
-from fleet.placement.models import Application
-from fleet.placement.propagation import work_target
-from fleet.placement.services import application_create
+from operations.models import Operation
+from operations.services import operation_create
 from policies.models import (
     ComplianceReport,
     Policy,
@@ -1039,7 +1039,7 @@ def test_team_b_agent_gets_only_its_own_cluster_work(world: World, no_agent_thro
 def test_team_b_agent_cannot_report_work_status_for_team_a(
     world: World, no_agent_throttle: None
 ) -> None:
-    from fleet.placement.models import ClusterWork
+    from applications.models import ClusterWork
 
     before = list(ClusterWork.objects.filter(cluster=world.a.edge).values())
     b_agent = APIClient()

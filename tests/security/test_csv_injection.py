@@ -10,8 +10,8 @@ from decimal import Decimal
 
 import pytest
 
-from clusters.cost.api import csv_response
-from clusters.cost.rollups import AMOUNTS
+from costs.api import csv_response
+from costs.rollups import AMOUNTS
 from policies.services.policies import PolicySpec, policy_create
 from policies.services.reports import ReportSpec, report_definition_save, report_generate
 from tests.factories import make_cluster, make_evaluation, make_team

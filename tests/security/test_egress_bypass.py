@@ -1,4 +1,4 @@
-"""Ways around the egress policy (clusters/kube/egress.py), each performed for real.
+"""Ways around the egress policy (kube/egress.py), each performed for real.
 
 1. IPv6 addresses carrying a forbidden IPv4 address (mapped, compatible, NAT64, 6to4,
    Teredo) are judged as that IPv4 address.
@@ -24,8 +24,10 @@ from typing import Any
 
 import pytest
 
+from accounts.choices import Role
 from benchmarks.simulator import ensure_tls
-from clusters.kube.client import (
+from clusters.models import Cluster
+from kube.client import (
     ClusterConnectError,
     ConnectionSpec,
     build_api_client,
@@ -33,9 +35,7 @@ from clusters.kube.client import (
     get_json,
     request_json,
 )
-from clusters.kube.egress import EgressDenied, check_egress
-from clusters.models import Cluster
-from fleet.accounts.choices import Role
+from kube.egress import EgressDenied, check_egress
 from tests.security.members import api_member
 
 

@@ -10,7 +10,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from rest_framework.test import APIClient
 
-from fleet.accounts.choices import Role
+from accounts.choices import Role
 from policies import cel, celcost
 from policies.engine import Snapshot, judge
 from policies.models import Policy, PolicyRule

@@ -9,10 +9,10 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
+from accounts.choices import Role
+from accounts.models import Team
 from clusters.models import Cluster
 from clusters.services.registration import ClusterFields, agent_exchange, cluster_register_pull
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Team
 from tests.factories import add_member, make_cluster, make_team, make_user
 
 pytestmark = pytest.mark.django_db

@@ -13,15 +13,15 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 from rest_framework.test import APIClient
 
-from clusters.localkube.env import LocalCluster
+from accounts.choices import Role
+from applications.models import Application
+from applications.rollout import rollout_start
+from audit.models import AuditEvent
 from clusters.models import Cluster
 from clusters.services.collection import clusters_collect
-from fleet.accounts.choices import Role
 from fleet.asgi import application
-from fleet.audit.models import AuditEvent
-from fleet.operations.models import Operation
-from fleet.placement.models import Application
-from fleet.placement.rollout import rollout_start
+from localkube.env import LocalCluster
+from operations.models import Operation
 from policies.services.evaluation import clusters_evaluate
 from policies.services.library import library_load
 from tests.factories import add_member, make_team, make_user

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from fleet.accounts.choices import Role
+from accounts.choices import Role
 from tests.browser.conftest import chromium, page  # noqa: F401 - browser fixtures, for the last test
 from tests.factories import make_user
 from tests.security.members import page_member

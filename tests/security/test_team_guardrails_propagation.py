@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
+from accounts.choices import Role
+from accounts.models import Team
+from accounts.services import team_guardrails_set
+from applications import propagation
+from applications.models import Application, ClusterWork, WorkState
+from applications.propagation import agent_work, work_render, work_sync, work_target
+from applications.services import application_create
 from clusters.choices import ClusterMode
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Team
-from fleet.accounts.services import team_guardrails_set
-from fleet.placement import propagation
-from fleet.placement.models import Application, ClusterWork, WorkState
-from fleet.placement.propagation import agent_work, work_render, work_sync, work_target
-from fleet.placement.services import application_create
 from tests.factories import add_member, make_cluster, make_team, make_user
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from accounts.choices import Role
 from clusters.models import Cluster, ClusterProvisioning
-from fleet.accounts.choices import Role
 from tests.factories import add_member, make_cluster, make_team, make_user
 
 pytestmark = pytest.mark.django_db

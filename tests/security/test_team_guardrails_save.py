@@ -12,10 +12,10 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from rest_framework.test import APIClient
 
-from fleet.accounts.choices import Role
-from fleet.accounts.models import Team
-from fleet.audit.models import AuditEvent
-from fleet.placement.models import Application
+from accounts.choices import Role
+from accounts.models import Team
+from applications.models import Application
+from audit.models import AuditEvent
 from tests.factories import add_member, make_team, make_user
 
 API = "/api/v1/"

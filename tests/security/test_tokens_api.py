@@ -18,12 +18,12 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from fleet.accounts.authentication import ApiTokenAuthentication, TokenScopeAllows
-from fleet.accounts.choices import Role
-from fleet.accounts.models import ApiToken, Membership
-from fleet.accounts.tokens import api_token_create
+from accounts.authentication import ApiTokenAuthentication, TokenScopeAllows
+from accounts.choices import Role
+from accounts.models import ApiToken, Membership
+from accounts.tokens import api_token_create
+from audit.models import AuditEvent
 from fleet.api import urls as api_urls
-from fleet.audit.models import AuditEvent
 from tests.factories import add_member, make_team, make_user
 
 API = "/api/v1/"

@@ -11,9 +11,9 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from fleet.accounts.models import ApiToken
-from fleet.accounts.tokens import api_token_create
-from fleet.audit.models import AuditEvent
+from accounts.models import ApiToken
+from accounts.tokens import api_token_create
+from audit.models import AuditEvent
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 """YAML alias bombs and deep nesting in every place users send YAML (kubeconfigs,
 application manifests, policy rules): refused before anything is built, with a short
-error that quotes none of the input (clusters/kube/safeyaml.py)."""
+error that quotes none of the input (kube/safeyaml.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from clusters.kube.safeyaml import MAX_DEPTH, YAMLInputError, load_all, load_one
-from fleet.accounts.choices import Role
-from fleet.placement.models import Application
+from accounts.choices import Role
+from applications.models import Application
+from kube.safeyaml import MAX_DEPTH, YAMLInputError, load_all, load_one
 from policies.models import Policy
 from tests.factories import make_user
 from tests.security.members import api_member, page_member

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from accounts.models import Team
 from clusters.choices import Provider
 from clusters.forms import parse_labels
 from clusters.services.registration import (
@@ -16,7 +17,6 @@ from clusters.services.registration import (
     cluster_register_push,
     connection_from_input,
 )
-from fleet.accounts.models import Team
 
 
 class Command(BaseCommand):
@@ -58,7 +58,7 @@ class Command(BaseCommand):
             if options["pull"]:
                 cluster, token = cluster_register_pull(actor=None, fields=fields)
                 self.stdout.write(f"Cluster {cluster.name} created (pull mode). Run the agent:")
-                self.stdout.write(f"  python -m clusters.agent --hub <hub URL> --token {token}")
+                self.stdout.write(f"  python -m agent --hub <hub URL> --token {token}")
                 return
             spec, kind = connection_from_input(
                 kubeconfig=_read(options["kubeconfig"]),

@@ -11,9 +11,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from audit.services import audit_record
 from clusters.models import ClusterCredential
-from fleet.audit.services import audit_record
-from fleet.crypto import DecryptionError, reencrypt
+from core.crypto import DecryptionError, reencrypt
 
 
 class Command(BaseCommand):

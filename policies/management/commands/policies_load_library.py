@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from fleet.accounts.models import Team
+from accounts.models import Team
 from policies.services.library import library_load
 
 

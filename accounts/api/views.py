@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+
+from accounts.api.serializers import (
+    MembershipSerializer,
+    MembershipWriteSerializer,
+    TeamGuardrailsSerializer,
+    TeamSerializer,
+)
+from accounts.choices import Role
+from accounts.models import Team
+from accounts.selectors import addable_user, team_list, user_has_role
+from accounts.services import membership_set, team_create, team_guardrails_set
+
+
+class TeamViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet[Team],
+):
+    """Teams own clusters and applications. Members are viewers, operators or admins."""
+
+    serializer_class = TeamSerializer
+    lookup_field = "name"
+
+    def get_queryset(self) -> QuerySet[Team]:
+        return team_list(user=self.request.user)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if not request.user.is_superuser:
+            raise PermissionDenied("Only administrators can create teams.")
+        return super().create(request, *args, **kwargs)
+
+    def perform_create(self, serializer: BaseSerializer[Team]) -> None:
+        if not self.request.user.is_superuser:
+            raise PermissionDenied("Only administrators can create teams.")
+        serializer.instance = team_create(actor=self.request.user, **serializer.validated_data)
+
+    @extend_schema(
+        request=MembershipWriteSerializer, responses={200: MembershipSerializer(many=True)}
+    )
+    @action(detail=True, methods=["get", "post"])
+    def members(self, request: Request, name: str | None = None) -> Response:
+        team = self.get_object()
+        if request.method == "POST":
+            if not user_has_role(user=request.user, team=team, minimum=Role.ADMIN):
+                raise PermissionDenied("Only a team admin can change its members.")
+            payload = MembershipWriteSerializer(data=request.data)
+            payload.is_valid(raise_exception=True)
+            user = addable_user(actor=request.user, username=payload.validated_data["username"])
+            if user is None:
+                # The same answer whether the account exists or not: no user-name oracle.
+                raise ValidationError(
+                    {
+                        "username": "No user you can add has this name: a team admin adds "
+                        "people who already share a team with them; an administrator adds "
+                        "anyone."
+                    }
+                )
+            membership_set(
+                team=team,
+                user=user,
+                role=Role(payload.validated_data["role"]),
+                actor=request.user if isinstance(request.user, AbstractBaseUser) else None,
+            )
+        memberships = team.memberships.select_related("user").order_by("user__username")
+        return Response(
+            MembershipSerializer(memberships, many=True).data,
+            status=status.HTTP_200_OK,
+        )
+
+    @extend_schema(request=TeamGuardrailsSerializer, responses={200: TeamGuardrailsSerializer})
+    @action(detail=True, methods=["get", "patch"])
+    def guardrails(self, request: Request, name: str | None = None) -> Response:
+        """What the team's applications may contain: allowed namespaces (names or globs)
+        and whether cluster-scoped kinds are allowed. Only a team admin changes them."""
+        team = self.get_object()
+        if request.method == "PATCH":
+            if not user_has_role(user=request.user, team=team, minimum=Role.ADMIN):
+                raise PermissionDenied("Only a team admin can change its guardrails.")
+            payload = TeamGuardrailsSerializer(team, data=request.data, partial=True)
+            payload.is_valid(raise_exception=True)
+            assert isinstance(request.user, AbstractBaseUser)
+            team = team_guardrails_set(team=team, actor=request.user, **payload.validated_data)
+        return Response(TeamGuardrailsSerializer(team).data)

@@ -1,1 +1,0 @@
-"""The pull-mode agent: runs next to a cluster, calls the hub (`python -m clusters.agent`)."""

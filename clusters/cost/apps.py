@@ -1,8 +1,0 @@
-from django.apps import AppConfig
-
-
-class CostConfig(AppConfig):
-    name = "clusters.cost"
-    label = "cost"
-    verbose_name = "Cost"
-    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,63 @@
+"""Budgets: create and delete, validated, saved and audited in one call (pages; the API's
+BudgetViewSet can call the same functions)."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from accounts.models import Team
+from audit.services import audit_record
+from clusters.models import ClusterSet
+from costs.models import Budget
+
+MAX_AMOUNT = Decimal("999999999999.99")  # max_digits=14, decimal_places=2
+
+
+@transaction.atomic
+def budget_create(
+    *,
+    actor: AbstractBaseUser,
+    team: Team,
+    name: str,
+    monthly_amount: str | Decimal,
+    cluster_set: str = "",
+) -> Budget:
+    """A monthly budget for `team` (or one of its cluster sets). The caller checked that
+    `actor` administers `team`."""
+    try:
+        amount = Decimal(str(monthly_amount).strip())
+    except InvalidOperation:
+        raise ValidationError({"monthly_amount": "Enter an amount, e.g. 1500.00."}) from None
+    if not amount.is_finite() or amount <= 0 or amount > MAX_AMOUNT:
+        raise ValidationError({"monthly_amount": "The amount must be above 0."})
+    found_set = None
+    if cluster_set:
+        found_set = ClusterSet.objects.filter(team=team, name=cluster_set).first()
+        if found_set is None:
+            raise ValidationError({"cluster_set": "No such cluster set in the team."})
+    budget = Budget(
+        name=name.strip(),
+        team=team,
+        cluster_set=found_set,
+        monthly_amount=amount.quantize(Decimal("0.01")),
+    )
+    budget.full_clean()  # name: a slug, unique
+    budget.save()
+    audit_record(
+        actor=actor,
+        action="budget.create",
+        target=budget,
+        team=team,
+        detail={"monthly_amount": str(budget.monthly_amount), "cluster_set": cluster_set},
+    )
+    return budget
+
+
+@transaction.atomic
+def budget_delete(*, actor: AbstractBaseUser, budget: Budget) -> None:
+    audit_record(actor=actor, action="budget.delete", target=budget, team=budget.team)
+    budget.delete()

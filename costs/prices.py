@@ -1,0 +1,94 @@
+"""Loading the shipped list prices (idempotent: changed prices get a new dated row)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Team
+from audit.services import audit_record
+from costs.models import InstancePrice, RateCard
+from costs.pricelist import list_prices
+
+
+@transaction.atomic
+def prices_load(*, valid_from: date | None = None) -> int:
+    """Insert list prices that differ from the current ones, valid from `valid_from`
+    (today by default): history is kept, nothing is rewritten."""
+    day = valid_from or timezone.now().date()
+    added = 0
+    for provider, region, instance_type, hourly in list_prices():
+        current = (
+            InstancePrice.objects.filter(
+                provider=provider, region=region, instance_type=instance_type, valid_from__lte=day
+            )
+            .order_by("-valid_from")
+            .values_list("hourly", flat=True)
+            .first()
+        )
+        if current is not None and current == hourly:
+            continue
+        InstancePrice.objects.update_or_create(
+            provider=provider,
+            region=region,
+            instance_type=instance_type,
+            valid_from=day,
+            defaults={"hourly": hourly},
+        )
+        added += 1
+    return added
+
+
+def _not_past(valid_from: date) -> None:
+    if valid_from < timezone.now().date():
+        raise ValidationError(
+            {"valid_from": "Prices change from today or later, never in the past."}
+        )
+
+
+@transaction.atomic
+def rate_card_save(
+    *, actor: Any, team: Team, name: str, valid_from: date, **prices: Any
+) -> RateCard:
+    """Add a rate card or a new version of one (from today or later: never retroactive)."""
+    _not_past(valid_from)
+    if RateCard.objects.filter(name=name).exclude(team=team).exists():
+        raise ValidationError({"name": "Another team uses this rate card name."})
+    card, _ = RateCard.objects.update_or_create(
+        name=name, valid_from=valid_from, defaults={"team": team, **prices}
+    )
+    audit_record(
+        actor=actor,
+        action="ratecard.save",
+        target=card,
+        team=team,
+        detail={"valid_from": str(valid_from), **{k: str(v) for k, v in prices.items()}},
+    )
+    return card
+
+
+@transaction.atomic
+def instance_price_add(
+    *, actor: Any, provider: str, region: str, instance_type: str, hourly: Decimal, valid_from: date
+) -> InstancePrice:
+    """Override a list price from a date on (today or later)."""
+    _not_past(valid_from)
+    price, _ = InstancePrice.objects.update_or_create(
+        provider=provider,
+        region=region,
+        instance_type=instance_type,
+        valid_from=valid_from,
+        defaults={"hourly": hourly},
+    )
+    audit_record(
+        actor=actor,
+        action="instanceprice.add",
+        target=price,
+        detail={"hourly": str(hourly), "valid_from": str(valid_from)},
+    )
+    return price

@@ -1,7 +1,0 @@
-from django.urls import path
-
-from fleet.operations.consumers import OperationConsumer
-
-websocket_urlpatterns = [
-    path("ws/operations/<uuid:operation_id>/", OperationConsumer.as_asgi()),
-]

@@ -1,8 +1,0 @@
-from django.apps import AppConfig
-
-
-class PlacementConfig(AppConfig):
-    name = "fleet.placement"
-    label = "placement"
-    verbose_name = "Applications and placement"
-    default_auto_field = "django.db.models.BigAutoField"

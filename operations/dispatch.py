@@ -1,0 +1,128 @@
+"""Getting every Operation worked on exactly once, whatever fails.
+
+- `operation_dispatch` sends an operation's task after the creating transaction commits;
+  a broker that is down then does not fail the request: the operation stays pending.
+- `operations_redispatch` (beat, every minute) sends again what nobody works on: pending
+  operations older than a grace period, and running ones whose worker is gone.
+- `exclusive_operation` wraps a task's work in a PostgreSQL advisory lock keyed by the
+  operation, held on the worker's database session: a duplicate message (a redispatch, a
+  broker redelivery) finds the lock taken and does nothing; a worker killed with SIGKILL
+  loses its session, so the lock frees itself and the redelivered task resumes the work.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any, ParamSpec, TypeVar
+from uuid import UUID
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from operations.choices import OperationState
+from operations.models import Operation
+
+logger = logging.getLogger(__name__)
+
+# The task (and its queue) that works on each kind of operation, by name: no imports of
+# other apps here, and a web process can send them without loading every tasks module.
+_LIFECYCLE = ("clusters.tasks.cluster_lifecycle_task", "provisioning")
+TASKS = {
+    "cluster.provision": _LIFECYCLE,
+    "cluster.scale": _LIFECYCLE,
+    "cluster.upgrade": _LIFECYCLE,
+    "cluster.delete": _LIFECYCLE,
+    "cluster.deregister": ("clusters.tasks.cluster_deregister_task", "provisioning"),
+    "application.rollout": ("applications.tasks.application_rollout_task", "placement"),
+    "application.delete": ("applications.tasks.application_delete_task", "placement"),
+}
+PENDING_GRACE = timedelta(seconds=90)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _lock_key(operation_id: UUID | str) -> int:
+    return int.from_bytes(UUID(str(operation_id)).bytes[:8], "big", signed=True)
+
+
+@contextmanager
+def operation_lock(operation_id: UUID | str) -> Iterator[bool]:
+    """Try to hold the operation's advisory lock for the block; yields whether we hold it."""
+    key = _lock_key(operation_id)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        held = bool(cursor.fetchone()[0])
+    try:
+        yield held
+    finally:
+        if held:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def exclusive_operation(run: Callable[P, R]) -> Callable[P, R | None]:
+    """For `*_run(operation_id=...)` functions: run only while holding the lock."""
+
+    @functools.wraps(run)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | None:
+        operation_id = kwargs["operation_id"]
+        assert isinstance(operation_id, UUID | str)
+        with operation_lock(operation_id) as held:
+            if not held:
+                logger.info("operation %s is being worked on elsewhere; skipped", operation_id)
+                return None
+            return run(*args, **kwargs)
+
+    return wrapper
+
+
+def _send(operation_id: UUID | str, task: tuple[str, str]) -> bool:
+    from core.celery import app
+
+    name, queue = task
+    try:
+        app.send_task(name, args=[str(operation_id)], queue=queue, routing_key=queue)
+    except Exception as error:  # the broker is down: the sweeper sends it later
+        logger.warning(
+            "could not queue operation %s (%s); it will be sent again", operation_id, error
+        )
+        return False
+    return True
+
+
+def operation_dispatch(operation: Operation) -> None:
+    """Queue the operation's task once the current transaction commits."""
+    task = TASKS[operation.kind]
+    transaction.on_commit(lambda: _send(operation.pk, task))
+
+
+def _unattended(operation: Operation) -> bool:
+    with operation_lock(operation.pk) as free:
+        return free
+
+
+def operations_redispatch(*, now: Any = None) -> int:
+    """Send again what nobody works on; returns how many were sent."""
+    now = now or timezone.now()
+    sent = 0
+    pending = Operation.objects.filter(
+        state=OperationState.PENDING,
+        kind__in=TASKS,
+        cancel_requested=False,
+        created_at__lt=now - PENDING_GRACE,
+    )
+    running = Operation.objects.filter(
+        state=OperationState.RUNNING, kind__in=TASKS, updated_at__lt=now - PENDING_GRACE
+    )
+    for operation in [*pending[:500], *running[:500]]:
+        if operation.state == OperationState.RUNNING and not _unattended(operation):
+            continue
+        if _send(operation.pk, TASKS[operation.kind]):
+            sent += 1
+            logger.info("operation %s (%s) sent again", operation.pk, operation.kind)
+    return sent
