@@ -54,20 +54,6 @@ class ClusterReader(Discovery):
             if not token:
                 return items
 
-    def get(self, api_version: str, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
-        served = self.resource(api_version.rpartition("/")[0], kind)
-        if served is None:
-            return None
-        try:
-            found = get_json(self.api, served.path(namespace, name))
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise classify(error) from None
-        except Exception as error:
-            raise classify(error) from None
-        return dict(found)
-
     def delete(self, api_version: str, kind: str, name: str, namespace: str) -> bool:
         """Delete one object, its kind matched in any version the cluster serves; False if
         it was already gone."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -28,7 +28,7 @@ from kube.client import ClusterConnectError, classify, timeout_kwargs
 from kube.kubeconfig import KubeconfigError, connection_from_kubeconfig
 
 
-def _raise(error: ClusterConnectError, doing: str) -> None:
+def _raise(error: ClusterConnectError, doing: str) -> NoReturn:
     message = f"{doing}: {error.message}"
     if error.transient:
         raise TransientError(message)
@@ -108,7 +108,6 @@ class CapiProvider:
             return cluster_api_client(cluster=management)
         except ClusterConnectError as error:
             _raise(error, f"Connecting to the management cluster {name}")
-            raise  # unreachable: _raise always raises
 
     @staticmethod
     def _namespace(spec: ClusterSpec) -> str:
@@ -140,7 +139,6 @@ class CapiProvider:
             return get_object(api, ref)
         except ClusterConnectError as error:
             _raise(error, doing)
-            raise  # unreachable: _raise always raises
 
     def _apply(
         self,
