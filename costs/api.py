@@ -22,11 +22,17 @@ from rest_framework.views import APIView
 from accounts.choices import Role
 from accounts.models import Team
 from accounts.selectors import team_ids_with_role
-from clusters.api.permissions import authorize_cluster_write, authorize_create, require_role
+from clusters.api.permissions import (
+    actor,
+    authorize_cluster_write,
+    authorize_create,
+    require_role,
+)
 from clusters.models import Cluster
 from clusters.selectors import cluster_list
 from core.api.filters import as_utc
 from core.csvsafe import SafeWriter
+from costs.budgets import budget_create, budget_delete
 from costs.models import Budget, ClusterPricing, InstancePrice, RateCard
 from costs.prices import instance_price_add, rate_card_save
 from costs.rollups import AMOUNTS, GROUPS, Rollup, RollupError, cost_rollup, is_filter
@@ -331,16 +337,23 @@ class BudgetViewSet(viewsets.ModelViewSet[Budget]):
         return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer: serializers.BaseSerializer[Budget]) -> None:
-        team = serializer.validated_data["team"]
+        data = dict(serializer.validated_data)
+        team = data["team"]
         require_role(self.request, team, Role.ADMIN, "manage budgets")
-        cluster_set = serializer.validated_data.get("cluster_set")
-        if cluster_set is not None and cluster_set.team_id != team.pk:
-            raise ValidationError({"cluster_set": ["No such cluster set in the team."]})
-        serializer.save()
+        try:
+            serializer.instance = budget_create(
+                actor=actor(self.request),
+                team=team,
+                name=data["name"],
+                monthly_amount=data["monthly_amount"],
+                cluster_set=data.get("cluster_set"),
+            )
+        except DjangoValidationError as error:
+            raise ValidationError(error.message_dict) from None
 
     def perform_destroy(self, instance: Budget) -> None:
         require_role(self.request, instance.team, Role.ADMIN, "manage budgets")
-        instance.delete()
+        budget_delete(actor=actor(self.request), budget=instance)
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def retrieve(self, request: Request, name: str | None = None) -> Response:

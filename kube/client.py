@@ -396,12 +396,17 @@ def request_json(
     body: dict[str, Any] | None = None,
     *,
     accept: str = "application/json",
+    content_type: str = "application/json",
 ) -> Any:
-    """`get_json` for any method; `body` is sent as JSON."""
+    """`get_json` for any method; `body` is sent as JSON, labelled `content_type` (a
+    server-side apply's is `application/apply-patch+yaml`: JSON is YAML)."""
     target = path + ("?" + urlencode(query) if query else "")
     headers = {**api.default_headers, "Accept": accept}
+    sent: dict[str, Any] | str | None = body
     if body is not None:
-        headers["Content-Type"] = "application/json"
+        headers["Content-Type"] = content_type
+        if content_type != "application/json":
+            sent = json.dumps(body)  # the client encodes only JSON types itself
     api.update_params_for_auth(headers, [], ["BearerToken"], path, method, None)
     endpoint = getattr(api, "keelson_endpoint", None)
     if method == "GET" and endpoint is not None:
@@ -409,7 +414,7 @@ def request_json(
         return decode_json(data) if data else None
     url = api.configuration.host + target
     response = api.rest_client.request(
-        method, url, headers=headers, body=body, _request_timeout=REQUEST_TIMEOUT
+        method, url, headers=headers, body=sent, _request_timeout=REQUEST_TIMEOUT
     )
     data = response.read()
     if not 200 <= response.status <= 299:
