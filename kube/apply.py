@@ -7,13 +7,12 @@ timeouts and error classification as every other call."""
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from kube.client import ClusterConnectError, classify, request_json
+from kube.client import ClusterConnectError, classify, request_json, status_message
 from kube.discovery import ServedKind, discovery_for
 from kube.objects import delete_served
 from kube.ownership import FIELD_MANAGER, MANAGED_BY_LABEL, MANAGED_BY_VALUE, object_ref, ref_key
@@ -30,21 +29,16 @@ def with_ownership(manifest: dict[str, Any], owner_labels: dict[str, str]) -> di
     return body
 
 
-def _server_message(error: Exception) -> str:
-    """The API server's own explanation of a refused object (422 and the like)."""
-    try:
-        return str(json.loads(getattr(error, "body", None) or "{}").get("message", ""))[:500]
-    except (ValueError, AttributeError, TypeError):
-        return ""
-
-
 def object_error(error: Exception, ref: dict[str, str]) -> ClusterConnectError:
     """A ClusterConnectError naming the object, with the server's reason where it gave one."""
     if isinstance(error, ClusterConnectError):
         return ClusterConnectError(error.code, f"{ref_key(ref)}: {error.message}")
     classified = classify(error)
-    if (getattr(error, "status", None) or 0) >= 400:
-        detail = _server_message(error)
+    status = getattr(error, "status", None) or 0
+    # The server's own reason (422 and the like), made safe to show: one line, short,
+    # nothing token-like. A 401 keeps classify's wording, which names no credential.
+    if status >= 400 and status != 401:
+        detail = status_message(getattr(error, "body", None))
         if detail:
             return ClusterConnectError(classified.code, f"{ref_key(ref)}: {detail}")
     return ClusterConnectError(classified.code, f"{ref_key(ref)}: {classified.message}")
