@@ -58,6 +58,11 @@ def test_production_settings_pass_check_deploy_with_no_warnings() -> None:
         ("REDIS_URL", "http://x", "REDIS_URL must be a URL with one of the schemes"),
         ("CELERY_BROKER_URL", "kafka://x", "CELERY_BROKER_URL must be a URL"),
         ("DATABASE_CONN_MAX_AGE", "ten", "DATABASE_CONN_MAX_AGE='ten' is not an integer"),
+        (
+            "KEELSON_CLUSTER_READ_TIMEOUT",
+            "ten",
+            "KEELSON_CLUSTER_READ_TIMEOUT='ten' is not a number",
+        ),
     ],
 )
 def test_a_bad_environment_value_stops_start_up_with_a_clear_message(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fleet.env import ImproperEnvironment, env_bool, env_int, parse_database_url
+from fleet.env import ImproperEnvironment, env_bool, env_float, env_int, parse_database_url
 
 
 def test_database_url_parsing() -> None:
@@ -23,3 +23,22 @@ def test_typed_readers(monkeypatch: pytest.MonkeyPatch) -> None:
     assert env_int("X_NUM", 1) == 3
     with pytest.raises(ImproperEnvironment, match="at least 5"):
         env_int("X_NUM", 1, minimum=5)
+
+
+def test_a_number_reader_takes_decimals_and_refuses_what_is_not_a_finite_number(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert env_float("X_SECONDS", 5.0) == 5.0  # unset: the default
+    monkeypatch.setenv("X_SECONDS", "2.5")
+    assert env_float("X_SECONDS", 5.0) == 2.5
+    monkeypatch.setenv("X_SECONDS", "")
+    assert env_float("X_SECONDS", 5.0) == 5.0
+    for bad, message in (
+        ("soon", "X_SECONDS='soon' is not a number"),
+        ("nan", "X_SECONDS='nan' is not a finite number"),
+        ("inf", "X_SECONDS='inf' is not a finite number"),
+        ("0.01", "X_SECONDS=0.01 must be at least 0.1"),
+    ):
+        monkeypatch.setenv("X_SECONDS", bad)
+        with pytest.raises(ImproperEnvironment, match=message.replace(".", r"\.")):
+            env_float("X_SECONDS", 5.0, minimum=0.1)
