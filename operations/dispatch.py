@@ -23,6 +23,7 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
+from core.celery import app
 from core.db.locks import advisory_key, advisory_lock
 from operations.choices import OperationState
 from operations.models import Operation
@@ -75,8 +76,6 @@ def exclusive_operation(run: Callable[P, R]) -> Callable[P, R | None]:
 
 
 def _send(operation_id: UUID | str, task: tuple[str, str]) -> bool:
-    from core.celery import app
-
     name, queue = task
     try:
         app.send_task(name, args=[str(operation_id)], queue=queue, routing_key=queue)

@@ -26,6 +26,7 @@ from policies.services.evaluation.run import cluster_evaluate, clusters_evaluate
 from policies.services.evaluation.sweep import (
     BATCH_SIZE,
     EVALUATE_INTERVAL,
+    EVALUATE_TASK,
     Evaluated,
     policies_evaluate_fanout,
     policy_evaluate,
@@ -36,6 +37,7 @@ from policies.services.evaluation.targeting import policy_clusters
 __all__ = [
     "BATCH_SIZE",
     "EVALUATE_INTERVAL",
+    "EVALUATE_TASK",
     "EVALUATION_COLUMNS",
     "MAX_LISTED",
     "Evaluated",

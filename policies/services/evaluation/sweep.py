@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from clusters.choices import ClusterMode
 from clusters.models import Cluster
+from core.celery import task_send
 from policies import cel, celcost
 from policies.models import Policy, PolicyEvaluation
 from policies.services.evaluation.run import cluster_evaluate
@@ -19,6 +20,8 @@ EVALUATE_INTERVAL = 600  # seconds between sweeps (CELERY_BEAT_SCHEDULE "policie
 # (policies, stamps, newest results, credentials, enforcement) cost about 25 ms of worker
 # CPU whatever its size, 1.2 ms a cluster at 20, 0.75 ms at 50.
 BATCH_SIZE = 50
+# Sent by name: policies.tasks imports this module (core.celery.task_send).
+EVALUATE_TASK = "policies.tasks.policies_evaluate_batch_task"
 
 
 @dataclass
@@ -33,13 +36,12 @@ def policy_evaluate(*, policy: Policy) -> Evaluated:
     """Evaluate one policy now on every cluster it targets, forced (the API's and the
     page's "evaluate"). Past INLINE_CLUSTERS clusters the work is queued in batches
     rather than holding a web request for minutes."""
-    from policies.tasks import policies_evaluate_batch_task
-
     clusters = list(policy_clusters(policy=policy).select_related("team").order_by("pk"))
     if len(clusters) > INLINE_CLUSTERS:
         ids = [c.pk for c in clusters]
         for start in range(0, len(ids), BATCH_SIZE):
-            policies_evaluate_batch_task.apply_async(
+            task_send(
+                EVALUATE_TASK,
                 args=[ids[start : start + BATCH_SIZE], [policy.pk], True],
                 expires=EVALUATE_INTERVAL,
             )
@@ -67,9 +69,7 @@ def sweep_batches(*, batch_size: int) -> list[list[int]]:
 
 def policies_evaluate_fanout() -> int:
     """Enqueue one evaluation task per batch of clusters; returns the number of batches."""
-    from policies.tasks import policies_evaluate_batch_task
-
     batches = sweep_batches(batch_size=BATCH_SIZE)
     for batch in batches:
-        policies_evaluate_batch_task.apply_async(args=[batch], expires=EVALUATE_INTERVAL)
+        task_send(EVALUATE_TASK, args=[batch], expires=EVALUATE_INTERVAL)
     return len(batches)
