@@ -7,6 +7,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from accounts.services import team_create
+from policies.choices import Mode
 from policies.library import library
 from policies.models import Policy, PolicyRule
 from policies.services.policies import PolicySpec, policy_create
@@ -64,3 +66,14 @@ def test_load_is_idempotent_and_updates_changed_bundled_policies() -> None:
 def test_an_unknown_team_is_an_error() -> None:
     with pytest.raises(CommandError, match="No such team: nope"):
         _load("--team", "nope")
+
+
+def test_a_team_created_through_the_service_starts_with_the_library_in_inform_mode() -> None:
+    # accounts announces the team (accounts.signals.team_created); policies, a layer above,
+    # gives it the library in the same transaction
+    team = team_create(name="checkout", actor=None)
+
+    policies = Policy.objects.filter(team=team)
+    assert policies.count() == len(library()) > 0
+    assert set(policies.values_list("mode", flat=True)) == {Mode.INFORM}
+    assert Policy.objects.exclude(team=team).count() == 0
