@@ -1,10 +1,12 @@
-"""Cost allocation ingest: the product's write path (`allocation_rows` then
+"""Cost allocation ingest: the product's write path (`allocation_lines` then
 `allocations_replace`, batch by batch as `cost_compute` writes an hour) against raw
 PostgreSQL COPY of the same rows into the same table, on the same machine.
 
 The product starts from computed allocations (what `cluster_cost_hour` returns) and pays
-for turning them into rows, deleting the hour's previous rows and rounding the money to
-the column's precision; raw COPY starts from ready tuples and writes `str()` of each value.
+for turning them into rows in COPY's format (escaping, NUL stripped) and deleting the
+hour's previous rows; raw COPY starts from ready tuples (`allocation_rows`, JSON already
+encoded) and writes `str()` of each value. Interleaved, best of 5 each: the machine is
+shared, and the best run is the one least disturbed.
 """
 
 from __future__ import annotations
@@ -23,17 +25,25 @@ from benchmarks.results import Row
 from clusters.models import Cluster
 from costs.allocation import Allocation, Node, Weights, Workload, allocate
 from costs.models import CostAllocation
-from costs.services import ALLOCATION_COLUMNS, BATCH, allocation_rows, allocations_replace
+from costs.services import (
+    ALLOCATION_COLUMNS,
+    BATCH,
+    allocation_lines,
+    allocation_rows,
+    allocations_replace,
+)
 
 GIB = Decimal(2**30)
 FACTS = {"nodes": {"list": 3}}  # every row's provenance, as the hourly computation keeps it
+NAMESPACE_LABELS = {"shop": {"team": "web", "env": "prod"}, "payments": {"team": "pay"}}
 NAMESPACES = ("default", "shop", "payments", "monitoring")
 
 Hourly = list[tuple[Cluster, dict[str, Allocation]]]
 
 
 def _allocations(profile: int) -> dict[str, Allocation]:
-    """Realistic allocations of one cluster-hour: four namespaces, idle, control plane."""
+    """Realistic allocations of one cluster-hour: four namespaces, two controllers each
+    with their pods' labels, idle, control plane."""
     nodes = [
         Node(f"node-{n}", Decimal(4 + 2 * profile), Decimal(16 + 8 * profile), 0, Decimal("0.192"))
         for n in range(2 + profile % 3)
@@ -44,6 +54,8 @@ def _allocations(profile: int) -> dict[str, Allocation]:
             node=nodes[w % len(nodes)].name,
             cpu_request=Decimal(100 + 50 * (w % 5)) / 1000,
             ram_request_gb=Decimal((128 + 64 * (w % 7)) * 2**20) / GIB,
+            controller=f"Deployment/app-{w % 8 // 4}",
+            labels=(("app", f"app-{w % 8 // 4}"), ("tier", "backend")),
         )
         for w in range(8 + 3 * profile)
     ]
@@ -80,10 +92,10 @@ def _product(values: list[tuple[datetime, Hourly]]) -> float:
     for hour, fleet in values:
         for start in range(0, len(fleet), BATCH):
             batch = fleet[start : start + BATCH]
-            rows: list[tuple[Any, ...]] = []
+            lines: list[str] = []
             for cluster, allocations in batch:
-                rows += allocation_rows(cluster, hour, allocations, None, FACTS)
-            allocations_replace(cluster_ids=[c.pk for c, _ in batch], hour=hour, rows=rows)
+                lines += allocation_lines(cluster, hour, allocations, NAMESPACE_LABELS, FACTS)
+            allocations_replace(cluster_ids=[c.pk for c, _ in batch], hour=hour, lines=lines)
     return time.perf_counter() - started
 
 
@@ -97,7 +109,7 @@ def _ready(value: Any) -> Any:
     return orjson.dumps(value).decode() if isinstance(value, dict) else value
 
 
-def run(*, cluster_ids: list[int], rows: int, repeats: int = 3) -> list[Row]:
+def run(*, cluster_ids: list[int], rows: int, repeats: int = 5) -> list[Row]:
     clusters = list(
         Cluster.objects.filter(pk__in=cluster_ids)
         .select_related("team")
@@ -110,7 +122,7 @@ def run(*, cluster_ids: list[int], rows: int, repeats: int = 3) -> list[Row]:
         tuple(_ready(v) for v in row)
         for hour, fleet in values
         for cluster, allocations in fleet
-        for row in allocation_rows(cluster, hour, allocations, None, FACTS)
+        for row in allocation_rows(cluster, hour, allocations, NAMESPACE_LABELS, FACTS)
     ]
     product, copy = [], []
     for _ in range(repeats):  # interleaved, best of each: the machine is shared
@@ -127,8 +139,8 @@ def run(*, cluster_ids: list[int], rows: int, repeats: int = 3) -> list[Row]:
             f"cost allocations: allocations_replace (COPY, batches of {BATCH} clusters) "
             f"vs raw COPY ({total} rows, best of {repeats})",
             f"{total / best_product:,.0f} vs {total / best_copy:,.0f} rows/s = {100 * ratio:.0f}%",
-            target=">= 50% of COPY",
-            ok=ratio >= 0.5,
+            target=">= 80% of COPY",
+            ok=ratio >= 0.8,
             value=100 * ratio,
             detail={"product_s": product, "copy_s": copy, "rows": total},
         )

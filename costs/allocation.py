@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Literal
 
 IDLE = "__idle__"
@@ -29,6 +29,15 @@ ZERO = Decimal(0)
 PRECISION = Decimal("0.000001")
 MINUTES_PER_HOUR = Decimal(60)
 RESOURCES = ("cpu", "ram", "gpu")
+QUANTITIES = (
+    "cpu_core_hours",
+    "ram_gb_hours",
+    "gpu_hours",
+    "cpu_request_core_hours",
+    "ram_request_gb_hours",
+    "cpu_usage_core_hours",
+    "ram_usage_gb_hours",
+)
 
 ShareIdle = Literal["", "resource", "cost"]
 SHARE_NONE: ShareIdle = ""
@@ -152,7 +161,7 @@ def allocate(
 ) -> dict[str, Allocation]:
     """Allocations by namespace (and controller and pod labels, see `Workload.key`),
     plus IDLE and CONTROL_PLANE rows (when not zero).
-    Amounts are rounded to the micro-unit once, at the end."""
+    Amounts and quantities are rounded to the micro-unit once, at the end."""
     units = {node.name: unit_prices(node, weights) for node in nodes}
     rows: dict[str, Allocation] = {}
     charged: dict[str, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO, ZERO])
@@ -208,6 +217,10 @@ def allocate(
     for row in result.values():
         for name in ("cpu_cost", "ram_cost", "gpu_cost", "shared_cost"):
             setattr(row, name, getattr(row, name).quantize(PRECISION, rounding=ROUND_HALF_UP))
+        for name in QUANTITIES:  # to the columns' six places, half to even as Django does
+            value = getattr(row, name)
+            if value is not None:
+                setattr(row, name, value.quantize(PRECISION, rounding=ROUND_HALF_EVEN))
     return result
 
 
