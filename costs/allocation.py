@@ -63,6 +63,10 @@ class Node:
     hourly_price: Decimal
     # How this node's price splits (None: the cluster's weights).
     weights: Weights | None = None
+    # What is paid of the CPU and RAM part of the price, and of the GPU part, after the
+    # discounts (OpenCost discounts CPU and RAM only; Keelson's GPU discount is apart).
+    cpu_ram_factor: Decimal = Decimal(1)
+    gpu_factor: Decimal = Decimal(1)
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,9 @@ class UnitPrices:
 
 
 def unit_prices(node: Node, weights: Weights) -> UnitPrices:
-    """The node's price per core-hour, GB-hour and GPU-hour."""
+    """The node's price per core-hour, GB-hour and GPU-hour: its price split by the
+    weights, then the CPU and RAM parts discounted by one factor and the GPU part by
+    another (OpenCost's node cost: (CPU + RAM) x (1 - discount) + GPU)."""
     weights = node.weights or weights
     weighted = (
         node.cpu_cores * weights.cpu_core_hour
@@ -144,9 +150,9 @@ def unit_prices(node: Node, weights: Weights) -> UnitPrices:
         return UnitPrices(ZERO, ZERO, ZERO)
     scale = node.hourly_price / weighted
     return UnitPrices(
-        cpu_core_hour=weights.cpu_core_hour * scale,
-        ram_gb_hour=weights.ram_gb_hour * scale,
-        gpu_hour=weights.gpu_hour * scale,
+        cpu_core_hour=weights.cpu_core_hour * scale * node.cpu_ram_factor,
+        ram_gb_hour=weights.ram_gb_hour * scale * node.cpu_ram_factor,
+        gpu_hour=weights.gpu_hour * scale * node.gpu_factor,
     )
 
 

@@ -80,7 +80,18 @@ def _nodes(
             sources["rate_card" if card else "estimate" if is_estimate else "list"] += 1
             sources["spot"] += int(spot)
         weights = pricing.node_weights(raw.get("instance_type", ""))
-        nodes.append(Node(raw["name"], cpu, ram, gpus, price, weights))
+        nodes.append(
+            Node(
+                raw["name"],
+                cpu,
+                ram,
+                gpus,
+                price,
+                weights,
+                cpu_ram_factor=pricing.cpu_ram_factor,
+                gpu_factor=pricing.gpu_factor,
+            )
+        )
     return nodes, estimated
 
 
@@ -98,6 +109,8 @@ def provenance(pricing: ResolvedPricing, sources: Counter[str]) -> dict[str, Any
         facts["pricing_from"] = str(pricing.pricing.valid_from)
         if pricing.pricing.discount_percent:
             facts["discount_percent"] = _plain(pricing.pricing.discount_percent)
+        if pricing.pricing.gpu_discount_percent:
+            facts["gpu_discount_percent"] = _plain(pricing.pricing.gpu_discount_percent)
         if pricing.pricing.spot:
             facts["spot_cluster"] = True
     if sources["spot"]:
@@ -424,6 +437,9 @@ def cluster_pricing_set(
     discount = Decimal(fields.get("discount_percent") or 0)
     if not 0 <= discount <= 100:
         raise ValidationError({"discount_percent": "A discount is 0 to 100 percent."})
+    gpu_discount = Decimal(fields.get("gpu_discount_percent") or 0)
+    if not 0 <= gpu_discount <= 100:
+        raise ValidationError({"gpu_discount_percent": "A discount is 0 to 100 percent."})
     shared = fields.get("shared_namespaces") or []
     if not isinstance(shared, list) or not all(
         isinstance(n, str) and NAMESPACE_NAME.fullmatch(n) for n in shared
@@ -440,7 +456,12 @@ def cluster_pricing_set(
         pricing, _ = ClusterPricing.objects.update_or_create(
             cluster=cluster,
             valid_from=valid_from,
-            defaults={**fields, "discount_percent": discount, "rate_card": card},
+            defaults={
+                **fields,
+                "discount_percent": discount,
+                "gpu_discount_percent": gpu_discount,
+                "rate_card": card,
+            },
         )
         audit_record(
             actor=actor,
