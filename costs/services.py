@@ -23,7 +23,7 @@ from audit.services import audit_record
 from clusters.models import Cluster, ClusterInventory
 from clusters.services.lifecycle import cluster_set_clusters
 from core.db.copy import copy_json, copy_lines, copy_text
-from costs.allocation import CONTROL_PLANE, ZERO, Allocation, Node, Workload, allocate
+from costs.allocation import CONTROL_PLANE, ZERO, Allocation, Node, allocate
 from costs.models import (
     Budget,
     BudgetAlert,
@@ -35,6 +35,8 @@ from costs.models import (
 from costs.pricelist import LOAD_BALANCER_HOURLY
 from costs.pricing import PriceBook, ResolvedPricing, resolve
 from costs.sharing import EXTRAS, SPLITS, share
+from costs.workloads import labels_of
+from costs.workloads import workloads as workloads_of
 
 logger = logging.getLogger(__name__)
 GIB = Decimal(2**30)
@@ -132,7 +134,12 @@ def cluster_cost_hour(
     pricing = resolve(cluster, hour.date())
     sources: Counter[str] = Counter()
     nodes, _ = _nodes(inventory, pricing, cluster, hour, book, sources)
-    workloads = [_workload(row) for row in inventory.get("allocations", []) if row.get("node")]
+    workloads = [
+        workload
+        for row in inventory.get("allocations", [])
+        if row.get("node")
+        for workload in workloads_of(row, hour)
+    ]
     rows = allocate(
         nodes=nodes,
         workloads=workloads,
@@ -165,42 +172,10 @@ def cluster_cost_hour(
     return rows, provenance(pricing, sources)
 
 
-def _workload(row: dict[str, Any]) -> Workload:
-    """A (node, namespace) allocation row of an inventory; usage and the per-pod
-    max(request, usage) sums when the collector read metrics.k8s.io."""
-
-    def optional(key: str, unit: Decimal) -> Decimal | None:
-        return Decimal(row[key]) / unit if key in row else None
-
-    return Workload(
-        namespace=row["namespace"],
-        node=row["node"],
-        cpu_request=Decimal(row["cpu_millis"]) / THOUSAND,
-        ram_request_gb=Decimal(row["memory_bytes"]) / GIB,
-        gpu_request=int(row.get("gpu", 0)),
-        cpu_usage=optional("cpu_usage_millis", THOUSAND),
-        ram_usage_gb=optional("memory_usage_bytes", GIB),
-        cpu_charged=optional("cpu_charged_millis", THOUSAND),
-        ram_charged_gb=optional("memory_charged_bytes", GIB),
-        controller=str(row.get("controller") or "")[:253],
-        labels=_labels(row.get("labels")),
-    )
-
-
-def _labels(value: Any) -> tuple[tuple[str, str], ...]:
-    """Labels as a sorted tuple of string pairs (anything else in an agent's report is
-    dropped)."""
-    if not isinstance(value, dict):
-        return ()
-    return tuple(
-        sorted((k, v) for k, v in value.items() if isinstance(k, str) and isinstance(v, str))
-    )
-
-
 def namespace_labels(inventory: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Each namespace's labels, as the collector saw them."""
     return {
-        ns["name"]: dict(_labels(ns.get("labels")))
+        ns["name"]: dict(labels_of(ns.get("labels")))
         for ns in inventory.get("namespaces") or ()
         if isinstance(ns, dict) and isinstance(ns.get("name"), str)
     }
