@@ -240,16 +240,19 @@ def _compute(hour: datetime, ids: list[int], workers: int) -> float:
 
 def run(*, cluster_ids: list[int], workers: int = 2) -> list[Row]:
     clusters = list(Cluster.objects.filter(pk__in=cluster_ids).order_by("pk"))
+    ids = [c.pk for c in clusters]
     now = timezone.now().astimezone(UTC).replace(microsecond=0)
     hour = now.replace(minute=0, second=0)
     ingest_s, ingest_cpu, measured = _ingest(clusters, now)
-    CostAllocation.objects.filter(hour=hour, cluster_id__in=cluster_ids).delete()
-    compute_s = _compute(hour, [c.pk for c in clusters], workers)
-    rows = CostAllocation.objects.filter(hour=hour, cluster_id__in=cluster_ids).count()
-    CostAllocation.objects.filter(hour=hour, cluster_id__in=cluster_ids).delete()
-    CostSnapshot.objects.filter(hour=hour, cluster_id__in=cluster_ids).delete()
+    CostAllocation.objects.filter(hour=hour, cluster_id__in=ids).delete()
+    # The hour's first computation on one process (as cost_compute_task runs it), then
+    # its recomputation ten minutes later (every row replaced) on `workers` processes.
+    single_s = _compute(hour, ids, 1)
+    compute_s = _compute(hour, ids, workers)
+    rows = CostAllocation.objects.filter(hour=hour, cluster_id__in=ids).count()
+    CostAllocation.objects.filter(hour=hour, cluster_id__in=ids).delete()
+    CostSnapshot.objects.filter(hour=hour, cluster_id__in=ids).delete()
     count = len(clusters)
-    share = compute_s / INTERVAL_S
     return [
         Row(
             "cost-usage",
@@ -260,13 +263,23 @@ def run(*, cluster_ids: list[int], workers: int = 2) -> list[Row]:
             value=ingest_s,
             detail={"cpu_s": ingest_cpu, "clusters": count},
         ),
-        Row(
-            "cost-usage",
-            f"cost_compute of one hour for {count} clusters on {workers} processes",
-            f"{compute_s:.1f} s = {100 * share:.0f}% of the {INTERVAL_S} s interval ({rows} rows)",
-            target=f"< 50% of {INTERVAL_S} s",
-            ok=share < 0.5,
-            value=100 * share,
-            detail={"seconds": compute_s, "rows": rows, "workers": workers},
+        _interval_row(f"cost_compute of one hour for {count} clusters, 1 process", single_s, rows),
+        _interval_row(
+            f"cost_compute of the same hour again (rows replaced), {workers} processes",
+            compute_s,
+            rows,
         ),
     ]
+
+
+def _interval_row(what: str, seconds: float, rows: int) -> Row:
+    share = seconds / INTERVAL_S
+    return Row(
+        "cost-usage",
+        what,
+        f"{seconds:.1f} s = {100 * share:.0f}% of the {INTERVAL_S} s interval ({rows} rows)",
+        target=f"< 50% of {INTERVAL_S} s",
+        ok=share < 0.5,
+        value=100 * share,
+        detail={"seconds": seconds, "rows": rows},
+    )

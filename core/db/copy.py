@@ -72,14 +72,6 @@ def _json(value: Any) -> str:
         return json.dumps(value)
 
 
-class CopyText(str):
-    """Text already in COPY's text format (from `copy_text` or `copy_json`), written as
-    it is: a value repeated on many rows (one cluster-hour's provenance on each of its
-    rows) is formatted once."""
-
-    __slots__ = ()
-
-
 def _bool(value: bool) -> str:
     return "t" if value else "f"
 
@@ -94,7 +86,6 @@ def _iso(value: date) -> str:
 # rounding quantize first (the cost allocation rows are quantized where computed).
 _BY_TYPE: dict[type, Callable[[Any], str]] = {
     str: copy_text,
-    CopyText: str.__str__,
     int: str,
     float: str,
     Decimal: str,
