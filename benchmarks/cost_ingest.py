@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from django.db import connection
 from django.utils import timezone
 
 from benchmarks.ingest import raw_copy
@@ -102,7 +103,12 @@ def _product(values: list[tuple[datetime, Hourly]]) -> float:
 
 
 def _clear(values: list[tuple[datetime, Hourly]]) -> None:
+    """Delete the benchmark's rows and vacuum: each run starts from the same table. (Without
+    it, the dead entries of the previous runs' 200,000 rows are what the product's delete
+    of an hour's rows wades through: 217 ms for one batch after seven runs.)"""
     CostAllocation.objects.filter(hour__in=[hour for hour, _ in values]).delete()
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM {CostAllocation._meta.db_table}")
 
 
 def _ready(value: Any) -> Any:
