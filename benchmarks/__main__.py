@@ -21,6 +21,7 @@ GROUPS = (
     "sweep",
     "ingest",
     "cost-ingest",
+    "cost-usage",
     "placement",
     "agents",
     "websocket",
@@ -54,7 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     # Imported once Django is set up.
     from django.conf import settings
 
-    from benchmarks import collection, cost_ingest, fleet, ingest, placement, sweep, web
+    from benchmarks import (
+        collection,
+        cost_ingest,
+        fleet,
+        ingest,
+        placement,
+        sweep,
+        usage_ingest,
+        web,
+    )
     from benchmarks.procs import SimulatorProcess, Uvicorn
     from benchmarks.results import Row, table, write
     from benchmarks.simulator import ensure_tls
@@ -131,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             simulator.stop()
 
-    if only & {"placement", "ingest", "cost-ingest"}:
+    if only & {"placement", "ingest", "cost-ingest", "cost-usage"}:
         count = sizes["placement_clusters"]
         _say(f"placement: a synthetic fleet of {count} clusters")
         owner, seconds = fleet.seed_placement(count=count)
@@ -204,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
             clusters_per_team=sizes["clusters_per_team"],
             applications=sizes["applications"],
         )
+
+    if "cost-usage" in only and owner is not None:  # last: it replaces the inventories
+        _say("cost-usage: usage ingestion and one hour of cost_compute")
+        ids = list(owner.clusters.values_list("pk", flat=True))
+        rows += usage_ingest.run(cluster_ids=ids, workers=args.workers)
 
     finished = datetime.now(UTC)
     header[0] += f", {(finished - started).total_seconds() / 60:.0f} min"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Literal
 
 IDLE = "__idle__"
@@ -29,6 +29,15 @@ ZERO = Decimal(0)
 PRECISION = Decimal("0.000001")
 MINUTES_PER_HOUR = Decimal(60)
 RESOURCES = ("cpu", "ram", "gpu")
+QUANTITIES = (
+    "cpu_core_hours",
+    "ram_gb_hours",
+    "gpu_hours",
+    "cpu_request_core_hours",
+    "ram_request_gb_hours",
+    "cpu_usage_core_hours",
+    "ram_usage_gb_hours",
+)
 
 ShareIdle = Literal["", "resource", "cost"]
 SHARE_NONE: ShareIdle = ""
@@ -54,6 +63,10 @@ class Node:
     hourly_price: Decimal
     # How this node's price splits (None: the cluster's weights).
     weights: Weights | None = None
+    # What is paid of the CPU and RAM part of the price, and of the GPU part, after the
+    # discounts (OpenCost discounts CPU and RAM only; Keelson's GPU discount is apart).
+    cpu_ram_factor: Decimal = Decimal(1)
+    gpu_factor: Decimal = Decimal(1)
 
 
 @dataclass(frozen=True)
@@ -124,7 +137,9 @@ class UnitPrices:
 
 
 def unit_prices(node: Node, weights: Weights) -> UnitPrices:
-    """The node's price per core-hour, GB-hour and GPU-hour."""
+    """The node's price per core-hour, GB-hour and GPU-hour: its price split by the
+    weights, then the CPU and RAM parts discounted by one factor and the GPU part by
+    another (OpenCost's node cost: (CPU + RAM) x (1 - discount) + GPU)."""
     weights = node.weights or weights
     weighted = (
         node.cpu_cores * weights.cpu_core_hour
@@ -135,9 +150,9 @@ def unit_prices(node: Node, weights: Weights) -> UnitPrices:
         return UnitPrices(ZERO, ZERO, ZERO)
     scale = node.hourly_price / weighted
     return UnitPrices(
-        cpu_core_hour=weights.cpu_core_hour * scale,
-        ram_gb_hour=weights.ram_gb_hour * scale,
-        gpu_hour=weights.gpu_hour * scale,
+        cpu_core_hour=weights.cpu_core_hour * scale * node.cpu_ram_factor,
+        ram_gb_hour=weights.ram_gb_hour * scale * node.cpu_ram_factor,
+        gpu_hour=weights.gpu_hour * scale * node.gpu_factor,
     )
 
 
@@ -152,7 +167,7 @@ def allocate(
 ) -> dict[str, Allocation]:
     """Allocations by namespace (and controller and pod labels, see `Workload.key`),
     plus IDLE and CONTROL_PLANE rows (when not zero).
-    Amounts are rounded to the micro-unit once, at the end."""
+    Amounts and quantities are rounded to the micro-unit once, at the end."""
     units = {node.name: unit_prices(node, weights) for node in nodes}
     rows: dict[str, Allocation] = {}
     charged: dict[str, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO, ZERO])
@@ -208,6 +223,10 @@ def allocate(
     for row in result.values():
         for name in ("cpu_cost", "ram_cost", "gpu_cost", "shared_cost"):
             setattr(row, name, getattr(row, name).quantize(PRECISION, rounding=ROUND_HALF_UP))
+        for name in QUANTITIES:  # to the columns' six places, half to even as Django does
+            value = getattr(row, name)
+            if value is not None:
+                setattr(row, name, value.quantize(PRECISION, rounding=ROUND_HALF_EVEN))
     return result
 
 

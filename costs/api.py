@@ -260,6 +260,7 @@ class ClusterPricingSerializer(serializers.ModelSerializer[ClusterPricing]):
             "valid_from",
             "rate_card",
             "discount_percent",
+            "gpu_discount_percent",
             "spot",
             "spot_discount_percent",
             "control_plane_monthly",

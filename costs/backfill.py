@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.db.models import Q
 
@@ -23,7 +22,7 @@ from clusters.models import Cluster
 from costs.models import CostAllocation, CostSnapshot
 from costs.pricing import PriceBook
 from costs.services import (
-    allocation_rows,
+    allocation_lines,
     allocations_replace,
     cluster_cost_hour,
     namespace_labels,
@@ -73,7 +72,7 @@ def backfill(
             targets, have = list(alive.exclude(pk__in=with_rows.values("cluster_id"))), set()
         snapshots = _latest_snapshots([c.pk for c in targets], hour)
         book = PriceBook(hour.date())
-        rows: list[tuple[Any, ...]] = []
+        lines: list[str] = []
         replaced: list[int] = []
         for cluster in targets:
             snapshot = snapshots.get(cluster.pk)
@@ -86,10 +85,10 @@ def backfill(
             if not own:
                 facts = {**facts, "backfilled": True, "snapshot_hour": snapshot.hour.isoformat()}
             labels = namespace_labels(snapshot.data)
-            rows += allocation_rows(cluster, hour, allocations, labels, facts)
+            lines += allocation_lines(cluster, hour, allocations, labels, facts)
             replaced.append(cluster.pk)
         if replaced:
-            written += allocations_replace(cluster_ids=replaced, hour=hour, rows=rows)
+            written += allocations_replace(cluster_ids=replaced, hour=hour, lines=lines)
             filled += len(replaced)
         if progress is not None:
             progress(done, len(hours), written)

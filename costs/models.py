@@ -70,7 +70,10 @@ class ClusterPricing(models.Model):
     cluster = models.ForeignKey("clusters.Cluster", on_delete=models.CASCADE, related_name="+")
     valid_from = models.DateField()
     rate_card = models.CharField(max_length=63, blank=True, help_text="A rate card's name.")
+    # As OpenCost's `discount`: off the CPU and RAM part of every node's price. GPUs have
+    # their own (OpenCost discounts them never; 0 here by default, the same).
     discount_percent = models.DecimalField(max_digits=5, decimal_places=2, default=0)
+    gpu_discount_percent = models.DecimalField(max_digits=5, decimal_places=2, default=0)
     spot = models.BooleanField(default=False)
     spot_discount_percent = models.DecimalField(max_digits=5, decimal_places=2, default=60)
     control_plane_monthly = money(null=True, blank=True)
@@ -105,6 +108,10 @@ class ClusterPricing(models.Model):
             models.CheckConstraint(
                 condition=models.Q(discount_percent__gte=0, discount_percent__lte=100),
                 name="clusterpricing_discount_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(gpu_discount_percent__gte=0, gpu_discount_percent__lte=100),
+                name="clusterpricing_gpu_discount_range",
             ),
         ]
         ordering = ["cluster", "-valid_from"]

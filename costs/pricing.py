@@ -25,7 +25,7 @@ class ResolvedPricing:
     weights: Weights
     rate_card: RateCard | None
     pricing: ClusterPricing | None
-    multiplier: Decimal  # after discount and spot
+    multiplier: Decimal  # a node's price after the cluster-wide spot flag
     control_plane_hourly: Decimal
     storage_gb_hour: Decimal
     share_idle: ShareIdle = SHARE_NONE
@@ -37,6 +37,9 @@ class ResolvedPricing:
     shared_namespaces: frozenset[str] = frozenset()
     shared_overhead_hourly: Decimal = Decimal(0)
     share_split: ShareSplit = "weighted"
+    # What is paid of a node's CPU and RAM part, and of its GPU part (1 - each discount).
+    cpu_ram_factor: Decimal = Decimal(1)
+    gpu_factor: Decimal = Decimal(1)
 
     def volume_gb_hour(self, storage_class: str) -> Decimal:
         """The price of a GB-hour of a bound volume of `storage_class`."""
@@ -143,10 +146,11 @@ def resolve(cluster: Cluster, day: date) -> ResolvedPricing:
         if pricing and pricing.rate_card
         else None
     )
-    multiplier = spot_multiplier = Decimal(1)
+    multiplier = spot_multiplier = cpu_ram_factor = gpu_factor = Decimal(1)
     spot_discount = DEFAULT_SPOT_DISCOUNT_PERCENT
     if pricing is not None:
-        multiplier *= 1 - pricing.discount_percent / HUNDRED
+        cpu_ram_factor = 1 - pricing.discount_percent / HUNDRED
+        gpu_factor = 1 - pricing.gpu_discount_percent / HUNDRED
         spot_discount = pricing.spot_discount_percent
         if pricing.spot:
             multiplier *= 1 - spot_discount / HUNDRED
@@ -196,6 +200,8 @@ def resolve(cluster: Cluster, day: date) -> ResolvedPricing:
             pricing.shared_overhead_monthly / HOURS_PER_MONTH if pricing else Decimal(0)
         ),
         share_split="even" if pricing and pricing.share_split == "even" else "weighted",
+        cpu_ram_factor=cpu_ram_factor,
+        gpu_factor=gpu_factor,
     )
 
 

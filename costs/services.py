@@ -11,7 +11,7 @@ import logging
 import re
 from collections import Counter
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -22,8 +22,8 @@ from django.utils import timezone
 from audit.services import audit_record
 from clusters.models import Cluster, ClusterInventory
 from clusters.services.lifecycle import cluster_set_clusters
-from core.db.copy import copy_lines, copy_value
-from costs.allocation import CONTROL_PLANE, ZERO, Allocation, Node, Workload, allocate
+from core.db.copy import copy_json, copy_lines, copy_text
+from costs.allocation import CONTROL_PLANE, ZERO, Allocation, Node, allocate
 from costs.models import (
     Budget,
     BudgetAlert,
@@ -35,6 +35,8 @@ from costs.models import (
 from costs.pricelist import LOAD_BALANCER_HOURLY
 from costs.pricing import PriceBook, ResolvedPricing, resolve
 from costs.sharing import EXTRAS, SPLITS, share
+from costs.workloads import labels_of
+from costs.workloads import workloads as workloads_of
 
 logger = logging.getLogger(__name__)
 GIB = Decimal(2**30)
@@ -80,7 +82,18 @@ def _nodes(
             sources["rate_card" if card else "estimate" if is_estimate else "list"] += 1
             sources["spot"] += int(spot)
         weights = pricing.node_weights(raw.get("instance_type", ""))
-        nodes.append(Node(raw["name"], cpu, ram, gpus, price, weights))
+        nodes.append(
+            Node(
+                raw["name"],
+                cpu,
+                ram,
+                gpus,
+                price,
+                weights,
+                cpu_ram_factor=pricing.cpu_ram_factor,
+                gpu_factor=pricing.gpu_factor,
+            )
+        )
     return nodes, estimated
 
 
@@ -98,6 +111,8 @@ def provenance(pricing: ResolvedPricing, sources: Counter[str]) -> dict[str, Any
         facts["pricing_from"] = str(pricing.pricing.valid_from)
         if pricing.pricing.discount_percent:
             facts["discount_percent"] = _plain(pricing.pricing.discount_percent)
+        if pricing.pricing.gpu_discount_percent:
+            facts["gpu_discount_percent"] = _plain(pricing.pricing.gpu_discount_percent)
         if pricing.pricing.spot:
             facts["spot_cluster"] = True
     if sources["spot"]:
@@ -119,7 +134,12 @@ def cluster_cost_hour(
     pricing = resolve(cluster, hour.date())
     sources: Counter[str] = Counter()
     nodes, _ = _nodes(inventory, pricing, cluster, hour, book, sources)
-    workloads = [_workload(row) for row in inventory.get("allocations", []) if row.get("node")]
+    workloads = [
+        workload
+        for row in inventory.get("allocations", [])
+        if row.get("node")
+        for workload in workloads_of(row, hour)
+    ]
     rows = allocate(
         nodes=nodes,
         workloads=workloads,
@@ -152,42 +172,10 @@ def cluster_cost_hour(
     return rows, provenance(pricing, sources)
 
 
-def _workload(row: dict[str, Any]) -> Workload:
-    """A (node, namespace) allocation row of an inventory; usage and the per-pod
-    max(request, usage) sums when the collector read metrics.k8s.io."""
-
-    def optional(key: str, unit: Decimal) -> Decimal | None:
-        return Decimal(row[key]) / unit if key in row else None
-
-    return Workload(
-        namespace=row["namespace"],
-        node=row["node"],
-        cpu_request=Decimal(row["cpu_millis"]) / THOUSAND,
-        ram_request_gb=Decimal(row["memory_bytes"]) / GIB,
-        gpu_request=int(row.get("gpu", 0)),
-        cpu_usage=optional("cpu_usage_millis", THOUSAND),
-        ram_usage_gb=optional("memory_usage_bytes", GIB),
-        cpu_charged=optional("cpu_charged_millis", THOUSAND),
-        ram_charged_gb=optional("memory_charged_bytes", GIB),
-        controller=str(row.get("controller") or "")[:253],
-        labels=_labels(row.get("labels")),
-    )
-
-
-def _labels(value: Any) -> tuple[tuple[str, str], ...]:
-    """Labels as a sorted tuple of string pairs (anything else in an agent's report is
-    dropped)."""
-    if not isinstance(value, dict):
-        return ()
-    return tuple(
-        sorted((k, v) for k, v in value.items() if isinstance(k, str) and isinstance(v, str))
-    )
-
-
 def namespace_labels(inventory: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Each namespace's labels, as the collector saw them."""
     return {
-        ns["name"]: dict(_labels(ns.get("labels")))
+        ns["name"]: dict(labels_of(ns.get("labels")))
         for ns in inventory.get("namespaces") or ()
         if isinstance(ns, dict) and isinstance(ns.get("name"), str)
     }
@@ -245,79 +233,119 @@ def allocation_rows(
     """One cluster's allocations for `hour` as plain tuples of ALLOCATION_COLUMNS (load the
     cluster with its team: the team's name is kept on every row). `namespaces` gives each
     namespace's labels, copied onto its rows; `facts` the hour's provenance (a row is
-    estimated when a node was priced by estimate or the hour was backfilled)."""
+    estimated when a node was priced by estimate or the hour was backfilled).
+    `allocation_lines` writes the same rows in COPY's format, faster."""
     facts = facts or {}
-    estimated = bool(facts.get("nodes", {}).get("estimate")) or bool(facts.get("backfilled"))
-    records = []
-    team_name = cluster.team.name
+    estimated = _estimated(facts)
     namespaces = namespaces or {}
+    return [
+        (
+            cluster.pk,
+            cluster.name,
+            hour,
+            row.namespace,
+            row.controller,
+            dict(row.labels),
+            namespaces.get(row.namespace, {}),
+            cluster.team_id,
+            cluster.team.name,
+            cluster.provider,
+            cluster.region,
+            cluster.environment,
+            *_figures(row),
+            estimated,
+            facts,
+        )
+        for row in rows.values()
+    ]
+
+
+def _estimated(facts: dict[str, Any]) -> bool:
+    return bool(facts.get("nodes", {}).get("estimate")) or bool(facts.get("backfilled"))
+
+
+def _figures(row: Allocation) -> list[Decimal | None]:
+    """cpu, ram, gpu, storage, shared, load balancer and total cost, then the quantities
+    (core-hours, GB-hours, GPU-hours, requests, usage: None where unmeasured), in
+    ALLOCATION_COLUMNS order. They are rounded to the micro-unit where computed
+    (`allocate`, `cluster_cost_hour`), once; anything finer that reaches the table is
+    rounded by PostgreSQL to the column's six places (a tie away from zero)."""
+    storage = row.extra.get("storage", ZERO)
+    balancers = row.extra.get("load_balancer", ZERO)
+    cpu, ram, gpu, shared = row.cpu_cost, row.ram_cost, row.gpu_cost, row.shared_cost
+    return [
+        cpu,
+        ram,
+        gpu,
+        storage,
+        shared,
+        balancers,
+        cpu + ram + gpu + shared + storage + balancers,
+        row.cpu_core_hours,
+        row.ram_gb_hours,
+        row.gpu_hours,
+        row.cpu_request_core_hours,
+        row.ram_request_gb_hours,
+        row.cpu_usage_core_hours,
+        row.ram_usage_gb_hours,
+    ]
+
+
+def allocation_lines(
+    cluster: Cluster,
+    hour: datetime,
+    rows: dict[str, Allocation],
+    namespaces: dict[str, dict[str, str]] | None = None,
+    facts: dict[str, Any] | None = None,
+) -> list[str]:
+    """`allocation_rows` as lines of COPY's text format, each exactly what `copy_line`
+    makes of the row (tests/cost/test_cost_copy.py), with `core.db.copy`'s escaping (NUL
+    stripped). What is the same on every row of the cluster-hour (cluster, hour, team,
+    provenance) is formatted once, and each row's values directly: building a tuple and
+    formatting it value by value was most of the hourly write's time beside COPY's."""
+    facts = facts or {}
+    namespaces = namespaces or {}
+    head = f"{cluster.pk}\t{copy_text(cluster.name)}\t{hour.isoformat()}"
+    middle = "\t".join(
+        [
+            str(cluster.team_id),
+            copy_text(cluster.team.name),
+            copy_text(cluster.provider),
+            copy_text(cluster.region),
+            copy_text(cluster.environment),
+        ]
+    )
+    tail = f"{'t' if _estimated(facts) else 'f'}\t{copy_json(facts)}"
+    namespace_json: dict[str, str] = {}
+    lines = []
     for row in rows.values():
         namespace = row.namespace
-        storage = row.extra.get("storage", ZERO)
-        balancers = row.extra.get("load_balancer", ZERO)
-        records.append(
-            (
-                cluster.pk,
-                cluster.name,
-                hour,
-                namespace,
-                row.controller,
-                dict(row.labels),
-                namespaces.get(namespace, {}),
-                cluster.team_id,
-                team_name,
-                cluster.provider,
-                cluster.region,
-                cluster.environment,
-                row.cpu_cost,
-                row.ram_cost,
-                row.gpu_cost,
-                storage,
-                row.shared_cost,
-                balancers,
-                row.total + storage + balancers,
-                row.cpu_core_hours,
-                row.ram_gb_hours,
-                row.gpu_hours,
-                row.cpu_request_core_hours,
-                row.ram_request_gb_hours,
-                row.cpu_usage_core_hours,
-                row.ram_usage_gb_hours,
-                estimated,
-                facts,
+        labels = namespace_json.get(namespace)
+        if labels is None:
+            labels = namespace_json[namespace] = copy_json(namespaces.get(namespace, {}))
+        lines.append(
+            "\t".join(
+                [
+                    head,
+                    copy_text(namespace),
+                    copy_text(row.controller),
+                    copy_json(dict(row.labels)) if row.labels else "{}",
+                    labels,
+                    middle,
+                    *["\\N" if value is None else str(value) for value in _figures(row)],
+                    tail,
+                ]
             )
         )
-    return records
+    return lines
 
 
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_text(value: Any) -> str:
-    """A value in COPY's text format. Decimals are rounded to the column's 6 places
-    half-to-even, exactly as Django's bulk_create rounded them before."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, Decimal):
-        return str(value.quantize(MICRO, rounding=ROUND_HALF_EVEN))
-    if isinstance(value, str):
-        return value.translate(_ESCAPES)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict | bool):
-        return copy_value(value)  # JSON (orjson) and t/f, as every COPY writes them
-    return str(value)
-
-
-def allocations_replace(
-    *, cluster_ids: list[int], hour: datetime, rows: list[tuple[Any, ...]]
-) -> int:
-    """Replace the allocations of `cluster_ids` for `hour` by `rows` (ALLOCATION_COLUMNS
-    tuples) in one transaction: a delete, then PostgreSQL COPY (several times faster than
-    a multi-row INSERT of model instances)."""
+def allocations_replace(*, cluster_ids: list[int], hour: datetime, lines: list[str]) -> int:
+    """Replace the allocations of `cluster_ids` for `hour` by `lines` (`allocation_lines`)
+    in one transaction: a delete, then PostgreSQL COPY through the one COPY
+    implementation (`core.db.copy`)."""
     with transaction.atomic():
         CostAllocation.objects.filter(cluster_id__in=cluster_ids, hour=hour).delete()
-        lines = ["\t".join(map(_copy_text, row)) for row in rows]
         return copy_lines(CostAllocation, ALLOCATION_COLUMNS, lines)
 
 
@@ -348,13 +376,14 @@ def snapshot_of(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write(batch: list[ClusterInventory], hour: datetime) -> int:
-    rows: list[tuple[Any, ...]] = []
+    lines: list[str] = []
     book = PriceBook(hour.date())  # one query for the batch's list prices
     for inventory in batch:
         allocations, facts = cluster_cost_hour(inventory.cluster, inventory.data, hour, book)
         labels = namespace_labels(inventory.data)
-        rows += allocation_rows(inventory.cluster, hour, allocations, labels, facts)
-    written = allocations_replace(cluster_ids=[i.cluster_id for i in batch], hour=hour, rows=rows)
+        lines += allocation_lines(inventory.cluster, hour, allocations, labels, facts)
+    cluster_ids = [i.cluster_id for i in batch]
+    written = allocations_replace(cluster_ids=cluster_ids, hour=hour, lines=lines)
     CostSnapshot.objects.bulk_create(
         [
             CostSnapshot(
@@ -383,6 +412,9 @@ def cluster_pricing_set(
     discount = Decimal(fields.get("discount_percent") or 0)
     if not 0 <= discount <= 100:
         raise ValidationError({"discount_percent": "A discount is 0 to 100 percent."})
+    gpu_discount = Decimal(fields.get("gpu_discount_percent") or 0)
+    if not 0 <= gpu_discount <= 100:
+        raise ValidationError({"gpu_discount_percent": "A discount is 0 to 100 percent."})
     shared = fields.get("shared_namespaces") or []
     if not isinstance(shared, list) or not all(
         isinstance(n, str) and NAMESPACE_NAME.fullmatch(n) for n in shared
@@ -399,7 +431,12 @@ def cluster_pricing_set(
         pricing, _ = ClusterPricing.objects.update_or_create(
             cluster=cluster,
             valid_from=valid_from,
-            defaults={**fields, "discount_percent": discount, "rate_card": card},
+            defaults={
+                **fields,
+                "discount_percent": discount,
+                "gpu_discount_percent": gpu_discount,
+                "rate_card": card,
+            },
         )
         audit_record(
             actor=actor,

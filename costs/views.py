@@ -37,6 +37,8 @@ TOP = 6
 class PricingForm(forms.Form):
     valid_from = forms.DateField(initial=lambda: timezone.now().date())
     discount_percent = forms.DecimalField(min_value=0, max_value=100, initial=0)
+    # Off the GPUs' part (the discount above is off CPU and RAM only, as OpenCost's).
+    gpu_discount_percent = forms.DecimalField(min_value=0, max_value=100, initial=0, required=False)
     spot = forms.BooleanField(required=False)
     spot_discount_percent = forms.DecimalField(min_value=0, max_value=100, initial=60)
     rate_card = forms.CharField(max_length=63, required=False)

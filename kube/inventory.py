@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -16,6 +16,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
+from kube import pod_minutes
 from kube.client import classify, get_json
 
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
@@ -56,6 +57,9 @@ class Inventory:
     pod_requests: dict[tuple[str, str], tuple[tuple[str, ...], int, int]] = field(
         default_factory=dict, repr=False
     )
+    # The `partial` entry of each running pod that started within the hour before the
+    # collection (pod_minutes), (namespace, name) -> entry: usage is added to it. Not stored.
+    pod_windows: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def nodes_ready(self) -> int:
@@ -212,6 +216,13 @@ def _pod_requests(spec: dict[str, Any]) -> tuple[int, int, int]:
     return cpu, memory, gpu
 
 
+def _row_key(spec: dict[str, Any], metadata: dict[str, Any]) -> tuple[str, str, str, str]:
+    """A pod's allocation row: (node, namespace, controller, its stable labels as JSON)."""
+    labels = json.dumps(_stable_labels(metadata), sort_keys=True)
+    namespace = metadata.get("namespace") or ""
+    return (spec.get("nodeName") or "", namespace, controller_of(metadata), labels)
+
+
 def _crashlooping(status: dict[str, Any]) -> bool:
     for container in status.get("containerStatuses") or ():
         waiting = (container.get("state") or {}).get("waiting")
@@ -287,18 +298,28 @@ def _collect_health(api: k8s.ApiClient) -> Inventory:
     phases: Counter[str] = Counter()
     cpu = memory = crashlooping = 0
     per_node: dict[tuple[str, str, str, str], list[int]] = {}
+    partial: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+    now = datetime.now(UTC)
     for pod in _paged(api, "/api/v1/pods"):
         status, spec = pod.get("status") or {}, pod.get("spec") or {}
         phase = status.get("phase") or "Unknown"
         phases[phase] += 1
+        ran = pod_minutes.window(status, phase, now) if spec.get("nodeName") else None
+        if ran is not None:  # it may have run part of the hour: its minutes count
+            metadata = pod["metadata"]
+            key = _row_key(spec, metadata)
+            ran.update(zip(pod_minutes.FIELDS, _pod_requests(spec), strict=True))
+            partial.setdefault(key, []).append(ran)
+            per_node.setdefault(key, [0, 0, 0])  # an ended pod's row, if its only one
+            if "ended" not in ran:
+                inventory.pod_windows[(key[1], metadata.get("name") or "")] = ran
         if phase in ("Pending", "Running", "Unknown"):
             pod_cpu, pod_memory, pod_gpu = _pod_requests(spec)
             cpu, memory = cpu + pod_cpu, memory + pod_memory
             crashlooping += int(_crashlooping(status))
             metadata = pod["metadata"]
-            node, namespace = spec.get("nodeName") or "", metadata.get("namespace") or ""
-            controller, labels = controller_of(metadata), _stable_labels(metadata)
-            key = (node, namespace, controller, json.dumps(labels, sort_keys=True))
+            key = _row_key(spec, metadata)
+            node, namespace = key[0], key[1]
             if node:
                 name = (namespace, metadata.get("name") or "")
                 inventory.pod_requests[name] = (key, pod_cpu, pod_memory)
@@ -317,8 +338,10 @@ def _collect_health(api: k8s.ApiClient) -> Inventory:
             "cpu_millis": t[0],
             "memory_bytes": t[1],
             "gpu": t[2],
+            **({"partial": partial[key]} if key in partial else {}),
         }
-        for (node, ns, controller, labels), t in sorted(per_node.items())
+        for key, t in sorted(per_node.items())
+        for (node, ns, controller, labels) in [key]
     ]
     inventory.pods_by_phase = dict(phases)
     inventory.requested_cpu_millis, inventory.requested_memory_bytes = cpu, memory
@@ -410,10 +433,16 @@ def _add_usage(api: k8s.ApiClient, inventory: Inventory) -> None:
     for pod, (key, cpu_request, memory_request) in inventory.pod_requests.items():
         cpu_used, memory_used = usage.get(pod, (cpu_request, memory_request))
         row = sums.setdefault(key, [0, 0, 0, 0])
-        row[0] += cpu_used
-        row[1] += memory_used
-        row[2] += max(cpu_request, cpu_used)
-        row[3] += max(memory_request, memory_used)
+        measured = (
+            cpu_used,
+            memory_used,
+            max(cpu_request, cpu_used),
+            max(memory_request, memory_used),
+        )
+        for index, value in enumerate(measured):
+            row[index] += value
+        if pod in inventory.pod_windows:  # its own, for its minutes
+            inventory.pod_windows[pod].update(zip(pod_minutes.USAGE_FIELDS, measured, strict=True))
     for allocation in inventory.allocations:
         labels = json.dumps(allocation["labels"], sort_keys=True)
         key = (allocation["node"], allocation["namespace"], allocation["controller"], labels)
@@ -505,6 +534,8 @@ def inventory_from_json(data: Any) -> Inventory:
         a.setdefault("labels", {})
         if not isinstance(a["controller"], str) or not _string_map(a["labels"]):
             raise ValueError("inventory.allocations[] controller is a string, labels a map")
+        if "partial" in a and not pod_minutes.valid_partial(a["partial"]):
+            raise ValueError("inventory.allocations[].partial: {started, ended?, requests}")
     inventory.allocations = allocations
     inventory.usage = data.get("usage") is True
     storage = data.get("storage_bytes", {})

@@ -13,6 +13,7 @@ from costs.models import CostAllocation
 from costs.services import cost_compute
 from localkube.env import LocalCluster
 from tests.clusters.helpers import deploy_and_wait, register_local
+from tests.cost.test_cost_minutes import next_hour
 from tests.factories import make_team
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]
@@ -34,7 +35,7 @@ def test_a_namespace_is_charged_for_what_its_pods_request(kube_cluster: LocalClu
         assert sum(r["cpu_millis"] for r in mine) == 1000
         assert sum(r["memory_bytes"] for r in mine) == 2 * 256 * 2**20
         assert all(r["node"].startswith("member-1-node-") for r in mine)
-        cost_compute(cluster_ids=[cluster.pk])
+        cost_compute(cluster_ids=[cluster.pk], hour=next_hour())
         # then the namespace is charged one core-hour and half a GB-hour for the hour, at the
         # default unit prices (no list price for the local provider's nodes)
         charged = CostAllocation.objects.get(cluster=cluster, namespace=namespace)

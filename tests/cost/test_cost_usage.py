@@ -34,6 +34,7 @@ from costs.services import cost_compute
 from localkube.env import LocalCluster, LocalKubeEnv
 from localkube.metrics import Usage
 from tests.clusters.helpers import deploy_and_wait, register_local
+from tests.cost.test_cost_minutes import next_hour
 from tests.factories import make_team, make_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]
@@ -84,7 +85,7 @@ def test_pods_are_charged_the_larger_of_request_and_usage(metered: LocalCluster)
         assert sum(r["cpu_charged_millis"] for r in rows) == 1500
         assert sum(r["memory_charged_bytes"] for r in rows) == 512 * 2**20
 
-        cost_compute(cluster_ids=[cluster.pk])
+        cost_compute(cluster_ids=[cluster.pk], hour=next_hour())
         # the pods' row (their load balancer has a row of its own, controller "")
         charged = CostAllocation.objects.get(
             cluster=cluster, namespace=heavy, controller="Deployment/h"
@@ -127,7 +128,7 @@ def test_without_metrics_usage_is_unknown_and_requests_are_charged(
     try:
         clusters_collect(cluster_ids=[cluster.pk])
         assert ClusterInventory.objects.get(cluster=cluster).data["usage"] is False
-        cost_compute(cluster_ids=[cluster.pk])
+        cost_compute(cluster_ids=[cluster.pk], hour=next_hour())
         row = CostAllocation.objects.get(cluster=cluster, namespace=namespace)
         assert (row.cpu_core_hours, row.cpu_usage_core_hours) == (D(1), None)
         assert row.cpu_request_core_hours == D(1)

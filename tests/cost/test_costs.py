@@ -14,7 +14,7 @@ from costs.allocation import Allocation
 from costs.models import Budget, BudgetAlert, ClusterPricing, CostAllocation, RateCard
 from costs.rollups import cost_rollup, cost_total
 from costs.services import (
-    allocation_rows,
+    allocation_lines,
     allocations_replace,
     budgets_check,
     cluster_unit_prices,
@@ -95,26 +95,29 @@ def test_an_hour_is_priced_from_list_prices_and_every_node_hour_is_accounted_for
 
 def test_allocations_are_written_as_given_with_text_escaped_and_money_rounded() -> None:
     # Regions and environments are free text: COPY's separators must survive the trip.
+    # `allocate` rounds what it computes; what reaches the write finer than the column's
+    # six places is rounded by PostgreSQL, a tie away from zero.
     cluster = make_cluster(
         team=make_team(), provider="onprem", region="dc\\1\tnorth", environment="a\nb"
     )
     allocations = {
         "web": Allocation(
             "web",
-            cpu_cost=D("0.1234565"),  # a tie at the 7th place rounds half to even
+            cpu_cost=D("0.1234565"),  # a tie at the 7th place: away from zero
             ram_cost=D("0.0000015"),
             cpu_core_hours=D("1.5"),
             ram_gb_hours=D(3 * 2**20) / D(2**30),
             extra={"storage": D("0.000137")},
         )
     }
-    rows = allocation_rows(cluster, HOUR, allocations)
-    allocations_replace(cluster_ids=[cluster.pk], hour=HOUR, rows=rows)
-    allocations_replace(cluster_ids=[cluster.pk], hour=HOUR, rows=rows)  # replaces
+    lines = allocation_lines(cluster, HOUR, allocations)
+    allocations_replace(cluster_ids=[cluster.pk], hour=HOUR, lines=lines)
+    allocations_replace(cluster_ids=[cluster.pk], hour=HOUR, lines=lines)  # replaces
     stored = CostAllocation.objects.get(cluster=cluster, hour=HOUR)
     assert (stored.region, stored.environment) == ("dc\\1\tnorth", "a\nb")
-    assert (stored.cpu_cost, stored.ram_cost) == (D("0.123456"), D("0.000002"))
-    assert stored.total_cost == D("0.123458") + D("0.000137")
+    assert (stored.cpu_cost, stored.ram_cost) == (D("0.123457"), D("0.000002"))
+    # 0.1234565 + 0.0000015 + 0.000137, summed before rounding
+    assert stored.total_cost == D("0.123595")
     assert (stored.storage_cost, stored.ram_gb_hours) == (D("0.000137"), D("0.002930"))
     assert stored.team_id == cluster.team_id and stored.cpu_usage_core_hours is None
 
