@@ -34,7 +34,7 @@ from core.api.filters import as_utc
 from core.csvsafe import SafeWriter
 from costs.budgets import budget_create, budget_delete
 from costs.models import Budget, ClusterPricing, InstancePrice, RateCard
-from costs.prices import instance_price_add, rate_card_save
+from costs.prices import instance_price_add, instance_prices_clean, rate_card_save
 from costs.rollups import AMOUNTS, GROUPS, Rollup, RollupError, cost_rollup, is_filter
 from costs.services import budget_status, cluster_pricing_set
 
@@ -208,17 +208,10 @@ class RateCardSerializer(serializers.ModelSerializer[RateCard]):
         read_only_fields = ["created_at"]
 
     def validate_instance_prices(self, value: Any) -> dict[str, str]:
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("Map instance types to hourly prices.")
-        for key, price in value.items():
-            try:
-                if float(price) < 0:
-                    raise ValueError
-            except (TypeError, ValueError):
-                raise serializers.ValidationError(
-                    f"{key}: the price must be a non-negative number."
-                ) from None
-        return {str(k): str(v) for k, v in value.items()}
+        try:
+            return instance_prices_clean(value)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(error.message_dict["instance_prices"]) from None
 
 
 class RateCardViewSet(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -51,12 +51,43 @@ def _not_past(valid_from: date) -> None:
         )
 
 
+MAX_HOURLY = Decimal(100_000)  # per instance-hour: far above any cloud's largest machine
+MAX_INSTANCE_PRICES = 1_000
+
+
+def instance_prices_clean(value: Any) -> dict[str, str]:
+    """A rate card's instance prices: type -> hourly price, each a finite number from 0 to
+    MAX_HOURLY (`1e400`, `Infinity` or `NaN` would make every cost of the hour fail)."""
+    if not isinstance(value, dict) or len(value) > MAX_INSTANCE_PRICES:
+        raise ValidationError(
+            {"instance_prices": f"Map up to {MAX_INSTANCE_PRICES:,} instance types to prices."}
+        )
+    cleaned: dict[str, str] = {}
+    for key, price in value.items():
+        try:
+            amount = Decimal(str(price).strip())
+        except (InvalidOperation, ValueError):
+            amount = Decimal("NaN")
+        valid = amount.is_finite() and 0 <= amount <= MAX_HOURLY
+        if not isinstance(key, str) or not 0 < len(key.strip()) <= 100 or not valid:
+            raise ValidationError(
+                {
+                    "instance_prices": f"{str(key)[:100]}: the hourly price must be a number "
+                    f"from 0 to {MAX_HOURLY:,}."
+                }
+            )
+        cleaned[key.strip()] = format(amount, "f")
+    return cleaned
+
+
 @transaction.atomic
 def rate_card_save(
     *, actor: Any, team: Team, name: str, valid_from: date, **prices: Any
 ) -> RateCard:
     """Add a rate card or a new version of one (from today or later: never retroactive)."""
     _not_past(valid_from)
+    if "instance_prices" in prices:
+        prices["instance_prices"] = instance_prices_clean(prices["instance_prices"])
     if RateCard.objects.filter(name=name).exclude(team=team).exists():
         raise ValidationError({"name": "Another team uses this rate card name."})
     card, _ = RateCard.objects.update_or_create(

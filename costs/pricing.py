@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from clusters.models import Cluster
 from costs.allocation import SHARE_NONE, ShareIdle, Weights
@@ -18,6 +19,18 @@ HUNDRED = Decimal(100)
 # Spot capacity's discount on the on-demand price when the cluster's pricing states none
 # (ClusterPricing.spot_discount_percent's default).
 DEFAULT_SPOT_DISCOUNT_PERCENT = Decimal(60)
+
+
+def _stored_price(value: Any) -> Decimal | None:
+    """A rate card's stored instance price, or None where it is missing or not a finite,
+    non-negative number (saved before rate_card_save checked it): priced by resources."""
+    if value is None:
+        return None
+    try:
+        price = Decimal(str(value))
+    except ArithmeticError:
+        return None
+    return price if price.is_finite() and price >= 0 else None
 
 
 @dataclass(frozen=True)
@@ -73,8 +86,9 @@ class ResolvedPricing:
         node pays it times `spot_multiplier`."""
         card = self.rate_card
         if card is not None:
-            if instance_type in card.instance_prices:
-                return Decimal(str(card.instance_prices[instance_type])) * self.multiplier, False
+            listed = _stored_price(card.instance_prices.get(instance_type))
+            if listed is not None:
+                return listed * self.multiplier, False
             by_resource = (
                 cpu * card.cpu_core_hour + ram_gb * card.ram_gb_hour + gpus * card.gpu_hour
             )

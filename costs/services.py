@@ -23,6 +23,7 @@ from audit.services import audit_record
 from clusters.models import Cluster, ClusterInventory
 from clusters.services.lifecycle import cluster_set_clusters
 from core.db.copy import copy_json, copy_lines, copy_text
+from core.db.locks import advisory_lock
 from costs.allocation import CONTROL_PLANE, ZERO, Allocation, Node, allocate
 from costs.models import (
     Budget,
@@ -39,6 +40,8 @@ from costs.workloads import labels_of
 from costs.workloads import workloads as workloads_of
 
 logger = logging.getLogger(__name__)
+
+COST_HOUR_LOCK = 0x636F7374  # "cost": advisory-lock namespace of allocations_replace
 GIB = Decimal(2**30)
 THOUSAND = Decimal(1000)
 ONE_HOUR = Decimal(1)
@@ -344,7 +347,10 @@ def allocations_replace(*, cluster_ids: list[int], hour: datetime, lines: list[s
     """Replace the allocations of `cluster_ids` for `hour` by `lines` (`allocation_lines`)
     in one transaction: a delete, then PostgreSQL COPY through the one COPY
     implementation (`core.db.copy`)."""
-    with transaction.atomic():
+    # One writer per hour: the hourly run and a "compute now" of the same cluster would
+    # otherwise both delete, then both COPY, and the second would break the unique key.
+    hour_key = (COST_HOUR_LOCK, int(hour.timestamp()) // 3600)
+    with advisory_lock(hour_key, wait=True), transaction.atomic():
         CostAllocation.objects.filter(cluster_id__in=cluster_ids, hour=hour).delete()
         return copy_lines(CostAllocation, ALLOCATION_COLUMNS, lines)
 
@@ -356,15 +362,34 @@ def cost_compute(*, hour: datetime | None = None, cluster_ids: list[int] | None 
     if cluster_ids is not None:
         query = query.filter(cluster_id__in=cluster_ids)
     written = 0
+    failed: list[int] = []
     batch: list[ClusterInventory] = []
     for inventory in query.iterator(chunk_size=BATCH):
         batch.append(inventory)
         if len(batch) == BATCH:
-            written += _write(batch, hour)
+            written += _write_isolated(batch, hour, failed)
             batch = []
     if batch:
-        written += _write(batch, hour)
+        written += _write_isolated(batch, hour, failed)
+    if failed:  # the other batches are written; the task fails so the retry redoes these
+        raise CostComputeIncomplete(f"{len(failed)} clusters not priced for {hour:%Y-%m-%d %H}:00")
     return written
+
+
+class CostComputeIncomplete(Exception):
+    """Some batches of an hour failed; the others were written."""
+
+
+def _write_isolated(batch: list[ClusterInventory], hour: datetime, failed: list[int]) -> int:
+    """One batch; a failure (bad data in one cluster) leaves the other batches' teams
+    priced instead of ending the hour's run."""
+    try:
+        return _write(batch, hour)
+    except Exception:
+        ids = [i.cluster_id for i in batch]
+        logger.exception("cost of clusters %s for %s not computed", ids, hour)
+        failed.extend(ids)
+        return 0
 
 
 # The inventory's parts cost reads, kept per cluster-hour for backfill.

@@ -17,12 +17,13 @@ kube-system and monitoring shared, overhead 73/month = 0.10/h: 0.05 + 0.10 = 0.1
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal as D
 from typing import Any
 
 import pytest
 from django.db.models import Sum
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.choices import Role
@@ -118,7 +119,7 @@ def test_the_setting_is_validated_and_audited() -> None:
     add_member(team, admin, Role.ADMIN)
     client = APIClient()
     client.force_authenticate(admin)
-    body = {"cluster": "eu-1", "valid_from": str(date.today()), "share_split": "even"}
+    body = {"cluster": "eu-1", "valid_from": str(timezone.now().date()), "share_split": "even"}
     bad = client.post(
         "/api/v1/cluster-pricing/", {**body, "shared_namespaces": ["Kube System"]}, format="json"
     )
