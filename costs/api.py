@@ -75,7 +75,7 @@ def rollup_for(request: Any, params: Any) -> tuple[Rollup, datetime, datetime]:
             filters=filters,
         )
     except RollupError as error:
-        raise ValidationError({"group_by": [str(error)]}) from None
+        raise ValidationError({error.field: [str(error)]}) from None
     return rollup, since, until
 
 

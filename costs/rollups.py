@@ -9,7 +9,7 @@ never of their rounded cents (a window shows the same total by any dimension).""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -88,7 +88,18 @@ class Rollup:
 
 
 class RollupError(ValueError):
-    """A bad group-by, period or filter; the message says which."""
+    """A bad group-by, period, filter or span; the message says which, `field` names the
+    parameter."""
+
+    def __init__(self, message: str, field: str = "group_by") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+# What one request may read: a span and a number of rows that answer in well under a second
+# at fleet size (docs/performance.md, "Cost"); past them the message says how to narrow it.
+MAX_SPAN = timedelta(days=400)
+MAX_ROWS = 10_000
 
 
 def allocations_visible(*, user: AnyUser) -> QuerySet[CostAllocation]:
@@ -141,7 +152,9 @@ def cost_rollup(
 ) -> Rollup:
     """Cost by `group_by` (and day or month) between `since` and `until`."""
     if since >= until:
-        raise RollupError("since must be before until.")
+        raise RollupError("since must be before until.", field="since")
+    if until - since > MAX_SPAN:
+        raise RollupError(f"A rollup covers at most {MAX_SPAN.days} days.", field="since")
     query = allocations_visible(user=user).filter(hour__gte=since, hour__lt=until)
     for index, (key, value) in enumerate((filters or {}).items()):
         query = query.annotate(**{f"filter_{index}": _expression(key, "a filter")}).filter(
@@ -168,8 +181,12 @@ def cost_rollup(
                 {"provenance": ArrayAgg("provenance", distinct=True)} if keys == ["cluster"] else {}
             ),
         )
-        .order_by(*(["period"] if period else []), "-total_cost")
+        .order_by(*(["period"] if period else []), "-total_cost")[: MAX_ROWS + 1]
     )
+    if len(grouped) > MAX_ROWS:
+        raise RollupError(
+            f"More than {MAX_ROWS:,} rows: filter, group by fewer keys or use a longer period."
+        )
     total = sum((row["total_cost"] or Decimal(0) for row in grouped), Decimal(0))
     return Rollup(
         rows=[_with_efficiency(_named(row, len(keys))) for row in grouped],

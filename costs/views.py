@@ -51,10 +51,12 @@ def _chart(request: HttpRequest, params: dict[str, str], top: list[str]) -> dict
     """Daily series of the biggest groups, for uPlot: {days: [...], series: {group: [...]}}."""
     rows = rollup_for(request, {**params, "period": "day"})[0].rows
     days = sorted({row["period"].date().isoformat() for row in rows})
+    column = {day: index for index, day in enumerate(days)}
+    shown = set(top)
     series: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(days))
     for row in rows:
-        name = row["group"] if row["group"] in top else "other"
-        series[name][days.index(row["period"].date().isoformat())] += float(row["total_cost"])
+        name = row["group"] if row["group"] in shown else "other"
+        series[name][column[row["period"].date().isoformat()]] += float(row["total_cost"])
     return {"days": days, "series": dict(series), "currency": settings.KEELSON_CURRENCY}
 
 

@@ -4,7 +4,7 @@ and two computations of the same hour do not collide."""
 from __future__ import annotations
 
 import threading
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal as D
 from typing import Any
 
@@ -13,7 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from clusters.models import Cluster
-from costs import services
+from costs import rollups, services
 from costs.models import ClusterPricing, CostAllocation, RateCard
 from costs.services import CostComputeIncomplete, cost_compute
 from tests.cost.test_costs import HOUR, _fleet, _rows
@@ -124,3 +124,22 @@ def test_two_computations_of_the_same_hour_do_not_collide() -> None:
     one_run = CostAllocation.objects.filter(cluster=cluster, hour=HOUR).count()
     cost_compute(hour=HOUR, cluster_ids=[cluster.pk])
     assert CostAllocation.objects.filter(cluster=cluster, hour=HOUR).count() == one_run > 0
+
+
+@pytest.mark.django_db
+def test_a_rollup_longer_than_400_days_or_past_10000_rows_is_refused(
+    team: Any, viewer: Any, monkeypatch: Any
+) -> None:
+    _fleet(team, name="eu-1")
+    cost_compute(hour=HOUR)
+    since = (HOUR - timedelta(days=401)).isoformat()
+    long = viewer.api.get("/api/v1/costs/", {"since": since, "until": HOUR.isoformat()})
+    assert long.status_code == 400
+    assert long.json()["error"]["fields"]["since"] == ["A rollup covers at most 400 days."]
+    # within the span it answers, and with fewer rows allowed than it has, it says so
+    params = {"group_by": "namespace", "since": (HOUR - timedelta(days=1)).isoformat()}
+    assert viewer.api.get("/api/v1/costs/", params).status_code == 200
+    monkeypatch.setattr(rollups, "MAX_ROWS", 1)
+    many = viewer.api.get("/api/v1/costs/", params)
+    assert many.status_code == 400
+    assert "More than 1 rows" in many.json()["error"]["fields"]["group_by"][0]
