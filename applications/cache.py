@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from applications.candidates import Loaded, Prices, load, requested, with_usage
 from applications.scheduler import HEALTHY, Candidate
+from applications.table import Profiles, Table
 
 # The changes this team's cache has not seen, with the requested CPU millis and memory
 # bytes of each changed cluster of the team as of the same snapshot (NULL: not, or no
@@ -85,6 +86,8 @@ class TeamCandidates:
     by_pk: dict[int, Loaded] = field(default_factory=dict)
     ordered: list[Candidate] = field(default_factory=list)
     position: dict[str, int] = field(default_factory=dict)
+    # `ordered` as arrays (`applications.table`), replaced whole at every change.
+    table: Table = field(default_factory=lambda: Table.of([]))
     changed_at: dict[str, datetime | None] = field(default_factory=dict)
     spec_seen: Seen = field(default_factory=Seen)
     usage_seen: Seen = field(default_factory=Seen)
@@ -162,6 +165,7 @@ class TeamCandidates:
             for item in load(team_id=self.team_id, prices=self.prices, moment=now, ids=ids)
         }
         renamed = False  # added, deleted, moved to another team or renamed: sort again
+        positions: list[int] = []
         for pk in ids:
             before, after = self.by_pk.pop(pk, None), loaded.get(pk)
             if after is None:
@@ -174,12 +178,15 @@ class TeamCandidates:
             elif not renamed:
                 self.ordered[self.position[name]] = after.candidate
                 self.changed_at[name] = after.status_changed_at
+                positions.append(self.position[name])
         if renamed:
             self._index()
+        else:
+            self._update(positions)
 
     def _reload_usage(self, usage: dict[int, list[int]]) -> int:
         """Apply requested CPU (millis) and memory (bytes) read by `refresh`, by cluster."""
-        changed = 0
+        positions: list[int] = []
         for pk, (cpu_millis, memory) in usage.items():
             item = self.by_pk.get(pk)
             if item is None:
@@ -190,14 +197,26 @@ class TeamCandidates:
                 continue
             item.candidate = with_usage(candidate, figures)
             self.ordered[self.position[candidate.name]] = item.candidate
-            changed += 1
-        return changed
+            positions.append(self.position[candidate.name])
+        self._update(positions)
+        return len(positions)
+
+    def _update(self, positions: list[int]) -> None:
+        """The table with the candidates at `positions` as `ordered` has them now (indexed
+        again when profiles that no cluster has any more outnumber the clusters)."""
+        if not positions:
+            return
+        if len(self.table.profiles.representatives) > 2 * len(self.ordered) + 1000:
+            self._index()
+            return
+        self.table = self.table.replaced(positions, [self.ordered[i] for i in positions])
 
     def _index(self) -> None:
         items = sorted(self.by_pk.values(), key=attrgetter("candidate.name"))
         self.ordered = [item.candidate for item in items]
         self.position = {c.name: index for index, c in enumerate(self.ordered)}
         self.changed_at = {item.candidate.name: item.status_changed_at for item in items}
+        self.table = Table.of(self.ordered, Profiles())
 
 
 class CandidateCache:
@@ -223,30 +242,48 @@ class CandidateCache:
         toleration_seconds: int,
         now: datetime | None = None,
     ) -> list[Candidate]:
-        """The team's clusters sorted by name, fresh as of this call; `current` (chosen by
-        the previous decision: its replicas per cluster, or only the names) marked, with why
-        an unhealthy one still keeps its place and the replicas the application holds there
-        (what its own pods request is room for it: `scheduler.room`)."""
+        """The team's clusters sorted by name, fresh as of this call (`table`'s)."""
+        return self.table(
+            team_id=team_id, current=current, toleration_seconds=toleration_seconds, now=now
+        ).candidates
+
+    def table(
+        self,
+        *,
+        team_id: int,
+        current: Mapping[str, int] | Collection[str],
+        toleration_seconds: int,
+        now: datetime | None = None,
+    ) -> Table:
+        """The team's clusters sorted by name as a table, fresh as of this call; `current`
+        (chosen by the previous decision: its replicas per cluster, or only the names)
+        marked, with why an unhealthy one still keeps its place and the replicas the
+        application holds there (what its own pods request is room for it:
+        `capacity.room`)."""
         held = current if isinstance(current, Mapping) else dict.fromkeys(current, 0)
         now = now or timezone.now()
         team = self.team(team_id)
         with team.lock:
             team.refresh(now=now)
-            chosen = list(team.ordered)
+            table = team.table
+            positions, marked = [], []
             for name, replicas in held.items():
                 index = team.position.get(name)
                 if index is None:
                     continue
-                candidate = chosen[index]
-                chosen[index] = replace(
-                    candidate,
-                    current=True,
-                    held=replicas,
-                    tolerated=tolerated(
-                        candidate.status, team.changed_at[name], toleration_seconds, now
-                    ),
+                candidate = team.ordered[index]
+                positions.append(index)
+                marked.append(
+                    replace(
+                        candidate,
+                        current=True,
+                        held=replicas,
+                        tolerated=tolerated(
+                            candidate.status, team.changed_at[name], toleration_seconds, now
+                        ),
+                    )
                 )
-        return chosen
+        return table.with_current(positions, marked)
 
     def clear(self) -> None:
         with self._lock:
