@@ -83,7 +83,7 @@ def fittings_of(table: Table, at: np.ndarray, need: PerReplica, most: int) -> np
             continue
         step = float(per)
         if not 0 < step < float("inf"):
-            exact = [fitting(table.candidates[i], need, most) for i in at.tolist()]
+            exact = [fitting(table.candidate(i), need, most) for i in at.tolist()]
             return np.array(exact, dtype=np.int64)
         alloc = table.row(allocatable)[at]
         used = table.row(requested)[at]
@@ -96,5 +96,5 @@ def fittings_of(table: Table, at: np.ndarray, need: PerReplica, most: int) -> np
         doubtful |= ((whole >= 1) & (quotient - whole <= error)) | (whole + 1 - quotient <= error)
         fit = np.minimum(fit, np.minimum(whole, most).astype(np.int64))
     for index in np.flatnonzero(doubtful).tolist():
-        fit[index] = fitting(table.candidates[int(at[index])], need, most)
+        fit[index] = fitting(table.candidate(int(at[index])), need, most)
     return fit

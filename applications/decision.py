@@ -21,11 +21,11 @@ CAPACITY_FITS = ("CapacityFits", "")
 
 @dataclass(frozen=True)
 class Excluded:
-    """The excluded clusters: their positions in `candidates` (name order) and, position
+    """The excluded clusters: their positions in `table` (name order) and, position
     for position, their reason ids into `reasons` ((predicate, reason) pairs). Arrays, not
     an object per cluster: at 10,000 clusters those cost more than the decision."""
 
-    candidates: list[Candidate]
+    table: Any  # a `Table` (or anything with `candidate(position)`)
     positions: np.ndarray
     reason_ids: np.ndarray
     reasons: list[tuple[str, str] | None]
@@ -54,7 +54,7 @@ class Excluded:
         return sorted(np.concatenate(kept).tolist())
 
 
-NOTHING_EXCLUDED = Excluded([], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), [None])
+NOTHING_EXCLUDED = Excluded(None, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), [None])
 
 
 class Decision:
@@ -177,7 +177,7 @@ class Decision:
     def _exclusion(self, index: int) -> dict[str, str]:
         """The entry of the `index`-th excluded cluster."""
         excluded = self._excluded
-        candidate = excluded.candidates[int(excluded.positions[index])]
+        candidate = excluded.table.candidate(int(excluded.positions[index]))
         reason = excluded.reasons[int(excluded.reason_ids[index])]
         assert reason is not None
         text = reason[1]

@@ -125,12 +125,12 @@ class Predicates:
         for position in np.flatnonzero(
             passed & ~short & ((free_cpu == cpu) | (free_memory == memory))
         ).tolist():
-            candidate = table.candidates[position]
+            candidate = table.candidate(position)
             if candidate.free_cpu < self.cpu or candidate.free_memory < self.memory:
                 short[position] = True
         # The application's own replicas are room for it.
         for position in np.flatnonzero(short & (table.row(HELD) > 0)).tolist():
-            if self._fits_with_own(table.candidates[position]):
+            if self._fits_with_own(table.candidate(position)):
                 short[position] = False
         if short.any():
             reason_ids = np.where(short, capacity_id, reason_ids)
@@ -141,7 +141,7 @@ class Predicates:
             feasible.tolist(),
             feasible,
             avoided,
-            Excluded(table.candidates, excluded, reason_ids[excluded], reasons),
+            Excluded(table, excluded, reason_ids[excluded], reasons),
         )
 
     def _fits_with_own(self, candidate: Candidate) -> bool:

@@ -37,7 +37,7 @@ from applications.division import (
 )
 from applications.predicates import HEALTHY, Predicates
 from applications.scoring import Columns, Scores
-from applications.table import HELD, Table
+from applications.table import HELD, Subset, Table, least_allocated
 
 PRIORITIZERS = (
     "least_allocated",
@@ -123,14 +123,16 @@ class Candidate:
         so only what depends on them is derived again (and no `copy.copy`, which goes
         through dataclasses' __getstate__/__setstate__ for a frozen class with slots)."""
         updated = object.__new__(Candidate)
-        for name, value in zip(_KEPT, _kept(self), strict=True):
-            object.__setattr__(updated, name, value)
-        object.__setattr__(updated, "requested_cpu", cpu)
-        object.__setattr__(updated, "requested_memory", memory)
-        updated._derive_usage()
+        for setter, value in zip(_SETTERS, _kept(self), strict=True):
+            setter(updated, value)
+        _set_requested_cpu(updated, cpu)
+        _set_requested_memory(updated, memory)
+        updated._derive_usage(self.floats)
         return updated
 
-    def _derive_usage(self) -> None:
+    def _derive_usage(self, kept: Floats | None = None) -> None:
+        """Free capacity, least allocated and `floats` (`kept`: the floats of this cluster
+        with other requested figures, whose figures that do not depend on them are kept)."""
         derived = object.__setattr__
         free_cpu = max(self.allocatable_cpu - self.requested_cpu, ZERO)
         free_memory = max(self.allocatable_memory - self.requested_memory, ZERO)
@@ -139,17 +141,25 @@ class Candidate:
         cpu = free_cpu / self.allocatable_cpu if self.allocatable_cpu else ZERO
         memory = free_memory / self.allocatable_memory if self.allocatable_memory else ZERO
         derived(self, "least_allocated", (cpu + memory) / 2)
-        cpu_price = ram_price = math.nan
-        if self.cpu_price is not None and self.ram_price is not None:
-            cpu_price, ram_price = float(self.cpu_price), float(self.ram_price)
+        if kept is not None:
+            allocatable_cpu, allocatable_memory = kept[2], kept[3]
+            cpu_price, ram_price = kept[6], kept[7]
+        else:
+            allocatable_cpu = float(self.allocatable_cpu)
+            allocatable_memory = float(self.allocatable_memory)
+            cpu_price = ram_price = math.nan
+            if self.cpu_price is not None and self.ram_price is not None:
+                cpu_price, ram_price = float(self.cpu_price), float(self.ram_price)
         derived(
             self,
             "floats",
             (
-                float(self.least_allocated),
+                least_allocated(
+                    float(free_cpu), allocatable_cpu, float(free_memory), allocatable_memory
+                ),
                 1.0 if self.current else 0.0,
-                float(self.allocatable_cpu),
-                float(self.allocatable_memory),
+                allocatable_cpu,
+                allocatable_memory,
                 float(self.requested_cpu),
                 float(self.requested_memory),
                 cpu_price,
@@ -165,6 +175,11 @@ class Candidate:
 _USAGE = {"requested_cpu", "requested_memory", "free_cpu", "free_memory", "least_allocated"}
 _KEPT = tuple(name for name in Candidate.__slots__ if name not in _USAGE | {"floats"})
 _kept = attrgetter(*_KEPT)
+# The slots' own setters (a frozen dataclass refuses setattr): faster than
+# object.__setattr__ by name.
+_SETTERS = tuple(vars(Candidate)[name].__set__ for name in _KEPT)
+_set_requested_cpu = vars(Candidate)["requested_cpu"].__set__
+_set_requested_memory = vars(Candidate)["requested_memory"].__set__
 
 
 @dataclass(frozen=True)
@@ -218,7 +233,7 @@ def schedule(
                 f"prioritizer {old!r} is deprecated: it is {new!r} (CPU against memory "
                 f"requests), not OCM's Balance; rename it"
             )
-    feasible = list(map(table.candidates.__getitem__, split.feasible))
+    feasible = Subset(table, split.feasible)
     columns = Columns(lambda row: table.row(row)[split.at])
     scores = Scores(weights, feasible, columns, need, split.avoided)
     ranks, indexes, chosen = _pick(spec, scores.ranked(), feasible, decision)
@@ -253,7 +268,7 @@ def schedule(
 
 
 def _pick(
-    spec: PlacementSpec, order: Iterator[int], feasible: list[Candidate], decision: Decision
+    spec: PlacementSpec, order: Iterator[int], feasible: Subset, decision: Decision
 ) -> tuple[list[int], list[int], list[Candidate]]:
     """The chosen clusters' ranks, indexes in `feasible`, and the clusters, best first
     (three lists, not a tuple per cluster). Reads `order` only as far as it must: the
@@ -331,7 +346,7 @@ def _divide(
     if spec.division == "static":
         # From scratch: Webster is house-monotone, so with unchanged weights scaling only
         # adds (or only removes) replicas, and changed weights take effect at once.
-        names = [table.candidates[i].name for i in at.tolist()]
+        names = [table.candidate(i).name for i in at.tolist()]
         weights: list[int | Decimal] = list(map(spec.static_weights.get, names, repeat(1)))
         if len(at) and total and not any(weights):
             decision.warnings.append(
