@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import chain, compress, islice, repeat
 from operator import attrgetter, not_
+from typing import Any
 
 import numpy as np
 
@@ -192,7 +193,7 @@ class PerReplica:
 class PlacementSpec:
     selector: str = ""
     fields: dict[str, list[str]] = field(default_factory=dict)
-    tolerations: list[dict[str, str]] = field(default_factory=list)
+    tolerations: list[dict[str, Any]] = field(default_factory=list)
     prioritizers: dict[str, int] = field(default_factory=lambda: {"least_allocated": 1})
     number_of_clusters: int | None = None
     max_per: dict[str, int] = field(default_factory=dict)  # at most N clusters per region/provider
