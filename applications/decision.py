@@ -70,7 +70,8 @@ class Decision:
         excluded: Excluded = NOTHING_EXCLUDED,
         capacity: Callable[[Candidate], str] | None = None,
     ) -> None:
-        self.chosen: list[dict[str, Any]] = []
+        self._chosen: list[dict[str, Any]] | None = []
+        self._write_chosen: Callable[[], list[dict[str, Any]]] | None = None
         self.warnings: list[str] = []
         # Divided replicas that fit in no chosen cluster (a warning says so too).
         self.unschedulable = 0
@@ -88,6 +89,22 @@ class Decision:
         self._rest_count = 0
         self._rest_reason = ""
         self._not_selected_entries: list[dict[str, Any]] | None = None
+
+    @property
+    def chosen(self) -> list[dict[str, Any]]:
+        """The chosen clusters, best first, with their scores and replicas."""
+        if self._chosen is None:
+            assert self._write_chosen is not None
+            self._chosen = self._write_chosen()
+        return self._chosen
+
+    @chosen.setter
+    def chosen(self, entries: list[dict[str, Any]]) -> None:
+        self._chosen = entries
+
+    def chosen_by(self, write: Callable[[], list[dict[str, Any]]]) -> None:
+        """The chosen clusters are `write()`, called when first read."""
+        self._chosen, self._write_chosen = None, write
 
     def passed(self, candidate: Candidate, rank: int, reason: str) -> None:
         """`candidate`, in rank order, is not selected for `reason`."""

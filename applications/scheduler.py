@@ -237,8 +237,10 @@ def schedule(
     feasible = Subset(table, split.feasible)
     columns = Columns(lambda row: table.row(row)[split.at])
     scores = Scores(weights, feasible, columns, need, split.avoided)
-    ranks, indexes, chosen = _pick(spec, scores.ranked(), feasible, decision)
-    positions = [split.feasible[i] for i in indexes]
+    wanted = spec.number_of_clusters or len(feasible)
+    order = scores.ranked(4 * wanted if spec.max_per else wanted)
+    ranks, indexes = _pick(spec, order, feasible, decision)
+    positions: list[int] = split.at[np.array(indexes, dtype=np.int64)].tolist()
     replicas = _divide(spec, table, positions, indexes, need, decision)
     if spec.division != "duplicated" and spec.replicas:
         # Karmada's rule: a cluster without replicas of a divided workload leaves the
@@ -246,13 +248,22 @@ def schedule(
         dropped = list(map(not_, replicas))
         decision.without_replicas(
             list(compress(ranks, dropped)),
-            [c.name for c in compress(chosen, dropped)],
+            [feasible[i].name for i in compress(indexes, dropped)],
             NO_REPLICAS,
         )
         ranks, indexes = list(compress(ranks, replicas)), list(compress(indexes, replicas))
-        chosen, replicas = list(compress(chosen, replicas)), list(compress(replicas, replicas))
+        replicas = list(compress(replicas, replicas))
+    decision.chosen_by(lambda: _chosen(scores, feasible, ranks, indexes, replicas))
+    return decision
+
+
+def _chosen(
+    scores: Scores, feasible: Subset, ranks: list[int], indexes: list[int], replicas: list[int]
+) -> list[dict[str, Any]]:
+    """The chosen clusters' entries (written when first read: over thousands of chosen
+    clusters, a divided placement's entries cost more than deciding)."""
     shown = scores.published(indexes)
-    decision.chosen = [
+    return [
         {
             "cluster": candidate.name,
             "rank": rank,
@@ -262,17 +273,16 @@ def schedule(
             "replicas": count,
         }
         for rank, (total, by_prioritizer), candidate, count in zip(
-            ranks, shown, chosen, replicas, strict=True
+            ranks, shown, feasible.many(indexes), replicas, strict=True
         )
     ]
-    return decision
 
 
 def _pick(
     spec: PlacementSpec, order: Iterator[int], feasible: Subset, decision: Decision
-) -> tuple[list[int], list[int], list[Candidate]]:
-    """The chosen clusters' ranks, indexes in `feasible`, and the clusters, best first
-    (three lists, not a tuple per cluster). Reads `order` only as far as it must: the
+) -> tuple[list[int], list[int]]:
+    """The chosen clusters' ranks and indexes in `feasible`, best first (two lists, not a
+    tuple per cluster). Reads `order` only as far as it must: the
     clusters after the last one needed are not selected for one reason, `enough
     clusters`, and are named only if someone asks."""
     wanted = spec.number_of_clusters or len(feasible)
@@ -309,19 +319,18 @@ def _pick(
         indexes.append(index)
         for by in counts:
             counts[by][getattr(candidate, by)] += 1
-    chosen = list(map(feasible.__getitem__, indexes))
     for by, minimum in spec.min_distinct.items():
-        distinct = {getattr(c, by) for c in chosen}
+        distinct = {getattr(feasible[i], by) for i in indexes}
         if len(distinct) < minimum:
             decision.warnings.append(
                 f"spread: wanted at least {minimum} distinct {by}s, the feasible clusters give "
                 f"{len(distinct)}"
             )
-    if spec.number_of_clusters and len(chosen) < spec.number_of_clusters:
+    if spec.number_of_clusters and len(indexes) < spec.number_of_clusters:
         decision.warnings.append(
-            f"wanted {spec.number_of_clusters} clusters, {len(chosen)} are feasible"
+            f"wanted {spec.number_of_clusters} clusters, {len(indexes)} are feasible"
         )
-    return ranks, indexes, chosen
+    return ranks, indexes
 
 
 def _divide(
@@ -347,8 +356,10 @@ def _divide(
     if spec.division == "static":
         # From scratch: Webster is house-monotone, so with unchanged weights scaling only
         # adds (or only removes) replicas, and changed weights take effect at once.
-        names = [table.candidate(i).name for i in at.tolist()]
-        weights: list[int | Decimal] = list(map(spec.static_weights.get, names, repeat(1)))
+        weights: list[int | Decimal] = [1] * len(at)
+        if spec.static_weights:  # (no weights: every one 1, no name to read)
+            names = [table.candidate(i).name for i in at.tolist()]
+            weights = list(map(spec.static_weights.get, names, repeat(1)))
         if len(at) and total and not any(weights):
             decision.warnings.append(
                 "static weights: every chosen cluster has weight 0, replicas divided equally"

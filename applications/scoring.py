@@ -84,6 +84,12 @@ INPUTS = {
 }
 
 
+def _many(feasible: Sequence[Candidate], indexes: list[int]) -> Sequence[Candidate]:
+    """`feasible` at `indexes` (a table's `Subset` reads them in one go)."""
+    many = getattr(feasible, "many", None)
+    return many(indexes) if many is not None else [feasible[i] for i in indexes]
+
+
 def _largest(values: np.ndarray) -> float:
     """The largest magnitude in `values` (NaN: no value; 0 when there is none)."""
     known = values[~np.isnan(values)]
@@ -228,7 +234,7 @@ class Scores:
 
     def _keys(self, indexes: list[int]) -> list[Any]:
         """`_key` of each of `indexes` (C-level maps: no Python call per cluster)."""
-        clusters = map(self.feasible.__getitem__, indexes)
+        clusters = _many(self.feasible, indexes)
         if self._avoids:
             avoided = map(self.avoided.__getitem__, indexes)
             return list(zip(map(self._inputs, clusters), avoided, strict=True))
@@ -276,9 +282,10 @@ class Scores:
                 )
         return [(total, dict(scores)) for total, scores in map(shown.__getitem__, keys)]
 
-    def ranked(self) -> Iterator[int]:
+    def ranked(self, first: int = 0) -> Iterator[int]:
         """Indexes of the feasible clusters, best first (total, then name): by float total,
-        near ties settled exactly (`_settled`)."""
+        near ties settled exactly (`_settled`); `first`: how many the caller expects to
+        read (the first segment sorts at least as many)."""
         count = len(self.feasible)
         if not count:
             return iter(())
@@ -316,20 +323,20 @@ class Scores:
             shown[name] = (scores, 1000 * delta / span + 2000 * UNIT)
             error += abs(weight) * (1000 * delta / span + 2000 * UNIT)
         self._floats = (totals, error)
-        return self._segments(totals, 2 * error)
+        return itertools.chain.from_iterable(self._segments(totals, 2 * error, first))
 
-    def _segments(self, totals: np.ndarray, gap: float) -> Iterator[int]:
+    def _segments(self, totals: np.ndarray, gap: float, first: int) -> Iterator[list[int]]:
         """`_settled` order, a segment at a time: the best FIRST clusters (then four times
         as many, and so on) are sorted only when the previous ones have been read (a pick
         of 20 clusters of 10,000 reads one segment). A segment ends where a gap wider than
         `gap` separates its lowest total from the highest left, so no run of near ties
         spans two segments and the order is the one a full sort gives."""
         left = np.arange(len(totals))
-        size = FIRST
+        size = max(FIRST, first)
         while len(left):
             values = totals[left]
             if size >= len(left):
-                yield from self._settled(left, values, gap)
+                yield self._settled(left, values, gap)
                 return
             kth = -np.partition(-values, size - 1)[size - 1]
             top = values >= kth
@@ -343,7 +350,7 @@ class Scores:
                 below = values[~top]
             else:
                 top = np.ones(len(values), dtype=bool)  # a long chain of near ties: all
-            yield from self._settled(left[top], values[top], gap)
+            yield self._settled(left[top], values[top], gap)
             left = left[~top]
             size *= 4
 
@@ -405,7 +412,7 @@ class Scores:
         if len(indexes) < 8:
             return indexes
         inputs = attrgetter(*INPUTS[name])
-        clusters = map(self.feasible.__getitem__, indexes)
+        clusters = _many(self.feasible, indexes)
         return list(dict(zip(map(inputs, clusters), indexes, strict=True)).values())
 
     def _known(self, name: str, index: int) -> Decimal:

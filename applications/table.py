@@ -304,6 +304,7 @@ class Subset(Sequence["Candidate"]):
     """The clusters of `table` at `positions` (in order), each read when asked for."""
 
     def __init__(self, table: Table, positions: list[int]) -> None:
+        self._table = table
         self._candidate = table.candidate
         self._positions = positions
 
@@ -315,3 +316,13 @@ class Subset(Sequence["Candidate"]):
 
     def __iter__(self) -> Iterator[Candidate]:
         return map(self._candidate, self._positions)
+
+    def many(self, indexes: list[int]) -> list[Candidate]:
+        """The clusters at `indexes`, in order (in C, once the pending ones are derived)."""
+        positions = list(map(self._positions.__getitem__, indexes))
+        table = self._table
+        if table.pending is not None and positions:
+            at = np.array(positions, dtype=np.int64)
+            for position in at[table.pending[0, at] >= 0].tolist():
+                table.candidate(position)
+        return list(map(table._listed.__getitem__, positions))
