@@ -84,6 +84,8 @@ class Decision:
         self._passed_names: list[str] = []
         self._passed_reasons: list[str] = []
         self._passed_ranks: list[int] = []
+        # Chosen clusters left without replicas: (ranks, their names when called, reason).
+        self._dropped: tuple[list[int], Callable[[], list[str]], str] | None = None
         self._rest: Iterator[Candidate] = iter(())
         self._rest_read: list[str] = []
         self._rest_count = 0
@@ -112,15 +114,25 @@ class Decision:
         self._passed_reasons.append(reason)
         self._passed_ranks.append(rank)
 
-    def without_replicas(self, ranks: list[int], names: list[str], reason: str) -> None:
-        """The chosen clusters `names` (of `ranks`) get no replicas of a divided placement,
-        so they leave it: not selected for `reason`, in rank order among the others (all
-        rank before the clusters not read, `_rest`)."""
-        if not names:
+    def without_replicas(
+        self, ranks: list[int], names: Callable[[], list[str]], reason: str
+    ) -> None:
+        """The chosen clusters `names()` (of `ranks`) get no replicas of a divided
+        placement, so they leave it: not selected for `reason`, in rank order among the
+        others (all rank before the clusters not read, `_rest`). Named when first read:
+        a division of 100 replicas over 10,000 clusters leaves 9,900 of them."""
+        if ranks:
+            self._dropped = (ranks, names, reason)
+
+    def _settle(self) -> None:
+        """The clusters left without replicas among the others not selected, by rank."""
+        if self._dropped is None:
             return
-        ranks = self._passed_ranks + ranks
-        names = self._passed_names + names
-        reasons = self._passed_reasons + [reason] * (len(ranks) - len(self._passed_ranks))
+        dropped, names_of, reason = self._dropped
+        self._dropped = None
+        ranks = self._passed_ranks + dropped
+        names = self._passed_names + names_of()
+        reasons = self._passed_reasons + [reason] * len(dropped)
         order = sorted(range(len(ranks)), key=ranks.__getitem__)
         self._passed_ranks = [ranks[i] for i in order]
         self._passed_names = [names[i] for i in order]
@@ -129,6 +141,7 @@ class Decision:
     @property
     def _passed(self) -> list[tuple[str, str]]:
         """(cluster, reason) of the clusters not selected before `_rest`, in rank order."""
+        self._settle()
         return list(zip(self._passed_names, self._passed_reasons, strict=True))
 
     def rest_not_selected(self, rest: Iterator[Candidate], count: int, reason: str) -> None:
@@ -174,6 +187,7 @@ class Decision:
             passed = _first_per(self._passed, first)
             rest = self._rest_named(min(first, self._rest_count))
             not_selected = [{"cluster": name, "reason": reason} for name, reason in passed + rest]
+        self._settle()
         by_reason = Counter(self._passed_reasons)
         if self._rest_count:
             by_reason[self._rest_reason] += self._rest_count

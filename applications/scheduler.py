@@ -246,9 +246,10 @@ def schedule(
         # Karmada's rule: a cluster without replicas of a divided workload leaves the
         # decision (with 0 replicas, every chosen cluster stays: nothing is divided).
         dropped = list(map(not_, replicas))
+        left = list(compress(indexes, dropped))
         decision.without_replicas(
             list(compress(ranks, dropped)),
-            [feasible[i].name for i in compress(indexes, dropped)],
+            lambda: [c.name for c in feasible.many(left)],
             NO_REPLICAS,
         )
         ranks, indexes = list(compress(ranks, replicas)), list(compress(indexes, replicas))
