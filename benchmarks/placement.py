@@ -197,12 +197,15 @@ def _side_by_side(
     new: Any, old: Any, iterations: int, before_each: Any = None
 ) -> tuple[tuple[list[float], list[float]], tuple[list[float], list[float]]]:
     """Wall and CPU ms of `new` and `old` called alternately (`before_each` untimed before
-    every call): the same machine conditions for both."""
+    every pair: each has its own cache, so each sees its writes once): the same machine
+    conditions for both."""
     timed_new: tuple[list[float], list[float]] = ([], [])
     timed_old: tuple[list[float], list[float]] = ([], [])
     for _ in range(iterations):
+        if before_each is not None:
+            before_each()
         for call, into in ((new, timed_new), (old, timed_old)):
-            wall, cpu = _timed(call, 1, before=before_each)
+            wall, cpu = _timed(call, 1)
             into[0].append(wall[0])
             into[1].append(cpu[0])
     return timed_new, timed_old
