@@ -9,24 +9,46 @@ cluster. The prices are `cluster_unit_prices`' own (see `_unit_prices`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models.fields.json import KeyTransform
+from django.db import connection
 
 from applications.scheduler import Candidate
 from clusters.models import Cluster
 from costs.allocation import unit_prices
-from costs.models import ClusterPricing
 from costs.pricing import PriceBook, ResolvedPricing, resolve
 from costs.services import _nodes as cost_nodes
 
 THOUSAND = Decimal(1000)
 
-# What placement reads of a cluster, in the order `load` unpacks it.
+# What placement reads of a cluster, in the order `load` unpacks it: one query (the ORM
+# compiles two for a reloaded cluster in more time than the database answers them).
+LOAD = """
+SELECT cluster.id, cluster.name, cluster.labels, cluster.provider, cluster.region,
+       cluster.zone, cluster.environment, cluster.kubernetes_version, cluster.status,
+       cluster.status_changed_at, cluster.taints, cluster.allocatable_cpu_millis,
+       cluster.allocatable_memory_bytes, cluster.requested_cpu_millis,
+       cluster.requested_memory_bytes, inventory.cluster_id, inventory.collected_at,
+       inventory.data -> 'nodes',
+       EXISTS (SELECT 1 FROM cost_clusterpricing AS pricing
+               WHERE pricing.cluster_id = cluster.id AND pricing.valid_from <= %(day)s)
+FROM clusters_cluster AS cluster
+LEFT JOIN clusters_clusterinventory AS inventory ON inventory.cluster_id = cluster.id
+WHERE cluster.team_id = %(team)s
+"""
+
+
+def _json(value: Any) -> Any:
+    """A jsonb value as the driver returns it (Django leaves jsonb undecoded)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+# What placement reads of a cluster (the columns of `LOAD`, by field name).
 CANDIDATE_FIELDS = (
     "pk",
     "name",
@@ -55,6 +77,10 @@ class Prices:
     day: date
     book: PriceBook
     places: dict[tuple[str, str], tuple[Cluster, ResolvedPricing]] = field(default_factory=dict)
+    # Unit prices of each cluster without pricing of its own, by what they derive from (its
+    # inventory as of when it was collected, its place): a cluster reloaded for a status or
+    # label change is not priced again (`_unit_prices` reads every node).
+    units: dict[int, tuple[Any, dict[str, Decimal] | None]] = field(default_factory=dict)
 
     @classmethod
     def on(cls, day: date) -> Prices:
@@ -70,6 +96,16 @@ class Loaded:
     pk: int
     candidate: Candidate  # current=False, tolerated=""
     status_changed_at: datetime | None
+    # Requested CPU millis and memory bytes as last read; the candidate may be older (the
+    # cache's table derives them in arrays, `refreshed` the candidate when needed).
+    requested: tuple[int, int] = (0, 0)
+
+    def refreshed(self) -> Candidate:
+        """The candidate with the requested figures last read."""
+        figures = requested(*self.requested)
+        if (self.candidate.requested_cpu, self.candidate.requested_memory) != figures:
+            self.candidate = with_usage(self.candidate, figures)
+        return self.candidate
 
 
 def _unit_prices(
@@ -101,12 +137,12 @@ def load(
     """The team's clusters (only `ids` when given; a deleted one is simply absent), priced
     on `prices.day` (`moment` is a time on that day)."""
     day = prices.day
-    pricing_rows = ClusterPricing.objects.filter(cluster__team_id=team_id, valid_from__lte=day)
-    rows = Cluster.objects.filter(team_id=team_id)
-    if ids is not None:
-        pricing_rows = pricing_rows.filter(cluster_id__in=ids)
-        rows = rows.filter(pk__in=ids)
-    priced = set(pricing_rows.values_list("cluster_id", flat=True))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            LOAD + ("AND cluster.id = ANY(%(ids)s)" if ids is not None else ""),
+            {"team": team_id, "day": day, "ids": list(ids or ())},
+        )
+        rows = cursor.fetchall()
     loaded = []
     for (
         pk,
@@ -125,12 +161,18 @@ def load(
         requested_cpu,
         requested_memory,
         inventory_pk,
+        collected_at,
         nodes,
-    ) in rows.annotate(inventory_nodes=KeyTransform("nodes", "inventory__data")).values_list(
-        *CANDIDATE_FIELDS, "inventory__pk", "inventory_nodes"
-    ):
+        has_pricing,
+    ) in rows:
+        labels, taints, nodes = _json(labels), _json(taints), _json(nodes)
+        priced = {pk} if has_pricing else set()
         unit = None
-        if inventory_pk is not None:
+        basis = (collected_at, provider, region)
+        known = prices.units.get(pk)
+        if inventory_pk is not None and pk not in priced and known and known[0] == basis:
+            unit = known[1]
+        elif inventory_pk is not None:
             if pk in priced:  # pricing of its own: resolved as itself
                 cluster = Cluster.objects.get(pk=pk)
                 pricing = resolve(cluster, day)
@@ -142,6 +184,8 @@ def load(
                 cluster, pricing = place
             inventory = {"nodes": nodes} if nodes is not None else {}
             unit = _unit_prices(cluster, inventory, pricing, prices.book, moment)
+            if pk not in priced:
+                prices.units[pk] = (basis, unit)
         candidate = Candidate(
             name=name,
             labels=labels,
@@ -159,7 +203,7 @@ def load(
             cpu_price=unit["cpu_core_hour"] if unit else None,
             ram_price=unit["ram_gb_hour"] if unit else None,
         )
-        loaded.append(Loaded(pk, candidate, status_changed_at))
+        loaded.append(Loaded(pk, candidate, status_changed_at, (requested_cpu, requested_memory)))
     return loaded
 
 

@@ -9,18 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import ROUND_FLOOR, Decimal
-from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from applications.table import (
+    ALLOCATABLE_CPU,
+    ALLOCATABLE_MEMORY,
+    HELD,
+    REQUESTED_CPU,
+    REQUESTED_MEMORY,
+)
+
 if TYPE_CHECKING:
     from applications.scheduler import Candidate, PerReplica
+    from applications.table import Table
 
 ZERO = Decimal(0)
 # float64's relative rounding unit (each conversion and operation is within half of it).
 EPS = 2.0**-52
-_held = attrgetter("held")
 
 
 def room(candidate: Candidate, need: PerReplica) -> tuple[Decimal, Decimal]:
@@ -49,25 +56,37 @@ def fitting(candidate: Candidate, need: PerReplica, most: int) -> int:
 
 
 def fittings(candidates: Sequence[Candidate], need: PerReplica, most: int) -> list[int]:
-    """`fitting` of each of `candidates`, the same counts: computed in floats (from
-    `Candidate.floats`), and again in Decimal for a cluster whose float quotient lies within
-    its rounding error of a whole number (where the floor could differ). At 10,000 clusters
+    """`fitting` of each of `candidates` (`fittings_of` over their table)."""
+    from applications.table import Table
+
+    table = Table.of(list(candidates))
+    counted: list[int] = fittings_of(table, np.arange(len(table)), need, most).tolist()
+    return counted
+
+
+def fittings_of(table: Table, at: np.ndarray, need: PerReplica, most: int) -> np.ndarray:
+    """`fitting` of the clusters of `table` at positions `at`, the same counts: computed in
+    floats, and again in Decimal for a cluster whose float quotient lies within its
+    rounding error of a whole number (where the floor could differ). At 10,000 clusters
     Decimal arithmetic per cluster costs tens of milliseconds, the arrays well under one."""
-    count = len(candidates)
-    if not count:
-        return []
+    count = len(at)
     fit = np.full(count, most, dtype=np.int64)
-    rows = [c.floats for c in candidates]
-    held = np.fromiter(map(_held, candidates), np.float64, count)
+    if not count:
+        return fit
+    held = table.row(HELD)[at]
     doubtful = np.zeros(count, dtype=bool)
-    for per, allocatable, requested in ((need.cpu, 2, 4), (need.memory, 3, 5)):
+    for per, allocatable, requested in (
+        (need.cpu, ALLOCATABLE_CPU, REQUESTED_CPU),
+        (need.memory, ALLOCATABLE_MEMORY, REQUESTED_MEMORY),
+    ):
         if per <= 0:
             continue
         step = float(per)
         if not 0 < step < float("inf"):
-            return [fitting(c, need, most) for c in candidates]
-        alloc = np.fromiter(map(itemgetter(allocatable), rows), np.float64, count)
-        used = np.fromiter(map(itemgetter(requested), rows), np.float64, count)
+            exact = [fitting(table.candidate(i), need, most) for i in at.tolist()]
+            return np.array(exact, dtype=np.int64)
+        alloc = table.row(allocatable)[at]
+        used = table.row(requested)[at]
         own = np.where(held > 0, np.minimum(step * held, used), 0.0)
         quotient = np.maximum(alloc - used + own, 0.0) / step
         whole = np.floor(quotient)
@@ -76,7 +95,6 @@ def fittings(candidates: Sequence[Candidate], need: PerReplica, most: int) -> li
         error = 8 * EPS * ((np.abs(alloc) + np.abs(used) + np.abs(own)) / step + quotient)
         doubtful |= ((whole >= 1) & (quotient - whole <= error)) | (whole + 1 - quotient <= error)
         fit = np.minimum(fit, np.minimum(whole, most).astype(np.int64))
-    result: list[int] = fit.tolist()
     for index in np.flatnonzero(doubtful).tolist():
-        result[index] = fitting(candidates[index], need, most)
-    return result
+        fit[index] = fitting(table.candidate(int(at[index])), need, most)
+    return fit

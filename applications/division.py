@@ -109,6 +109,17 @@ def _add_best(seats: np.ndarray, w: np.ndarray, c: np.ndarray, missing: int) -> 
         kth = np.partition(quotients, len(open_) - missing)[len(open_) - missing]
         keep = quotients >= kth  # every party tied with the last one too
         open_, quotients = open_[keep], quotients[keep]
+    # Without a heap when no winner's next seat would rank among the picks: then the
+    # `missing` best next seats are the answer (at 10,000 parties, the usual case).
+    order = np.lexsort((open_, -w[open_], -quotients))[:missing]
+    winners = open_[order]
+    again = seats[winners] + 1 < c[winners]
+    if (
+        len(order) == missing
+        and (w[winners][again] / (2 * seats[winners][again] + 3) < quotients[order[-1]]).all()
+    ):
+        seats[winners] += 1
+        return
     best = [
         (-q, -int(w[i]), int(i)) for q, i in zip(quotients.tolist(), open_.tolist(), strict=True)
     ]
@@ -130,6 +141,16 @@ def _remove_worst(seats: np.ndarray, w: np.ndarray, extra: int) -> None:
         kth = np.partition(quotients, extra - 1)[extra - 1]
         keep = quotients <= kth
         given, quotients = given[keep], quotients[keep]
+    # Without a heap when no loser's seat before would rank among the removals (as above).
+    order = np.lexsort((-given, w[given], quotients))[:extra]
+    losers = given[order]
+    again = seats[losers] > 1
+    if (
+        len(order) == extra
+        and (w[losers][again] / (2 * seats[losers][again] - 3) > quotients[order[-1]]).all()
+    ):
+        seats[losers] -= 1
+        return
     worst = [
         (q, int(w[i]), -int(i)) for q, i in zip(quotients.tolist(), given.tolist(), strict=True)
     ]

@@ -18,20 +18,22 @@ sorted): at 10,000 clusters a Python-level loop with a call per cluster costs mi
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
 from itertools import repeat
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from applications.scheduler import Candidate, Floats, PerReplica
+    from applications.scheduler import Candidate, PerReplica
 
 ZERO = Decimal(0)
 GIB = Decimal(2**30)
 
+# The clusters the first segment of a ranking sorts (`Scores._segments`).
+FIRST = 128
 # The float pass's rounding unit: generous (a float operation is within 1.1e-16 of the
 # exact result, a Decimal one within 1e-27; a raw score takes at most a few of either).
 UNIT = 1e-15
@@ -82,6 +84,12 @@ INPUTS = {
 }
 
 
+def _many(feasible: Sequence[Candidate], indexes: list[int]) -> Sequence[Candidate]:
+    """`feasible` at `indexes` (a table's `Subset` reads them in one go)."""
+    many = getattr(feasible, "many", None)
+    return many(indexes) if many is not None else [feasible[i] for i in indexes]
+
+
 def _largest(values: np.ndarray) -> float:
     """The largest magnitude in `values` (NaN: no value; 0 when there is none)."""
     known = values[~np.isnan(values)]
@@ -89,19 +97,17 @@ def _largest(values: np.ndarray) -> float:
 
 
 class Columns:
-    """The feasible clusters' `Candidate.floats` column by column as arrays (NaN: no
-    price), each read when first asked for."""
+    """The feasible clusters' figures (`applications.table` rows, in `Candidate.floats`
+    order) as arrays, each read when first asked for (NaN: no price)."""
 
-    def __init__(self, rows: list[Floats]) -> None:
-        self._rows = rows
+    def __init__(self, read: Callable[[int], np.ndarray]) -> None:
+        self._read = read
         self._columns: dict[int, np.ndarray] = {}
 
     def __getitem__(self, index: int) -> np.ndarray:
         column = self._columns.get(index)
         if column is None:
-            values = map(itemgetter(index), self._rows)
-            column = np.fromiter(values, np.float64, len(self._rows))
-            self._columns[index] = column
+            column = self._columns[index] = self._read(index)
         return column
 
 
@@ -156,14 +162,14 @@ class Scores:
     def __init__(
         self,
         weights: dict[str, int],
-        feasible: list[Candidate],
-        floats: list[Floats],
+        feasible: Sequence[Candidate],
+        columns: Columns,
         need: PerReplica,
-        avoided: list[int],
+        avoided: np.ndarray,
     ) -> None:
         self.weights = weights
         self.feasible = feasible
-        self.floats = floats
+        self.columns = columns
         self.need = need
         self.avoided = avoided
         self.bounds: dict[str, tuple[Decimal, Decimal] | None] = {}
@@ -178,7 +184,7 @@ class Scores:
         # (None: not computed, or computed exactly).
         self._floats: tuple[np.ndarray, float] | None = None
         self._float_scores: dict[str, tuple[np.ndarray, float]] = {}
-        self._avoids = any(avoided)
+        self._avoids = bool(avoided.any())
 
     def raw(self, name: str, index: int) -> Decimal | None:
         key = (name, index)
@@ -209,7 +215,7 @@ class Scores:
         """Everything the total of cluster `index` depends on (without the avoided taints
         when no cluster has any: no tuple per cluster)."""
         if self._avoids:
-            return (self._inputs(self.feasible[index]), self.avoided[index])
+            return (self._inputs(self.feasible[index]), int(self.avoided[index]))
         return self._inputs(self.feasible[index])
 
     def total(self, index: int) -> Decimal:
@@ -223,12 +229,12 @@ class Scores:
                 (weight * self.score(name, index) for name, weight in self.weights.items()),
                 ZERO,
             )
-            total = self._totals[key] = total - 1000 * self.avoided[index]
+            total = self._totals[key] = total - 1000 * int(self.avoided[index])
         return total
 
     def _keys(self, indexes: list[int]) -> list[Any]:
         """`_key` of each of `indexes` (C-level maps: no Python call per cluster)."""
-        clusters = map(self.feasible.__getitem__, indexes)
+        clusters = _many(self.feasible, indexes)
         if self._avoids:
             avoided = map(self.avoided.__getitem__, indexes)
             return list(zip(map(self._inputs, clusters), avoided, strict=True))
@@ -249,7 +255,8 @@ class Scores:
         doubtful = np.zeros(len(indexes), dtype=bool)
         rounded = []
         for values, error in figures:
-            doubtful |= _near_boundary(values, error)
+            if error:  # (an error of 0: the floats are the exact figures, 0 or -100)
+                doubtful |= _near_boundary(values, error)
             rounded.append(list(map(round, values.tolist(), repeat(2))))
         names = list(self._float_scores)
         shown = [
@@ -275,16 +282,17 @@ class Scores:
                 )
         return [(total, dict(scores)) for total, scores in map(shown.__getitem__, keys)]
 
-    def ranked(self) -> Iterator[int]:
+    def ranked(self, first: int = 0) -> Iterator[int]:
         """Indexes of the feasible clusters, best first (total, then name): by float total,
-        near ties settled exactly (`_settled`)."""
+        near ties settled exactly (`_settled`); `first`: how many the caller expects to
+        read (the first segment sorts at least as many)."""
         count = len(self.feasible)
         if not count:
             return iter(())
-        totals = -1000.0 * np.array(self.avoided, dtype=np.float64)
-        magnitude = 1 + 1000 * max(self.avoided) + 100 * sum(map(abs, self.weights.values()))
+        totals = -1000.0 * self.avoided.astype(np.float64)
+        magnitude = 1 + 1000 * int(self.avoided.max()) + 100 * sum(map(abs, self.weights.values()))
         error = 10 * UNIT * magnitude  # the float sums themselves
-        columns = Columns(self.floats)
+        columns = self.columns
         shown = self._float_scores
         passes = []
         for name, weight in self.weights.items():  # every bound first: `total` needs them all
@@ -315,17 +323,48 @@ class Scores:
             shown[name] = (scores, 1000 * delta / span + 2000 * UNIT)
             error += abs(weight) * (1000 * delta / span + 2000 * UNIT)
         self._floats = (totals, error)
-        return iter(self._settled(totals, 2 * error))
+        return itertools.chain.from_iterable(self._segments(totals, 2 * error, first))
 
-    def _settled(self, totals: np.ndarray, gap: float) -> list[int]:
-        """Indexes by float total, highest first, with every run of clusters closer than
-        `gap` to the next one in exact order (total, then name). A run whose clusters all
-        have the same input (`_key`) is in that order already: equal inputs give equal
-        float totals, and the stable sort keeps them in index (name) order. So only runs
-        that mix inputs are sorted exactly, and inputs are read only for clusters in runs."""
-        order = np.argsort(-totals, kind="stable")
+    def _segments(self, totals: np.ndarray, gap: float, first: int) -> Iterator[list[int]]:
+        """`_settled` order, a segment at a time: the best FIRST clusters (then four times
+        as many, and so on) are sorted only when the previous ones have been read (a pick
+        of 20 clusters of 10,000 reads one segment). A segment ends where a gap wider than
+        `gap` separates its lowest total from the highest left, so no run of near ties
+        spans two segments and the order is the one a full sort gives."""
+        left = np.arange(len(totals))
+        size = max(FIRST, first)
+        while len(left):
+            values = totals[left]
+            if size >= len(left):
+                yield self._settled(left, values, gap)
+                return
+            kth = -np.partition(-values, size - 1)[size - 1]
+            top = values >= kth
+            low = float(values[top].min())
+            below = values[~top]
+            for _ in range(8):  # near ties across the cut: move it below them
+                if not len(below) or float(below.max()) < low - gap:
+                    break
+                top = values >= float(below.max())
+                low = float(values[top].min())
+                below = values[~top]
+            else:
+                top = np.ones(len(values), dtype=bool)  # a long chain of near ties: all
+            yield self._settled(left[top], values[top], gap)
+            left = left[~top]
+            size *= 4
+
+    def _settled(self, indexes: np.ndarray, totals: np.ndarray, gap: float) -> list[int]:
+        """`indexes` (ascending, their float `totals`) by float total, highest first, with
+        every run of clusters closer than `gap` to the next one in exact order (total, then
+        name). A run whose clusters all have the same input (`_key`) is in that order
+        already: equal inputs give equal float totals, and the stable sort keeps them in
+        index (name) order. So only runs that mix inputs are sorted exactly, and inputs are
+        read only for clusters in runs."""
+        sorter = np.argsort(-totals, kind="stable")
+        order = indexes[sorter]
         result: list[int] = order.tolist()
-        by_total = totals[order]
+        by_total = totals[sorter]
         close = by_total[:-1] - by_total[1:] <= gap  # position k and k + 1: one run
         if not close.any():
             return result
@@ -363,9 +402,18 @@ class Scores:
         else:
             near_low = np.flatnonzero(known & (values <= low + 2 * delta)).tolist()
             near_high = np.flatnonzero(known & (values >= high - 2 * delta)).tolist()
-        exact_low = min(self._known(name, i) for i in near_low)
-        exact_high = max(self._known(name, i) for i in near_high)
+        exact_low = min(self._known(name, i) for i in self._distinct(name, near_low))
+        exact_high = max(self._known(name, i) for i in self._distinct(name, near_high))
         return exact_low, exact_high
+
+    def _distinct(self, name: str, indexes: list[int]) -> list[int]:
+        """One of `indexes` per distinct input of prioritizer `name` (equal inputs, equal
+        raw scores: clusters of a place share their prices)."""
+        if len(indexes) < 8:
+            return indexes
+        inputs = attrgetter(*INPUTS[name])
+        clusters = _many(self.feasible, indexes)
+        return list(dict(zip(map(inputs, clusters), indexes, strict=True)).values())
 
     def _known(self, name: str, index: int) -> Decimal:
         value = self.raw(name, index)

@@ -4,29 +4,31 @@ without storing anything."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models.fields.json import KeyTransform
+from django.db import connection, transaction
+from django.utils import timezone
 
 from accounts.models import Team
 from applications.cache import candidate_cache
-from applications.guard import running_clusters
 from applications.guardrails import guardrail_errors
 from applications.manifests import ManifestError, parse_manifests, requests_of
 from applications.models import (
     Application,
     ApplicationVersion,
-    ClusterWork,
     Placement,
     PlacementDecision,
+    WorkState,
 )
 from applications.overrides import overrides_spec
 from applications.scheduler import Candidate, Decision, PerReplica, schedule
 from applications.spec import placement_spec, rollout_spec
+from applications.table import Table
 from audit.services import audit_record
 
 
@@ -143,8 +145,28 @@ def application_update(
 
 
 def _per_replica(application: Application) -> PerReplica:
-    latest = application.versions.values_list("pk", "manifests").first()
-    return _per_replica_of(*latest) if latest else _per_replica_of(0, "")
+    latest = application.versions.values_list("pk", flat=True).first()
+    return _per_replica_by_pk(latest)
+
+
+def _per_replica_by_pk(version_pk: int | None) -> PerReplica:
+    """What one replica of the version asks (parsed once per process: a version's manifests
+    never change)."""
+    if version_pk is None:
+        return _per_replica_of(0, "")
+    need = _needs.get(version_pk)
+    if need is None:
+        manifests = ApplicationVersion.objects.values_list("manifests", flat=True).get(
+            pk=version_pk
+        )
+        need = _per_replica_of(version_pk, manifests)
+        if len(_needs) >= 1024:
+            _needs.clear()
+        _needs[version_pk] = need
+    return need
+
+
+_needs: dict[int, PerReplica] = {}
 
 
 @lru_cache(maxsize=1024)
@@ -155,42 +177,78 @@ def _per_replica_of(version_pk: int, manifests: str) -> PerReplica:
     return PerReplica(cpu=need.cpu, memory=need.memory_bytes)
 
 
+# What placement reads of an application besides its spec, in one round trip: the last
+# decision's chosen clusters, the newest version, and where it runs (works not orphaned)
+# with the replicas each was given.
+PLACEMENT_STATE = """
+SELECT
+  (SELECT decision.decision -> 'chosen' FROM placement_placementdecision AS decision
+   WHERE decision.application_id = %(application)s ORDER BY decision.version DESC LIMIT 1),
+  (SELECT version.id FROM placement_applicationversion AS version
+   WHERE version.application_id = %(application)s ORDER BY version.number DESC LIMIT 1),
+  array(SELECT json_build_array(cluster.name, work.replicas)
+        FROM placement_clusterwork AS work
+        JOIN clusters_cluster AS cluster ON cluster.id = work.cluster_id
+        WHERE work.application_id = %(application)s AND work.state <> %(orphaned)s)
+"""
+
+
+def _json(value: Any) -> Any:
+    """A json/jsonb value as read by the driver (Django leaves jsonb undecoded)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _placement_state(application: Application) -> tuple[dict[str, int], int | None]:
+    """What the application holds on each current cluster, so that its own pods count as
+    room for it (issue 20, bug 1): the last decision's share; where it runs without one
+    (kept from an empty decision), the replicas its work was given (None: one unit of
+    manifests). And its newest version's primary key."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            PLACEMENT_STATE, {"application": application.pk, "orphaned": WorkState.ORPHANED}
+        )
+        chosen, version_pk, running = cursor.fetchone()
+    held = {c["cluster"]: int(c.get("replicas") or 0) for c in _json(chosen) or ()}
+    for name, replicas in map(_json, running):
+        held.setdefault(name, 1 if replicas is None else replicas)
+    return held, version_pk
+
+
 def placement_candidates(
     application: Application, *, toleration_seconds: int = 300
 ) -> list[Candidate]:
+    """The team's clusters as the scheduler sees them (`placement_table`'s)."""
+    return placement_table(application, toleration_seconds=toleration_seconds).candidates
+
+
+def placement_table(
+    application: Application, *, toleration_seconds: int = 300, now: datetime | None = None
+) -> Table:
     """The team's clusters as the scheduler sees them, from the process's candidate cache
     (`applications.cache`), fresh as of this call. Current: in the last decision, or
     running the application (a decision that chose nothing was kept from emptying it, and
     its pods there are its own, not a competitor's)."""
-    chosen = (
-        application.decisions.annotate(chosen=KeyTransform("chosen", "decision"))
-        .values_list("chosen", flat=True)
-        .first()
-    )
-    # What the application holds on each current cluster, so that its own pods count as room
-    # for it (issue 20, bug 1): the last decision's share; where it runs without one (kept
-    # from an empty decision), the replicas its work was given (None: one unit of manifests).
-    held = {c["cluster"]: int(c.get("replicas") or 0) for c in chosen or ()}
-    running = set(running_clusters(application))
-    for name, replicas in ClusterWork.objects.filter(
-        application=application, cluster__name__in=running - held.keys()
-    ).values_list("cluster__name", "replicas"):
-        held[name] = 1 if replicas is None else replicas
-    return candidate_cache.candidates(
+    held, _ = _placement_state(application)
+    return candidate_cache.table(
         team_id=application.team_id,
         current=held,
         toleration_seconds=toleration_seconds,
+        now=now,
     )
 
 
 def placement_simulate(*, application: Application, spec: dict[str, Any] | None = None) -> Decision:
     """What the placement (or `spec`, a what-if) would decide now; nothing is stored."""
     chosen_spec = placement_spec(spec if spec is not None else application.placement.spec)
-    candidates = placement_candidates(
-        application, toleration_seconds=chosen_spec.unreachable_toleration_seconds
+    now = timezone.now()
+    held, version_pk = _placement_state(application)
+    table = candidate_cache.table(
+        team_id=application.team_id,
+        current=held,
+        toleration_seconds=chosen_spec.unreachable_toleration_seconds,
+        now=now,
     )
-    # The cache's candidates are sorted by name: the scheduler need not sort them again.
-    return schedule(chosen_spec, candidates, _per_replica(application), by_name=True)
+    return schedule(chosen_spec, table, _per_replica_by_pk(version_pk), now=now.timestamp())
 
 
 @transaction.atomic

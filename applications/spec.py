@@ -23,7 +23,9 @@ from clusters.labels import LabelSelector
 
 SPREAD_BY = ("region", "provider", "zone", "environment")
 PLACEMENT_KEYS = tuple(f.name for f in fields(PlacementSpec))
-TOLERATION_KEYS = ("key", "operator", "value", "effect")
+TOLERATION_KEYS = ("key", "operator", "value", "effect", "tolerationSeconds")
+# The longest tolerationSeconds (Kubernetes takes any int64; a year is plenty).
+MAX_TOLERATION_SECONDS = 365 * 24 * 3600
 OPERATORS = ("Equal", "Exists")
 MAX_STATIC_WEIGHT = MAX_WEIGHT
 # OCM's prioritizer names that Keelson implements with OCM's semantics, and the ones it
@@ -82,13 +84,26 @@ def unknown_keys(data: dict[Any, Any], known: Collection[str]) -> str:
 
 def _tolerations_error(tolerations: Any) -> str:
     if not isinstance(tolerations, list) or not all(isinstance(t, dict) for t in tolerations):
-        return "A list of {key, operator?, value?, effect?}."
+        return "A list of {key, operator?, value?, effect?, tolerationSeconds?}."
     for index, toleration in enumerate(tolerations):
         unknown = unknown_keys(toleration, TOLERATION_KEYS)
         if unknown:
             return f"Toleration {index}: {unknown}"
-        if not all(isinstance(v, str) for v in toleration.values()):
+        seconds = toleration.get("tolerationSeconds")
+        if not all(isinstance(v, str) for k, v in toleration.items() if k != "tolerationSeconds"):
             return f"Toleration {index}: key, operator, value and effect are strings."
+        if seconds is not None and (
+            not _whole(seconds) or not 0 <= seconds <= MAX_TOLERATION_SECONDS
+        ):
+            return (
+                f"Toleration {index}: tolerationSeconds is a whole number of seconds from 0 to "
+                f"{MAX_TOLERATION_SECONDS:,}."
+            )
+        if seconds is not None and toleration.get("effect", "") not in ("", "NoExecute"):
+            return (
+                f"Toleration {index}: tolerationSeconds applies to NoExecute taints only "
+                "(effect NoExecute, or empty for every effect)."
+            )
         operator = toleration.get("operator")
         if operator is not None and operator not in OPERATORS:
             return f"Toleration {index}: operator is one of {', '.join(OPERATORS)}."

@@ -35,6 +35,8 @@ class CredentialKind(models.TextChoices):
 class TaintEffect(models.TextChoices):
     NO_SELECT = "NoSelect", "NoSelect"
     PREFER_NO_SELECT = "PreferNoSelect", "PreferNoSelect"
+    NO_SELECT_IF_NEW = "NoSelectIfNew", "NoSelectIfNew"
+    NO_EXECUTE = "NoExecute", "NoExecute"
 
 
 class RollupPeriod(models.TextChoices):

@@ -31,7 +31,8 @@ def parse_taints(text: str) -> list[dict[str, str]]:
         spec, sep, effect = item.rpartition(":")
         if not sep:
             raise ValidationError(
-                f"Line {position}: write key=value:NoSelect or key=value:PreferNoSelect."
+                f"Line {position}: write key=value:Effect (NoSelect, PreferNoSelect, "
+                "NoSelectIfNew or NoExecute)."
             )
         key, _, value = spec.partition("=")
         taints.append({"key": key.strip(), "value": value.strip(), "effect": effect.strip()})
@@ -66,7 +67,7 @@ class ClusterMetaForm(forms.Form):
     taints = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "dedicated=payments:NoSelect"}),
         required=False,
-        help_text="key=value:NoSelect or :PreferNoSelect, one per line.",
+        help_text="key=value:NoSelect, :PreferNoSelect, :NoSelectIfNew or :NoExecute, one a line.",
     )
 
     def clean_labels(self) -> dict[str, str]:

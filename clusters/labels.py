@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -83,7 +84,9 @@ def validate_labels(labels: Any) -> None:
 
 
 def validate_taints(taints: Any) -> None:
-    """Taints are ``{"key", "value", "effect"}`` with effect NoSelect or PreferNoSelect."""
+    """Taints are ``{"key", "value", "effect"}`` with effect NoSelect, PreferNoSelect,
+    NoSelectIfNew (OCM) or NoExecute (Karmada: applications not tolerating it are evicted).
+    A NoExecute taint carries ``timeAdded`` (RFC 3339), which `stamp_taints` sets."""
     if not isinstance(taints, list):
         raise ValidationError("Taints must be a list of {key, value, effect} objects.")
     if len(taints) > settings.KEELSON_MAX_LABELS:
@@ -94,7 +97,7 @@ def validate_taints(taints: Any) -> None:
     errors: list[str] = []
     seen: set[tuple[str, str]] = set()
     for position, taint in enumerate(taints, start=1):
-        if not isinstance(taint, dict) or set(taint) - {"key", "value", "effect"}:
+        if not isinstance(taint, dict) or set(taint) - {"key", "value", "effect", "timeAdded"}:
             errors.append(f"taint #{position}: use an object with key, value and effect")
             continue
         key, value, effect = taint.get("key", ""), taint.get("value", ""), taint.get("effect")
@@ -106,11 +109,52 @@ def validate_taints(taints: Any) -> None:
             errors.append(
                 f"taint #{position}: effect must be one of {', '.join(TaintEffect.values)}"
             )
+        if "timeAdded" in taint and (
+            effect != TaintEffect.NO_EXECUTE or _time_error(taint["timeAdded"])
+        ):
+            errors.append(
+                f"taint #{position}: timeAdded is an RFC 3339 time with its offset, on a "
+                "NoExecute taint only"
+            )
         if (key, effect) in seen:
             errors.append(f"taint #{position}: duplicate taint {key}:{effect}")
         seen.add((str(key), str(effect)))
     if errors:
         raise ValidationError(errors)
+
+
+def _time_error(value: Any) -> bool:
+    if not isinstance(value, str):
+        return True
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    return parsed.tzinfo is None
+
+
+def stamp_taints(taints: Any, before: list[dict[str, Any]], now: datetime) -> Any:
+    """`taints` with the time each NoExecute taint was added (Karmada's timeAdded, from
+    which tolerationSeconds count): kept from `before` for a taint already there (same
+    key, value and effect), `now` for a new one; one given explicitly is kept."""
+    if not isinstance(taints, list):
+        return taints  # refused by validate_taints
+    added = {
+        (t.get("key"), t.get("value", ""), t.get("effect")): t["timeAdded"]
+        for t in before
+        if isinstance(t, dict) and t.get("timeAdded")
+    }
+    stamped = []
+    for taint in taints:
+        if (
+            isinstance(taint, dict)
+            and taint.get("effect") == TaintEffect.NO_EXECUTE
+            and not taint.get("timeAdded")
+        ):
+            identity = (taint.get("key"), taint.get("value", ""), taint.get("effect"))
+            taint = {**taint, "timeAdded": added.get(identity) or now.isoformat()}
+        stamped.append(taint)
+    return stamped
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from audit.services import audit_record
 from clusters.choices import ClusterMode
-from clusters.labels import LabelSelector
+from clusters.labels import LabelSelector, stamp_taints
 from clusters.models import Cluster, ClusterSet
 from clusters.realtime import publish_cluster_on_commit
 from clusters.services.credentials import cluster_api_client
@@ -43,6 +44,11 @@ def cluster_update(
     if unknown:
         raise ValidationError(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
     locked = Cluster.objects.select_for_update().get(pk=cluster.pk)
+    if "taints" in changes:  # NoExecute taints keep the time they were added
+        changes = {
+            **changes,
+            "taints": stamp_taints(changes["taints"], locked.taints, timezone.now()),
+        }
     diff = {}
     for field, value in changes.items():
         before = getattr(locked, field)

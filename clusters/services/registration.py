@@ -22,6 +22,7 @@ from django.utils import timezone
 from accounts.models import Team
 from audit.services import audit_record
 from clusters.choices import ClusterMode, CredentialKind, Provider
+from clusters.labels import stamp_taints
 from clusters.models import AgentToken, Cluster
 from clusters.services.collection import COLLECT_TASK
 from clusters.services.credentials import credential_store
@@ -89,7 +90,7 @@ def _new_cluster(fields: ClusterFields, *, mode: ClusterMode, server: str, actor
         zone=fields.zone,
         environment=fields.environment,
         labels=fields.labels or {},
-        taints=fields.taints or [],
+        taints=stamp_taints(fields.taints or [], [], timezone.now()),
         mode=mode,
         api_server_url=server,
         insecure_skip_tls_verify=fields.insecure_skip_tls_verify,

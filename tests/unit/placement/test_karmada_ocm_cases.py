@@ -239,7 +239,8 @@ def test_no_select_if_new_keeps_existing_placements_only() -> None:
         ({"tolerations": [{"key": "a", "operator": "In"}]}, "tolerations", "Equal, Exists"),
         ({"tolerations": [{"key": "a", "efect": "NoSelect"}]}, "tolerations", "'effect'"),
         ({"tolerations": [{"value": "x"}]}, "tolerations", "empty key needs operator Exists"),
-        ({"tolerations": [{"key": "a", "effect": "NoExecute"}]}, "tolerations", "NoSelectIfNew"),
+        # Karmada's NoSchedule is OCM's and Keelson's NoSelect: refused, the effects listed.
+        ({"tolerations": [{"key": "a", "effect": "NoSchedule"}]}, "tolerations", "NoExecute"),
     ],
 )
 def test_bad_specs_name_the_field(data: dict[str, Any], field: str, text: str) -> None:
