@@ -10,17 +10,17 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
+from accounts.api.base import TeamOwnedModelViewSet, TeamOwnedViewSet, actor, authorize_create
 from accounts.choices import Role
 from accounts.models import Team
-from accounts.selectors import user_has_role
-from clusters.api.permissions import actor, authorize_create, require_role
+from accounts.permissions import user_has_role
 from clusters.api.provisioning import (
     ClusterCreateSerializer,
     ScaleSerializer,
@@ -42,7 +42,7 @@ from clusters.choices import ClusterMode
 from clusters.filtersets import ClusterFilterSet
 from clusters.models import Cluster, ClusterInventory, ClusterProvisioning, ClusterSet
 from clusters.providers.registry import get_provider
-from clusters.selectors import cluster_list, cluster_set_list
+from clusters.selectors import cluster_list
 from clusters.services.history import health_series
 from clusters.services.lifecycle import (
     cluster_deregister,
@@ -80,7 +80,7 @@ def registration_error(error: RegistrationError) -> ValidationError:
 class ClusterViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet[Cluster],
+    TeamOwnedViewSet[Cluster],
 ):
     """Member clusters: registration (push and pull), labels and taints, health, history,
     deregistration. Credentials are write-only: no response ever contains one."""
@@ -89,9 +89,7 @@ class ClusterViewSet(
     filterset_class = ClusterFilterSet
     lookup_field = "name"
     lookup_value_regex = "[a-z0-9-]+"
-
-    def get_queryset(self) -> QuerySet[Cluster]:
-        return cluster_list(user=self.request.user).select_related("team").order_by("name")
+    queryset = Cluster.objects.select_related("team").order_by("name")
 
     @extend_schema(request=ClusterRegisterSerializer, responses={201: ClusterRegisteredSerializer})
     def create(self, request: Request) -> Response:
@@ -100,9 +98,9 @@ class ClusterViewSet(
         payload.is_valid(raise_exception=True)
         data = dict(payload.validated_data)
         team = Team.objects.filter(name=data.pop("team")).first()
-        if team is None or not user_has_role(user=request.user, team=team, minimum=Role.VIEWER):
+        if team is None or not user_has_role(request.user, team, Role.VIEWER):
             raise ValidationError({"team": ["No such team."]})
-        require_role(request, team, Role.OPERATOR, "register clusters")
+        self.require(team, Role.OPERATOR, "register clusters")
         fields = ClusterFields.from_data(name=data["name"], team=team, data=data)
         try:
             if data["mode"] == ClusterMode.PULL:
@@ -145,7 +143,7 @@ class ClusterViewSet(
     @extend_schema(request=ClusterUpdateSerializer, responses=ClusterSerializer)
     def partial_update(self, request: Request, name: str | None = None) -> Response:
         cluster = self.get_object()
-        require_role(request, cluster.team, Role.OPERATOR, "change clusters")
+        self.require(cluster.team, Role.OPERATOR, "change clusters", cluster)
         payload = ClusterUpdateSerializer(data=request.data, partial=True)
         payload.is_valid(raise_exception=True)
         cluster = cluster_update(
@@ -169,7 +167,7 @@ class ClusterViewSet(
     def destroy(self, request: Request, name: str | None = None) -> Response:
         """Deregister: an Operation removes (optionally) Keelson's objects, then the cluster."""
         cluster = self.get_object()
-        require_role(request, cluster.team, Role.ADMIN, "deregister clusters")
+        self.require(cluster.team, Role.ADMIN, "deregister clusters", cluster)
         cleanup = str(request.query_params.get("cleanup", "")).lower() in ("1", "true", "yes")
         operation = cluster_deregister(cluster=cluster, actor=request.user, cleanup=cleanup)  # type: ignore[arg-type]
         return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
@@ -189,7 +187,7 @@ class ClusterViewSet(
     def scale(self, request: Request, name: str | None = None) -> Response:
         """Set a node pool's size."""
         cluster = self.get_object()
-        require_role(request, cluster.team, Role.OPERATOR, "scale clusters")
+        self.require(cluster.team, Role.OPERATOR, "scale clusters", cluster)
         payload = ScaleSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
@@ -205,7 +203,7 @@ class ClusterViewSet(
     def upgrade(self, request: Request, name: str | None = None) -> Response:
         """Upgrade the cluster's Kubernetes version."""
         cluster = self.get_object()
-        require_role(request, cluster.team, Role.ADMIN, "upgrade clusters")
+        self.require(cluster.team, Role.ADMIN, "upgrade clusters", cluster)
         payload = UpgradeSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         version = payload.validated_data["kubernetes_version"]
@@ -218,7 +216,7 @@ class ClusterViewSet(
     def destroy_cluster(self, request: Request, name: str | None = None) -> Response:
         """Delete the cluster itself (its infrastructure), then remove it from Keelson."""
         cluster = self.get_object()
-        require_role(request, cluster.team, Role.ADMIN, "delete clusters")
+        self.require(cluster.team, Role.ADMIN, "delete clusters", cluster)
         return _lifecycle(request, lambda: cluster_destroy(actor=actor(request), cluster=cluster))
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
@@ -303,7 +301,7 @@ class ClusterViewSet(
         from clusters.tasks import clusters_collect_shard_task
 
         cluster = self.get_object()
-        require_role(request, cluster.team, Role.OPERATOR, "probe clusters")
+        self.require(cluster.team, Role.OPERATOR, "probe clusters", cluster)
         if cluster.mode != ClusterMode.PUSH:
             raise ValidationError({"mode": ["A pull-mode cluster reports through its agent."]})
         result = clusters_collect_shard_task.delay([cluster.pk], scheduled=False)
@@ -314,7 +312,7 @@ class ClusterViewSet(
     def bootstrap_token(self, request: Request, name: str | None = None) -> Response:
         """A new one-time token to enroll (or re-enroll) the cluster's agent."""
         cluster = self.get_object()
-        require_role(request, cluster.team, Role.ADMIN, "issue agent tokens")
+        self.require(cluster.team, Role.ADMIN, "issue agent tokens", cluster)
         try:
             token = bootstrap_token_issue(cluster=cluster, actor=actor(request))
         except RegistrationError as error:
@@ -329,7 +327,7 @@ class ClusterViewSet(
     def revoke_agent(self, request: Request, name: str | None = None) -> Response:
         """Revoke the agent's token (and unused bootstrap tokens): it is refused from now on."""
         cluster = self.get_object()
-        require_role(request, cluster.team, Role.ADMIN, "revoke agents")
+        self.require(cluster.team, Role.ADMIN, "revoke agents", cluster)
         revoked = agent_tokens_revoke(cluster=cluster, actor=actor(request))
         return Response({"revoked": revoked})
 
@@ -359,15 +357,13 @@ def _when(request: Request, name: str, default: datetime) -> datetime:
     return as_utc(parsed)
 
 
-class ClusterSetViewSet(viewsets.ModelViewSet[ClusterSet]):
+class ClusterSetViewSet(TeamOwnedModelViewSet[ClusterSet]):
     """Named groups of clusters: explicit members and/or a label selector."""
 
     serializer_class = ClusterSetSerializer
     lookup_field = "name"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-
-    def get_queryset(self) -> QuerySet[ClusterSet]:
-        return cluster_set_list(user=self.request.user).select_related("team")
+    queryset = ClusterSet.objects.select_related("team")
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> BaseSerializer[ClusterSet]:
         serializer = super().get_serializer(*args, **kwargs)
@@ -385,14 +381,14 @@ class ClusterSetViewSet(viewsets.ModelViewSet[ClusterSet]):
     def perform_create(self, serializer: BaseSerializer[ClusterSet]) -> None:
         data = dict(serializer.validated_data)
         team = get_object_or_404(Team, name=data.pop("team_name", ""))
-        require_role(self.request, team, Role.OPERATOR, "create cluster sets")
+        self.require(team, Role.OPERATOR, "create cluster sets")
         members = data.pop("members", None)
         serializer.instance = _save_set(self.request, ClusterSet(team=team, **data), members)
 
     def perform_update(self, serializer: BaseSerializer[ClusterSet]) -> None:
         instance = serializer.instance
         assert isinstance(instance, ClusterSet)
-        require_role(self.request, instance.team, Role.OPERATOR, "change cluster sets")
+        self.require(instance.team, Role.OPERATOR, "change cluster sets", instance)
         data = dict(serializer.validated_data)
         data.pop("team_name", None)
         members = data.pop("members", None)
@@ -401,7 +397,7 @@ class ClusterSetViewSet(viewsets.ModelViewSet[ClusterSet]):
         serializer.instance = _save_set(self.request, instance, members)
 
     def perform_destroy(self, instance: ClusterSet) -> None:
-        require_role(self.request, instance.team, Role.OPERATOR, "delete cluster sets")
+        self.require(instance.team, Role.OPERATOR, "delete cluster sets", instance)
         instance.delete()
 
     @extend_schema(responses=ClusterSerializer(many=True))
