@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import OuterRef, Subquery
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
@@ -18,7 +19,7 @@ from accounts.api.base import TeamOwnedViewSet, actor, authorize_create
 from accounts.choices import Role
 from accounts.models import Team
 from accounts.permissions import user_has_role
-from applications.models import Application, ClusterWork, Placement
+from applications.models import Application, ApplicationVersion, ClusterWork, Placement
 from applications.rollout import (
     application_delete_start,
     application_evict_everywhere_start,
@@ -76,6 +77,9 @@ class ApplicationSerializer(serializers.ModelSerializer[Application]):
         return dict(obj.placement.spec)
 
     def get_version(self, obj: Application) -> int:
+        # The viewset's queryset annotates it: a list runs no query per row.
+        if "latest_version" in obj.__dict__:
+            return int(obj.__dict__["latest_version"] or 0)
         return int(obj.versions.values_list("number", flat=True).first() or 0)
 
     @extend_schema_field(PlacementStatusSerializer)
@@ -224,7 +228,13 @@ class ApplicationViewSet(
 ):
     serializer_class = ApplicationSerializer
     lookup_field = "name"
-    queryset = Application.objects.select_related("team", "placement")
+    queryset = Application.objects.select_related("team", "placement").annotate(
+        latest_version=Subquery(
+            ApplicationVersion.objects.filter(application=OuterRef("pk"))
+            .order_by("-number")
+            .values("number")[:1]
+        )
+    )
 
     @extend_schema(request=ApplicationCreateSerializer, responses={201: ApplicationSerializer})
     def create(self, request: Request) -> Response:

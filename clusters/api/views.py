@@ -363,7 +363,7 @@ class ClusterSetViewSet(TeamOwnedModelViewSet[ClusterSet]):
     serializer_class = ClusterSetSerializer
     lookup_field = "name"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-    queryset = ClusterSet.objects.select_related("team")
+    queryset = ClusterSet.objects.select_related("team").prefetch_related("members")
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> BaseSerializer[ClusterSet]:
         serializer = super().get_serializer(*args, **kwargs)

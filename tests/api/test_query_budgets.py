@@ -1,0 +1,286 @@
+"""Query budgets of the API's list endpoints (issue 22, item 7).
+
+Every list route of `/api/v1/` answers in a number of queries that does not depend on how
+many rows it lists: the test lists N rows, then 3N, and the two responses must have run
+the same number of queries. A serializer field that reads a relation per row (the
+application list read each application's newest version with a query of its own) makes
+the second count larger by at least 2N.
+
+`test_every_list_route_has_a_budget` keeps the table complete: a new list route that
+nobody seeded here fails it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accounts.choices import Role
+from accounts.models import Team
+from accounts.tokens import api_token_create
+from applications.services import application_create
+from audit.services import audit_record
+from clusters.models import ClusterSet, ClusterTemplate
+from costs.models import Budget, ClusterPricing, InstancePrice, RateCard
+from operations.services import operation_create
+from policies.models import ComplianceReport, ReportDefinition, ReportFile
+from policies.services.policies import PolicySpec, policy_create
+from tests.factories import add_member, make_cluster, make_evaluation, make_team, make_user
+
+N = 3
+API = "/api/v1/"
+
+MANIFESTS = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: web, image: "nginx:1.25", resources: {requests: {cpu: 50m, memory: 32Mi}}}
+"""
+RULE = {
+    "name": "no-host-network",
+    "kind": "object",
+    "match": {"kinds": ["Pod"]},
+    "expression": "!has(object.spec.hostNetwork) || !object.spec.hostNetwork",
+    "message": "hostNetwork is not allowed",
+}
+SPEC = {
+    "provider": "local",
+    "region": "",
+    "kubernetes_version": "v1.20.2",
+    "node_pools": [{"name": "pool", "instance_type": "t3.medium", "count": 1}],
+}
+
+
+@dataclass
+class Owner:
+    """The caller: admin of `team`, so every list shows it the rows seeded in `team`."""
+
+    user: Any
+    team: Team
+
+
+Seeder = Callable[[Owner, int], None]  # adds one row numbered `i`, visible to the owner
+
+
+def _team(owner: Owner, i: int) -> None:
+    add_member(make_team(name=f"extra-{i}"), owner.user, Role.VIEWER)
+
+
+def _token(owner: Owner, i: int) -> None:
+    api_token_create(user=owner.user, name=f"token-{i}", scope="read")
+
+
+def _cluster(owner: Owner, i: int) -> None:
+    make_cluster(team=owner.team, name=f"c-{i}", labels={"tier": "web"})
+
+
+def _cluster_set(owner: Owner, i: int) -> None:
+    cluster_set = ClusterSet.objects.create(name=f"set-{i}", team=owner.team, selector="tier=web")
+    cluster_set.members.add(make_cluster(team=owner.team, name=f"member-{i}"))
+
+
+def _template(owner: Owner, i: int) -> None:
+    ClusterTemplate.objects.create(
+        name=f"tpl-{i}", team=owner.team, spec=SPEC, created_by=owner.user
+    )
+
+
+def _instance_price(owner: Owner, i: int) -> None:
+    InstancePrice.objects.create(
+        provider="other",
+        region="",
+        instance_type=f"type-{i}",
+        hourly=Decimal("0.04"),
+        valid_from=timezone.now().date(),
+    )
+
+
+def _rate_card(owner: Owner, i: int) -> None:
+    RateCard.objects.create(
+        name=f"card-{i}",
+        team=owner.team,
+        valid_from=timezone.now().date(),
+        cpu_core_hour=Decimal("0.03"),
+        ram_gb_hour=Decimal("0.004"),
+    )
+
+
+def _cluster_pricing(owner: Owner, i: int) -> None:
+    cluster = make_cluster(team=owner.team, name=f"priced-{i}")
+    ClusterPricing.objects.create(
+        cluster=cluster, valid_from=timezone.now().date(), created_by=owner.user
+    )
+
+
+def _budget(owner: Owner, i: int) -> None:
+    cluster_set = ClusterSet.objects.create(name=f"budget-set-{i}", team=owner.team)
+    Budget.objects.create(
+        name=f"budget-{i}", team=owner.team, cluster_set=cluster_set, monthly_amount=100
+    )
+
+
+def _application(owner: Owner, i: int) -> None:
+    application_create(
+        actor=owner.user,
+        team=owner.team,
+        name=f"app-{i}",
+        namespace=f"app-{i}",
+        manifests=MANIFESTS,
+        placement={"selector": "tier=web"},
+    )
+
+
+def _operation(owner: Owner, i: int) -> None:
+    operation_create(
+        kind="cluster.provision",
+        created_by=owner.user,
+        team=owner.team,
+        target=make_cluster(team=owner.team, name=f"op-{i}"),
+    )
+
+
+def _audit_event(owner: Owner, i: int) -> None:
+    audit_record(actor=owner.user, action="test.seed", team=owner.team, detail={"i": i})
+
+
+def _policy(owner: Owner, i: int) -> None:
+    policy_create(
+        team=owner.team,
+        spec=PolicySpec(name=f"policy-{i}", cluster_selector="tier=web", rules=[RULE]),
+        actor=owner.user,
+    )
+
+
+def _evaluation(owner: Owner, i: int) -> None:
+    policy = policy_create(
+        team=owner.team,
+        spec=PolicySpec(name=f"evaluated-{i}", cluster_selector="tier=web", rules=[RULE]),
+        actor=owner.user,
+    )
+    cluster = make_cluster(team=owner.team, name=f"evaluated-{i}")
+    make_evaluation(policy=policy, cluster=cluster, status="compliant", at=timezone.now())
+
+
+def _report_definition(owner: Owner, i: int) -> None:
+    ReportDefinition.objects.create(
+        team=owner.team, name=f"report-{i}", formats=["json"], created_by=owner.user
+    )
+
+
+def _report(owner: Owner, i: int) -> None:
+    definition = ReportDefinition.objects.create(
+        team=owner.team, name=f"generated-{i}", formats=["json"], created_by=owner.user
+    )
+    now = timezone.now()
+    report = ComplianceReport.objects.create(
+        definition=definition,
+        period_start=now - datetime.timedelta(days=7),
+        period_end=now,
+        data={"run": str(uuid.uuid4())},
+    )
+    ReportFile.objects.create(
+        report=report, format="json", content_type="application/json", content=b"{}", size=2
+    )
+
+
+# Router basename -> how to add one row its list shows the owner.
+SEEDERS: dict[str, Seeder] = {
+    "team": _team,
+    "apitoken": _token,
+    "cluster": _cluster,
+    "clusterset": _cluster_set,
+    "clustertemplate": _template,
+    "instanceprice": _instance_price,
+    "ratecard": _rate_card,
+    "clusterpricing": _cluster_pricing,
+    "budget": _budget,
+    "application": _application,
+    "operation": _operation,
+    "auditevent": _audit_event,
+    "policy": _policy,
+    "policyevaluation": _evaluation,
+    "reportdefinition": _report_definition,
+    "compliancereport": _report,
+}
+# List routes with no rows in the database to grow.
+NO_ROWS = {"provider": "the providers and instance types are constants of the code"}
+
+
+def _list_routes() -> dict[str, str]:
+    """Basename -> path of every `<basename>-list` route under /api/v1/."""
+    routes: dict[str, str] = {}
+
+    def walk(patterns: list[Any], prefix: str) -> None:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            elif isinstance(pattern, URLPattern):
+                name = pattern.name or ""
+                path = (prefix + str(pattern.pattern)).replace("^", "").replace("$", "")
+                if name.endswith("-list") and path.startswith("api/v1/") and "format" not in path:
+                    routes[name.removesuffix("-list")] = "/" + path
+
+    walk(get_resolver().url_patterns, "")
+    return routes
+
+
+def test_every_list_route_has_a_budget() -> None:
+    routes = _list_routes()
+    assert routes["application"] == "/api/v1/applications/"  # the walk reads real paths
+    assert set(routes) == set(SEEDERS) | set(NO_ROWS)
+
+
+def _listed(client: APIClient, path: str) -> tuple[int, int]:
+    """(queries run, rows counted) for one GET of the list."""
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(path, {"limit": 500})
+    assert response.status_code == 200, response.content[:300]
+    return len(queries), response.json()["count"]
+
+
+@pytest.fixture
+def owner(db: None, settings: Any) -> Owner:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    user = make_user()
+    team = make_team(name="owner-team")
+    add_member(team, user, Role.ADMIN)
+    return Owner(user=user, team=team)
+
+
+@pytest.mark.parametrize("basename", sorted(SEEDERS))
+def test_list_queries_do_not_grow_with_rows(owner: Owner, basename: str) -> None:
+    # given N rows the owner sees
+    seed = SEEDERS[basename]
+    path = _list_routes()[basename]
+    client = APIClient()
+    client.force_authenticate(owner.user)
+    for i in range(N):
+        seed(owner, i)
+    few_queries, few_rows = _listed(client, path)
+    # when there are 3N
+    for i in range(N, 3 * N):
+        seed(owner, i)
+    many_queries, many_rows = _listed(client, path)
+    # then the list shows 2N more rows for the same number of queries
+    assert many_rows - few_rows == 2 * N, (few_rows, many_rows)
+    assert many_queries == few_queries, (
+        f"{path}: {few_queries} queries for {few_rows} rows, {many_queries} for {many_rows}"
+    )
