@@ -6,8 +6,10 @@ the same number of queries. A serializer field that reads a relation per row (th
 application list read each application's newest version with a query of its own) makes
 the second count larger by at least 2N.
 
-`test_every_list_route_has_a_budget` keeps the table complete: a new list route that
-nobody seeded here fails it.
+The same holds for the lists a detail route serves (a team's members, an application's
+versions, a cluster's timeline...). `test_every_list_route_has_a_budget` and
+`test_every_nested_list_has_a_budget` keep the tables complete: a new list route that
+nobody seeded here fails them.
 """
 
 from __future__ import annotations
@@ -29,10 +31,13 @@ from rest_framework.test import APIClient
 from accounts.choices import Role
 from accounts.models import Team
 from accounts.tokens import api_token_create
-from applications.services import application_create
+from applications.models import Application, PlacementDecision
+from applications.propagation import work_target
+from applications.services import application_create, application_version_add
 from audit.services import audit_record
-from clusters.models import ClusterSet, ClusterTemplate
+from clusters.models import ClusterSet, ClusterTemplate, ClusterTransition
 from costs.models import Budget, ClusterPricing, InstancePrice, RateCard
+from operations.models import OperationLogLine
 from operations.services import operation_create
 from policies.models import ComplianceReport, ReportDefinition, ReportFile
 from policies.services.policies import PolicySpec, policy_create
@@ -280,6 +285,166 @@ def test_list_queries_do_not_grow_with_rows(owner: Owner, basename: str) -> None
         seed(owner, i)
     many_queries, many_rows = _listed(client, path)
     # then the list shows 2N more rows for the same number of queries
+    assert many_rows - few_rows == 2 * N, (few_rows, many_rows)
+    assert many_queries == few_queries, (
+        f"{path}: {few_queries} queries for {few_rows} rows, {many_queries} for {many_rows}"
+    )
+
+
+# ------------------------------------------------------------------ lists of a detail route
+
+
+@dataclass
+class Nested:
+    """A list served by a detail route: `parent` makes the object (named in `path`),
+    `add` one more row of its list."""
+
+    path: str
+    parent: Callable[[Owner], Any]
+    add: Callable[[Owner, Any, int], None]
+
+
+def _app(owner: Owner) -> Any:
+    _application(owner, 0)
+    return Application.objects.get(team=owner.team)
+
+
+def _member(owner: Owner, parent: Any, i: int) -> None:
+    add_member(owner.team, make_user(), Role.VIEWER)
+
+
+def _version(owner: Owner, app: Any, i: int) -> None:
+    application_version_add(actor=owner.user, application=app, manifests=MANIFESTS)
+
+
+def _work(owner: Owner, app: Any, i: int) -> None:
+    cluster = make_cluster(team=owner.team, name=f"runs-{i}")
+    work_target(application=app, cluster=cluster, version=1, replicas=1)
+
+
+def _decision(owner: Owner, app: Any, i: int) -> None:
+    PlacementDecision.objects.create(
+        application=app, version=i + 1, application_version=1, decision={"clusters": []}
+    )
+
+
+def _transition(owner: Owner, cluster: Any, i: int) -> None:
+    ClusterTransition.objects.create(
+        cluster=cluster, at=timezone.now(), from_status="pending", to_status="ready"
+    )
+
+
+def _set_member(owner: Owner, cluster_set: Any, i: int) -> None:
+    cluster_set.members.add(make_cluster(team=owner.team, name=f"in-set-{i}"))
+
+
+def _log_line(owner: Owner, operation: Any, i: int) -> None:
+    OperationLogLine.objects.create(operation=operation, text=f"line {i}")
+
+
+def _result(owner: Owner, policy: Any, i: int) -> None:
+    cluster = make_cluster(team=owner.team, name=f"judged-{i}", labels={"tier": "web"})
+    make_evaluation(policy=policy, cluster=cluster, status="noncompliant", at=timezone.now())
+
+
+def _new_policy(owner: Owner) -> Any:
+    return policy_create(
+        team=owner.team,
+        spec=PolicySpec(name="judge", cluster_selector="tier=web", rules=[RULE]),
+        actor=owner.user,
+    )
+
+
+# Route name -> the list it serves.
+NESTED: dict[str, Nested] = {
+    "team-members": Nested("teams/owner-team/members/", lambda owner: owner.team, _member),
+    "application-versions": Nested("applications/app-0/versions/", _app, _version),
+    "application-status": Nested("applications/app-0/status/", _app, _work),
+    "application-decisions": Nested("applications/app-0/decisions/", _app, _decision),
+    "cluster-timeline": Nested(
+        "clusters/timed/timeline/",
+        lambda owner: make_cluster(team=owner.team, name="timed"),
+        _transition,
+    ),
+    "clusterset-clusters": Nested(
+        "cluster-sets/grouped/clusters/",
+        lambda owner: ClusterSet.objects.create(name="grouped", team=owner.team),
+        _set_member,
+    ),
+    "operation-log": Nested(
+        "operations/{pk}/log/",
+        lambda owner: operation_create(kind="cluster.provision", created_by=owner.user),
+        _log_line,
+    ),
+    "policy-results": Nested("policies/judge/results/", _new_policy, _result),
+}
+# GET routes of a detail object that serve one object, not a list.
+NOT_LISTS = {
+    "cluster-health",
+    "cluster-inventory",
+    "cluster-provisioning",
+    "team-guardrails",
+    "compliancereport-download",
+}
+
+
+def _detail_get_actions() -> set[str]:
+    """Names of the API's extra GET routes on one object (`@action(detail=True)`)."""
+    names: set[str] = set()
+
+    def walk(patterns: list[Any], prefix: str) -> None:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            elif isinstance(pattern, URLPattern):
+                name = pattern.name or ""
+                path = prefix + str(pattern.pattern)
+                actions = getattr(pattern.callback, "actions", None) or {}
+                if (
+                    path.replace("^", "").startswith("api/v1/")
+                    and "get" in actions
+                    and "(?P<" in path
+                    and not name.endswith(("-list", "-detail"))
+                ):
+                    names.add(name)
+
+    walk(get_resolver().url_patterns, "")
+    return names
+
+
+def test_every_nested_list_has_a_budget() -> None:
+    found = _detail_get_actions()
+    assert "cluster-timeline" in found  # the walk finds real routes
+    assert found == set(NESTED) | NOT_LISTS
+
+
+def _rows(body: Any) -> int:
+    return int(body["count"]) if isinstance(body, dict) else len(body)
+
+
+@pytest.mark.parametrize("name", sorted(NESTED))
+def test_nested_list_queries_do_not_grow_with_rows(owner: Owner, name: str) -> None:
+    # given an object whose list has N rows
+    nested = NESTED[name]
+    parent = nested.parent(owner)
+    path = API + nested.path.format(pk=parent.pk)
+    client = APIClient()
+    client.force_authenticate(owner.user)
+
+    def listed() -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(path, {"limit": 500})
+        assert response.status_code == 200, response.content[:300]
+        return len(queries), _rows(response.json())
+
+    for i in range(N):
+        nested.add(owner, parent, i)
+    few_queries, few_rows = listed()
+    # when it has 3N
+    for i in range(N, 3 * N):
+        nested.add(owner, parent, i)
+    many_queries, many_rows = listed()
+    # then 2N more rows are listed for the same number of queries
     assert many_rows - few_rows == 2 * N, (few_rows, many_rows)
     assert many_queries == few_queries, (
         f"{path}: {few_queries} queries for {few_rows} rows, {many_queries} for {many_rows}"
