@@ -21,9 +21,10 @@ from applications.render import RenderError, Target, render, rendered_hash
 from clusters.choices import ClusterMode
 from clusters.models import Cluster
 from clusters.services.credentials import cluster_api_client
+from kube.apply import delete_object
 from kube.client import ClusterConnectError
 from kube.ownership import ref_key
-from kube.sync import apply_objects, delete_object, workload_status
+from kube.sync import apply_objects, workload_status
 
 logger = logging.getLogger(__name__)
 

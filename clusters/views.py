@@ -24,7 +24,7 @@ from clusters.models import Cluster, ClusterInventory, ClusterProvisioning
 from clusters.providers.registry import get_provider
 from clusters.selectors import cluster_get_or_404, cluster_list
 from clusters.services.lifecycle import EDITABLE, cluster_deregister, cluster_update
-from clusters.services.refresh import BOTH, COST_ONLY, clusters_refresh_now
+from clusters.services.refresh import BOTH, COST_ONLY, cluster_probe_now, clusters_refresh_now
 from clusters.services.registration import (
     ClusterFields,
     RegistrationError,
@@ -276,12 +276,13 @@ def cluster_deregister_page(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 @require_POST
 def cluster_probe_page(request: HttpRequest, name: str) -> HttpResponse:
-    from clusters.tasks import clusters_collect_shard_task
-
     cluster = cluster_get_or_404(user=request.user, name=name)
     require_role(request.user, cluster.team, Role.OPERATOR, request=request, target=cluster)
-    if cluster.mode == ClusterMode.PUSH:
-        clusters_collect_shard_task.delay([cluster.pk], scheduled=False)
+    try:
+        cluster_probe_now(actor=request.user, cluster=cluster, request=request)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
         messages.info(request, "Collection queued: the page updates when it lands.")
     return redirect("clusters:detail", name=cluster.name)
 

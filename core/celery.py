@@ -8,6 +8,7 @@ so it must be safe to run twice.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -110,3 +111,15 @@ def keelson_task(
         return task
 
     return decorator
+
+
+def task_send(name: str, *, args: list[Any] | None = None, **options: Any) -> None:
+    """Queue the task called `name` (a module path) on its own queue.
+
+    For a service that must start a task of its own app's `tasks` module, which imports
+    that service: naming the task breaks the import cycle without an import hidden in a
+    function. The module is loaded here so the task is registered with its queue; a name
+    that is not a task raises KeyError at once (tests/unit/test_task_names.py checks every
+    literal name in the code)."""
+    importlib.import_module(name.rsplit(".", 1)[0])
+    app.tasks[name].apply_async(args=tuple(args or ()), **options)

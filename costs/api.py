@@ -18,7 +18,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.base import TeamOwnedModelViewSet, TeamOwnedViewSet, authorize_create, raw_field
+from accounts.api.base import (
+    TeamOwnedModelViewSet,
+    TeamOwnedViewSet,
+    actor,
+    authorize_create,
+    raw_field,
+)
 from accounts.choices import Role
 from accounts.models import Team
 from accounts.permissions import deny, require_superuser
@@ -26,6 +32,7 @@ from clusters.models import Cluster
 from clusters.selectors import cluster_get, cluster_list
 from core.api.filters import as_utc
 from core.csvsafe import SafeWriter
+from costs.budgets import budget_create, budget_delete
 from costs.models import Budget, ClusterPricing, InstancePrice, RateCard
 from costs.prices import instance_price_add, rate_card_save
 from costs.rollups import AMOUNTS, GROUPS, Rollup, RollupError, cost_rollup, is_filter
@@ -321,16 +328,23 @@ class BudgetViewSet(TeamOwnedModelViewSet[Budget]):
         return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer: serializers.BaseSerializer[Budget]) -> None:
-        team = serializer.validated_data["team"]
+        data = dict(serializer.validated_data)
+        team = data["team"]
         self.require(team, Role.ADMIN, "manage budgets")
-        cluster_set = serializer.validated_data.get("cluster_set")
-        if cluster_set is not None and cluster_set.team_id != team.pk:
-            raise ValidationError({"cluster_set": ["No such cluster set in the team."]})
-        serializer.save()
+        try:
+            serializer.instance = budget_create(
+                actor=actor(self.request),
+                team=team,
+                name=data["name"],
+                monthly_amount=data["monthly_amount"],
+                cluster_set=data.get("cluster_set"),
+            )
+        except DjangoValidationError as error:
+            raise ValidationError(error.message_dict) from None
 
     def perform_destroy(self, instance: Budget) -> None:
         self.require(instance.team, Role.ADMIN, "manage budgets", instance)
-        instance.delete()
+        budget_delete(actor=actor(self.request), budget=instance)
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def retrieve(self, request: Request, name: str | None = None) -> Response:

@@ -1,5 +1,5 @@
-"""Budgets: create and delete, validated, saved and audited in one call (pages; the API's
-BudgetViewSet can call the same functions)."""
+"""Budgets: create and delete, validated, saved and audited in one call, for the pages and
+the API's BudgetViewSet alike."""
 
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ def budget_create(
     team: Team,
     name: str,
     monthly_amount: str | Decimal,
-    cluster_set: str = "",
+    cluster_set: str | ClusterSet | None = None,
 ) -> Budget:
-    """A monthly budget for `team` (or one of its cluster sets). The caller checked that
-    `actor` administers `team`."""
+    """A monthly budget for `team` (or one of its cluster sets, by name or row: either way
+    it must be the team's). The caller checked that `actor` administers `team`."""
     try:
         amount = Decimal(str(monthly_amount).strip())
     except InvalidOperation:
@@ -35,10 +35,12 @@ def budget_create(
     if not amount.is_finite() or amount <= 0 or amount > MAX_AMOUNT:
         raise ValidationError({"monthly_amount": "The amount must be above 0."})
     found_set = None
-    if cluster_set:
+    if isinstance(cluster_set, ClusterSet):
+        found_set = cluster_set if cluster_set.team_id == team.pk else None
+    elif cluster_set:
         found_set = ClusterSet.objects.filter(team=team, name=cluster_set).first()
-        if found_set is None:
-            raise ValidationError({"cluster_set": "No such cluster set in the team."})
+    if cluster_set and found_set is None:
+        raise ValidationError({"cluster_set": "No such cluster set in the team."})
     budget = Budget(
         name=name.strip(),
         team=team,
@@ -52,7 +54,10 @@ def budget_create(
         action="budget.create",
         target=budget,
         team=team,
-        detail={"monthly_amount": str(budget.monthly_amount), "cluster_set": cluster_set},
+        detail={
+            "monthly_amount": str(budget.monthly_amount),
+            "cluster_set": found_set.name if found_set else "",
+        },
     )
     return budget
 

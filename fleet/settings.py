@@ -13,6 +13,7 @@ from fleet.env import (
     ImproperEnvironment,
     env_bool,
     env_currency,
+    env_float,
     env_int,
     env_list,
     env_str,
@@ -303,6 +304,10 @@ KEELSON_BOOTSTRAP_TOKEN_TTL = env_int("KEELSON_BOOTSTRAP_TOKEN_TTL", 24 * 3600, 
 KEELSON_HEALTH_RAW_DAYS = env_int("KEELSON_HEALTH_RAW_DAYS", 7, minimum=1)
 KEELSON_HEALTH_HOURLY_DAYS = env_int("KEELSON_HEALTH_HOURLY_DAYS", 90, minimum=1)
 KEELSON_HEALTH_DAILY_DAYS = env_int("KEELSON_HEALTH_DAILY_DAYS", 730, minimum=1)
+
+# Seconds every call to a member cluster may take to connect, and to answer (kube/client.py).
+KEELSON_CLUSTER_CONNECT_TIMEOUT = env_float("KEELSON_CLUSTER_CONNECT_TIMEOUT", 5.0, minimum=0.1)
+KEELSON_CLUSTER_READ_TIMEOUT = env_float("KEELSON_CLUSTER_READ_TIMEOUT", 15.0, minimum=0.1)
 
 # Addresses the hub may connect to as cluster API servers (kube/egress.py):
 # CIDRs, hosts and *.domain suffixes; empty allows any non-link-local, non-loopback address.

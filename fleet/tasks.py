@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from core.celery import keelson_task
+from operations.dispatch import operations_redispatch
 
 
 @keelson_task(queue="default", idempotent=True)
@@ -16,6 +17,4 @@ def fleet_ping_task(payload: str) -> dict[str, str]:
 @keelson_task(queue="default", time_limit=120)
 def operations_redispatch_task() -> int:
     """Send again the operations nobody works on (see operations.dispatch)."""
-    from operations.dispatch import operations_redispatch
-
     return operations_redispatch()

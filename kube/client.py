@@ -28,6 +28,7 @@ from urllib.parse import urlencode
 
 import orjson
 import urllib3
+from django.conf import settings
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
@@ -38,11 +39,16 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 from kube import egress
 from kube import http as kube_http
 
-# (connect, read) seconds for every call Keelson makes to a member cluster.
-REQUEST_TIMEOUT: tuple[float, float] = (
-    float(os.environ.get("KEELSON_CLUSTER_CONNECT_TIMEOUT", "5")),
-    float(os.environ.get("KEELSON_CLUSTER_READ_TIMEOUT", "15")),
-)
+# (connect, read) seconds where no Django settings exist (the pull agent's process).
+DEFAULT_TIMEOUT = (5.0, 15.0)
+
+
+def request_timeout() -> tuple[float, float]:
+    """(connect, read) seconds for every call Keelson makes to a member cluster: the
+    KEELSON_CLUSTER_CONNECT_TIMEOUT and KEELSON_CLUSTER_READ_TIMEOUT settings."""
+    if not settings.configured:
+        return DEFAULT_TIMEOUT
+    return (settings.KEELSON_CLUSTER_CONNECT_TIMEOUT, settings.KEELSON_CLUSTER_READ_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -210,7 +216,7 @@ def _shared_endpoint(spec: ConnectionSpec, configuration: Any) -> kube_http.Endp
                     key_file=configuration.key_file or "",
                 )
             found = _endpoints[key] = kube_http.Endpoint(
-                spec.server, tls=tls, timeout=REQUEST_TIMEOUT
+                spec.server, tls=tls, timeout=request_timeout()
             )
         return found
 
@@ -321,7 +327,7 @@ def classify(error: BaseException, server: str = "") -> ClusterConnectError:
         )
     if "ReadTimeout" in text or "timed out" in text.lower():
         return ClusterConnectError(
-            "timeout", f"The API server{where} did not answer within {REQUEST_TIMEOUT[1]:.0f}s."
+            "timeout", f"The API server{where} did not answer within {request_timeout()[1]:.0f}s."
         )
     if any(
         marker in text
@@ -367,7 +373,7 @@ clients = ClientCache()
 
 
 def timeout_kwargs() -> dict[str, Any]:
-    return {"_request_timeout": REQUEST_TIMEOUT}
+    return {"_request_timeout": request_timeout()}
 
 
 def get_json(
@@ -396,12 +402,17 @@ def request_json(
     body: dict[str, Any] | None = None,
     *,
     accept: str = "application/json",
+    content_type: str = "application/json",
 ) -> Any:
-    """`get_json` for any method; `body` is sent as JSON."""
+    """`get_json` for any method; `body` is sent as JSON, labelled `content_type` (a
+    server-side apply's is `application/apply-patch+yaml`: JSON is YAML)."""
     target = path + ("?" + urlencode(query) if query else "")
     headers = {**api.default_headers, "Accept": accept}
+    sent: dict[str, Any] | str | None = body
     if body is not None:
-        headers["Content-Type"] = "application/json"
+        headers["Content-Type"] = content_type
+        if content_type != "application/json":
+            sent = json.dumps(body)  # the client encodes only JSON types itself
     api.update_params_for_auth(headers, [], ["BearerToken"], path, method, None)
     endpoint = getattr(api, "keelson_endpoint", None)
     if method == "GET" and endpoint is not None:
@@ -409,7 +420,7 @@ def request_json(
         return decode_json(data) if data else None
     url = api.configuration.host + target
     response = api.rest_client.request(
-        method, url, headers=headers, body=body, _request_timeout=REQUEST_TIMEOUT
+        method, url, headers=headers, body=sent, _request_timeout=request_timeout()
     )
     data = response.read()
     if not 200 <= response.status <= 299:

@@ -8,10 +8,10 @@ from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
-from kubernetes.dynamic.resource import ResourceList
 
-from kube.client import timeout_kwargs
-from kube.dynamic import dynamic_client
+from kube.client import get_json
+from kube.discovery import discovery_for
+from kube.objects import delete_served
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +19,7 @@ FIELD_MANAGER = "keelson"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "keelson"
 MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+PAGE = 500
 # What an application's objects carry: its name, and the version that wrote them.
 APP_LABEL = "keelson.io/application"
 VERSION_ANNOTATION = "keelson.io/application-version"
@@ -41,41 +42,37 @@ def ref_key(ref: dict[str, str]) -> str:
 def remove_managed_objects(
     api: k8s.ApiClient, *, progress: Callable[[int, int, str], None] | None = None
 ) -> list[str]:
-    """Delete every object labelled as Keelson's, across every listable, deletable kind.
-    Namespaces go last (their deletion takes what is left inside). Returns what was
-    deleted as `kind/namespace/name`."""
-    dynamic = dynamic_client(api)
-    resources = [
-        resource
-        for resource in dynamic.resources.search()
-        if not isinstance(resource, ResourceList)
-        and "list" in (resource.verbs or [])
-        and "delete" in (resource.verbs or [])
-        and "/" not in resource.name  # subresources
-        and resource.preferred
-    ]
-    resources.sort(key=lambda r: r.kind == "Namespace")
+    """Delete every object labelled as Keelson's, across every listable, deletable kind
+    (each group's preferred version, from discovery). Namespaces go last (their deletion
+    takes what is left inside). Returns what was deleted as `kind/namespace/name`."""
+    kinds = discovery_for(api).preferred(verbs=frozenset({"list", "delete"}))
+    kinds.sort(key=lambda found: found[0] == "Namespace")
     deleted: list[str] = []
-    for index, resource in enumerate(resources, start=1):
+    for index, (kind, served) in enumerate(kinds, start=1):
         if progress is not None:
-            progress(index, len(resources), resource.kind)
+            progress(index, len(kinds), kind)
         try:
-            items = resource.get(label_selector=MANAGED_SELECTOR, **timeout_kwargs()).items
+            items = _labelled(api, served.path())
         except ApiException as error:
             if error.status in (403, 404, 405):
                 continue
             raise
         for item in items:
-            namespace = item.metadata.namespace or ""
-            try:
-                resource.delete(
-                    name=item.metadata.name,
-                    namespace=namespace or None,
-                    body={"propagationPolicy": "Background"},
-                    **timeout_kwargs(),
-                )
-            except ApiException as error:
-                if error.status != 404:
-                    raise
-            deleted.append(f"{resource.kind}/{namespace}/{item.metadata.name}".replace("//", "/"))
+            metadata = item.get("metadata") or {}
+            namespace, name = str(metadata.get("namespace") or ""), str(metadata.get("name", ""))
+            delete_served(api, served, namespace, name)
+            deleted.append(f"{kind}/{namespace}/{name}".replace("//", "/"))
     return deleted
+
+
+def _labelled(api: k8s.ApiClient, path: str) -> list[dict[str, Any]]:
+    """Every object at `path` carrying Keelson's label, page by page."""
+    items: list[dict[str, Any]] = []
+    token = ""
+    while True:
+        query = {"labelSelector": MANAGED_SELECTOR, "limit": str(PAGE)}
+        page = get_json(api, path, {**query, "continue": token} if token else query)
+        items.extend(page.get("items") or ())
+        token = (page.get("metadata") or {}).get("continue") or ""
+        if not token:
+            return items

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from localkube.binaries import find_binaries
 from localkube.env import LocalKubeEnv
+from localkube.supervisor import serve as serve_cluster
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,8 +26,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "serve":
-        from localkube.supervisor import serve as serve_cluster
-
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         return serve_cluster(args.dir)
 

@@ -20,9 +20,11 @@ from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 from uuid import UUID
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from core.celery import app
+from core.db.locks import advisory_key, advisory_lock
 from operations.choices import OperationState
 from operations.models import Operation
 
@@ -47,22 +49,14 @@ R = TypeVar("R")
 
 
 def _lock_key(operation_id: UUID | str) -> int:
-    return int.from_bytes(UUID(str(operation_id)).bytes[:8], "big", signed=True)
+    return advisory_key(operation_id)
 
 
 @contextmanager
 def operation_lock(operation_id: UUID | str) -> Iterator[bool]:
     """Try to hold the operation's advisory lock for the block; yields whether we hold it."""
-    key = _lock_key(operation_id)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        held = bool(cursor.fetchone()[0])
-    try:
+    with advisory_lock(_lock_key(operation_id)) as held:
         yield held
-    finally:
-        if held:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
 def exclusive_operation(run: Callable[P, R]) -> Callable[P, R | None]:
@@ -82,8 +76,6 @@ def exclusive_operation(run: Callable[P, R]) -> Callable[P, R | None]:
 
 
 def _send(operation_id: UUID | str, task: tuple[str, str]) -> bool:
-    from core.celery import app
-
     name, queue = task
     try:
         app.send_task(name, args=[str(operation_id)], queue=queue, routing_key=queue)

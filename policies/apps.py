@@ -1,5 +1,3 @@
-from typing import Any
-
 from django.apps import AppConfig
 
 
@@ -8,13 +6,8 @@ class PoliciesConfig(AppConfig):
     verbose_name = "Policies and compliance"
 
     def ready(self) -> None:
+        # Imported here, as Django wants: models are loaded only once apps are ready.
         from accounts.signals import team_created
+        from policies.signals import give_library
 
-        team_created.connect(_give_library, dispatch_uid="policies.library_on_team_create")
-
-
-def _give_library(sender: Any, team: Any, **kwargs: Any) -> None:
-    """Every team starts with the bundled policy library, in inform mode (DESIGN.md)."""
-    from policies.services.library import library_load
-
-    library_load(team=team)
+        team_created.connect(give_library, dispatch_uid="policies.library_on_team_create")

@@ -1,295 +1,29 @@
-"""Reading a member cluster for policies: kinds resolved by discovery, listed once each.
-
-Discovery asks `/apis` for aggregated discovery (every group, version and resource in one
-answer, as kubectl does; Kubernetes 1.27 and later serve it, `/api` then does the same
-for the core group). An older server answers the plain group list; then discovery asks
-only what the policies need: `/api/v1` for core kinds and the resource list of each
-needed group version. A version an aggregated answer marks stale (an aggregated API
-server that is down) is asked for on its own, as on an older server. A kind the
-preferred version lacks is looked up in the group's other versions, best first: CronJob
-is batch/v1beta1 on 1.20, batch/v1 later. What was resolved is kept in the cache
-(Redis) per cluster and server version for `DISCOVERY_TTL`, so a sweep lists kinds
-without asking again; a list that answers 404 drops the cluster's entry. Lists and gets
-are decoded straight from JSON (no client model objects), through the cluster's
-ApiClient pool, with the same TLS, auth, timeouts and error classification.
+"""Reading a member cluster for policies: kinds resolved by discovery (`kube/discovery.py`,
+shared per cluster and server version through the cache), listed once each. A list that
+answers 404 drops the cluster's discovery entry. Lists and gets are decoded straight from
+JSON (no client model objects), through the cluster's ApiClient pool, with the same TLS,
+auth, timeouts and error classification.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
-from dataclasses import dataclass
 from typing import Any
 
-from django.core.cache import cache
-from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from kube.client import classify, get_json, request_json
+from kube.client import classify, get_json
+from kube.discovery import Discovery, ServedKind, prefetch_discovery
+from kube.objects import delete_served
 
-logger = logging.getLogger(__name__)
+__all__ = ["PAGE", "ClusterReader", "ServedKind", "prefetch_discovery"]
+
 PAGE = 500
-DISCOVERY_TTL = 3600  # seconds; CRDs installed meanwhile are seen after this, or on a 404
-# Aggregated discovery (apidiscovery.k8s.io: v2 from 1.30, v2beta1 in 1.27-1.29), else the
-# plain discovery documents.
-AGGREGATED = (
-    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
-    "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"
-    "application/json"
-)
-# Higher is preferred when the group's preferred version does not serve the kind.
-_STABILITY = {"": 3, "beta": 2, "alpha": 1}
 
 
-def _version_rank(version: str) -> tuple[int, int, int]:
-    """v1 > v1beta2 > v1beta1 > v1alpha1, and v2 > v1."""
-    number, stage, rest = version.lstrip("v"), "", "0"
-    for candidate in ("beta", "alpha"):
-        if candidate in number:
-            number, rest = number.split(candidate, 1)
-            stage = candidate
-    try:
-        return (_STABILITY[stage], int(number or 0), int(rest or 0))
-    except ValueError:  # not a Kubernetes-style version: last
-        return (0, 0, 0)
-
-
-def _preference(versions: list[str], preferred: str = "") -> list[str]:
-    """A group's versions, best first: the preferred one (the first if none is named),
-    then the others from the most stable and newest down."""
-    preferred = preferred or (versions[0] if versions else "")
-    others = sorted((v for v in versions if v != preferred), key=_version_rank)
-    return [preferred, *reversed(others)]
-
-
-@dataclass(frozen=True)
-class ServedKind:
-    """Where the cluster serves a kind."""
-
-    group_version: str  # "v1" for the core group, else "apps/v1"
-    plural: str
-    namespaced: bool
-
-    def path(self, namespace: str = "", name: str = "") -> str:
-        root = "/api/v1" if self.group_version == "v1" else f"/apis/{self.group_version}"
-        where = f"/namespaces/{namespace}" if namespace and self.namespaced else ""
-        return f"{root}{where}/{self.plural}" + (f"/{name}" if name else "")
-
-
-def _shared(operation: str, *args: Any) -> Any:
-    """The shared discovery cache, best effort: with Redis down (restarting, say) a reader
-    asks the cluster instead of failing its cluster's evaluation."""
-    try:
-        return getattr(cache, operation)(*args)
-    except Exception as error:
-        logger.warning("discovery cache unavailable (%s): asking the cluster", type(error).__name__)
-        return None
-
-
-class _Local:
-    """This process's copy of the shared discovery cache: a sweep reads each cluster once
-    per interval, and asking Redis for what this worker resolved ten minutes ago cost as
-    much as a list. Entries keep the time they were resolved, so a copy never outlives
-    the shared entry's DISCOVERY_TTL; a 404 here drops both."""
-
-    def __init__(self, limit: int = 50000) -> None:
-        self.limit = limit
-        self.clock = time.time
-        self._entries: dict[str, tuple[float, dict[str, Any]]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        found = self._entries.get(key)
-        if found is None or self.clock() - found[0] > DISCOVERY_TTL:
-            return None
-        return found[1]
-
-    def put(self, key: str, resolved_at: float, value: dict[str, Any]) -> None:
-        with self._lock:
-            if len(self._entries) >= self.limit:
-                self._entries.clear()
-            self._entries[key] = (resolved_at, value)
-
-    def drop(self, key: str) -> None:
-        with self._lock:
-            self._entries.pop(key, None)
-
-
-_local = _Local()
-
-
-def prefetch_discovery(cache_keys: list[str]) -> None:
-    """Copy the shared discovery of many clusters (a sweep batch's) into this process's
-    copy in one round trip, so their readers find it here instead of asking the cache one
-    by one."""
-    wanted = [f"{_PREFIX}{key}" for key in cache_keys if key]
-    wanted = [key for key in wanted if _local.get(key) is None]
-    if not wanted:
-        return
-    for key, entry in (_shared("get_many", wanted) or {}).items():
-        if isinstance(entry, dict) and "kinds" in entry:
-            _local.put(key, float(entry.get("at", 0)), dict(entry["kinds"]))
-
-
-_PREFIX = "policies:discovery:"
-
-
-def _key(group: str, kind: str) -> str:
-    return f"{group}/{kind}"
-
-
-class ClusterReader:
+class ClusterReader(Discovery):
     """Discovery and lists for one cluster. `cache_key` (the cluster and its server
     version) shares resolved kinds across readers and worker processes; without it,
     discovery is kept for this reader only."""
-
-    def __init__(self, api: k8s.ApiClient, *, cache_key: str = "") -> None:
-        self.api = api
-        self._cache_key = f"{_PREFIX}{cache_key}" if cache_key else ""
-        self._served: dict[str, ServedKind | None] | None = None
-        self._groups: dict[str, list[str]] | None = None  # group -> versions, preferred first
-        self._lists: dict[str, dict[str, ServedKind]] = {}  # group version -> kind -> served
-        self._aggregated: bool | None = None  # whether the server answers aggregated discovery
-
-    # Discovery ---------------------------------------------------------------------------
-
-    def _get(self, path: str, query: dict[str, str] | None = None, accept: str = "") -> Any:
-        try:
-            if accept:
-                return get_json(self.api, path, query, accept=accept)
-            return get_json(self.api, path, query)
-        except Exception as error:
-            raise classify(error) from None
-
-    def _take_aggregated(self, answer: Any) -> bool:
-        """Keep the resources of an APIGroupDiscoveryList (False: the server answered
-        something else, an older server's plain document)."""
-        if not isinstance(answer, dict) or answer.get("kind") != "APIGroupDiscoveryList":
-            return False
-        for group in answer.get("items") or []:
-            name = str((group.get("metadata") or {}).get("name", ""))
-            versions = [v for v in group.get("versions") or [] if v.get("version")]
-            if name and self._groups is not None:
-                self._groups[name] = _preference([str(v["version"]) for v in versions])
-            for version in versions:
-                if version.get("freshness") == "Stale":
-                    continue  # asked for on its own if a kind needs it
-                group_version = f"{name}/{version['version']}" if name else str(version["version"])
-                served: dict[str, ServedKind] = {}
-                for entry in version.get("resources") or []:
-                    kind = str((entry.get("responseKind") or {}).get("kind", ""))
-                    if not kind or "list" not in (entry.get("verbs") or []):
-                        continue
-                    served.setdefault(
-                        kind,
-                        ServedKind(
-                            group_version,
-                            str(entry.get("resource", "")),
-                            entry.get("scope") == "Namespaced",
-                        ),
-                    )
-                self._lists[group_version] = served
-        return True
-
-    def _known(self) -> dict[str, ServedKind | None]:
-        if self._served is None:
-            cached = self._cached()
-            self._served = {
-                key: ServedKind(*value) if value else None for key, value in (cached or {}).items()
-            }
-        return self._served
-
-    def _cached(self) -> dict[str, Any] | None:
-        """The resolved kinds from this process's copy, else from the shared cache (an
-        entry is `{"at": resolved, "kinds": {...}}`)."""
-        if not self._cache_key:
-            return None
-        found = _local.get(self._cache_key)
-        if found is not None:
-            return found
-        entry = _shared("get", self._cache_key)
-        if not isinstance(entry, dict) or "kinds" not in entry:
-            return None  # none, or written by an older release: resolve again
-        kinds = dict(entry["kinds"])
-        _local.put(self._cache_key, float(entry.get("at", 0)), kinds)
-        return kinds
-
-    def _group_versions(self, group: str) -> list[str]:
-        if not group:
-            return ["v1"]
-        if self._groups is None:
-            self._groups = {}
-            answer = self._get("/apis", accept=AGGREGATED)
-            self._aggregated = self._take_aggregated(answer)
-            if not self._aggregated:
-                for entry in answer.get("groups") or []:
-                    preferred = (entry.get("preferredVersion") or {}).get("version", "")
-                    versions = [v.get("version", "") for v in entry.get("versions") or []]
-                    self._groups[entry.get("name", "")] = _preference(versions, preferred)
-        return [v for v in self._groups.get(group, []) if v]
-
-    def _resources(self, group_version: str) -> dict[str, ServedKind]:
-        if group_version == "v1" and "v1" not in self._lists and self._aggregated is not False:
-            # the core group: aggregated from `/api` unless the server is known not to
-            self._aggregated = self._take_aggregated(self._get("/api", accept=AGGREGATED))
-        if group_version not in self._lists:
-            path = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
-            try:
-                listed = get_json(self.api, path)
-            except ApiException as error:
-                if error.status not in (404, 503):  # a group version gone or unavailable
-                    raise classify(error) from None
-                listed = {}
-            except Exception as error:
-                raise classify(error) from None
-            served: dict[str, ServedKind] = {}
-            for entry in listed.get("resources") or []:
-                name = str(entry.get("name", ""))
-                if "/" in name or "list" not in (entry.get("verbs") or []):
-                    continue  # subresources, and kinds that cannot be listed
-                served.setdefault(
-                    str(entry.get("kind", "")),
-                    ServedKind(group_version, name, bool(entry.get("namespaced"))),
-                )
-            self._lists[group_version] = served
-        return self._lists[group_version]
-
-    def resolve(self, kinds: list[tuple[str, str]]) -> dict[tuple[str, str], ServedKind | None]:
-        """Where each (group, kind) is served (None: not served), asking the cluster only
-        for what the cache does not hold."""
-        known = self._known()
-        missing = [k for k in dict.fromkeys(kinds) if _key(*k) not in known]
-        if any(group for group, _ in missing):
-            self._group_versions(next(group for group, _ in missing if group))  # `/apis` first:
-            # it tells whether `/api` answers aggregated discovery too
-        for group, kind in missing:
-            found = None
-            for version in self._group_versions(group):
-                found = self._resources(f"{group}/{version}" if group else version).get(kind)
-                if found is not None:
-                    break
-            known[_key(group, kind)] = found
-        if missing and self._cache_key:
-            resolved = {
-                key: (s.group_version, s.plural, s.namespaced) if s else None
-                for key, s in known.items()
-            }
-            now = time.time()
-            _local.put(self._cache_key, now, resolved)
-            _shared("set", self._cache_key, {"at": now, "kinds": resolved}, DISCOVERY_TTL)
-        return {k: known[_key(*k)] for k in kinds}
-
-    def resource(self, group: str, kind: str) -> ServedKind | None:
-        """The served resource for (group, kind), or None."""
-        return self.resolve([(group, kind)])[(group, kind)]
-
-    def _forget(self) -> None:
-        """A path discovery gave answered 404: ask again next time."""
-        self._served, self._groups, self._lists, self._aggregated = {}, None, {}, None
-        if self._cache_key:
-            _local.drop(self._cache_key)
-            _shared("delete", self._cache_key)
 
     # Reading and writing objects -----------------------------------------------------------
 
@@ -307,7 +41,7 @@ class ClusterReader:
                 page = get_json(self.api, served.path(), query)
             except ApiException as error:
                 if error.status in (404, 405):
-                    self._forget()
+                    self.forget()
                     return []
                 raise classify(error) from None
             except Exception as error:
@@ -320,39 +54,16 @@ class ClusterReader:
             if not token:
                 return items
 
-    def get(self, api_version: str, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
-        served = self.resource(api_version.rpartition("/")[0], kind)
-        if served is None:
-            return None
-        try:
-            found = get_json(self.api, served.path(namespace, name))
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise classify(error) from None
-        except Exception as error:
-            raise classify(error) from None
-        return dict(found)
-
     def delete(self, api_version: str, kind: str, name: str, namespace: str) -> bool:
-        """Delete one object; False if it was already gone."""
+        """Delete one object, its kind matched in any version the cluster serves; False if
+        it was already gone."""
         served = self.resource(api_version.rpartition("/")[0], kind)
         if served is None:
             return False
         try:
-            request_json(
-                self.api,
-                "DELETE",
-                served.path(namespace, name),
-                body={"propagationPolicy": "Background"},
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return False
-            raise classify(error) from None
+            return delete_served(self.api, served, namespace, name)
         except Exception as error:
             raise classify(error) from None
-        return True
 
     def namespaced(self, group: str, kind: str) -> bool:
         served = self.resource(group, kind)

@@ -141,7 +141,7 @@ class PolicyEvaluation(models.Model):
     violations = models.JSONField(default=list, blank=True)
     # [{rule, kind, namespace, name, message}]: objects a rule could not judge
     errors = models.JSONField(default=list, blank=True)
-    # The lists keep the first MAX_LISTED entries (evaluation.py); the totals are exact.
+    # The lists keep the first MAX_LISTED entries (evaluation/outcomes.py); the totals are exact.
     violations_total = models.PositiveIntegerField(default=0)
     errors_total = models.PositiveIntegerField(default=0)
     objects_checked = models.PositiveIntegerField(default=0)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from core.celery import keelson_task
+from policies.models import ReportDefinition
 from policies.services.enforcement import clusters_enforce
 from policies.services.evaluation import clusters_evaluate, policies_evaluate_fanout
+from policies.services.reports import report_generate
 
 
 @keelson_task(queue="policies", time_limit=60)
@@ -31,9 +33,6 @@ def policies_evaluate_batch_task(
 def report_generate_task(definition_id: int) -> int | None:
     """Beat's entry for a report definition; a second run for the same minute finds the
     stored report."""
-    from policies.models import ReportDefinition
-    from policies.services.reports import report_generate
-
     definition = ReportDefinition.objects.select_related("team").filter(pk=definition_id).first()
     if definition is None or not definition.enabled:
         return None

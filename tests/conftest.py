@@ -1,5 +1,6 @@
 """Shared fixtures. Tests talk to the real services of this machine; one that is down
-stops the run at once with a message saying which (no test is skipped for it)."""
+stops the run at once with a message saying which (no test is skipped for it). A run of
+the unit lane alone (`tests/unit/`, `make test-unit`) needs no service."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.support import child_database_url, free_port
+
+if TYPE_CHECKING:
+    from accounts.models import Team
+    from tests.factories import Member
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,7 +38,20 @@ def _reachable(url: str, default_port: int) -> bool:
         return False
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
+UNIT = REPO / "tests" / "unit"
+
+
+def needs_services(items: list[pytest.Item]) -> bool:
+    """Whether any collected test lies outside the unit lane (`tests/unit/`: pure logic,
+    run by `make test-unit` with every service unreachable)."""
+    return any(not Path(item.path).is_relative_to(UNIT) for item in items)
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    if not needs_services(items):
+        return
     services = {
         "PostgreSQL (DATABASE_URL)": (os.environ["DATABASE_URL"], 5432),
         "Redis (REDIS_URL)": (os.environ["REDIS_URL"], 6379),
@@ -217,3 +235,49 @@ def asgi_server(transactional_db: None) -> Iterator[str]:
         server.terminate()
         server.wait(timeout=15)
         log.close()
+
+
+# --- members of one team: `owner` (admin), `operator`, `viewer`, and an `outsider` -----------
+# Each is a `Member` (user, `api` client, `page` client). They belong to `team`: a module that
+# needs another team name defines its own `team` fixture and these follow it.
+
+
+@pytest.fixture
+def team(db: None) -> Team:
+    from tests.factories import make_team
+
+    return make_team(name="payments")
+
+
+@pytest.fixture
+def owner(team: Team) -> Member:
+    """The team's admin (every action of the team)."""
+    from accounts.choices import Role
+    from tests.factories import member_of
+
+    return member_of(team, Role.ADMIN)
+
+
+@pytest.fixture
+def operator(team: Team) -> Member:
+    from accounts.choices import Role
+    from tests.factories import member_of
+
+    return member_of(team, Role.OPERATOR)
+
+
+@pytest.fixture
+def viewer(team: Team) -> Member:
+    from accounts.choices import Role
+    from tests.factories import member_of
+
+    return member_of(team, Role.VIEWER)
+
+
+@pytest.fixture
+def outsider(db: None) -> Member:
+    """An admin of another team: the most a user can hold that must not reach `team`."""
+    from accounts.choices import Role
+    from tests.factories import make_team, member_of
+
+    return member_of(make_team(name="elsewhere"), Role.ADMIN)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -23,6 +24,12 @@ from clusters.providers.base import ClusterSpec
 from clusters.providers.catalog import INSTANCE_TYPES
 from clusters.providers.registry import get_provider, provider_names
 from clusters.services.provisioning import cluster_create
+from clusters.services.templates import (
+    cluster_template_create,
+    cluster_template_delete,
+    cluster_template_spec,
+    cluster_template_update,
+)
 from operations.api.serializers import OperationSerializer
 
 
@@ -78,8 +85,7 @@ class ClusterTemplateSerializer(serializers.ModelSerializer[ClusterTemplate]):
 def validated_spec(data: dict[str, Any]) -> ClusterSpec:
     """Parse and check a spec with its provider; DRF errors naming the field."""
     try:
-        spec = ClusterSpec.from_json(data)
-        get_provider(spec.provider).validate(spec)
+        spec = cluster_template_spec(data)
     except DjangoValidationError as error:
         detail = error.message_dict if hasattr(error, "error_dict") else error.messages
         raise ValidationError(detail) from None
@@ -144,18 +150,27 @@ class ClusterTemplateViewSet(TeamOwnedModelViewSet[ClusterTemplate]):
         return super().update(request, *args, **kwargs)
 
     def perform_create(self, serializer: serializers.BaseSerializer[ClusterTemplate]) -> None:
-        team = serializer.validated_data["team"]
+        data = dict(serializer.validated_data)
+        team = data.pop("team")
         team_for(self.request, team.name, "create templates")
-        serializer.save(created_by=self.request.user)
+        serializer.instance = _template_write(
+            cluster_template_create, actor=actor(self.request), team=team, **data
+        )
 
     def perform_update(self, serializer: serializers.BaseSerializer[ClusterTemplate]) -> None:
-        assert serializer.instance is not None
-        team_for(self.request, serializer.instance.team.name, "change templates")
-        serializer.save()
+        template = serializer.instance
+        assert isinstance(template, ClusterTemplate)
+        team_for(self.request, template.team.name, "change templates")
+        changes = dict(serializer.validated_data)
+        if "team" in changes and changes["team"] != template.team:
+            team_for(self.request, changes["team"].name, "move templates into it")
+        serializer.instance = _template_write(
+            cluster_template_update, actor=actor(self.request), template=template, changes=changes
+        )
 
     def perform_destroy(self, instance: ClusterTemplate) -> None:
         team_for(self.request, instance.team.name, "delete templates")
-        instance.delete()
+        cluster_template_delete(actor=actor(self.request), template=instance)
 
     @extend_schema(request=ClusterCreateSerializer, responses={202: OperationSerializer})
     @action(detail=True, methods=["post"], url_path="create-cluster")
@@ -168,6 +183,14 @@ class ClusterTemplateViewSet(TeamOwnedModelViewSet[ClusterTemplate]):
         payload = ClusterCreateSerializer(data=body)
         payload.is_valid(raise_exception=True)
         return create_cluster_response(request, dict(payload.validated_data))
+
+
+def _template_write(service: Callable[..., ClusterTemplate], **kwargs: Any) -> ClusterTemplate:
+    try:
+        return service(**kwargs)
+    except DjangoValidationError as error:
+        detail = error.message_dict if hasattr(error, "error_dict") else error.messages
+        raise ValidationError(detail) from None
 
 
 class ProviderViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Any]):

@@ -47,10 +47,12 @@ from clusters.services.history import health_series
 from clusters.services.lifecycle import (
     cluster_deregister,
     cluster_set_clusters,
+    cluster_set_delete,
     cluster_set_save,
     cluster_update,
 )
 from clusters.services.provisioning import cluster_destroy, cluster_scale, cluster_upgrade
+from clusters.services.refresh import cluster_probe_now
 from clusters.services.registration import (
     ClusterFields,
     RegistrationError,
@@ -297,15 +299,15 @@ class ClusterViewSet(
     @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["post"])
     def probe(self, request: Request, name: str | None = None) -> Response:
-        """Collect inventory and health now (instead of at the next interval)."""
-        from clusters.tasks import clusters_collect_shard_task
-
+        """Collect inventory and health now (instead of at the next interval); a pull-mode
+        cluster answers 400 (its agent reports, the hub cannot reach it)."""
         cluster = self.get_object()
         self.require(cluster.team, Role.OPERATOR, "probe clusters", cluster)
-        if cluster.mode != ClusterMode.PUSH:
-            raise ValidationError({"mode": ["A pull-mode cluster reports through its agent."]})
-        result = clusters_collect_shard_task.delay([cluster.pk], scheduled=False)
-        return Response({"task": result.id}, status=status.HTTP_202_ACCEPTED)
+        try:
+            task = cluster_probe_now(actor=actor(request), cluster=cluster, request=request)
+        except DjangoValidationError as error:
+            raise ValidationError(error.message_dict) from None
+        return Response({"task": task}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={201: BootstrapTokenSerializer})
     @action(detail=True, methods=["post"], url_path="bootstrap-token")
@@ -398,7 +400,7 @@ class ClusterSetViewSet(TeamOwnedModelViewSet[ClusterSet]):
 
     def perform_destroy(self, instance: ClusterSet) -> None:
         self.require(instance.team, Role.OPERATOR, "delete cluster sets", instance)
-        instance.delete()
+        cluster_set_delete(actor=actor(self.request), cluster_set=instance)
 
     @extend_schema(responses=ClusterSerializer(many=True))
     @action(detail=True, methods=["get"])

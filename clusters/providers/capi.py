@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -23,13 +23,12 @@ from clusters.providers.base import ActionContext, Capabilities, ClusterSpec
 from clusters.providers.capi_render import CAPI, pool_objects, render, validate_params
 from clusters.services.credentials import cluster_api_client, credential_store
 from core.celery import PermanentError, TransientError
-from kube.apply import apply_manifest
+from kube.apply import apply_manifest, delete_object, get_object, served_kind
 from kube.client import ClusterConnectError, classify, timeout_kwargs
-from kube.dynamic import dynamic_client
 from kube.kubeconfig import KubeconfigError, connection_from_kubeconfig
 
 
-def _raise(error: ClusterConnectError, doing: str) -> None:
+def _raise(error: ClusterConnectError, doing: str) -> NoReturn:
     message = f"{doing}: {error.message}"
     if error.transient:
         raise TransientError(message)
@@ -82,29 +81,19 @@ class CapiProvider:
 
     def delete(self, ctx: ActionContext, spec: ClusterSpec) -> None:
         api = self._management(spec)
-        namespace = self._namespace(spec)
-        clusters = self._resource(api, CAPI, "Cluster")
+        ref = self._ref(CAPI, "Cluster", ctx.cluster.name, self._namespace(spec))
+        self._require_served(api, CAPI, "Cluster")
         try:
-            clusters.delete(
-                name=ctx.cluster.name,
-                namespace=namespace,
-                body={"propagationPolicy": "Foreground"},
-                **timeout_kwargs(),
-            )
-            ctx.progress(20, "Cluster object deleted; waiting for Cluster API to tear it down")
-        except ApiException as error:
-            if error.status != 404:
-                _raise(classify(error), "Deleting the Cluster object")
+            if delete_object(api, ref, propagation="Foreground"):
+                ctx.progress(20, "Cluster object deleted; waiting for Cluster API to tear it down")
+        except ClusterConnectError as error:
+            _raise(error, "Deleting the Cluster object")
         deadline = time.monotonic() + self._timeout(spec)
         while time.monotonic() < deadline:
             ctx.checkpoint()
-            try:
-                clusters.get(name=ctx.cluster.name, namespace=namespace, **timeout_kwargs())
-            except ApiException as error:
-                if error.status == 404:
-                    ctx.log("The Cluster object is gone")
-                    return
-                _raise(classify(error), "Reading the Cluster object")
+            if self._get(api, ref, "Reading the Cluster object") is None:
+                ctx.log("The Cluster object is gone")
+                return
             time.sleep(settings.KEELSON_CAPI_POLL_SECONDS)
         raise PermanentError("The Cluster object is still there after the timeout.")
 
@@ -119,7 +108,6 @@ class CapiProvider:
             return cluster_api_client(cluster=management)
         except ClusterConnectError as error:
             _raise(error, f"Connecting to the management cluster {name}")
-            raise  # unreachable: _raise always raises
 
     @staticmethod
     def _namespace(spec: ClusterSpec) -> str:
@@ -130,14 +118,27 @@ class CapiProvider:
         return float(spec.params.get("timeout_minutes", 60)) * 60
 
     @staticmethod
-    def _resource(api: k8s.ApiClient, api_version: str, kind: str) -> Any:
+    def _ref(api_version: str, kind: str, name: str, namespace: str) -> dict[str, str]:
+        return {"apiVersion": api_version, "kind": kind, "name": name, "namespace": namespace}
+
+    @staticmethod
+    def _require_served(api: k8s.ApiClient, api_version: str, kind: str) -> None:
         try:
-            return dynamic_client(api).resources.get(api_version=api_version, kind=kind)
-        except Exception as error:
+            served = served_kind(api, api_version, kind)
+        except ClusterConnectError as error:
+            _raise(error, f"Looking up {kind} ({api_version}) in the management cluster")
+        if served is None:
             raise PermanentError(
                 f"The management cluster does not serve {kind} ({api_version}): is the Cluster "
-                f"API provider for it installed? ({type(error).__name__})"
-            ) from None
+                "API provider for it installed?"
+            )
+
+    @staticmethod
+    def _get(api: k8s.ApiClient, ref: dict[str, str], doing: str) -> dict[str, Any] | None:
+        try:
+            return get_object(api, ref)
+        except ClusterConnectError as error:
+            _raise(error, doing)
 
     def _apply(
         self,
@@ -150,7 +151,7 @@ class CapiProvider:
     ) -> None:
         for index, manifest in enumerate(objects, start=1):
             ctx.checkpoint()
-            self._resource(api, manifest["apiVersion"], manifest["kind"])
+            self._require_served(api, manifest["apiVersion"], manifest["kind"])
             try:
                 apply_manifest(api, manifest)
             except ClusterConnectError as error:
@@ -161,17 +162,16 @@ class CapiProvider:
 
     def _follow(self, ctx: ActionContext, api: k8s.ApiClient, spec: ClusterSpec) -> None:
         """Log phase and condition changes until the control plane is ready."""
-        clusters = self._resource(api, CAPI, "Cluster")
-        namespace, name = self._namespace(spec), ctx.cluster.name
+        self._require_served(api, CAPI, "Cluster")
+        ref = self._ref(CAPI, "Cluster", ctx.cluster.name, self._namespace(spec))
         seen_phase = ""
         seen: dict[str, tuple[str, str, str]] = {}
         deadline = time.monotonic() + self._timeout(spec)
         while time.monotonic() < deadline:
             ctx.checkpoint()
-            try:
-                obj = clusters.get(name=name, namespace=namespace, **timeout_kwargs()).to_dict()
-            except ApiException as error:
-                _raise(classify(error), "Reading the Cluster object")
+            obj = self._get(api, ref, "Reading the Cluster object")
+            if obj is None:
+                raise PermanentError(f"The Cluster object {ref['name']} is gone.")
             status = obj.get("status") or {}
             phase = status.get("phase", "")
             if phase != seen_phase:
@@ -246,12 +246,14 @@ class CapiProvider:
             ctx.checkpoint()
             pending = []
             for manifest in objects:
-                resource = self._resource(api, manifest["apiVersion"], manifest["kind"])
-                obj = resource.get(
-                    name=manifest["metadata"]["name"],
-                    namespace=self._namespace(spec),
-                    **timeout_kwargs(),
-                ).to_dict()
+                self._require_served(api, manifest["apiVersion"], manifest["kind"])
+                ref = self._ref(
+                    manifest["apiVersion"],
+                    manifest["kind"],
+                    manifest["metadata"]["name"],
+                    self._namespace(spec),
+                )
+                obj = self._get(api, ref, f"Reading {ref['kind']} {ref['name']}") or {}
                 wanted = manifest["spec"]["replicas"]
                 ready = (obj.get("status") or {}).get("readyReplicas", 0) or 0
                 if ready != wanted:
@@ -266,15 +268,17 @@ class CapiProvider:
     def _wait_version(
         self, ctx: ActionContext, api: k8s.ApiClient, control_plane: dict[str, Any], version: str
     ) -> None:
-        resource = self._resource(api, control_plane["apiVersion"], control_plane["kind"])
+        self._require_served(api, control_plane["apiVersion"], control_plane["kind"])
+        ref = self._ref(
+            control_plane["apiVersion"],
+            control_plane["kind"],
+            control_plane["metadata"]["name"],
+            control_plane["metadata"]["namespace"],
+        )
         deadline = time.monotonic() + float(60 * 60)
         while time.monotonic() < deadline:
             ctx.checkpoint()
-            obj = resource.get(
-                name=control_plane["metadata"]["name"],
-                namespace=control_plane["metadata"]["namespace"],
-                **timeout_kwargs(),
-            ).to_dict()
+            obj = self._get(api, ref, f"Reading {ref['kind']} {ref['name']}") or {}
             current = (obj.get("status") or {}).get("version", "")
             if current == version:
                 ctx.progress(90, f"Control plane at {version}")

@@ -41,12 +41,14 @@ from clusters.models import (
 from clusters.realtime import cluster_snapshot, publish_cluster_on_commit
 from clusters.services.credentials import cluster_api_clients
 from clusters.services.history import SAMPLE_COLUMNS, SampleRow, samples_copy, samples_insert
-from core.celery import app
+from core.celery import app, task_send
 from kube.client import ClusterConnectError, classify
 from kube.inventory import Inventory, collect, complete
 
 logger = logging.getLogger(__name__)
 # What a cluster seen for the first time gets at once (task name, queue).
+# Sent by name: clusters.tasks imports this module (core.celery.task_send).
+COLLECT_TASK = "clusters.tasks.clusters_collect_shard_task"
 FIRST_SEEN_TASKS = (
     ("policies.tasks.policies_evaluate_batch_task", "policies"),
     ("costs.tasks.cost_compute_clusters_task", "costs"),
@@ -459,8 +461,6 @@ def agents_mark_silent(*, now: datetime | None = None) -> int:
 
 def clusters_collect_fanout() -> int:
     """Enqueue one collection task per shard; returns the number of shards sent."""
-    from clusters.tasks import clusters_collect_shard_task
-
     agents_mark_silent()
     ids = list(
         Cluster.objects.filter(mode=ClusterMode.PUSH).order_by("pk").values_list("pk", flat=True)
@@ -468,9 +468,7 @@ def clusters_collect_fanout() -> int:
     size = settings.KEELSON_COLLECT_SHARD_SIZE
     shards = [ids[start : start + size] for start in range(0, len(ids), size)]
     for shard in shards:
-        clusters_collect_shard_task.apply_async(
-            args=[shard], expires=settings.KEELSON_COLLECT_INTERVAL
-        )
+        task_send(COLLECT_TASK, args=[shard], expires=settings.KEELSON_COLLECT_INTERVAL)
     return len(shards)
 
 

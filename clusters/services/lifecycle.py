@@ -166,6 +166,22 @@ def cluster_set_save(
     return cluster_set
 
 
+@transaction.atomic
+def cluster_set_delete(*, actor: AbstractBaseUser | None, cluster_set: ClusterSet) -> None:
+    """Delete a cluster set (its budgets go with it; policies scoped to it lose the scope)."""
+    audit_record(
+        actor=actor,
+        action="clusterset.delete",
+        target=cluster_set,
+        team=cluster_set.team,
+        detail={
+            "selector": cluster_set.selector,
+            "members": sorted(cluster_set.members.values_list("name", flat=True)),
+        },
+    )
+    cluster_set.delete()
+
+
 def cluster_set_clusters(*, cluster_set: ClusterSet) -> QuerySet[Cluster]:
     """Explicit members plus the team's clusters matching the selector (in SQL)."""
     explicit = Cluster.objects.filter(cluster_sets=cluster_set).values("pk")

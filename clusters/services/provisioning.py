@@ -23,6 +23,7 @@ from clusters.choices import ClusterMode, Lifecycle, Provider
 from clusters.models import Cluster, ClusterProvisioning, ClusterTemplate
 from clusters.providers.base import ActionContext, ClusterSpec, OperationCanceled
 from clusters.providers.registry import get_provider
+from clusters.services.collection import clusters_collect
 from core.celery import PermanentError, TransientError
 from operations.choices import LogLevel, OperationState
 from operations.dispatch import exclusive_operation, operation_dispatch
@@ -314,8 +315,6 @@ def _failed(
 def _succeeded(
     operation: Operation, cluster: Cluster, provisioning: ClusterProvisioning, spec: ClusterSpec
 ) -> None:
-    from clusters.services.collection import clusters_collect
-
     if operation.kind == "cluster.delete":
         with transaction.atomic():
             audit_record(

@@ -1,6 +1,7 @@
 """An operator's "evaluate now / compute now": every enabled policy of the team evaluated on
 the chosen clusters (forced, as the policy page's evaluate is) and this hour's cost computed,
-queued for the `policies` and `costs` workers, never run on the web thread.
+queued for the `policies` and `costs` workers, never run on the web thread; and "probe now"
+(a full collection of one push-mode cluster) for the page and the API alike.
 
 Sent by name: policies and cost sit above the registry (DESIGN.md, layers), as the
 first-seen tasks of `collection.py` are.
@@ -9,10 +10,12 @@ first-seen tasks of `collection.py` are.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 
@@ -27,6 +30,11 @@ logger = logging.getLogger(__name__)
 
 EVALUATE_TASK = ("policies.tasks.policies_evaluate_batch_task", "policies")
 COST_TASK = ("costs.tasks.cost_compute_clusters_task", "costs")
+COLLECT_TASK = ("clusters.tasks.clusters_collect_shard_task", "clusters")
+PULL_PROBE = (
+    "A pull-mode cluster cannot be probed from the hub: its agent reports inventory and "
+    "health with every heartbeat."
+)
 # Clusters per message: the policy sweep's batch size (policies.services.evaluation).
 BATCH_SIZE = 50
 # A queued refresh older than this is stale: the periodic sweeps have run since.
@@ -112,3 +120,41 @@ def clusters_refresh_now(
     )
     transaction.on_commit(send)
     return len(ids)
+
+
+def cluster_probe_now(
+    *, actor: AnyUser, cluster: Cluster, request: HttpRequest | None = None
+) -> str:
+    """Queue a full collection of `cluster` now (role checked by the caller), after
+    commit; audited. Returns the task's id. A pull-mode cluster is refused (ValidationError
+    on `mode`, nothing queued or recorded): the hub holds no way in, its agent reports."""
+    if cluster.mode != ClusterMode.PUSH:
+        raise ValidationError({"mode": PULL_PROBE})
+    task_id = str(uuid.uuid4())
+    name, queue = COLLECT_TASK
+
+    def send() -> None:
+        try:
+            app.send_task(
+                name,
+                args=[[cluster.pk]],
+                kwargs={"scheduled": False},
+                queue=queue,
+                routing_key=queue,
+                task_id=task_id,
+                expires=EXPIRES,
+            )
+        except Exception:  # the broker is down: the periodic collection covers it
+            logger.warning("could not queue a collection of cluster %s", cluster.pk)
+
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="cluster.probe",
+            target=cluster,
+            team=cluster.team,
+            detail={"task": task_id},
+            request=request,
+        )
+        transaction.on_commit(send)
+    return task_id

@@ -23,7 +23,9 @@ from accounts.models import Team
 from audit.services import audit_record
 from clusters.choices import ClusterMode, CredentialKind, Provider
 from clusters.models import AgentToken, Cluster
+from clusters.services.collection import COLLECT_TASK
 from clusters.services.credentials import credential_store
+from core.celery import task_send
 from kube.access import AccessReport, verify_access
 from kube.client import ClusterConnectError, ConnectionSpec, build_api_client
 from kube.egress import EgressDenied, check_egress
@@ -199,9 +201,7 @@ def cluster_register_push(
 
 
 def _collect_soon(cluster: Cluster) -> None:
-    from clusters.tasks import clusters_collect_shard_task
-
-    transaction.on_commit(lambda: clusters_collect_shard_task.delay([cluster.pk]))
+    transaction.on_commit(lambda: task_send(COLLECT_TASK, args=[[cluster.pk]]))
 
 
 # --- pull mode ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import io
 import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import IO, Any, cast
 
 from django.conf import settings
 from rest_framework import status
@@ -64,21 +64,23 @@ def _depth_error(value: Any) -> str | None:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict) and any("\x00" in key for key in item):
-            return "a string contains a NUL character"
-        strings = (
-            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        )
-        if any(isinstance(text, str) and "\x00" in text for text in strings):
-            return "a string contains a NUL character"
-        if isinstance(item, str) and "\x00" in item:
-            return "a string contains a NUL character"
-        children = (
-            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        )
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "a string contains a NUL character"
+            continue
+        if isinstance(item, dict):
+            if any("\x00" in key for key in item):
+                return "a string contains a NUL character"
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
         if children and depth > MAX_JSON_DEPTH:
             return f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        stack.extend(
+            (child, depth + 1) for child in children if isinstance(child, str | dict | list)
+        )
     return None
 
 
@@ -103,19 +105,40 @@ def body_limit(view: Any) -> int:
     return int(limit) if limit else int(settings.KEELSON_API_MAX_BODY_BYTES)
 
 
-def read_limited(stream: Any, parser_context: Mapping[str, Any] | None) -> bytes:
-    """The body, or RequestTooLarge (413) past the view's limit; never reads more than
-    the limit and one byte."""
+def _refuse_declared(parser_context: Mapping[str, Any] | None) -> int:
+    """The view's limit; RequestTooLarge (413) at once when Content-Length exceeds it."""
     context = parser_context or {}
     limit = body_limit(context.get("view"))
     request = context.get("request")
     declared = request.META.get("CONTENT_LENGTH") if request is not None else None
     if declared and str(declared).isdigit() and int(declared) > limit:
         raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
+    return limit
+
+
+def read_limited(stream: Any, parser_context: Mapping[str, Any] | None) -> bytes:
+    """The body, or RequestTooLarge (413) past the view's limit; never reads more than
+    the limit and one byte."""
+    limit = _refuse_declared(parser_context)
     data: bytes = stream.read(limit + 1)
     if len(data) > limit:
         raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
     return data
+
+
+class _BoundedStream:
+    """A request stream that refuses (413) to yield more than `limit` bytes in all."""
+
+    def __init__(self, stream: Any, limit: int) -> None:
+        self._stream, self._left = stream, limit
+
+    def read(self, size: int = -1) -> bytes:
+        want = self._left + 1 if size is None or size < 0 else min(size, self._left + 1)
+        data: bytes = self._stream.read(want)
+        self._left -= len(data)
+        if self._left < 0:
+            raise RequestTooLarge("The request body is larger than the endpoint accepts.")
+        return data
 
 
 class StrictJSONParser(JSONParser):
@@ -158,7 +181,8 @@ class LimitedFormParser(FormParser):
 
 
 class NulRefusingMultiPartParser(MultiPartParser):
-    """DRF's multipart parser (bounded by Django's upload settings), NUL fields refused."""
+    """DRF's multipart parser within the view's byte limit (file parts included: Django's
+    upload settings bound only the other fields), NUL fields refused."""
 
     def parse(
         self,
@@ -166,6 +190,8 @@ class NulRefusingMultiPartParser(MultiPartParser):
         media_type: str | None = None,
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
-        parsed = super().parse(stream, media_type, parser_context)
+        limit = _refuse_declared(parser_context)
+        bounded = cast(IO[bytes], _BoundedStream(stream, limit))
+        parsed = super().parse(bounded, media_type, parser_context)
         refuse_nul_fields(parsed.data)
         return parsed

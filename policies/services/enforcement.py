@@ -25,7 +25,12 @@ from policies.choices import ActionKind, ActionStatus, Mode, ResultStatus, RuleK
 from policies.engine import Fix, judge
 from policies.kube import ClusterReader
 from policies.models import EnforcementAction, Policy, PolicyEvaluation
-from policies.services.evaluation import cluster_reader, policy_clusters, read_cluster
+from policies.services.evaluation import (
+    cluster_evaluate,
+    cluster_reader,
+    policy_clusters,
+    read_cluster,
+)
 
 POLICY_LABEL = "keelson.io/policy"
 POLICY_TEAM_LABEL = "keelson.io/policy-team"
@@ -145,8 +150,6 @@ def clusters_enforce(*, cluster_ids: list[int]) -> int:
     """The sweep's second step: enforce-mode policies whose newest result on a cluster is
     noncompliant are remediated there, then re-evaluated so the result shows the fix.
     Returns the number of actions taken."""
-    from policies.services.evaluation import cluster_evaluate
-
     newest = (
         PolicyEvaluation.objects.filter(
             cluster_id__in=cluster_ids, policy__mode=Mode.ENFORCE, policy__enabled=True

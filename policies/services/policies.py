@@ -20,9 +20,16 @@ from audit.services import audit_record
 from clusters.choices import ClusterMode
 from clusters.labels import LabelSelector
 from clusters.models import ClusterSet
+from core.celery import task_send
 from policies.choices import Mode, RuleKind, Severity
 from policies.engine import validate_rule
 from policies.models import Policy, PolicyRule
+from policies.services.evaluation import (
+    BATCH_SIZE,
+    EVALUATE_INTERVAL,
+    EVALUATE_TASK,
+    policy_clusters,
+)
 
 logger = logging.getLogger(__name__)
 RULE_FIELDS = (
@@ -176,9 +183,6 @@ def _evaluate_soon(policy: Policy) -> None:
         return
 
     def send() -> None:
-        from policies.services.evaluation import BATCH_SIZE, EVALUATE_INTERVAL, policy_clusters
-        from policies.tasks import policies_evaluate_batch_task
-
         ids = list(
             policy_clusters(policy=policy)
             .filter(mode=ClusterMode.PUSH)
@@ -187,8 +191,10 @@ def _evaluate_soon(policy: Policy) -> None:
         )
         try:
             for start in range(0, len(ids), BATCH_SIZE):
-                policies_evaluate_batch_task.apply_async(
-                    args=[ids[start : start + BATCH_SIZE], [policy.pk]], expires=EVALUATE_INTERVAL
+                task_send(
+                    EVALUATE_TASK,
+                    args=[ids[start : start + BATCH_SIZE], [policy.pk]],
+                    expires=EVALUATE_INTERVAL,
                 )
         except Exception:  # the broker is down: the next sweep evaluates it anyway
             logger.warning("could not queue the evaluation of policy %s", policy.pk, exc_info=True)

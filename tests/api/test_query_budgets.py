@@ -41,7 +41,14 @@ from operations.models import OperationLogLine
 from operations.services import operation_create
 from policies.models import ComplianceReport, ReportDefinition, ReportFile
 from policies.services.policies import PolicySpec, policy_create
-from tests.factories import add_member, make_cluster, make_evaluation, make_team, make_user
+from tests.factories import (
+    Member,
+    add_member,
+    make_cluster,
+    make_evaluation,
+    make_team,
+    make_user,
+)
 
 N = 3
 API = "/api/v1/"
@@ -262,16 +269,15 @@ def _listed(client: APIClient, path: str) -> tuple[int, int]:
 
 
 @pytest.fixture
-def owner(db: None, settings: Any) -> Owner:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    user = make_user()
-    team = make_team(name="owner-team")
-    add_member(team, user, Role.ADMIN)
-    return Owner(user=user, team=team)
+def caller(owner: Member, team: Team, settings: Any) -> Owner:
+    """The shared fixtures' team admin (tests/conftest.py), with their team."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # seeded users
+    return Owner(user=owner.user, team=team)
 
 
 @pytest.mark.parametrize("basename", sorted(SEEDERS))
-def test_list_queries_do_not_grow_with_rows(owner: Owner, basename: str) -> None:
+def test_list_queries_do_not_grow_with_rows(caller: Owner, basename: str) -> None:
+    owner = caller
     # given N rows the owner sees
     seed = SEEDERS[basename]
     path = _list_routes()[basename]
@@ -357,7 +363,7 @@ def _new_policy(owner: Owner) -> Any:
 
 # Route name -> the list it serves.
 NESTED: dict[str, Nested] = {
-    "team-members": Nested("teams/owner-team/members/", lambda owner: owner.team, _member),
+    "team-members": Nested("teams/{team}/members/", lambda owner: owner.team, _member),
     "application-versions": Nested("applications/app-0/versions/", _app, _version),
     "application-status": Nested("applications/app-0/status/", _app, _work),
     "application-decisions": Nested("applications/app-0/decisions/", _app, _decision),
@@ -423,11 +429,12 @@ def _rows(body: Any) -> int:
 
 
 @pytest.mark.parametrize("name", sorted(NESTED))
-def test_nested_list_queries_do_not_grow_with_rows(owner: Owner, name: str) -> None:
+def test_nested_list_queries_do_not_grow_with_rows(caller: Owner, name: str) -> None:
+    owner = caller
     # given an object whose list has N rows
     nested = NESTED[name]
     parent = nested.parent(owner)
-    path = API + nested.path.format(pk=parent.pk)
+    path = API + nested.path.format(pk=parent.pk, team=owner.team.name)
     client = APIClient()
     client.force_authenticate(owner.user)
 

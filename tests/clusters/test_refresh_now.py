@@ -4,7 +4,6 @@ page: role-checked, audited, queued for the workers (never run on the web thread
 from __future__ import annotations
 
 import inspect
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,7 +11,6 @@ from django.test import Client
 
 from accounts.choices import Role
 from audit.models import AuditEvent
-from clusters import tasks as clusters_tasks
 from clusters.services import refresh
 from core.celery import app
 from tests.factories import add_member, make_cluster, make_team, make_user
@@ -191,21 +189,19 @@ def test_the_messages_name_real_tasks_that_accept_them(name: str, kwargs: dict[s
     inspect.signature(task.run).bind([1, 2], **kwargs)  # raises TypeError if not accepted
 
 
-def test_collect_now_reads_the_full_inventory(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_collect_now_reads_the_full_inventory(
+    sent: list[dict[str, Any]], django_capture_on_commit_callbacks: Any
+) -> None:
     """A user's "Collect now" (page and API) is not a scheduled pass, which reads the full
     inventory only every KEELSON_COLLECT_INVENTORY_EVERY intervals: it asks for all of it."""
-    queued: list[tuple[Any, ...]] = []
-
-    def delay(*args: Any, **kwargs: Any) -> SimpleNamespace:
-        queued.append((args, kwargs))
-        return SimpleNamespace(id="task-id")
-
-    monkeypatch.setattr(clusters_tasks.clusters_collect_shard_task, "delay", delay)
     team = make_team()
     cluster = make_cluster(team=team, name="eu-prod")
     client, _ = _client((team, Role.OPERATOR))
 
-    assert client.post("/clusters/eu-prod/probe/").status_code == 302
-    assert client.post("/api/v1/clusters/eu-prod/probe/").status_code == 202
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post("/clusters/eu-prod/probe/").status_code == 302
+        assert client.post("/api/v1/clusters/eu-prod/probe/").status_code == 202
 
-    assert queued == [(([cluster.pk],), {"scheduled": False})] * 2
+    queued = [(call["name"], call["args"], call["kwargs"]) for call in sent]
+    full = ("clusters.tasks.clusters_collect_shard_task", [[cluster.pk]], {"scheduled": False})
+    assert queued == [full, full]

@@ -5,22 +5,23 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.test import Client
 
-from accounts.choices import Role
+from accounts.models import Team
 from audit.models import AuditEvent
 from costs.models import Budget
-from tests.factories import add_member, make_team, make_user
+from tests.factories import Member, make_team
 
 pytestmark = pytest.mark.django_db
 
 
-def test_admin_creates_and_deletes_a_budget(client: Client) -> None:
+@pytest.fixture
+def team() -> Team:
+    return make_team(name="platform")
+
+
+def test_admin_creates_and_deletes_a_budget(team: Team, owner: Member) -> None:
     # given a team admin
-    team = make_team(name="platform")
-    admin = make_user()
-    add_member(team, admin, Role.ADMIN)
-    client.force_login(admin)
+    client = owner.page
     assert "Create budget" in client.get("/costs/").content.decode()
     # when a budget is created from the page
     response = client.post(
@@ -54,23 +55,16 @@ def test_admin_creates_and_deletes_a_budget(client: Client) -> None:
     ],
 )
 def test_bad_budget_input_says_why_and_stores_nothing(
-    client: Client, fields: dict[str, str], message: str
+    owner: Member, fields: dict[str, str], message: str
 ) -> None:
-    team = make_team(name="platform")
-    admin = make_user()
-    add_member(team, admin, Role.ADMIN)
-    client.force_login(admin)
-    page = client.post("/costs/budgets/", {"team": "platform", **fields}, follow=True)
+    page = owner.page.post("/costs/budgets/", {"team": "platform", **fields}, follow=True)
     assert message in page.content.decode()
     assert not Budget.objects.exists() and not AuditEvent.objects.filter(action="budget.create")
 
 
-def test_an_operator_cannot_manage_budgets(client: Client) -> None:
-    team = make_team(name="platform")
-    operator = make_user()
-    add_member(team, operator, Role.OPERATOR)
+def test_an_operator_cannot_manage_budgets(team: Team, operator: Member) -> None:
     Budget.objects.create(name="kept", team=team, monthly_amount=Decimal(10))
-    client.force_login(operator)
+    client = operator.page
     page = client.get("/costs/").content.decode()
     assert "Create budget" not in page and "kept" in page  # listed, not editable
     created = client.post(
@@ -81,16 +75,13 @@ def test_an_operator_cannot_manage_budgets(client: Client) -> None:
     assert list(Budget.objects.values_list("name", flat=True)) == ["kept"]
 
 
-def test_another_teams_budget_is_not_found(client: Client) -> None:
-    other = make_team(name="other")
-    Budget.objects.create(name="theirs", team=other, monthly_amount=Decimal(10))
-    admin = make_user()
-    add_member(make_team(name="mine"), admin, Role.ADMIN)
-    client.force_login(admin)
+def test_another_teams_budget_is_not_found(team: Team, outsider: Member) -> None:
+    Budget.objects.create(name="theirs", team=team, monthly_amount=Decimal(10))
+    client = outsider.page
     assert client.post("/costs/budgets/theirs/delete/").status_code == 404
     assert (
         client.post(
-            "/costs/budgets/", {"name": "b", "team": "other", "monthly_amount": "5"}
+            "/costs/budgets/", {"name": "b", "team": "platform", "monthly_amount": "5"}
         ).status_code
         == 403
     )

@@ -1,4 +1,5 @@
-"""Settings come from the environment and fail loudly on bad values."""
+"""Settings come from the environment and fail loudly on bad values (a real start-up of
+`manage.py check`; the readers alone: tests/unit/fleet/test_env.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from fleet.env import ImproperEnvironment, env_bool, env_int, parse_database_url
 
 REPO = Path(__file__).resolve().parents[2]
 PRODUCTION = {
@@ -59,6 +58,11 @@ def test_production_settings_pass_check_deploy_with_no_warnings() -> None:
         ("REDIS_URL", "http://x", "REDIS_URL must be a URL with one of the schemes"),
         ("CELERY_BROKER_URL", "kafka://x", "CELERY_BROKER_URL must be a URL"),
         ("DATABASE_CONN_MAX_AGE", "ten", "DATABASE_CONN_MAX_AGE='ten' is not an integer"),
+        (
+            "KEELSON_CLUSTER_READ_TIMEOUT",
+            "ten",
+            "KEELSON_CLUSTER_READ_TIMEOUT='ten' is not a number",
+        ),
     ],
 )
 def test_a_bad_environment_value_stops_start_up_with_a_clear_message(
@@ -84,21 +88,3 @@ def test_secret_can_come_from_a_file(tmp_path: Path) -> None:
     secret_file.write_text("from-file-secret-0123456789-abcdefghijklmnopqrstuvwxyz-ZXCVBNM\n")
     result = _manage("check", SECRET_KEY="", SECRET_KEY_FILE=str(secret_file))
     assert result.returncode == 0, result.stderr
-
-
-def child_database_url_parsing() -> None:
-    config = parse_database_url("postgres://app:p%40ss@db.internal:6543/keelson?sslmode=require")
-    assert (config["HOST"], config["PORT"], config["NAME"]) == ("db.internal", "6543", "keelson")
-    assert (config["USER"], config["PASSWORD"]) == ("app", "p@ss")
-    assert config["OPTIONS"] == {"sslmode": "require"}
-    socket_config = parse_database_url("postgres://postgres@%2Ftmp%2Fpg:5433/keelson")
-    assert socket_config["HOST"] == "/tmp/pg"
-
-
-def test_typed_readers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("X_FLAG", "Yes")
-    monkeypatch.setenv("X_NUM", "3")
-    assert env_bool("X_FLAG") is True
-    assert env_int("X_NUM", 1) == 3
-    with pytest.raises(ImproperEnvironment, match="at least 5"):
-        env_int("X_NUM", 1, minimum=5)

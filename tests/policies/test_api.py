@@ -10,13 +10,12 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.choices import Role
 from accounts.models import Team
 from audit.models import AuditEvent
 from localkube.env import LocalCluster
 from policies.models import Policy, PolicyEvaluation
 from tests.clusters.helpers import register_local
-from tests.factories import add_member, make_cluster, make_evaluation, make_team, make_user
+from tests.factories import Member, make_cluster, make_evaluation
 
 pytestmark = pytest.mark.django_db
 
@@ -29,33 +28,15 @@ RULE = {
 }
 
 
-def _client(user: Any) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-@pytest.fixture
-def team() -> Team:
-    return make_team(name="payments")
-
-
-@pytest.fixture
-def operator(team: Team) -> APIClient:
-    user = make_user()
-    add_member(team, user, Role.OPERATOR)
-    return _client(user)
-
-
 def _create(client: APIClient, **extra: Any) -> Any:
     body = {"name": "host-net", "team": "payments", "severity": "high", "rules": [RULE], **extra}
     return client.post("/api/v1/policies/", body, format="json")
 
 
-def test_bad_cel_is_refused_with_its_position_and_nothing_is_saved(operator: APIClient) -> None:
+def test_bad_cel_is_refused_with_its_position_and_nothing_is_saved(operator: Member) -> None:
     # when a policy with a broken expression is created
     broken = {**RULE, "expression": "object.spec.hostNetwork ==== true"}
-    response = _create(operator, rules=[broken])
+    response = _create(operator.api, rules=[broken])
 
     # then 400 says which rule, where and why; nothing is stored or audited as created
     assert response.status_code == 400, response.content
@@ -67,10 +48,10 @@ def test_bad_cel_is_refused_with_its_position_and_nothing_is_saved(operator: API
     assert not AuditEvent.objects.filter(action="policy.create").exists()
 
 
-def test_bad_cel_in_a_change_is_refused_and_the_policy_is_unchanged(operator: APIClient) -> None:
-    assert _create(operator).status_code == 201
+def test_bad_cel_in_a_change_is_refused_and_the_policy_is_unchanged(operator: Member) -> None:
+    assert _create(operator.api).status_code == 201
     broken = {**RULE, "expression": "object.spec.containers.all(c, "}
-    response = operator.patch("/api/v1/policies/host-net/", {"rules": [broken]}, format="json")
+    response = operator.api.patch("/api/v1/policies/host-net/", {"rules": [broken]}, format="json")
     assert response.status_code == 400
     assert "Invalid CEL at line 1, column" in response.json()["error"]["message"]
     policy = Policy.objects.get()
@@ -78,9 +59,9 @@ def test_bad_cel_in_a_change_is_refused_and_the_policy_is_unchanged(operator: AP
     assert policy.rules.get().expression == RULE["expression"]
 
 
-def test_create_read_change_delete(operator: APIClient, team: Team) -> None:
+def test_create_read_change_delete(operator: Member, team: Team) -> None:
     # given a created policy
-    created = _create(operator, standards=["cis-5.2.4"], cluster_selector="env=prod")
+    created = _create(operator.api, standards=["cis-5.2.4"], cluster_selector="env=prod")
     assert created.status_code == 201, created.content
     body = created.json()
     assert body["team"] == "payments"
@@ -88,20 +69,20 @@ def test_create_read_change_delete(operator: APIClient, team: Team) -> None:
     assert body["rules"][0]["expression"] == RULE["expression"]
 
     # when changed, then the generation grows; an unchanged PATCH keeps it
-    changed = operator.patch("/api/v1/policies/host-net/", {"severity": "low"}, format="json")
+    changed = operator.api.patch("/api/v1/policies/host-net/", {"severity": "low"}, format="json")
     assert changed.status_code == 200, changed.content
     assert changed.json()["generation"] == 2
-    same = operator.patch("/api/v1/policies/host-net/", {"severity": "low"}, format="json")
+    same = operator.api.patch("/api/v1/policies/host-net/", {"severity": "low"}, format="json")
     assert same.json()["generation"] == 2
 
-    listed = operator.get("/api/v1/policies/?standard=cis-5.2.4").json()
+    listed = operator.api.get("/api/v1/policies/?standard=cis-5.2.4").json()
     assert [p["name"] for p in listed["results"]] == ["host-net"]
-    assert operator.delete("/api/v1/policies/host-net/").status_code == 204
+    assert operator.api.delete("/api/v1/policies/host-net/").status_code == 204
     assert not Policy.objects.filter(team=team).exists()
 
 
-def test_a_bad_selector_or_template_is_refused(operator: APIClient) -> None:
-    response = _create(operator, cluster_selector="env in (")
+def test_a_bad_selector_or_template_is_refused(operator: Member) -> None:
+    response = _create(operator.api, cluster_selector="env in (")
     assert response.status_code == 400
     assert "cluster_selector" in response.json()["error"]["fields"]
     template = {
@@ -110,21 +91,16 @@ def test_a_bad_selector_or_template_is_refused(operator: APIClient) -> None:
         "compliance_type": "musthave",
         "object_template": {"kind": "X"},
     }
-    response = _create(operator, rules=[template])
+    response = _create(operator.api, rules=[template])
     assert response.status_code == 400
     assert "needs apiVersion" in response.json()["error"]["message"]
 
 
 def test_outsiders_cannot_see_or_change_and_viewers_cannot_change(
-    operator: APIClient, team: Team
+    operator: Member, outsider: Member, viewer: Member
 ) -> None:
-    assert _create(operator).status_code == 201
-    outsider = make_user()
-    add_member(make_team(), outsider, Role.ADMIN)
-    other = _client(outsider)
-    viewer_user = make_user()
-    add_member(team, viewer_user, Role.VIEWER)
-    viewer = _client(viewer_user)
+    assert _create(operator.api).status_code == 201
+    other = outsider.api
 
     # an outsider sees nothing and can touch nothing
     assert other.get("/api/v1/policies/").json()["results"] == []
@@ -141,18 +117,20 @@ def test_outsiders_cannot_see_or_change_and_viewers_cannot_change(
     assert created.status_code == 403  # the same answer as for a team that does not exist
     assert "no role in a team named 'payments'" in created.json()["error"]["message"]
     # a viewer reads but cannot change
-    assert viewer.get("/api/v1/policies/host-net/").status_code == 200
-    refused = viewer.patch("/api/v1/policies/host-net/", {"mode": "enforce"}, format="json")
+    assert viewer.api.get("/api/v1/policies/host-net/").status_code == 200
+    refused = viewer.api.patch("/api/v1/policies/host-net/", {"mode": "enforce"}, format="json")
     assert refused.status_code == 403
-    assert viewer.delete("/api/v1/policies/host-net/").status_code == 403
-    assert viewer.post("/api/v1/policies/host-net/evaluate/").status_code == 403
+    assert viewer.api.delete("/api/v1/policies/host-net/").status_code == 403
+    assert viewer.api.post("/api/v1/policies/host-net/evaluate/").status_code == 403
     assert Policy.objects.get().mode == "inform"
     assert AuditEvent.objects.filter(outcome="denied").count() >= 3
 
 
-def test_history_filters_and_compliance_summary(operator: APIClient, team: Team) -> None:
+def test_history_filters_and_compliance_summary(
+    operator: Member, outsider: Member, team: Team
+) -> None:
     # given two clusters and results over time (older ones superseded)
-    assert _create(operator, standards=["pss-baseline"]).status_code == 201
+    assert _create(operator.api, standards=["pss-baseline"]).status_code == 201
     policy = Policy.objects.get()
     eu, us = make_cluster(team=team, name="eu-1"), make_cluster(team=team, name="us-1")
     now = timezone.now()
@@ -169,35 +147,33 @@ def test_history_filters_and_compliance_summary(operator: APIClient, team: Team)
     result(eu, "compliant", 10)
     result(us, "compliant", 20)
     result(us, "noncompliant", 5)
-    outsider = make_user()
-    add_member(make_team(), outsider, Role.ADMIN)
 
     # then the history keeps every row and filters by cluster and status
-    everything = operator.get("/api/v1/policy-evaluations/").json()
+    everything = operator.api.get("/api/v1/policy-evaluations/").json()
     assert everything["count"] == 4
-    eu_rows = operator.get("/api/v1/policy-evaluations/?cluster=eu-1").json()["results"]
+    eu_rows = operator.api.get("/api/v1/policy-evaluations/?cluster=eu-1").json()["results"]
     assert [r["status"] for r in eu_rows] == ["compliant", "noncompliant"]
-    bad = operator.get("/api/v1/policy-evaluations/?status=noncompliant&policy=host-net").json()
+    bad = operator.api.get("/api/v1/policy-evaluations/?status=noncompliant&policy=host-net").json()
     assert bad["count"] == 2
-    assert _client(outsider).get("/api/v1/policy-evaluations/").json()["count"] == 0
+    assert outsider.api.get("/api/v1/policy-evaluations/").json()["count"] == 0
 
     # and the summary counts only the newest result per cluster
-    summary = operator.get("/api/v1/compliance/").json()
+    summary = operator.api.get("/api/v1/compliance/").json()
     assert summary["overall"]["compliant"] == 1
     assert summary["overall"]["noncompliant"] == 1
     assert summary["overall"]["percent"] == 50.0
     assert summary["standards"]["pss-baseline"]["percent"] == 50.0
-    latest = operator.get("/api/v1/policies/host-net/results/").json()
+    latest = operator.api.get("/api/v1/policies/host-net/results/").json()
     assert {(r["cluster"], r["status"]) for r in latest} == {
         ("eu-1", "compliant"),
         ("us-1", "noncompliant"),
     }
-    assert _client(outsider).get("/api/v1/compliance/").json()["overall"]["percent"] is None
+    assert outsider.api.get("/api/v1/compliance/").json()["overall"]["percent"] is None
 
 
 @pytest.mark.kube
 def test_evaluate_and_preview_against_a_real_cluster(
-    kube_cluster: LocalCluster, operator: APIClient, team: Team
+    kube_cluster: LocalCluster, operator: Member, team: Team
 ) -> None:
     # given a registered cluster and a policy requiring a ConfigMap in kube-public
     register_local(kube_cluster, team=team, name=f"api-{uuid.uuid4().hex[:6]}")
@@ -212,11 +188,11 @@ def test_evaluate_and_preview_against_a_real_cluster(
             "data": {"owner": "payments"},
         },
     }
-    assert _create(operator, rules=[RULE, template]).status_code == 201
+    assert _create(operator.api, rules=[RULE, template]).status_code == 201
 
     # when evaluated and previewed through the API
-    evaluated = operator.post("/api/v1/policies/host-net/evaluate/")
-    preview = operator.post("/api/v1/policies/host-net/preview-enforcement/")
+    evaluated = operator.api.post("/api/v1/policies/host-net/evaluate/")
+    preview = operator.api.post("/api/v1/policies/host-net/preview-enforcement/")
 
     # then the result names the missing object and the preview would create it
     assert evaluated.status_code == 200, evaluated.content
@@ -241,11 +217,11 @@ def test_evaluate_and_preview_against_a_real_cluster(
 
 
 def test_list_endpoints_keep_a_query_budget(
-    operator: APIClient, team: Team, django_assert_max_num_queries: Any
+    operator: Member, team: Team, django_assert_max_num_queries: Any
 ) -> None:
     # given several policies with results
     for index in range(5):
-        assert _create(operator, name=f"p-{index}").status_code == 201
+        assert _create(operator.api, name=f"p-{index}").status_code == 201
     cluster = make_cluster(team=team, name="eu-1")
     for policy in Policy.objects.all():
         PolicyEvaluation.objects.create(
@@ -258,12 +234,12 @@ def test_list_endpoints_keep_a_query_budget(
         )
     # then listing them costs the same as listing one
     with django_assert_max_num_queries(8):
-        assert len(operator.get("/api/v1/policies/").json()["results"]) == 5
+        assert len(operator.api.get("/api/v1/policies/").json()["results"]) == 5
     with django_assert_max_num_queries(6):
-        assert operator.get("/api/v1/policy-evaluations/").json()["count"] == 5
+        assert operator.api.get("/api/v1/policy-evaluations/").json()["count"] == 5
 
 
-def test_a_policy_can_target_where_an_application_runs(operator: APIClient, team: Team) -> None:
+def test_a_policy_can_target_where_an_application_runs(operator: Member, team: Team) -> None:
     from applications.models import ClusterWork
     from applications.services import application_create
     from policies.services.evaluation import policy_clusters
@@ -276,11 +252,11 @@ def test_a_policy_can_target_where_an_application_runs(operator: APIClient, team
     )
     ClusterWork.objects.create(application=application, cluster=eu, desired_version=1)
     # an unknown application is refused, naming the field
-    refused = _create(operator, placement="nope")
+    refused = _create(operator.api, placement="nope")
     assert refused.status_code == 400
     assert "No application named nope" in refused.content.decode()
     # when a policy targets the application's placement
-    created = _create(operator, placement="shop")
+    created = _create(operator.api, placement="shop")
     assert created.status_code == 201, created.content
     assert created.json()["placement"] == "shop"
     policy = Policy.objects.get(name="host-net")
@@ -290,9 +266,9 @@ def test_a_policy_can_target_where_an_application_runs(operator: APIClient, team
     assert not policy_clusters(policy=policy).exists()
 
 
-def test_deleting_a_policy_keeps_its_history(operator: APIClient, team: Team) -> None:
+def test_deleting_a_policy_keeps_its_history(operator: Member, team: Team) -> None:
     # given a policy with a result
-    assert _create(operator).status_code == 201
+    assert _create(operator.api).status_code == 201
     policy = Policy.objects.get(name="host-net")
     PolicyEvaluation.objects.create(
         policy=policy,
@@ -303,14 +279,14 @@ def test_deleting_a_policy_keeps_its_history(operator: APIClient, team: Team) ->
         evaluated_at=timezone.now(),
     )
     # when it is deleted
-    assert operator.delete("/api/v1/policies/host-net/").status_code == 204
+    assert operator.api.delete("/api/v1/policies/host-net/").status_code == 204
     # then it is gone from the policies, not evaluated any more, and its name is free
-    assert operator.get("/api/v1/policies/host-net/").status_code == 404
-    assert operator.get("/api/v1/policies/").json()["count"] == 0
+    assert operator.api.get("/api/v1/policies/host-net/").status_code == 404
+    assert operator.api.get("/api/v1/policies/").json()["count"] == 0
     assert not Policy.objects.filter(pk=policy.pk).exists()
     assert Policy.all_objects.get(pk=policy.pk).enabled is False
     # and its results stay in the history
-    history = operator.get("/api/v1/policy-evaluations/?policy=host-net").json()
+    history = operator.api.get("/api/v1/policy-evaluations/?policy=host-net").json()
     assert history["count"] == 1
     assert history["results"][0]["status"] == "noncompliant"
-    assert _create(operator).status_code == 201  # the name can be used again
+    assert _create(operator.api).status_code == 201  # the name can be used again

@@ -18,7 +18,7 @@ from clusters.services.collection import clusters_collect
 from core.celery import app as celery_app
 from localkube.env import LocalCluster
 from policies.models import Policy, PolicyEvaluation
-from policies.services.evaluation import _LOCK_CLASS
+from policies.services.evaluation.locks import LOCK_CLASS
 from policies.services.library import library_load
 from policies.tasks import policies_evaluate_batch_task
 from tests.clusters.helpers import register_local, wait_for
@@ -41,7 +41,7 @@ def test_a_worker_killed_mid_evaluation_finishes_the_batch_once(
     celery_app.control.purge()
     held = ids[-1]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [_LOCK_CLASS, held])
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [LOCK_CLASS, held])
     first = start_worker("evaluate-a")
     second = None
     try:
@@ -60,7 +60,7 @@ def test_a_worker_killed_mid_evaluation_finishes_the_batch_once(
         assert not PolicyEvaluation.objects.filter(cluster_id=held).exists()
         # then another worker receives the batch again and finishes it
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_CLASS, held])
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_CLASS, held])
         second = start_worker("evaluate-b")
         wait_for(
             lambda: (

@@ -263,7 +263,7 @@ def test_an_unreachable_cluster_gives_error_results(team: Team) -> None:
 def test_one_evaluation_per_cluster_at_a_time(team: Team) -> None:
     import psycopg2
 
-    from policies.services.evaluation import _LOCK_CLASS
+    from policies.services.evaluation.locks import LOCK_CLASS
     from tests.factories import make_cluster
     from tests.support import child_database_url
 
@@ -273,11 +273,11 @@ def test_one_evaluation_per_cluster_at_a_time(team: Team) -> None:
     other = psycopg2.connect(child_database_url())
     try:
         with other.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [_LOCK_CLASS, cluster.pk])
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [LOCK_CLASS, cluster.pk])
         # then this one leaves it alone
         assert cluster_evaluate(cluster=cluster, force=True) == []
         with other.cursor() as cursor:  # released now (a closed session frees it later)
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_CLASS, cluster.pk])
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_CLASS, cluster.pk])
     finally:
         other.close()
     # and once it is done, evaluation proceeds

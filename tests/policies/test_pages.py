@@ -13,7 +13,7 @@ from accounts.choices import Role
 from accounts.models import Team
 from policies.models import Policy, PolicyEvaluation
 from policies.services.policies import PolicySpec, policy_create
-from tests.factories import add_member, make_cluster, make_team, make_user
+from tests.factories import Member, add_member, make_cluster, make_team, make_user
 
 pytestmark = pytest.mark.django_db
 RULES = """
@@ -28,11 +28,6 @@ def _client(user: Any) -> Client:
     client = Client()
     client.force_login(user)
     return client
-
-
-@pytest.fixture
-def team() -> Team:
-    return make_team(name="payments")
 
 
 @pytest.fixture
@@ -83,10 +78,8 @@ def policy(team: Team) -> Policy:
     return policy
 
 
-def test_list_shows_fleet_compliance_and_detail_drills_down(team: Team, policy: Policy) -> None:
-    user = make_user()
-    add_member(team, user, Role.VIEWER)
-    client = _client(user)
+def test_list_shows_fleet_compliance_and_detail_drills_down(policy: Policy, viewer: Member) -> None:
+    client = viewer.page
 
     listed = client.get("/policies/")
     assert listed.status_code == 200
@@ -100,21 +93,17 @@ def test_list_shows_fleet_compliance_and_detail_drills_down(team: Team, policy: 
     assert "Evaluate now" not in detail  # a viewer cannot run it
 
 
-def test_outsiders_get_404_and_viewers_cannot_edit(team: Team, policy: Policy) -> None:
-    outsider = make_user()
-    add_member(make_team(), outsider, Role.ADMIN)
-    assert "host-net" not in _client(outsider).get("/policies/").content.decode()
-    assert _client(outsider).get("/policies/payments/host-net/").status_code == 404
-    assert _client(outsider).post("/policies/payments/host-net/evaluate/").status_code == 404
-    viewer = make_user()
-    add_member(team, viewer, Role.VIEWER)
-    assert _client(viewer).get("/policies/payments/host-net/edit/").status_code == 403
+def test_outsiders_get_404_and_viewers_cannot_edit(
+    policy: Policy, outsider: Member, viewer: Member
+) -> None:
+    assert "host-net" not in outsider.page.get("/policies/").content.decode()
+    assert outsider.page.get("/policies/payments/host-net/").status_code == 404
+    assert outsider.page.post("/policies/payments/host-net/evaluate/").status_code == 404
+    assert viewer.page.get("/policies/payments/host-net/edit/").status_code == 403
 
 
-def test_editor_refuses_bad_cel_with_position_and_saves_good_rules(team: Team) -> None:
-    user = make_user()
-    add_member(team, user, Role.OPERATOR)
-    client = _client(user)
+def test_editor_refuses_bad_cel_with_position_and_saves_good_rules(operator: Member) -> None:
+    client = operator.page
     form = {
         "team": "payments",
         "name": "host-net",
@@ -146,18 +135,16 @@ def test_editor_refuses_bad_cel_with_position_and_saves_good_rules(team: Team) -
     assert (policy.severity, policy.generation) == ("low", 2)
 
 
-def test_cluster_page_loads_its_compliance_card(team: Team, policy: Policy) -> None:
-    user = make_user()
-    add_member(team, user, Role.VIEWER)
-    client = _client(user)
+def test_cluster_page_loads_its_compliance_card(
+    policy: Policy, viewer: Member, outsider: Member
+) -> None:
+    client = viewer.page
     page = client.get("/clusters/eu-1/").content.decode()
     assert 'hx-get="/policies/cluster/eu-1/compliance/"' in page
     card = client.get("/policies/cluster/eu-1/compliance/").content.decode()
     assert '<strong data-field="cluster-compliance">0.0%</strong>' in card
     assert "/policies/payments/host-net/" in card
-    outsider = make_user()
-    add_member(make_team(), outsider, Role.ADMIN)
-    assert _client(outsider).get("/policies/cluster/eu-1/compliance/").status_code == 404
+    assert outsider.page.get("/policies/cluster/eu-1/compliance/").status_code == 404
 
 
 def test_same_named_policies_of_two_teams_keep_their_own_counts() -> None:

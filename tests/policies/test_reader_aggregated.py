@@ -14,8 +14,8 @@ import pytest
 from kubernetes import client as k8s
 
 from benchmarks.simulator import Simulator, Variant, cluster_token, cluster_url, ensure_tls
+from kube import discovery
 from kube.client import ConnectionSpec, build_api_client
-from policies import kube as policies_kube
 from policies.kube import ClusterReader, ServedKind
 
 KINDS = [
@@ -107,7 +107,7 @@ def test_aggregated_and_plain_discovery_agree(
 ) -> None:
     index = _index(legacy=False)
     aggregated = ClusterReader(simulated.api(index)).resolve(KINDS)
-    monkeypatch.setattr(policies_kube, "AGGREGATED", "application/json")  # as before 1.27
+    monkeypatch.setattr(discovery, "AGGREGATED", "application/json")  # as before 1.27
     plain_reader = ClusterReader(simulated.api(index))
     before = simulated.requests()
     assert plain_reader.resolve(KINDS) == aggregated

@@ -14,10 +14,10 @@ import pytest
 from django.core.cache import cache
 from kubernetes import client as k8s
 
+from kube import discovery
 from kube.apply import apply_manifest
 from kube.client import ClusterConnectError, ConnectionSpec, build_api_client
 from localkube.env import LocalCluster
-from policies import kube as policies_kube
 from policies.kube import ClusterReader, ServedKind
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]
@@ -48,7 +48,7 @@ def test_kinds_resolve_to_the_version_the_cluster_serves(kube_cluster: LocalClus
 def test_discovery_is_shared_through_the_cache(kube_cluster: LocalCluster) -> None:
     key = f"test-{uuid.uuid4().hex}"
     ClusterReader(_api(kube_cluster), cache_key=key).resolve([("apps", "Deployment"), ("", "Pod")])
-    policies_kube._local.drop(f"policies:discovery:{key}")  # as in another worker process
+    discovery.local_copy.drop(f"{discovery.CACHE_PREFIX}{key}")  # as in another worker process
     # a reader that cannot reach anything still knows where the kinds are
     nowhere = ClusterReader(
         build_api_client(ConnectionSpec(server="https://127.0.0.1:1")), cache_key=key
@@ -63,13 +63,13 @@ def test_discovery_is_shared_through_the_cache(kube_cluster: LocalCluster) -> No
 def test_a_stale_cached_path_is_dropped_and_rediscovered(kube_cluster: LocalCluster) -> None:
     key = f"test-{uuid.uuid4().hex}"
     cache.set(
-        f"policies:discovery:{key}",
+        f"{discovery.CACHE_PREFIX}{key}",
         {"at": time.time(), "kinds": {"/Namespace": ("v1", "namespacez", False)}},
         60,
     )
     stale = ClusterReader(_api(kube_cluster), cache_key=key)
     assert stale.list("", "Namespace") == []  # the cached path answers 404
-    assert cache.get(f"policies:discovery:{key}") is None
+    assert cache.get(f"{discovery.CACHE_PREFIX}{key}") is None
     fresh = ClusterReader(_api(kube_cluster), cache_key=key)
     assert fresh.resource("", "Namespace") == ServedKind("v1", "namespaces", False)
     assert fresh.list("", "Namespace")
@@ -80,13 +80,13 @@ def test_this_process_keeps_what_it_resolved_no_longer_than_the_shared_entry(
 ) -> None:
     key = f"test-{uuid.uuid4().hex}"
     ClusterReader(_api(kube_cluster), cache_key=key).resolve([("", "Pod")])
-    cache.delete(f"policies:discovery:{key}")  # the shared entry is gone (expired, say)
+    cache.delete(f"{discovery.CACHE_PREFIX}{key}")  # the shared entry is gone (expired, say)
     nowhere = build_api_client(ConnectionSpec(server="https://127.0.0.1:1"))
     # the process's copy still answers while it is younger than the TTL...
     assert ClusterReader(nowhere, cache_key=key).resource("", "Pod") is not None
     # ...and not once the TTL has passed since it was resolved
-    later = time.time() + policies_kube.DISCOVERY_TTL + 1
-    monkeypatch.setattr(policies_kube._local, "clock", lambda: later)
+    later = time.time() + discovery.DISCOVERY_TTL + 1
+    monkeypatch.setattr(discovery.local_copy, "clock", lambda: later)
     with pytest.raises(ClusterConnectError):
         ClusterReader(nowhere, cache_key=key).resource("", "Pod")
 
@@ -133,7 +133,7 @@ def test_a_batch_prefetches_its_clusters_discovery_in_one_round_trip(
     keys = [f"test-{uuid.uuid4().hex}" for _ in range(3)]
     for key in keys[:2]:
         ClusterReader(_api(kube_cluster), cache_key=key).resolve([("apps", "Deployment")])
-        policies_kube._local.drop(f"policies:discovery:{key}")  # as in another worker
+        discovery.local_copy.drop(f"{discovery.CACHE_PREFIX}{key}")  # as in another worker
     asked: list[list[str]] = []
     get_many = cache.get_many
 
@@ -142,7 +142,7 @@ def test_a_batch_prefetches_its_clusters_discovery_in_one_round_trip(
         return get_many(wanted)
 
     monkeypatch.setattr(cache, "get_many", counted)
-    policies_kube.prefetch_discovery(keys)
+    discovery.prefetch_discovery(keys)
     assert len(asked) == 1 and len(asked[0]) == 3
     nowhere = build_api_client(ConnectionSpec(server="https://127.0.0.1:1"))
     monkeypatch.setattr(cache, "get", lambda *a, **k: pytest.fail("asked the cache again"))
@@ -150,7 +150,7 @@ def test_a_batch_prefetches_its_clusters_discovery_in_one_round_trip(
         assert ClusterReader(nowhere, cache_key=key).resource("apps", "Deployment") == ServedKind(
             "apps/v1", "deployments", True
         )
-    policies_kube.prefetch_discovery(keys[:2])  # nothing left to ask for
+    discovery.prefetch_discovery(keys[:2])  # nothing left to ask for
     assert len(asked) == 1
 
 

@@ -13,8 +13,8 @@ from core.celery import app as celery_app
 from localkube.env import LocalCluster
 from policies.choices import ResultStatus
 from policies.models import Policy, PolicyEvaluation
-from policies.services import evaluation
 from policies.services.evaluation import policies_evaluate_fanout
+from policies.services.evaluation import sweep as evaluation_sweep
 from policies.services.library import library_load
 from policies.tasks import policies_evaluate_batch_task
 from tests.clusters.helpers import register_local, wait_for
@@ -42,7 +42,7 @@ def test_fanout_batches_clusters_and_the_worker_stores_results(
     kube_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given a live cluster and two without credentials, in batches of two
-    monkeypatch.setattr(evaluation, "BATCH_SIZE", 2)
+    monkeypatch.setattr(evaluation_sweep, "BATCH_SIZE", 2)
     team = make_team()
     live = register_local(kube_cluster, team=team, name="sweep-live")
     make_cluster(team=team, name="sweep-dead-1")

@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.test import Client
+from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from accounts.choices import Role
 from accounts.models import Team
 from clusters.models import Cluster
 from clusters.services.registration import ClusterFields, agent_exchange, cluster_register_pull
-from tests.factories import add_member, make_cluster, make_team, make_user
+from tests.factories import Member, make_cluster
 
 pytestmark = pytest.mark.django_db
 
@@ -26,20 +25,6 @@ HOSTILE = {
 }
 
 
-@pytest.fixture
-def team() -> Team:
-    return make_team(name="payments")
-
-
-@pytest.fixture
-def operator(team: Team) -> APIClient:
-    user = make_user()
-    add_member(team, user, Role.OPERATOR)
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
 def _error(response: Any, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.content[:300]
     assert response["Content-Type"].startswith("application/json")
@@ -50,10 +35,10 @@ def _error(response: Any, status: int) -> dict[str, Any]:
 
 @pytest.mark.parametrize("body", HOSTILE.values(), ids=HOSTILE.keys())
 def test_hostile_json_is_a_400_in_the_json_error_shape(
-    operator: APIClient, team: Team, body: str
+    operator: Member, team: Team, body: str
 ) -> None:
     make_cluster(team=team, name="eu-prod")
-    response = operator.generic(
+    response = operator.api.generic(
         "PATCH", "/api/v1/clusters/eu-prod/", body, content_type="application/json"
     )
     assert _error(response, 400)["code"] == "parse_error"
@@ -91,9 +76,7 @@ def test_hostile_json_on_the_agent_heartbeat_never_answers_500(team: Team, body:
     assert _error(agent, 400)["code"] == "parse_error"
 
 
-def test_a_body_past_the_endpoint_limit_is_413(
-    operator: APIClient, team: Team, settings: Any
-) -> None:
+def test_a_body_past_the_endpoint_limit_is_413(operator: Member, team: Team, settings: Any) -> None:
     # given a 4 KiB API limit and an agent limit twice that
     settings.KEELSON_API_MAX_BODY_BYTES = 4096
     settings.KEELSON_AGENT_MAX_BODY_BYTES = 8192
@@ -101,17 +84,22 @@ def test_a_body_past_the_endpoint_limit_is_413(
     padded = {"display_name": "x", "description": "a" * 5000}
 
     # then an API change of 5 kB is refused whole, and nothing changed
-    response = operator.patch("/api/v1/clusters/eu-prod/", padded, format="json")
+    response = operator.api.patch("/api/v1/clusters/eu-prod/", padded, format="json")
     assert _error(response, 413)["message"] == "The request body is larger than 4096 bytes."
     assert Cluster.objects.get(name="eu-prod").description == ""
     # the same body form-encoded
-    form = operator.generic(
+    form = operator.api.generic(
         "PATCH",
         "/api/v1/clusters/eu-prod/",
         "description=" + "a" * 5000,
         content_type="application/x-www-form-urlencoded",
     )
     assert _error(form, 413)["code"] == "too_large"
+    assert Cluster.objects.get(name="eu-prod").description == ""
+    # and multipart, a file part included (Django's upload settings bound only the others)
+    for body in ({"description": "a" * 5000}, {"upload": SimpleUploadedFile("k", b"k" * 6000)}):
+        multipart = operator.api.patch("/api/v1/clusters/eu-prod/", body, format="multipart")
+        assert _error(multipart, 413)["code"] == "too_large"
     assert Cluster.objects.get(name="eu-prod").description == ""
 
     # while the agent's heartbeat (a cluster's inventory) may be larger than the API's
@@ -126,44 +114,46 @@ def test_a_body_past_the_endpoint_limit_is_413(
     assert _error(refused, 413)["message"] == "The request body is larger than 8192 bytes."
 
 
-def test_page_size_is_capped(operator: APIClient, team: Team, settings: Any) -> None:
+def test_page_size_is_capped(operator: Member, team: Team, settings: Any) -> None:
     settings.KEELSON_API_MAX_PAGE_SIZE = 2
     for name in ("a", "b", "c"):
         make_cluster(team=team, name=name)
 
-    page = operator.get("/api/v1/clusters/?limit=1000000").json()
+    page = operator.api.get("/api/v1/clusters/?limit=1000000").json()
     assert page["count"] == 3
     assert len(page["results"]) == 2  # served at the cap, with a next link
     assert page["next"] is not None
     # an offset past PostgreSQL's bigint is an empty page, not a database error
-    far = operator.get(f"/api/v1/clusters/?offset={10**30}")
+    far = operator.api.get(f"/api/v1/clusters/?offset={10**30}")
     assert far.status_code == 200 and far.json()["results"] == []
 
 
-def test_label_count_and_size_are_bounded(operator: APIClient, team: Team, settings: Any) -> None:
+def test_label_count_and_size_are_bounded(operator: Member, team: Team, settings: Any) -> None:
     make_cluster(team=team, name="eu-prod")
     url = "/api/v1/clusters/eu-prod/"
 
     # Kubernetes' own limits: key name 63, prefix 253, value 63
-    too_long = operator.patch(url, {"labels": {"env": "v" * 64}}, format="json")
+    too_long = operator.api.patch(url, {"labels": {"env": "v" * 64}}, format="json")
     assert "must be empty or at most 63 characters" in _error(too_long, 400)["message"]
-    prefix = operator.patch(url, {"labels": {"a" * 254 + "/env": "prod"}}, format="json")
+    prefix = operator.api.patch(url, {"labels": {"a" * 254 + "/env": "prod"}}, format="json")
     assert "at most 253 characters" in _error(prefix, 400)["message"]
     # a huge key is refused without being echoed back whole
-    flood = operator.patch(url, {"labels": {"k" * 100_000: "v"}}, format="json")
+    flood = operator.api.patch(url, {"labels": {"k" * 100_000: "v"}}, format="json")
     assert len(flood.content) < 2000
     _error(flood, 400)
 
     # at most KEELSON_MAX_LABELS labels (64 by default)
     many = {f"l{i}": "x" for i in range(65)}
-    counted = operator.patch(url, {"labels": many}, format="json")
+    counted = operator.api.patch(url, {"labels": many}, format="json")
     assert "At most 64 labels" in _error(counted, 400)["message"]
-    fine = operator.patch(url, {"labels": dict(list(many.items())[:64])}, format="json")
+    fine = operator.api.patch(url, {"labels": dict(list(many.items())[:64])}, format="json")
     assert fine.status_code == 200
     assert len(Cluster.objects.get(name="eu-prod").labels) == 64
 
 
-def test_a_heartbeat_without_memory_figures_does_not_break_the_cluster_page(team: Team) -> None:
+def test_a_heartbeat_without_memory_figures_does_not_break_the_cluster_page(
+    team: Team, viewer: Member
+) -> None:
     # given an agent whose nodes report CPU but no memory_bytes (nor gpu, pods)
     cluster, token = _agent_token(team)
     agent = APIClient()
@@ -177,12 +167,24 @@ def test_a_heartbeat_without_memory_figures_does_not_break_the_cluster_page(team
     assert reply.status_code == 200, reply.content
 
     # when anyone of the team opens the cluster page
-    viewer = make_user()
-    add_member(team, viewer, Role.VIEWER)
-    page = Client()
-    page.force_login(viewer)
-    response = page.get(f"/clusters/{cluster.name}/")
+    response = viewer.page.get(f"/clusters/{cluster.name}/")
 
     # then it renders; the missing figures read as zero
     assert response.status_code == 200
     assert "0.0 GiB" in response.content.decode()
+
+
+def test_a_multipart_body_longer_than_it_declared_is_cut_at_the_limit() -> None:
+    # The declared length is checked first; the stream itself refuses past the limit too,
+    # whatever the parser asks for at a time.
+    import io
+
+    from core.api.parsers import RequestTooLarge, _BoundedStream
+
+    bounded = _BoundedStream(io.BytesIO(b"k" * 6000), 4096)
+    assert len(bounded.read(4000)) == 4000
+    assert len(bounded.read(96)) == 96
+    with pytest.raises(RequestTooLarge):
+        bounded.read(1000)
+    whole = _BoundedStream(io.BytesIO(b"k" * 4096), 4096)
+    assert len(whole.read()) == 4096  # exactly the limit is fine

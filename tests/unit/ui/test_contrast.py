@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-CSS = (Path(__file__).resolve().parents[2] / "static" / "keelson" / "app.css").read_text()
+CSS = (Path(__file__).resolve().parents[3] / "static" / "keelson" / "app.css").read_text()
 
 TEXT = 4.5
 # (foreground, background) pairs the stylesheet draws text with

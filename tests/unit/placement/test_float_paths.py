@@ -9,7 +9,7 @@ from decimal import Decimal as D
 
 from applications.capacity import fittings
 from applications.scheduler import Candidate, PerReplica, PlacementSpec, schedule
-from tests.placement.test_karmada_ocm_cases import cluster
+from tests.unit.placement.test_karmada_ocm_cases import cluster
 
 
 def test_a_room_that_divides_exactly_fits_every_replica() -> None:

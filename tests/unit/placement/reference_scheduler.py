@@ -1,5 +1,5 @@
 """The placement scheduler as it was before the float ranking pass (commit 4cd6bbe), the
-oracle of tests/placement/test_scheduler_equality.py: the scheduler must give exactly its
+oracle of tests/unit/placement/test_scheduler_equality.py: the scheduler must give exactly its
 decisions. Simple on purpose (Decimals and Fractions, seat-by-seat division), and corrected
 where it shared the scheduler's bugs (issue 20): room for the application's own replicas,
 capped division with the unschedulable remainder, all-zero static weights, the name

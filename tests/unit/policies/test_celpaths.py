@@ -7,6 +7,7 @@ and on random expressions over random objects."""
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any
 
 import cel as native
@@ -31,6 +32,9 @@ def paths(source: str, root: str = "object") -> list[str] | None:
 
 # --- the analysis ---------------------------------------------------------------------
 
+# Random expressions per property: 1500 in `make test`; `make test-unit` asks for fewer
+# (KEELSON_PROPERTY_EXAMPLES) to answer in seconds.
+EXAMPLES = int(os.environ.get("KEELSON_PROPERTY_EXAMPLES", "1500"))
 READS: list[tuple[str, list[str] | None]] = [
     # a macro's variable stands for every element of its range
     ("object.spec.containers.all(c, c.image.startsWith('x'))", ["spec.containers[*].image"]),
@@ -437,7 +441,7 @@ def expressions(draw: Any, depth: int = 2, names: tuple[str, ...] = ()) -> str:
     return f"{value}.{macro}({name}, {body})"
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(source=expressions(), value=OBJECTS)
 def test_random_expressions_give_the_same_outcome_pruned(source: str, value: Any) -> None:
     try:
@@ -449,7 +453,7 @@ def test_random_expressions_give_the_same_outcome_pruned(source: str, value: Any
     assert same_outcome(program, "object", value, celpaths.prune(value, read)), read
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(source=expressions(), value=OBJECTS)
 def test_the_compiled_pruner_cuts_as_the_plain_one_does(source: str, value: Any) -> None:
     try:
@@ -466,7 +470,7 @@ def test_the_compiled_pruner_cuts_as_the_plain_one_does(source: str, value: Any)
                 assert celpaths.prune(value, read)[name] is value[name]
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(first=expressions(), second=expressions(), value=OBJECTS)
 def test_what_a_shape_keeps_is_a_function_of_what_a_union_with_it_keeps(
     first: str, second: str, value: Any

@@ -205,7 +205,7 @@ def test_mustonlyhave_wants_exactly_the_listed_items_and_tolerates_defaults() ->
 
 
 def test_the_served_version_ranks_stable_over_beta_over_alpha() -> None:
-    from policies.kube import _version_rank
+    from kube.discovery import version_rank as _version_rank
 
     versions = ["v1beta1", "v1", "v2alpha1", "v1beta2", "v2"]
     assert sorted(versions, key=_version_rank, reverse=True) == [

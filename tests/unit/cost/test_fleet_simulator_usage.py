@@ -1,4 +1,4 @@
-"""The fleet simulator (benchmarks/simulator.py) serves metrics.k8s.io as the cost
+"""The fleet simulator (benchmarks/simulator/) serves metrics.k8s.io as the cost
 collector reads it: listed in discovery, pod usage by profile."""
 
 from __future__ import annotations

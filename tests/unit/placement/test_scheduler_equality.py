@@ -1,6 +1,6 @@
 """The scheduler ranks in floats with a proven error bound and falls back to Decimals where
 floats cannot decide: its decisions must be exactly those of the all-Decimal scheduler it
-replaced (tests/placement/reference_scheduler.py), ties and near-ties included."""
+replaced (tests/unit/placement/reference_scheduler.py), ties and near-ties included."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from applications.scheduler import Candidate, PerReplica, PlacementSpec, schedule
-from tests.placement import reference_scheduler as reference
+from tests.unit.placement import reference_scheduler as reference
 
 GIB = 2**30
 LABELS = [{"env": e, "tier": t} for e in ("prod", "staging", "dev") for t in ("web", "batch")]

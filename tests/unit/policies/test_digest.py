@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 
 from core.db.copy import copy_value
 from policies.choices import ResultStatus
-from policies.services.evaluation import Outcome, _copy_line, _digest
+from policies.services.evaluation import Outcome
+from policies.services.evaluation.outcomes import digest
+from policies.services.evaluation.store import copy_line
 
 
 def _as_before(row: Outcome) -> str:
@@ -60,7 +62,7 @@ def test_digest_text_is_unchanged(
     row.status, row.message, row.objects_checked = status, message, checked
     row.violations, row.errors = violations, errors
     row.violations_total, row.errors_total = len(violations), len(errors)
-    assert _digest(row) == _as_before(row)
+    assert digest(row) == _as_before(row)
 
 
 class _Pk:
@@ -97,5 +99,5 @@ def test_copy_line_is_what_copy_rows_makes(
     row.status, row.message, row.objects_checked = status, message, 9
     row.violations, row.errors = violations, errors
     row.violations_total, row.errors_total = len(violations), len(errors)
-    row.digest = _digest(row)
-    assert _copy_line(row) == "\t".join(map(copy_value, row.values()))
+    row.digest = digest(row)
+    assert copy_line(row) == "\t".join(map(copy_value, row.values()))
