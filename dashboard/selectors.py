@@ -37,7 +37,7 @@ from django.db.models import (
 from django.db.models.functions import Greatest, TruncDay
 from django.utils import timezone
 
-from accounts.selectors import AnyUser
+from accounts.permissions import AnyUser
 from clusters.choices import ClusterStatus
 from clusters.display import not_judged_q, shown_counts
 from clusters.models import Cluster, ClusterTransition

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.choices import Role
 from accounts.models import Team, slug_validator
-from accounts.selectors import user_has_role
+from accounts.permissions import require_role
 from applications.models import Application
 from audit.services import audit_record
 from clusters.choices import ClusterMode
@@ -160,10 +160,12 @@ ENFORCE_ROLE = Role.ADMIN
 def _authorize_enforce(team: Team, actor: AbstractBaseUser | None) -> None:
     """Refuse a user without the enforce role. `actor=None` is the system (library,
     management commands, benchmarks), which has no role to check."""
-    if actor is not None and not user_has_role(user=actor, team=team, minimum=ENFORCE_ROLE):
-        raise PermissionDenied(
-            f"You need the {ENFORCE_ROLE.label.lower()} role in the team to set a policy "
-            "to enforce or change an enforcing policy."
+    if actor is not None:
+        require_role(
+            actor,
+            team,
+            ENFORCE_ROLE,
+            doing="set a policy to enforce or change an enforcing policy",
         )
 
 
