@@ -5,16 +5,10 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 
-from accounts.choices import Role
 from accounts.models import Membership
-from accounts.permissions import AnyUser, is_superuser, visible_team_ids
+from accounts.permissions import AnyUser, is_superuser
 
-__all__ = ["AnyUser", "addable_user", "team_ids_with_role"]
-
-
-def team_ids_with_role(*, user: AnyUser, minimum: Role) -> list[int]:
-    """Kept for costs/rollups.py until it asks `accounts.permissions.restrict`."""
-    return visible_team_ids(user, minimum)
+__all__ = ["AnyUser", "addable_user"]
 
 
 def addable_user(*, actor: AnyUser, username: str) -> AbstractBaseUser | None:
