@@ -1,0 +1,86 @@
+"""The bundled Pod Security Standards controls, one test (or a few) per control changed
+for issue 26, each quoting the standard. Quotes come from the standard's page
+(kubernetes.io/docs/concepts/security/pod-security-standards) and from the check
+descriptions of the reference implementation (kubernetes/pod-security-admission,
+policy/check_*.go); expectations are worked out from those words, not from the library.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from policies.engine import Snapshot, judge
+from policies.library import library
+from policies.services.policies import build_rules
+
+
+def _pod(spec: dict[str, Any] | None = None, **container: Any) -> dict[str, Any]:
+    """A Pod with one container `c` (fields from `container`) and extra pod `spec`."""
+    body: dict[str, Any] = {"containers": [{"name": "c", "image": "nginx:1.25", **container}]}
+    body.update(spec or {})
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "web", "uid": "uid-p"},
+        "spec": body,
+    }
+
+
+def allowed(policy: str, pod: dict[str, Any], version: str = "latest") -> bool:
+    """Whether the library policy read at `version` accepts the pod (no errors allowed)."""
+    entry = next(p for p in library(version) if p["name"] == policy)
+    snapshot = Snapshot(objects={("", "Pod"): [pod]}, namespaced={("", "Pod"): True}, cluster={})
+    judgement = judge(build_rules(entry["rules"]), snapshot)
+    assert judgement.errors == []
+    return not judgement.violations
+
+
+# --- Running as Non-root (restricted) ------------------------------------------------
+# "Containers must be required to run as non-root users."
+# Restricted fields: spec.securityContext.runAsNonRoot, spec.containers[*].securityContext.
+# runAsNonRoot, spec.initContainers[*]..., spec.ephemeralContainers[*]...
+# Allowed values: "true". "The container fields may be undefined/null if the pod-level
+# spec.securityContext.runAsNonRoot is set to true."
+NON_ROOT = "pss-restricted-run-as-non-root"
+
+
+def test_run_as_non_root_pod_false_is_rejected_even_when_every_container_sets_true() -> None:
+    # pod-level false is a restricted field with a value other than "true": forbidden,
+    # whatever the containers say (the bug of issue 26 let this pass)
+    pod = _pod({"securityContext": {"runAsNonRoot": False}}, securityContext={"runAsNonRoot": True})
+    assert not allowed(NON_ROOT, pod)
+
+
+@pytest.mark.parametrize(
+    ("pod_level", "container_level", "expected"),
+    [
+        (True, None, True),  # "container fields may be undefined/null if the pod-level ... true"
+        (True, True, True),
+        (None, True, True),  # every container sets true
+        (True, False, False),  # a container field that is set must be true
+        (None, None, False),  # nothing says non-root
+        (None, False, False),
+        (False, None, False),
+        (False, False, False),
+    ],
+)
+def test_run_as_non_root_values(
+    pod_level: bool | None, container_level: bool | None, expected: bool
+) -> None:
+    spec = {} if pod_level is None else {"securityContext": {"runAsNonRoot": pod_level}}
+    container = (
+        {} if container_level is None else {"securityContext": {"runAsNonRoot": container_level}}
+    )
+    assert allowed(NON_ROOT, _pod(spec, **container)) is expected
+
+
+def test_run_as_non_root_applies_to_init_containers_without_their_own_setting() -> None:
+    # every container kind is a restricted field: an init container with nothing set is
+    # covered only by the pod-level true
+    pod = _pod(securityContext={"runAsNonRoot": True})
+    pod["spec"]["initContainers"] = [{"name": "init", "image": "busybox:1"}]
+    assert not allowed(NON_ROOT, pod)
+    pod["spec"]["securityContext"] = {"runAsNonRoot": True}
+    assert allowed(NON_ROOT, pod)
