@@ -84,3 +84,78 @@ def test_run_as_non_root_applies_to_init_containers_without_their_own_setting() 
     assert not allowed(NON_ROOT, pod)
     pod["spec"]["securityContext"] = {"runAsNonRoot": True}
     assert allowed(NON_ROOT, pod)
+
+
+# --- Probes / Lifecycle Hooks (baseline, v1.34+) ----------------------------------------
+# "Host field is restricted in the probes and lifecycle handlers." Restricted fields:
+# spec.containers[*].{liveness,readiness,startup}Probe.{httpGet,tcpSocket}.host,
+# spec.containers[*].lifecycle.{postStart,preStop}.{httpGet,tcpSocket}.host, the same for
+# initContainers and ephemeralContainers. "Allowed Values: "", undefined/null".
+HOST_PROBES = "pss-baseline-host-probes"
+HOST_FIELDS = [
+    ("livenessProbe", "httpGet"),
+    ("livenessProbe", "tcpSocket"),
+    ("readinessProbe", "httpGet"),
+    ("readinessProbe", "tcpSocket"),
+    ("startupProbe", "httpGet"),
+    ("startupProbe", "tcpSocket"),
+    ("lifecycle.postStart", "httpGet"),
+    ("lifecycle.postStart", "tcpSocket"),
+    ("lifecycle.preStop", "httpGet"),
+    ("lifecycle.preStop", "tcpSocket"),
+]
+
+
+def _handler(where: str, action: str, host: str | None) -> dict[str, Any]:
+    handler: dict[str, Any] = {action: {"port": 8080}}
+    if action == "httpGet":
+        handler[action]["path"] = "/healthz"
+    if host is not None:
+        handler[action]["host"] = host
+    if where.startswith("lifecycle."):
+        return {"lifecycle": {where.split(".")[1]: handler}}
+    return {where: handler}
+
+
+@pytest.mark.parametrize(("where", "action"), HOST_FIELDS)
+def test_host_in_a_probe_or_lifecycle_handler_is_forbidden(where: str, action: str) -> None:
+    assert not allowed(HOST_PROBES, _pod(**_handler(where, action, "169.254.169.254")))
+    # "Allowed Values: "", undefined/null"
+    assert allowed(HOST_PROBES, _pod(**_handler(where, action, "")))
+    assert allowed(HOST_PROBES, _pod(**_handler(where, action, None)))
+
+
+def test_host_probes_cover_init_and_ephemeral_containers() -> None:
+    for field in ("initContainers", "ephemeralContainers"):
+        pod = _pod()
+        handler = _handler("readinessProbe", "tcpSocket", "10.0.0.1")
+        pod["spec"][field] = [{"name": "x", "image": "busybox:1", **handler}]
+        assert not allowed(HOST_PROBES, pod), field
+
+
+def test_host_probes_is_a_control_from_v1_34_only() -> None:
+    # the control was added to the standard in v1.34: a policy pinned before accepts it
+    pod = _pod(**_handler("livenessProbe", "httpGet", "example.com"))
+    assert allowed(HOST_PROBES, pod, "v1.33")
+    assert not allowed(HOST_PROBES, pod, "v1.34")
+    assert not allowed(HOST_PROBES, pod, "latest")
+
+
+def test_the_library_claims_every_control_of_the_standard() -> None:
+    # the standard's baseline controls (website headings) and restricted additions
+    names = {p["name"] for p in library()}
+    baseline = {
+        "host-process",  # HostProcess
+        "host-namespaces",  # Host Namespaces
+        "privileged",  # Privileged Containers
+        "capabilities",  # Capabilities
+        "host-path",  # HostPath Volumes
+        "host-ports",  # Host Ports
+        "apparmor",  # AppArmor
+        "selinux",  # SELinux
+        "proc-mount",  # /proc Mount Type
+        "seccomp",  # Seccomp
+        "sysctls",  # Sysctls
+        "host-probes",  # Probes / Lifecycle Hooks (v1.34+)
+    }
+    assert {f"pss-baseline-{n}" for n in baseline} <= names
