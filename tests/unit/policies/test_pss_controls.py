@@ -159,3 +159,70 @@ def test_the_library_claims_every_control_of_the_standard() -> None:
         "host-probes",  # Probes / Lifecycle Hooks (v1.34+)
     }
     assert {f"pss-baseline-{n}" for n in baseline} <= names
+
+
+# --- Sysctls (baseline) ------------------------------------------------------------------
+# "Sysctls can disable security mechanisms or affect all containers on a host, and should
+# be disallowed except for an allowed 'safe' subset." Allowed values (each with the version
+# that added it to the standard): kernel.shm_rmid_forced, net.ipv4.ip_local_port_range,
+# net.ipv4.ip_unprivileged_port_start, net.ipv4.tcp_syncookies, net.ipv4.ping_group_range,
+# net.ipv4.ip_local_reserved_ports (v1.27+), net.ipv4.tcp_keepalive_time (v1.29+),
+# net.ipv4.tcp_fin_timeout (v1.29+), net.ipv4.tcp_keepalive_intvl (v1.29+),
+# net.ipv4.tcp_keepalive_probes (v1.29+), net.ipv4.tcp_rmem (v1.32+), net.ipv4.tcp_wmem
+# (v1.32+), net.ipv4.tcp_slow_start_after_idle (v1.37+), net.ipv4.tcp_notsent_lowat (v1.37+).
+SYSCTLS = "pss-baseline-sysctls"
+
+
+def _sysctl(name: str) -> dict[str, Any]:
+    return _pod({"securityContext": {"sysctls": [{"name": name, "value": "4096 87380 6291456"}]}})
+
+
+@pytest.mark.parametrize("name", ["net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"])
+def test_tcp_buffer_sysctls_are_safe_from_v1_32(name: str) -> None:
+    assert allowed(SYSCTLS, _sysctl(name))  # latest: no false alarm
+    assert allowed(SYSCTLS, _sysctl(name), "v1.32")
+    assert not allowed(SYSCTLS, _sysctl(name), "v1.31")  # not yet in the safe subset
+
+
+@pytest.mark.parametrize(
+    "name", ["net.ipv4.tcp_keepalive_time", "net.ipv4.ip_local_reserved_ports"]
+)
+def test_sysctls_safe_before_v1_29_stay_safe_at_every_pin(name: str) -> None:
+    assert allowed(SYSCTLS, _sysctl(name), "v1.29")
+
+
+@pytest.mark.parametrize("name", ["kernel.msgmax", "net.core.somaxconn", "vm.swappiness"])
+def test_sysctls_outside_the_safe_subset_are_forbidden(name: str) -> None:
+    assert not allowed(SYSCTLS, _sysctl(name))
+
+
+# --- Volume Types (restricted) -----------------------------------------------------------
+# "In addition to restricting HostPath volumes, the restricted profile limits usage of
+# inline pod volume sources to: configMap, downwardAPI, emptyDir, projected, secret, csi,
+# persistentVolumeClaim, ephemeral, image."
+VOLUMES = "pss-restricted-volume-types"
+
+
+def _volume(source: dict[str, Any]) -> dict[str, Any]:
+    return _pod({"volumes": [{"name": "v", **source}]})
+
+
+def test_an_image_volume_is_allowed_under_restricted() -> None:
+    volume = {
+        "image": {"reference": "registry.example/models/llama:1", "pullPolicy": "IfNotPresent"}
+    }
+    assert allowed(VOLUMES, _volume(volume))
+    assert allowed(VOLUMES, _volume(volume), "v1.29")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        {"hostPath": {"path": "/etc"}},
+        {"nfs": {"server": "nfs.example", "path": "/x"}},
+        {"gitRepo": {"repository": "https://example/x.git"}},
+        {"awsElasticBlockStore": {"volumeID": "vol-1"}},
+    ],
+)
+def test_other_inline_volume_sources_are_forbidden(source: dict[str, Any]) -> None:
+    assert not allowed(VOLUMES, _volume(source))
