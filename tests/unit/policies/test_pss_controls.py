@@ -226,3 +226,78 @@ def test_an_image_volume_is_allowed_under_restricted() -> None:
 )
 def test_other_inline_volume_sources_are_forbidden(source: dict[str, Any]) -> None:
     assert not allowed(VOLUMES, _volume(source))
+
+
+# --- Pod OS field: Windows pods ----------------------------------------------------------
+# "Restrictions on the following controls are only required if .spec.os.name is not
+# windows: Privilege Escalation, Seccomp, Linux Capabilities" (v1.25+: "This is Linux only
+# policy in v1.25+ (spec.os.name != windows)").
+WINDOWS = {"os": {"name": "windows"}}
+LINUX_ONLY = [
+    "pss-restricted-privilege-escalation",
+    "pss-restricted-seccomp",
+    "pss-restricted-capabilities",
+]
+
+
+@pytest.mark.parametrize("policy", LINUX_ONLY)
+def test_a_windows_pod_is_exempt_from_the_linux_only_controls(policy: str) -> None:
+    # a bare container sets none of allowPrivilegeEscalation, seccompProfile, capabilities:
+    # forbidden on Linux (or with no os), not required on Windows
+    assert not allowed(policy, _pod())
+    assert not allowed(policy, _pod({"os": {"name": "linux"}}))
+    assert allowed(policy, _pod(WINDOWS))
+    assert allowed(policy, _pod(WINDOWS), "v1.29")
+
+
+@pytest.mark.parametrize(
+    "policy",
+    ["pss-restricted-run-as-non-root", "pss-restricted-volume-types", "pss-baseline-privileged"],
+)
+def test_windows_is_no_exemption_from_the_other_controls(policy: str) -> None:
+    # only the three controls above are Linux-only; e.g. runAsNonRoot is still required
+    pod = _pod(
+        {**WINDOWS, "volumes": [{"name": "v", "hostPath": {"path": "C:\\"}}]},
+        securityContext={"privileged": True},
+    )
+    assert not allowed(policy, pod)
+
+
+# --- User namespaces: hostUsers false (v1.35+) -------------------------------------------
+# Running as Non-root: allowed values "true ... any value if "hostUsers" is false".
+# Running as Non-root user: "Containers must not set runAsUser: 0 unless the pod is in a
+# user namespace ("hostUsers: false")."
+# /proc Mount Type (baseline): "The default /proc masks are set up to reduce attack
+# surface, and should be required by the baseline policy unless the pod is in a user
+# namespace ("hostUsers: false")"; restricted (v1.35+): "The default /proc masks are set
+# up to reduce attack surface, and should be required by the restricted profile."
+USERNS = {"hostUsers": False}
+
+
+def test_a_user_namespace_pod_may_run_as_root_from_v1_35() -> None:
+    root = _pod(USERNS, securityContext={"runAsNonRoot": False, "runAsUser": 0})
+    assert allowed("pss-restricted-run-as-non-root", root)
+    assert allowed("pss-restricted-run-as-user", root)
+    assert allowed("pss-restricted-run-as-non-root", root, "v1.35")
+    # before v1.35 the relaxation is not part of the standard
+    assert not allowed("pss-restricted-run-as-non-root", root, "v1.34")
+    assert not allowed("pss-restricted-run-as-user", root, "v1.34")
+
+
+def test_host_users_true_or_unset_is_no_relaxation() -> None:
+    for spec in ({"hostUsers": True}, {}):
+        root = _pod(spec, securityContext={"runAsNonRoot": False, "runAsUser": 0})
+        assert not allowed("pss-restricted-run-as-non-root", root)
+        assert not allowed("pss-restricted-run-as-user", root)
+
+
+def test_unmasked_proc_mount_baseline_relaxed_restricted_not() -> None:
+    unmasked = _pod(USERNS, securityContext={"procMount": "Unmasked"})
+    assert allowed("pss-baseline-proc-mount", unmasked)
+    assert not allowed("pss-baseline-proc-mount", unmasked, "v1.34")
+    assert not allowed("pss-baseline-proc-mount", _pod(securityContext={"procMount": "Unmasked"}))
+    # the restricted profile keeps requiring the default masks, user namespace or not
+    assert not allowed("pss-restricted-proc-mount", unmasked)
+    assert allowed(
+        "pss-restricted-proc-mount", _pod(USERNS, securityContext={"procMount": "Default"})
+    )
