@@ -182,6 +182,27 @@ class PolicyEvaluation(models.Model):
         """The cluster's name, or the name kept once it was deregistered."""
         return self.cluster.name if self.cluster is not None else self.cluster_name
 
+    @property
+    def violations_partial(self) -> bool:
+        """Whether `violations` lists only the first of `violations_total` objects."""
+        return len(self.violations) < self.violations_total
+
+    @property
+    def errors_partial(self) -> bool:
+        return len(self.errors) < self.errors_total
+
+    @property
+    def listing_note(self) -> str:
+        """ "first 500 of 1,490 violating objects listed" when a list is cut, else ""."""
+        notes = []
+        if self.violations_partial:
+            notes.append(
+                f"first {len(self.violations):,} of {self.violations_total:,} violating objects"
+            )
+        if self.errors_partial:
+            notes.append(f"first {len(self.errors):,} of {self.errors_total:,} objects not judged")
+        return f"{' and '.join(notes)} listed" if notes else ""
+
 
 class EnforcementAction(models.Model):
     """What enforcement did to one object of one cluster (a dry run stores nothing)."""

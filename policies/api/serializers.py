@@ -95,6 +95,14 @@ class EvaluationSerializer(serializers.ModelSerializer[PolicyEvaluation]):
     )
     team = serializers.CharField(source="policy.team.name", read_only=True)
     cluster = serializers.CharField(source="cluster_label", read_only=True)
+    # The stored lists keep the first MAX_LISTED objects; the totals are exact.
+    violations_partial = serializers.BooleanField(
+        read_only=True, help_text="`violations` lists only the first of violations_total."
+    )
+    errors_partial = serializers.BooleanField(read_only=True)
+    listing_note = serializers.CharField(
+        read_only=True, help_text='"first 500 of 1,490 violating objects listed", or "".'
+    )
 
     class Meta:
         model = PolicyEvaluation
@@ -108,8 +116,11 @@ class EvaluationSerializer(serializers.ModelSerializer[PolicyEvaluation]):
             "message",
             "violations",
             "violations_total",
+            "violations_partial",
             "errors",
             "errors_total",
+            "errors_partial",
+            "listing_note",
             "objects_checked",
             "policy_generation",
             "inventory_stamp",
