@@ -17,6 +17,7 @@ from policies.choices import (
     RuleKind,
     Severity,
 )
+from policies.library import LATEST, PSS_VERSION_CHOICES
 
 
 class LivePolicies(models.Manager["Policy"]):
@@ -45,6 +46,12 @@ class Policy(models.Model):
     placement = models.CharField(max_length=63, blank=True)
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.INFORM)
     enabled = models.BooleanField(default=True)
+    # The Pod Security Standards version a bundled PSS policy checks (as Pod Security
+    # Admission's `enforce-version`): pinned, an upgrade of Keelson does not change its
+    # verdicts; "latest" follows the newest version the library knows.
+    pss_version = models.CharField(
+        max_length=8, choices=[(v, v) for v in PSS_VERSION_CHOICES], default=LATEST
+    )
     generation = models.PositiveIntegerField(default=1)
     bundled = models.BooleanField(default=False, help_text="Loaded from the bundled library.")
     created_by = models.ForeignKey(

@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from policies.choices import ComplianceType, Mode, ReportFormat, ReportScope, RuleKind, Severity
+from policies.library import PSS_VERSION_CHOICES
 from policies.models import (
     ComplianceReport,
     EnforcementAction,
@@ -58,6 +59,7 @@ class PolicySerializer(serializers.ModelSerializer[Policy]):
             "placement",
             "mode",
             "enabled",
+            "pss_version",
             "generation",
             "bundled",
             "rules",
@@ -87,6 +89,12 @@ class PolicyWriteSerializer(serializers.Serializer[Any]):
     mode = serializers.ChoiceField(choices=Mode.choices, required=False)
     enabled = serializers.BooleanField(required=False)
     rules = RuleSerializer(many=True, required=False)
+    pss_version = serializers.ChoiceField(
+        choices=[(v, v) for v in PSS_VERSION_CHOICES],
+        required=False,
+        help_text="Bundled Pod Security Standards policies: the standard's version to check "
+        "(as Pod Security Admission's enforce-version). Changing it replaces the rules.",
+    )
 
 
 class EvaluationSerializer(serializers.ModelSerializer[PolicyEvaluation]):

@@ -103,3 +103,8 @@ def library(version: str = LATEST) -> tuple[dict[str, Any], ...]:
 def is_versioned(policy: dict[str, Any]) -> bool:
     """Whether a library policy implements a Pod Security Standards control."""
     return any(str(s).startswith("pss-") for s in policy.get("standards", []))
+
+
+def library_entry(name: str, version: str = LATEST) -> dict[str, Any] | None:
+    """The bundled policy named `name` read at `version`, or None."""
+    return next((p for p in library(version) if p["name"] == name), None)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from policies.engine import Snapshot, judge
-from policies.library import library
+from policies.library import PSS_VERSION_CHOICES, library
 from policies.services.policies import build_rules
 
 
@@ -301,3 +301,42 @@ def test_unmasked_proc_mount_baseline_relaxed_restricted_not() -> None:
     assert allowed(
         "pss-restricted-proc-mount", _pod(USERNS, securityContext={"procMount": "Default"})
     )
+
+
+# --- SELinux (baseline) --------------------------------------------------------------
+# "Setting the SELinux type is restricted, and setting a custom SELinux user or role option
+# is forbidden." Allowed types: undefined/"", container_t, container_init_t,
+# container_kvm_t, container_engine_t (v1.31+).
+SELINUX = "pss-baseline-selinux"
+
+
+def test_the_container_engine_selinux_type_is_allowed_from_v1_31() -> None:
+    engine = _pod(securityContext={"seLinuxOptions": {"type": "container_engine_t"}})
+    assert allowed(SELINUX, engine)
+    assert allowed(SELINUX, engine, "v1.31")
+    assert not allowed(SELINUX, engine, "v1.30")
+    assert allowed(
+        SELINUX, _pod(securityContext={"seLinuxOptions": {"type": "container_t"}}), "v1.29"
+    )
+    assert not allowed(SELINUX, _pod(securityContext={"seLinuxOptions": {"type": "spc_t"}}))
+    assert not allowed(SELINUX, _pod(securityContext={"seLinuxOptions": {"user": "root"}}))
+
+
+# --- Every pinnable version --------------------------------------------------------------
+def test_every_policy_reads_as_valid_rules_at_every_pinnable_version() -> None:
+    for version in PSS_VERSION_CHOICES:
+        for entry in library(version):
+            build_rules(entry["rules"])  # raises on any invalid rule
+            assert "{{" not in str(entry["rules"]), (version, entry["name"])
+
+
+def test_a_compliant_restricted_pod_passes_every_control_at_every_version() -> None:
+    # the standard's own "allowed" values everywhere: nothing to report at any version
+    pod = _pod(
+        {"securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}},
+        securityContext={"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    )
+    for version in PSS_VERSION_CHOICES:
+        for entry in library(version):
+            if any(s.startswith("pss-") for s in entry["standards"]):
+                assert allowed(entry["name"], pod, version), (version, entry["name"])
