@@ -159,8 +159,8 @@ def test_the_library_agrees_with_the_standard_at_v1_29_and_latest(
         # when the library is pinned to the version and the cluster evaluated
         for policy in Policy.objects.filter(team=team, name__in=[NON_ROOT, HOST_PROBES, SYSCTLS]):
             if policy.pss_version != version:
-                spec = PolicySpec(**{**PolicySpec.of(policy).__dict__, "pss_version": version})
-                policy_update(policy=policy, spec=spec, actor=None)
+                pinned = PolicySpec(**{**PolicySpec.of(policy).__dict__, "pss_version": version})
+                policy_update(policy=policy, spec=pinned, actor=None)
         found = _violating(cluster, team, namespace)
 
         # then exactly the forbidden cases are reported
