@@ -377,7 +377,7 @@ class CandidateCache:
         `capacity.room`)."""
         held = current if isinstance(current, Mapping) else dict.fromkeys(current, 0)
         now = now or timezone.now()
-        every = getattr(settings, "KEELSON_PLACEMENT_USAGE_REFRESH", 0)
+        every = settings.KEELSON_PLACEMENT_USAGE_REFRESH
         if every > 0:
             self.start_refresher(every)
         team = self.team(team_id)

@@ -357,6 +357,10 @@ KEELSON_PLACEMENT_DRIFT_INTERVAL = env_int("KEELSON_PLACEMENT_DRIFT_INTERVAL", 3
 # change at once, except requested CPU/memory, which collection moves all the time: those
 # figures are re-read (only where they changed) at most this many seconds apart.
 KEELSON_PLACEMENT_USAGE_MAX_AGE = env_int("KEELSON_PLACEMENT_USAGE_MAX_AGE", 15, minimum=0)
+# > 0: a thread per process re-reads those figures every this many seconds, off the calls'
+# path (docs/performance.md, "Placement"). Off by default: one more database connection
+# per process, for decisions that are fast without it.
+KEELSON_PLACEMENT_USAGE_REFRESH = env_float("KEELSON_PLACEMENT_USAGE_REFRESH", 0.0, minimum=0)
 
 CELERY_BEAT_SCHEDULE = {
     "clusters-collect": {
