@@ -226,3 +226,41 @@ def test_task_counters_from_redis(client: Client, protected: None, settings: Any
     assert samples[("keelson_broker_up", ())] == 1
     depths = named(samples, "keelson_celery_queue_messages")
     assert all(value >= 0 for value in depths.values())
+
+
+def test_policy_compliance_without_cluster_sets(
+    client: Client, protected: None, seeded: dict[str, Any]
+) -> None:
+    seeded["set"].delete()
+    samples = scrape(client)
+    assert named(samples, "keelson_policy_compliance_ratio") == {
+        (("policy", "no-latest"), ("team", "red")): pytest.approx(2 / 3)
+    }
+    assert not named(samples, "keelson_cluster_set_compliance_ratio")
+
+
+def test_grafana_dashboard_uses_exposed_series(
+    client: Client, protected: None, seeded: dict[str, Any], settings: Any
+) -> None:
+    """Every keelson_* series the dashboard queries is one `/metrics` serves."""
+    import json
+    import re
+    from pathlib import Path
+
+    dashboard = json.loads(
+        (Path(__file__).parents[2] / "docs" / "grafana-keelson.json").read_text()
+    )
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    used = {name for expr in exprs for name in re.findall(r"\bkeelson_[a-z_]+", expr)}
+    assert len(used) >= 15
+    settings.KEELSON_METRICS_PER_CLUSTER = True
+    settings.KEELSON_REDIS_PREFIX = f"metrics-test-{uuid.uuid4().hex[:8]}"
+    try:
+        tasks.record(task="t", queue="default", seconds=1.0, failed=True)
+        client.get("/healthz")
+        served = {name for name, _ in scrape(client)}
+    finally:
+        tasks.client().delete(tasks.key())
+    missing = used - served
+    # A gauge nobody has incremented in this process is still served (at 0).
+    assert not missing, missing
