@@ -6,12 +6,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from accounts.login import ThrottledLoginView, admin_login_redirect
 from costs.views import cluster_pricing_page
 from dashboard import views
+from metrics.views import metrics
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("refresh-now/", views.refresh_now, name="refresh-now"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # Pages only; the API names its routes `<basename>-detail` etc. (fleet/api/urls.py).
