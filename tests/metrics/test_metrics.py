@@ -255,6 +255,12 @@ def test_grafana_dashboard_uses_exposed_series(
     assert len(used) >= 15
     settings.KEELSON_METRICS_PER_CLUSTER = True
     settings.KEELSON_REDIS_PREFIX = f"metrics-test-{uuid.uuid4().hex[:8]}"
+    # Queue depths exist once a worker has declared its queues in the broker's vhost.
+    from core.celery import app as celery_app
+
+    with celery_app.connection_for_write() as connection:
+        for queue in celery_app.conf.task_queues:
+            queue(connection.default_channel).declare()
     try:
         tasks.record(task="t", queue="default", seconds=1.0, failed=True)
         client.get("/healthz")
