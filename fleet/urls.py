@@ -11,6 +11,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("refresh-now/", views.refresh_now, name="refresh-now"),
     path("healthz", views.healthz, name="healthz"),
+    path("healthz/pipeline", views.healthz_pipeline, name="healthz-pipeline"),
     path("readyz", views.readyz, name="readyz"),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
