@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.text import capfirst
@@ -58,8 +59,13 @@ def readyz(request: HttpRequest) -> JsonResponse:
 @never_cache
 def healthz_pipeline(request: HttpRequest) -> JsonResponse:
     """Liveness of the periodic pipelines, for monitoring (no login: names and times only):
-    each one's last run, interval and whether it is overdue; 503 when one is."""
-    states = pipeline_liveness()
+    each one's last run, interval and whether it is overdue; 503 when one is, or when the
+    database does not answer (the error by class only, as /readyz)."""
+    try:
+        states = pipeline_liveness()
+    except DatabaseError as exc:
+        error = f"database unreachable ({type(exc).__name__})"
+        return JsonResponse({"status": "unknown", "error": error}, status=503)
     body = {
         "status": "overdue" if any(state.overdue for state in states) else "ok",
         "pipelines": {

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from django.db import OperationalError
 from django.test import Client
 from django.utils import timezone
 
@@ -132,3 +133,18 @@ def test_an_interval_is_claimed_once() -> None:
     assert interval_claim("entry", 60, now=base + timedelta(seconds=60)) == base + timedelta(
         seconds=60
     )
+
+
+def test_pipeline_health_without_a_database_is_503_without_details(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(**kwargs: Any) -> None:
+        raise OperationalError("connection to postgres://keelson:s3cret@db failed")
+
+    monkeypatch.setattr("dashboard.views.pipeline_liveness", unreachable)
+    response = client.get("/healthz/pipeline")
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "unknown",
+        "error": "database unreachable (OperationalError)",
+    }
