@@ -11,6 +11,14 @@ which collection moves all the time, is re-read the same way at most every
 KEELSON_PLACEMENT_USAGE_MAX_AGE seconds, and only for the clusters whose figures changed:
 the same query returns their new figures, and only what depends on them is derived again.
 
+Optionally (KEELSON_PLACEMENT_USAGE_REFRESH seconds > 0) a background thread per process
+reads those new figures every that many seconds for every team placed for in the last
+minute (`UsageRefresher`), off the calls' path: a call then finds usage read less than
+KEELSON_PLACEMENT_USAGE_MAX_AGE ago and only asks for spec changes. The bound on stale
+usage is unchanged (a call whose team's usage is older than the maximum age reads it
+itself, as without the thread); with the thread it is in practice the refresh interval
+plus one pass. Spec changes (labels, taints, status, capacity...) are never left to it.
+
 Rows written by the caller's own, still open transaction are reloaded again by the next
 call (that transaction may roll back). No Redis is involved: placement never depends on a
 cache server, and a change is visible to the next call as soon as it commits.
@@ -18,6 +26,8 @@ cache server, and a change is visible to the next call as soon as it commits.
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
 from collections.abc import Collection, Mapping
@@ -33,6 +43,8 @@ from django.utils import timezone
 from applications.candidates import Loaded, Prices, load
 from applications.scheduler import HEALTHY, Candidate
 from applications.table import Profiles, Table
+
+logger = logging.getLogger(__name__)
 
 # The changes this team's cache has not seen, with the requested CPU millis and memory
 # bytes of each changed cluster of the team as of the same snapshot (NULL: not, or no
@@ -62,6 +74,27 @@ WITH now AS (
 SELECT pg_snapshot_xmax(now.snapshot)::text::bigint,
        array(SELECT xid::text::bigint FROM pg_snapshot_xip(now.snapshot) AS xid),
        now.own, change.team_id, change.cluster_id, change.spec_xid, change.usage_xid,
+       (SELECT array[cluster.requested_cpu_millis, cluster.requested_memory_bytes]
+        FROM clusters_cluster AS cluster
+        WHERE cluster.id = change.cluster_id AND cluster.team_id = %(team)s)
+FROM now
+LEFT JOIN changed AS change ON true
+"""
+
+# Only the usage ranges of CHANGES, for the background refresher (its own connection, in
+# autocommit: no transaction of its own to account for).
+USAGE = """
+WITH now AS (
+  SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax,
+         array(SELECT xid::text::bigint FROM pg_snapshot_xip(pg_current_snapshot()) AS xid)
+           AS pending
+), changed AS (
+  SELECT cluster_id FROM placement_clusterchange
+  WHERE team_id = %(team)s AND usage_xid >= %(usage_from)s
+  UNION SELECT cluster_id FROM placement_clusterchange
+  WHERE team_id = %(team)s AND usage_xid = ANY(%(usage_pending)s)
+)
+SELECT now.xmax, now.pending, change.cluster_id,
        (SELECT array[cluster.requested_cpu_millis, cluster.requested_memory_bytes]
         FROM clusters_cluster AS cluster
         WHERE cluster.id = change.cluster_id AND cluster.team_id = %(team)s)
@@ -111,6 +144,7 @@ class TeamCandidates:
     unsettled: set[int] = field(default_factory=set)  # written by an open transaction
     reload_all: bool = True
     lock: threading.Lock = field(default_factory=threading.Lock)
+    used: float = float("-inf")  # time.monotonic() of the last call (the refresher's choice)
 
     def refresh(self, *, now: datetime) -> Refresh:
         done = Refresh()
@@ -170,6 +204,35 @@ class TeamCandidates:
         self.unsettled = unsettled - {0}
         self.reload_all = reload_all
         return done
+
+    def refresh_usage(self) -> int:
+        """Read the requested figures changed since usage was last read and apply them (the
+        background refresher's pass; the query runs outside the lock, so calls go on). A
+        figure read here may be older than one a concurrent call reloaded with its cluster
+        (a spec change): the next pass reads it again, as its write was not yet seen."""
+        if self.prices is None:
+            return 0  # never loaded: the first call loads everything
+        since = self.usage_seen
+        with connection.cursor() as cursor:
+            cursor.execute(
+                USAGE,
+                {
+                    "team": self.team_id,
+                    "usage_from": since.xmax,
+                    "usage_pending": list(since.pending),
+                },
+            )
+            rows = cursor.fetchall()
+        seen = Seen(rows[0][0], tuple(rows[0][1]))
+        usage = {cluster: figures for _, _, cluster, figures in rows if figures is not None}
+        with self.lock:
+            if self.usage_seen != since or self.reload_all:
+                return 0  # a call read usage meanwhile (newer), or reloads everything anyway
+            changed: dict[int, tuple[int, int]] = {}
+            count = self._reload_usage(usage, changed)
+            self._update([], changed)
+            self.usage_seen, self.usage_read = seen, time.monotonic()
+            return count
 
     def _load_all(self, now: datetime) -> None:
         self.prices = Prices.on(now.date())
@@ -255,6 +318,29 @@ class CandidateCache:
     def __init__(self) -> None:
         self._teams: dict[int, TeamCandidates] = {}
         self._lock = threading.Lock()
+        self._refresher: UsageRefresher | None = None
+
+    def recent(self, seconds: float) -> list[TeamCandidates]:
+        """The teams placed for in the last `seconds`."""
+        since = time.monotonic() - seconds
+        with self._lock:
+            return [team for team in self._teams.values() if team.used >= since]
+
+    def start_refresher(self, every: float) -> UsageRefresher:
+        """The background usage refresher of this process, started if it is not running
+        (a forked child has none of its parent's threads: it starts its own)."""
+        with self._lock:
+            running = self._refresher
+            if running is None or not running.is_alive() or running.pid != os.getpid():
+                running = self._refresher = UsageRefresher(self, every)
+                running.start()
+            return running
+
+    def stop_refresher(self) -> None:
+        with self._lock:
+            running, self._refresher = self._refresher, None
+        if running is not None and running.pid == os.getpid():
+            running.stop()
 
     def team(self, team_id: int) -> TeamCandidates:
         with self._lock:
@@ -291,7 +377,11 @@ class CandidateCache:
         `capacity.room`)."""
         held = current if isinstance(current, Mapping) else dict.fromkeys(current, 0)
         now = now or timezone.now()
+        every = settings.KEELSON_PLACEMENT_USAGE_REFRESH
+        if every > 0:
+            self.start_refresher(every)
         team = self.team(team_id)
+        team.used = time.monotonic()
         with team.lock:
             team.refresh(now=now)
             table = team.table
@@ -317,6 +407,39 @@ class CandidateCache:
     def clear(self) -> None:
         with self._lock:
             self._teams.clear()
+
+
+class UsageRefresher(threading.Thread):
+    """Every `every` seconds, the new requested figures of each team placed for in the last
+    minute (`TeamCandidates.refresh_usage`), with a database connection of its own."""
+
+    RECENT = 60.0
+
+    def __init__(self, cache: CandidateCache, every: float) -> None:
+        super().__init__(name="placement-usage", daemon=True)
+        self.cache, self.every, self.pid = cache, every, os.getpid()
+        self.passes = 0
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self._stopping.wait(self.every):
+                self.run_once()
+        finally:
+            connection.close()  # this thread's own connection
+
+    def run_once(self) -> None:
+        for team in self.cache.recent(self.RECENT):
+            try:
+                team.refresh_usage()
+            except Exception:  # the calls read usage themselves past its maximum age
+                logger.exception("placement usage refresh failed for team %s", team.team_id)
+                connection.close()
+        self.passes += 1
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        self.join(timeout)
 
 
 def tolerated(

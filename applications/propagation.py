@@ -11,11 +11,12 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from applications.guardrails import guardrail_errors
 from applications.manifests import ManifestError
-from applications.models import Application, ClusterWork, WorkState
+from applications.models import Application, ApplicationVersion, ClusterWork, WorkState
 from applications.overrides import overrides_spec
 from applications.render import RenderError, Target, render, rendered_hash
 from clusters.choices import ClusterMode
@@ -39,10 +40,15 @@ class SyncOutcome:
     pruned: int = 0
 
 
-def work_render(work: ClusterWork, *, version: int | None = None) -> list[dict[str, Any]]:
+def work_render(
+    work: ClusterWork, *, version: int | None = None, manifests: Any = None
+) -> list[dict[str, Any]]:
+    """The work's objects at `version` (default: desired); `manifests` when the caller
+    read that version's already (agent_work reads all of a cluster's in one query)."""
     application = work.application
     number = version if version is not None else work.desired_version
-    manifests = application.versions.get(number=number).manifests
+    if manifests is None:
+        manifests = application.versions.get(number=number).manifests
     try:
         objects = render(
             application=application.name,
@@ -209,9 +215,18 @@ def agent_work(*, cluster: Cluster) -> dict[str, Any]:
         .select_related("application__team", "cluster")
         .order_by("application__name")
     )
+    wanted = Q()
+    for work in works:
+        wanted |= Q(application_id=work.application_id, number=work.desired_version)
+    manifests = {
+        (v.application_id, v.number): v.manifests
+        for v in (ApplicationVersion.objects.filter(wanted) if works else [])
+    }
     for work in works:
         try:
-            rendered = work_render(work)
+            rendered = work_render(
+                work, manifests=manifests.get((work.application_id, work.desired_version))
+            )
         except RenderError as error:
             _save(work, state=WorkState.FAILED, message=str(error))
             continue

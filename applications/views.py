@@ -10,7 +10,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
@@ -18,8 +18,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.choices import Role
-from accounts.models import Team
-from accounts.selectors import team_ids_with_role, team_list, user_has_role
+from accounts.permissions import (
+    has_role_anywhere,
+    require_role,
+    restrict,
+    teams_for,
+    user_has_role,
+)
 from applications.diff import versions_diff
 from applications.guard import running_clusters
 from applications.models import Application, ClusterWork, PlacementStatus, WorkState
@@ -35,17 +40,13 @@ from applications.services import (
     application_version_add,
     placement_simulate,
 )
-from audit.services import audit_record_denied
 from operations.models import Operation
 
 PAGE_SIZE = 50
 
 
 def _visible(request: HttpRequest) -> QuerySet[Application]:
-    query = Application.objects.select_related("team", "placement")
-    if request.user.is_superuser:
-        return query
-    return query.filter(team_id__in=team_ids_with_role(user=request.user, minimum=Role.VIEWER))
+    return restrict(Application.objects.select_related("team", "placement"), request.user, "view")
 
 
 def _application_or_404(request: HttpRequest, name: str) -> Application:
@@ -53,14 +54,6 @@ def _application_or_404(request: HttpRequest, name: str) -> Application:
     if application is None:
         raise Http404("No such application.")
     return application
-
-
-def _require(request: HttpRequest, application: Application | None, team: Team) -> None:
-    if not user_has_role(user=request.user, team=team, minimum=Role.OPERATOR):
-        audit_record_denied(
-            request=request, reason="needs the operator role in the team", target=application
-        )
-        raise PermissionDenied("You need the operator role in the team.")
 
 
 def _errors(error: ValidationError) -> dict[str, list[str]]:
@@ -91,9 +84,7 @@ def application_list_page(request: HttpRequest) -> HttpResponse:
     if search:
         query = query.filter(Q(name__icontains=search) | Q(description__icontains=search))
     page = Paginator(query.order_by("name"), PAGE_SIZE).get_page(request.GET.get("page"))
-    can_create = request.user.is_superuser or bool(
-        team_ids_with_role(user=request.user, minimum=Role.OPERATOR)
-    )
+    can_create = has_role_anywhere(request.user, Role.OPERATOR)
     return render(
         request,
         "placement/list.html",
@@ -123,11 +114,7 @@ spec:
 
 @login_required
 def application_create_page(request: HttpRequest) -> HttpResponse:
-    teams = [
-        team
-        for team in team_list(user=request.user)
-        if user_has_role(user=request.user, team=team, minimum=Role.OPERATOR)
-    ]
+    teams = list(teams_for(request.user, "operate"))
     values = {
         "name": "",
         "team": teams[0].name if len(teams) == 1 else "",
@@ -192,9 +179,7 @@ def application_detail_page(request: HttpRequest, name: str) -> HttpResponse:
                 old=request.GET.get("old", ""),
                 new=request.GET.get("new", ""),
             ),
-            "can_operate": user_has_role(
-                user=request.user, team=application.team, minimum=Role.OPERATOR
-            ),
+            "can_operate": user_has_role(request.user, application.team, Role.OPERATOR),
             "strategy": application.rollout or {"strategy": "all_at_once"},
             "unschedulable": application.placement.status == PlacementStatus.UNSCHEDULABLE,
             "running_on": running_clusters(application),
@@ -207,7 +192,7 @@ def application_detail_page(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def application_rollout_page(request: HttpRequest, name: str) -> HttpResponse:
     application = _application_or_404(request, name)
-    _require(request, application, application.team)
+    require_role(request.user, application.team, Role.OPERATOR, request=request, target=application)
     version = request.POST.get("version", "")
     # A refused removal everywhere (RemovalRefused) shows the page marked Unschedulable.
     return _start(
@@ -238,7 +223,7 @@ def _start(
 @require_POST
 def application_version_page(request: HttpRequest, name: str) -> HttpResponse:
     application = _application_or_404(request, name)
-    _require(request, application, application.team)
+    require_role(request.user, application.team, Role.OPERATOR, request=request, target=application)
     try:
         version = application_version_add(
             actor=request.user,  # type: ignore[arg-type]
@@ -257,7 +242,7 @@ def application_version_page(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def application_delete_page(request: HttpRequest, name: str) -> HttpResponse:
     application = _application_or_404(request, name)
-    _require(request, application, application.team)
+    require_role(request.user, application.team, Role.OPERATOR, request=request, target=application)
     if request.POST.get("confirm", "") != application.name:
         messages.error(request, "Type the application's name to confirm.")
         return redirect("applications:detail", name=application.name)
@@ -277,7 +262,7 @@ def application_evict_page(request: HttpRequest, name: str) -> HttpResponse:
     """Remove the application from every cluster it runs on; the form lists those clusters
     and each must be ticked (the service checks they are exactly the running ones)."""
     application = _application_or_404(request, name)
-    _require(request, application, application.team)
+    require_role(request.user, application.team, Role.OPERATOR, request=request, target=application)
     return _start(
         request,
         application,
@@ -305,7 +290,9 @@ def placement_edit_page(request: HttpRequest, name: str) -> HttpResponse:
     }
     errors: dict[str, list[str]] = {}
     if request.method == "POST":
-        _require(request, application, application.team)
+        require_role(
+            request.user, application.team, Role.OPERATOR, request=request, target=application
+        )
         values = {key: request.POST.get(key, "") for key in values}
         try:
             changes = {

@@ -26,6 +26,7 @@ GROUPS = (
     "agents",
     "websocket",
     "decide",
+    "metrics",
 )
 
 
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         fleet,
         ingest,
         placement,
+        scrape,
         sweep,
         usage_ingest,
         web,
@@ -219,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
         _say("cost-usage: usage ingestion and one hour of cost_compute")
         ids = list(owner.clusters.values_list("pk", flat=True))
         rows += usage_ingest.run(cluster_ids=ids, workers=args.workers)
+
+    if "metrics" in only:
+        _say(f"metrics: rendering /metrics for {args.clusters} clusters")
+        rows += scrape.run(clusters=args.clusters, renders=5 if quick else 20)
 
     finished = datetime.now(UTC)
     header[0] += f", {(finished - started).total_seconds() / 60:.0f} min"

@@ -118,6 +118,26 @@ def _collection_like(owner: Team, clusters: int, rng: random.Random) -> Any:
     return update
 
 
+def _paced(write: Any, every: float) -> Any:
+    """`write` at most once every `every` seconds: collection's real rate (1/30 of 10,000
+    clusters a second) rather than a second's writes before every call."""
+    last = float("-inf")
+
+    def paced() -> None:
+        nonlocal last
+        if time.monotonic() - last >= every:
+            last = time.monotonic()
+            write()
+
+    return paced
+
+
+# Usage staleness allowed in the background row (both schedulers): today's reads usage in
+# a call once it is older than this; the new one reads it in its refresher thread every
+# REFRESH_EVERY seconds (and in a call only past MAX_AGE, as today's).
+MAX_AGE, REFRESH_EVERY = 2, 0.5
+
+
 # Divided placements the issue's target covers: any replica count up to 100,000 over
 # 10,000 clusters, p99 <= 20 ms in-process (the scheduler alone, candidates in memory).
 DIVIDED_REPLICAS = (100, 10_000, 100_000)
@@ -311,6 +331,19 @@ def run_inprocess(*, owner: Team, clusters: int, iterations: int) -> tuple[list[
             iterations,
             _collection_like(owner, clusters, random.Random(9)),  # noqa: S311
         )
+    paced_iterations = max(60, iterations * 5)
+    with override_settings(
+        KEELSON_PLACEMENT_USAGE_MAX_AGE=MAX_AGE, KEELSON_PLACEMENT_USAGE_REFRESH=REFRESH_EVERY
+    ):
+        try:
+            (bg_wall, bg_cpu), (old_bg_wall, old_bg_cpu) = _side_by_side(
+                new,
+                old,
+                paced_iterations,
+                _paced(_collection_like(owner, clusters, random.Random(11)), 1.0),  # noqa: S311
+            )
+        finally:
+            candidate_cache.stop_refresher()
     p50, p99 = percentile(wall, 50), percentile(wall, 99)
     busy50, busy99 = percentile(busy_wall, 50), percentile(busy_wall, 99)
     old50, old99 = percentile(old_wall, 50), percentile(old_wall, 99)
@@ -352,7 +385,7 @@ def run_inprocess(*, owner: Team, clusters: int, iterations: int) -> tuple[list[
             f"{busy50:.1f} / {busy99:.1f} ms, CPU p50 {busy_cpu50:.1f} ms; today's "
             f"{old_busy50:.1f} / {old_busy99:.1f} ms, CPU {old_busy_cpu50:.1f} ms "
             f"({_ratio(old_busy99, busy99)} at p99, {_ratio(old_busy_cpu50, busy_cpu50)} in CPU)",
-            target="p99 <= 8 ms",
+            target="p99 <= 8 ms (worst case: usage read by every call)",
             ok=busy99 <= 8,
             value=busy99,
             detail={
@@ -366,7 +399,50 @@ def run_inprocess(*, owner: Team, clusters: int, iterations: int) -> tuple[list[
             },
         ),
     ]
+    rows.append(
+        _background_row(clusters, paced_iterations, bg_wall, bg_cpu, old_bg_wall, old_bg_cpu)
+    )
     return rows, application.name
+
+
+def _background_row(
+    clusters: int,
+    iterations: int,
+    wall: list[float],
+    cpu: list[float],
+    old_wall: list[float],
+    old_cpu: list[float],
+) -> Row:
+    """Calls while collection writes at its rate (a second's figures every second), usage
+    at most MAX_AGE s stale for both: the new scheduler reads it in its background thread
+    (whose CPU counts in the process's), today's in whichever call finds it too old."""
+    p50, p99 = percentile(wall, 50), percentile(wall, 99)
+    old50, old99 = percentile(old_wall, 50), percentile(old_wall, 99)
+    cpu50, old_cpu50 = percentile(cpu, 50), percentile(old_cpu, 50)
+    _say(f"background usage refresh: {p50:.1f} / {p99:.1f} ms; today's {old50:.1f} / {old99:.1f}")
+    return Row(
+        "placement",
+        f"placement_simulate over {clusters} clusters while collection writes at its rate "
+        f"({max(1, clusters // 30)} clusters' capacity and a status a second), usage read "
+        f"in the background every {REFRESH_EVERY} s ({iterations} calls, p50 / p99)",
+        f"{p50:.1f} / {p99:.1f} ms, CPU p50 {cpu50:.1f} ms p99 {percentile(cpu, 99):.1f} ms; "
+        f"today's (usage read in a call once {MAX_AGE} s old) {old50:.1f} / {old99:.1f} ms, "
+        f"CPU {old_cpu50:.1f} ms ({_ratio(old99, p99)} at p99)",
+        target="p99 <= 8 ms",
+        ok=p99 <= 8,
+        value=p99,
+        detail={
+            "iterations": iterations,
+            "p50_ms": p50,
+            "p99_ms": p99,
+            "cpu_p50_ms": cpu50,
+            "cpu_p99_ms": percentile(cpu, 99),
+            "before_p50_ms": old50,
+            "before_p99_ms": old99,
+            "before_cpu_p50_ms": old_cpu50,
+            "before_cpu_p99_ms": percentile(old_cpu, 99),
+        },
+    )
 
 
 def run_api(*, base: str, token: str, name: str, clusters: int, iterations: int) -> list[Row]:

@@ -6,25 +6,23 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.text import capfirst
 from django.views.decorators.http import require_POST
 
 from accounts.choices import Role
-from accounts.models import Team
-from accounts.selectors import team_list, user_has_role
-from audit.services import audit_record_denied
+from accounts.permissions import require_role, teams_for, user_has_role
 from clusters.choices import ClusterMode, ClusterStatus
 from clusters.display import shown_counts, shown_status, with_shown_status
 from clusters.filtersets import ClusterFilterSet
 from clusters.forms import ClusterMetaForm, DeregisterForm, RegisterForm, labels_text, taints_text
 from clusters.models import Cluster, ClusterInventory, ClusterProvisioning
 from clusters.providers.registry import get_provider
-from clusters.selectors import cluster_get, cluster_list
+from clusters.selectors import cluster_get_or_404, cluster_list
 from clusters.services.lifecycle import EDITABLE, cluster_deregister, cluster_update
 from clusters.services.refresh import BOTH, COST_ONLY, cluster_probe_now, clusters_refresh_now
 from clusters.services.registration import (
@@ -60,23 +58,6 @@ SORTABLE = (
     "last_seen_at",
 )
 SECRET_FIELDS = ("kubeconfig", "token")
-
-
-def _require(
-    request: HttpRequest, cluster: Cluster | None, team: Team | None, minimum: Role
-) -> None:
-    if not user_has_role(user=request.user, team=team, minimum=minimum):
-        audit_record_denied(
-            request=request, reason=f"needs the {minimum} role in the team", target=cluster
-        )
-        raise PermissionDenied(f"You need the {minimum.label.lower()} role in the team.")
-
-
-def _cluster_or_404(request: HttpRequest, name: str) -> Cluster:
-    cluster = cluster_get(user=request.user, name=name)
-    if cluster is None:
-        raise Http404("No such cluster.")
-    return cluster
 
 
 @login_required
@@ -129,11 +110,11 @@ def _without_secrets(form: RegisterForm) -> RegisterForm:
 
 @login_required
 def cluster_register_page(request: HttpRequest) -> HttpResponse:
-    teams = team_list(user=request.user)
+    teams = teams_for(request.user)
     form = RegisterForm(request.POST or None, request.FILES or None, teams=teams)
     if request.method == "POST" and form.is_valid():
         team = form.cleaned_data["team"]
-        _require(request, None, team, Role.OPERATOR)
+        require_role(request.user, team, Role.OPERATOR, request=request)
         data = form.cleaned_data
         try:
             if data["method"] == ClusterMode.PULL:
@@ -208,7 +189,7 @@ def _token_page(request: HttpRequest, cluster: Cluster, token: str, status: int)
 
 @login_required
 def cluster_detail_page(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster_or_404(request, name)
+    cluster = cluster_get_or_404(user=request.user, name=name)
     return _detail(request, cluster)
 
 
@@ -247,8 +228,8 @@ def _detail(
         "nodes": data.get("nodes", []),
         "namespaces": data.get("namespaces", []),
         "transitions": cluster.transitions.all()[:50],
-        "can_operate": user_has_role(user=request.user, team=cluster.team, minimum=Role.OPERATOR),
-        "can_admin": user_has_role(user=request.user, team=cluster.team, minimum=Role.ADMIN),
+        "can_operate": user_has_role(request.user, cluster.team, Role.OPERATOR),
+        "can_admin": user_has_role(request.user, cluster.team, Role.ADMIN),
         "meta_form": meta_form or ClusterMetaForm(initial=initial),
         "deregister_form": deregister_form or DeregisterForm(cluster_name=cluster.name),
     }
@@ -258,8 +239,8 @@ def _detail(
 @login_required
 @require_POST
 def cluster_edit(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster_or_404(request, name)
-    _require(request, cluster, cluster.team, Role.OPERATOR)
+    cluster = cluster_get_or_404(user=request.user, name=name)
+    require_role(request.user, cluster.team, Role.OPERATOR, request=request, target=cluster)
     form = ClusterMetaForm(request.POST)
     if form.is_valid():
         try:
@@ -275,8 +256,8 @@ def cluster_edit(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 @require_POST
 def cluster_deregister_page(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster_or_404(request, name)
-    _require(request, cluster, cluster.team, Role.ADMIN)
+    cluster = cluster_get_or_404(user=request.user, name=name)
+    require_role(request.user, cluster.team, Role.ADMIN, request=request, target=cluster)
     form = DeregisterForm(request.POST, cluster_name=cluster.name)
     if form.is_valid():
         try:
@@ -295,8 +276,8 @@ def cluster_deregister_page(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 @require_POST
 def cluster_probe_page(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster_or_404(request, name)
-    _require(request, cluster, cluster.team, Role.OPERATOR)
+    cluster = cluster_get_or_404(user=request.user, name=name)
+    require_role(request.user, cluster.team, Role.OPERATOR, request=request, target=cluster)
     try:
         cluster_probe_now(actor=request.user, cluster=cluster, request=request)
     except ValidationError as error:
@@ -311,8 +292,8 @@ def cluster_probe_page(request: HttpRequest, name: str) -> HttpResponse:
 def cluster_refresh_page(request: HttpRequest, name: str) -> HttpResponse:
     """Evaluate the team's policies on the cluster and compute this hour's cost, queued
     (cost only for a pull-mode cluster: the hub does not evaluate those)."""
-    cluster = _cluster_or_404(request, name)
-    _require(request, cluster, cluster.team, Role.OPERATOR)
+    cluster = cluster_get_or_404(user=request.user, name=name)
+    require_role(request.user, cluster.team, Role.OPERATOR, request=request, target=cluster)
     what = BOTH if cluster.mode == ClusterMode.PUSH else COST_ONLY
     clusters_refresh_now(
         actor=request.user, clusters=[cluster], what=what, scope="cluster", request=request
@@ -328,8 +309,8 @@ def cluster_refresh_page(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 @require_POST
 def cluster_agent_token_page(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster_or_404(request, name)
-    _require(request, cluster, cluster.team, Role.ADMIN)
+    cluster = cluster_get_or_404(user=request.user, name=name)
+    require_role(request.user, cluster.team, Role.ADMIN, request=request, target=cluster)
     try:
         token = bootstrap_token_issue(cluster=cluster, actor=request.user)  # type: ignore[arg-type]
     except RegistrationError as error:
@@ -341,8 +322,8 @@ def cluster_agent_token_page(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 @require_POST
 def cluster_agent_revoke_page(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster_or_404(request, name)
-    _require(request, cluster, cluster.team, Role.ADMIN)
+    cluster = cluster_get_or_404(user=request.user, name=name)
+    require_role(request.user, cluster.team, Role.ADMIN, request=request, target=cluster)
     revoked = agent_tokens_revoke(cluster=cluster, actor=request.user)  # type: ignore[arg-type]
     messages.success(request, f"Agent access revoked ({revoked} tokens).")
     return redirect("clusters:detail", name=cluster.name)

@@ -10,18 +10,17 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.choices import Role
-from accounts.selectors import team_list
+from accounts.permissions import require_role, teams_for
 from clusters.forms import CreateClusterForm
 from clusters.providers.base import ClusterSpec
 from clusters.providers.catalog import INSTANCE_TYPES
-from clusters.selectors import cluster_list
+from clusters.selectors import cluster_get_or_404, cluster_list
 from clusters.services.provisioning import (
     cluster_create,
     cluster_destroy,
     cluster_scale,
     cluster_upgrade,
 )
-from clusters.views import _cluster_or_404, _require
 from operations.models import Operation
 
 
@@ -40,10 +39,10 @@ def _form_error(form: CreateClusterForm, error: ValidationError) -> None:
 
 @login_required
 def cluster_create_page(request: HttpRequest) -> HttpResponse:
-    form = CreateClusterForm(request.POST or None, teams=team_list(user=request.user))
+    form = CreateClusterForm(request.POST or None, teams=teams_for(request.user))
     if request.method == "POST" and form.is_valid():
         team = form.cleaned_data["team"]
-        _require(request, None, team, Role.OPERATOR)
+        require_role(request.user, team, Role.OPERATOR, request=request)
         try:
             spec = ClusterSpec.from_json(form.spec_data())
             operation = cluster_create(
@@ -84,8 +83,8 @@ def _lifecycle_redirect(request: HttpRequest, name: str, start: object) -> HttpR
 @login_required
 @require_POST
 def cluster_scale_page(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster_or_404(request, name)
-    _require(request, cluster, cluster.team, Role.OPERATOR)
+    cluster = cluster_get_or_404(user=request.user, name=name)
+    require_role(request.user, cluster.team, Role.OPERATOR, request=request, target=cluster)
     pool = request.POST.get("pool", "")
     raw = request.POST.get("count", "")
     if not raw.isdigit():
@@ -101,8 +100,8 @@ def cluster_scale_page(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 @require_POST
 def cluster_upgrade_page(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster_or_404(request, name)
-    _require(request, cluster, cluster.team, Role.ADMIN)
+    cluster = cluster_get_or_404(user=request.user, name=name)
+    require_role(request.user, cluster.team, Role.ADMIN, request=request, target=cluster)
     version = request.POST.get("kubernetes_version", "").strip()
     return _lifecycle_redirect(
         request,
@@ -114,8 +113,8 @@ def cluster_upgrade_page(request: HttpRequest, name: str) -> HttpResponse:
 @login_required
 @require_POST
 def cluster_destroy_page(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = _cluster_or_404(request, name)
-    _require(request, cluster, cluster.team, Role.ADMIN)
+    cluster = cluster_get_or_404(user=request.user, name=name)
+    require_role(request.user, cluster.team, Role.ADMIN, request=request, target=cluster)
     if request.POST.get("confirm", "").strip() != cluster.name:
         messages.error(request, "Type the cluster's name to confirm its deletion.")
         return redirect("clusters:detail", name=name)

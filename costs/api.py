@@ -7,29 +7,29 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api.base import (
+    TeamOwnedModelViewSet,
+    TeamOwnedViewSet,
+    actor,
+    authorize_create,
+    raw_field,
+)
 from accounts.choices import Role
 from accounts.models import Team
-from accounts.selectors import team_ids_with_role
-from clusters.api.permissions import (
-    actor,
-    authorize_cluster_write,
-    authorize_create,
-    require_role,
-)
+from accounts.permissions import deny, require_superuser
 from clusters.models import Cluster
-from clusters.selectors import cluster_list
+from clusters.selectors import cluster_get, cluster_list
 from core.api.filters import as_utc
 from core.csvsafe import SafeWriter
 from costs.budgets import budget_create, budget_delete
@@ -150,12 +150,6 @@ class CostView(APIView):
         )
 
 
-def _visible_team_ids(request: Any) -> list[int]:
-    if getattr(request.user, "is_superuser", False):
-        return list(Team.objects.values_list("pk", flat=True))
-    return team_ids_with_role(user=request.user, minimum=Role.VIEWER)
-
-
 class InstancePriceSerializer(serializers.ModelSerializer[InstancePrice]):
     class Meta:
         model = InstancePrice
@@ -172,13 +166,17 @@ class InstancePriceViewSet(
     queryset = InstancePrice.objects.order_by("provider", "instance_type", "region", "-valid_from")
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        if not request.user.is_superuser:
-            raise PermissionDenied("Only administrators change list prices.")
+        require_superuser(
+            request.user, message="Only administrators change list prices.", request=request
+        )
         return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer: serializers.BaseSerializer[InstancePrice]) -> None:
-        if not self.request.user.is_superuser:
-            raise PermissionDenied("Only administrators change list prices.")
+        require_superuser(
+            self.request.user,
+            message="Only administrators change list prices.",
+            request=self.request,
+        )
         try:
             serializer.instance = instance_price_add(
                 actor=self.request.user, **serializer.validated_data
@@ -214,18 +212,12 @@ class RateCardSerializer(serializers.ModelSerializer[RateCard]):
             raise serializers.ValidationError(error.message_dict["instance_prices"]) from None
 
 
-class RateCardViewSet(
-    mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet[RateCard]
-):
+class RateCardViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, TeamOwnedViewSet[RateCard]):
     """Custom prices; a new version (same name, later valid_from) applies from its date."""
 
     serializer_class = RateCardSerializer
     filterset_fields = ["name"]
-
-    def get_queryset(self) -> QuerySet[RateCard]:
-        return RateCard.objects.filter(team_id__in=_visible_team_ids(self.request)).select_related(
-            "team"
-        )
+    queryset = RateCard.objects.select_related("team")
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         authorize_create(request, field="team", minimum=Role.ADMIN, doing="manage rate cards")
@@ -234,7 +226,7 @@ class RateCardViewSet(
     def perform_create(self, serializer: serializers.BaseSerializer[RateCard]) -> None:
         data = dict(serializer.validated_data)
         team = data.pop("team")
-        require_role(self.request, team, Role.ADMIN, "manage rate cards")
+        self.require(team, Role.ADMIN, "manage rate cards")
         try:
             serializer.instance = rate_card_save(actor=self.request.user, team=team, **data)
         except DjangoValidationError as error:
@@ -266,12 +258,14 @@ class ClusterPricingSerializer(serializers.ModelSerializer[ClusterPricing]):
 
 
 class ClusterPricingViewSet(
-    mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet[ClusterPricing]
+    mixins.ListModelMixin, mixins.CreateModelMixin, TeamOwnedViewSet[ClusterPricing]
 ):
     """How each cluster is priced from a date on (discount, spot, rate card, fees)."""
 
     serializer_class = ClusterPricingSerializer
     filterset_fields = ["cluster__name"]
+    queryset = ClusterPricing.objects.select_related("cluster")
+    team_path = "cluster__team"
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
         serializer = super().get_serializer(*args, **kwargs)
@@ -279,20 +273,21 @@ class ClusterPricingViewSet(
             serializer.fields["cluster"].queryset = cluster_list(user=self.request.user)
         return serializer
 
-    def get_queryset(self) -> QuerySet[ClusterPricing]:
-        return ClusterPricing.objects.filter(
-            cluster__in=cluster_list(user=self.request.user)
-        ).select_related("cluster")
-
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        authorize_cluster_write(
-            request, field="cluster", minimum=Role.ADMIN, doing="change cluster pricing"
-        )
+        # Authorized from the raw body, before validation, as `authorize_create` does.
+        if name := raw_field(request, "cluster"):
+            cluster = cluster_get(user=request.user, name=name)
+            if cluster is None:
+                deny(
+                    f"You have no role in the team of a cluster named {name[:63]!r}.",
+                    request=request,
+                )
+            self.require(cluster.team, Role.ADMIN, "change cluster pricing", cluster)
         return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer: serializers.BaseSerializer[ClusterPricing]) -> None:
         cluster = serializer.validated_data["cluster"]
-        require_role(self.request, cluster.team, Role.ADMIN, "change cluster pricing")
+        self.require(cluster.team, Role.ADMIN, "change cluster pricing", cluster)
         data = dict(serializer.validated_data)
         data.pop("cluster")
         try:
@@ -314,17 +309,13 @@ class BudgetSerializer(serializers.ModelSerializer[Budget]):
         read_only_fields = ["created_at"]
 
 
-class BudgetViewSet(viewsets.ModelViewSet[Budget]):
+class BudgetViewSet(TeamOwnedModelViewSet[Budget]):
     """Monthly budgets per team or cluster set; `status` gives spend and forecast."""
 
     serializer_class = BudgetSerializer
     lookup_field = "name"
     http_method_names = ["get", "post", "delete", "head", "options"]
-
-    def get_queryset(self) -> QuerySet[Budget]:
-        return Budget.objects.filter(team_id__in=_visible_team_ids(self.request)).select_related(
-            "team"
-        )
+    queryset = Budget.objects.select_related("team")
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         authorize_create(request, field="team", minimum=Role.ADMIN, doing="manage budgets")
@@ -333,7 +324,7 @@ class BudgetViewSet(viewsets.ModelViewSet[Budget]):
     def perform_create(self, serializer: serializers.BaseSerializer[Budget]) -> None:
         data = dict(serializer.validated_data)
         team = data["team"]
-        require_role(self.request, team, Role.ADMIN, "manage budgets")
+        self.require(team, Role.ADMIN, "manage budgets")
         try:
             serializer.instance = budget_create(
                 actor=actor(self.request),
@@ -346,7 +337,7 @@ class BudgetViewSet(viewsets.ModelViewSet[Budget]):
             raise ValidationError(error.message_dict) from None
 
     def perform_destroy(self, instance: Budget) -> None:
-        require_role(self.request, instance.team, Role.ADMIN, "manage budgets")
+        self.require(instance.team, Role.ADMIN, "manage budgets", instance)
         budget_delete(actor=actor(self.request), budget=instance)
 
     @extend_schema(responses=OpenApiTypes.OBJECT)

@@ -18,8 +18,8 @@ from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDay, TruncMonth
 
-from accounts.choices import Role
-from accounts.selectors import AnyUser, team_ids_with_role
+from accounts.permissions import restrict
+from accounts.selectors import AnyUser
 from costs.models import CostAllocation
 
 GROUPS: dict[str, str] = {
@@ -103,13 +103,8 @@ MAX_ROWS = 10_000
 
 
 def allocations_visible(*, user: AnyUser) -> QuerySet[CostAllocation]:
-    if not user.is_authenticated:
-        return CostAllocation.objects.none()
-    if getattr(user, "is_superuser", False):
-        return CostAllocation.objects.all()
-    return CostAllocation.objects.filter(
-        team_id__in=team_ids_with_role(user=user, minimum=Role.VIEWER)
-    )
+    """Rows of the teams the user sees (a deregistered cluster's rows keep their team)."""
+    return restrict(CostAllocation.objects.all(), user, "view")
 
 
 def _expression(key: str, what: str = "group_by") -> Any:

@@ -21,9 +21,9 @@ from rest_framework.exceptions import ValidationError
 
 from accounts.choices import Role
 from accounts.models import Team
-from accounts.selectors import team_ids_with_role, team_list, user_has_role
+from accounts.permissions import require_role, restrict, teams_for, user_has_role
+from clusters.selectors import cluster_get_or_404
 from clusters.services.refresh import user_operates_any
-from clusters.views import _cluster_or_404, _require
 from costs.api import period_bounds, rollup_for
 from costs.budgets import budget_create, budget_delete
 from costs.models import Budget, ClusterPricing, RateCard
@@ -77,17 +77,8 @@ def cost_explorer(request: HttpRequest) -> HttpResponse:
         error = " ".join(str(m) for messages in problem.detail.values() for m in messages)  # type: ignore[union-attr]
         since, until = period_bounds({"range": "this-month"})
     query = "&".join(f"{k}={v}" for k, v in params.items())
-    if request.user.is_superuser:
-        budgets = Budget.objects.select_related("team")
-    else:
-        budgets = Budget.objects.filter(
-            team_id__in=team_ids_with_role(user=request.user, minimum=Role.VIEWER)
-        ).select_related("team")
-    admin_teams = [
-        team.name
-        for team in team_list(user=request.user)
-        if user_has_role(user=request.user, team=team, minimum=Role.ADMIN)
-    ]
+    budgets = restrict(Budget.objects.select_related("team"), request.user, "view")
+    admin_teams = [team.name for team in teams_for(request.user, "admin")]
     context = {
         "admin_teams": admin_teams,
         "can_refresh": user_operates_any(user=request.user),
@@ -129,7 +120,7 @@ def cost_chargeback(request: HttpRequest) -> HttpResponse:
 @login_required
 def cluster_cost_fragment(request: HttpRequest, name: str) -> HttpResponse:
     """The cluster page's cost card (loaded by htmx): this month by namespace, pricing."""
-    cluster = _cluster_or_404(request, name)
+    cluster = cluster_get_or_404(user=request.user, name=name)
     month_start, month_end = period_bounds({"range": "this-month"})
     cost = cost_rollup(
         user=request.user,
@@ -144,7 +135,7 @@ def cluster_cost_fragment(request: HttpRequest, name: str) -> HttpResponse:
         "today": timezone.now().date(),
         "cost_rows": cost.rows[:10],
         "cost_total": cost.total,
-        "can_admin": user_has_role(user=request.user, team=cluster.team, minimum=Role.ADMIN),
+        "can_admin": user_has_role(request.user, cluster.team, Role.ADMIN),
     }
     return render(request, "cost/_cluster.html", context)
 
@@ -153,8 +144,8 @@ def cluster_cost_fragment(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def cluster_pricing_page(request: HttpRequest, name: str) -> HttpResponse:
     """The cluster page's pricing form (admin): same service as the API."""
-    cluster = _cluster_or_404(request, name)
-    _require(request, cluster, cluster.team, Role.ADMIN)
+    cluster = cluster_get_or_404(user=request.user, name=name)
+    require_role(request.user, cluster.team, Role.ADMIN, request=request, target=cluster)
     form = PricingForm(request.POST)
     if form.is_valid():
         data = dict(form.cleaned_data)
@@ -215,11 +206,11 @@ class RateCardForm(forms.Form):
 @login_required
 def rate_cards_page(request: HttpRequest) -> HttpResponse:
     """Rate cards (custom prices); saving one with a later date adds a version."""
-    teams = team_list(user=request.user)
+    teams = teams_for(request.user)
     form = RateCardForm(request.POST or None, teams=teams)
     if request.method == "POST" and form.is_valid():
         data = dict(form.cleaned_data)
-        _require(request, None, data["team"], Role.ADMIN)
+        require_role(request.user, data["team"], Role.ADMIN, request=request)
         try:
             rate_card_save(actor=request.user, **data)
         except DjangoValidationError as error:
@@ -229,7 +220,7 @@ def rate_cards_page(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Rate card saved.")
             return redirect("cost:rate-cards")
-    cards = RateCard.objects.filter(team__in=teams).select_related("team")
+    cards = restrict(RateCard.objects.select_related("team"), request.user, "view")
     return render(
         request,
         "cost/rate_cards.html",
@@ -240,9 +231,9 @@ def rate_cards_page(request: HttpRequest) -> HttpResponse:
 
 def _budget_team(request: HttpRequest, name: str) -> Team:
     """The team named in the form, if the user administers it (else 403, audited)."""
-    team = team_list(user=request.user).filter(name=name).first()
-    _require(request, None, team, Role.ADMIN)
-    assert team is not None  # _require refuses a missing team
+    team = teams_for(request.user).filter(name=name).first()
+    require_role(request.user, team, Role.ADMIN, request=request)
+    assert team is not None  # require_role refuses a missing team
     return team
 
 
@@ -270,14 +261,11 @@ def budget_create_page(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def budget_delete_page(request: HttpRequest, name: str) -> HttpResponse:
-    visible = team_ids_with_role(user=request.user, minimum=Role.VIEWER)
-    budgets = Budget.objects.select_related("team")
-    if not request.user.is_superuser:
-        budgets = budgets.filter(team_id__in=visible)
+    budgets = restrict(Budget.objects.select_related("team"), request.user, "view")
     budget = budgets.filter(name=name).first()
     if budget is None:
         raise Http404("No such budget.")
-    _require(request, None, budget.team, Role.ADMIN)
+    require_role(request.user, budget.team, Role.ADMIN, request=request, target=budget)
     budget_delete(actor=request.user, budget=budget)  # type: ignore[arg-type]
     messages.success(request, f"Budget {name} deleted.")
     return redirect(f"{reverse('cost:explorer')}#budgets")

@@ -5,7 +5,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from accounts.choices import Role
-from accounts.selectors import team_ids_with_role
+from accounts.permissions import is_superuser, visible_team_ids
 from clusters.choices import ClusterStatus
 from clusters.realtime import FLEET_GROUP, TeamCounts, counts_by_team, team_fleet_group
 from core.realtime.coalesce import CoalescingJsonConsumer
@@ -29,12 +29,10 @@ class FleetConsumer(CoalescingJsonConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        self.all_teams = bool(getattr(user, "is_superuser", False))
+        self.all_teams = is_superuser(user)
         self.team_ids: set[int] = set()
         if not self.all_teams:
-            self.team_ids = set(
-                await database_sync_to_async(team_ids_with_role)(user=user, minimum=Role.VIEWER)
-            )
+            self.team_ids = set(await database_sync_to_async(visible_team_ids)(user, Role.VIEWER))
         groups = [FLEET_GROUP] if self.all_teams else sorted(map(team_fleet_group, self.team_ids))
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
@@ -51,11 +49,9 @@ class FleetConsumer(CoalescingJsonConsumer):
     def still_visible(self) -> bool:
         """Still a superuser if it joined as one, still in every team it joined for."""
         user = self.scope["user"]
-        if self.all_teams:
-            return bool(getattr(user, "is_superuser", False))
-        if getattr(user, "is_superuser", False):
+        if is_superuser(user):
             return True
-        return self.team_ids <= set(team_ids_with_role(user=user, minimum=Role.VIEWER))
+        return not self.all_teams and self.team_ids <= set(visible_team_ids(user, Role.VIEWER))
 
     async def cluster_update(self, event: dict[str, Any]) -> None:
         team_id = event.get("team_id")

@@ -38,7 +38,7 @@ from django.db.models.functions import Greatest, TruncDay
 from django.utils import timezone
 
 from accounts.choices import Role
-from accounts.selectors import AnyUser, team_ids_with_role
+from accounts.permissions import AnyUser, has_role_anywhere
 from clusters.choices import ClusterStatus
 from clusters.display import not_judged_q, shown_counts
 from clusters.models import Cluster, ClusterTransition
@@ -266,9 +266,6 @@ def compliance_trend(policy_ids: list[int], *, now: datetime, days: int) -> list
 def overdue_pipelines_for(*, user: AnyUser) -> list[PipelineState]:
     """The overdue pipelines, for the overview's banner: shown to superusers and team
     admins (those who run the hub or answer for a team's clusters), not to others."""
-    is_admin = getattr(user, "is_superuser", False) or bool(
-        team_ids_with_role(user=user, minimum=Role.ADMIN)
-    )
-    if not is_admin:
+    if not has_role_anywhere(user, Role.ADMIN):
         return []
     return [state for state in pipeline_liveness() if state.overdue]

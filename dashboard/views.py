@@ -3,7 +3,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -11,8 +10,7 @@ from django.utils.text import capfirst
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.choices import Role
-from audit.services import audit_record_denied
+from accounts.permissions import deny
 from clusters.selectors import cluster_list
 from clusters.services.refresh import (
     BOTH,
@@ -108,10 +106,13 @@ def refresh_now(request: HttpRequest) -> HttpResponse:
     page's "evaluate now" / "compute now")."""
     page, what = REFRESH_FROM.get(request.POST.get("from", ""), REFRESH_FROM["home"])
     if not user_operates_any(user=request.user):
-        audit_record_denied(request=request, reason="needs the operator role in a team")
-        raise PermissionDenied("You need the operator role in a team.")
+        deny(
+            "You need the operator role in a team.",
+            reason="needs the operator role in a team",
+            request=request,
+        )
     # Ids and teams only: a fleet of thousands is one light query, queued in batches.
-    operated = cluster_list(user=request.user, minimum=Role.OPERATOR)
+    operated = cluster_list(user=request.user, action="operate")
     clusters = list(operated.only("pk", "team_id", "name", "mode"))
     queued = clusters_refresh_now(
         actor=request.user, clusters=clusters, what=what, scope="fleet", request=request

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -220,11 +221,19 @@ def main(argv: list[str] | None = None) -> int:
                 "info",
             ],
         }
+        # The web workers share their request and websocket metrics through
+        # prometheus-client's multiprocess mode (metrics/process.py), emptied at each start.
+        web_env = dict(env)
+        if "PROMETHEUS_MULTIPROC_DIR" not in web_env:
+            shared = var / "prometheus-web"
+            shutil.rmtree(shared, ignore_errors=True)
+            shared.mkdir(parents=True)
+            web_env["PROMETHEUS_MULTIPROC_DIR"] = str(shared)
         for name, command in commands.items():
             process = subprocess.Popen(
                 command,
                 cwd=ROOT,
-                env=env,
+                env=web_env if name == "web" else env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -6,6 +6,7 @@ KEELSON_ENCRYPTION_KEYS and ALLOWED_HOSTS must be set or the process refuses to 
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from core.crypto import parse_key_ring
@@ -68,9 +69,12 @@ INSTALLED_APPS = [
     "costs",
     "policies",
     "dashboard",
+    "metrics",
 ]
 
 MIDDLEWARE = [
+    # First: a request's time includes every other middleware's.
+    "metrics.process.request_latency_middleware",
     "django.middleware.security.SecurityMiddleware",
     "fleet.csp.security_headers_middleware",
     "fleet.nulguard.nul_guard_middleware",
@@ -362,6 +366,10 @@ KEELSON_PLACEMENT_DRIFT_INTERVAL = env_int("KEELSON_PLACEMENT_DRIFT_INTERVAL", 3
 # change at once, except requested CPU/memory, which collection moves all the time: those
 # figures are re-read (only where they changed) at most this many seconds apart.
 KEELSON_PLACEMENT_USAGE_MAX_AGE = env_int("KEELSON_PLACEMENT_USAGE_MAX_AGE", 15, minimum=0)
+# > 0: a thread per process re-reads those figures every this many seconds, off the calls'
+# path (docs/performance.md, "Placement"). Off by default: one more database connection
+# per process, for decisions that are fast without it.
+KEELSON_PLACEMENT_USAGE_REFRESH = env_float("KEELSON_PLACEMENT_USAGE_REFRESH", 0.0, minimum=0)
 
 CELERY_BEAT_SCHEDULE = {
     "clusters-collect": {
@@ -399,3 +407,20 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")  # or EMAIL_HOST_PASSWORD_FILE
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "keelson@localhost")
+
+# --- Prometheus metrics (metrics/, docs/configuration.md "Metrics") -----------------------
+# `/metrics` answers only with a bearer token and/or from allowed networks (CIDRs; the
+# client address as the web server resolves it with KEELSON_TRUSTED_PROXIES); with
+# neither it does not exist (404). The token may come from KEELSON_METRICS_TOKEN_FILE.
+KEELSON_METRICS_TOKEN = env_str("KEELSON_METRICS_TOKEN", "")
+KEELSON_METRICS_ALLOWED_NETWORKS: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+for _entry in env_list("KEELSON_METRICS_ALLOWED_NETWORKS", []):
+    try:
+        KEELSON_METRICS_ALLOWED_NETWORKS.append(ipaddress.ip_network(_entry, strict=False))
+    except ValueError:
+        raise ImproperEnvironment(
+            f"KEELSON_METRICS_ALLOWED_NETWORKS: {_entry!r} is not an IP network"
+        ) from None
+# Per-cluster series (health score, nodes, API latency): 3 series per cluster.
+KEELSON_METRICS_PER_CLUSTER = env_bool("KEELSON_METRICS_PER_CLUSTER", False)
+KEELSON_REDIS_PREFIX = env_str("KEELSON_REDIS_PREFIX", "keelson")

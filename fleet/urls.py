@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from accounts.login import ThrottledLoginView, admin_login_redirect
 from costs.views import cluster_pricing_page
 from dashboard import views
+from metrics.views import metrics
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -13,6 +14,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("healthz/pipeline", views.healthz_pipeline, name="healthz-pipeline"),
     path("readyz", views.readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # Pages only; the API names its routes `<basename>-detail` etc. (fleet/api/urls.py).

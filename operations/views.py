@@ -6,13 +6,13 @@ from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 
-from audit.services import audit_record_denied
+from accounts.permissions import deny
 from operations.models import Operation
 from operations.selectors import operation_get, operation_may_cancel
 from operations.services import operation_cancel, operation_snapshot
@@ -64,10 +64,12 @@ def operation_cancel_page(request: HttpRequest, operation_id: UUID) -> HttpRespo
     """Cancel through the same service as the API's `cancel` action."""
     operation = _operation_or_404(request, operation_id)
     if not operation_may_cancel(user=request.user, operation=operation):
-        audit_record_denied(
-            request=request, reason="cancel needs the creator or a team operator", target=operation
+        deny(
+            "Only the operation's creator or a team operator can cancel it.",
+            reason="cancel needs the creator or a team operator",
+            request=request,
+            target=operation,
         )
-        raise PermissionDenied("Only the operation's creator or a team operator can cancel it.")
     try:
         operation = operation_cancel(operation=operation, actor=request.user)  # type: ignore[arg-type]
     except ValidationError as error:

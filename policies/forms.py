@@ -9,6 +9,7 @@ from django import forms
 
 from kube.safeyaml import YAMLInputError, load_one
 from policies.choices import Mode, Severity
+from policies.library import LATEST, PSS_VERSION_CHOICES
 from policies.services.policies import PolicySpec
 
 # Rules typed into the editor: the bundled library's largest policy is a few kilobytes.
@@ -44,6 +45,14 @@ class PolicyForm(forms.Form):
     )
     mode = forms.ChoiceField(choices=Mode.choices, initial=Mode.INFORM)
     enabled = forms.BooleanField(required=False, initial=True)
+    pss_version = forms.ChoiceField(
+        label="Pod Security Standards version",
+        choices=[(v, v) for v in PSS_VERSION_CHOICES],
+        initial=LATEST,
+        required=False,
+        help_text="Bundled PSS policies only: the standard's version to check. Changing it "
+        "replaces the rules with the library's at that version.",
+    )
     rules = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 16, "spellcheck": "false", "class": "code"}),
         help_text=RULES_HELP,
@@ -81,6 +90,7 @@ class PolicyForm(forms.Form):
             mode=data["mode"],
             enabled=data["enabled"],
             rules=data["rules"],
+            pss_version=data.get("pss_version") or LATEST,
         )
 
     @staticmethod
@@ -96,5 +106,6 @@ class PolicyForm(forms.Form):
             "placement": spec.placement,
             "mode": spec.mode,
             "enabled": spec.enabled,
+            "pss_version": spec.pss_version,
             "rules": yaml.safe_dump(spec.rules, sort_keys=False, width=100),
         }

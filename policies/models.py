@@ -17,6 +17,7 @@ from policies.choices import (
     RuleKind,
     Severity,
 )
+from policies.library import LATEST, PSS_VERSION_CHOICES
 
 
 class LivePolicies(models.Manager["Policy"]):
@@ -45,6 +46,12 @@ class Policy(models.Model):
     placement = models.CharField(max_length=63, blank=True)
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.INFORM)
     enabled = models.BooleanField(default=True)
+    # The Pod Security Standards version a bundled PSS policy checks (as Pod Security
+    # Admission's `enforce-version`): pinned, an upgrade of Keelson does not change its
+    # verdicts; "latest" follows the newest version the library knows.
+    pss_version = models.CharField(
+        max_length=8, choices=[(v, v) for v in PSS_VERSION_CHOICES], default=LATEST
+    )
     generation = models.PositiveIntegerField(default=1)
     bundled = models.BooleanField(default=False, help_text="Loaded from the bundled library.")
     created_by = models.ForeignKey(
@@ -181,6 +188,27 @@ class PolicyEvaluation(models.Model):
     def cluster_label(self) -> str:
         """The cluster's name, or the name kept once it was deregistered."""
         return self.cluster.name if self.cluster is not None else self.cluster_name
+
+    @property
+    def violations_partial(self) -> bool:
+        """Whether `violations` lists only the first of `violations_total` objects."""
+        return len(self.violations) < self.violations_total
+
+    @property
+    def errors_partial(self) -> bool:
+        return len(self.errors) < self.errors_total
+
+    @property
+    def listing_note(self) -> str:
+        """ "first 500 of 1,490 violating objects listed" when a list is cut, else ""."""
+        notes = []
+        if self.violations_partial:
+            notes.append(
+                f"first {len(self.violations):,} of {self.violations_total:,} violating objects"
+            )
+        if self.errors_partial:
+            notes.append(f"first {len(self.errors):,} of {self.errors_total:,} objects not judged")
+        return f"{' and '.join(notes)} listed" if notes else ""
 
 
 class EnforcementAction(models.Model):

@@ -9,29 +9,14 @@ from typing import Any
 from django.db import connection
 from django.db.models import QuerySet
 
-from accounts.choices import Role
-from accounts.selectors import AnyUser, team_ids_with_role
+from accounts.permissions import AnyUser, restrict
 from policies.choices import ResultStatus
 from policies.models import Policy, PolicyEvaluation
 
 
 def policy_list(*, user: AnyUser) -> QuerySet[Policy]:
     """Policies of the user's teams (all of them for a superuser)."""
-    if not user.is_authenticated:
-        return Policy.objects.none()
-    if getattr(user, "is_superuser", False):
-        return Policy.objects.all()
-    return Policy.objects.filter(team_id__in=team_ids_with_role(user=user, minimum=Role.VIEWER))
-
-
-def evaluation_list(*, user: AnyUser) -> QuerySet[PolicyEvaluation]:
-    """Every result of the user's teams' policies, deleted policies' included (history)."""
-    if not user.is_authenticated:
-        return PolicyEvaluation.objects.none()
-    if getattr(user, "is_superuser", False):
-        return PolicyEvaluation.objects.all()
-    teams = team_ids_with_role(user=user, minimum=Role.VIEWER)
-    return PolicyEvaluation.objects.filter(policy__team_id__in=teams)
+    return restrict(Policy.objects.all(), user, "view")
 
 
 def latest_evaluations(policies: QuerySet[Policy]) -> QuerySet[PolicyEvaluation]:

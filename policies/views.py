@@ -14,8 +14,8 @@ from django.views.decorators.http import require_POST
 
 from accounts.choices import Role
 from accounts.models import Team
-from accounts.selectors import team_list, user_has_role
-from clusters.views import _cluster_or_404, _require
+from accounts.permissions import require_role, teams_for, user_has_role
+from clusters.selectors import cluster_get_or_404
 from core.ui.filters import any_by_default
 from policies.choices import ResultStatus
 from policies.filtersets import PolicyFilterSet
@@ -73,7 +73,7 @@ def policy_detail_page(request: HttpRequest, team: str, name: str) -> HttpRespon
         "latest": latest,
         "history": history,
         "actions": policy.actions.select_related("cluster")[:HISTORY],
-        "can_operate": user_has_role(user=request.user, team=policy.team, minimum=Role.OPERATOR),
+        "can_operate": user_has_role(request.user, policy.team, Role.OPERATOR),
     }
     return render(request, "policies/detail.html", context)
 
@@ -96,18 +96,14 @@ def _refused(
 
 
 def _operator_teams(request: HttpRequest) -> list[str]:
-    return [
-        t.name
-        for t in team_list(user=request.user)
-        if user_has_role(user=request.user, team=t, minimum=Role.OPERATOR)
-    ]
+    return [team.name for team in teams_for(request.user, "operate")]
 
 
 @login_required
 def policy_create_page(request: HttpRequest) -> HttpResponse:
     teams = _operator_teams(request)
     if not teams:
-        _require(request, None, None, Role.OPERATOR)
+        require_role(request.user, None, Role.OPERATOR, request=request)
     form = PolicyForm(request.POST or None, teams=teams)
     if request.method == "POST" and form.is_valid():
         team = Team.objects.get(name=form.cleaned_data["team"])
@@ -126,7 +122,7 @@ def policy_create_page(request: HttpRequest) -> HttpResponse:
 @login_required
 def policy_edit_page(request: HttpRequest, team: str, name: str) -> HttpResponse:
     policy = _policy_or_404(request, team, name)
-    _require(request, None, policy.team, Role.OPERATOR)
+    require_role(request.user, policy.team, Role.OPERATOR, request=request, target=policy)
     initial = PolicyForm.initial_for(PolicySpec.of(policy), policy.team.name)
     data: Any = None
     if request.method == "POST":
@@ -150,7 +146,7 @@ def policy_edit_page(request: HttpRequest, team: str, name: str) -> HttpResponse
 @require_POST
 def policy_evaluate_page(request: HttpRequest, team: str, name: str) -> HttpResponse:
     policy = _policy_or_404(request, team, name)
-    _require(request, None, policy.team, Role.OPERATOR)
+    require_role(request.user, policy.team, Role.OPERATOR, request=request, target=policy)
     done = policy_evaluate(policy=policy)
     if done.queued:
         messages.success(request, f"Evaluation queued on {done.queued} clusters.")
@@ -164,7 +160,7 @@ def policy_evaluate_page(request: HttpRequest, team: str, name: str) -> HttpResp
 def policy_preview_page(request: HttpRequest, team: str, name: str) -> HttpResponse:
     """The impact preview: what enforce would apply and delete (nothing is changed)."""
     policy = _policy_or_404(request, team, name)
-    _require(request, None, policy.team, Role.OPERATOR)
+    require_role(request.user, policy.team, Role.OPERATOR, request=request, target=policy)
     plans = enforcement_preview(policy=policy)
     return render(request, "policies/preview.html", {"policy": policy, "plans": plans})
 
@@ -173,7 +169,7 @@ def policy_preview_page(request: HttpRequest, team: str, name: str) -> HttpRespo
 def cluster_compliance_fragment(request: HttpRequest, name: str) -> HttpResponse:
     """The cluster page's compliance card (loaded by htmx): the newest result of each
     policy the user can see on this cluster."""
-    cluster = _cluster_or_404(request, name)
+    cluster = cluster_get_or_404(user=request.user, name=name)
     rows = sorted(
         latest_evaluations(policy_list(user=request.user).filter(team_id=cluster.team_id))
         .filter(cluster=cluster)

@@ -12,8 +12,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.choices import Role
 from accounts.models import Team
-from accounts.selectors import team_ids_with_role, team_list, user_has_role
-from clusters.views import _require
+from accounts.permissions import require_role, restrict, teams_for
 from policies.choices import ReportFormat, ReportScope
 from policies.models import ComplianceReport, ReportDefinition
 from policies.services.reports import ReportSpec, report_definition_save, report_generate
@@ -56,23 +55,13 @@ class ReportDefinitionForm(forms.Form):
         )
 
 
-def _visible(request: HttpRequest) -> list[int] | None:
-    if request.user.is_superuser:
-        return None
-    return team_ids_with_role(user=request.user, minimum=Role.VIEWER)
-
-
 @login_required
 def reports_page(request: HttpRequest) -> HttpResponse:
-    teams = [
-        t.name
-        for t in team_list(user=request.user)
-        if user_has_role(user=request.user, team=t, minimum=Role.OPERATOR)
-    ]
+    teams = [team.name for team in teams_for(request.user, "operate")]
     form = ReportDefinitionForm(request.POST or None, teams=teams)
     if request.method == "POST":
         if not teams:
-            _require(request, None, None, Role.OPERATOR)
+            require_role(request.user, None, Role.OPERATOR, request=request)
         if form.is_valid():
             team = Team.objects.get(name=form.cleaned_data["team"])
             try:
@@ -83,12 +72,13 @@ def reports_page(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, "Report scheduled.")
                 return redirect("policies:reports")
-    visible = _visible(request)
-    definitions = ReportDefinition.objects.select_related("team")
-    reports = ComplianceReport.objects.select_related("definition__team").prefetch_related("files")
-    if visible is not None:
-        definitions = definitions.filter(team_id__in=visible)
-        reports = reports.filter(definition__team_id__in=visible)
+    definitions = restrict(ReportDefinition.objects.select_related("team"), request.user, "view")
+    reports = restrict(
+        ComplianceReport.objects.select_related("definition__team").prefetch_related("files"),
+        request.user,
+        "view",
+        team_path="definition__team",
+    )
     context = {
         "form": form,
         "definitions": definitions,
@@ -101,14 +91,11 @@ def reports_page(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def report_generate_page(request: HttpRequest, pk: int) -> HttpResponse:
-    visible = _visible(request)
-    query = ReportDefinition.objects.select_related("team").filter(pk=pk)
-    if visible is not None:
-        query = query.filter(team_id__in=visible)
-    definition = query.first()
+    query = restrict(ReportDefinition.objects.select_related("team"), request.user, "view")
+    definition = query.filter(pk=pk).first()
     if definition is None:
         raise Http404("No such report.")
-    _require(request, None, definition.team, Role.OPERATOR)
+    require_role(request.user, definition.team, Role.OPERATOR, request=request, target=definition)
     report_generate(definition=definition)
     messages.success(request, f"Report {definition.name} generated.")
     return redirect("policies:reports")
@@ -116,11 +103,13 @@ def report_generate_page(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def report_download(request: HttpRequest, pk: int, file_format: str) -> HttpResponse:
-    visible = _visible(request)
-    query = ComplianceReport.objects.select_related("definition").filter(pk=pk)
-    if visible is not None:
-        query = query.filter(definition__team_id__in=visible)
-    report = query.first()
+    query = restrict(
+        ComplianceReport.objects.select_related("definition"),
+        request.user,
+        "view",
+        team_path="definition__team",
+    )
+    report = query.filter(pk=pk).first()
     file = report.files.filter(format=file_format).first() if report else None
     if report is None or file is None:
         raise Http404("No such report file.")

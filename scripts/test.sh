@@ -21,6 +21,13 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 chromium --version
 
+step "Prometheus for the metrics tests"
+if ! command -v prometheus >/dev/null 2>&1; then
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq prometheus >/dev/null
+fi
+prometheus --version 2>&1 | head -1
+
 mkdir -p var test-artifacts
 PY=.venv/bin
 step "ruff"

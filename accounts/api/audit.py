@@ -6,8 +6,7 @@ import django_filters
 from django.db.models import QuerySet
 from rest_framework import serializers, viewsets
 
-from accounts.choices import Role
-from accounts.selectors import team_ids_with_role
+from accounts.permissions import restrict
 from audit.choices import Outcome
 from audit.models import AuditEvent
 from core.api.filters import UtcDateTimeFilter
@@ -55,8 +54,4 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet[AuditEvent]):
     filterset_class = AuditEventFilterSet
 
     def get_queryset(self) -> QuerySet[AuditEvent]:
-        user = self.request.user
-        events = AuditEvent.objects.select_related("team")
-        if user.is_superuser:
-            return events
-        return events.filter(team_id__in=team_ids_with_role(user=user, minimum=Role.ADMIN))
+        return restrict(AuditEvent.objects.select_related("team"), self.request.user, "admin")

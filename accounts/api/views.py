@@ -7,11 +7,12 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
+from accounts.api.base import actor
 from accounts.api.serializers import (
     MembershipSerializer,
     MembershipWriteSerializer,
@@ -20,7 +21,8 @@ from accounts.api.serializers import (
 )
 from accounts.choices import Role
 from accounts.models import Team
-from accounts.selectors import addable_user, team_list, user_has_role
+from accounts.permissions import require_role, require_superuser, teams_for
+from accounts.selectors import addable_user
 from accounts.services import membership_set, team_create, team_guardrails_set
 
 
@@ -36,17 +38,19 @@ class TeamViewSet(
     lookup_field = "name"
 
     def get_queryset(self) -> QuerySet[Team]:
-        return team_list(user=self.request.user)
+        return teams_for(self.request.user)
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        if not request.user.is_superuser:
-            raise PermissionDenied("Only administrators can create teams.")
+        require_superuser(
+            request.user, message="Only administrators can create teams.", request=request
+        )
         return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer: BaseSerializer[Team]) -> None:
-        if not self.request.user.is_superuser:
-            raise PermissionDenied("Only administrators can create teams.")
-        serializer.instance = team_create(actor=self.request.user, **serializer.validated_data)
+        require_superuser(
+            self.request.user, message="Only administrators can create teams.", request=self.request
+        )
+        serializer.instance = team_create(actor=actor(self.request), **serializer.validated_data)
 
     @extend_schema(
         request=MembershipWriteSerializer, responses={200: MembershipSerializer(many=True)}
@@ -55,8 +59,14 @@ class TeamViewSet(
     def members(self, request: Request, name: str | None = None) -> Response:
         team = self.get_object()
         if request.method == "POST":
-            if not user_has_role(user=request.user, team=team, minimum=Role.ADMIN):
-                raise PermissionDenied("Only a team admin can change its members.")
+            require_role(
+                request.user,
+                team,
+                Role.ADMIN,
+                message="Only a team admin can change its members.",
+                request=request,
+                target=team,
+            )
             payload = MembershipWriteSerializer(data=request.data)
             payload.is_valid(raise_exception=True)
             user = addable_user(actor=request.user, username=payload.validated_data["username"])
@@ -88,8 +98,14 @@ class TeamViewSet(
         and whether cluster-scoped kinds are allowed. Only a team admin changes them."""
         team = self.get_object()
         if request.method == "PATCH":
-            if not user_has_role(user=request.user, team=team, minimum=Role.ADMIN):
-                raise PermissionDenied("Only a team admin can change its guardrails.")
+            require_role(
+                request.user,
+                team,
+                Role.ADMIN,
+                message="Only a team admin can change its guardrails.",
+                request=request,
+                target=team,
+            )
             payload = TeamGuardrailsSerializer(team, data=request.data, partial=True)
             payload.is_valid(raise_exception=True)
             assert isinstance(request.user, AbstractBaseUser)

@@ -6,19 +6,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import QuerySet
+from django.db.models import OuterRef, Subquery
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api.base import TeamOwnedViewSet, actor, authorize_create
 from accounts.choices import Role
 from accounts.models import Team
-from accounts.selectors import team_ids_with_role, user_has_role
-from applications.models import Application, ClusterWork, Placement
+from accounts.permissions import user_has_role
+from applications.models import Application, ApplicationVersion, ClusterWork, Placement
 from applications.rollout import (
     application_delete_start,
     application_evict_everywhere_start,
@@ -31,7 +32,6 @@ from applications.services import (
     placement_decide,
     placement_simulate,
 )
-from clusters.api.permissions import actor, authorize_create, require_role
 from operations.models import Operation
 
 
@@ -77,6 +77,9 @@ class ApplicationSerializer(serializers.ModelSerializer[Application]):
         return dict(obj.placement.spec)
 
     def get_version(self, obj: Application) -> int:
+        # The viewset's queryset annotates it: a list runs no query per row.
+        if "latest_version" in obj.__dict__:
+            return int(obj.__dict__["latest_version"] or 0)
         return int(obj.versions.values_list("number", flat=True).first() or 0)
 
     @extend_schema_field(PlacementStatusSerializer)
@@ -221,18 +224,17 @@ def _operation_ref(operation: Operation) -> Response:
 
 
 class ApplicationViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Application]
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, TeamOwnedViewSet[Application]
 ):
     serializer_class = ApplicationSerializer
     lookup_field = "name"
-
-    def get_queryset(self) -> QuerySet[Application]:
-        query = Application.objects.select_related("team", "placement")
-        if self.request.user.is_superuser:
-            return query
-        return query.filter(
-            team_id__in=team_ids_with_role(user=self.request.user, minimum=Role.VIEWER)
+    queryset = Application.objects.select_related("team", "placement").annotate(
+        latest_version=Subquery(
+            ApplicationVersion.objects.filter(application=OuterRef("pk"))
+            .order_by("-number")
+            .values("number")[:1]
         )
+    )
 
     @extend_schema(request=ApplicationCreateSerializer, responses={201: ApplicationSerializer})
     def create(self, request: Request) -> Response:
@@ -241,9 +243,9 @@ class ApplicationViewSet(
         payload.is_valid(raise_exception=True)
         data = dict(payload.validated_data)
         team = Team.objects.filter(name=data.pop("team")).first()
-        if team is None or not user_has_role(user=request.user, team=team, minimum=Role.VIEWER):
+        if team is None or not user_has_role(request.user, team, Role.VIEWER):
             raise ValidationError({"team": ["No such team."]})
-        require_role(request, team, Role.OPERATOR, "create applications")
+        self.require(team, Role.OPERATOR, "create applications")
         try:
             application = application_create(actor=actor(request), team=team, **data)
         except DjangoValidationError as error:
@@ -287,7 +289,7 @@ class ApplicationViewSet(
     def decide(self, request: Request, name: str | None = None) -> Response:
         """Compute and store a new decision version."""
         application = self.get_object()
-        require_role(request, application.team, Role.OPERATOR, "place applications")
+        self.require(application.team, Role.OPERATOR, "place applications", application)
         stored = placement_decide(application=application, actor=actor(request))
         body = {"version": stored.version, **stored.decision}
         return Response(body, status=status.HTTP_201_CREATED)
@@ -314,7 +316,7 @@ class ApplicationViewSet(
         """Change placement, overrides, rollout strategy or description. The clusters are
         unchanged until the next rollout."""
         application = self.get_object()
-        require_role(request, application.team, Role.OPERATOR, "change applications")
+        self.require(application.team, Role.OPERATOR, "change applications", application)
         payload = ApplicationUpdateSerializer(data=request.data, partial=True)
         unknown = sorted(set(request.data) - set(payload.fields))
         if unknown:
@@ -332,7 +334,7 @@ class ApplicationViewSet(
     def destroy(self, request: Request, name: str | None = None) -> Response:
         """Remove the application from every cluster, then delete it (an Operation)."""
         application = self.get_object()
-        require_role(request, application.team, Role.OPERATOR, "delete applications")
+        self.require(application.team, Role.OPERATOR, "delete applications", application)
         try:
             operation = application_delete_start(application=application, actor=actor(request))
         except DjangoValidationError as error:
@@ -350,7 +352,7 @@ class ApplicationViewSet(
         """GET: the version history. POST: add a version (manifests checked per document)."""
         application = self.get_object()
         if request.method == "POST":
-            require_role(request, application.team, Role.OPERATOR, "add versions")
+            self.require(application.team, Role.OPERATOR, "add versions", application)
             payload = VersionSerializer(data=request.data)
             payload.is_valid(raise_exception=True)
             try:
@@ -378,7 +380,7 @@ class ApplicationViewSet(
         """Decide the placement now and roll a version out to it under the application's
         rollout strategy. Follow the returned operation for progress."""
         application = self.get_object()
-        require_role(request, application.team, Role.OPERATOR, "roll out applications")
+        self.require(application.team, Role.OPERATOR, "roll out applications", application)
         payload = RolloutRequestSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         try:
@@ -398,7 +400,7 @@ class ApplicationViewSet(
         those clusters. The application is kept (a later rollout places it again). This is
         the only way to carry out a placement that chose no cluster (Unschedulable)."""
         application = self.get_object()
-        require_role(request, application.team, Role.OPERATOR, "evict applications")
+        self.require(application.team, Role.OPERATOR, "evict applications", application)
         payload = EvictEverywhereSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         try:

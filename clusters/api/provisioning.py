@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -15,10 +14,10 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api.base import TeamOwnedModelViewSet, actor, authorize_create
 from accounts.choices import Role
 from accounts.models import Team
-from accounts.selectors import team_ids_with_role, user_has_role
-from clusters.api.permissions import actor, authorize_create, require_role
+from accounts.permissions import require_role, restrict, user_has_role
 from clusters.labels import validate_labels
 from clusters.models import ClusterTemplate
 from clusters.providers.base import ClusterSpec
@@ -95,9 +94,9 @@ def validated_spec(data: dict[str, Any]) -> ClusterSpec:
 
 def team_for(request: Request, name: str, doing: str) -> Team:
     team = Team.objects.filter(name=name).first()
-    if team is None or not user_has_role(user=request.user, team=team, minimum=Role.VIEWER):
+    if team is None or not user_has_role(request.user, team, Role.VIEWER):
         raise ValidationError({"team": ["No such team."]})
-    require_role(request, team, Role.OPERATOR, doing)
+    require_role(request.user, team, Role.OPERATOR, doing=doing, request=request)
     return team
 
 
@@ -106,9 +105,8 @@ def create_cluster_response(request: Request, data: dict[str, Any]) -> Response:
     team = team_for(request, data["team"], "create clusters")
     template = None
     if data.get("template"):
-        template = ClusterTemplate.objects.filter(
-            name=data["template"], team_id__in=_visible_team_ids(request)
-        ).first()
+        visible = restrict(ClusterTemplate.objects.all(), request.user, "view")
+        template = visible.filter(name=data["template"]).first()
         if template is None:
             raise ValidationError({"template": ["No such template."]})
         spec = validated_spec(template.spec)
@@ -134,23 +132,13 @@ def create_cluster_response(request: Request, data: dict[str, Any]) -> Response:
     return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
 
 
-def _visible_team_ids(request: Request) -> list[int]:
-    if getattr(request.user, "is_superuser", False):
-        return list(Team.objects.values_list("pk", flat=True))
-    return team_ids_with_role(user=request.user, minimum=Role.VIEWER)
-
-
-class ClusterTemplateViewSet(viewsets.ModelViewSet[ClusterTemplate]):
+class ClusterTemplateViewSet(TeamOwnedModelViewSet[ClusterTemplate]):
     """Saved cluster specs (provider, region, version, node pools) to create clusters from."""
 
     serializer_class = ClusterTemplateSerializer
     lookup_field = "name"
     http_method_names = ["get", "post", "put", "delete", "head", "options"]
-
-    def get_queryset(self) -> QuerySet[ClusterTemplate]:
-        return ClusterTemplate.objects.filter(
-            team_id__in=_visible_team_ids(self.request)
-        ).select_related("team")
+    queryset = ClusterTemplate.objects.select_related("team")
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         authorize_create(request, field="team", minimum=Role.OPERATOR, doing="create templates")
@@ -189,7 +177,7 @@ class ClusterTemplateViewSet(viewsets.ModelViewSet[ClusterTemplate]):
     def create_cluster(self, request: Request, name: str | None = None) -> Response:
         """Create a cluster from this template (202 with the provisioning Operation)."""
         template = self.get_object()
-        require_role(request, template.team, Role.OPERATOR, "create clusters from its templates")
+        self.require(template.team, Role.OPERATOR, "create clusters from its templates", template)
         authorize_create(request, field="team", minimum=Role.OPERATOR, doing="create clusters")
         body = {**dict(request.data), "template": template.name}
         payload = ClusterCreateSerializer(data=body)

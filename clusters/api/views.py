@@ -10,17 +10,17 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
+from accounts.api.base import TeamOwnedModelViewSet, TeamOwnedViewSet, actor, authorize_create
 from accounts.choices import Role
 from accounts.models import Team
-from accounts.selectors import user_has_role
-from clusters.api.permissions import actor, authorize_create, require_role
+from accounts.permissions import user_has_role
 from clusters.api.provisioning import (
     ClusterCreateSerializer,
     ScaleSerializer,
@@ -42,7 +42,7 @@ from clusters.choices import ClusterMode
 from clusters.filtersets import ClusterFilterSet
 from clusters.models import Cluster, ClusterInventory, ClusterProvisioning, ClusterSet
 from clusters.providers.registry import get_provider
-from clusters.selectors import cluster_list, cluster_set_list
+from clusters.selectors import cluster_list
 from clusters.services.history import health_series
 from clusters.services.lifecycle import (
     cluster_deregister,
@@ -82,7 +82,7 @@ def registration_error(error: RegistrationError) -> ValidationError:
 class ClusterViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet[Cluster],
+    TeamOwnedViewSet[Cluster],
 ):
     """Member clusters: registration (push and pull), labels and taints, health, history,
     deregistration. Credentials are write-only: no response ever contains one."""
@@ -91,9 +91,7 @@ class ClusterViewSet(
     filterset_class = ClusterFilterSet
     lookup_field = "name"
     lookup_value_regex = "[a-z0-9-]+"
-
-    def get_queryset(self) -> QuerySet[Cluster]:
-        return cluster_list(user=self.request.user).select_related("team").order_by("name")
+    queryset = Cluster.objects.select_related("team").order_by("name")
 
     @extend_schema(request=ClusterRegisterSerializer, responses={201: ClusterRegisteredSerializer})
     def create(self, request: Request) -> Response:
@@ -102,9 +100,9 @@ class ClusterViewSet(
         payload.is_valid(raise_exception=True)
         data = dict(payload.validated_data)
         team = Team.objects.filter(name=data.pop("team")).first()
-        if team is None or not user_has_role(user=request.user, team=team, minimum=Role.VIEWER):
+        if team is None or not user_has_role(request.user, team, Role.VIEWER):
             raise ValidationError({"team": ["No such team."]})
-        require_role(request, team, Role.OPERATOR, "register clusters")
+        self.require(team, Role.OPERATOR, "register clusters")
         fields = ClusterFields.from_data(name=data["name"], team=team, data=data)
         try:
             if data["mode"] == ClusterMode.PULL:
@@ -147,7 +145,7 @@ class ClusterViewSet(
     @extend_schema(request=ClusterUpdateSerializer, responses=ClusterSerializer)
     def partial_update(self, request: Request, name: str | None = None) -> Response:
         cluster = self.get_object()
-        require_role(request, cluster.team, Role.OPERATOR, "change clusters")
+        self.require(cluster.team, Role.OPERATOR, "change clusters", cluster)
         payload = ClusterUpdateSerializer(data=request.data, partial=True)
         payload.is_valid(raise_exception=True)
         cluster = cluster_update(
@@ -171,7 +169,7 @@ class ClusterViewSet(
     def destroy(self, request: Request, name: str | None = None) -> Response:
         """Deregister: an Operation removes (optionally) Keelson's objects, then the cluster."""
         cluster = self.get_object()
-        require_role(request, cluster.team, Role.ADMIN, "deregister clusters")
+        self.require(cluster.team, Role.ADMIN, "deregister clusters", cluster)
         cleanup = str(request.query_params.get("cleanup", "")).lower() in ("1", "true", "yes")
         operation = cluster_deregister(cluster=cluster, actor=request.user, cleanup=cleanup)  # type: ignore[arg-type]
         return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)
@@ -191,7 +189,7 @@ class ClusterViewSet(
     def scale(self, request: Request, name: str | None = None) -> Response:
         """Set a node pool's size."""
         cluster = self.get_object()
-        require_role(request, cluster.team, Role.OPERATOR, "scale clusters")
+        self.require(cluster.team, Role.OPERATOR, "scale clusters", cluster)
         payload = ScaleSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
@@ -207,7 +205,7 @@ class ClusterViewSet(
     def upgrade(self, request: Request, name: str | None = None) -> Response:
         """Upgrade the cluster's Kubernetes version."""
         cluster = self.get_object()
-        require_role(request, cluster.team, Role.ADMIN, "upgrade clusters")
+        self.require(cluster.team, Role.ADMIN, "upgrade clusters", cluster)
         payload = UpgradeSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         version = payload.validated_data["kubernetes_version"]
@@ -220,7 +218,7 @@ class ClusterViewSet(
     def destroy_cluster(self, request: Request, name: str | None = None) -> Response:
         """Delete the cluster itself (its infrastructure), then remove it from Keelson."""
         cluster = self.get_object()
-        require_role(request, cluster.team, Role.ADMIN, "delete clusters")
+        self.require(cluster.team, Role.ADMIN, "delete clusters", cluster)
         return _lifecycle(request, lambda: cluster_destroy(actor=actor(request), cluster=cluster))
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
@@ -304,7 +302,7 @@ class ClusterViewSet(
         """Collect inventory and health now (instead of at the next interval); a pull-mode
         cluster answers 400 (its agent reports, the hub cannot reach it)."""
         cluster = self.get_object()
-        require_role(request, cluster.team, Role.OPERATOR, "probe clusters")
+        self.require(cluster.team, Role.OPERATOR, "probe clusters", cluster)
         try:
             task = cluster_probe_now(actor=actor(request), cluster=cluster, request=request)
         except DjangoValidationError as error:
@@ -316,7 +314,7 @@ class ClusterViewSet(
     def bootstrap_token(self, request: Request, name: str | None = None) -> Response:
         """A new one-time token to enroll (or re-enroll) the cluster's agent."""
         cluster = self.get_object()
-        require_role(request, cluster.team, Role.ADMIN, "issue agent tokens")
+        self.require(cluster.team, Role.ADMIN, "issue agent tokens", cluster)
         try:
             token = bootstrap_token_issue(cluster=cluster, actor=actor(request))
         except RegistrationError as error:
@@ -331,7 +329,7 @@ class ClusterViewSet(
     def revoke_agent(self, request: Request, name: str | None = None) -> Response:
         """Revoke the agent's token (and unused bootstrap tokens): it is refused from now on."""
         cluster = self.get_object()
-        require_role(request, cluster.team, Role.ADMIN, "revoke agents")
+        self.require(cluster.team, Role.ADMIN, "revoke agents", cluster)
         revoked = agent_tokens_revoke(cluster=cluster, actor=actor(request))
         return Response({"revoked": revoked})
 
@@ -361,15 +359,13 @@ def _when(request: Request, name: str, default: datetime) -> datetime:
     return as_utc(parsed)
 
 
-class ClusterSetViewSet(viewsets.ModelViewSet[ClusterSet]):
+class ClusterSetViewSet(TeamOwnedModelViewSet[ClusterSet]):
     """Named groups of clusters: explicit members and/or a label selector."""
 
     serializer_class = ClusterSetSerializer
     lookup_field = "name"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-
-    def get_queryset(self) -> QuerySet[ClusterSet]:
-        return cluster_set_list(user=self.request.user).select_related("team")
+    queryset = ClusterSet.objects.select_related("team").prefetch_related("members")
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> BaseSerializer[ClusterSet]:
         serializer = super().get_serializer(*args, **kwargs)
@@ -387,14 +383,14 @@ class ClusterSetViewSet(viewsets.ModelViewSet[ClusterSet]):
     def perform_create(self, serializer: BaseSerializer[ClusterSet]) -> None:
         data = dict(serializer.validated_data)
         team = get_object_or_404(Team, name=data.pop("team_name", ""))
-        require_role(self.request, team, Role.OPERATOR, "create cluster sets")
+        self.require(team, Role.OPERATOR, "create cluster sets")
         members = data.pop("members", None)
         serializer.instance = _save_set(self.request, ClusterSet(team=team, **data), members)
 
     def perform_update(self, serializer: BaseSerializer[ClusterSet]) -> None:
         instance = serializer.instance
         assert isinstance(instance, ClusterSet)
-        require_role(self.request, instance.team, Role.OPERATOR, "change cluster sets")
+        self.require(instance.team, Role.OPERATOR, "change cluster sets", instance)
         data = dict(serializer.validated_data)
         data.pop("team_name", None)
         members = data.pop("members", None)
@@ -403,7 +399,7 @@ class ClusterSetViewSet(viewsets.ModelViewSet[ClusterSet]):
         serializer.instance = _save_set(self.request, instance, members)
 
     def perform_destroy(self, instance: ClusterSet) -> None:
-        require_role(self.request, instance.team, Role.OPERATOR, "delete cluster sets")
+        self.require(instance.team, Role.OPERATOR, "delete cluster sets", instance)
         cluster_set_delete(actor=actor(self.request), cluster_set=instance)
 
     @extend_schema(responses=ClusterSerializer(many=True))

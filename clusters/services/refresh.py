@@ -20,7 +20,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from accounts.choices import Role
-from accounts.selectors import AnyUser, team_ids_with_role
+from accounts.permissions import AnyUser, has_role_anywhere
 from audit.services import audit_record
 from clusters.choices import ClusterMode
 from clusters.models import Cluster
@@ -62,9 +62,7 @@ COST_ONLY = Refresh(policies=False, cost=True)
 
 def user_operates_any(*, user: AnyUser) -> bool:
     """Whether the fleet-wide buttons are offered: the user operates at least one team."""
-    if getattr(user, "is_superuser", False):
-        return True
-    return bool(user.is_authenticated and team_ids_with_role(user=user, minimum=Role.OPERATOR))
+    return has_role_anywhere(user, Role.OPERATOR)
 
 
 def clusters_refresh_now(

@@ -26,6 +26,8 @@ def _message(detail: Any) -> str:
 
 
 def keelson_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    # accounts.permissions.require_role records a refusal itself when given the request
+    audited = bool(getattr(exc, "audited", False))
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
@@ -40,9 +42,14 @@ def keelson_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         return None  # a server error: Django's 500 handling (no details leak with DEBUG off)
 
     request = context.get("request")
-    if request is not None and response.status_code in (
-        status.HTTP_401_UNAUTHORIZED,
-        status.HTTP_403_FORBIDDEN,
+    if (
+        not audited
+        and request is not None
+        and response.status_code
+        in (
+            status.HTTP_401_UNAUTHORIZED,
+            status.HTTP_403_FORBIDDEN,
+        )
     ):
         audit_record_denied(request=request, reason=_message(response.data))
 

@@ -7,10 +7,10 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.permissions import deny
 from operations.api.serializers import OperationLogLineSerializer, OperationSerializer
 from operations.choices import OperationState
 from operations.models import Operation
@@ -52,6 +52,11 @@ class OperationViewSet(viewsets.ReadOnlyModelViewSet[Operation]):
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         operation = self.get_object()
         if not operation_may_cancel(user=request.user, operation=operation):
-            raise PermissionDenied("Only the operation's creator or a team operator can cancel it.")
+            deny(
+                "Only the operation's creator or a team operator can cancel it.",
+                reason="cancel needs the creator or a team operator",
+                request=request,
+                target=operation,
+            )
         operation = operation_cancel(operation=operation, actor=_user(request))
         return Response(OperationSerializer(operation).data, status=status.HTTP_202_ACCEPTED)

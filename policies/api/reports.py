@@ -9,17 +9,17 @@ from django.db.models import QuerySet
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
+from accounts.api.base import TeamOwnedModelViewSet, TeamOwnedViewSet, actor, authorize_create
 from accounts.choices import Role
 from accounts.models import Team
-from accounts.selectors import team_ids_with_role, user_has_role
-from clusters.api.permissions import actor, authorize_create, require_role
+from accounts.permissions import user_has_role
 from policies.api.serializers import ComplianceReportSerializer, ReportDefinitionSerializer
 from policies.models import ComplianceReport, ReportDefinition
 from policies.services.reports import (
@@ -30,29 +30,18 @@ from policies.services.reports import (
 )
 
 
-def _visible_team_ids(request: Request) -> list[int] | None:
-    """None for a superuser (every team)."""
-    if request.user.is_superuser:
-        return None
-    return team_ids_with_role(user=request.user, minimum=Role.VIEWER)
-
-
 def _errors(error: DjangoValidationError) -> ValidationError:
     return ValidationError(error.message_dict if hasattr(error, "error_dict") else error.messages)
 
 
-class ReportDefinitionViewSet(viewsets.ModelViewSet[ReportDefinition]):
+class ReportDefinitionViewSet(TeamOwnedModelViewSet[ReportDefinition]):
     """Report definitions; each is a django-celery-beat crontab (UTC) that generates the
     report, keeps it and mails it to the recipients."""
 
     serializer_class = ReportDefinitionSerializer
     lookup_field = "name"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-
-    def get_queryset(self) -> QuerySet[ReportDefinition]:
-        query = ReportDefinition.objects.select_related("team")
-        teams = _visible_team_ids(self.request)
-        return query if teams is None else query.filter(team_id__in=teams)
+    queryset = ReportDefinition.objects.select_related("team")
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         authorize_create(request, field="team_name", minimum=Role.OPERATOR, doing="define reports")
@@ -61,11 +50,9 @@ class ReportDefinitionViewSet(viewsets.ModelViewSet[ReportDefinition]):
     def perform_create(self, serializer: BaseSerializer[ReportDefinition]) -> None:
         data = dict(serializer.validated_data)
         team = Team.objects.filter(name=data.pop("team_name", "")).first()
-        if team is None or not user_has_role(
-            user=self.request.user, team=team, minimum=Role.VIEWER
-        ):
+        if team is None or not user_has_role(self.request.user, team, Role.VIEWER):
             raise ValidationError({"team_name": ["No such team."]})
-        require_role(self.request, team, Role.OPERATOR, "define reports")
+        self.require(team, Role.OPERATOR, "define reports")
         try:
             serializer.instance = report_definition_save(
                 team=team, spec=ReportSpec(**data), actor=actor(self.request)
@@ -76,7 +63,7 @@ class ReportDefinitionViewSet(viewsets.ModelViewSet[ReportDefinition]):
     def perform_update(self, serializer: BaseSerializer[ReportDefinition]) -> None:
         definition = serializer.instance
         assert isinstance(definition, ReportDefinition)
-        require_role(self.request, definition.team, Role.OPERATOR, "change reports")
+        self.require(definition.team, Role.OPERATOR, "change reports", definition)
         data = dict(serializer.validated_data)
         data.pop("team_name", None)
         current = {k: getattr(definition, k) for k in ReportSpec.__dataclass_fields__}
@@ -91,7 +78,7 @@ class ReportDefinitionViewSet(viewsets.ModelViewSet[ReportDefinition]):
             raise _errors(error) from None
 
     def perform_destroy(self, instance: ReportDefinition) -> None:
-        require_role(self.request, instance.team, Role.OPERATOR, "delete reports")
+        self.require(instance.team, Role.OPERATOR, "delete reports", instance)
         report_definition_delete(definition=instance, actor=actor(self.request))
 
     @extend_schema(request=None, responses={201: ComplianceReportSerializer})
@@ -99,25 +86,22 @@ class ReportDefinitionViewSet(viewsets.ModelViewSet[ReportDefinition]):
     def generate(self, request: Request, name: str | None = None) -> Response:
         """Generate the report now (for the period ending this minute) and mail it."""
         definition = self.get_object()
-        require_role(request, definition.team, Role.OPERATOR, "generate reports")
+        self.require(definition.team, Role.OPERATOR, "generate reports", definition)
         report = report_generate(definition=definition)
         return Response(ComplianceReportSerializer(report).data, status=status.HTTP_201_CREATED)
 
 
 class ComplianceReportViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[ComplianceReport]
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, TeamOwnedViewSet[ComplianceReport]
 ):
     """Generated reports, newest first (`?definition=<name>`), and their files."""
 
     serializer_class = ComplianceReportSerializer
+    queryset = ComplianceReport.objects.select_related("definition__team").prefetch_related("files")
+    team_path = "definition__team"
 
     def get_queryset(self) -> QuerySet[ComplianceReport]:
-        query = ComplianceReport.objects.select_related("definition__team").prefetch_related(
-            "files"
-        )
-        teams = _visible_team_ids(self.request)
-        if teams is not None:
-            query = query.filter(definition__team_id__in=teams)
+        query = super().get_queryset()
         if name := self.request.query_params.get("definition"):
             query = query.filter(definition__name=name)
         return query

@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from policies.choices import ComplianceType, Mode, ReportFormat, ReportScope, RuleKind, Severity
+from policies.library import PSS_VERSION_CHOICES
 from policies.models import (
     ComplianceReport,
     EnforcementAction,
@@ -58,6 +59,7 @@ class PolicySerializer(serializers.ModelSerializer[Policy]):
             "placement",
             "mode",
             "enabled",
+            "pss_version",
             "generation",
             "bundled",
             "rules",
@@ -87,6 +89,12 @@ class PolicyWriteSerializer(serializers.Serializer[Any]):
     mode = serializers.ChoiceField(choices=Mode.choices, required=False)
     enabled = serializers.BooleanField(required=False)
     rules = RuleSerializer(many=True, required=False)
+    pss_version = serializers.ChoiceField(
+        choices=[(v, v) for v in PSS_VERSION_CHOICES],
+        required=False,
+        help_text="Bundled Pod Security Standards policies: the standard's version to check "
+        "(as Pod Security Admission's enforce-version). Changing it replaces the rules.",
+    )
 
 
 class EvaluationSerializer(serializers.ModelSerializer[PolicyEvaluation]):
@@ -95,6 +103,14 @@ class EvaluationSerializer(serializers.ModelSerializer[PolicyEvaluation]):
     )
     team = serializers.CharField(source="policy.team.name", read_only=True)
     cluster = serializers.CharField(source="cluster_label", read_only=True)
+    # The stored lists keep the first MAX_LISTED objects; the totals are exact.
+    violations_partial = serializers.BooleanField(
+        read_only=True, help_text="`violations` lists only the first of violations_total."
+    )
+    errors_partial = serializers.BooleanField(read_only=True)
+    listing_note = serializers.CharField(
+        read_only=True, help_text='"first 500 of 1,490 violating objects listed", or "".'
+    )
 
     class Meta:
         model = PolicyEvaluation
@@ -108,8 +124,11 @@ class EvaluationSerializer(serializers.ModelSerializer[PolicyEvaluation]):
             "message",
             "violations",
             "violations_total",
+            "violations_partial",
             "errors",
             "errors_total",
+            "errors_partial",
+            "listing_note",
             "objects_checked",
             "policy_generation",
             "inventory_stamp",

@@ -7,21 +7,20 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import QuerySet
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api.base import TeamOwnedViewSet, actor, authorize_create
 from accounts.choices import Role
 from accounts.models import Team
-from accounts.selectors import user_has_role
-from clusters.api.permissions import actor, authorize_create, require_role
+from accounts.permissions import user_has_role
 from policies import cel, celcost
 from policies.api.serializers import (
     ClusterPlanSerializer,
@@ -34,7 +33,6 @@ from policies.filtersets import EvaluationFilterSet, PolicyFilterSet
 from policies.models import Policy, PolicyEvaluation
 from policies.selectors import (
     compliance_summary,
-    evaluation_list,
     latest_evaluations,
     policy_list,
 )
@@ -59,19 +57,13 @@ def _errors(error: DjangoValidationError) -> ValidationError:
 class PolicyViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet[Policy],
+    TeamOwnedViewSet[Policy],
 ):
     serializer_class = PolicySerializer
     filterset_class = PolicyFilterSet
     lookup_field = "name"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-
-    def get_queryset(self) -> QuerySet[Policy]:
-        return (
-            policy_list(user=self.request.user)
-            .select_related("team")
-            .prefetch_related("rules", "cluster_sets")
-        )
+    queryset = Policy.objects.select_related("team").prefetch_related("rules", "cluster_sets")
 
     def get_object(self) -> Policy:
         """By name; `?team=` picks among same-named policies of several teams."""
@@ -92,9 +84,9 @@ class PolicyViewSet(
         payload.is_valid(raise_exception=True)
         data = dict(payload.validated_data)
         team = Team.objects.filter(name=data.pop("team")).first()
-        if team is None or not user_has_role(user=request.user, team=team, minimum=Role.VIEWER):
+        if team is None or not user_has_role(request.user, team, Role.VIEWER):
             raise ValidationError({"team": ["No such team."]})
-        require_role(request, team, Role.OPERATOR, "create policies")
+        self.require(team, Role.OPERATOR, "create policies")
         try:
             policy = policy_create(team=team, spec=PolicySpec(**data), actor=actor(request))
         except DjangoValidationError as error:
@@ -104,7 +96,7 @@ class PolicyViewSet(
     @extend_schema(request=PolicyWriteSerializer, responses=PolicySerializer)
     def partial_update(self, request: Request, name: str | None = None) -> Response:
         policy = self.get_object()
-        require_role(request, policy.team, Role.OPERATOR, "change policies")
+        self.require(policy.team, Role.OPERATOR, "change policies", policy)
         payload = PolicyWriteSerializer(data=request.data, partial=True)
         payload.is_valid(raise_exception=True)
         data = dict(payload.validated_data)
@@ -118,7 +110,7 @@ class PolicyViewSet(
 
     def destroy(self, request: Request, name: str | None = None) -> Response:
         policy = self.get_object()
-        require_role(request, policy.team, Role.OPERATOR, "delete policies")
+        self.require(policy.team, Role.OPERATOR, "delete policies", policy)
         policy_delete(policy=policy, actor=actor(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -132,7 +124,7 @@ class PolicyViewSet(
         """Evaluate the policy now on every cluster it targets (forced: nothing is skipped).
         Up to 20 clusters the results come back at once; beyond, batches are queued (202)."""
         policy = self.get_object()
-        require_role(request, policy.team, Role.OPERATOR, "evaluate policies")
+        self.require(policy.team, Role.OPERATOR, "evaluate policies", policy)
         done = policy_evaluate(policy=policy)
         if done.queued:
             return Response({"clusters": done.queued}, status=status.HTTP_202_ACCEPTED)
@@ -146,7 +138,7 @@ class PolicyViewSet(
         """Impact preview: what enforcing the policy would apply and delete on each
         targeted cluster. Nothing is changed or stored."""
         policy = self.get_object()
-        require_role(request, policy.team, Role.OPERATOR, "preview enforcement")
+        self.require(policy.team, Role.OPERATOR, "preview enforcement", policy)
         plans = enforcement_preview(policy=policy)
         return Response([plan.as_json() for plan in plans])
 
@@ -157,7 +149,7 @@ class PolicyViewSet(
     def enforce(self, request: Request, name: str | None = None) -> Response:
         """Remediate now on every targeted cluster; returns the recorded actions."""
         policy = self.get_object()
-        require_role(request, policy.team, Role.ADMIN, "enforce policies")
+        self.require(policy.team, Role.ADMIN, "enforce policies", policy)
         with cel.budget(celcost.REQUEST_BUDGET):  # user CEL on a web thread: bounded
             policy_enforce(policy=policy, actor=actor(request))
         actions = policy.actions.select_related("cluster")[:200]
@@ -174,7 +166,9 @@ class PolicyViewSet(
         return Response(EvaluationSerializer(rows, many=True).data)
 
 
-class EvaluationViewSet(viewsets.ReadOnlyModelViewSet[PolicyEvaluation]):
+class EvaluationViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, TeamOwnedViewSet[PolicyEvaluation]
+):
     """Every stored outcome (newest first), filterable by policy, cluster, status and time.
     A row is stored when a (policy, cluster) outcome changes or on a forced evaluation;
     `evaluated_at` is when the outcome was first found, `checked_at` when an evaluation last
@@ -182,9 +176,8 @@ class EvaluationViewSet(viewsets.ReadOnlyModelViewSet[PolicyEvaluation]):
 
     serializer_class = EvaluationSerializer
     filterset_class = EvaluationFilterSet
-
-    def get_queryset(self) -> QuerySet[PolicyEvaluation]:
-        return evaluation_list(user=self.request.user).select_related("policy__team", "cluster")
+    queryset = PolicyEvaluation.objects.select_related("policy__team", "cluster")
+    team_path = "policy__team"
 
 
 class ComplianceView(APIView):

@@ -1,5 +1,9 @@
 """Loading the bundled library into a team: idempotent, updating what changed.
 
+A bundled Pod Security Standards policy pinned to a standard version (`pss_version`)
+gets the library's rules read at that version, so an upgrade changes its verdicts only
+where the library's reading of that same version was wrong.
+
 Bundled policies keep the team's own choices (mode, enabled, targeting) across updates;
 what they check (rules, description, severity, standards) follows the library, and the
 generation grows only when that changed. Model classes can be passed in so the data
@@ -13,7 +17,7 @@ from typing import Any
 
 from django.db import transaction
 
-from policies.library import library
+from policies.library import LATEST, library, library_entry
 from policies.models import Policy, PolicyRule
 from policies.services.policies import RULE_FIELDS, build_rules
 
@@ -60,6 +64,11 @@ def library_load(
             counts.skipped += 1
             continue
         else:
+            # A policy pinned to a standard version keeps checking that version.
+            pinned = getattr(policy, "pss_version", LATEST)
+            if pinned != LATEST:
+                entry = library_entry(entry["name"], pinned) or entry
+                wanted_rules = _rules_json(build_rules(entry["rules"]))
             current = _rules_json(
                 list(rule_model.objects.filter(policy=policy).order_by("position"))
             )

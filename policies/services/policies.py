@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.choices import Role
 from accounts.models import Team, slug_validator
-from accounts.selectors import user_has_role
+from accounts.permissions import require_role
 from applications.models import Application
 from audit.services import audit_record
 from clusters.choices import ClusterMode
@@ -23,6 +23,7 @@ from clusters.models import ClusterSet
 from core.celery import task_send
 from policies.choices import Mode, RuleKind, Severity
 from policies.engine import validate_rule
+from policies.library import LATEST, PSS_VERSION_CHOICES, is_versioned, library_entry
 from policies.models import Policy, PolicyRule
 from policies.services.evaluation import (
     BATCH_SIZE,
@@ -58,6 +59,8 @@ class PolicySpec:
     mode: str = Mode.INFORM
     enabled: bool = True
     rules: list[dict[str, Any]] = field(default_factory=list)
+    # Bundled Pod Security Standards policies only: the standard's version to check.
+    pss_version: str = LATEST
 
     @classmethod
     def of(cls, policy: Policy) -> PolicySpec:
@@ -72,6 +75,7 @@ class PolicySpec:
             mode=policy.mode,
             enabled=policy.enabled,
             rules=[rule_as_json(rule) for rule in policy.rules.all()],
+            pss_version=policy.pss_version,
         )
 
 
@@ -136,6 +140,8 @@ def _validate(team: Team, spec: PolicySpec) -> list[ClusterSet]:
         isinstance(s, str) and s for s in spec.standards
     ):
         errors["standards"] = ["Use a list of standard or control ids."]
+    if spec.pss_version not in PSS_VERSION_CHOICES:
+        errors["pss_version"] = [f"Use one of {', '.join(PSS_VERSION_CHOICES)}."]
     if spec.cluster_selector:
         try:
             LabelSelector.parse(spec.cluster_selector)
@@ -160,11 +166,27 @@ ENFORCE_ROLE = Role.ADMIN
 def _authorize_enforce(team: Team, actor: AbstractBaseUser | None) -> None:
     """Refuse a user without the enforce role. `actor=None` is the system (library,
     management commands, benchmarks), which has no role to check."""
-    if actor is not None and not user_has_role(user=actor, team=team, minimum=ENFORCE_ROLE):
-        raise PermissionDenied(
-            f"You need the {ENFORCE_ROLE.label.lower()} role in the team to set a policy "
-            "to enforce or change an enforcing policy."
+    if actor is not None:
+        require_role(
+            actor,
+            team,
+            ENFORCE_ROLE,
+            doing="set a policy to enforce or change an enforcing policy",
         )
+
+
+PIN_REFUSED = "Only the bundled Pod Security Standards policies can pin the standard's version."
+
+
+def _rules_at(policy: Policy, version: str) -> list[dict[str, Any]]:
+    """The rules of a bundled PSS policy at a standard version: pinning a version means
+    checking what the standard said then (its rules replace the current ones)."""
+    if version not in PSS_VERSION_CHOICES:
+        raise ValidationError({"pss_version": [f"Use one of {', '.join(PSS_VERSION_CHOICES)}."]})
+    entry = library_entry(policy.name, version) if policy.bundled else None
+    if entry is None or not is_versioned(entry):
+        raise ValidationError({"pss_version": [PIN_REFUSED]})
+    return list(entry["rules"])
 
 
 def _save_rules(policy: Policy, rules: list[PolicyRule]) -> None:
@@ -208,6 +230,8 @@ def policy_create(
         _authorize_enforce(team, actor)
     rules = build_rules(spec.rules)
     sets = _validate(team, spec)
+    if spec.pss_version != LATEST:
+        raise ValidationError({"pss_version": [PIN_REFUSED]})
     if Policy.objects.filter(team=team, name=spec.name).exists():
         raise ValidationError({"name": [f"The team already has a policy named {spec.name}."]})
     policy = Policy.objects.create(
@@ -240,6 +264,8 @@ def policy_update(*, policy: Policy, spec: PolicySpec, actor: AbstractBaseUser |
     may switch an enforcing policy back to inform, not change what it enforces."""
     policy = Policy.objects.select_for_update().get(pk=policy.pk)
     before = PolicySpec.of(policy)
+    if spec.pss_version != before.pss_version:
+        spec.rules = _rules_at(policy, spec.pss_version)
     rules = build_rules(spec.rules)
     sets = _validate(policy.team, spec)
     if spec.name != policy.name:
@@ -257,6 +283,7 @@ def policy_update(*, policy: Policy, spec: PolicySpec, actor: AbstractBaseUser |
         "placement",
         "mode",
         "enabled",
+        "pss_version",
     ):
         setattr(policy, name, getattr(spec, name))
     # Who the sweep's enforcement acts for: the last user who set or changed enforcement.

@@ -79,3 +79,10 @@ def test_cost_explorer_in_the_browser(asgi_server: str, page: Any) -> None:
     page.get_by_role("cell", name="batch").wait_for()
     page.wait_for_selector("#cost-chart .uplot", timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "cost-explorer.png"), full_page=True)
+    # the cluster page's cost card comes from the costs app (htmx), as compliance does
+    page.goto(f"{asgi_server}/clusters/eu-1/")
+    card = page.locator("#cost")
+    card.get_by_role("heading", name="Cost this month").wait_for()
+    card.get_by_role("cell", name="batch").wait_for()
+    assert card.get_by_text("Change pricing").count() == 0  # a viewer cannot
+    page.screenshot(path=str(ARTIFACTS / "cluster-cost-card.png"), full_page=True)

@@ -5,6 +5,7 @@ cache server is needed, and decisions equal those from a fresh load."""
 
 from __future__ import annotations
 
+import time
 from datetime import date
 from decimal import Decimal as D
 from typing import Any
@@ -109,6 +110,76 @@ def test_requested_capacity_is_read_within_its_bounded_staleness(team: Team) -> 
         assert (refresh.whole, refresh.reloaded, refresh.usage) == (False, 0, 1)
         assert _view(cache, team)["c-0"].requested_cpu == D(6)
         assert _view(cache, team)["c-0"].free_cpu == D(2)
+
+
+def _wait_passes(refresher: Any, passes: int) -> None:
+    deadline = time.monotonic() + 15
+    while refresher.passes < passes:
+        assert time.monotonic() < deadline, "the refresher made no pass in 15 s"
+        time.sleep(0.02)
+
+
+def test_a_background_refresher_reads_usage_off_the_calls_path(team: Team) -> None:
+    cache = CandidateCache()
+    settings = {"KEELSON_PLACEMENT_USAGE_MAX_AGE": 3600, "KEELSON_PLACEMENT_USAGE_REFRESH": 0.05}
+    with override_settings(**settings):
+        try:
+            assert _view(cache, team)["c-0"].requested_cpu == 0  # the call starts the thread
+            refresher = cache.start_refresher(0.05)
+            assert refresher.is_alive()
+            Cluster.objects.filter(name="c-0").update(requested_cpu_millis=6000)
+            Cluster.objects.filter(name="c-1").update(requested_memory_bytes=8 * GIB)
+            # a pass that starts after the writes committed has read them
+            _wait_passes(refresher, refresher.passes + 2)
+            # nothing left for the call itself (usage is 3,600 s from due in the call)
+            assert _refresh(cache, team).usage == 0
+            view = _view(cache, team)
+            assert (view["c-0"].requested_cpu, view["c-0"].free_cpu) == (D(6), D(2))  # 8 - 6
+            assert view["c-1"].free_memory == 24 * GIB  # 32 GiB - 8 GiB
+            assert view["c-2"].free_cpu == D(8)  # unchanged
+            # spec changes are never left to the thread: the next call sees them
+            Cluster.objects.filter(name="c-2").update(status="unreachable")
+            assert _view(cache, team)["c-2"].status == "unreachable"
+        finally:
+            cache.stop_refresher()
+    assert not refresher.is_alive()
+
+
+def test_a_usage_pass_older_than_a_calls_read_is_dropped(team: Team) -> None:
+    cache = CandidateCache()
+    _view(cache, team)
+    state = cache.team(team.pk)
+    assert state.refresh_usage() == 0  # nothing changed
+    Cluster.objects.filter(name="c-0").update(requested_cpu_millis=1000)
+    assert state.refresh_usage() == 1
+    assert _view(cache, team)["c-0"].free_cpu == D(7)  # 8 - 1
+
+    class CallFirst:
+        """The lock a pass takes after its query: meanwhile collection writes again and
+        a call reads usage itself (maximum age 0)."""
+
+        def __init__(self, real: Any) -> None:
+            self.real, self.armed = real, True
+
+        def __enter__(self) -> Any:
+            if self.armed:
+                self.armed = False
+                Cluster.objects.filter(name="c-0").update(requested_cpu_millis=3000)
+                with override_settings(KEELSON_PLACEMENT_USAGE_MAX_AGE=0):
+                    assert state.refresh(now=timezone.now()).usage == 1
+            return self.real.__enter__()
+
+        def __exit__(self, *exc: Any) -> Any:
+            return self.real.__exit__(*exc)
+
+    Cluster.objects.filter(name="c-0").update(requested_cpu_millis=2000)
+    real = state.lock
+    state.lock = CallFirst(real)  # type: ignore[assignment]
+    try:
+        assert state.refresh_usage() == 0  # read 2000 before the call read 3000: dropped
+    finally:
+        state.lock = real
+    assert _view(cache, team)["c-0"].free_cpu == D(5)  # 8 - 3, not 8 - 2
 
 
 def test_prices_follow_pricing_and_list_price_changes(team: Team) -> None:

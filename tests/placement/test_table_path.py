@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from applications.scheduler import Candidate, PerReplica, PlacementSpec, schedule
 from applications.table import Table
-from tests.placement.test_karmada_ocm_cases import GIB, cluster
+from tests.unit.placement.test_karmada_ocm_cases import GIB, cluster
 
 ONE_CPU = PerReplica(cpu=D(1), memory=D(0))
 

@@ -30,9 +30,9 @@ from operations.models import Operation
 from tests.factories import add_member, make_team, make_user
 from tests.placement.helpers import drive_rollout
 from tests.placement.pull import pull_cluster
-from tests.placement.test_karmada_ocm_cases import ONE_CPU, cluster
 from tests.placement.test_rollout_api import client_for, create_app
 from tests.placement.test_unschedulable import deploy
+from tests.unit.placement.test_karmada_ocm_cases import ONE_CPU, cluster
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 ADDED = T0.isoformat()

@@ -33,7 +33,8 @@ def test_the_data_migration_loads_the_library_into_existing_teams() -> None:
     team = make_team()
     migration = importlib.import_module("policies.migrations.0002_load_library")
     migration.load(apps, None)
-    assert Policy.objects.filter(team=team, bundled=True).count() == 23
+    # 23 policies, plus the probe/lifecycle host and restricted /proc mount controls (issue 26)
+    assert Policy.objects.filter(team=team, bundled=True).count() == 25
 
 
 @pytest.mark.kube

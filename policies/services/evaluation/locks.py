@@ -1,4 +1,5 @@
-"""One evaluation per cluster at a time: session-level PostgreSQL advisory locks."""
+"""One evaluation per cluster at a time: session-level PostgreSQL advisory locks
+(core/db/locks.py; not held across a transaction: evaluation talks to clusters a while)."""
 
 from __future__ import annotations
 
@@ -6,35 +7,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.db import connection
+from core.db.locks import advisory_try_locks, advisory_unlocks
 
 # Namespace of the advisory locks that keep one evaluation per cluster at a time.
 LOCK_CLASS = 0x706F6C  # "pol"
 # How long a batch waits for a cluster another session holds (a dying one, typically)
 # before leaving the cluster to the next sweep.
 BATCH_LOCK_WAIT = 15.0
-
-
-def _try_locks(cluster_ids: list[int]) -> list[int]:
-    """Session-level advisory locks (not held across a transaction: evaluation talks to
-    clusters for a while) on every cluster free now, in one statement; returns those."""
-    if not cluster_ids:
-        return []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT id FROM unnest(%s::int[]) AS id WHERE pg_try_advisory_lock(%s, id)",
-            [cluster_ids, LOCK_CLASS],
-        )
-        return [row[0] for row in cursor.fetchall()]
-
-
-def _unlock(cluster_ids: list[int]) -> None:
-    if cluster_ids:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_unlock(%s, id) FROM unnest(%s::int[]) AS id",
-                [LOCK_CLASS, cluster_ids],
-            )
 
 
 @contextmanager
@@ -48,7 +27,7 @@ def cluster_locks(cluster_ids: list[int], *, wait: float = 0.0) -> Iterator[Iter
     def groups() -> Iterator[list[int]]:
         pending, deadline = list(cluster_ids), None
         while pending:
-            got = _try_locks(pending)
+            got = advisory_try_locks(LOCK_CLASS, pending)
             held.extend(got)
             if got:
                 yield got
@@ -63,4 +42,4 @@ def cluster_locks(cluster_ids: list[int], *, wait: float = 0.0) -> Iterator[Iter
     try:
         yield groups()
     finally:
-        _unlock(held)
+        advisory_unlocks(LOCK_CLASS, held)
