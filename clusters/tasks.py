@@ -10,6 +10,7 @@ from clusters.services.history import health_retention, health_rollup
 from clusters.services.lifecycle import cluster_deregister_run
 from clusters.services.provisioning import cluster_lifecycle_run
 from core.celery import keelson_task
+from operations.pipelines import pipeline_ran
 
 
 @keelson_task(queue="clusters", idempotent=True, time_limit=120, soft_time_limit=100)
@@ -20,7 +21,9 @@ def clusters_collect_shard_task(cluster_ids: list[int], scheduled: bool = True) 
 
 @keelson_task(queue="clusters", time_limit=60)
 def clusters_collect_fanout_task() -> int:
-    return clusters_collect_fanout()
+    queued = clusters_collect_fanout()
+    pipeline_ran("collection")
+    return queued
 
 
 @keelson_task(queue="clusters", idempotent=True, time_limit=600)

@@ -9,6 +9,7 @@ from django.utils import timezone
 from core.celery import keelson_task
 from costs.backfill import backfill, snapshots_prune
 from costs.services import budgets_check, cost_compute
+from operations.pipelines import pipeline_ran
 
 BACKFILL_WINDOW = timedelta(hours=6)  # missed hours looked for at each computation
 
@@ -21,6 +22,7 @@ def cost_compute_task() -> int:
     hour = timezone.now().replace(minute=0, second=0, microsecond=0)
     written += backfill(since=hour - BACKFILL_WINDOW, until=hour).rows
     snapshots_prune(now=hour)
+    pipeline_ran("costs")
     return written
 
 

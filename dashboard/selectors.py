@@ -37,7 +37,8 @@ from django.db.models import (
 from django.db.models.functions import Greatest, TruncDay
 from django.utils import timezone
 
-from accounts.permissions import AnyUser
+from accounts.choices import Role
+from accounts.permissions import AnyUser, has_role_anywhere
 from clusters.choices import ClusterStatus
 from clusters.display import not_judged_q, shown_counts
 from clusters.models import Cluster, ClusterTransition
@@ -45,6 +46,7 @@ from clusters.selectors import cluster_list, cluster_set_list
 from clusters.services.lifecycle import cluster_set_clusters
 from costs.rollups import allocations_visible
 from operations.choices import OperationState
+from operations.pipelines import PipelineState, pipeline_liveness
 from operations.selectors import operation_list
 from policies.choices import ResultStatus
 from policies.models import Policy, PolicyEvaluation
@@ -259,3 +261,11 @@ def compliance_trend(policy_ids: list[int], *, now: datetime, days: int) -> list
             trend.append({"day": day.date().isoformat(), "total": value})
         day += timedelta(days=1)
     return trend
+
+
+def overdue_pipelines_for(*, user: AnyUser) -> list[PipelineState]:
+    """The overdue pipelines, for the overview's banner: shown to superusers and team
+    admins (those who run the hub or answer for a team's clusters), not to others."""
+    if not has_role_anywhere(user, Role.ADMIN):
+        return []
+    return [state for state in pipeline_liveness() if state.overdue]

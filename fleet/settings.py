@@ -158,7 +158,12 @@ CELERY_TASK_ACKS_LATE = False  # only idempotent tasks opt in (fleet.tasks.keels
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Beat runs on two or more machines; one leads through a PostgreSQL lease (fleet/beat.py,
+# docs/operations.md). A follower checks the lease every tick: it leads within this many
+# seconds of the leader's death. The leader saves each entry's last run after every send.
+CELERY_BEAT_SCHEDULER = "fleet.beat:LeaderScheduler"
+CELERY_BEAT_MAX_LOOP_INTERVAL = env_int("KEELSON_BEAT_TICK_SECONDS", 5, minimum=1)
+CELERY_BEAT_SYNC_EVERY = 1
 CELERY_TIMEZONE = "UTC"
 
 # --- auth, API ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("refresh-now/", views.refresh_now, name="refresh-now"),
     path("healthz", views.healthz, name="healthz"),
+    path("healthz/pipeline", views.healthz_pipeline, name="healthz-pipeline"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", metrics, name="metrics"),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),

@@ -73,3 +73,32 @@ class OperationLogLine(models.Model):
 
     def __str__(self) -> str:
         return self.text[:80]
+
+
+class ScheduleClaim(models.Model):
+    """One periodic send of `name` in the interval starting at `interval_start`: beat
+    claims the row before sending, so a beat taking over from a dead leader does not send
+    the same interval again (fleet/beat.py)."""
+
+    name = models.CharField(max_length=200)
+    interval_start = models.DateTimeField()
+    claimed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["name", "interval_start"], name="schedule_claim_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.interval_start.isoformat()}"
+
+
+class PipelineRun(models.Model):
+    """When a periodic pipeline (collection fan-out, policy sweep, cost computation) last
+    ran to its end; read by /healthz/pipeline (operations/pipelines.py)."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    last_run_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.last_run_at.isoformat()}"

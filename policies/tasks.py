@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.celery import keelson_task
+from operations.pipelines import pipeline_ran
 from policies.models import ReportDefinition
 from policies.services.enforcement import clusters_enforce
 from policies.services.evaluation import clusters_evaluate, policies_evaluate_fanout
@@ -13,7 +14,9 @@ from policies.services.reports import report_generate
 
 @keelson_task(queue="policies", time_limit=60)
 def policies_evaluate_fanout_task() -> int:
-    return policies_evaluate_fanout()
+    queued = policies_evaluate_fanout()
+    pipeline_ran("policies")
+    return queued
 
 
 @keelson_task(queue="policies", idempotent=True, time_limit=900, soft_time_limit=840)
