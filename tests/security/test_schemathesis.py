@@ -176,7 +176,8 @@ def test_the_served_schema_is_the_one_fuzzed(api_schema: Any) -> None:
 FOUND = [
     ("audit-events/?since=2024-01-01T00:00:00%2B23:43", 200),
     ("policy-evaluations/?since=2024-01-01T00:00:00%2B23:43", 200),
-    ("costs/?since=2024-01-01T00:00:00%2B23:43", 200),
+    # a span past 400 days: refused by the rollup limit, still no server error
+    ("costs/?since=2024-01-01T00:00:00%2B23:43", 400),
     ("clusters/tenanta-push/health/?since=2024-01-01T00:00:00%2B23:43", 200),
     ("clusters/?selector=%25", 400),
 ]
