@@ -70,6 +70,8 @@ INSTALLED_APPS = [
     "policies",
     "dashboard",
     "metrics",
+    "notifications",
+    "alerts",
 ]
 
 MIDDLEWARE = [
