@@ -27,6 +27,7 @@ GROUPS = (
     "websocket",
     "decide",
     "metrics",
+    "compliance",
 )
 
 
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks import (
         collection,
+        compliance,
         cost_ingest,
         fleet,
         ingest,
@@ -225,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     if "metrics" in only:
         _say(f"metrics: rendering /metrics for {args.clusters} clusters")
         rows += scrape.run(clusters=args.clusters, renders=5 if quick else 20)
+
+    if "compliance" in only:
+        _say(f"compliance: the overview's panel over {args.clusters} clusters x 50 policies")
+        rows += compliance.run(clusters=args.clusters, runs=5 if quick else 20)
 
     finished = datetime.now(UTC)
     header[0] += f", {(finished - started).total_seconds() / 60:.0f} min"

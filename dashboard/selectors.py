@@ -19,7 +19,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.cache import cache
-from django.db import connection
 from django.db.models import (
     Avg,
     Case,
@@ -51,6 +50,7 @@ from operations.selectors import operation_list
 from policies.choices import ResultStatus
 from policies.models import Policy, PolicyEvaluation
 from policies.selectors import compliance_summary, percent, policy_list
+from policies.services.compliance_counts import daily_counts
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +154,8 @@ def compliance_overview(*, user: AnyUser, now: datetime) -> dict[str, Any]:
     Kept in the cache per set of policies, newest result id and day: a result is stored
     only when an outcome changes, so until the next one (or for a minute, which bounds
     what deleting a cluster leaves counted) every overview of the same policies is the
-    same. Counting 500,000 pairs costs about a second right after a sweep."""
+    same. The counts themselves are kept as outcomes change, so even the first call reads
+    a few hundred rows (`policies.services.compliance_counts`)."""
     policies = policy_list(user=user).filter(enabled=True)
     ids = sorted(policies.values_list("pk", flat=True))
     if not ids:
@@ -209,57 +210,18 @@ def _set_scores(user: AnyUser) -> list[dict[str, Any]]:
 
 
 def compliance_trend(policy_ids: list[int], *, now: datetime, days: int) -> list[dict[str, Any]]:
-    """Each day's compliance as of its end: the newest result of every pair by then
-    (results are stored when an outcome changes, so a pair unchanged for a week has no row
-    in it). One pass over the results: each outcome holds from the day it was found until
-    the day the next one replaced it, counted as +1 on its first day and -1 on the day it
-    ended, then summed day by day (not a newest-per-pair query per day)."""
-    start = (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            WITH spans AS (
-                SELECT status, date_trunc('day', evaluated_at) AS since,
-                       date_trunc('day', lag(evaluated_at) OVER (
-                           PARTITION BY policy_id, cluster_id ORDER BY evaluated_at DESC, id DESC
-                       )) AS until
-                FROM policies_policyevaluation
-                WHERE policy_id = ANY(%s) AND evaluated_at <= %s
-                  AND cluster_id IS NOT NULL
-            )
-            SELECT day, status, sum(delta) FROM (
-                SELECT greatest(since, %s) AS day, status, 1 AS delta FROM spans
-                WHERE until IS NULL OR until > %s
-                UNION ALL
-                SELECT until, status, -1 FROM spans WHERE until > %s
-            ) deltas
-            WHERE status IN (%s, %s)
-            GROUP BY day, status
-            """,
-            [
-                policy_ids,
-                now,
-                start,
-                start,
-                start,
-                ResultStatus.COMPLIANT,
-                ResultStatus.NONCOMPLIANT,
-            ],
-        )
-        deltas: dict[datetime, dict[str, int]] = {}
-        for day, status, delta in cursor.fetchall():
-            deltas.setdefault(day, {}).setdefault(status, 0)
-            deltas[day][status] += int(delta)
+    """Each day's compliance as of its end (UTC days), from the counts the evaluation
+    trigger keeps (`policies.services.compliance_counts`): a pair counts from the day its
+    outcome was found until the day a new one replaced it or its cluster left the fleet."""
+    last = now.date()
+    first = (now - timedelta(days=days)).date()
     trend: list[dict[str, Any]] = []
-    counts: dict[str, int] = {ResultStatus.COMPLIANT: 0, ResultStatus.NONCOMPLIANT: 0}
-    day = start
-    while day <= now:
-        for status, delta in deltas.get(day, {}).items():
-            counts[status] += delta
-        value = percent(counts[ResultStatus.COMPLIANT], counts[ResultStatus.NONCOMPLIANT])
+    for day, counts in daily_counts(policy_ids, first=first, last=last).items():
+        value = percent(
+            counts.get(ResultStatus.COMPLIANT, 0), counts.get(ResultStatus.NONCOMPLIANT, 0)
+        )
         if value is not None:
-            trend.append({"day": day.date().isoformat(), "total": value})
-        day += timedelta(days=1)
+            trend.append({"day": day.isoformat(), "total": value})
     return trend
 
 

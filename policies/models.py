@@ -211,6 +211,62 @@ class PolicyEvaluation(models.Model):
         return f"{' and '.join(notes)} listed" if notes else ""
 
 
+class ComplianceState(models.Model):
+    """The newest outcome of each (policy, cluster) pair: kept by a trigger on
+    PolicyEvaluation (migration 0012), never written by Python. It tells the trigger
+    which outcome a new row replaces, and which row's detachment (deregistration) ends a
+    pair. No foreign key constraints: the trigger removes rows as their evaluations go."""
+
+    id = models.BigAutoField(primary_key=True)
+    policy = models.ForeignKey(
+        Policy, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    cluster = models.ForeignKey(
+        "clusters.Cluster", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    evaluation = models.OneToOneField(
+        PolicyEvaluation, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    status = models.CharField(max_length=16)
+    evaluated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "cluster"], name="compliance_state_pair")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy_id} on {self.cluster_id}: {self.status}"
+
+
+class ComplianceDelta(models.Model):
+    """How many (policy, cluster) pairs entered (+) or left (-) a status on a day (UTC),
+    appended by the PolicyEvaluation trigger (migration 0012) and folded together by
+    `policies.services.compliance_counts.compact`. Their sum is the current count per
+    status; the sums after a day give the counts as of that day's end (the overview's
+    trend). Append-only, so concurrent sweeps never wait on one another's counters."""
+
+    id = models.BigAutoField(primary_key=True)
+    policy = models.ForeignKey(
+        Policy, on_delete=models.CASCADE, db_constraint=False, related_name="+"
+    )
+    day = models.DateField()
+    status = models.CharField(max_length=16)
+    delta = models.IntegerField()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["policy", "day"],
+                include=["status", "delta"],
+                name="compliance_delta_policy",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy_id} {self.day}: {self.status} {self.delta:+d}"
+
+
 class EnforcementAction(models.Model):
     """What enforcement did to one object of one cluster (a dry run stores nothing)."""
 

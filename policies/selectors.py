@@ -6,12 +6,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
 from django.db.models import QuerySet
 
 from accounts.permissions import AnyUser, restrict
 from policies.choices import ResultStatus
 from policies.models import Policy, PolicyEvaluation
+from policies.services.compliance_counts import current_counts
 
 
 def policy_list(*, user: AnyUser) -> QuerySet[Policy]:
@@ -60,19 +60,9 @@ class Compliance:
 # Counted by the database: the newest result of each (policy, cluster) pair, grouped by
 # policy and status (a fleet of 10,000 clusters and 50 policies has 500,000 pairs, and
 # reading them into Python cost most of the overview's time).
-_LATEST_COUNTS = """
-SELECT policy_id, status, count(*) FROM (
-    SELECT DISTINCT ON (policy_id, cluster_id) policy_id, status
-    FROM policies_policyevaluation
-    WHERE policy_id = ANY(%s) AND cluster_id IS NOT NULL
-    ORDER BY policy_id, cluster_id, evaluated_at DESC, id DESC
-) AS latest
-GROUP BY policy_id, status
-"""
-
-
 def compliance_summary(policies: QuerySet[Policy]) -> Compliance:
-    """Compliance of `policies` from the newest result of each on each cluster."""
+    """Compliance of `policies` from the newest result of each on each cluster (the
+    counts the evaluation trigger keeps: `policies.services.compliance_counts`)."""
     known = {
         pk: (team, name, standards or [])
         for pk, team, name, standards in policies.values_list(
@@ -82,12 +72,10 @@ def compliance_summary(policies: QuerySet[Policy]) -> Compliance:
     per_policy: dict[int, dict[str, int]] = defaultdict(
         lambda: dict.fromkeys(ResultStatus.values, 0)
     )
-    if known:
-        with connection.cursor() as cursor:
-            cursor.execute(_LATEST_COUNTS, [list(known)])
-            for policy_id, status, count in cursor.fetchall():
-                if status in ResultStatus.values:
-                    per_policy[policy_id][status] += int(count)
+    for policy_id, counts in current_counts(list(known)).items():
+        for status, count in counts.items():
+            if status in ResultStatus.values:
+                per_policy[policy_id][status] += count
     per_standard: dict[str, dict[str, int]] = defaultdict(
         lambda: dict.fromkeys(ResultStatus.values, 0)
     )

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
+
 from core.celery import keelson_task
 from operations.pipelines import pipeline_ran
 from policies.models import ReportDefinition
+from policies.services import compliance_counts
 from policies.services.enforcement import clusters_enforce
 from policies.services.evaluation import clusters_evaluate, policies_evaluate_fanout
 from policies.services.reports import report_generate
@@ -29,6 +32,7 @@ def policies_evaluate_batch_task(
         cluster_ids=cluster_ids, policy_ids=policy_ids, force=force
     )
     counts["enforcement_actions"] = clusters_enforce(cluster_ids=cluster_ids)
+    compliance_counts.compact(now=timezone.now())
     return counts
 
 
