@@ -180,7 +180,7 @@ def _tool_dirs() -> list[Path]:
         dirs += [p.parent for p in root.rglob("pg_dump") if p.parent.name == "bin"]
     except ImportError:
         pass
-    return [d for d in dict.fromkeys(dirs) if (d / "pg_dump").is_file()]
+    return [d for d in dict.fromkeys(d.resolve() for d in dirs) if (d / "pg_dump").is_file()]
 
 
 def _major(bin_dir: Path) -> int | None:
