@@ -373,8 +373,9 @@ def backup_restore(
     if existing and not force:
         raise BackupError(
             f"the database {name} is not empty ({existing} tables, sequences or views); "
-            "restore into an empty database, or pass --force to replace its contents. "
-            "Nothing was changed."
+            "restore into an empty database, or pass --force to replace its contents (also "
+            "when only `migrate` has run there, as a hub starting on it does). Nothing was "
+            "changed."
         )
     major, _ = _server()
     tools = find_tools(major)
