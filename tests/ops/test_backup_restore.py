@@ -292,3 +292,36 @@ class _web:
         assert self.server is not None
         self.server.terminate()
         self.server.wait(timeout=15)
+
+
+def test_a_failed_forced_restore_leaves_the_database_as_it_was(
+    hub_with_credentials: str, empty_database: Any, tmp_path: Path
+) -> None:
+    # given a restored database whose data then changed, and a server that will refuse the
+    # restore's first CREATE INDEX (after --force dropped the tables and the new rows
+    # were loaded: the worst moment to fail)
+    backup = tmp_path / "hub.keelson-backup"
+    _run_command("keelson_backup", str(backup))
+    url = empty_database("full")
+    assert _manage(url, "keelson_restore", str(backup)).returncode == 0
+    conn = _connect(url.rsplit("/", 1)[1])
+    with conn.cursor() as cursor:
+        cursor.execute("UPDATE clusters_cluster SET name = 'edge-z' WHERE name = 'edge-a'")
+        cursor.execute("CREATE SCHEMA guard")
+        cursor.execute(
+            "CREATE FUNCTION guard.refuse() RETURNS event_trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'index creation refused by the test'; END $$"
+        )
+        cursor.execute(
+            "CREATE EVENT TRIGGER refuse_indexes ON ddl_command_end "
+            "WHEN TAG IN ('CREATE INDEX') EXECUTE FUNCTION guard.refuse()"
+        )
+    conn.close()
+
+    # when the backup is restored over it with --force
+    failed = _manage(url, "keelson_restore", "--force", str(backup))
+
+    # then the restore says it failed and rolled back, and the database is as it was
+    assert failed.returncode != 0
+    assert "rolled back" in failed.stderr and "index creation refused" in failed.stderr
+    assert _cluster_names(url) == ["edge-b", "edge-z"]
