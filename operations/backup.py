@@ -286,6 +286,27 @@ def backup_create(*, path: Path, progress: Progress | None = None) -> dict[str, 
         server_version=server_version,
         tables=_count_data_tables(),
     )
+    try:
+        _write_archive(path, tools, conninfo, pg_env, manifest, progress)
+    except OSError as error:
+        raise BackupError(f"cannot write {path}: {error.strerror or error}") from None
+    audit_record(
+        actor=None,
+        action="hub.backup",
+        detail={"file": path.name, "bytes": path.stat().st_size, "tables": manifest["tables"]},
+    )
+    return manifest
+
+
+def _write_archive(
+    path: Path,
+    tools: Path,
+    conninfo: str,
+    pg_env: dict[str, str],
+    manifest: dict[str, Any],
+    progress: Progress | None,
+) -> None:
+    """pg_dump into a work directory beside `path`, then the tar, moved into place whole."""
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".keelson-backup-") as work:
         dump = Path(work) / DUMP_MEMBER
         problems: list[str] = []
@@ -315,12 +336,6 @@ def backup_create(*, path: Path, progress: Progress | None = None) -> dict[str, 
             tar.add(dump, arcname=DUMP_MEMBER)
         archive.chmod(0o600)
         archive.replace(path)
-    audit_record(
-        actor=None,
-        action="hub.backup",
-        detail={"file": path.name, "bytes": path.stat().st_size, "tables": manifest["tables"]},
-    )
-    return manifest
 
 
 def _count_data_tables() -> int:

@@ -325,3 +325,18 @@ def test_a_failed_forced_restore_leaves_the_database_as_it_was(
     assert failed.returncode != 0
     assert "rolled back" in failed.stderr and "index creation refused" in failed.stderr
     assert _cluster_names(url) == ["edge-b", "edge-z"]
+
+
+def test_a_backup_never_overwrites_and_says_where_it_cannot_write(db: None, tmp_path: Path) -> None:
+    from django.core.management.base import CommandError
+
+    existing = tmp_path / "kept.kbak"
+    existing.write_text("an older backup")
+    with pytest.raises(CommandError, match="exists; give a new file name"):
+        _run_command("keelson_backup", str(existing))
+    assert existing.read_text() == "an older backup"
+    with pytest.raises(CommandError, match="is not a directory"):
+        _run_command("keelson_backup", str(tmp_path / "missing" / "x.kbak"))
+    # a directory no one may create files in (/proc refuses even root)
+    with pytest.raises(CommandError, match=r"cannot write /proc/x\.kbak"):
+        _run_command("keelson_backup", "/proc/x.kbak")
