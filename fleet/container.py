@@ -71,10 +71,10 @@ def container_command(role: str, args: list[str], env: Mapping[str, str]) -> lis
     raise SystemExit(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
 
 
-def healthcheck(env: Mapping[str, str]) -> int:
+def healthcheck(env: Mapping[str, str], pid1: Path = Path("/proc/1/cmdline")) -> int:
     """The image's HEALTHCHECK: the web answers /healthz; a worker or beat container is
     healthy while its process runs (it is PID 1: when it exits, the container stops)."""
-    cmdline = Path("/proc/1/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    cmdline = pid1.read_bytes().replace(b"\0", b" ").decode(errors="replace")
     if "uvicorn" not in cmdline:
         return 0
     url = f"http://127.0.0.1:{_int(env, 'KEELSON_PORT', 8000)}/healthz"

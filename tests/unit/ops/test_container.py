@@ -52,3 +52,34 @@ def test_bad_input_is_refused_clearly() -> None:
         container_command("shell", [], {})
     assert main([]) == 2
     assert main(["nonsense"]) == 2
+
+
+def test_the_healthcheck_asks_the_web_and_trusts_the_other_processes(tmp_path: Path) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from fleet.container import healthcheck
+
+    class Healthz(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Healthz)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    web, worker = tmp_path / "web", tmp_path / "worker"
+    web.write_bytes(b"/opt/keelson/venv/bin/uvicorn\0fleet.asgi:application\0")
+    worker.write_bytes(b"/opt/keelson/venv/bin/celery\0-A\0fleet\0worker\0")
+    try:
+        port = str(server.server_address[1])
+        assert healthcheck({"KEELSON_PORT": port}, web) == 0
+        assert healthcheck({"KEELSON_PORT": port}, worker) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    # nothing answers on that port any more: the web is unhealthy, a worker is not asked
+    assert healthcheck({"KEELSON_PORT": port}, web) == 1
+    assert healthcheck({"KEELSON_PORT": port}, worker) == 0
