@@ -64,7 +64,7 @@ def test_no_secret_is_baked_into_the_image() -> None:
             for name in SECRET_NAMES:
                 assert not re.search(rf"\b{name}\w*=", rest), f"{word} sets {name}"
     ignored = (REPO / ".dockerignore").read_text().split()
-    for local in (".venv", "var", ".git", "*.env"):
+    for local in (".venv", "var", ".git", "*.env", "deploy"):
         assert local in ignored, f".dockerignore must keep {local} out of the build context"
     copies = [rest for word, rest in DOCKERFILE if word in ("COPY", "ADD")]
     assert not any("secret" in rest.lower() for rest in copies)
