@@ -35,7 +35,7 @@ def provider_key() -> RSAKey:
 @pytest.fixture(scope="module")
 def published(provider_key: RSAKey) -> dict[str, Any]:
     """The provider's JWKS: its public key only."""
-    return KeySet([provider_key]).as_dict(private=False)
+    return dict(KeySet([provider_key]).as_dict(private=False))
 
 
 def _token(key: RSAKey, **changes: Any) -> str:
