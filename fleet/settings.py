@@ -333,7 +333,11 @@ KEELSON_CLUSTER_ALLOW_LOOPBACK = env_bool("KEELSON_CLUSTER_ALLOW_LOOPBACK", Fals
 # Empty issuer: no single sign-on. The client secret may come from ..._SECRET_FILE.
 KEELSON_OIDC_ISSUER = env_str("KEELSON_OIDC_ISSUER", "").rstrip("/")
 if KEELSON_OIDC_ISSUER:
-    env_url("KEELSON_OIDC_ISSUER", "", schemes=("https",) if not DEBUG else ("https", "http"))
+    # https, except a provider on this machine's loopback (development, tests).
+    _loopback = KEELSON_OIDC_ISSUER.startswith(
+        ("http://127.0.0.1:", "http://localhost:", "http://[::1]:")
+    )
+    env_url("KEELSON_OIDC_ISSUER", "", schemes=("https", "http") if _loopback else ("https",))
 KEELSON_OIDC_CLIENT_ID = env_str("KEELSON_OIDC_CLIENT_ID", "", required=bool(KEELSON_OIDC_ISSUER))
 KEELSON_OIDC_CLIENT_SECRET = env_str("KEELSON_OIDC_CLIENT_SECRET", "")
 KEELSON_OIDC_SCOPES = env_str("KEELSON_OIDC_SCOPES", "openid profile email groups")
