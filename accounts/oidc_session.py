@@ -16,7 +16,9 @@ from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
-SESSION_EXPIRES = "oidc_expires_at"
+from core.realtime.guard import SSO_SESSION_EXPIRES as SESSION_EXPIRES
+
+__all__ = ["SESSION_EXPIRES", "oidc_session_middleware"]
 
 
 def oidc_session_middleware(

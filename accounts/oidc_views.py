@@ -34,8 +34,7 @@ from accounts.oidc import (
 )
 from accounts.oidc_session import SESSION_EXPIRES
 from accounts.sso import sso_sign_in
-from audit.choices import Outcome
-from audit.services import audit_record
+from audit.services import audit_record_denied
 
 logger = logging.getLogger(__name__)
 STATE_PREFIX = "oidc-state:"
@@ -55,13 +54,8 @@ def _safe_next(request: HttpRequest, target: str) -> str:
 
 
 def _refused(request: HttpRequest, reason: str, *, status: int = 400) -> HttpResponse:
-    audit_record(
-        actor=None,
-        action="account.sso_login",
-        outcome=Outcome.DENIED,
-        detail={"reason": reason},
-        request=request,
-    )
+    # Anonymous refusals are aggregated per address and path (no audit flood).
+    audit_record_denied(request=request, reason=f"single sign-on refused: {reason}")
     return render(
         request,
         "registration/login.html",

@@ -267,3 +267,59 @@ def test_a_session_past_its_id_token_signs_in_again_at_the_provider(sso: Provide
     assert client.get(f"{back.path}?{back.query}")["Location"] == "/clusters/?team=payments"
     hana = get_user_model().objects.get(username="hana")
     assert Membership.objects.get(team=payments, user=hana).role == Role.ADMIN
+
+
+def test_discovery_is_cached_and_must_name_the_configured_issuer(
+    sso: Provider, settings: Any
+) -> None:
+    from django.core.cache import cache
+
+    sso.set_users({"ivan": {"groups": []}})
+    sign_in(Client(), "ivan")
+    assert cache.get(f"oidc-discovery:{sso.issuer}")["issuer"] == sso.issuer
+    assert cache.get(f"oidc-jwks:{sso.issuer}")["keys"]
+
+    # The same provider reached under another name: its document names its own issuer.
+    settings.KEELSON_OIDC_ISSUER = sso.issuer.replace("127.0.0.1", "localhost")
+    refused = Client().get("/accounts/oidc/login/")
+    assert refused.status_code == 503
+    assert "names another issuer" in refused.content.decode()
+
+    settings.KEELSON_OIDC_ISSUER = "http://127.0.0.1:9"  # nothing listens there
+    down = Client().get("/accounts/oidc/login/")
+    assert down.status_code == 503 and "cannot be reached" in down.content.decode()
+
+
+def test_a_live_view_closes_when_the_single_sign_on_session_ends(
+    sso: Provider, settings: Any
+) -> None:
+    settings.KEELSON_WS_AUTH_RECHECK_SECONDS = 1
+    _, ops = _rules()
+    make_cluster(team=ops, name="eu-prod")
+    sso.set_users({"jane": {"groups": ["sre"]}})
+    client = Client()
+    sign_in(client, "jane")
+    headers = [
+        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+        (b"origin", b"http://localhost"),
+    ]
+
+    def expire() -> None:
+        session = client.session
+        session["oidc_expires_at"] = time.time() - 1
+        session.save()
+
+    async def scenario() -> int | None:
+        socket = WebsocketCommunicator(application, "/ws/clusters/eu-prod/", headers=headers)
+        assert (await socket.connect())[0]
+        await database_sync_to_async(expire)()
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            if await socket.receive_nothing(timeout=0.2, interval=0.05):
+                continue
+            output = await socket.receive_output(timeout=1)
+            if output["type"] == "websocket.close":
+                return int(output.get("code", 1000))
+        return None
+
+    assert asyncio.run(scenario()) == 4401
