@@ -323,3 +323,23 @@ def test_a_live_view_closes_when_the_single_sign_on_session_ends(
         return None
 
     assert asyncio.run(scenario()) == 4401
+
+
+def test_tokens_and_the_client_secret_appear_nowhere(
+    sso: Provider, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.sso.provider import CLIENT_SECRET
+
+    _rules()
+    sso.set_users({"kim": {"groups": ["dev"]}})
+    client = Client()
+    with caplog.at_level("DEBUG"):
+        sign_in(client, "kim")
+        id_token = client.session["oidc_id_token"]
+        pages = [client.get(path).content.decode() for path in ("/", "/accounts/teams/payments/")]
+        pages.append(client.get("/accounts/oidc/callback/?state=x&code=y").content.decode())
+    audit = " ".join(str(event.detail) for event in AuditEvent.objects.all())
+    for text in (caplog.text, audit, *pages):
+        assert CLIENT_SECRET not in text
+        assert id_token not in text
+        assert id_token.split(".")[1] not in text  # not even the claims part
