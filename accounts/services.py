@@ -98,6 +98,8 @@ def team_update(
     before = {"display_name": locked.display_name, "description": locked.description}
     locked.display_name = display_name.strip()
     locked.description = description.strip()
+    if len(locked.description) > 2000:
+        raise ValidationError({"description": "At most 2000 characters."})
     locked.full_clean()
     locked.save(update_fields=["display_name", "description"])
     after = {"display_name": locked.display_name, "description": locked.description}
