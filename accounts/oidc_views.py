@@ -35,6 +35,7 @@ from accounts.oidc import (
 from accounts.oidc_session import SESSION_EXPIRES
 from accounts.sso import sso_sign_in
 from audit.services import audit_record_denied
+from core.counters import counter_claim
 
 logger = logging.getLogger(__name__)
 STATE_PREFIX = "oidc-state:"
@@ -42,6 +43,8 @@ STATE_PREFIX = "oidc-state:"
 SESSION_ID_TOKEN = "oidc_id_token"  # noqa: S105 (a session key)
 # Sign-ins started and not finished that one session keeps (several tabs).
 MAX_PENDING = 5
+# Sign-ins one client address may start per minute.
+STARTS_PER_MINUTE = 30
 BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
@@ -70,6 +73,10 @@ def sso_login(request: HttpRequest) -> HttpResponse:
     """Send the browser to the provider's authorization endpoint (code flow, PKCE S256)."""
     if not oidc_enabled():
         return _refused(request, "Single sign-on is not configured here.", status=404)
+    address = request.META.get("REMOTE_ADDR", "")
+    if counter_claim(f"sso-starts:{address}", timeout=60) > STARTS_PER_MINUTE:
+        # Each start stores a session: anyone could otherwise fill the session table.
+        return _refused(request, "Too many sign-ins started from here: wait a minute.", status=429)
     redirect_uri = request.build_absolute_uri(reverse("accounts:oidc-callback"))
     try:
         started = client().create_authorization_url(redirect_uri)

@@ -343,3 +343,17 @@ def test_tokens_and_the_client_secret_appear_nowhere(
         assert CLIENT_SECRET not in text
         assert id_token not in text
         assert id_token.split(".")[1] not in text  # not even the claims part
+
+
+def test_sign_in_starts_are_limited_per_address(sso: Provider) -> None:
+    from accounts.oidc_views import STARTS_PER_MINUTE
+
+    client = Client()
+    answers = [
+        client.get("/accounts/oidc/login/").status_code for _ in range(STARTS_PER_MINUTE + 1)
+    ]
+    assert answers == [302] * STARTS_PER_MINUTE + [429]
+    assert "Too many sign-ins started" in client.get("/accounts/oidc/login/").content.decode()
+    # One browser keeps only its last few unfinished sign-ins.
+    keys = list(client.session.keys())
+    assert sum(key.startswith("oidc-state:") for key in keys) == 5
