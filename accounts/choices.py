@@ -39,3 +39,11 @@ _ROLE_CAPS = {
     TokenScope.WRITE: Role.OPERATOR,
     TokenScope.ADMIN: Role.ADMIN,
 }
+
+
+class MembershipSource(models.TextChoices):
+    """Where a membership comes from: made by hand (a team admin, the API), or by the group
+    mapping at each single sign-on (then only the identity provider's groups change it)."""
+
+    LOCAL = "local", "Local"
+    IDP = "idp", "Identity provider"

@@ -20,8 +20,24 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
+from accounts.oidc import oidc_enabled
 from audit.services import audit_record_denied
 from core.counters import counter_claim
+
+LOCAL_LOGIN_OFF = "Signing in with a user name and password is turned off here: use single sign-on."
+
+
+def login_context(request: HttpRequest) -> dict[str, Any]:
+    """What the login page shows: the single sign-on button, the local form, or both."""
+    next_url = str(request.GET.get("next", "") or request.POST.get("next", ""))
+    sso_url = reverse("accounts:oidc-login")
+    if next_url:
+        sso_url += "?" + urlencode({"next": next_url})
+    return {
+        "sso_enabled": oidc_enabled(),
+        "sso_url": sso_url,
+        "local_login": settings.KEELSON_LOCAL_LOGIN,
+    }
 
 
 def _key(request: HttpRequest) -> str:
@@ -34,7 +50,18 @@ class ThrottledLoginView(auth_views.LoginView):
     seconds, further attempts for that address and user name get 429 until the window
     passes (the password is then not even checked)."""
 
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {**super().get_context_data(**kwargs), **login_context(self.request)}
+
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not settings.KEELSON_LOCAL_LOGIN:
+            # Refused before anything is checked: the password is never looked at.
+            audit_record_denied(request=request, reason="local login is turned off")
+            response = self.render_to_response(
+                self.get_context_data(form=self.get_form_class()(), local_refused=LOCAL_LOGIN_OFF)
+            )
+            response.status_code = 403
+            return response
         attempt = counter_claim(_key(request), timeout=settings.KEELSON_LOGIN_WINDOW)
         if attempt > settings.KEELSON_LOGIN_MAX_FAILURES:
             audit_record_denied(request=request, reason="too many failed logins")

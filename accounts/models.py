@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
-from accounts.choices import Role, TokenScope
+from accounts.choices import MembershipSource, Role, TokenScope
 
 slug_validator = RegexValidator(
     r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
@@ -46,11 +46,19 @@ class Membership(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    # idp: made by the group mapping at sign-in; only the provider's groups change it.
+    source = models.CharField(
+        max_length=8, choices=MembershipSource.choices, default=MembershipSource.LOCAL
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["team", "user"], name="membership_unique_team_user"),
+            models.CheckConstraint(
+                condition=models.Q(source__in=MembershipSource.values),
+                name="membership_source_valid",
+            ),
             models.CheckConstraint(
                 condition=models.Q(role__in=Role.values), name="membership_role_valid"
             ),
@@ -87,3 +95,49 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class GroupMapping(models.Model):
+    """A group of the identity provider's groups claim gives its members `role` in `team`,
+    applied at each single sign-on (accounts/sso.py). Several rules reaching one team give
+    the highest of their roles."""
+
+    group = models.CharField(max_length=255)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="group_mappings")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["group", "team__name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["group", "team"], name="groupmapping_unique_group_team"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(role__in=Role.values), name="groupmapping_role_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.group} → {self.team.name} as {self.role}"
+
+
+class ExternalIdentity(models.Model):
+    """The identity provider's account (issuer and `sub`) behind a Keelson user: the user
+    is found by it, never by a user name or e-mail address the provider sends."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identity"
+    )
+    issuer = models.CharField(max_length=500)
+    subject = models.CharField(max_length=255)
+    groups = models.JSONField(default=list, blank=True)
+    last_sign_in = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="identity_unique_sub"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"

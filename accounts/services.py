@@ -9,8 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 
-from accounts.choices import Role
-from accounts.models import Membership, Team
+from accounts.choices import MembershipSource, Role
+from accounts.models import ExternalIdentity, GroupMapping, Membership, Team
 from accounts.signals import team_created
 from accounts.tokens import api_tokens_revoke_all
 from audit.services import audit_record
@@ -36,6 +36,17 @@ def membership_set(
     """Add `user` to `team` with `role`, or change their role."""
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role {role!r}."})
+    existing = Membership.objects.select_for_update().filter(team=team, user_id=user.pk).first()
+    if existing is not None:
+        _refuse_idp(existing, user)
+    elif (
+        GroupMapping.objects.filter(team=team).exists()
+        and ExternalIdentity.objects.filter(user_id=user.pk).exists()
+    ):
+        raise ValidationError(
+            f"Team {team.name} takes its single sign-on members from group mapping: add "
+            f"{user.get_username()} to a mapped group at the identity provider."
+        )
     membership, created = Membership.objects.select_for_update().update_or_create(
         team=team, user_id=user.pk, defaults={"role": role}
     )
@@ -54,6 +65,9 @@ def membership_set(
 def membership_remove(
     *, team: Team, user: AbstractBaseUser, actor: AbstractBaseUser | None
 ) -> None:
+    existing = Membership.objects.select_for_update().filter(team=team, user_id=user.pk).first()
+    if existing is not None:
+        _refuse_idp(existing, user)
     deleted, _ = Membership.objects.filter(team=team, user_id=user.pk).delete()
     if deleted:
         audit_record(
@@ -65,6 +79,38 @@ def membership_remove(
         )
         # Their open live views of the team's objects close (core.realtime.guard).
         recheck_user_sockets_on_commit(user.pk)
+
+
+def _refuse_idp(membership: Membership, user: AbstractBaseUser) -> None:
+    if membership.source == MembershipSource.IDP:
+        raise ValidationError(
+            f"{user.get_username()}'s membership comes from the identity provider's groups "
+            "(group mapping): change their groups there; it applies at their next sign-in."
+        )
+
+
+@transaction.atomic
+def team_update(
+    *, team: Team, actor: AbstractBaseUser, display_name: str, description: str
+) -> Team:
+    """Change a team's display name and description (team admins; callers check)."""
+    locked = Team.objects.select_for_update().get(pk=team.pk)
+    before = {"display_name": locked.display_name, "description": locked.description}
+    locked.display_name = display_name.strip()
+    locked.description = description.strip()
+    if len(locked.description) > 2000:
+        raise ValidationError({"description": "At most 2000 characters."})
+    locked.full_clean()
+    locked.save(update_fields=["display_name", "description"])
+    after = {"display_name": locked.display_name, "description": locked.description}
+    audit_record(
+        actor=actor,
+        action="team.update",
+        target=locked,
+        team=locked,
+        detail={"before": before, "after": after},
+    )
+    return locked
 
 
 _NAMESPACE_PATTERN = re.compile(r"^[a-z0-9*?\[\]-]{1,63}$")

@@ -86,6 +86,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # A single sign-on session ends with its ID token (accounts/oidc_session.py).
+    "accounts.oidc_session.oidc_session_middleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
@@ -326,6 +328,33 @@ KEELSON_CLUSTER_READ_TIMEOUT = env_float("KEELSON_CLUSTER_READ_TIMEOUT", 15.0, m
 # CIDRs, hosts and *.domain suffixes; empty allows any non-link-local, non-loopback address.
 KEELSON_CLUSTER_URL_ALLOWLIST = env_list("KEELSON_CLUSTER_URL_ALLOWLIST", [])
 KEELSON_CLUSTER_ALLOW_LOOPBACK = env_bool("KEELSON_CLUSTER_ALLOW_LOOPBACK", False)
+
+
+# --- single sign-on (accounts/oidc.py, docs/configuration.md "Single sign-on") ------------
+# OpenID Connect: authorization code flow with PKCE against the issuer's discovery document.
+# Empty issuer: no single sign-on. The client secret may come from ..._SECRET_FILE.
+KEELSON_OIDC_ISSUER = env_str("KEELSON_OIDC_ISSUER", "").rstrip("/")
+if KEELSON_OIDC_ISSUER:
+    # https, except a provider on this machine's loopback (development, tests).
+    _loopback = KEELSON_OIDC_ISSUER.startswith(
+        ("http://127.0.0.1:", "http://localhost:", "http://[::1]:")
+    )
+    env_url("KEELSON_OIDC_ISSUER", "", schemes=("https", "http") if _loopback else ("https",))
+KEELSON_OIDC_CLIENT_ID = env_str("KEELSON_OIDC_CLIENT_ID", "", required=bool(KEELSON_OIDC_ISSUER))
+KEELSON_OIDC_CLIENT_SECRET = env_str("KEELSON_OIDC_CLIENT_SECRET", "")
+KEELSON_OIDC_SCOPES = env_str("KEELSON_OIDC_SCOPES", "openid profile email groups")
+KEELSON_OIDC_GROUPS_CLAIM = env_str("KEELSON_OIDC_GROUPS_CLAIM", "groups")
+# The claim that names a new user (their Keelson user name); `sub` when it is missing.
+KEELSON_OIDC_USERNAME_CLAIM = env_str("KEELSON_OIDC_USERNAME_CLAIM", "preferred_username")
+KEELSON_OIDC_DISCOVERY_TTL = env_int("KEELSON_OIDC_DISCOVERY_TTL", 3600, minimum=0)
+KEELSON_OIDC_TIMEOUT = env_float("KEELSON_OIDC_TIMEOUT", 10.0, minimum=0.1)
+# A single sign-on session lasts as long as its ID token, or this many seconds if longer
+# (0: exactly the token's); then the next page re-authenticates at the provider.
+KEELSON_OIDC_SESSION_SECONDS = env_int("KEELSON_OIDC_SESSION_SECONDS", 0, minimum=0)
+# The user-name/password form: off leaves single sign-on as the only way in.
+KEELSON_LOCAL_LOGIN = env_bool("KEELSON_LOCAL_LOGIN", True)
+if not KEELSON_LOCAL_LOGIN and not KEELSON_OIDC_ISSUER:
+    raise ImproperEnvironment("KEELSON_LOCAL_LOGIN=off needs KEELSON_OIDC_ISSUER (no way in)")
 
 KEELSON_LOGIN_MAX_FAILURES = env_int("KEELSON_LOGIN_MAX_FAILURES", 5, minimum=1)
 KEELSON_LOGIN_WINDOW = env_int("KEELSON_LOGIN_WINDOW", 300, minimum=10)

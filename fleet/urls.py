@@ -1,9 +1,9 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.login import ThrottledLoginView, admin_login_redirect
+from accounts.oidc_views import sso_logout
 from costs.views import cluster_pricing_page
 from dashboard import views
 from metrics.views import metrics
@@ -16,7 +16,8 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("metrics", metrics, name="metrics"),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Ends the session and, after a single sign-on, the provider's (accounts/oidc_views.py).
+    path("accounts/logout/", sso_logout, name="logout"),
     # Pages only; the API names its routes `<basename>-detail` etc. (fleet/api/urls.py).
     path("operations/", include("operations.urls")),
     path("accounts/", include("accounts.urls")),

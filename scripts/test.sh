@@ -28,6 +28,12 @@ if ! command -v prometheus >/dev/null 2>&1; then
 fi
 prometheus --version 2>&1 | head -1
 
+step "OpenID Connect provider for the single sign-on tests (npm, pinned in tests/oidc)"
+if [[ ! -d tests/oidc/node_modules/oidc-provider ]]; then
+  (cd tests/oidc && npm ci --no-audit --no-fund >/dev/null)
+fi
+node --version
+
 mkdir -p var test-artifacts
 PY=.venv/bin
 step "ruff"

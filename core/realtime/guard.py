@@ -10,6 +10,7 @@ told: a logout or a membership change sends `auth.recheck` to the user's group.
 from __future__ import annotations
 
 import logging
+import time
 from importlib import import_module
 from typing import Any
 
@@ -24,6 +25,8 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 RECHECK = {"type": "auth.recheck"}
+# The session key where a single sign-on session keeps when it ends (accounts/oidc_session.py).
+SSO_SESSION_EXPIRES = "oidc_expires_at"
 
 
 def user_group(user_id: Any) -> str:
@@ -53,6 +56,9 @@ def session_problem(scope: dict[str, Any]) -> int | None:
             str(stored_hash), fresh.get_session_auth_hash()
         ):
             return CLOSE_UNAUTHENTICATED  # the password changed since this login
+        expires = data.get(SSO_SESSION_EXPIRES)
+        if expires is not None and float(expires) < time.time():
+            return CLOSE_UNAUTHENTICATED  # a single sign-on past its ID token (accounts)
     scope["user"] = fresh
     return None
 

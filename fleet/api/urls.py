@@ -4,6 +4,7 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from accounts.api.audit import AuditEventViewSet
+from accounts.api.sso import GroupMappingViewSet
 from accounts.api.tokens import ApiTokenViewSet
 from accounts.api.views import TeamViewSet
 from applications.api.agent import AgentWorkView
@@ -25,6 +26,7 @@ from policies.api.views import ComplianceView, EvaluationViewSet, PolicyViewSet
 router = DefaultRouter()
 router.register("teams", TeamViewSet, basename="team")
 router.register("tokens", ApiTokenViewSet, basename="apitoken")
+router.register("group-mappings", GroupMappingViewSet, basename="groupmapping")
 router.register("clusters", ClusterViewSet, basename="cluster")
 router.register("cluster-sets", ClusterSetViewSet, basename="clusterset")
 router.register("cluster-templates", ClusterTemplateViewSet, basename="clustertemplate")

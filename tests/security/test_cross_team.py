@@ -418,6 +418,9 @@ ENDPOINTS: list[Endpoint] = [
         # a member of the team: a team admin adds only people they share a team with
         body={"username": "a-viewer", "role": "admin"},
     ),
+    _w("team-detail", "PATCH", "teams/{team}/", body={"description": "Team A's."}),
+    _w("team-member", "PATCH", "teams/{team}/members/a-viewer/", body={"role": "operator"}),
+    _w("team-member", "DELETE", "teams/{team}/members/a-viewer/"),
     _r("team-guardrails", "teams/{team}/guardrails/"),
     _w(
         "team-guardrails",
@@ -677,6 +680,17 @@ PERSONAL_ENDPOINTS = {
     ("apitoken-rotate", "POST"),
 }
 
+# Group mapping belongs to no team: only administrators (superusers) see or change it;
+# tests/sso/test_team_admin.py shows every one of these refuses anyone else (403, audited).
+ADMINISTRATOR_ENDPOINTS = {
+    ("groupmapping-list", "GET"),
+    ("groupmapping-list", "POST"),
+    ("groupmapping-detail", "GET"),
+    ("groupmapping-detail", "PUT"),
+    ("groupmapping-detail", "PATCH"),
+    ("groupmapping-detail", "DELETE"),
+}
+
 CALLERS = ["owner", "viewer", "outsider"]
 
 
@@ -719,7 +733,12 @@ def test_every_endpoint_is_in_the_matrix() -> None:
                 allowed = {m.upper() for m in view.http_method_names}
                 if method.upper() in allowed:
                     assert (name, method.upper()) in served, (prefix, name, method)
-    covered = {endpoint.key for endpoint in ENDPOINTS} | AGENT_ENDPOINTS | PERSONAL_ENDPOINTS
+    covered = (
+        {endpoint.key for endpoint in ENDPOINTS}
+        | AGENT_ENDPOINTS
+        | PERSONAL_ENDPOINTS
+        | ADMINISTRATOR_ENDPOINTS
+    )
     missing = sorted(served - covered)
     assert not missing, f"endpoints without cross-team coverage: {missing}"
     stale = sorted(covered - served)
