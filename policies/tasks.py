@@ -9,6 +9,7 @@ from operations.pipelines import pipeline_ran
 from policies.models import ReportDefinition
 from policies.services.enforcement import clusters_enforce
 from policies.services.evaluation import clusters_evaluate, policies_evaluate_fanout
+from policies.services.external import clusters_external_collect
 from policies.services.reports import report_generate
 
 
@@ -30,6 +31,13 @@ def policies_evaluate_batch_task(
     )
     counts["enforcement_actions"] = clusters_enforce(cluster_ids=cluster_ids)
     return counts
+
+
+@keelson_task(queue="policies", idempotent=True, time_limit=300, soft_time_limit=280)
+def policies_external_collect_task(cluster_ids: list[int]) -> dict[str, int]:
+    """After a collection: record what Kyverno, Policy WG reports and Gatekeeper say of the
+    clusters. Safe to run twice: an unchanged cluster writes nothing."""
+    return clusters_external_collect(cluster_ids=cluster_ids)
 
 
 @keelson_task(queue="reports", idempotent=True, time_limit=600)
