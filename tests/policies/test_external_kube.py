@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 
 from accounts.models import Team
 from clusters.models import Cluster
+from clusters.services.collection import clusters_collect
 from clusters.services.credentials import cluster_api_clients
 from kube.apply import apply_manifest
 from localkube.env import LocalCluster
@@ -32,7 +33,7 @@ from policies.services.evaluation import cluster_reader
 from policies.services.evaluation.reading import discovery_key
 from policies.services.external import NOT_REPORTED, clusters_external_collect
 from tests.clusters.helpers import register_local, wait_for
-from tests.factories import Member
+from tests.factories import Member, make_team
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]
 CRDS = Path(__file__).parent.parent / "fixtures" / "crds"
@@ -367,5 +368,43 @@ def test_external_policies_cannot_be_changed_deleted_or_evaluated(
         # the edit page refuses too, back to the policy with the reason
         edit = owner.page.get(f"/policies/{team.name}/{policy.name}/edit/", follow=True)
         assert refused in edit.content.decode()
+    finally:
+        engines.delete_cluster_custom_object(*CONSTRAINTS, "k8srequiredlabels", name)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("celery_worker")
+def test_each_collection_reads_the_engines_through_the_worker(
+    engines: k8s.CustomObjectsApi, kube_cluster: LocalCluster
+) -> None:
+    # given a team's cluster where Gatekeeper found one violation
+    team = make_team()
+    cluster = register_local(kube_cluster, team=team, name=f"col-{uuid.uuid4().hex[:6]}")
+    forget_engine_groups(discovery_key(cluster))
+    name = f"collected-{uuid.uuid4().hex[:6]}"
+    _constraint(engines, "k8srequiredlabels", "K8sRequiredLabels", name)
+    try:
+        _set_status(
+            engines,
+            "k8srequiredlabels",
+            name,
+            {
+                "auditTimestamp": "2026-12-05T12:00:00Z",
+                "totalViolations": 1,
+                "violations": [_violation(1)],
+            },
+        )
+        # when the cluster is collected (as the periodic collection does)
+        clusters_collect(cluster_ids=[cluster.pk])
+        # then the collection queued the engines' read and a worker recorded the result
+        row = wait_for(
+            lambda: PolicyEvaluation.objects.filter(
+                cluster=cluster, policy__source_name=f"K8sRequiredLabels/{name}"
+            ).first(),
+            timeout=90,
+            what="the constraint's result recorded after collection",
+        )
+        assert (row.status, row.violations_total) == ("noncompliant", 1)
+        assert row.violations[0]["name"] == "team-01"
     finally:
         engines.delete_cluster_custom_object(*CONSTRAINTS, "k8srequiredlabels", name)
