@@ -353,6 +353,14 @@ def test_external_policies_cannot_be_changed_deleted_or_evaluated(
             "gatekeeper",
             f"K8sRequiredLabels/{name}",
         )
+
+        # ... lists it under its engine, not among Keelson's own ...
+        def names(engine: str) -> set[str]:
+            found = owner.api.get(f"/api/v1/policies/?team={team.name}&engine={engine}").json()
+            return {p["name"] for p in found["results"]}
+
+        assert policy.name in names("gatekeeper")
+        assert policy.name not in names("keelson") | names("kyverno")
         # ... and refuses to change, delete or evaluate it, saying why; nothing changes
         refused = "is an external policy: Gatekeeper judges it on the clusters"
         patch = owner.api.patch(url, {"severity": "high"}, format="json")

@@ -59,9 +59,14 @@ def policy_evaluate(*, policy: Policy) -> Evaluated:
 
 
 def sweep_batches(*, batch_size: int) -> list[list[int]]:
-    """Ids of the push-mode clusters whose team has an enabled policy, in batches."""
+    """Ids of the push-mode clusters whose team has an enabled policy of its own, in
+    batches."""
     ids = list(
-        Cluster.objects.filter(mode=ClusterMode.PUSH, team__policies__enabled=True)
+        Cluster.objects.filter(
+            mode=ClusterMode.PUSH,
+            team__policies__enabled=True,
+            team__policies__source_engine="",  # external ones are read at collection
+        )
         .distinct()
         .order_by("pk")
         .values_list("pk", flat=True)
