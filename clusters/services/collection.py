@@ -424,10 +424,12 @@ def _read_engines_soon(cluster_ids: list[int]) -> None:
     if not cluster_ids:
         return
     task, queue = AFTER_COLLECTION_TASK
+    # the next full inventory collection sends it again: a backlog need not keep it longer
+    expires = settings.KEELSON_COLLECT_INTERVAL * settings.KEELSON_COLLECT_INVENTORY_EVERY
 
     def send() -> None:
         try:
-            app.send_task(task, args=[cluster_ids], queue=queue, routing_key=queue)
+            app.send_task(task, args=[cluster_ids], queue=queue, routing_key=queue, expires=expires)
         except Exception:  # the broker is down: the next collection sends it again
             logger.warning("could not queue %s for clusters %s", task, cluster_ids)
 

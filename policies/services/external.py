@@ -155,10 +155,21 @@ def clusters_external_collect(*, cluster_ids: list[int]) -> dict[str, int]:
                 max_workers=min(READ_THREADS, len(targets)), thread_name_prefix="engines"
             ) as pool:
                 reads += zip((c for c, _ in targets), pool.map(_read, targets), strict=True)
+        # Teams with external policies already: the others' clusters without engines need
+        # no query at all (most of a fleet, at every collection).
+        recorded = set(
+            Policy.objects.filter(team_id__in={c.team_id for c in locked})
+            .exclude(source_engine="")
+            .order_by()
+            .values_list("team_id", flat=True)
+            .distinct()
+        )
         for cluster, read in reads:
             counts["clusters"] += 1
             if isinstance(read, Exception):
                 counts["failed"] += 1
+            elif not (read.reports or read.constraints) and cluster.team_id not in recorded:
+                continue
             counts["results_written"] += cluster_record_external(cluster=cluster, read=read)
     finally:
         advisory_unlocks(LOCK_CLASS, held)
