@@ -22,11 +22,13 @@ gives the same finding and the ledger writes nothing new."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from policies.choices import ResultStatus, Severity, SourceEngine
 
+MAX_SOURCE = 300  # Policy.source_name's length
 MAX_LISTED = 500  # as policies.services.evaluation.outcomes: lists are cut, totals exact
 REPORT_GROUP = "wgpolicyk8s.io"
 CONSTRAINT_GROUP = "constraints.gatekeeper.sh"
@@ -85,8 +87,16 @@ def report_source(result: dict[str, Any]) -> tuple[str, str]:
     source = str(result.get("source") or "").strip()
     policy = str(result.get("policy") or "").strip()
     if source.lower() == "kyverno":
-        return SourceEngine.KYVERNO, policy
-    return SourceEngine.POLICY_REPORT, f"{source}/{policy}" if source else policy
+        return SourceEngine.KYVERNO, clamp(policy)
+    return SourceEngine.POLICY_REPORT, clamp(f"{source}/{policy}" if source else policy)
+
+
+def clamp(name: str) -> str:
+    """A source name that fits the column: a longer one is cut, with a hash of the whole
+    so that two long names stay apart."""
+    if len(name) <= MAX_SOURCE:
+        return name
+    return f"{name[: MAX_SOURCE - 17]}~{hashlib.blake2b(name.encode(), digest_size=8).hexdigest()}"
 
 
 def report_findings(reports: list[dict[str, Any]]) -> dict[tuple[str, str], Finding]:
@@ -161,7 +171,9 @@ def _cut(finding: Finding) -> None:
 
 def constraint_name(constraint: dict[str, Any]) -> str:
     """A constraint's source name: "Kind/name" (names repeat across constraint kinds)."""
-    return f"{constraint.get('kind', '')}/{(constraint.get('metadata') or {}).get('name', '')}"
+    return clamp(
+        f"{constraint.get('kind', '')}/{(constraint.get('metadata') or {}).get('name', '')}"
+    )
 
 
 def constraint_finding(constraint: dict[str, Any]) -> Finding:

@@ -141,6 +141,9 @@ def test_other_producers_are_policy_reports_named_by_source() -> None:
         "kube-bench/1.1.1",
     )
     assert report_source({"policy": "p"}) == ("policy-report", "p")
+    # a name longer than the column is cut with a hash of the whole: two stay apart
+    long_a, long_b = report_source({"policy": "a" * 400}), report_source({"policy": "a" * 401})
+    assert len(long_a[1]) == len(long_b[1]) == 300 and long_a != long_b
 
 
 def test_severity_is_the_highest_reported_and_medium_without_one() -> None:
