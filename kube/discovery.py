@@ -323,6 +323,16 @@ class Discovery:
             if verbs <= self._verbs.get((group_version, kind), frozenset())
         ]
 
+    def groups(self) -> list[str]:
+        """The API groups the cluster serves (one `/apis` request per instance)."""
+        return [group for group in self._all_groups() if group]
+
+    def group_kinds(self, group: str) -> dict[str, ServedKind]:
+        """Every listable kind of `group` in its preferred version ({} if not served):
+        Gatekeeper makes one constraint kind per ConstraintTemplate, known only so."""
+        versions = self._group_versions(group)
+        return dict(self._resources(f"{group}/{versions[0]}")) if versions else {}
+
     def forget(self) -> None:
         """A path discovery gave answered 404: ask again next time."""
         self._served, self._groups, self._lists, self._aggregated = {}, None, {}, None

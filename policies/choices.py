@@ -56,3 +56,11 @@ class ReportFormat(models.TextChoices):
     PDF = "pdf", "PDF"
     CSV = "csv", "CSV"
     JSON = "json", "JSON"
+
+
+class SourceEngine(models.TextChoices):
+    """Where an external policy's results come from (blank: Keelson's own policy)."""
+
+    KYVERNO = "kyverno", "Kyverno"
+    GATEKEEPER = "gatekeeper", "Gatekeeper"
+    POLICY_REPORT = "policy-report", "Policy report"

@@ -6,8 +6,10 @@ import django_filters
 from django.db.models import Q, QuerySet
 
 from core.api.filters import UtcDateTimeFilter
-from policies.choices import Mode, ResultStatus, Severity
+from policies.choices import Mode, ResultStatus, Severity, SourceEngine
 from policies.models import Policy, PolicyEvaluation
+
+KEELSON = "keelson"  # the engine filter's value for Keelson's own policies
 
 
 class PolicyFilterSet(django_filters.FilterSet):
@@ -17,13 +19,24 @@ class PolicyFilterSet(django_filters.FilterSet):
     standard = django_filters.CharFilter(method="by_standard", label="Standard or control id")
     bundled = django_filters.BooleanFilter()
     enabled = django_filters.BooleanFilter()
+    engine = django_filters.ChoiceFilter(
+        choices=[(KEELSON, "Keelson"), *SourceEngine.choices],
+        method="by_engine",
+        label="Judged by",
+    )
 
     class Meta:
         model = Policy
-        fields = ["team", "severity", "mode", "standard", "bundled", "enabled"]
+        fields = ["team", "severity", "mode", "standard", "bundled", "enabled", "engine"]
 
     def by_standard(self, queryset: QuerySet[Policy], name: str, value: str) -> QuerySet[Policy]:
         return queryset.filter(standards__contains=[value]) if value else queryset
+
+    def by_engine(self, queryset: QuerySet[Policy], name: str, value: str) -> QuerySet[Policy]:
+        """Keelson's own policies, or the external ones of one engine."""
+        if not value:
+            return queryset
+        return queryset.filter(source_engine="" if value == KEELSON else value)
 
 
 class EvaluationFilterSet(django_filters.FilterSet):

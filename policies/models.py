@@ -16,6 +16,7 @@ from policies.choices import (
     ResultStatus,
     RuleKind,
     Severity,
+    SourceEngine,
 )
 from policies.library import LATEST, PSS_VERSION_CHOICES
 
@@ -65,6 +66,13 @@ class Policy(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # An external policy (policies/external): results an engine the clusters run reported,
+    # read at collection; read-only in Keelson. Blank for Keelson's own policies.
+    source_engine = models.CharField(max_length=16, choices=SourceEngine.choices, blank=True)
+    # The engine's name for it: Kyverno's policy, "source/policy", Gatekeeper's "Kind/name".
+    source_name = models.CharField(max_length=300, blank=True)
+    # When no cluster of the team reported it any more (history kept); null while reported.
+    gone_at = models.DateTimeField(null=True, blank=True)
 
     all_objects = models.Manager()
     objects = LivePolicies()
@@ -86,10 +94,20 @@ class Policy(models.Model):
             models.CheckConstraint(
                 condition=models.Q(severity__in=Severity.values), name="policy_severity_valid"
             ),
+            models.UniqueConstraint(
+                fields=["team", "source_engine", "source_name"],
+                condition=models.Q(deleted_at__isnull=True) & ~models.Q(source_engine=""),
+                name="policy_unique_external_source",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def external(self) -> bool:
+        """Whether an engine on the clusters judges this policy (read-only here)."""
+        return bool(self.source_engine)
 
 
 class PolicyRule(models.Model):
@@ -201,6 +219,10 @@ class PolicyEvaluation(models.Model):
     @property
     def listing_note(self) -> str:
         """ "first 500 of 1,490 violating objects listed" when a list is cut, else ""."""
+        if self.violations_partial and self.policy.source_engine == SourceEngine.GATEKEEPER:
+            # Gatekeeper's own cap (--constraint-violations-limit), not Keelson's
+            listed = len(self.violations)
+            return f"{listed:,} of {self.violations_total:,} (Gatekeeper lists {listed:,})"
         notes = []
         if self.violations_partial:
             notes.append(

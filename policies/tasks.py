@@ -12,6 +12,7 @@ from policies.models import ReportDefinition
 from policies.services import compliance_counts
 from policies.services.enforcement import clusters_enforce
 from policies.services.evaluation import clusters_evaluate, policies_evaluate_fanout
+from policies.services.external import clusters_external_collect
 from policies.services.reports import report_generate
 
 
@@ -34,6 +35,13 @@ def policies_evaluate_batch_task(
     counts["enforcement_actions"] = clusters_enforce(cluster_ids=cluster_ids)
     compliance_counts.compact(now=timezone.now())
     return counts
+
+
+@keelson_task(queue="policies", idempotent=True, time_limit=300, soft_time_limit=280)
+def policies_external_collect_task(cluster_ids: list[int]) -> dict[str, int]:
+    """After a collection: record what Kyverno, Policy WG reports and Gatekeeper say of the
+    clusters. Safe to run twice: an unchanged cluster writes nothing."""
+    return clusters_external_collect(cluster_ids=cluster_ids)
 
 
 @keelson_task(queue="reports", idempotent=True, time_limit=600)

@@ -18,6 +18,7 @@ from accounts.permissions import require_role, teams_for, user_has_role
 from clusters.selectors import cluster_get_or_404
 from core.ui.filters import any_by_default
 from policies.choices import ResultStatus
+from policies.external.guard import refuse_external
 from policies.filtersets import PolicyFilterSet
 from policies.forms import PolicyForm
 from policies.models import Policy
@@ -64,10 +65,10 @@ def policy_list_page(request: HttpRequest) -> HttpResponse:
 def policy_detail_page(request: HttpRequest, team: str, name: str) -> HttpResponse:
     policy = _policy_or_404(request, team, name)
     latest = sorted(
-        latest_evaluations(Policy.objects.filter(pk=policy.pk)).select_related("cluster"),
+        latest_evaluations(Policy.objects.filter(pk=policy.pk)).select_related("cluster", "policy"),
         key=lambda row: row.cluster_label,
     )
-    history = policy.evaluations.select_related("cluster")[:HISTORY]
+    history = policy.evaluations.select_related("cluster", "policy")[:HISTORY]
     context = {
         "policy": policy,
         "latest": latest,
@@ -93,6 +94,16 @@ def _refused(
     form.add_error("mode", str(error))
     context = {"form": form, "policy": policy}
     return render(request, "policies/edit.html", context, status=403)
+
+
+def _refused_external(request: HttpRequest, policy: Policy) -> bool:
+    """An external policy is read-only: say so instead of editing or evaluating it."""
+    try:
+        refuse_external(policy)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return True
+    return False
 
 
 def _operator_teams(request: HttpRequest) -> list[str]:
@@ -123,6 +134,8 @@ def policy_create_page(request: HttpRequest) -> HttpResponse:
 def policy_edit_page(request: HttpRequest, team: str, name: str) -> HttpResponse:
     policy = _policy_or_404(request, team, name)
     require_role(request.user, policy.team, Role.OPERATOR, request=request, target=policy)
+    if _refused_external(request, policy):
+        return redirect("policies:detail", team=policy.team.name, name=policy.name)
     initial = PolicyForm.initial_for(PolicySpec.of(policy), policy.team.name)
     data: Any = None
     if request.method == "POST":
@@ -147,6 +160,8 @@ def policy_edit_page(request: HttpRequest, team: str, name: str) -> HttpResponse
 def policy_evaluate_page(request: HttpRequest, team: str, name: str) -> HttpResponse:
     policy = _policy_or_404(request, team, name)
     require_role(request.user, policy.team, Role.OPERATOR, request=request, target=policy)
+    if _refused_external(request, policy):
+        return redirect("policies:detail", team=policy.team.name, name=policy.name)
     done = policy_evaluate(policy=policy)
     if done.queued:
         messages.success(request, f"Evaluation queued on {done.queued} clusters.")
@@ -161,6 +176,8 @@ def policy_preview_page(request: HttpRequest, team: str, name: str) -> HttpRespo
     """The impact preview: what enforce would apply and delete (nothing is changed)."""
     policy = _policy_or_404(request, team, name)
     require_role(request.user, policy.team, Role.OPERATOR, request=request, target=policy)
+    if _refused_external(request, policy):
+        return redirect("policies:detail", team=policy.team.name, name=policy.name)
     plans = enforcement_preview(policy=policy)
     return render(request, "policies/preview.html", {"policy": policy, "plans": plans})
 

@@ -53,6 +53,9 @@ FIRST_SEEN_TASKS = (
     ("policies.tasks.policies_evaluate_batch_task", "policies"),
     ("costs.tasks.cost_compute_clusters_task", "costs"),
 )
+# What every collection that read a cluster's full inventory sends: the results of the
+# policy engines the cluster runs (Kyverno, Gatekeeper) are read into the policy ledger.
+AFTER_COLLECTION_TASK = ("policies.tasks.policies_external_collect_task", "policies")
 
 
 @dataclass
@@ -411,7 +414,26 @@ def clusters_collect(*, cluster_ids: list[int], scheduled: bool = False) -> dict
     counts: dict[str, int] = {}
     for sample in _record_shard(results):
         counts[sample[2]] = counts.get(sample[2], 0) + 1
+    _read_engines_soon([r.cluster_id for r in results if r.inventory and r.inventory.full])
     return counts
+
+
+def _read_engines_soon(cluster_ids: list[int]) -> None:
+    """Queue the reading of the clusters' policy engine results (sent by name: policies
+    sit above the registry)."""
+    if not cluster_ids:
+        return
+    task, queue = AFTER_COLLECTION_TASK
+    # the next full inventory collection sends it again: a backlog need not keep it longer
+    expires = settings.KEELSON_COLLECT_INTERVAL * settings.KEELSON_COLLECT_INVENTORY_EVERY
+
+    def send() -> None:
+        try:
+            app.send_task(task, args=[cluster_ids], queue=queue, routing_key=queue, expires=expires)
+        except Exception:  # the broker is down: the next collection sends it again
+            logger.warning("could not queue %s for clusters %s", task, cluster_ids)
+
+    transaction.on_commit(send)
 
 
 def agents_mark_silent(*, now: datetime | None = None) -> int:

@@ -45,6 +45,17 @@ class PolicySerializer(serializers.ModelSerializer[Policy]):
         slug_field="name", many=True, read_only=True
     )
     rules = RuleSerializer(many=True, read_only=True)
+    source_engine = serializers.CharField(
+        read_only=True,
+        help_text='External policies: the engine that judges it ("kyverno", "gatekeeper", '
+        '"policy-report"); "" for Keelson\'s own. External policies are read-only.',
+    )
+    source_name = serializers.CharField(
+        read_only=True, help_text='The engine\'s name for it (Gatekeeper: "Kind/name").'
+    )
+    gone_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="When no cluster reported it any more."
+    )
 
     class Meta:
         model = Policy
@@ -62,6 +73,9 @@ class PolicySerializer(serializers.ModelSerializer[Policy]):
             "pss_version",
             "generation",
             "bundled",
+            "source_engine",
+            "source_name",
+            "gone_at",
             "rules",
             "created_at",
             "updated_at",
@@ -109,7 +123,9 @@ class EvaluationSerializer(serializers.ModelSerializer[PolicyEvaluation]):
     )
     errors_partial = serializers.BooleanField(read_only=True)
     listing_note = serializers.CharField(
-        read_only=True, help_text='"first 500 of 1,490 violating objects listed", or "".'
+        read_only=True,
+        help_text='"first 500 of 1,490 violating objects listed", "20 of 57 (Gatekeeper '
+        'lists 20)", or "".',
     )
 
     class Meta:

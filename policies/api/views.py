@@ -29,6 +29,7 @@ from policies.api.serializers import (
     PolicySerializer,
     PolicyWriteSerializer,
 )
+from policies.external.guard import refuse_external
 from policies.filtersets import EvaluationFilterSet, PolicyFilterSet
 from policies.models import Policy, PolicyEvaluation
 from policies.selectors import (
@@ -111,7 +112,10 @@ class PolicyViewSet(
     def destroy(self, request: Request, name: str | None = None) -> Response:
         policy = self.get_object()
         self.require(policy.team, Role.OPERATOR, "delete policies", policy)
-        policy_delete(policy=policy, actor=actor(request))
+        try:
+            policy_delete(policy=policy, actor=actor(request))
+        except DjangoValidationError as error:
+            raise _errors(error) from None
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
@@ -125,7 +129,10 @@ class PolicyViewSet(
         Up to 20 clusters the results come back at once; beyond, batches are queued (202)."""
         policy = self.get_object()
         self.require(policy.team, Role.OPERATOR, "evaluate policies", policy)
-        done = policy_evaluate(policy=policy)
+        try:
+            done = policy_evaluate(policy=policy)
+        except DjangoValidationError as error:
+            raise _errors(error) from None
         if done.queued:
             return Response({"clusters": done.queued}, status=status.HTTP_202_ACCEPTED)
         return Response(EvaluationSerializer(done.results, many=True).data)
@@ -139,6 +146,10 @@ class PolicyViewSet(
         targeted cluster. Nothing is changed or stored."""
         policy = self.get_object()
         self.require(policy.team, Role.OPERATOR, "preview enforcement", policy)
+        try:
+            refuse_external(policy)
+        except DjangoValidationError as error:
+            raise _errors(error) from None
         plans = enforcement_preview(policy=policy)
         return Response([plan.as_json() for plan in plans])
 
@@ -150,6 +161,10 @@ class PolicyViewSet(
         """Remediate now on every targeted cluster; returns the recorded actions."""
         policy = self.get_object()
         self.require(policy.team, Role.ADMIN, "enforce policies", policy)
+        try:
+            refuse_external(policy)
+        except DjangoValidationError as error:
+            raise _errors(error) from None
         with cel.budget(celcost.REQUEST_BUDGET):  # user CEL on a web thread: bounded
             policy_enforce(policy=policy, actor=actor(request))
         actions = policy.actions.select_related("cluster")[:200]

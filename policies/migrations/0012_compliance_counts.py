@@ -15,62 +15,115 @@ BEGIN
     END IF;
 END $$;
 
--- A new outcome row. Rows of one statement (COPY, bulk insert) fire in insertion order,
--- which is id order, so "what was known before this row" is the rows with a smaller id.
-CREATE OR REPLACE FUNCTION keelson_evaluation_inserted() RETURNS trigger
-LANGUAGE plpgsql AS $$
+-- One new outcome row, on its own (the path for history loaded out of order). Rows of one
+-- statement are handled in insertion order, which is id order, so "what was known before
+-- this row" is the rows with a smaller id.
+CREATE OR REPLACE FUNCTION keelson_evaluation_row(
+    new_id bigint, pol bigint, clu bigint, new_status text, new_at timestamptz)
+RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     cur policies_compliancestate%ROWTYPE;
-    day date := (NEW.evaluated_at AT TIME ZONE 'UTC')::date;
+    day date := (new_at AT TIME ZONE 'UTC')::date;
     prev_status text;
     next_at timestamptz;
 BEGIN
-    IF NEW.cluster_id IS NULL THEN
-        RETURN NULL;
-    END IF;
     INSERT INTO policies_compliancestate (policy_id, cluster_id, evaluation_id, status, evaluated_at)
-    VALUES (NEW.policy_id, NEW.cluster_id, NEW.id, NEW.status, NEW.evaluated_at)
+    VALUES (pol, clu, new_id, new_status, new_at)
     ON CONFLICT (policy_id, cluster_id) DO NOTHING;
     IF FOUND THEN  -- the pair's first outcome
-        PERFORM keelson_compliance_delta(NEW.policy_id, day, NEW.status, 1);
-        RETURN NULL;
+        PERFORM keelson_compliance_delta(pol, day, new_status, 1);
+        RETURN;
     END IF;
     SELECT * INTO cur FROM policies_compliancestate
-    WHERE policy_id = NEW.policy_id AND cluster_id = NEW.cluster_id FOR UPDATE;
-    IF (NEW.evaluated_at, NEW.id) > (cur.evaluated_at, cur.evaluation_id) THEN
-        -- the usual case: the newest outcome replaces the current one from its day on
+    WHERE policy_id = pol AND cluster_id = clu FOR UPDATE;
+    IF (new_at, new_id) > (cur.evaluated_at, cur.evaluation_id) THEN
         UPDATE policies_compliancestate
-        SET evaluation_id = NEW.id, status = NEW.status, evaluated_at = NEW.evaluated_at
+        SET evaluation_id = new_id, status = new_status, evaluated_at = new_at
         WHERE id = cur.id;
-        IF cur.status <> NEW.status THEN
-            PERFORM keelson_compliance_delta(NEW.policy_id, day, cur.status, -1);
-            PERFORM keelson_compliance_delta(NEW.policy_id, day, NEW.status, 1);
+        IF cur.status <> new_status THEN
+            PERFORM keelson_compliance_delta(pol, day, cur.status, -1);
+            PERFORM keelson_compliance_delta(pol, day, new_status, 1);
         END IF;
-        RETURN NULL;
+        RETURN;
     END IF;
-    -- An outcome dated before the current one (history loaded out of order): it holds from
-    -- its day until the next known outcome's day, in place of the one before it.
+    -- Dated before the current outcome: it holds from its day until the next known
+    -- outcome's day, in place of the one before it.
     SELECT status INTO prev_status FROM policies_policyevaluation
-    WHERE policy_id = NEW.policy_id AND cluster_id = NEW.cluster_id AND id < NEW.id
-      AND (evaluated_at, id) < (NEW.evaluated_at, NEW.id)
+    WHERE policy_id = pol AND cluster_id = clu AND id < new_id
+      AND (evaluated_at, id) < (new_at, new_id)
     ORDER BY evaluated_at DESC, id DESC LIMIT 1;
     SELECT evaluated_at INTO next_at FROM policies_policyevaluation
-    WHERE policy_id = NEW.policy_id AND cluster_id = NEW.cluster_id AND id < NEW.id
-      AND (evaluated_at, id) > (NEW.evaluated_at, NEW.id)
+    WHERE policy_id = pol AND cluster_id = clu AND id < new_id
+      AND (evaluated_at, id) > (new_at, new_id)
     ORDER BY evaluated_at, id LIMIT 1;
-    PERFORM keelson_compliance_delta(NEW.policy_id, day, NEW.status, 1);
-    PERFORM keelson_compliance_delta(
-        NEW.policy_id, (next_at AT TIME ZONE 'UTC')::date, NEW.status, -1);
+    PERFORM keelson_compliance_delta(pol, day, new_status, 1);
+    PERFORM keelson_compliance_delta(pol, (next_at AT TIME ZONE 'UTC')::date, new_status, -1);
     IF prev_status IS NOT NULL THEN
-        PERFORM keelson_compliance_delta(NEW.policy_id, day, prev_status, -1);
-        PERFORM keelson_compliance_delta(
-            NEW.policy_id, (next_at AT TIME ZONE 'UTC')::date, prev_status, 1);
+        PERFORM keelson_compliance_delta(pol, day, prev_status, -1);
+        PERFORM keelson_compliance_delta(pol, (next_at AT TIME ZONE 'UTC')::date, prev_status, 1);
     END IF;
+END $$;
+
+-- The rows one INSERT or COPY stored, as a set (a sweep stores thousands per statement).
+-- A pair whose new rows all follow its current outcome (the usual case) is handled with
+-- window functions; a pair with a row dated before its current outcome goes row by row.
+-- One writer per pair at a time is the evaluation's own rule (evaluation/locks.py).
+CREATE OR REPLACE FUNCTION keelson_evaluations_inserted() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    slow bigint[];
+    r record;
+BEGIN
+    PERFORM 1 FROM policies_compliancestate s
+    JOIN (SELECT DISTINCT policy_id, cluster_id FROM inserted WHERE cluster_id IS NOT NULL) p
+      ON s.policy_id = p.policy_id AND s.cluster_id = p.cluster_id
+    ORDER BY s.id FOR UPDATE OF s;
+
+    SELECT coalesce(array_agg(i.id ORDER BY i.id), '{}') INTO slow FROM inserted i
+    WHERE (i.policy_id, i.cluster_id) IN (
+        SELECT b.policy_id, b.cluster_id FROM inserted b
+        JOIN policies_compliancestate s
+          ON s.policy_id = b.policy_id AND s.cluster_id = b.cluster_id
+        WHERE (b.evaluated_at, b.id) < (s.evaluated_at, s.evaluation_id));
+
+    WITH ordered AS (
+        SELECT i.id, i.policy_id, i.cluster_id, i.status, i.evaluated_at,
+               lag(i.status) OVER w AS before,
+               lead(i.id) OVER w IS NULL AS newest
+        FROM inserted i
+        WHERE i.cluster_id IS NOT NULL AND i.id <> ALL(slow)
+        WINDOW w AS (PARTITION BY i.policy_id, i.cluster_id ORDER BY i.evaluated_at, i.id)
+    ), joined AS (
+        SELECT o.*, (o.evaluated_at AT TIME ZONE 'UTC')::date AS day,
+               CASE WHEN o.before IS NULL THEN s.status ELSE o.before END AS previous
+        FROM ordered o
+        LEFT JOIN policies_compliancestate s
+          ON s.policy_id = o.policy_id AND s.cluster_id = o.cluster_id
+    ), deltas AS (
+        INSERT INTO policies_compliancedelta (policy_id, day, status, delta)
+        SELECT policy_id, day, status, sum(d) FROM (
+            SELECT policy_id, day, status, 1 AS d FROM joined
+            WHERE previous IS DISTINCT FROM status
+            UNION ALL
+            SELECT policy_id, day, previous, -1 FROM joined
+            WHERE previous IS NOT NULL AND previous <> status
+        ) changes
+        GROUP BY policy_id, day, status HAVING sum(d) <> 0
+    )
+    INSERT INTO policies_compliancestate (policy_id, cluster_id, evaluation_id, status, evaluated_at)
+    SELECT policy_id, cluster_id, id, status, evaluated_at FROM joined WHERE newest
+    ON CONFLICT (policy_id, cluster_id) DO UPDATE
+    SET evaluation_id = EXCLUDED.evaluation_id, status = EXCLUDED.status,
+        evaluated_at = EXCLUDED.evaluated_at;
+
+    FOR r IN SELECT * FROM inserted WHERE id = ANY(slow) ORDER BY id LOOP
+        PERFORM keelson_evaluation_row(r.id, r.policy_id, r.cluster_id, r.status, r.evaluated_at);
+    END LOOP;
     RETURN NULL;
 END $$;
 
--- A row leaves its cluster (deregistration sets cluster_id to null) or is deleted: if it
--- was the pair's current outcome, the pair stops counting from today (its history stays).
+-- A row leaves its cluster (deregistration sets cluster_id to null): if it was the pair's
+-- current outcome, the pair stops counting from today (its history stays).
 CREATE OR REPLACE FUNCTION keelson_evaluation_detached() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -84,14 +137,30 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER keelson_evaluation_inserted AFTER INSERT ON policies_policyevaluation
-FOR EACH ROW EXECUTE FUNCTION keelson_evaluation_inserted();
+-- Rows deleted (a policy deleted with its results): the pairs whose current outcome went
+-- stop counting from today.
+CREATE OR REPLACE FUNCTION keelson_evaluations_deleted() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    WITH gone AS (
+        DELETE FROM policies_compliancestate s USING deleted d
+        WHERE s.evaluation_id = d.id RETURNING s.policy_id, s.status
+    )
+    INSERT INTO policies_compliancedelta (policy_id, day, status, delta)
+    SELECT policy_id, (now() AT TIME ZONE 'UTC')::date, status, -count(*)
+    FROM gone GROUP BY policy_id, status;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER keelson_evaluations_inserted AFTER INSERT ON policies_policyevaluation
+REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT
+EXECUTE FUNCTION keelson_evaluations_inserted();
 CREATE TRIGGER keelson_evaluation_detached AFTER UPDATE OF cluster_id ON policies_policyevaluation
 FOR EACH ROW WHEN (OLD.cluster_id IS NOT NULL AND NEW.cluster_id IS DISTINCT FROM OLD.cluster_id)
 EXECUTE FUNCTION keelson_evaluation_detached();
-CREATE TRIGGER keelson_evaluation_deleted AFTER DELETE ON policies_policyevaluation
-FOR EACH ROW WHEN (OLD.cluster_id IS NOT NULL)
-EXECUTE FUNCTION keelson_evaluation_detached();
+CREATE TRIGGER keelson_evaluations_deleted AFTER DELETE ON policies_policyevaluation
+REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT
+EXECUTE FUNCTION keelson_evaluations_deleted();
 """
 
 # What the triggers would have written had they always been there.
@@ -117,11 +186,13 @@ GROUP BY policy_id, day, status HAVING sum(d) <> 0;
 """
 
 REVERSE = r"""
-DROP TRIGGER IF EXISTS keelson_evaluation_inserted ON policies_policyevaluation;
+DROP TRIGGER IF EXISTS keelson_evaluations_inserted ON policies_policyevaluation;
 DROP TRIGGER IF EXISTS keelson_evaluation_detached ON policies_policyevaluation;
-DROP TRIGGER IF EXISTS keelson_evaluation_deleted ON policies_policyevaluation;
-DROP FUNCTION IF EXISTS keelson_evaluation_inserted();
+DROP TRIGGER IF EXISTS keelson_evaluations_deleted ON policies_policyevaluation;
+DROP FUNCTION IF EXISTS keelson_evaluations_inserted();
+DROP FUNCTION IF EXISTS keelson_evaluations_deleted();
 DROP FUNCTION IF EXISTS keelson_evaluation_detached();
+DROP FUNCTION IF EXISTS keelson_evaluation_row(bigint, bigint, bigint, text, timestamptz);
 DROP FUNCTION IF EXISTS keelson_compliance_delta(bigint, date, text, integer);
 """
 

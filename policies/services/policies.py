@@ -23,6 +23,7 @@ from clusters.models import ClusterSet
 from core.celery import task_send
 from policies.choices import Mode, RuleKind, Severity
 from policies.engine import validate_rule
+from policies.external.guard import refuse_external
 from policies.library import LATEST, PSS_VERSION_CHOICES, is_versioned, library_entry
 from policies.models import Policy, PolicyRule
 from policies.services.evaluation import (
@@ -263,6 +264,7 @@ def policy_update(*, policy: Policy, spec: PolicySpec, actor: AbstractBaseUser |
     Leaving (or putting) the policy in enforce mode needs the enforce role: an operator
     may switch an enforcing policy back to inform, not change what it enforces."""
     policy = Policy.objects.select_for_update().get(pk=policy.pk)
+    refuse_external(policy)
     before = PolicySpec.of(policy)
     if spec.pss_version != before.pss_version:
         spec.rules = _rules_at(policy, spec.pss_version)
@@ -309,6 +311,7 @@ def policy_update(*, policy: Policy, spec: PolicySpec, actor: AbstractBaseUser |
 
 @transaction.atomic
 def policy_delete(*, policy: Policy, actor: AbstractBaseUser | None) -> None:
+    refuse_external(policy)
     audit_record(
         actor=actor,
         action="policy.delete",

@@ -200,3 +200,34 @@ def test_backfill_builds_what_the_trigger_would_have(policy: Policy) -> None:
         cursor.execute(backfill)
     assert _nonzero(week(policy)) == EXPECTED_WEEK
     assert list(ComplianceState.objects.values_list("status", flat=True)) == ["error"]
+
+
+@pytest.mark.django_db
+def test_one_statement_mixing_new_outcomes_and_a_late_one(policy: Policy) -> None:
+    a, b = make_cluster(team=policy.team), make_cluster(team=policy.team)
+    PolicyEvaluation.objects.bulk_create(
+        [
+            row(policy, a, "compliant", at(4)),
+            row(policy, b, "noncompliant", at(5)),
+            row(policy, b, "compliant", at(1)),
+        ]
+    )
+    # then one statement: two newer outcomes of a, and one of b dated between its two
+    PolicyEvaluation.objects.bulk_create(
+        [
+            row(policy, a, "error", at(1)),
+            row(policy, b, "error", at(3)),
+            row(policy, a, "noncompliant", at(2)),
+        ]
+    )
+    # by hand: a compliant on days 4-3, noncompliant on 2, error from 1; b noncompliant on
+    # days 5-4, error on 3-2, compliant from 1
+    assert _nonzero(week(policy)) == {
+        day(5): {"noncompliant": 1},
+        day(4): {"compliant": 1, "noncompliant": 1},
+        day(3): {"compliant": 1, "error": 1},
+        day(2): {"noncompliant": 1, "error": 1},
+        day(1): {"error": 1, "compliant": 1},
+        day(0): {"error": 1, "compliant": 1},
+    }
+    assert current_counts([policy.pk]) == {policy.pk: {"error": 1, "compliant": 1}}

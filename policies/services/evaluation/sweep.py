@@ -10,6 +10,7 @@ from clusters.choices import ClusterMode
 from clusters.models import Cluster
 from core.celery import task_send
 from policies import cel, celcost
+from policies.external.guard import refuse_external
 from policies.models import Policy, PolicyEvaluation
 from policies.services.evaluation.run import cluster_evaluate
 from policies.services.evaluation.targeting import policy_clusters
@@ -36,6 +37,7 @@ def policy_evaluate(*, policy: Policy) -> Evaluated:
     """Evaluate one policy now on every cluster it targets, forced (the API's and the
     page's "evaluate"). Past INLINE_CLUSTERS clusters the work is queued in batches
     rather than holding a web request for minutes."""
+    refuse_external(policy)  # its engine judges it, at each collection
     clusters = list(policy_clusters(policy=policy).select_related("team").order_by("pk"))
     if len(clusters) > INLINE_CLUSTERS:
         ids = [c.pk for c in clusters]
@@ -57,9 +59,14 @@ def policy_evaluate(*, policy: Policy) -> Evaluated:
 
 
 def sweep_batches(*, batch_size: int) -> list[list[int]]:
-    """Ids of the push-mode clusters whose team has an enabled policy, in batches."""
+    """Ids of the push-mode clusters whose team has an enabled policy of its own, in
+    batches."""
     ids = list(
-        Cluster.objects.filter(mode=ClusterMode.PUSH, team__policies__enabled=True)
+        Cluster.objects.filter(
+            mode=ClusterMode.PUSH,
+            team__policies__enabled=True,
+            team__policies__source_engine="",  # external ones are read at collection
+        )
         .distinct()
         .order_by("pk")
         .values_list("pk", flat=True)

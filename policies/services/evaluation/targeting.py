@@ -39,7 +39,9 @@ def applicable(clusters: list[Cluster], policy_ids: list[int] | None) -> dict[in
     for the teams' policies (with rules and sets), one per policy that narrows its
     targets (placement, cluster sets or selector)."""
     query = Policy.objects.filter(
-        team_id__in={c.team_id for c in clusters}, enabled=True
+        team_id__in={c.team_id for c in clusters},
+        enabled=True,
+        source_engine="",  # external policies: their engine judges them (services/external)
     ).prefetch_related("rules", "cluster_sets")
     if policy_ids is not None:
         query = query.filter(pk__in=policy_ids)
