@@ -28,6 +28,13 @@ if ! command -v prometheus >/dev/null 2>&1; then
 fi
 prometheus --version 2>&1 | head -1
 
+step "Alertmanager for the notification tests"
+if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq prometheus-alertmanager >/dev/null
+fi
+prometheus-alertmanager --version 2>&1 | head -1
+
 mkdir -p var test-artifacts
 PY=.venv/bin
 step "ruff"

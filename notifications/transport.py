@@ -1,0 +1,180 @@
+"""Sending: one HTTP POST or one e-mail, each bounded in time, with errors that say
+whether retrying can help and never carry a secret (a webhook URL's path is one, so no
+error names the URL: urllib3's messages do, so they are not passed on)."""
+
+from __future__ import annotations
+
+import base64
+import smtplib
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NameResolutionError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
+
+from core import egress
+
+
+class SendError(Exception):
+    """A delivery attempt failed; `transient` says whether a later attempt may succeed.
+    The message is safe to store and show (no URL, no secret)."""
+
+    def __init__(self, message: str, *, transient: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Sent:
+    status: int
+
+
+class _GuardedConnection(HTTPConnection):
+    """The socket goes to an address the egress policy allows, checked at this connection
+    (core/egress.py), as for member clusters: a webhook host that resolves to a private
+    or metadata address since it was saved is refused."""
+
+    def _new_conn(self) -> Any:
+        try:
+            return egress.open_connection(
+                self._dns_host,
+                self.port,
+                self.timeout,
+                source_address=self.source_address,
+                socket_options=self.socket_options,
+            )
+        except socket.gaierror as error:
+            raise NameResolutionError(self.host, self, error) from error
+        except TimeoutError as error:
+            raise ConnectTimeoutError(self, f"Connection to {self.host} timed out.") from error
+        except egress.EgressDenied:
+            raise
+        except OSError as error:
+            raise NewConnectionError(
+                self, f"Failed to establish a new connection: {error}"
+            ) from error
+
+
+class _GuardedHTTPSConnection(_GuardedConnection, HTTPSConnection):
+    pass
+
+
+class _GuardedPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedConnection
+
+
+class _GuardedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+def _pool_manager() -> urllib3.PoolManager:
+    manager = urllib3.PoolManager(num_pools=20, maxsize=2, retries=False)
+    manager.pool_classes_by_scheme = {"http": _GuardedPool, "https": _GuardedHTTPSPool}
+    return manager
+
+
+_manager = _pool_manager()
+
+
+def _timeout() -> urllib3.Timeout:
+    total = float(settings.KEELSON_NOTIFY_TIMEOUT)
+    return urllib3.Timeout(total=total, connect=min(total, 3.0), read=total)
+
+
+def post_json(
+    url: str,
+    body: bytes,
+    *,
+    headers: dict[str, str] | None = None,
+    auth: tuple[str, str] | None = None,
+) -> Sent:
+    """POST `body` (JSON) to `url`; redirects are not followed (one could lead past the
+    egress check's first answer). 2xx is success; 408, 425, 429 and 5xx are transient."""
+    try:
+        server = egress.parse_server(url)
+    except egress.EgressDenied as error:
+        raise SendError(str(error), transient=False) from None
+    sent_headers = {"Content-Type": "application/json", "User-Agent": "Keelson-Notifications/1"}
+    sent_headers.update(headers or {})
+    if auth is not None:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        sent_headers["Authorization"] = f"Basic {token}"
+    try:
+        response = _manager.request(
+            "POST",
+            url,
+            body=body,
+            headers=sent_headers,
+            timeout=_timeout(),
+            redirect=False,
+            retries=False,
+            preload_content=False,
+        )
+    except egress.EgressDenied as error:
+        raise SendError(str(error), transient=False) from None
+    except NewConnectionError as error:  # before ConnectTimeoutError: urllib3 derives it
+        reason = type(error.__cause__ or error).__name__
+        raise SendError(f"Could not reach {server.host} ({reason}).", transient=True) from None
+    except (ConnectTimeoutError, ReadTimeoutError):
+        raise SendError(
+            f"{server.host} did not answer within {settings.KEELSON_NOTIFY_TIMEOUT} s.",
+            transient=True,
+        ) from None
+    except NameResolutionError:
+        raise SendError(f"{server.host} does not resolve.", transient=True) from None
+    except HTTPError as error:
+        reason = type(getattr(error, "reason", None) or error).__name__
+        raise SendError(f"Could not reach {server.host} ({reason}).", transient=True) from None
+    try:
+        response.read(64 * 1024, decode_content=False)  # enough to free the connection
+    except HTTPError:
+        pass
+    finally:
+        response.release_conn()
+    status = response.status
+    if 200 <= status < 300:
+        return Sent(status=status)
+    transient = status in (408, 425, 429) or status >= 500
+    raise SendError(f"{server.host} answered HTTP {status}.", transient=transient, status=status)
+
+
+def send_email(*, recipients: list[str], subject: str, text: str, html: str) -> Sent:
+    """One message with a plain-text and an HTML part, through Django's e-mail backend,
+    with EMAIL_TIMEOUT bounding each socket operation."""
+    connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=recipients,
+        connection=connection,
+    )
+    message.attach_alternative(html, "text/html")
+    try:
+        message.send()
+    except smtplib.SMTPRecipientsRefused:
+        raise SendError("The mail server refused every recipient.", transient=False) from None
+    except smtplib.SMTPAuthenticationError:
+        raise SendError("The mail server refused Keelson's login.", transient=False) from None
+    except smtplib.SMTPResponseException as error:
+        transient = not 500 <= error.smtp_code < 600
+        raise SendError(
+            f"The mail server answered {error.smtp_code}.", transient=transient
+        ) from None
+    except (smtplib.SMTPException, OSError) as error:
+        raise SendError(
+            f"Could not reach the mail server ({type(error).__name__}).", transient=True
+        ) from None
+    return Sent(status=250)
