@@ -21,6 +21,7 @@ from core.crypto import DecryptionError, decrypt, encrypt
 from notifications.choices import ChannelKind, DeliveryState, Severity
 from notifications.models import Channel, Delivery
 from notifications.payloads import notification_to_dict, test_notification
+from notifications.transport import check_webhook_url, parse_webhook_url
 from notifications.types import Notification
 
 SEND_TASK = "notifications.tasks.delivery_send_task"
@@ -59,7 +60,7 @@ def channel_secrets(channel: Channel) -> dict[str, str]:
 
 
 def _url_hint(kind: str, url: str) -> str:
-    server = egress.parse_server(url)
+    server = parse_webhook_url(url)
     if kind == ChannelKind.ALERTMANAGER:
         return url
     host = f"[{server.host}]" if ":" in server.host else server.host
@@ -99,7 +100,10 @@ def _validate(spec: ChannelSpec, stored: dict[str, str], current_url: str) -> di
             errors["url"] = ["Give the URL to post to."]
         else:
             try:
-                egress.check_egress(url)
+                if spec.kind == ChannelKind.ALERTMANAGER:
+                    egress.check_egress(url)  # a base URL: /api/v2/alerts is appended
+                else:
+                    check_webhook_url(url)
             except egress.EgressDenied as error:
                 errors["url"] = [str(error).replace("server URL", "URL")]
     elif spec.url:

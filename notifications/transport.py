@@ -5,6 +5,7 @@ error names the URL: urllib3's messages do, so they are not passed on)."""
 from __future__ import annotations
 
 import base64
+import re
 import smtplib
 import socket
 from dataclasses import dataclass
@@ -24,6 +25,40 @@ from urllib3.exceptions import (
 )
 
 from core import egress
+
+# A query may carry what an authority may not (percent-encoding: Power Automate's workflow
+# URLs sign themselves in the query); never whitespace, controls, backslashes or non-ASCII.
+_QUERY_FORBIDDEN = re.compile(r"[\\#\s\x00-\x1f\x7f]|[^\x00-\x7f]")
+
+
+def parse_webhook_url(url: str) -> egress.Server:
+    """Parse a webhook URL as strictly as a cluster URL (core/egress.py), but allow a query
+    string: incoming webhooks of Microsoft's Power Automate carry their signature there.
+    The part before the query passes `parse_server`; the query may not change the host."""
+    base, sep, query = url.partition("?")
+    server = egress.parse_server(base)
+    if sep:
+        if not query or _QUERY_FORBIDDEN.search(query) or len(url) > egress.MAX_URL_LENGTH:
+            raise egress.EgressDenied(
+                "The URL's query may not be empty or hold whitespace, control or non-ASCII "
+                "characters, backslashes or a fragment."
+            )
+        theirs = urllib3.util.parse_url(url)
+        if (theirs.host or "").lower().strip("[]") != server.host or (
+            theirs.port or server.port
+        ) != server.port:
+            raise egress.EgressDenied("The URL is ambiguous: its host cannot be read one way.")
+    return server
+
+
+def check_webhook_url(url: str) -> egress.Server:
+    """`parse_webhook_url`, then the egress policy on its host (as `check_egress`)."""
+    server = parse_webhook_url(url)
+    default = 443 if server.scheme == "https" else 80
+    port = "" if server.port == default else f":{server.port}"
+    host = f"[{server.host}]" if ":" in server.host else server.host
+    egress.check_egress(f"{server.scheme}://{host}{port}{server.path}")
+    return server
 
 
 class SendError(Exception):
@@ -103,7 +138,7 @@ def post_json(
     """POST `body` (JSON) to `url`; redirects are not followed (one could lead past the
     egress check's first answer). 2xx is success; 408, 425, 429 and 5xx are transient."""
     try:
-        server = egress.parse_server(url)
+        server = parse_webhook_url(url)
     except egress.EgressDenied as error:
         raise SendError(str(error), transient=False) from None
     sent_headers = {"Content-Type": "application/json", "User-Agent": "Keelson-Notifications/1"}

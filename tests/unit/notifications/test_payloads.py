@@ -8,10 +8,13 @@ import hmac
 import json
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from core.egress import EgressDenied
 from notifications import payloads
+from notifications.transport import check_webhook_url, parse_webhook_url
 from notifications.types import AlertItem, Notification
 
 STARTED = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
@@ -201,3 +204,49 @@ def test_backoff_doubles_up_to_the_cap_with_jitter_between_half_and_all() -> Non
     # jitter: two deliveries failing together do not retry together
     delays = {payloads.backoff_seconds(3, base=10, cap=600, rng=rng) for _ in range(20)}
     assert len(delays) == 20
+
+
+# --- webhook URLs: as strict as cluster URLs, but a query is allowed -----------------------
+
+
+def test_a_power_automate_url_with_its_signed_query_is_accepted() -> None:
+    url = (
+        "https://prod-01.westeurope.logic.azure.com:443/workflows/0123abcd/triggers/manual/"
+        "paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=AbC-123_x"
+    )
+    server = parse_webhook_url(url)
+    assert (server.scheme, server.host, server.port) == (
+        "https",
+        "prod-01.westeurope.logic.azure.com",
+        443,
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com/x?",  # an empty query
+        "https://hooks.example.com/x?a=b c",
+        "https://hooks.example.com/x?a=b#frag",
+        "https://hooks.example.com/x?a=\\b",
+        "https://user@hooks.example.com/x?a=b",
+        "https://hooks.example.com%2F@evil.example/x?a=b",
+        "https://hooks.example.com/p%2Fq?a=b",
+    ],
+)
+def test_ambiguous_webhook_urls_are_refused(url: str) -> None:
+    with pytest.raises(EgressDenied):
+        parse_webhook_url(url)
+
+
+def test_the_egress_policy_judges_the_webhook_host(settings: Any) -> None:
+    settings.KEELSON_CLUSTER_URL_ALLOWLIST = []
+    settings.KEELSON_CLUSTER_ALLOW_LOOPBACK = False
+    with pytest.raises(EgressDenied, match="link-local"):
+        check_webhook_url("http://169.254.169.254/latest/meta-data?x=1")
+    with pytest.raises(EgressDenied, match="loopback"):
+        check_webhook_url("http://127.0.0.1:8080/hook?token=abc")
+    settings.KEELSON_CLUSTER_URL_ALLOWLIST = ["10.0.0.0/8"]
+    with pytest.raises(EgressDenied, match="not in KEELSON_CLUSTER_URL_ALLOWLIST"):
+        check_webhook_url("https://192.0.2.10/hook?token=abc")
+    assert check_webhook_url("https://10.1.2.3:8443/hook?token=abc").port == 8443
