@@ -5,9 +5,11 @@ error names the URL: urllib3's messages do, so they are not passed on)."""
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import smtplib
 import socket
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +116,25 @@ class _GuardedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _GuardedHTTPSConnection
 
 
+_posting = threading.local()
+
+
+class _HideWebhookPaths(logging.Filter):
+    """urllib3 logs each request's path at DEBUG; a webhook's path carries its token. The
+    settings keep urllib3 at ERROR; should its level ever be lowered, the records of the
+    request this thread is sending are dropped all the same."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        path = getattr(_posting, "path", "")
+        if not path:
+            return True
+        args = record.args if isinstance(record.args, tuple) else (record.args,)
+        return not any(path in str(arg) for arg in args) and path not in str(record.msg)
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_HideWebhookPaths())
+
+
 def _pool_manager() -> urllib3.PoolManager:
     manager = urllib3.PoolManager(num_pools=20, maxsize=2, retries=False)
     manager.pool_classes_by_scheme = {"http": _GuardedPool, "https": _GuardedHTTPSPool}
@@ -146,12 +167,20 @@ def post_json(
     if auth is not None:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         sent_headers["Authorization"] = f"Basic {token}"
+    _posting.path = urllib3.util.parse_url(url).request_uri
+    try:
+        return _post(server, url, body, sent_headers)
+    finally:
+        _posting.path = ""
+
+
+def _post(server: egress.Server, url: str, body: bytes, headers: dict[str, str]) -> Sent:
     try:
         response = _manager.request(
             "POST",
             url,
             body=body,
-            headers=sent_headers,
+            headers=headers,
             timeout=_timeout(),
             redirect=False,
             retries=False,

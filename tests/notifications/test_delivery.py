@@ -4,16 +4,21 @@ dead letter, and Alertmanager's v2 API (notifications/services.py, delivery.py).
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from accounts.models import Team
 from notifications.choices import DeliveryState
-from notifications.delivery import delivery_attempt
+from notifications.delivery import deliveries_requeue_due, delivery_attempt
 from notifications.models import Delivery
 from notifications.payloads import resolved, signature_valid
 from notifications.services import delivery_retry, dispatch
@@ -254,3 +259,58 @@ def test_alertmanager_basic_auth_password_is_sent_not_stored_in_clear(
         == "Basic " + base64.b64encode(b"keelson:am-pass-1234").decode()
     )
     assert isinstance(request.json(), list)
+
+
+def test_debug_logs_never_hold_a_webhook_token(
+    team: Team, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    # settings keep urllib3 at ERROR; were it at DEBUG, its request lines hold the path
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="urllib3.connectionpool")
+    make_channel(team, "slack", url=f"{receiver.url}/services/T0/B0/LOGTOKEN?sig=QUERYTOKEN")
+    dispatch(grouped(team))
+    assert delivery_attempt(delivery_id=only_delivery().pk) == DeliveryState.DELIVERED
+    assert receiver.requests[0].path == "/services/T0/B0/LOGTOKEN?sig=QUERYTOKEN"
+    # urllib3 logged the connection, but not the request line that holds the token
+    assert any(r.name == "urllib3.connectionpool" for r in caplog.records)
+    assert "LOGTOKEN" not in caplog.text and "QUERYTOKEN" not in caplog.text
+
+
+def test_the_sweep_queues_due_retries_and_frees_a_dead_workers_claim(
+    team: Team, receiver: Receiver
+) -> None:
+    make_channel(team, "slack", url=f"{receiver.url}/x")
+    dispatch(grouped(team))
+    dispatch(grouped(team, status="resolved"))
+    dispatch(grouped(team, severity="warning"))
+    due, claimed, later = Delivery.objects.order_by("pk")
+    now = timezone.now()
+    # a retry whose time came, a claim of a worker gone for 10 minutes, a retry not yet due
+    Delivery.objects.filter(pk=due.pk).update(next_attempt_at=now - timedelta(seconds=1))
+    Delivery.objects.filter(pk=claimed.pk).update(
+        state=DeliveryState.SENDING, claimed_at=now - timedelta(minutes=10), attempts=1
+    )
+    Delivery.objects.filter(pk=later.pk).update(next_attempt_at=now + timedelta(minutes=5))
+    assert deliveries_requeue_due(now=now) == 2
+    claimed.refresh_from_db()
+    assert (claimed.state, claimed.claimed_at) == (DeliveryState.PENDING, None)
+    # what the sweep queued is sent once, however often it is queued
+    assert delivery_attempt(delivery_id=claimed.pk) == DeliveryState.DELIVERED
+    assert delivery_attempt(delivery_id=claimed.pk) == DeliveryState.DELIVERED
+    assert len(receiver.requests) == 1
+
+
+def test_the_management_command_sends_a_test_and_says_so(team: Team, receiver: Receiver) -> None:
+    channel = make_channel(team, "teams", url=f"{receiver.url}/webhookb2/x", enabled=False)
+    out = io.StringIO()
+    call_command("keelson_send_test_notification", "--channel", str(channel.pk), stdout=out)
+    assert out.getvalue().strip() == (
+        f"Delivered to teams (teams) as delivery {only_delivery().pk}."
+    )
+    card = receiver.requests[0].json()["attachments"][0]["content"]
+    assert card["body"][0]["text"] == "[Keelson test] FIRING info: Test notification"
+    receiver.answers = [404]
+    with pytest.raises(CommandError, match="answered HTTP 404"):
+        call_command("keelson_send_test_notification", "--channel", str(channel.pk))
+    with pytest.raises(CommandError, match="No channel has id 0"):
+        call_command("keelson_send_test_notification", "--channel", "0")
