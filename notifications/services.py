@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from notifications.payloads import notification_to_dict, test_notification
 from notifications.transport import check_webhook_url, parse_webhook_url
 from notifications.types import Notification
 
+logger = logging.getLogger(__name__)
 SEND_TASK = "notifications.tasks.delivery_send_task"
 MAX_RECIPIENTS = 50
 MIN_HMAC_SECRET = 16
@@ -230,8 +232,11 @@ def _queue(deliveries: list[Delivery]) -> None:
     ids = [d.pk for d in deliveries]
 
     def send() -> None:
-        for pk in ids:
-            task_send(SEND_TASK, args=[pk])
+        try:
+            for pk in ids:
+                task_send(SEND_TASK, args=[pk])
+        except Exception:  # the broker is down: the rows are stored, the sweep sends them
+            logger.warning("could not queue deliveries %s; the sweep will", ids, exc_info=True)
 
     transaction.on_commit(send)
 
