@@ -388,6 +388,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 15.0,
         "options": {"expires": 15},
     },
+    "notifications-deliveries-purge": {
+        "task": "notifications.tasks.deliveries_purge_task",
+        "schedule": 24 * 3600.0,
+        "options": {"expires": 3600},
+    },
     "operations-redispatch": {
         "task": "fleet.tasks.operations_redispatch_task",
         "schedule": 60.0,
@@ -431,6 +436,8 @@ KEELSON_NOTIFY_BACKOFF_SECONDS = env_float("KEELSON_NOTIFY_BACKOFF_SECONDS", 10.
 KEELSON_NOTIFY_BACKOFF_MAX_SECONDS = env_float(
     "KEELSON_NOTIFY_BACKOFF_MAX_SECONDS", 600.0, minimum=0.01
 )
+# Delivered and dead deliveries older than this many days are deleted (daily).
+KEELSON_NOTIFY_RETENTION_DAYS = env_int("KEELSON_NOTIFY_RETENTION_DAYS", 30, minimum=1)
 # A firing alert posted to Alertmanager ends this many seconds later unless resolved first.
 KEELSON_ALERTMANAGER_ALERT_TTL = env_int("KEELSON_ALERTMANAGER_ALERT_TTL", 24 * 3600, minimum=60)
 

@@ -222,3 +222,13 @@ def deliveries_requeue_due(*, now: datetime | None = None) -> int:
     for pk in due:
         task_send(SEND_TASK, args=[pk])
     return len(due)
+
+
+def deliveries_purge(*, now: datetime | None = None) -> int:
+    """Delete delivered and dead deliveries older than KEELSON_NOTIFY_RETENTION_DAYS (a dead
+    letter nobody retried by then is gone too); pending ones are kept whatever their age."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.KEELSON_NOTIFY_RETENTION_DAYS)
+    deleted, _ = Delivery.objects.filter(
+        state__in=[DeliveryState.DELIVERED, DeliveryState.DEAD], created_at__lt=cutoff
+    ).delete()
+    return deleted

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.celery import keelson_task
-from notifications.delivery import deliveries_requeue_due, delivery_attempt
+from notifications.delivery import deliveries_purge, deliveries_requeue_due, delivery_attempt
 
 
 @keelson_task(queue="notifications", idempotent=True, time_limit=60, max_retries=0)
@@ -14,3 +14,8 @@ def delivery_send_task(delivery_id: int) -> str:
 @keelson_task(queue="notifications", idempotent=True, time_limit=60, max_retries=0)
 def deliveries_due_task() -> int:
     return deliveries_requeue_due()
+
+
+@keelson_task(queue="notifications", idempotent=True, time_limit=300, max_retries=0)
+def deliveries_purge_task() -> int:
+    return deliveries_purge()

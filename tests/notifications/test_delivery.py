@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from accounts.models import Team
 from notifications.choices import DeliveryState
-from notifications.delivery import deliveries_requeue_due, delivery_attempt
+from notifications.delivery import deliveries_purge, deliveries_requeue_due, delivery_attempt
 from notifications.models import Delivery
 from notifications.payloads import resolved, signature_valid
 from notifications.services import delivery_retry, dispatch
@@ -314,3 +314,18 @@ def test_the_management_command_sends_a_test_and_says_so(team: Team, receiver: R
         call_command("keelson_send_test_notification", "--channel", str(channel.pk))
     with pytest.raises(CommandError, match="No channel has id 0"):
         call_command("keelson_send_test_notification", "--channel", "0")
+
+
+def test_old_delivered_and_dead_deliveries_are_purged(team: Team, settings: Any) -> None:
+    settings.KEELSON_NOTIFY_RETENTION_DAYS = 30
+    make_channel(team, "email", recipients=["oncall@payments.example"])
+    for _ in range(4):
+        dispatch(grouped(team))
+    old_delivered, old_dead, old_pending, recent = Delivery.objects.order_by("pk")
+    long_ago = timezone.now() - timedelta(days=31)
+    Delivery.objects.filter(pk=old_delivered.pk).update(state="delivered", created_at=long_ago)
+    Delivery.objects.filter(pk=old_dead.pk).update(state="dead", created_at=long_ago)
+    Delivery.objects.filter(pk=old_pending.pk).update(created_at=long_ago)
+    Delivery.objects.filter(pk=recent.pk).update(state="delivered")
+    assert deliveries_purge() == 2
+    assert sorted(Delivery.objects.values_list("pk", flat=True)) == [old_pending.pk, recent.pk]
