@@ -53,6 +53,8 @@ def _email(channel: Channel, notification: Notification, test: bool) -> Sent:
                 "name": payloads.alert_name(alert, notification),
                 "line": payloads.alert_line(alert, notification),
                 "alert": alert,
+                # only web links become links (an e-mail client may run anything else)
+                "link": alert.url if alert.url.startswith(("https://", "http://")) else "",
                 "resolved": alert.ends_at is not None or notification.status == "resolved",
             }
             for alert in listed

@@ -160,7 +160,8 @@ def slack_body(notification: Notification, *, test: bool = False) -> dict[str, A
     lines = []
     for alert in listed:
         line = _slack_escape(alert_line(alert, notification))
-        lines.append(f"• <{_slack_escape(alert.url)}|{line}>" if alert.url else f"• {line}")
+        web = alert.url.startswith(("https://", "http://")) and "|" not in alert.url
+        lines.append(f"• <{_slack_escape(alert.url)}|{line}>" if web else f"• {line}")
     if more:
         lines.append(f"… and {more} more")
     blocks: list[dict[str, Any]] = [

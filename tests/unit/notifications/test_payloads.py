@@ -250,3 +250,23 @@ def test_the_egress_policy_judges_the_webhook_host(settings: Any) -> None:
     with pytest.raises(EgressDenied, match="not in KEELSON_CLUSTER_URL_ALLOWLIST"):
         check_webhook_url("https://192.0.2.10/hook?token=abc")
     assert check_webhook_url("https://10.1.2.3:8443/hook?token=abc").port == 8443
+
+
+def test_only_web_urls_become_slack_links() -> None:
+    alert = AlertItem(
+        fingerprint="x",
+        labels={"cluster": "eu-1"},
+        annotations={},
+        starts_at=STARTED,
+        url="javascript:alert(1)",
+    )
+    notification = Notification(
+        team_id=1,
+        group_key="g",
+        status="firing",
+        severity="info",
+        title="t",
+        summary="",
+        alerts=(alert,),
+    )
+    assert payloads.slack_body(notification)["blocks"][-1]["text"]["text"] == "• eu-1"
