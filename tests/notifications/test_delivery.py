@@ -19,7 +19,7 @@ from django.utils import timezone
 from accounts.models import Team
 from notifications.choices import DeliveryState
 from notifications.delivery import deliveries_purge, deliveries_requeue_due, delivery_attempt
-from notifications.models import Delivery
+from notifications.models import Channel, Delivery
 from notifications.payloads import resolved, signature_valid
 from notifications.services import delivery_retry, dispatch
 from tests.notifications.conftest import Alertmanager, Mailbox, Receiver
@@ -329,3 +329,26 @@ def test_old_delivered_and_dead_deliveries_are_purged(team: Team, settings: Any)
     Delivery.objects.filter(pk=recent.pk).update(state="delivered")
     assert deliveries_purge() == 2
     assert sorted(Delivery.objects.values_list("pk", flat=True)) == [old_pending.pk, recent.pk]
+
+
+def test_a_mail_server_outage_is_retried(team: Team, settings: Any) -> None:
+    from tests.support import free_port
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = free_port()  # nothing listens
+    make_channel(team, "email", recipients=["oncall@payments.example"])
+    dispatch(grouped(team))
+    assert delivery_attempt(delivery_id=only_delivery().pk) == DeliveryState.PENDING
+    assert only_delivery().last_error == (
+        "Could not reach the mail server (ConnectionRefusedError)."
+    )
+
+
+def test_a_channel_disabled_before_sending_gets_nothing(team: Team, receiver: Receiver) -> None:
+    channel = make_channel(team, "slack", url=f"{receiver.url}/x")
+    dispatch(grouped(team))
+    Channel.objects.filter(pk=channel.pk).update(enabled=False)
+    assert delivery_attempt(delivery_id=only_delivery().pk) == DeliveryState.DEAD
+    assert only_delivery().last_error == "The channel was disabled before this was sent."
+    assert receiver.requests == []
