@@ -225,8 +225,11 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ClusterStatusEnum": "clusters.choices.ClusterStatus",
         "ModeEnum": "clusters.choices.ClusterMode",
+        "NotificationSeverityEnum": "notifications.choices.Severity",
         "PolicyModeEnum": "policies.choices.Mode",
         "ReportFormatEnum": "policies.choices.ReportFormat",
+        "SeverityEnum": "policies.choices.Severity",
+        "KindEnum": "policies.choices.RuleKind",
         "TokenScopeEnum": "accounts.choices.TokenScope",
     },
 }
@@ -324,8 +327,9 @@ KEELSON_HEALTH_DAILY_DAYS = env_int("KEELSON_HEALTH_DAILY_DAYS", 730, minimum=1)
 KEELSON_CLUSTER_CONNECT_TIMEOUT = env_float("KEELSON_CLUSTER_CONNECT_TIMEOUT", 5.0, minimum=0.1)
 KEELSON_CLUSTER_READ_TIMEOUT = env_float("KEELSON_CLUSTER_READ_TIMEOUT", 15.0, minimum=0.1)
 
-# Addresses the hub may connect to as cluster API servers (kube/egress.py):
-# CIDRs, hosts and *.domain suffixes; empty allows any non-link-local, non-loopback address.
+# Addresses the hub may connect to as cluster API servers and notification webhooks
+# (core/egress.py): CIDRs, hosts and *.domain suffixes; empty allows any non-link-local,
+# non-loopback address.
 KEELSON_CLUSTER_URL_ALLOWLIST = env_list("KEELSON_CLUSTER_URL_ALLOWLIST", [])
 KEELSON_CLUSTER_ALLOW_LOOPBACK = env_bool("KEELSON_CLUSTER_ALLOW_LOOPBACK", False)
 
@@ -410,6 +414,16 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(KEELSON_COLLECT_INTERVAL),
         "options": {"expires": KEELSON_COLLECT_INTERVAL},
     },
+    "notifications-deliveries-due": {
+        "task": "notifications.tasks.deliveries_due_task",
+        "schedule": 15.0,
+        "options": {"expires": 15},
+    },
+    "notifications-deliveries-purge": {
+        "task": "notifications.tasks.deliveries_purge_task",
+        "schedule": 24 * 3600.0,
+        "options": {"expires": 3600},
+    },
     "operations-redispatch": {
         "task": "fleet.tasks.operations_redispatch_task",
         "schedule": 60.0,
@@ -432,7 +446,7 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# --- mail (compliance reports) -------------------------------------------------------------
+# --- mail (compliance reports, notifications) ----------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
@@ -440,6 +454,23 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")  # or EMAIL_HOST_PASSWORD_FILE
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "keelson@localhost")
+# Seconds each SMTP socket operation may take (a notification's worker is never held longer).
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+
+# --- notification deliveries (notifications/, docs/configuration.md "Notifications") ------
+# Each webhook request may take this many seconds in all (connect and answer).
+KEELSON_NOTIFY_TIMEOUT = env_float("KEELSON_NOTIFY_TIMEOUT", 5.0, minimum=0.1)
+# Attempts per delivery before it becomes a dead letter; the delay before a retry doubles
+# from KEELSON_NOTIFY_BACKOFF_SECONDS up to KEELSON_NOTIFY_BACKOFF_MAX_SECONDS (jittered).
+KEELSON_NOTIFY_MAX_ATTEMPTS = env_int("KEELSON_NOTIFY_MAX_ATTEMPTS", 6, minimum=1)
+KEELSON_NOTIFY_BACKOFF_SECONDS = env_float("KEELSON_NOTIFY_BACKOFF_SECONDS", 10.0, minimum=0.01)
+KEELSON_NOTIFY_BACKOFF_MAX_SECONDS = env_float(
+    "KEELSON_NOTIFY_BACKOFF_MAX_SECONDS", 600.0, minimum=0.01
+)
+# Delivered and dead deliveries older than this many days are deleted (daily).
+KEELSON_NOTIFY_RETENTION_DAYS = env_int("KEELSON_NOTIFY_RETENTION_DAYS", 30, minimum=1)
+# A firing alert posted to Alertmanager ends this many seconds later unless resolved first.
+KEELSON_ALERTMANAGER_ALERT_TTL = env_int("KEELSON_ALERTMANAGER_ALERT_TTL", 24 * 3600, minimum=60)
 
 # --- Prometheus metrics (metrics/, docs/configuration.md "Metrics") -----------------------
 # `/metrics` answers only with a bearer token and/or from allowed networks (CIDRs; the

@@ -34,6 +34,13 @@ if [[ ! -d tests/oidc/node_modules/oidc-provider ]]; then
 fi
 node --version
 
+step "Alertmanager for the notification tests"
+if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq prometheus-alertmanager >/dev/null
+fi
+prometheus-alertmanager --version 2>&1 | head -1
+
 mkdir -p var test-artifacts
 PY=.venv/bin
 step "ruff"

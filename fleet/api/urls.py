@@ -19,6 +19,7 @@ from costs.api import (
     InstancePriceViewSet,
     RateCardViewSet,
 )
+from notifications.api.views import ChannelViewSet, DeliveryViewSet
 from operations.api.views import OperationViewSet
 from policies.api.reports import ComplianceReportViewSet, ReportDefinitionViewSet
 from policies.api.views import ComplianceView, EvaluationViewSet, PolicyViewSet
@@ -37,6 +38,8 @@ router.register("cluster-pricing", ClusterPricingViewSet, basename="clusterprici
 router.register("budgets", BudgetViewSet, basename="budget")
 router.register("applications", ApplicationViewSet, basename="application")
 router.register("operations", OperationViewSet, basename="operation")
+router.register("notification-channels", ChannelViewSet, basename="notificationchannel")
+router.register("notification-deliveries", DeliveryViewSet, basename="notificationdelivery")
 router.register("audit-events", AuditEventViewSet, basename="auditevent")
 router.register("policies", PolicyViewSet, basename="policy")
 router.register("policy-evaluations", EvaluationViewSet, basename="policyevaluation")

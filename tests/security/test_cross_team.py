@@ -48,6 +48,7 @@ from clusters.models import Cluster, ClusterSet, ClusterTemplate
 from clusters.services.registration import ClusterFields, agent_exchange, cluster_register_pull
 from costs.models import Budget, ClusterPricing, CostAllocation, InstancePrice, RateCard
 from fleet.api import urls as api_urls
+from notifications.models import Channel, Delivery
 from operations.models import Operation
 from operations.services import operation_create
 from policies.models import (
@@ -130,6 +131,8 @@ class Tenant:
     evaluation: PolicyEvaluation
     report_definition: ReportDefinition
     report: ComplianceReport
+    channel: Channel
+    delivery: Delivery
 
 
 def seed_tenant(prefix: str, admin: Any) -> Tenant:
@@ -235,6 +238,34 @@ def seed_tenant(prefix: str, admin: Any) -> Tenant:
         content=b'{"team": "%s"}' % prefix.encode(),
         size=20,
     )
+    channel = Channel.objects.create(
+        team=team,
+        name=f"{prefix}-channel",
+        kind="email",
+        config={"recipients": [f"ops@{prefix}.example"]},
+    )
+    delivery = Delivery.objects.create(
+        channel=channel,
+        team=team,
+        group_key=f"{prefix}-group",
+        status="firing",
+        severity="critical",
+        title=f"{prefix} cluster down",
+        payload={
+            "team_id": team.pk,
+            "group_key": f"{prefix}-group",
+            "status": "firing",
+            "severity": "critical",
+            "title": f"{prefix} cluster down",
+            "summary": "",
+            "alerts": [],
+            "rule_name": "",
+            "channel_ids": None,
+        },
+        state="dead",
+        attempts=6,
+        last_error="example.invalid answered HTTP 500.",
+    )
     return Tenant(
         team=team,
         admin=admin,
@@ -252,6 +283,8 @@ def seed_tenant(prefix: str, admin: Any) -> Tenant:
         evaluation=evaluation,
         report_definition=report_definition,
         report=report,
+        channel=channel,
+        delivery=delivery,
     )
 
 
@@ -277,6 +310,8 @@ class World:
             "evaluation": self.a.evaluation.pk,
             "definition": self.a.report_definition.name,
             "report": self.a.report.pk,
+            "channel": self.a.channel.pk,
+            "delivery": self.a.delivery.pk,
             "b_cluster": self.b.push.name,
             "b_team": self.b.team.name,
         }
@@ -659,6 +694,34 @@ ENDPOINTS: list[Endpoint] = [
     _r("compliancereport-list", "compliance-reports/", "collection"),
     _r("compliancereport-detail", "compliance-reports/{report}/"),
     _r("compliancereport-download", "compliance-reports/{report}/download/json/"),
+    # notification channels (admins write, operators send tests) and deliveries
+    _r("notificationchannel-list", "notification-channels/", "collection"),
+    _w(
+        "notificationchannel-list",
+        "POST",
+        "notification-channels/",
+        "collection",
+        body={
+            "name": "tenanta-new",
+            "team_name": A,
+            "kind": "email",
+            "recipients": ["ops@tenanta.example"],
+        },
+        minimal={"team_name": A},
+    ),
+    _r("notificationchannel-detail", "notification-channels/{channel}/"),
+    _w(
+        "notificationchannel-detail",
+        "PATCH",
+        "notification-channels/{channel}/",
+        body={"min_severity": "warning"},
+    ),
+    _w("notificationchannel-detail", "DELETE", "notification-channels/{channel}/"),
+    _w("notificationchannel-test", "POST", "notification-channels/{channel}/test/"),
+    _r("notificationdelivery-list", "notification-deliveries/", "collection"),
+    _r("notificationdelivery-dead-letters", "notification-deliveries/dead-letters/", "collection"),
+    _r("notificationdelivery-detail", "notification-deliveries/{delivery}/"),
+    _w("notificationdelivery-retry", "POST", "notification-deliveries/{delivery}/retry/"),
 ]
 
 # Agent endpoints take agent tokens, not users': covered by the tests at the end.
@@ -761,6 +824,8 @@ def test_matrix_paths_resolve_to_their_routes() -> None:
         "evaluation": 1,
         "definition": "d",
         "report": 1,
+        "channel": 1,
+        "delivery": 1,
     }
     for endpoint in ENDPOINTS:
         path = (API + endpoint.path.format(**values)).split("?")[0]

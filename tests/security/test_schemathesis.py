@@ -109,6 +109,8 @@ def _real_path_parameters(world: World, path: str) -> list[dict[str, Any]]:
         "policy-evaluations": [a.evaluation.pk],
         "report-definitions": [a.report_definition.name],
         "compliance-reports": [a.report.pk],
+        "notification-channels": [a.channel.pk],
+        "notification-deliveries": [a.delivery.pk],
     }
     prefix = path.removeprefix("/api/v1/").split("/")[0]
     key = "id" if "{id}" in path else "name"
