@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from applications import admission
 from applications.guardrails import guardrail_errors
 from applications.manifests import ManifestError
 from applications.models import Application, ApplicationVersion, ClusterWork, WorkState
@@ -45,27 +46,48 @@ def work_render(
 ) -> list[dict[str, Any]]:
     """The work's objects at `version` (default: desired); `manifests` when the caller
     read that version's already (agent_work reads all of a cluster's in one query)."""
-    application = work.application
     number = version if version is not None else work.desired_version
+    return objects_for(
+        application=work.application,
+        cluster=work.cluster,
+        version=number,
+        replicas=work.replicas,
+        manifests=manifests,
+    )
+
+
+def objects_for(
+    *,
+    application: Application,
+    cluster: Cluster,
+    version: int,
+    replicas: int | None,
+    manifests: Any = None,
+) -> list[dict[str, Any]]:
+    """What Keelson would write for `application` at `version` into `cluster`, checked:
+    RenderError when it cannot be rendered, the team's guardrails refuse it, or a pre-apply
+    check (`applications.admission`: e.g. an enforce-mode policy rule) refuses it."""
     if manifests is None:
-        manifests = application.versions.get(number=number).manifests
+        manifests = application.versions.get(number=version).manifests
     try:
         objects = render(
             application=application.name,
             namespace=application.namespace,
-            version=number,
+            version=version,
             manifests=manifests,
-            target=Target(work.cluster.name, work.cluster.labels, work.replicas),
+            target=Target(cluster.name, cluster.labels, replicas),
             overrides=overrides_spec(application.overrides),
         )
     except RenderError:
         raise
     except (ManifestError, ValidationError) as error:
-        raise RenderError(f"version {number} cannot be rendered: {error}") from None
+        raise RenderError(f"version {version} cannot be rendered: {error}") from None
     except Exception as error:
         # Stored data that bypassed validation must fail this work, not the whole sync.
-        logger.exception("rendering %s v%s failed", application.name, number)
-        raise RenderError(f"version {number} cannot be rendered ({type(error).__name__})") from None
+        logger.exception("rendering %s v%s failed", application.name, version)
+        raise RenderError(
+            f"version {version} cannot be rendered ({type(error).__name__})"
+        ) from None
     # The team's guardrails may have narrowed since the version was saved, and overrides
     # may move objects: what is about to be applied is checked again.
     refused = guardrail_errors(
@@ -73,6 +95,9 @@ def work_render(
     )
     if refused:
         raise RenderError("refused by the team's guardrails: " + " ".join(refused))
+    refusals = admission.run(cluster, objects)
+    if refusals:
+        raise RenderError(f"refused before apply: {admission.summary(refusals)}")
     return objects
 
 

@@ -20,7 +20,7 @@ from costs.api import (
 )
 from operations.api.views import OperationViewSet
 from policies.api.reports import ComplianceReportViewSet, ReportDefinitionViewSet
-from policies.api.views import ComplianceView, EvaluationViewSet, PolicyViewSet
+from policies.api.views import ComplianceView, EvaluationViewSet, PolicyViewSet, PssPinViewSet
 
 router = DefaultRouter()
 router.register("teams", TeamViewSet, basename="team")
@@ -38,6 +38,7 @@ router.register("operations", OperationViewSet, basename="operation")
 router.register("audit-events", AuditEventViewSet, basename="auditevent")
 router.register("policies", PolicyViewSet, basename="policy")
 router.register("policy-evaluations", EvaluationViewSet, basename="policyevaluation")
+router.register("pss-pins", PssPinViewSet, basename="psspin")
 router.register("report-definitions", ReportDefinitionViewSet, basename="reportdefinition")
 router.register("compliance-reports", ComplianceReportViewSet, basename="compliancereport")
 
