@@ -79,6 +79,20 @@ def run(cluster: Cluster, objects: list[dict[str, Any]]) -> list[Refusal]:
     return refusals
 
 
+def concerning(refusals: list[Refusal], objects: list[dict[str, Any]]) -> list[Refusal]:
+    """The refusals about `objects` (by kind, namespace and name), and every refusal that
+    is about no object (a check that could not run)."""
+    keys = {
+        (
+            str(o.get("kind", "")),
+            str((o.get("metadata") or {}).get("namespace") or ""),
+            str((o.get("metadata") or {}).get("name") or ""),
+        )
+        for o in objects
+    }
+    return [r for r in refusals if not r.kind or (r.kind, r.namespace, r.name) in keys]
+
+
 def summary(refusals: list[Refusal], *, limit: int = 10) -> str:
     """The refusals as one line for an operation log or a work's message."""
     text = "; ".join(str(r) for r in refusals[:limit])

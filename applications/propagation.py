@@ -42,10 +42,12 @@ class SyncOutcome:
 
 
 def work_render(
-    work: ClusterWork, *, version: int | None = None, manifests: Any = None
+    work: ClusterWork, *, version: int | None = None, manifests: Any = None, admit: bool = True
 ) -> list[dict[str, Any]]:
     """The work's objects at `version` (default: desired); `manifests` when the caller
-    read that version's already (agent_work reads all of a cluster's in one query)."""
+    read that version's already (agent_work reads all of a cluster's in one query);
+    `admit=False` when the caller runs the pre-apply checks itself (agent_work: once for
+    all of a cluster's work)."""
     number = version if version is not None else work.desired_version
     return objects_for(
         application=work.application,
@@ -53,6 +55,7 @@ def work_render(
         version=number,
         replicas=work.replicas,
         manifests=manifests,
+        admit=admit,
     )
 
 
@@ -63,6 +66,7 @@ def objects_for(
     version: int,
     replicas: int | None,
     manifests: Any = None,
+    admit: bool = True,
 ) -> list[dict[str, Any]]:
     """What Keelson would write for `application` at `version` into `cluster`, checked:
     RenderError when it cannot be rendered, the team's guardrails refuse it, or a pre-apply
@@ -95,10 +99,13 @@ def objects_for(
     )
     if refused:
         raise RenderError("refused by the team's guardrails: " + " ".join(refused))
-    refusals = admission.run(cluster, objects)
+    refusals = admission.run(cluster, objects) if admit else []
     if refusals:
-        raise RenderError(f"refused before apply: {admission.summary(refusals)}")
+        raise RenderError(f"{REFUSED}{admission.summary(refusals)}")
     return objects
+
+
+REFUSED = "refused before apply: "
 
 
 def work_target(
@@ -247,13 +254,27 @@ def agent_work(*, cluster: Cluster) -> dict[str, Any]:
         (v.application_id, v.number): v.manifests
         for v in (ApplicationVersion.objects.filter(wanted) if works else [])
     }
+    renders: list[tuple[ClusterWork, list[dict[str, Any]]]] = []
     for work in works:
         try:
             rendered = work_render(
-                work, manifests=manifests.get((work.application_id, work.desired_version))
+                work,
+                manifests=manifests.get((work.application_id, work.desired_version)),
+                admit=False,
             )
         except RenderError as error:
             _save(work, state=WorkState.FAILED, message=str(error))
+            continue
+        renders.append((work, rendered))
+    # The pre-apply checks once for the whole pull (a fixed number of queries), each
+    # refusal then charged to the work holding the refused object.
+    refusals = admission.run(cluster, [o for _, r in renders for o in r]) if renders else []
+    for work, rendered in renders:
+        refused = admission.concerning(refusals, rendered)
+        if refused:
+            why = REFUSED + admission.summary(refused)
+            if (work.state, work.message) != (WorkState.FAILED, why):
+                _save(work, state=WorkState.FAILED, message=why)
             continue
         objects.extend(rendered)
         if work.applied_version != work.desired_version or work.state != WorkState.DELIVERED:

@@ -19,7 +19,7 @@ import pytest
 from accounts.models import Team
 from applications import admission
 from applications.models import Application, ClusterWork
-from applications.propagation import agent_work
+from applications.propagation import agent_work, work_target
 from applications.rollout import rollout_run, rollout_start
 from applications.services import application_create, application_version_add
 from clusters.models import Cluster, ClusterSet
@@ -275,3 +275,30 @@ def test_the_api_and_the_page_say_what_enforce_does_per_rule_kind(
     set_policy(library, "ops-image-tags", mode=Mode.ENFORCE)
     page = operator.page.get(f"/policies/{library.name}/ops-image-tags/").content.decode()
     assert 'data-field="enforce-effect">Enforced: Blocks' in page
+
+
+def test_an_agents_pull_withholds_only_the_refused_applications_work(library: Team) -> None:
+    # given two applications on a pull cluster, one with a latest tag
+    cluster = pull_cluster(library, "ring-7", {"ring": "one"})
+    set_policy(library, "ops-image-tags", mode=Mode.ENFORCE)
+    works = {}
+    for name, image in (("good", "nginx:1.25"), ("bad", "nginx:latest")):
+        application = application_create(
+            actor=None, team=library, name=name, namespace=name, manifests=manifests(image)
+        )
+        works[name] = work_target(application=application, cluster=cluster, version=1, replicas=1)
+    # when its agent pulls
+    pulled = agent_work(cluster=cluster)
+    # then it gets the good one only; the other work is failed with why
+    assert {(o["kind"], o["metadata"]["name"]) for o in pulled["objects"]} == {
+        ("Namespace", "good"),
+        ("Deployment", "web"),
+    }
+    assert {o["metadata"].get("namespace") for o in pulled["objects"]} == {None, "good"}
+    bad = ClusterWork.objects.get(pk=works["bad"].pk)
+    assert (bad.state, bad.message) == (
+        "failed",
+        f"refused before apply: Deployment bad/web: {NO_LATEST} "
+        "(policy ops-image-tags, rule no-latest)",
+    )
+    assert ClusterWork.objects.get(pk=works["good"].pk).state == "delivered"
