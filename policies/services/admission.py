@@ -17,6 +17,7 @@ from typing import Any
 
 from applications.admission import Refusal
 from clusters.models import Cluster
+from policies import cel, celcost
 from policies.choices import Mode, RuleKind
 from policies.engine import Snapshot, judge
 from policies.models import Policy
@@ -54,25 +55,35 @@ def policy_refusals(cluster: Cluster, objects: list[dict[str, Any]]) -> list[Ref
     snapshot = Snapshot(objects=listed, namespaced={}, cluster={})
     pinned = pss_pins([cluster]).get(cluster.pk)
     refusals: list[Refusal] = []
-    for policy in policies:
-        rules = [
-            rule
-            for rule in rules_at(policy, pinned, list(policy.rules.all()))
-            if rule.kind == RuleKind.OBJECT
+    # Bounded as in a web request (an agent's pull is one): past the budget an object
+    # cannot be judged, which refuses it.
+    with cel.budget(celcost.REQUEST_BUDGET):
+        for policy in policies:
+            refusals += _refusals(policy, pinned, snapshot)
+    return refusals
+
+
+def _refusals(policy: Policy, pinned: str | None, snapshot: Snapshot) -> list[Refusal]:
+    """What one policy's object rules refuse (violations, and objects they cannot judge)."""
+    refusals: list[Refusal] = []
+    rules = [
+        rule
+        for rule in rules_at(policy, pinned, list(policy.rules.all()))
+        if rule.kind == RuleKind.OBJECT
+    ]
+    judgement = judge(rules, snapshot)
+    for found, prefix in [
+        (judgement.violations, ""),
+        (judgement.errors, "could not be judged: "),
+    ]:
+        refusals += [
+            Refusal(
+                source=f"policy {policy.name}, rule {item['rule']}",
+                kind=item["kind"],
+                namespace=item["namespace"],
+                name=item["name"],
+                message=prefix + item["message"],
+            )
+            for item in found
         ]
-        judgement = judge(rules, snapshot)
-        for found, prefix in [
-            (judgement.violations, ""),
-            (judgement.errors, "could not be judged: "),
-        ]:
-            refusals += [
-                Refusal(
-                    source=f"policy {policy.name}, rule {item['rule']}",
-                    kind=item["kind"],
-                    namespace=item["namespace"],
-                    name=item["name"],
-                    message=prefix + item["message"],
-                )
-                for item in found
-            ]
     return refusals

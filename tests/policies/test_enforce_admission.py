@@ -29,7 +29,7 @@ from policies.choices import ENFORCE_EFFECT, Mode, RuleKind
 from policies.models import Policy
 from policies.services.admission import policy_refusals
 from policies.services.library import library_load
-from policies.services.policies import PolicySpec, policy_update
+from policies.services.policies import PolicySpec, policy_create, policy_update
 from tests.factories import Member, make_cluster
 from tests.placement.pull import agent_reports, pull_cluster
 from tests.placement.test_rollout_checks import make_due
@@ -302,3 +302,30 @@ def test_an_agents_pull_withholds_only_the_refused_applications_work(library: Te
         "(policy ops-image-tags, rule no-latest)",
     )
     assert ClusterWork.objects.get(pk=works["good"].pk).state == "delivered"
+
+
+def test_an_object_an_enforced_rule_cannot_judge_is_refused(team: Team) -> None:
+    # given an enforced rule that fails on objects without a second container
+    cluster = make_cluster(team=team)
+    policy_create(
+        team=team,
+        actor=None,
+        spec=PolicySpec(
+            name="second-container",
+            mode=Mode.ENFORCE,
+            rules=[
+                {
+                    "name": "sidecar",
+                    "kind": "object",
+                    "match": {"kinds": ["apps/Deployment"]},
+                    "autogen": False,
+                    "expression": "object.spec.template.spec.containers[1].image != ''",
+                }
+            ],
+        ),
+    )
+    # then such an object is refused, saying why (fail closed)
+    refusals = policy_refusals(cluster, [deployment("nginx:1.25")])
+    assert len(refusals) == 1
+    assert refusals[0].source == "policy second-container, rule sidecar"
+    assert refusals[0].message.startswith("could not be judged: ")
