@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from applications import admission
 from applications.guardrails import guardrail_errors
 from applications.manifests import ManifestError
 from applications.models import Application, ApplicationVersion, ClusterWork, WorkState
@@ -41,31 +42,56 @@ class SyncOutcome:
 
 
 def work_render(
-    work: ClusterWork, *, version: int | None = None, manifests: Any = None
+    work: ClusterWork, *, version: int | None = None, manifests: Any = None, admit: bool = True
 ) -> list[dict[str, Any]]:
     """The work's objects at `version` (default: desired); `manifests` when the caller
-    read that version's already (agent_work reads all of a cluster's in one query)."""
-    application = work.application
+    read that version's already (agent_work reads all of a cluster's in one query);
+    `admit=False` when the caller runs the pre-apply checks itself (agent_work: once for
+    all of a cluster's work)."""
     number = version if version is not None else work.desired_version
+    return objects_for(
+        application=work.application,
+        cluster=work.cluster,
+        version=number,
+        replicas=work.replicas,
+        manifests=manifests,
+        admit=admit,
+    )
+
+
+def objects_for(
+    *,
+    application: Application,
+    cluster: Cluster,
+    version: int,
+    replicas: int | None,
+    manifests: Any = None,
+    admit: bool = True,
+) -> list[dict[str, Any]]:
+    """What Keelson would write for `application` at `version` into `cluster`, checked:
+    RenderError when it cannot be rendered, the team's guardrails refuse it, or a pre-apply
+    check (`applications.admission`: e.g. an enforce-mode policy rule) refuses it."""
     if manifests is None:
-        manifests = application.versions.get(number=number).manifests
+        manifests = application.versions.get(number=version).manifests
     try:
         objects = render(
             application=application.name,
             namespace=application.namespace,
-            version=number,
+            version=version,
             manifests=manifests,
-            target=Target(work.cluster.name, work.cluster.labels, work.replicas),
+            target=Target(cluster.name, cluster.labels, replicas),
             overrides=overrides_spec(application.overrides),
         )
     except RenderError:
         raise
     except (ManifestError, ValidationError) as error:
-        raise RenderError(f"version {number} cannot be rendered: {error}") from None
+        raise RenderError(f"version {version} cannot be rendered: {error}") from None
     except Exception as error:
         # Stored data that bypassed validation must fail this work, not the whole sync.
-        logger.exception("rendering %s v%s failed", application.name, number)
-        raise RenderError(f"version {number} cannot be rendered ({type(error).__name__})") from None
+        logger.exception("rendering %s v%s failed", application.name, version)
+        raise RenderError(
+            f"version {version} cannot be rendered ({type(error).__name__})"
+        ) from None
     # The team's guardrails may have narrowed since the version was saved, and overrides
     # may move objects: what is about to be applied is checked again.
     refused = guardrail_errors(
@@ -73,7 +99,13 @@ def work_render(
     )
     if refused:
         raise RenderError("refused by the team's guardrails: " + " ".join(refused))
+    refusals = admission.run(cluster, objects) if admit else []
+    if refusals:
+        raise RenderError(f"{REFUSED}{admission.summary(refusals)}")
     return objects
+
+
+REFUSED = "refused before apply: "
 
 
 def work_target(
@@ -222,13 +254,27 @@ def agent_work(*, cluster: Cluster) -> dict[str, Any]:
         (v.application_id, v.number): v.manifests
         for v in (ApplicationVersion.objects.filter(wanted) if works else [])
     }
+    renders: list[tuple[ClusterWork, list[dict[str, Any]]]] = []
     for work in works:
         try:
             rendered = work_render(
-                work, manifests=manifests.get((work.application_id, work.desired_version))
+                work,
+                manifests=manifests.get((work.application_id, work.desired_version)),
+                admit=False,
             )
         except RenderError as error:
             _save(work, state=WorkState.FAILED, message=str(error))
+            continue
+        renders.append((work, rendered))
+    # The pre-apply checks once for the whole pull (a fixed number of queries), each
+    # refusal then charged to the work holding the refused object.
+    refusals = admission.run(cluster, [o for _, r in renders for o in r]) if renders else []
+    for work, rendered in renders:
+        refused = admission.concerning(refusals, rendered)
+        if refused:
+            why = REFUSED + admission.summary(refused)
+            if (work.state, work.message) != (WorkState.FAILED, why):
+                _save(work, state=WorkState.FAILED, message=why)
             continue
         objects.extend(rendered)
         if work.applied_version != work.desired_version or work.state != WorkState.DELIVERED:

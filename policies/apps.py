@@ -8,6 +8,11 @@ class PoliciesConfig(AppConfig):
     def ready(self) -> None:
         # Imported here, as Django wants: models are loaded only once apps are ready.
         from accounts.signals import team_created
+        from applications import admission
+        from policies.services.admission import CHECKER_NAME, policy_refusals
         from policies.signals import give_library
 
         team_created.connect(give_library, dispatch_uid="policies.library_on_team_create")
+        # Enforce-mode object rules block what Keelson itself propagates (applications sit
+        # below policies and cannot import them).
+        admission.register(CHECKER_NAME, policy_refusals)

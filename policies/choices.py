@@ -12,13 +12,28 @@ class Severity(models.TextChoices):
 
 class Mode(models.TextChoices):
     INFORM = "inform", "Inform (report only)"
-    ENFORCE = "enforce", "Enforce (remediate)"
+    ENFORCE = "enforce", "Enforce (apply templates, block Keelson's own propagation)"
 
 
 class RuleKind(models.TextChoices):
     OBJECT = "object", "Object rule (CEL over each matching object)"
     TEMPLATE = "template", "Object template (musthave / mustonlyhave / mustnothave)"
     CLUSTER = "cluster", "Cluster rule (CEL over the cluster)"
+
+
+# What enforce mode does, per rule kind: said on the policy page and in the API.
+ENFORCE_EFFECT = {
+    RuleKind.OBJECT: (
+        "Blocks Keelson's own propagation: an application rollout to a targeted cluster "
+        "fails before anything is applied if one of its objects violates the rule. Objects "
+        "that reach the cluster any other way are reported, not blocked or changed."
+    ),
+    RuleKind.TEMPLATE: (
+        "Remediates: must-have and must-only-have objects are applied (server-side apply), "
+        "must-not-have objects are deleted."
+    ),
+    RuleKind.CLUSTER: "Reports only: there is nothing Keelson can change to meet it.",
+}
 
 
 class ComplianceType(models.TextChoices):

@@ -7,6 +7,7 @@ from django.db import models
 
 from accounts.models import slug_validator
 from policies.choices import (
+    ENFORCE_EFFECT,
     ActionKind,
     ActionStatus,
     ComplianceType,
@@ -18,7 +19,7 @@ from policies.choices import (
     Severity,
     SourceEngine,
 )
-from policies.library import LATEST, PSS_VERSION_CHOICES
+from policies.library import LATEST, PSS_VERSION_CHOICES, PSS_VERSIONS
 
 
 class LivePolicies(models.Manager["Policy"]):
@@ -110,6 +111,25 @@ class Policy(models.Model):
         return bool(self.source_engine)
 
 
+class ClusterSetPin(models.Model):
+    """A cluster set's pinned Pod Security Standards version (as Pod Security Admission's
+    `enforce-version` label pins a namespace): the bundled PSS policies that are not pinned
+    themselves judge the set's clusters at this version. A policy's own pin wins; a cluster
+    in several pinned sets is judged at the oldest of their versions."""
+
+    cluster_set = models.OneToOneField(
+        "clusters.ClusterSet", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    pss_version = models.CharField(max_length=8, choices=[(v, v) for v in PSS_VERSIONS])
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.cluster_set_id}: {self.pss_version}"
+
+
 class PolicyRule(models.Model):
     """One check of a policy.
 
@@ -138,6 +158,11 @@ class PolicyRule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.policy_id}/{self.name}"
+
+    @property
+    def enforce_effect(self) -> str:
+        """What enforce mode does with this rule (`choices.ENFORCE_EFFECT`)."""
+        return ENFORCE_EFFECT.get(RuleKind(self.kind), "") if self.kind in RuleKind.values else ""
 
 
 class PolicyEvaluation(models.Model):

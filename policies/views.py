@@ -21,10 +21,11 @@ from policies.choices import ResultStatus
 from policies.external.guard import refuse_external
 from policies.filtersets import PolicyFilterSet
 from policies.forms import PolicyForm
-from policies.models import Policy
+from policies.models import ClusterSetPin, Policy
 from policies.selectors import compliance_summary, latest_evaluations, percent, policy_list
 from policies.services.enforcement import enforcement_preview
 from policies.services.evaluation import policy_evaluate
+from policies.services.evaluation.versions import follows_set_pin
 from policies.services.policies import PolicySpec, policy_create, policy_update
 
 HISTORY = 50
@@ -75,6 +76,14 @@ def policy_detail_page(request: HttpRequest, team: str, name: str) -> HttpRespon
         "history": history,
         "actions": policy.actions.select_related("cluster")[:HISTORY],
         "can_operate": user_has_role(request.user, policy.team, Role.OPERATOR),
+        # Cluster sets that pin another version, for a PSS policy that follows their pins.
+        "set_pins": (
+            ClusterSetPin.objects.filter(cluster_set__team_id=policy.team_id)
+            .select_related("cluster_set")
+            .order_by("cluster_set__name")
+            if follows_set_pin(policy)
+            else []
+        ),
     }
     return render(request, "policies/detail.html", context)
 

@@ -24,11 +24,13 @@ from applications.models import (
 )
 from applications.propagation import (
     SyncOutcome,
+    objects_for,
     work_refresh,
     work_remove,
     work_sync,
     work_target,
 )
+from applications.render import RenderError
 from applications.rollout.start import ROLLOUT_KIND, refusal_message, rollout_steps
 from applications.spec import rollout_spec
 from clusters.models import Cluster
@@ -114,6 +116,36 @@ class _Run:
                 "step(s): " + " | ".join(", ".join(step) for step in steps),
                 progress=1,
             )
+
+    def admit(self) -> None:
+        """Before anything is applied: every cluster of the plan must accept what it would
+        get (guardrails, pre-apply checks such as enforce-mode policy rules), else the
+        rollout fails with every refusal and no cluster is touched. Each apply checks again
+        (`objects_for`), for a resumed rollout and for what changes meanwhile."""
+        if self.evict is not None:
+            return
+        names = [name for step in self.progress.steps for name in step]
+        replicas = dict(self.chosen)
+        clusters = Cluster.objects.filter(team=self.application.team_id, name__in=names)
+        version = self.application.versions.filter(number=self.version).first()
+        if version is None:
+            return  # applying says so, cluster by cluster
+        manifests = version.manifests
+        refused: list[str] = []
+        for cluster in sorted(clusters, key=lambda c: names.index(c.name)):
+            try:
+                objects_for(
+                    application=self.application,
+                    cluster=cluster,
+                    version=self.version,
+                    replicas=replicas[cluster.name] if self.explicit_replicas else None,
+                    manifests=manifests,
+                )
+            except RenderError as error:
+                refused.append(f"{cluster.name}: {error}")
+                self.log(f"{cluster.name}: {error}", level=LogLevel.ERROR)
+        if refused:
+            raise RolloutFailed("nothing was applied; " + "; ".join(refused))
 
     def _save(self) -> None:
         """Record where the rollout stands, unless another check has moved it on."""
@@ -315,6 +347,7 @@ def rollout_run(*, operation_id: UUID, tick: int | None = None) -> None:
             return
     operation = Operation.objects.get(pk=operation_id)
     run = _Run(operation)
+    created = progress is None
     if progress is None:
         # The steps are stored with the row: a resumed rollout never sees a half-made plan.
         steps = run.plan()
@@ -324,6 +357,8 @@ def rollout_run(*, operation_id: UUID, tick: int | None = None) -> None:
         run.log_plan(steps)
     run.progress = progress
     try:
+        if created:
+            run.admit()
         delay = run.advance()
     except _Superseded:
         return

@@ -22,7 +22,7 @@ from costs.api import (
 from notifications.api.views import ChannelViewSet, DeliveryViewSet
 from operations.api.views import OperationViewSet
 from policies.api.reports import ComplianceReportViewSet, ReportDefinitionViewSet
-from policies.api.views import ComplianceView, EvaluationViewSet, PolicyViewSet
+from policies.api.views import ComplianceView, EvaluationViewSet, PolicyViewSet, PssPinViewSet
 
 router = DefaultRouter()
 router.register("teams", TeamViewSet, basename="team")
@@ -43,6 +43,7 @@ router.register("notification-deliveries", DeliveryViewSet, basename="notificati
 router.register("audit-events", AuditEventViewSet, basename="auditevent")
 router.register("policies", PolicyViewSet, basename="policy")
 router.register("policy-evaluations", EvaluationViewSet, basename="policyevaluation")
+router.register("pss-pins", PssPinViewSet, basename="psspin")
 router.register("report-definitions", ReportDefinitionViewSet, basename="reportdefinition")
 router.register("compliance-reports", ComplianceReportViewSet, basename="compliancereport")
 

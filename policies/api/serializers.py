@@ -37,6 +37,19 @@ class RuleSerializer(serializers.ModelSerializer[PolicyRule]):
         fields = list(RULE_FIELDS)
 
 
+class RuleReadSerializer(RuleSerializer):
+    enforce_effect = serializers.CharField(
+        read_only=True,
+        help_text="What enforce mode does with this rule: object rules block Keelson's own "
+        "propagation (reported only elsewhere), templates are applied or deleted, cluster "
+        "rules report only.",
+    )
+
+    class Meta:
+        model = PolicyRule
+        fields = [*RULE_FIELDS, "enforce_effect"]
+
+
 class PolicySerializer(serializers.ModelSerializer[Policy]):
     team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="name", read_only=True
@@ -44,7 +57,7 @@ class PolicySerializer(serializers.ModelSerializer[Policy]):
     cluster_sets: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="name", many=True, read_only=True
     )
-    rules = RuleSerializer(many=True, read_only=True)
+    rules = RuleReadSerializer(many=True, read_only=True)
     source_engine = serializers.CharField(
         read_only=True,
         help_text='External policies: the engine that judges it ("kyverno", "gatekeeper", '
@@ -109,6 +122,26 @@ class PolicyWriteSerializer(serializers.Serializer[Any]):
         help_text="Bundled Pod Security Standards policies: the standard's version to check "
         "(as Pod Security Admission's enforce-version). Changing it replaces the rules.",
     )
+
+
+class PssPinSerializer(serializers.Serializer[Any]):
+    """A cluster set's Pod Security Standards version: "latest" unless pinned. Bundled PSS
+    policies not pinned themselves judge the set's clusters at it (a policy's own pin wins;
+    a cluster in several pinned sets is judged at the oldest version)."""
+
+    cluster_set = serializers.CharField(source="name", read_only=True)
+    team = serializers.CharField(source="team.name", read_only=True)
+    pss_version = serializers.ChoiceField(
+        choices=[(v, v) for v in PSS_VERSION_CHOICES],
+        help_text='"latest" removes the pin.',
+    )
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        return {
+            "cluster_set": instance.name,
+            "team": instance.team.name,
+            "pss_version": getattr(instance, "pinned", None) or "latest",
+        }
 
 
 class EvaluationSerializer(serializers.ModelSerializer[PolicyEvaluation]):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import OuterRef, Subquery
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -21,6 +22,7 @@ from accounts.api.base import TeamOwnedViewSet, actor, authorize_create
 from accounts.choices import Role
 from accounts.models import Team
 from accounts.permissions import user_has_role
+from clusters.models import ClusterSet
 from policies import cel, celcost
 from policies.api.serializers import (
     ClusterPlanSerializer,
@@ -28,10 +30,11 @@ from policies.api.serializers import (
     EvaluationSerializer,
     PolicySerializer,
     PolicyWriteSerializer,
+    PssPinSerializer,
 )
 from policies.external.guard import refuse_external
 from policies.filtersets import EvaluationFilterSet, PolicyFilterSet
-from policies.models import Policy, PolicyEvaluation
+from policies.models import ClusterSetPin, Policy, PolicyEvaluation
 from policies.selectors import (
     compliance_summary,
     latest_evaluations,
@@ -39,6 +42,7 @@ from policies.selectors import (
 )
 from policies.services.enforcement import enforcement_preview, policy_enforce
 from policies.services.evaluation import policy_evaluate
+from policies.services.pins import cluster_set_pin
 from policies.services.policies import PolicySpec, policy_create, policy_delete, policy_update
 
 TEAM_PARAM = OpenApiParameter(
@@ -211,3 +215,45 @@ class ComplianceView(APIView):
         if standard := request.query_params.get("standard"):
             policies = policies.filter(standards__contains=[standard])
         return Response(compliance_summary(policies).as_json())
+
+
+class PssPinViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TeamOwnedViewSet[ClusterSet]):
+    """The Pod Security Standards version each of your cluster sets pins ("latest": none).
+    PUT pins a set (operator role), "latest" or DELETE removes the pin; the set's clusters
+    are evaluated again. A policy pinned itself keeps its own version."""
+
+    serializer_class = PssPinSerializer
+    lookup_field = "name"
+    lookup_url_kwarg = "cluster_set"
+    http_method_names = ["get", "put", "delete", "head", "options"]
+    queryset = (
+        ClusterSet.objects.select_related("team")
+        .annotate(
+            pinned=Subquery(
+                ClusterSetPin.objects.filter(cluster_set=OuterRef("pk")).values("pss_version")[:1]
+            )
+        )
+        .order_by("name")
+    )
+
+    def _pin(self, request: Request, version: str | None) -> Response:
+        """Authorize first (a caller without the role learns nothing from validation)."""
+        cluster_set = self.get_object()
+        self.require(cluster_set.team, Role.OPERATOR, "pin a Pod Security Standards version")
+        if version is None:
+            payload = PssPinSerializer(data=request.data)
+            payload.is_valid(raise_exception=True)
+            version = str(payload.validated_data["pss_version"])
+        try:
+            cluster_set_pin(cluster_set=cluster_set, pss_version=version, actor=actor(request))
+        except DjangoValidationError as error:
+            raise _errors(error) from None
+        return Response(PssPinSerializer(self.get_object()).data)
+
+    @extend_schema(request=PssPinSerializer, responses=PssPinSerializer)
+    def update(self, request: Request, cluster_set: str | None = None) -> Response:
+        return self._pin(request, None)
+
+    @extend_schema(request=None, responses=PssPinSerializer)
+    def destroy(self, request: Request, cluster_set: str | None = None) -> Response:
+        return self._pin(request, "latest")

@@ -39,7 +39,7 @@ from clusters.models import ClusterSet, ClusterTemplate, ClusterTransition
 from costs.models import Budget, ClusterPricing, InstancePrice, RateCard
 from operations.models import OperationLogLine
 from operations.services import operation_create
-from policies.models import ComplianceReport, ReportDefinition, ReportFile
+from policies.models import ClusterSetPin, ComplianceReport, ReportDefinition, ReportFile
 from policies.services.policies import PolicySpec, policy_create
 from tests.factories import (
     Member,
@@ -107,6 +107,13 @@ def _cluster(owner: Owner, i: int) -> None:
 def _cluster_set(owner: Owner, i: int) -> None:
     cluster_set = ClusterSet.objects.create(name=f"set-{i}", team=owner.team, selector="tier=web")
     cluster_set.members.add(make_cluster(team=owner.team, name=f"member-{i}"))
+
+
+def _pss_pin(owner: Owner, i: int) -> None:
+    """A cluster set, pinned to a Pod Security Standards version every other row."""
+    cluster_set = ClusterSet.objects.create(name=f"pinned-{i}", team=owner.team)
+    if i % 2:
+        ClusterSetPin.objects.create(cluster_set=cluster_set, pss_version="v1.29")
 
 
 def _template(owner: Owner, i: int) -> None:
@@ -219,6 +226,7 @@ SEEDERS: dict[str, Seeder] = {
     "apitoken": _token,
     "cluster": _cluster,
     "clusterset": _cluster_set,
+    "psspin": _pss_pin,
     "clustertemplate": _template,
     "instanceprice": _instance_price,
     "ratecard": _rate_card,

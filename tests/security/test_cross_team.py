@@ -672,6 +672,10 @@ ENDPOINTS: list[Endpoint] = [
     _r("policy-results", "policies/{policy}/results/"),
     _r("policyevaluation-list", "policy-evaluations/", "collection"),
     _r("policyevaluation-detail", "policy-evaluations/{evaluation}/"),
+    _r("psspin-list", "pss-pins/", "collection"),
+    _r("psspin-detail", "pss-pins/{set}/"),
+    _w("psspin-detail", "PUT", "pss-pins/{set}/", body={"pss_version": "v1.29"}),
+    _w("psspin-detail", "DELETE", "pss-pins/{set}/"),
     _r("compliance", "compliance/", "collection"),
     _r("reportdefinition-list", "report-definitions/", "collection"),
     _w(

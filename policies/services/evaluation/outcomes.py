@@ -17,6 +17,7 @@ from policies.choices import ResultStatus
 from policies.engine import judge
 from policies.models import Policy, PolicyEvaluation
 from policies.services.evaluation.reading import Plan, Read
+from policies.services.evaluation.versions import rules_at
 
 MAX_LISTED = 500  # violations and errors listed per result; the totals are always exact
 EVALUATION_COLUMNS = (
@@ -100,9 +101,11 @@ def judged(
     run_id: uuid.UUID,
     stamps: dict[int, str],
     force: bool,
+    pinned: str | None = None,
 ) -> list[Outcome]:
     """Each policy's outcome on a read cluster: an error for a policy needing a kind that
-    could not be listed, else the judgement of its rules."""
+    could not be listed, else the judgement of its rules (for a bundled PSS policy, at the
+    version the cluster's sets pin: `versions`)."""
     stamp = stamps.get(cluster.pk, "")
     rows: list[Outcome] = []
     for policy in policies:
@@ -111,7 +114,7 @@ def judged(
         if broken:
             rows.append(outcome(policy, cluster, run_id, stamp, force, error=broken[0]))
             continue
-        judgement = judge(plan.rules, read.snapshot)
+        judgement = judge(rules_at(policy, pinned, plan.rules), read.snapshot)
         rows.append(outcome(policy, cluster, run_id, stamp, force, judgement=judgement))
     return rows
 

@@ -28,6 +28,7 @@ from policies.services.evaluation.reading import (
 )
 from policies.services.evaluation.store import Last, inventory_stamps, last_results, store
 from policies.services.evaluation.targeting import applicable
+from policies.services.evaluation.versions import pss_pins
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ def _evaluate_locked(
             for pk, policies in todo_by_cluster.items()
         }
     todo = [c for c in clusters if todo_by_cluster[c.pk]]
+    pins = pss_pins(todo) if todo else {}
     plans = plans_for(p for c in todo for p in todo_by_cluster[c.pk])
     sharing = share(rule for plan in plans.values() for rule in plan.rules)
     results: list[Outcome] = []
@@ -178,7 +180,14 @@ def _evaluate_locked(
         else:
             try:
                 results += judged(
-                    cluster, todo_by_cluster[cluster.pk], plans, found, run_id, stamps, force
+                    cluster,
+                    todo_by_cluster[cluster.pk],
+                    plans,
+                    found,
+                    run_id,
+                    stamps,
+                    force,
+                    pins.get(cluster.pk),
                 )
             except Exception:
                 logger.exception("policy evaluation of cluster %s failed", cluster.name)
