@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 from accounts.api.audit import AuditEventViewSet
 from accounts.api.tokens import ApiTokenViewSet
 from accounts.api.views import TeamViewSet
+from alerts.api.views import AlertRuleViewSet, AlertViewSet, SilenceViewSet
 from applications.api.agent import AgentWorkView
 from applications.api.views import ApplicationViewSet
 from clusters.api.agent import AgentEnrollView, AgentHeartbeatView, AgentRotateView
@@ -40,6 +41,9 @@ router.register("policies", PolicyViewSet, basename="policy")
 router.register("policy-evaluations", EvaluationViewSet, basename="policyevaluation")
 router.register("report-definitions", ReportDefinitionViewSet, basename="reportdefinition")
 router.register("compliance-reports", ComplianceReportViewSet, basename="compliancereport")
+router.register("alert-rules", AlertRuleViewSet, basename="alertrule")
+router.register("alerts", AlertViewSet, basename="alert")
+router.register("silences", SilenceViewSet, basename="silence")
 
 urlpatterns = [
     path("agent/enroll", AgentEnrollView.as_view(), name="agent-enroll"),
