@@ -44,3 +44,9 @@ def set_status(clusters: Any, status: str, at: datetime) -> None:
     Cluster.objects.filter(pk__in=[c.pk for c in clusters]).update(
         status=status, status_changed_at=at
     )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_eol_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test reads the end-of-life table its own database holds (a process caches it)."""
+    monkeypatch.setattr("clusters.eol._cache", None)
