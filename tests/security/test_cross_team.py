@@ -38,6 +38,9 @@ from rest_framework.test import APIClient
 
 from accounts.choices import Role
 from accounts.models import Team
+from alerts.models import Alert, AlertRule, Silence
+from alerts.services.lifecycle import rule_evaluate
+from alerts.services.rules import RuleSpec, alert_rule_create
 from applications.models import Application
 from applications.propagation import work_target
 from applications.services import application_create
@@ -130,6 +133,9 @@ class Tenant:
     evaluation: PolicyEvaluation
     report_definition: ReportDefinition
     report: ComplianceReport
+    alert_rule: AlertRule
+    alert: Alert
+    silence: Silence
 
 
 def seed_tenant(prefix: str, admin: Any) -> Tenant:
@@ -235,6 +241,21 @@ def seed_tenant(prefix: str, admin: Any) -> Tenant:
         content=b'{"team": "%s"}' % prefix.encode(),
         size=20,
     )
+    # An alert rule, the alert it fired on the push cluster, a silence.
+    Cluster.objects.filter(pk=push.pk).update(status="unreachable", status_changed_at=now)
+    alert_rule = alert_rule_create(
+        actor=admin, team=team, spec=RuleSpec(name=f"{prefix}-down", kind="cluster_status")
+    )
+    rule_evaluate(rule=alert_rule)
+    alert = Alert.objects.get(rule=alert_rule)
+    silence = Silence.objects.create(
+        team=team,
+        matchers=[f'cluster="{prefix}-edge"'],
+        comment=f"{prefix} maintenance",
+        starts_at=now,
+        ends_at=now + datetime.timedelta(hours=1),
+        created_by=admin,
+    )
     return Tenant(
         team=team,
         admin=admin,
@@ -252,6 +273,9 @@ def seed_tenant(prefix: str, admin: Any) -> Tenant:
         evaluation=evaluation,
         report_definition=report_definition,
         report=report,
+        alert_rule=alert_rule,
+        alert=alert,
+        silence=silence,
     )
 
 
@@ -277,6 +301,9 @@ class World:
             "evaluation": self.a.evaluation.pk,
             "definition": self.a.report_definition.name,
             "report": self.a.report.pk,
+            "alertrule": self.a.alert_rule.pk,
+            "alert": self.a.alert.pk,
+            "silence": self.a.silence.pk,
             "b_cluster": self.b.push.name,
             "b_team": self.b.team.name,
         }
@@ -656,6 +683,36 @@ ENDPOINTS: list[Endpoint] = [
     _r("compliancereport-list", "compliance-reports/", "collection"),
     _r("compliancereport-detail", "compliance-reports/{report}/"),
     _r("compliancereport-download", "compliance-reports/{report}/download/json/"),
+    # alerts: viewers read, operators acknowledge and silence, admins change rules
+    _r("alertrule-list", "alert-rules/", "collection"),
+    _w(
+        "alertrule-list",
+        "POST",
+        "alert-rules/",
+        "collection",
+        body={"name": "tenanta-new", "team": A, "kind": "version_eol"},
+    ),
+    _r("alertrule-detail", "alert-rules/{alertrule}/"),
+    _w("alertrule-detail", "PATCH", "alert-rules/{alertrule}/", body={"description": "changed"}),
+    _w("alertrule-detail", "DELETE", "alert-rules/{alertrule}/"),
+    _r("alert-list", "alerts/", "collection"),
+    _r("alert-detail", "alerts/{alert}/"),
+    _w("alert-acknowledge", "POST", "alerts/{alert}/acknowledge/"),
+    _r("silence-list", "silences/", "collection"),
+    _w(
+        "silence-list",
+        "POST",
+        "silences/",
+        "collection",
+        body={
+            "team": A,
+            "matchers": ['cluster="tenanta-push"'],
+            "comment": "tenanta change",
+            "ends_at": (timezone.now() + datetime.timedelta(days=1)).isoformat(),
+        },
+    ),
+    _r("silence-detail", "silences/{silence}/"),
+    _w("silence-expire", "POST", "silences/{silence}/expire/"),
 ]
 
 # Agent endpoints take agent tokens, not users': covered by the tests at the end.
@@ -742,6 +799,9 @@ def test_matrix_paths_resolve_to_their_routes() -> None:
         "evaluation": 1,
         "definition": "d",
         "report": 1,
+        "alertrule": 1,
+        "alert": 1,
+        "silence": 1,
     }
     for endpoint in ENDPOINTS:
         path = (API + endpoint.path.format(**values)).split("?")[0]
