@@ -22,7 +22,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleet.settings")
 raise_open_files_limit()  # a worker holds a connection per member cluster (core/limits.py)
 
 # One queue per concern (DESIGN.md "Processes"); a worker may serve a subset with -Q.
-QUEUES = ("default", "clusters", "provisioning", "placement", "policies", "reports", "costs")
+QUEUES = (
+    "default",
+    "clusters",
+    "provisioning",
+    "placement",
+    "policies",
+    "reports",
+    "costs",
+    "alerts",
+)
 
 app = Celery("keelson", include=["fleet.tasks"])
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -101,3 +101,9 @@ def test_cluster_card_and_overview_panel(viewer: Member, firing: Alert) -> None:
     panel = viewer.page.get("/alerts/panel/").content.decode()
     assert 'data-field="alerts-firing">1<' in panel and "dead is unreachable" in panel
     assert 'hx-get="/alerts/cluster/dead/"' in viewer.page.get("/clusters/dead/").content.decode()
+
+
+def test_cluster_page_shows_the_end_of_life_of_its_version(viewer: Member, team: Team) -> None:
+    make_cluster(team=team, name="old", provider="aws", kubernetes_version="v1.20.7-eks-1")
+    html = viewer.page.get("/clusters/old/").content.decode()
+    assert "past end of life (2022-11-01)" in html  # EKS 1.20, from the shipped table
