@@ -27,6 +27,7 @@ GROUPS = (
     "websocket",
     "decide",
     "metrics",
+    "alerts",
 )
 
 
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from django.conf import settings
 
     from benchmarks import (
+        alerts,
         collection,
         cost_ingest,
         fleet,
@@ -225,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     if "metrics" in only:
         _say(f"metrics: rendering /metrics for {args.clusters} clusters")
         rows += scrape.run(clusters=args.clusters, renders=5 if quick else 20)
+
+    if "alerts" in only:
+        _say(f"alerts: evaluation for {args.clusters} clusters, {alerts.DEAD} becoming Unreachable")
+        rows += alerts.run(clusters=args.clusters)
 
     finished = datetime.now(UTC)
     header[0] += f", {(finished - started).total_seconds() / 60:.0f} min"
