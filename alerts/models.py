@@ -13,7 +13,8 @@ _USER = settings.AUTH_USER_MODEL
 class AlertRule(models.Model):
     """What a team wants to hear about: a kind with its parameters, a scope (a cluster set
     and/or a label selector; empty means every cluster of the team), a severity and how
-    its alerts are grouped and repeated (grouping.py)."""
+    its alerts are grouped and repeated (grouping.py). A rule scoped to a cluster set goes
+    with the set (as a budget does): kept, it would watch the whole team instead."""
 
     team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="+")
     name = models.CharField(max_length=63)
@@ -22,7 +23,7 @@ class AlertRule(models.Model):
     params = models.JSONField(default=dict, blank=True)
     severity = models.CharField(max_length=16, choices=Severity.choices, default=Severity.WARNING)
     cluster_set = models.ForeignKey(
-        "clusters.ClusterSet", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "clusters.ClusterSet", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     selector = models.CharField(max_length=1000, blank=True)
     group_by = models.JSONField(default=list, blank=True)

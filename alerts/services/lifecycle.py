@@ -10,6 +10,7 @@ due group sends at most one Notification through `notifications.services.dispatc
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
@@ -107,19 +108,27 @@ def rule_reconcile(
 ) -> Outcome:
     """Fire what is new, resolve what cleared. With `cluster_ids` only the alerts of those
     clusters are considered (an event about them said nothing of the others)."""
-    firing = Alert.objects.select_for_update().filter(rule=rule, state=AlertState.FIRING)
+    firing = (
+        Alert.objects.select_for_update()
+        .filter(rule=rule, state=AlertState.FIRING)
+        .only("fingerprint", "group_id")  # not the labels: a rule may have 10,000 firing
+    )
     if cluster_ids is not None:
         firing = firing.filter(cluster_id__in=cluster_ids)
     current = {alert.fingerprint: alert for alert in firing}
     wanted = {fingerprint({"rule": str(rule.pk), "subject": s.key}): s for s in subjects}
     silences = active_silences(rule.team_id, now)
     touched: dict[int, AlertGroup] = {}
+    groups: dict[str, AlertGroup] = {}  # by grouping labels: one lookup per group, not alert
     created = []
     for fp, subject in wanted.items():
         if fp in current:
             continue
         labels = rule_labels(rule, subject)
-        group = _group(rule, labels, now)
+        grouped = json.dumps(group_labels(labels, rule.group_by), sort_keys=True)
+        if grouped not in groups:
+            groups[grouped] = _group(rule, labels, now)
+        group = groups[grouped]
         touched[group.pk] = group
         created.append(
             Alert(
