@@ -163,8 +163,9 @@ def test_a_shard_is_recorded_in_one_bulk_write(
     assert (samples[dead.pk].status, samples[dead.pk].api_latency_ms) == ("unreachable", None)
     assert ClusterInventory.objects.filter(cluster=alive).exists()
     assert not ClusterInventory.objects.filter(cluster=dead).exists()
-    # browsers are told about both; only the reachable one is evaluated at once
-    assert len(first_pass) == 3
+    # browsers are told about both; only the reachable one is evaluated at once; alerts is
+    # told about both status changes in one message
+    assert len(first_pass) == 4
 
     # when nothing changed at the next pass, nobody is told anything
     with django_capture_on_commit_callbacks(execute=False) as second_pass:
