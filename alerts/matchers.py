@@ -13,6 +13,10 @@ LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
 MAX_MATCHERS = 20
 MAX_VALUE = 500
+# A quantified group that is itself quantified, e.g. (a+)+ or (x|y*)*: Python's regular
+# expressions backtrack exponentially on such a pattern (Alertmanager's RE2 does not), and
+# every evaluation and flush matches silences, so these are refused.
+_NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[*+}](?:[^()\\]|\\.)*\)\s*[*+{]")
 
 
 class MatcherError(ValueError):
@@ -27,6 +31,11 @@ class Matcher:
 
     def __post_init__(self) -> None:
         if self.op in ("=~", "!~"):
+            if _NESTED_QUANTIFIER.search(self.value):
+                raise MatcherError(
+                    f"{self.name}{self.op}: a repeated group that repeats inside, such as "
+                    "(a+)+, can take forever to match; write it without the nesting."
+                )
             try:
                 re.compile(self.value)
             except re.error as error:

@@ -21,6 +21,7 @@ LABELS = {"alertname": "cluster-unreachable", "region": "eu-west-1", "severity":
         ('region=~"eu-.*"', True),
         ("region=~eu", False),  # anchored: "eu" does not match "eu-west-1"
         ("region=~eu-west-1|us-east-1", True),
+        ("region=~(eu|us)-(west|east)-[0-9]+", True),
         ("region!~us-.*", True),
         ("region!~eu-.*", False),
         ("zone=", True),  # an absent label matches the empty string
@@ -53,6 +54,8 @@ def test_quoted_values_keep_inner_text_and_print_back_quoted() -> None:
         (["region=~("], "not a regular expression"),
         (["zone=~.*"], "match every alert"),
         (["zone="], "match every alert"),
+        (["region=~(a+)+"], "take forever"),
+        (["region!~(eu|us-.*)*"], "take forever"),
     ],
 )
 def test_bad_matchers_say_why(texts: list[str], message: str) -> None:
