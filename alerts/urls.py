@@ -10,6 +10,7 @@ urlpatterns = [
     path("<int:pk>/acknowledge/", views.alert_acknowledge_page, name="acknowledge"),
     path("rules/", views.rules_page, name="rules"),
     path("rules/new/", views.rule_create_page, name="rule-create"),
+    path("rules/<int:pk>/edit/", views.rule_edit_page, name="rule-edit"),
     path("rules/<int:pk>/toggle/", views.rule_toggle_page, name="rule-toggle"),
     path("rules/<int:pk>/delete/", views.rule_delete_page, name="rule-delete"),
     path("silences/", views.silences_page, name="silences"),

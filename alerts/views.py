@@ -149,6 +149,50 @@ def _rule_for_admin(request: HttpRequest, pk: int) -> AlertRule:
     return rule
 
 
+def _int_or_none(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+@login_required
+def rule_edit_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """Change a rule (admins): its parameters, scope, severity and grouping."""
+    rule = _rule_for_admin(request, pk)
+    if request.method == "POST":
+        form = request.POST
+        try:
+            params = json.loads(form.get("params") or "{}")
+        except ValueError:
+            messages.error(request, 'params: enter a JSON object, e.g. {"for_minutes": 10}.')
+            return redirect("alerts:rule-edit", pk=rule.pk)
+        spec = RuleSpec(
+            params=params,
+            severity=form.get("severity", rule.severity),
+            description=form.get("description", ""),
+            cluster_set=form.get("cluster_set", "").strip(),
+            selector=form.get("selector", ""),
+            group_by=[n.strip() for n in form.get("group_by", "").split(",") if n.strip()],
+            group_wait=_int_or_none(form.get("group_wait", "")),
+            group_interval=_int_or_none(form.get("group_interval", "")),
+            repeat_interval=_int_or_none(form.get("repeat_interval", "")),
+        )
+        try:
+            alert_rule_update(actor=request.user, rule=rule, spec=spec)  # type: ignore[arg-type]
+        except ValidationError as error:
+            _errors(request, error)
+            return redirect("alerts:rule-edit", pk=rule.pk)
+        messages.success(request, f"Rule {rule.name} saved.")
+        return redirect("alerts:rules")
+    context = {
+        "rule": rule,
+        "params": json.dumps(rule.params),
+        "severities": Severity.choices,
+    }
+    return render(request, "alerts/rule_edit.html", context)
+
+
 @login_required
 @require_POST
 def rule_toggle_page(request: HttpRequest, pk: int) -> HttpResponse:

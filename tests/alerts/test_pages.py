@@ -107,3 +107,37 @@ def test_cluster_page_shows_the_end_of_life_of_its_version(viewer: Member, team:
     make_cluster(team=team, name="old", provider="aws", kubernetes_version="v1.20.7-eks-1")
     html = viewer.page.get("/clusters/old/").content.decode()
     assert "past end of life (2022-11-01)" in html  # EKS 1.20, from the shipped table
+
+
+def test_admin_edits_a_rule(owner: Member, operator: Member, team: Team) -> None:
+    rule = alert_rule_create(
+        actor=None, team=team, spec=RuleSpec(name="down", kind="cluster_status")
+    )
+    assert operator.page.get(f"/alerts/rules/{rule.pk}/edit/").status_code == 403
+    form = owner.page.get(f"/alerts/rules/{rule.pk}/edit/").content.decode()
+    assert "Group wait (s)" in form
+    body = {
+        "params": '{"status": "degraded", "for_minutes": 10}',
+        "severity": "critical",
+        "selector": "env=prod",
+        "group_by": "region, environment",
+        "group_wait": "30",
+        "group_interval": "120",
+        "repeat_interval": "7200",
+        "description": "prod only",
+    }
+    assert owner.page.post(f"/alerts/rules/{rule.pk}/edit/", body).status_code == 302
+    rule.refresh_from_db()
+    assert rule.params == {"status": "degraded", "for_minutes": 10}
+    assert (rule.severity, rule.selector, rule.group_by) == (
+        "critical",
+        "env=prod",
+        ["environment", "region"],
+    )
+    assert (rule.group_wait, rule.group_interval, rule.repeat_interval) == (30, 120, 7200)
+    page = owner.page.post(
+        f"/alerts/rules/{rule.pk}/edit/", {**body, "group_wait": "-5"}, follow=True
+    ).content.decode()
+    assert "Seconds from 0" in page
+    rule.refresh_from_db()
+    assert rule.group_wait == 30
