@@ -79,7 +79,7 @@ def silence_for(
     return None
 
 
-def _mark_due(
+def groups_mark_due(
     groups: Iterable[AlertGroup], rule: AlertRule, now: datetime
 ) -> list[tuple[int, datetime]]:
     due = []
@@ -155,7 +155,7 @@ def rule_reconcile(
         for group in AlertGroup.objects.filter(pk__in={a.group_id for a in gone}):
             touched[group.pk] = group
     AlertRule.objects.filter(pk=rule.pk).update(evaluated_at=now)
-    return Outcome(len(created), len(gone), _mark_due(touched.values(), rule, now))
+    return Outcome(len(created), len(gone), groups_mark_due(touched.values(), rule, now))
 
 
 def rule_evaluate(
@@ -292,9 +292,8 @@ def silences_changed(*, team_id: int, now: datetime | None = None) -> int:
     _resilence(alerts, team_id, now)
     unmuted = {a.group_id for a in alerts if before[a.pk] is not None and a.silence_id is None}
     unmuted |= {a.group_id for a in alerts if a.notified_at is None and a.silence_id is None}
-    return AlertGroup.objects.filter(pk__in=unmuted, next_flush_at__isnull=True).update(
-        next_flush_at=now
-    )
+    later = Q(next_flush_at__isnull=True) | Q(next_flush_at__gt=now)
+    return AlertGroup.objects.filter(later, pk__in=unmuted).update(next_flush_at=now)
 
 
 def silences_expired(*, now: datetime | None = None) -> int:

@@ -14,8 +14,9 @@ from django.utils import timezone
 from accounts.models import Team, slug_validator
 from alerts.choices import AlertState, RuleKind, Severity
 from alerts.matchers import LABEL_NAME
-from alerts.models import Alert, AlertRule
+from alerts.models import Alert, AlertGroup, AlertRule
 from alerts.params import DEFAULT_RULES, ParamsError, clean_params, default_group_by
+from alerts.services.lifecycle import groups_mark_due
 from audit.services import audit_record
 from clusters.labels import LabelSelector
 from clusters.models import ClusterSet
@@ -149,9 +150,12 @@ def alert_rule_update(*, actor: AbstractBaseUser, rule: AlertRule, spec: RuleSpe
 
 
 def _resolve_all(rule: AlertRule) -> None:
-    Alert.objects.filter(rule=rule, state=AlertState.FIRING).update(
-        state=AlertState.RESOLVED, ends_at=timezone.now()
-    )
+    """A disabled rule's alerts resolve now; their groups tell the resolution."""
+    now = timezone.now()
+    firing = Alert.objects.filter(rule=rule, state=AlertState.FIRING)
+    groups = set(firing.values_list("group_id", flat=True))
+    firing.update(state=AlertState.RESOLVED, ends_at=now)
+    groups_mark_due(AlertGroup.objects.filter(pk__in=groups), rule, now)
 
 
 @transaction.atomic

@@ -298,3 +298,20 @@ def test_a_failed_dispatch_leaves_the_group_due(
     assert groups_flush(now=later(t0, 5)) == 0
     assert Alert.objects.get().notified_at is None
     assert AlertGroup.objects.get().next_flush_at == later(t0, 5)
+
+
+def test_disabling_a_rule_resolves_its_alerts_and_says_so(
+    team: Team, fleet: dict[str, list[Any]], sent: list[Notification], owner: Member, t0: datetime
+) -> None:
+    from django.utils import timezone
+
+    from alerts.services.rules import alert_rule_update
+
+    rule = unreachable_rule(team)
+    set_status(fleet["us"], "unreachable", t0)
+    rule_evaluate(rule=rule, now=t0)
+    groups_flush(now=later(t0, 5))
+    alert_rule_update(actor=owner.user, rule=rule, spec=RuleSpec(enabled=False))
+    assert not Alert.objects.filter(state="firing").exists()
+    groups_flush(now=timezone.now() + timedelta(minutes=2))
+    assert [n.status for n in sent] == ["firing", "resolved"]
