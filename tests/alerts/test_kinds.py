@@ -192,3 +192,20 @@ def test_the_periodic_pass_evaluates_due_rules_and_notifies(
     assert len(sent) == 1 and sent[0].alerts[0].labels["cluster"] == "dead"
     third = alerts_periodic(now=t0 + timedelta(seconds=40))
     assert (third["rules"], third["fired"], third["notifications"]) == (1, 0, 0)
+
+
+def test_the_data_migration_gives_existing_teams_the_defaults(team: Team) -> None:
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("alerts.migrations.0002_alerts_default_rules")
+    alert_rule_create(
+        actor=None, team=team, spec=RuleSpec(name="cluster-unreachable", kind="version_eol")
+    )
+    migration.add_defaults(apps, None)
+    migration.add_defaults(apps, None)  # again: nothing twice
+    names = sorted(AlertRule.objects.filter(team=team).values_list("name", flat=True))
+    assert names == sorted(name for name, *_ in DEFAULT_RULES)
+    # the team's own rule of that name is kept as it was
+    assert AlertRule.objects.get(team=team, name="cluster-unreachable").kind == "version_eol"
