@@ -28,6 +28,7 @@ GROUPS = (
     "decide",
     "metrics",
     "compliance",
+    "alerts",
 )
 
 
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from django.conf import settings
 
     from benchmarks import (
+        alerts,
         collection,
         compliance,
         cost_ingest,
@@ -231,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     if "compliance" in only:
         _say(f"compliance: the overview's panel over {args.clusters} clusters x 50 policies")
         rows += compliance.run(clusters=args.clusters, runs=5 if quick else 20)
+    if "alerts" in only:
+        _say(f"alerts: evaluation for {args.clusters} clusters, {alerts.DEAD} becoming Unreachable")
+        rows += alerts.run(clusters=args.clusters)
 
     finished = datetime.now(UTC)
     header[0] += f", {(finished - started).total_seconds() / 60:.0f} min"

@@ -294,3 +294,14 @@ class ClusterProvisioning(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} provisioning of {self.cluster_id}"
+
+
+class EolTable(models.Model):
+    """The Kubernetes end-of-life table that `manage.py keelson_update_eol` installed,
+    replacing the shipped one (clusters/eol.py); one row."""
+
+    data = models.JSONField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"end-of-life table of {self.updated_at:%Y-%m-%d}"

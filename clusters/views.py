@@ -18,6 +18,7 @@ from accounts.choices import Role
 from accounts.permissions import require_role, teams_for, user_has_role
 from clusters.choices import ClusterMode, ClusterStatus
 from clusters.display import shown_counts, shown_status, with_shown_status
+from clusters.eol import eol_for
 from clusters.filtersets import ClusterFilterSet
 from clusters.forms import ClusterMetaForm, DeregisterForm, RegisterForm, labels_text, taints_text
 from clusters.models import Cluster, ClusterInventory, ClusterProvisioning
@@ -228,6 +229,8 @@ def _detail(
         "nodes": data.get("nodes", []),
         "namespaces": data.get("namespaces", []),
         "transitions": cluster.transitions.all()[:50],
+        "eol": eol_for(cluster.provider, cluster.kubernetes_version),
+        "today": now.date(),
         "can_operate": user_has_role(request.user, cluster.team, Role.OPERATOR),
         "can_admin": user_has_role(request.user, cluster.team, Role.ADMIN),
         "meta_form": meta_form or ClusterMetaForm(initial=initial),

@@ -31,6 +31,7 @@ QUEUES = (
     "reports",
     "costs",
     "notifications",
+    "alerts",
 )
 
 app = Celery("keelson", include=["fleet.tasks"])

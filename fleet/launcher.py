@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                 "-l",
                 "info",
                 "-Q",
-                "default,clusters,provisioning,placement,policies,reports,costs,notifications",
+                "default,clusters,provisioning,placement,policies,reports,costs,notifications,alerts",
                 "--concurrency",
                 str(args.concurrency),
                 "-n",

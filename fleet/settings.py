@@ -225,12 +225,13 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ClusterStatusEnum": "clusters.choices.ClusterStatus",
         "ModeEnum": "clusters.choices.ClusterMode",
-        "NotificationSeverityEnum": "notifications.choices.Severity",
         "PolicyModeEnum": "policies.choices.Mode",
         "ReportFormatEnum": "policies.choices.ReportFormat",
         "SeverityEnum": "policies.choices.Severity",
         "KindEnum": "policies.choices.RuleKind",
         "TokenScopeEnum": "accounts.choices.TokenScope",
+        "AlertSeverityEnum": "alerts.choices.Severity",
+        "AlertRuleKindEnum": "alerts.choices.RuleKind",
     },
 }
 
@@ -408,6 +409,9 @@ KEELSON_PLACEMENT_USAGE_MAX_AGE = env_int("KEELSON_PLACEMENT_USAGE_MAX_AGE", 15,
 # per process, for decisions that are fast without it.
 KEELSON_PLACEMENT_USAGE_REFRESH = env_float("KEELSON_PLACEMENT_USAGE_REFRESH", 0.0, minimum=0)
 
+# Seconds between alerts' periodic passes (docs/configuration.md).
+KEELSON_ALERTS_INTERVAL = env_int("KEELSON_ALERTS_INTERVAL", 15, minimum=5)
+
 CELERY_BEAT_SCHEDULE = {
     "clusters-collect": {
         "task": "clusters.tasks.clusters_collect_fanout_task",
@@ -443,6 +447,13 @@ CELERY_BEAT_SCHEDULE = {
     "clusters-health-rollup": {
         "task": "clusters.tasks.clusters_health_rollup_task",
         "schedule": 300.0,
+    },
+    # Alert rules without an event (and a backstop for those with one), silences that
+    # ended, groups due to notify (alerts/services/passes.py).
+    "alerts-evaluate": {
+        "task": "alerts.tasks.alerts_evaluate_task",
+        "schedule": float(KEELSON_ALERTS_INTERVAL),
+        "options": {"expires": KEELSON_ALERTS_INTERVAL},
     },
 }
 

@@ -18,6 +18,8 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from alerts.choices import AlertState
+from alerts.models import Alert
 from clusters.models import Cluster, ClusterSet
 from clusters.services.lifecycle import cluster_set_clusters
 from costs.models import CostAllocation
@@ -58,6 +60,7 @@ class FleetCollector(Collector):
         yield from self._capacity()
         yield from self._compliance()
         yield from self._cost(now)
+        yield from self._alerts()
         if settings.KEELSON_METRICS_PER_CLUSTER:
             yield from self._per_cluster(now)
 
@@ -187,6 +190,22 @@ class FleetCollector(Collector):
         )
         for row in rows:
             family.add_metric([row["team_name"], settings.KEELSON_CURRENCY], float(row["total"]))
+        yield family
+
+    def _alerts(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "keelson_alerts_firing",
+            "Firing alerts by team and severity (silenced ones left out).",
+            labels=["team", "severity"],
+        )
+        rows = (
+            Alert.objects.filter(state=AlertState.FIRING, silence__isnull=True)
+            .values("team__name", "severity")
+            .annotate(n=Count("id"))
+            .order_by("team__name", "severity")
+        )
+        for row in rows:
+            family.add_metric([row["team__name"], row["severity"]], row["n"])
         yield family
 
     def _per_cluster(self, now: datetime) -> Iterator[Metric]:

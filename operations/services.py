@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from accounts.models import Team
 from audit.services import audit_record
+from core.celery import app
 from operations.choices import FINAL_STATES, LogLevel, OperationState
 from operations.models import Operation, OperationLogLine
 
@@ -184,7 +185,30 @@ def operation_finish(
             operation_id=operation_id, level=level, text=error or message or str(state)
         )
         _publish_on_commit(operation_id)
+        if state == OperationState.FAILED or (result or {}).get("rolled_back"):
+            _alerts_on_commit(operation_id)
     return bool(ended)
+
+
+# An operation failed or rolled back: alerts re-checks its team's rules at once (sent by
+# name: alerts sits above operations). A lost message is covered by alerts' periodic pass.
+OPERATION_ENDED_TASK = "alerts.tasks.alerts_operation_ended_task"
+
+
+def _alerts_on_commit(operation_id: UUID) -> None:
+    team_id = Operation.objects.filter(pk=operation_id).values_list("team_id", flat=True).first()
+
+    def send() -> None:
+        try:
+            app.send_task(
+                OPERATION_ENDED_TASK, args=[team_id], queue="alerts", routing_key="alerts"
+            )
+        except Exception:
+            logger.warning(
+                "could not queue %s for operation %s", OPERATION_ENDED_TASK, operation_id
+            )
+
+    transaction.on_commit(send)
 
 
 def operation_should_stop(*, operation_id: UUID) -> bool:

@@ -56,6 +56,8 @@ FIRST_SEEN_TASKS = (
 # What every collection that read a cluster's full inventory sends: the results of the
 # policy engines the cluster runs (Kyverno, Gatekeeper) are read into the policy ledger.
 AFTER_COLLECTION_TASK = ("policies.tasks.policies_external_collect_task", "policies")
+# Clusters whose status changed: alerts re-checks them at once (alerts sits above).
+STATUS_CHANGED_TASK = ("alerts.tasks.alerts_clusters_changed_task", "alerts")
 
 
 @dataclass
@@ -200,15 +202,20 @@ def _apply(
 
 
 def _after_commit(applied: Iterable[tuple[int, _Applied]]) -> None:
-    """Tell browsers about changed clusters; evaluate clusters seen for the first time."""
-    first_seen = []
+    """Tell browsers about changed clusters; evaluate clusters seen for the first time;
+    have alerts look at clusters whose status changed."""
+    first_seen, transitioned = [], []
     for cluster_id, outcome in applied:
         if outcome.changed:
             publish_cluster_on_commit(cluster_id)
         if outcome.first_seen:
             first_seen.append(cluster_id)
+        if outcome.transition is not None:
+            transitioned.append(cluster_id)
     if first_seen:
         _evaluate_policies_soon(first_seen)
+    if transitioned:
+        status_changed_soon(transitioned)
 
 
 @transaction.atomic
@@ -242,6 +249,20 @@ def _evaluate_policies_soon(cluster_ids: list[int]) -> None:
                 app.send_task(task, args=[cluster_ids], queue=queue, routing_key=queue)
             except Exception:  # the broker is down: the periodic runs cover it
                 logger.warning("could not queue %s for clusters %s", task, cluster_ids)
+
+    transaction.on_commit(send)
+
+
+def status_changed_soon(cluster_ids: list[int]) -> None:
+    """After commit, ask alerts to re-check these clusters (sent by name: alerts sits
+    above the registry). A lost message is covered by alerts' periodic pass."""
+
+    def send() -> None:
+        task, queue = STATUS_CHANGED_TASK
+        try:
+            app.send_task(task, args=[cluster_ids], queue=queue, routing_key=queue)
+        except Exception:
+            logger.warning("could not queue %s for clusters %s", task, cluster_ids)
 
     transaction.on_commit(send)
 
@@ -476,6 +497,7 @@ def agents_mark_silent(*, now: datetime | None = None) -> int:
             cluster.last_probe_at = now
             cluster.save()
             publish_cluster_on_commit(cluster_id)
+            status_changed_soon([cluster_id])
         samples.append(HealthSample(cluster_id=cluster_id, at=now, status=cluster.status))
     samples_insert(samples)
     return len(samples)

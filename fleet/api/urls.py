@@ -7,6 +7,7 @@ from accounts.api.audit import AuditEventViewSet
 from accounts.api.sso import GroupMappingViewSet
 from accounts.api.tokens import ApiTokenViewSet
 from accounts.api.views import TeamViewSet
+from alerts.api.views import AlertRuleViewSet, AlertViewSet, SilenceViewSet
 from applications.api.agent import AgentWorkView
 from applications.api.views import ApplicationViewSet
 from clusters.api.agent import AgentEnrollView, AgentHeartbeatView, AgentRotateView
@@ -46,6 +47,9 @@ router.register("policy-evaluations", EvaluationViewSet, basename="policyevaluat
 router.register("pss-pins", PssPinViewSet, basename="psspin")
 router.register("report-definitions", ReportDefinitionViewSet, basename="reportdefinition")
 router.register("compliance-reports", ComplianceReportViewSet, basename="compliancereport")
+router.register("alert-rules", AlertRuleViewSet, basename="alertrule")
+router.register("alerts", AlertViewSet, basename="alert")
+router.register("silences", SilenceViewSet, basename="silence")
 
 urlpatterns = [
     path("agent/enroll", AgentEnrollView.as_view(), name="agent-enroll"),

@@ -31,6 +31,10 @@ from rest_framework.test import APIClient
 from accounts.choices import Role
 from accounts.models import Team
 from accounts.tokens import api_token_create
+from alerts.models import Alert
+from alerts.services.lifecycle import alert_acknowledge, rule_evaluate
+from alerts.services.rules import RuleSpec, alert_rule_create
+from alerts.services.silences import silence_create
 from applications.models import Application, PlacementDecision
 from applications.propagation import work_target
 from applications.services import application_create, application_version_add
@@ -220,6 +224,35 @@ def _report(owner: Owner, i: int) -> None:
     )
 
 
+def _alert_rule(owner: Owner, i: int) -> None:
+    cluster_set = ClusterSet.objects.create(name=f"rule-set-{i}", team=owner.team)
+    alert_rule_create(
+        actor=owner.user,
+        team=owner.team,
+        spec=RuleSpec(name=f"rule-{i}", kind="cluster_status", cluster_set=cluster_set.name),
+    )
+
+
+def _alert(owner: Owner, i: int) -> None:
+    rule = alert_rule_create(
+        actor=None, team=owner.team, spec=RuleSpec(name=f"down-{i}", kind="cluster_status")
+    )
+    cluster = make_cluster(team=owner.team, name=f"down-{i}", status="unreachable")
+    rule_evaluate(rule=rule, cluster_ids=[cluster.pk])
+    alert = Alert.objects.get(rule=rule)
+    alert_acknowledge(actor=owner.user, alert=alert)
+
+
+def _silence(owner: Owner, i: int) -> None:
+    silence_create(
+        actor=owner.user,
+        team=owner.team,
+        matchers=[f"cluster=c-{i}"],
+        comment=f"silence {i}",
+        ends_at=timezone.now() + datetime.timedelta(hours=1),
+    )
+
+
 # Router basename -> how to add one row its list shows the owner.
 SEEDERS: dict[str, Seeder] = {
     "team": _team,
@@ -239,6 +272,9 @@ SEEDERS: dict[str, Seeder] = {
     "policyevaluation": _evaluation,
     "reportdefinition": _report_definition,
     "compliancereport": _report,
+    "alertrule": _alert_rule,
+    "alert": _alert,
+    "silence": _silence,
 }
 # List routes with no rows in the database to grow.
 NO_ROWS = {"provider": "the providers and instance types are constants of the code"}

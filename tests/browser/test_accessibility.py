@@ -82,6 +82,9 @@ def test_main_pages_have_no_serious_accessibility_findings(
         "reports": "/policies/reports/",
         "cost": "/costs/?group_by=namespace",
         "operation": f"/operations/{operation.pk}/",
+        "alerts": "/alerts/?state=resolved&state=firing",
+        "alert rules": "/alerts/rules/",
+        "silences": "/alerts/silences/",
         "404 signed in": "/clusters/no-such-cluster/",
     }
     for name, path in signed_in.items():

@@ -79,6 +79,9 @@ def test_every_main_page_fits_a_phone(asgi_server: str, chromium: Any) -> None:
         "/costs/rate-cards/",
         "/policies/",
         "/policies/reports/",
+        "/alerts/",
+        "/alerts/rules/",
+        "/alerts/silences/",
         f"/operations/{operation.pk}/",
     ]
     too_wide = {}

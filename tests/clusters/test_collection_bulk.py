@@ -164,8 +164,9 @@ def test_a_shard_is_recorded_in_one_bulk_write(
     assert ClusterInventory.objects.filter(cluster=alive).exists()
     assert not ClusterInventory.objects.filter(cluster=dead).exists()
     # browsers are told about both; only the reachable one is evaluated at once, and its
-    # policy engines' results are read (Kyverno, Gatekeeper: every collection)
-    assert len(first_pass) == 4
+    # policy engines' results are read (Kyverno, Gatekeeper: every collection); alerts is
+    # told about both status changes in one message
+    assert len(first_pass) == 5
 
     # when nothing changed at the next pass, nobody is told anything; only the engines'
     # results are read again (they change without the cluster changing)

@@ -38,6 +38,9 @@ from rest_framework.test import APIClient
 
 from accounts.choices import Role
 from accounts.models import Team
+from alerts.models import Alert, AlertRule, Silence
+from alerts.services.lifecycle import rule_evaluate
+from alerts.services.rules import RuleSpec, alert_rule_create
 from applications.models import Application
 from applications.propagation import work_target
 from applications.services import application_create
@@ -133,6 +136,9 @@ class Tenant:
     report: ComplianceReport
     channel: Channel
     delivery: Delivery
+    alert_rule: AlertRule
+    alert: Alert
+    silence: Silence
 
 
 def seed_tenant(prefix: str, admin: Any) -> Tenant:
@@ -266,6 +272,21 @@ def seed_tenant(prefix: str, admin: Any) -> Tenant:
         attempts=6,
         last_error="example.invalid answered HTTP 500.",
     )
+    # An alert rule, the alert it fired on the push cluster, a silence.
+    Cluster.objects.filter(pk=push.pk).update(status="unreachable", status_changed_at=now)
+    alert_rule = alert_rule_create(
+        actor=admin, team=team, spec=RuleSpec(name=f"{prefix}-down", kind="cluster_status")
+    )
+    rule_evaluate(rule=alert_rule)
+    alert = Alert.objects.get(rule=alert_rule)
+    silence = Silence.objects.create(
+        team=team,
+        matchers=[f'cluster="{prefix}-edge"'],
+        comment=f"{prefix} maintenance",
+        starts_at=now,
+        ends_at=now + datetime.timedelta(hours=1),
+        created_by=admin,
+    )
     return Tenant(
         team=team,
         admin=admin,
@@ -285,6 +306,9 @@ def seed_tenant(prefix: str, admin: Any) -> Tenant:
         report=report,
         channel=channel,
         delivery=delivery,
+        alert_rule=alert_rule,
+        alert=alert,
+        silence=silence,
     )
 
 
@@ -312,6 +336,9 @@ class World:
             "report": self.a.report.pk,
             "channel": self.a.channel.pk,
             "delivery": self.a.delivery.pk,
+            "alertrule": self.a.alert_rule.pk,
+            "alert": self.a.alert.pk,
+            "silence": self.a.silence.pk,
             "b_cluster": self.b.push.name,
             "b_team": self.b.team.name,
         }
@@ -726,6 +753,36 @@ ENDPOINTS: list[Endpoint] = [
     _r("notificationdelivery-dead-letters", "notification-deliveries/dead-letters/", "collection"),
     _r("notificationdelivery-detail", "notification-deliveries/{delivery}/"),
     _w("notificationdelivery-retry", "POST", "notification-deliveries/{delivery}/retry/"),
+    # alerts: viewers read, operators acknowledge and silence, admins change rules
+    _r("alertrule-list", "alert-rules/", "collection"),
+    _w(
+        "alertrule-list",
+        "POST",
+        "alert-rules/",
+        "collection",
+        body={"name": "tenanta-new", "team": A, "kind": "version_eol"},
+    ),
+    _r("alertrule-detail", "alert-rules/{alertrule}/"),
+    _w("alertrule-detail", "PATCH", "alert-rules/{alertrule}/", body={"description": "changed"}),
+    _w("alertrule-detail", "DELETE", "alert-rules/{alertrule}/"),
+    _r("alert-list", "alerts/", "collection"),
+    _r("alert-detail", "alerts/{alert}/"),
+    _w("alert-acknowledge", "POST", "alerts/{alert}/acknowledge/"),
+    _r("silence-list", "silences/", "collection"),
+    _w(
+        "silence-list",
+        "POST",
+        "silences/",
+        "collection",
+        body={
+            "team": A,
+            "matchers": ['cluster="tenanta-push"'],
+            "comment": "tenanta change",
+            "ends_at": (timezone.now() + datetime.timedelta(days=1)).isoformat(),
+        },
+    ),
+    _r("silence-detail", "silences/{silence}/"),
+    _w("silence-expire", "POST", "silences/{silence}/expire/"),
 ]
 
 # Agent endpoints take agent tokens, not users': covered by the tests at the end.
@@ -830,6 +887,9 @@ def test_matrix_paths_resolve_to_their_routes() -> None:
         "report": 1,
         "channel": 1,
         "delivery": 1,
+        "alertrule": 1,
+        "alert": 1,
+        "silence": 1,
     }
     for endpoint in ENDPOINTS:
         path = (API + endpoint.path.format(**values)).split("?")[0]

@@ -111,6 +111,9 @@ def _real_path_parameters(world: World, path: str) -> list[dict[str, Any]]:
         "compliance-reports": [a.report.pk],
         "notification-channels": [a.channel.pk],
         "notification-deliveries": [a.delivery.pk],
+        "alert-rules": [a.alert_rule.pk],
+        "alerts": [a.alert.pk],
+        "silences": [a.silence.pk],
     }
     prefix = path.removeprefix("/api/v1/").split("/")[0]
     key = "id" if "{id}" in path else "name"

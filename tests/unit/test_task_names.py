@@ -12,7 +12,7 @@ from core.celery import app as celery_app
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = (
-    "fleet", "dashboard", "policies", "applications", "costs", "clusters", "localkube",
+    "fleet", "dashboard", "alerts", "policies", "applications", "costs", "clusters", "localkube",
     "agent", "kube", "operations", "accounts", "audit", "core",
 )  # fmt: skip
 NAME = re.compile(r"""["']((?:[a-z_]+\.)+tasks\.[a-z_]+_task)["']""")
