@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from notifications.types import Notification
+from tests.notifications.conftest import alertmanager, receiver, smtp  # noqa: F401 (shared)
 
 
 @pytest.fixture
