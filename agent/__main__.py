@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from agent.runner import Agent, AgentRefused
+from agent.runner import Agent, AgentRefused, Deregistered, HubUnavailable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     except AgentRefused as error:
         logging.getLogger(__name__).error("%s", error)
         return 3
+    except HubUnavailable as error:  # --once only: run_forever retries
+        logging.getLogger(__name__).error("%s", error)
+        return 4
+    except Deregistered:
+        return 0
     except KeyboardInterrupt:
         return 0
     return 0

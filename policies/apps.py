@@ -8,6 +8,8 @@ class PoliciesConfig(AppConfig):
     def ready(self) -> None:
         # Imported here, as Django wants: models are loaded only once apps are ready.
         from accounts.signals import team_created
-        from policies.signals import give_library
+        from clusters.services.pullcleanup import pull_cleanup_leftovers
+        from policies.signals import enforced_leftovers, give_library
 
         team_created.connect(give_library, dispatch_uid="policies.library_on_team_create")
+        pull_cleanup_leftovers.connect(enforced_leftovers, dispatch_uid="policies.leftovers")

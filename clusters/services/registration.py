@@ -302,14 +302,24 @@ def agent_exchange(*, bootstrap_token: str) -> tuple[Cluster, str]:
     AgentToken.objects.filter(
         cluster=row.cluster, kind=AgentToken.Kind.AGENT, revoked_at=None
     ).update(revoked_at=now)
-    token = _mint(cluster=row.cluster, kind=AgentToken.Kind.AGENT, actor=None, ttl=None)
+    token = _mint(
+        cluster=row.cluster,
+        kind=AgentToken.Kind.AGENT,
+        actor=None,
+        ttl=settings.KEELSON_AGENT_TOKEN_TTL,
+    )
     audit_record(
         actor=None, action="cluster.agent.enroll", target=row.cluster, team=row.cluster.team
     )
     return row.cluster, token
 
 
-def agent_authenticate(*, token: str) -> tuple[Cluster, AgentToken]:
+def agent_authenticate(*, token: str, rotating: bool = False) -> tuple[Cluster, AgentToken]:
+    """The cluster of a valid agent token. An expired token may still be traded for a new
+    one (`rotating`): an agent cut off from the hub past its token's life comes back
+    without re-enrolment (revoking is what cuts an agent off). The first use of a rotated
+    token revokes the ones before it: until then an agent that lost the rotation's answer
+    still holds a working token."""
     row = (
         AgentToken.objects.select_related("cluster")
         .filter(token_hash=token_hash(token), kind=AgentToken.Kind.AGENT)
@@ -319,17 +329,36 @@ def agent_authenticate(*, token: str) -> tuple[Cluster, AgentToken]:
         raise AgentAuthError("Unknown agent token.")
     if row.revoked_at is not None:
         raise AgentAuthError("This agent's token has been revoked.")
+    now = timezone.now()
+    if not rotating and row.expires_at is not None and row.expires_at <= now:
+        raise AgentAuthError(EXPIRED)
+    if row.last_used_at is None:
+        AgentToken.objects.filter(
+            cluster_id=row.cluster_id,
+            kind=AgentToken.Kind.AGENT,
+            revoked_at=None,
+            created_at__lt=row.created_at,
+        ).update(revoked_at=now)
     return row.cluster, row
 
 
+EXPIRED = "This agent's token has expired: the agent trades it for a new one at agent/rotate."
+
+
 @transaction.atomic
-def agent_token_rotate(*, token: str) -> str:
-    """The agent trades its current token for a new one; the old one stops working."""
-    cluster, row = agent_authenticate(token=token)
-    AgentToken.objects.filter(pk=row.pk).update(revoked_at=timezone.now())
-    new = _mint(cluster=cluster, kind=AgentToken.Kind.AGENT, actor=None, ttl=None)
+def agent_token_rotate(*, token: str) -> tuple[Cluster, str]:
+    """The agent trades its current token (even expired, not revoked) for a new one; the
+    old one stops working once the new one is first used."""
+    cluster, row = agent_authenticate(token=token, rotating=True)
+    AgentToken.objects.filter(pk=row.pk).update(last_used_at=timezone.now())
+    new = _mint(
+        cluster=cluster,
+        kind=AgentToken.Kind.AGENT,
+        actor=None,
+        ttl=settings.KEELSON_AGENT_TOKEN_TTL,
+    )
     audit_record(actor=None, action="cluster.agent.rotate", target=cluster, team=cluster.team)
-    return new
+    return cluster, new
 
 
 @transaction.atomic

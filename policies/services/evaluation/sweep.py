@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from django.core.cache import cache
+
 from clusters.choices import ClusterMode
 from clusters.models import Cluster
 from core.celery import task_send
@@ -22,6 +24,11 @@ EVALUATE_INTERVAL = 600  # seconds between sweeps (CELERY_BEAT_SCHEDULE "policie
 BATCH_SIZE = 50
 # Sent by name: policies.tasks imports this module (core.celery.task_send).
 EVALUATE_TASK = "policies.tasks.policies_evaluate_batch_task"
+
+
+def agent_evaluate_key(cluster_id: int) -> str:
+    """Cache key asking a pull cluster's agent to evaluate at its next heartbeat."""
+    return f"policies:agent-evaluate:{cluster_id}"
 
 
 @dataclass
@@ -50,6 +57,10 @@ def policy_evaluate(*, policy: Policy) -> Evaluated:
     run_id = uuid.uuid4()
     with cel.budget(celcost.REQUEST_BUDGET):  # a web request: bounded CEL work
         for cluster in clusters:
+            if cluster.mode != ClusterMode.PUSH:
+                # Its agent evaluates at its next heartbeat (policies.services.agent).
+                cache.set(agent_evaluate_key(cluster.pk), True, EVALUATE_INTERVAL)
+                continue
             results += cluster_evaluate(
                 cluster=cluster, policy_ids=[policy.pk], force=True, run_id=run_id
             )
