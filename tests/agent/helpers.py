@@ -22,13 +22,17 @@ from tests.clusters.test_agent import _agent
 
 
 def enrolled(
-    hub: str, local: LocalCluster, state: Path, *, team: Team, name: str = ""
+    hub: str, local: LocalCluster, state: Path, *, team: Team, name: str = "", provider: str = ""
 ) -> tuple[Cluster, str]:
     """A pull cluster whose agent process has enrolled and run its first cycle, and the
     agent's log."""
     cluster, token = cluster_register_pull(
         actor=None,
-        fields=ClusterFields(name=name or f"edge-{uuid.uuid4().hex[:6]}", team=team),
+        fields=ClusterFields(
+            name=name or f"edge-{uuid.uuid4().hex[:6]}",
+            team=team,
+            **({"provider": provider} if provider else {}),
+        ),
     )
     run = _agent(hub, local.control_plane.write_kubeconfig(), state, "--token", token)
     assert run.returncode == 0, run.stderr
