@@ -15,6 +15,7 @@ from kubernetes import client as k8s
 
 from accounts.models import Team
 from agent.runner import Agent
+from clusters.choices import Provider
 from clusters.models import Cluster
 from clusters.services.registration import ClusterFields, cluster_register_pull
 from localkube.env import LocalCluster
@@ -31,7 +32,7 @@ def enrolled(
         fields=ClusterFields(
             name=name or f"edge-{uuid.uuid4().hex[:6]}",
             team=team,
-            **({"provider": provider} if provider else {}),
+            provider=provider or Provider.OTHER,
         ),
     )
     run = _agent(hub, local.control_plane.write_kubeconfig(), state, "--token", token)
