@@ -10,6 +10,7 @@ dropped first) in its state directory; they are sent, in order, once the hub ans
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -35,6 +36,16 @@ logger = logging.getLogger("keelson.agent")
 POLICY_POLL = 60
 # Reports kept while the hub is unreachable; past it the oldest are dropped.
 OUTBOX_LIMIT = 200
+# What the state Secret keeps: the credential and what was applied (not the timers).
+SECRET_KEYS = (
+    "cluster",
+    "agent_token",
+    "heartbeat_interval",
+    "token_expires_at",
+    "token_issued_at",
+    "applied",
+    "policies_key",
+)
 
 
 class AgentRefused(Exception):
@@ -88,6 +99,7 @@ class Agent:
         context: str | None = None,
         hub_ca: str | None = None,
         api: k8s.ApiClient | None = None,
+        state_secret: str | None = None,
     ) -> None:
         self.hub = hub.rstrip("/")
         self.state_dir = state_dir
@@ -98,13 +110,36 @@ class Agent:
         self.http = urllib3.PoolManager(
             ca_certs=hub_ca, timeout=urllib3.Timeout(connect=5, read=30), retries=False
         )
-        self.state: dict[str, Any] = _read(self.state_file, {})
+        # "namespace/name" of a Secret holding the credential, for a container whose
+        # state directory does not outlive it (the install manifest's Deployment).
+        self.state_secret = tuple(state_secret.split("/", 1)) if state_secret else None
+        self.state: dict[str, Any] = _read(self.state_file, {}) or self._secret_state()
+        self._secret_copy = {k: self.state.get(k) for k in SECRET_KEYS}
         self.interval = int(self.state.get("heartbeat_interval", 30))
 
     # --- state -------------------------------------------------------------------------
 
     def _save_state(self) -> None:
         _write_private(self.state_file, self.state)
+        copy = {k: self.state.get(k) for k in SECRET_KEYS}
+        if self.state_secret and copy != self._secret_copy:
+            namespace, name = self.state_secret
+            data = base64.b64encode(json.dumps(copy).encode()).decode()
+            k8s.CoreV1Api(self.api).patch_namespaced_secret(
+                name, namespace, {"data": {"agent.json": data}}
+            )
+            self._secret_copy = copy
+
+    def _secret_state(self) -> dict[str, Any]:
+        if not self.state_secret:
+            return {}
+        namespace, name = self.state_secret
+        secret = k8s.CoreV1Api(self.api).read_namespaced_secret(name, namespace)
+        stored = (secret.data or {}).get("agent.json")
+        if not stored:
+            return {}
+        state: dict[str, Any] = json.loads(base64.b64decode(stored))
+        return {k: v for k, v in state.items() if v is not None}
 
     def _cached(self) -> dict[str, Any]:
         cached: dict[str, Any] = _read(self.work_file, {})
@@ -378,6 +413,10 @@ class Agent:
             raise AgentRefused(f"cleanup failed: {body['error']}")
         for path in (self.state_file, self.work_file, self.outbox_file):
             path.unlink(missing_ok=True)
+        if self.state_secret:
+            self.state = {}
+            self._save_state()
+            self.state_file.unlink(missing_ok=True)
         logger.info("removed %d objects; the cluster is deregistered", len(body["deleted"]))
         raise Deregistered
 

@@ -313,6 +313,8 @@ KEELSON_AGENT_MISSED_HEARTBEATS = env_int("KEELSON_AGENT_MISSED_HEARTBEATS", 3, 
 KEELSON_BOOTSTRAP_TOKEN_TTL = env_int("KEELSON_BOOTSTRAP_TOKEN_TTL", 24 * 3600, minimum=60)
 # Agent tokens expire after this many seconds; the agent rotates its own at half its life.
 KEELSON_AGENT_TOKEN_TTL = env_int("KEELSON_AGENT_TOKEN_TTL", 30 * 24 * 3600, minimum=300)
+# The agent image the install manifest runs (GET /api/v1/clusters/<name>/agent-manifest/).
+KEELSON_AGENT_IMAGE = env_str("KEELSON_AGENT_IMAGE", "ghcr.io/keelson/keelson-agent:0.1.0")
 # Deregistration with cleanup waits this long for a pull cluster's agent to report its
 # cleanup; past it the agent is revoked and what may be left is listed.
 KEELSON_AGENT_CLEANUP_TIMEOUT = env_int("KEELSON_AGENT_CLEANUP_TIMEOUT", 900, minimum=30)

@@ -41,7 +41,8 @@ def _agent(
             *extra,
         ],
         cwd=REPO,
-        env={**os.environ, "KUBECONFIG": ""},
+        # the agent's own settings (agent/settings.py), as its image runs it
+        env={**os.environ, "KUBECONFIG": "", "DJANGO_SETTINGS_MODULE": "agent.settings"},
         capture_output=True,
         text=True,
         timeout=60,
