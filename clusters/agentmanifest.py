@@ -1,4 +1,6 @@
-"""The install manifest of a pull cluster's agent: Namespace, ServiceAccount, the
+"""Least-privilege identities for Keelson in a member cluster.
+
+The install manifest of a pull cluster's agent: Namespace, ServiceAccount, the
 least-privilege ClusterRole and its binding, a Secret with the bootstrap token (and the
 Secret the agent keeps its credential in), and the Deployment. Applied by the cluster's
 admin (`kubectl apply -f -`); removed with `kubectl delete -f` of the same manifest.
@@ -214,3 +216,74 @@ def agent_objects(*, hub: str, bootstrap_token: str, image: str) -> list[dict[st
 
 def as_yaml(objects: list[dict[str, Any]]) -> str:
     return yaml.safe_dump_all(objects, sort_keys=False)
+
+
+# Push mode: the hub does in the cluster what the agent does in pull mode (collect,
+# evaluate, enforce, propagate, clean up), so its ServiceAccount gets the same rules; the
+# read-only variant (a cluster Keelson only observes) keeps get/list/watch of each.
+PUSH_NAMESPACE = "keelson"
+PUSH_NAME = "keelson-hub"
+PUSH_TOKEN_SECRET = "keelson-hub-token"  # noqa: S105  # a Secret's name
+
+
+def push_identity_objects(*, read_only: bool = False) -> list[dict[str, Any]]:
+    """Namespace, ServiceAccount, ClusterRole, binding and a long-lived token Secret for
+    registering a cluster in push mode when the user's own kubeconfig needs an exec
+    plugin (EKS, GKE, AKS), which the hub refuses to run."""
+    role = f"{PUSH_NAME}-read-only" if read_only else PUSH_NAME
+    rules = [
+        {**permission.rule(), "verbs": [v for v in permission.verbs if v in READ]}
+        if read_only
+        else permission.rule()
+        for permission in AGENT_RULES
+    ]
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(PUSH_NAMESPACE, None)},
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": _meta(PUSH_NAME, PUSH_NAMESPACE),
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": _meta(role, None),
+            "rules": rules,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": _meta(role, None),
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": role,
+            },
+            "subjects": [
+                {"kind": "ServiceAccount", "name": PUSH_NAME, "namespace": PUSH_NAMESPACE}
+            ],
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                **_meta(PUSH_TOKEN_SECRET, PUSH_NAMESPACE),
+                "annotations": {"kubernetes.io/service-account.name": PUSH_NAME},
+            },
+            "type": "kubernetes.io/service-account-token",
+        },
+    ]
+
+
+def push_identity_steps(hub: str, *, read_only: bool = False) -> str:
+    """The commands that apply the identity and print what to paste into registration."""
+    query = "?access=read-only" if read_only else ""
+    return (
+        f'curl -fsS -H "Authorization: Bearer $KEELSON_API_TOKEN" '
+        f"{hub}/api/v1/clusters/push-identity-manifest/{query} | kubectl apply -f -\n"
+        f"kubectl -n {PUSH_NAMESPACE} get secret {PUSH_TOKEN_SECRET} "
+        "-o jsonpath='{.data.token}' | base64 -d   # the token\n"
+        f"kubectl -n {PUSH_NAMESPACE} get secret {PUSH_TOKEN_SECRET} "
+        "-o jsonpath='{.data.ca\\.crt}' | base64 -d   # the CA bundle\n"
+        "kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}'   # the URL"
+    )

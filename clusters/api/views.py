@@ -23,7 +23,7 @@ from accounts.api.base import TeamOwnedModelViewSet, TeamOwnedViewSet, actor, au
 from accounts.choices import Role
 from accounts.models import Team
 from accounts.permissions import user_has_role
-from clusters.agentmanifest import agent_objects, as_yaml
+from clusters.agentmanifest import agent_objects, as_yaml, push_identity_objects
 from clusters.api.provisioning import (
     ClusterCreateSerializer,
     ScaleSerializer,
@@ -326,6 +326,27 @@ class ClusterViewSet(
             {"bootstrap_token": token, "agent_command": agent_command(request, token)},
             status=status.HTTP_201_CREATED,
         )
+
+    @extend_schema(
+        request=None,
+        parameters=[
+            OpenApiParameter(
+                "access", str, enum=["read-write", "read-only"], description="read-only: observe"
+            )
+        ],
+        responses={(200, "application/yaml"): OpenApiTypes.STR},
+    )
+    @action(detail=False, methods=["get"], url_path="push-identity-manifest")
+    def push_identity_manifest(self, request: Request) -> HttpResponse:
+        """A least-privilege identity for the hub in a push-mode cluster (Namespace,
+        ServiceAccount, ClusterRole and binding, long-lived token Secret), for clusters
+        whose kubeconfig needs an exec plugin; `?access=read-only` for one Keelson only
+        observes. Register with the Secret's token and CA afterwards."""
+        access = request.query_params.get("access", "read-write")
+        if access not in ("read-write", "read-only"):
+            raise ValidationError({"access": ["Choose read-write or read-only."]})
+        objects = push_identity_objects(read_only=access == "read-only")
+        return HttpResponse(as_yaml(objects), content_type="application/yaml")
 
     @extend_schema(request=None, responses={(200, "application/yaml"): OpenApiTypes.STR})
     @action(detail=True, methods=["get"], url_path="agent-manifest")

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from accounts.models import Team
 from audit.services import audit_record
+from clusters.agentmanifest import PUSH_NAMESPACE, PUSH_TOKEN_SECRET
 from clusters.choices import ClusterMode, CredentialKind, Provider
 from clusters.labels import stamp_taints
 from clusters.models import AgentToken, Cluster
@@ -32,6 +33,13 @@ from kube.client import ClusterConnectError, ConnectionSpec, build_api_client
 from kube.egress import EgressDenied, check_egress
 from kube.kubeconfig import KubeconfigError, connection_from_kubeconfig
 
+# Said when a kubeconfig needs an exec plugin (EKS, GKE, AKS): the way out.
+PUSH_IDENTITY_HINT = (
+    " Keelson can create a least-privilege ServiceAccount for itself: apply"
+    " GET /api/v1/clusters/push-identity-manifest/ with kubectl (?access=read-only for a"
+    f" cluster it only observes), then register with the API server URL and the token and CA"
+    f" of the Secret {PUSH_NAMESPACE}/{PUSH_TOKEN_SECRET}."
+)
 BOOTSTRAP_PREFIX = "kbt_"
 AGENT_PREFIX = "kat_"
 
@@ -114,7 +122,10 @@ def connection_from_input(
         try:
             spec = connection_from_kubeconfig(kubeconfig, context or None)
         except KubeconfigError as error:
-            raise RegistrationError("invalid", str(error), "kubeconfig") from None
+            message = str(error)
+            if "exec or auth-provider" in message:
+                message += PUSH_IDENTITY_HINT
+            raise RegistrationError("invalid", message, "kubeconfig") from None
         if insecure_skip_tls_verify:
             spec = ConnectionSpec(**{**spec.__dict__, "insecure_skip_tls_verify": True})
         return spec, CredentialKind.KUBECONFIG

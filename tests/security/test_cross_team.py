@@ -477,6 +477,12 @@ ENDPOINTS: list[Endpoint] = [
     _w("cluster-probe", "POST", "clusters/{cluster}/probe/"),
     _w("cluster-bootstrap-token", "POST", "clusters/{edge}/bootstrap-token/"),
     _w("cluster-revoke-agent", "POST", "clusters/{edge}/revoke-agent/"),
+    _r(
+        "cluster-push-identity-manifest",
+        "clusters/push-identity-manifest/",
+        "global",
+        note="a fixed manifest: no team, no secret",
+    ),
     # a GET that issues a bootstrap token: admins only, like bootstrap-token/
     _w("cluster-agent-manifest", "GET", "clusters/{edge}/agent-manifest/"),
     # cluster sets
