@@ -44,6 +44,12 @@ def policy_evaluate(*, policy: Policy) -> Evaluated:
     page's "evaluate"). Past INLINE_CLUSTERS clusters the work is queued in batches
     rather than holding a web request for minutes."""
     clusters = list(policy_clusters(policy=policy).select_related("team").order_by("pk"))
+    # A pull cluster's agent evaluates it within a minute (policies.services.agent).
+    cache.set_many(
+        {agent_evaluate_key(c.pk): True for c in clusters if c.mode != ClusterMode.PUSH},
+        EVALUATE_INTERVAL,
+    )
+    clusters = [c for c in clusters if c.mode == ClusterMode.PUSH]
     if len(clusters) > INLINE_CLUSTERS:
         ids = [c.pk for c in clusters]
         for start in range(0, len(ids), BATCH_SIZE):
@@ -57,10 +63,6 @@ def policy_evaluate(*, policy: Policy) -> Evaluated:
     run_id = uuid.uuid4()
     with cel.budget(celcost.REQUEST_BUDGET):  # a web request: bounded CEL work
         for cluster in clusters:
-            if cluster.mode != ClusterMode.PUSH:
-                # Its agent evaluates at its next heartbeat (policies.services.agent).
-                cache.set(agent_evaluate_key(cluster.pk), True, EVALUATE_INTERVAL)
-                continue
             results += cluster_evaluate(
                 cluster=cluster, policy_ids=[policy.pk], force=True, run_id=run_id
             )
