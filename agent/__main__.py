@@ -8,7 +8,9 @@ import os
 import sys
 from pathlib import Path
 
-from agent.runner import Agent, AgentRefused
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agent.settings")
+
+from agent.runner import Agent, AgentRefused, Deregistered, HubUnavailable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(os.environ.get("KEELSON_AGENT_STATE", "~/.config/keelson-agent")).expanduser(),
         help="where the agent keeps its credential (0600)",
     )
+    parser.add_argument(
+        "--state-secret",
+        default=os.environ.get("KEELSON_AGENT_STATE_SECRET"),
+        help="namespace/name of a Secret that keeps the credential across restarts",
+    )
     parser.add_argument("--hub-ca", default=None, help="CA bundle to verify the hub's TLS")
     parser.add_argument("--once", action="store_true", help="one heartbeat, then exit")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -48,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         kubeconfig=args.kubeconfig,
         context=args.context,
         hub_ca=args.hub_ca,
+        state_secret=args.state_secret,
     )
     try:
         agent.enroll_if_needed(args.token)
@@ -58,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     except AgentRefused as error:
         logging.getLogger(__name__).error("%s", error)
         return 3
+    except HubUnavailable as error:  # --once only: run_forever retries
+        logging.getLogger(__name__).error("%s", error)
+        return 4
+    except Deregistered:
+        return 0
     except KeyboardInterrupt:
         return 0
     return 0

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.choices import Role
 from accounts.permissions import require_role, teams_for, user_has_role
+from clusters.agentmanifest import push_identity_steps
 from clusters.choices import ClusterMode, ClusterStatus
 from clusters.display import shown_counts, shown_status, with_shown_status
 from clusters.eol import eol_for
@@ -113,6 +114,7 @@ def _without_secrets(form: RegisterForm) -> RegisterForm:
 def cluster_register_page(request: HttpRequest) -> HttpResponse:
     teams = teams_for(request.user)
     form = RegisterForm(request.POST or None, request.FILES or None, teams=teams)
+    context: dict[str, Any] = {}
     if request.method == "POST" and form.is_valid():
         team = form.cleaned_data["team"]
         require_role(request.user, team, Role.OPERATOR, request=request)
@@ -139,6 +141,10 @@ def cluster_register_page(request: HttpRequest) -> HttpResponse:
         except RegistrationError as error:
             target = error.field if error.field in form.fields else None
             form.add_error(target, error.message)
+            if "push-identity-manifest" in error.message:
+                hub = request.build_absolute_uri("/").rstrip("/")
+                context["push_identity"] = push_identity_steps(hub)
+                context["push_identity_read_only"] = push_identity_steps(hub, read_only=True)
         else:
             messages.success(request, f"Cluster {cluster.name} registered.")
             if report.read_only:
@@ -152,7 +158,7 @@ def cluster_register_page(request: HttpRequest) -> HttpResponse:
     status = 400 if request.method == "POST" else 200
     if request.method == "POST":
         form = _without_secrets(form)
-    return render(request, "clusters/register.html", {"form": form}, status=status)
+    return render(request, "clusters/register.html", {"form": form, **context}, status=status)
 
 
 @login_required

@@ -319,6 +319,13 @@ KEELSON_HEALTH_SLOW_API_MS = env_int("KEELSON_HEALTH_SLOW_API_MS", 2000, minimum
 KEELSON_AGENT_HEARTBEAT_INTERVAL = env_int("KEELSON_AGENT_HEARTBEAT_INTERVAL", 30, minimum=1)
 KEELSON_AGENT_MISSED_HEARTBEATS = env_int("KEELSON_AGENT_MISSED_HEARTBEATS", 3, minimum=1)
 KEELSON_BOOTSTRAP_TOKEN_TTL = env_int("KEELSON_BOOTSTRAP_TOKEN_TTL", 24 * 3600, minimum=60)
+# Agent tokens expire after this many seconds; the agent rotates its own at half its life.
+KEELSON_AGENT_TOKEN_TTL = env_int("KEELSON_AGENT_TOKEN_TTL", 30 * 24 * 3600, minimum=300)
+# The agent image the install manifest runs (GET /api/v1/clusters/<name>/agent-manifest/).
+KEELSON_AGENT_IMAGE = env_str("KEELSON_AGENT_IMAGE", "ghcr.io/keelson/keelson-agent:0.1.0")
+# Deregistration with cleanup waits this long for a pull cluster's agent to report its
+# cleanup; past it the agent is revoked and what may be left is listed.
+KEELSON_AGENT_CLEANUP_TIMEOUT = env_int("KEELSON_AGENT_CLEANUP_TIMEOUT", 900, minimum=30)
 # Retention of health history, in days: raw samples, hourly and daily rollups.
 KEELSON_HEALTH_RAW_DAYS = env_int("KEELSON_HEALTH_RAW_DAYS", 7, minimum=1)
 KEELSON_HEALTH_HOURLY_DAYS = env_int("KEELSON_HEALTH_HOURLY_DAYS", 90, minimum=1)

@@ -11,13 +11,16 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from kube.client import classify, get_json
+from kube.client import ClusterConnectError, classify, get_json
 from kube.discovery import Discovery, ServedKind, prefetch_discovery
 from kube.objects import delete_served
 
 __all__ = ["PAGE", "ClusterReader", "ServedKind", "prefetch_discovery"]
 
 PAGE = 500
+Kind = tuple[str, str]  # (group, kind)
+Kinds = list[Kind]
+Objects = list[dict[str, Any]]
 
 
 class ClusterReader(Discovery):
@@ -53,6 +56,27 @@ class ClusterReader(Discovery):
             token = (page.get("metadata") or {}).get("continue") or ""
             if not token:
                 return items
+
+    def list_kinds(
+        self, kinds: Kinds
+    ) -> tuple[dict[Kind, Objects], dict[Kind, bool], dict[Kind, str]]:
+        """Each kind listed once: (objects, namespaced, failed) by (group, kind). A kind that
+        fails is remembered with why, so only the policies needing it get an error. The
+        hub's evaluation and a pull cluster's agent both read this way."""
+        objects: dict[Kind, Objects] = {}
+        namespaced: dict[Kind, bool] = {}
+        failed: dict[Kind, str] = {}
+        try:
+            served = self.resolve(kinds)
+        except ClusterConnectError as error:
+            served, failed = {}, dict.fromkeys(kinds, error.message)
+        for key, resource in served.items():
+            try:
+                namespaced[key] = bool(resource is not None and resource.namespaced)
+                objects[key] = self.list(*key)
+            except ClusterConnectError as error:
+                failed[key] = error.message
+        return objects, namespaced, failed
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str) -> bool:
         """Delete one object, its kind matched in any version the cluster serves; False if

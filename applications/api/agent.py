@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from applications.propagation import agent_work, agent_work_report
 from clusters.api.agent import AgentReportView, authenticated_agent
+from clusters.services.pullcleanup import agent_instruction
 
 
 class ApplicationReportSerializer(serializers.Serializer[Any]):
@@ -31,8 +32,12 @@ class AgentWorkView(AgentReportView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         """The objects this cluster should hold: every application placed on it, rendered
-        for it (overrides, replica share, owner labels)."""
+        for it (overrides, replica share, owner labels). While a deregistration with
+        cleanup waits for the agent, `cleanup` instead says to remove Keelson's objects."""
         cluster, _ = authenticated_agent(request)
+        instruction = agent_instruction(cluster=cluster)
+        if instruction:  # deregistration with cleanup: nothing more to apply
+            return Response({"cluster": cluster.name, "objects": [], **instruction})
         return Response(agent_work(cluster=cluster))
 
     @extend_schema(request=WorkReportSerializer, responses=OpenApiTypes.OBJECT)

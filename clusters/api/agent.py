@@ -12,6 +12,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import AuthenticationFailed, ValidationError
@@ -23,11 +24,13 @@ from rest_framework.views import APIView
 
 from clusters.models import AgentToken, Cluster
 from clusters.services.heartbeat import HeartbeatReply, heartbeat_full, heartbeat_in_thread
+from clusters.services.pullcleanup import agent_cleanup_report
 from clusters.services.registration import (
     AgentAuthError,
     agent_authenticate,
     agent_exchange,
     agent_token_rotate,
+    token_hash,
 )
 from core.api.parsers import strict_json_loads
 from kube.inventory import Inventory, inventory_from_json
@@ -41,6 +44,9 @@ class AgentCredentialSerializer(serializers.Serializer[Any]):
     cluster = serializers.CharField()
     agent_token = serializers.CharField()
     heartbeat_interval = serializers.IntegerField()
+    token_expires_at = serializers.DateTimeField(
+        allow_null=True, help_text="The agent rotates its token before this."
+    )
 
 
 class HeartbeatSerializer(serializers.Serializer[Any]):
@@ -71,10 +77,16 @@ def authenticated_agent(request: Request) -> tuple[Cluster, AgentToken]:
 
 
 def _credential_response(cluster: Cluster, token: str) -> Response:
+    expires = (
+        AgentToken.objects.filter(token_hash=token_hash(token))
+        .values_list("expires_at", flat=True)
+        .first()
+    )
     body = {
         "cluster": cluster.name,
         "agent_token": token,
         "heartbeat_interval": settings.KEELSON_AGENT_HEARTBEAT_INTERVAL,
+        "token_expires_at": expires.isoformat() if expires else None,
     }
     return Response(body, status=status.HTTP_201_CREATED)
 
@@ -204,8 +216,39 @@ class AgentRotateView(AgentTokenView):
     def post(self, request: Request) -> Response:
         """Trade the current agent token for a new one; the old one stops working."""
         try:
-            token = agent_token_rotate(token=_bearer(request))
+            cluster, token = agent_token_rotate(token=_bearer(request))
         except AgentAuthError as error:
             raise AuthenticationFailed(str(error)) from None
-        cluster, _ = agent_authenticate(token=token)
         return _credential_response(cluster, token)
+
+
+class CleanupReportSerializer(serializers.Serializer[Any]):
+    operation = serializers.UUIDField()
+    deleted = serializers.ListField(
+        child=serializers.CharField(max_length=600),
+        max_length=100_000,
+        required=False,
+        default=list,
+    )
+    error = serializers.CharField(max_length=2000, allow_blank=True, required=False, default="")
+
+
+class AgentCleanupView(AgentReportView):
+    @extend_schema(request=CleanupReportSerializer, responses=OpenApiTypes.OBJECT)
+    def post(self, request: Request) -> Response:
+        """The agent's report of the cleanup it was told to do (deregistration with
+        cleanup): what it deleted, or why it could not. On success the agent is revoked
+        and the cluster removed from the hub."""
+        cluster, _ = authenticated_agent(request)
+        payload = CleanupReportSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        done = agent_cleanup_report(
+            cluster=cluster,
+            operation_id=data["operation"],
+            deleted=data["deleted"],
+            error=data["error"],
+        )
+        if not done:
+            raise ValidationError({"operation": ["No cleanup of this cluster waits for a report."]})
+        return Response({"cluster": cluster.name, "deregistered": not data["error"]})

@@ -3,8 +3,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -21,6 +23,7 @@ from accounts.api.base import TeamOwnedModelViewSet, TeamOwnedViewSet, actor, au
 from accounts.choices import Role
 from accounts.models import Team
 from accounts.permissions import user_has_role
+from clusters.agentmanifest import agent_objects, as_yaml, push_identity_objects
 from clusters.api.provisioning import (
     ClusterCreateSerializer,
     ScaleSerializer,
@@ -323,6 +326,45 @@ class ClusterViewSet(
             {"bootstrap_token": token, "agent_command": agent_command(request, token)},
             status=status.HTTP_201_CREATED,
         )
+
+    @extend_schema(
+        request=None,
+        parameters=[
+            OpenApiParameter(
+                "access", str, enum=["read-write", "read-only"], description="read-only: observe"
+            )
+        ],
+        responses={(200, "application/yaml"): OpenApiTypes.STR},
+    )
+    @action(detail=False, methods=["get"], url_path="push-identity-manifest")
+    def push_identity_manifest(self, request: Request) -> HttpResponse:
+        """A least-privilege identity for the hub in a push-mode cluster (Namespace,
+        ServiceAccount, ClusterRole and binding, long-lived token Secret), for clusters
+        whose kubeconfig needs an exec plugin; `?access=read-only` for one Keelson only
+        observes. Register with the Secret's token and CA afterwards."""
+        access = request.query_params.get("access", "read-write")
+        if access not in ("read-write", "read-only"):
+            raise ValidationError({"access": ["Choose read-write or read-only."]})
+        objects = push_identity_objects(read_only=access == "read-only")
+        return HttpResponse(as_yaml(objects), content_type="application/yaml")
+
+    @extend_schema(request=None, responses={(200, "application/yaml"): OpenApiTypes.STR})
+    @action(detail=True, methods=["get"], url_path="agent-manifest")
+    def agent_manifest(self, request: Request, name: str | None = None) -> HttpResponse:
+        """The agent's install manifest (`... | kubectl apply -f -`): Namespace,
+        ServiceAccount, least-privilege ClusterRole and binding, a Secret with a new
+        one-time bootstrap token (older unused ones stop working), and the Deployment."""
+        cluster = self.get_object()
+        self.require(cluster.team, Role.ADMIN, "issue agent tokens", cluster)
+        try:
+            token = bootstrap_token_issue(cluster=cluster, actor=actor(request))
+        except RegistrationError as error:
+            raise registration_error(error) from None
+        hub = request.build_absolute_uri("/").rstrip("/")
+        objects = agent_objects(hub=hub, bootstrap_token=token, image=settings.KEELSON_AGENT_IMAGE)
+        response = HttpResponse(as_yaml(objects), content_type="application/yaml")
+        response["Cache-Control"] = "no-store"  # it holds a bootstrap token
+        return response
 
     @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["post"], url_path="revoke-agent")

@@ -41,6 +41,7 @@ from clusters.models import (
 from clusters.realtime import cluster_snapshot, publish_cluster_on_commit
 from clusters.services.credentials import cluster_api_clients
 from clusters.services.history import SAMPLE_COLUMNS, SampleRow, samples_copy, samples_insert
+from clusters.services.pullcleanup import pull_cleanups_expire
 from core.celery import app, task_send
 from kube.client import ClusterConnectError, classify
 from kube.inventory import Inventory, collect, complete
@@ -506,6 +507,7 @@ def agents_mark_silent(*, now: datetime | None = None) -> int:
 def clusters_collect_fanout() -> int:
     """Enqueue one collection task per shard; returns the number of shards sent."""
     agents_mark_silent()
+    pull_cleanups_expire()
     ids = list(
         Cluster.objects.filter(mode=ClusterMode.PUSH).order_by("pk").values_list("pk", flat=True)
     )

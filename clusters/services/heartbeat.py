@@ -2,7 +2,8 @@
 
 Most heartbeats change nothing but numbers: the agent's token is valid and the cluster's
 status is what its inventory says it is. Such a heartbeat is one statement that checks the
-token (hashed, not revoked: revocation and rotation take effect at the next heartbeat),
+token (hashed, not revoked, not expired, used before: revocation takes effect at the next
+heartbeat, and a rotated token's first use takes the full path, which retires the old one),
 updates the cluster row exactly as a full observation would, stores the inventory and
 inserts the health sample. Anything else (the first report, a status the hysteresis must
 weigh, a late report) takes the full path of `clusters.services.collection.agent_report`,
@@ -44,6 +45,7 @@ _STATEMENT = """
 WITH agent AS (
     UPDATE clusters_agenttoken SET last_used_at = %(at)s
     WHERE token_hash = %(token_hash)s AND kind = 'agent' AND revoked_at IS NULL
+        AND last_used_at IS NOT NULL AND (expires_at IS NULL OR expires_at > %(at)s)
     RETURNING cluster_id
 ), cluster AS (
     UPDATE clusters_cluster AS c SET

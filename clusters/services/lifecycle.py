@@ -17,6 +17,7 @@ from clusters.labels import LabelSelector, stamp_taints
 from clusters.models import Cluster, ClusterSet
 from clusters.realtime import publish_cluster_on_commit
 from clusters.services.credentials import cluster_api_client
+from clusters.services.pullcleanup import pull_cleanup_wait
 from core.celery import PermanentError, TransientError
 from kube.client import ClusterConnectError, clients
 from kube.ownership import remove_managed_objects
@@ -68,13 +69,8 @@ def cluster_deregister(
     *, cluster: Cluster, actor: AbstractBaseUser | None, cleanup: bool
 ) -> Operation:
     """Start deregistration as an Operation: optionally remove what Keelson put in the
-    cluster, then delete the cluster and its credential and history from the hub."""
-
-    if cleanup and cluster.mode == ClusterMode.PULL:
-        raise ValidationError(
-            "Cleanup of a pull-mode cluster runs through its agent, which is not supported "
-            "yet: deregister without cleanup."
-        )
+    cluster (a pull cluster's agent does it: clusters/services/pullcleanup.py), then
+    delete the cluster and its credential and history from the hub."""
     with transaction.atomic():
         operation = operation_create(
             kind="cluster.deregister",
@@ -105,6 +101,9 @@ def cluster_deregister_run(*, operation_id: UUID) -> None:
         operation_finish(
             operation_id=operation_id, state=OperationState.SUCCEEDED, message="Already removed"
         )
+        return
+    if operation.params.get("cleanup") and cluster.mode == ClusterMode.PULL:
+        pull_cleanup_wait(operation=operation)  # the agent's report finishes it
         return
     deleted: list[str] = []
     if operation.params.get("cleanup"):

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from accounts.models import Team
 from audit.services import audit_record
+from clusters.agentmanifest import PUSH_NAMESPACE, PUSH_TOKEN_SECRET
 from clusters.choices import ClusterMode, CredentialKind, Provider
 from clusters.labels import stamp_taints
 from clusters.models import AgentToken, Cluster
@@ -32,6 +33,13 @@ from kube.client import ClusterConnectError, ConnectionSpec, build_api_client
 from kube.egress import EgressDenied, check_egress
 from kube.kubeconfig import KubeconfigError, connection_from_kubeconfig
 
+# Said when a kubeconfig needs an exec plugin (EKS, GKE, AKS): the way out.
+PUSH_IDENTITY_HINT = (
+    " Keelson can create a least-privilege ServiceAccount for itself: apply"
+    " GET /api/v1/clusters/push-identity-manifest/ with kubectl (?access=read-only for a"
+    f" cluster it only observes), then register with the API server URL and the token and CA"
+    f" of the Secret {PUSH_NAMESPACE}/{PUSH_TOKEN_SECRET}."
+)
 BOOTSTRAP_PREFIX = "kbt_"
 AGENT_PREFIX = "kat_"
 
@@ -114,7 +122,10 @@ def connection_from_input(
         try:
             spec = connection_from_kubeconfig(kubeconfig, context or None)
         except KubeconfigError as error:
-            raise RegistrationError("invalid", str(error), "kubeconfig") from None
+            message = str(error)
+            if "exec or auth-provider" in message:
+                message += PUSH_IDENTITY_HINT
+            raise RegistrationError("invalid", message, "kubeconfig") from None
         if insecure_skip_tls_verify:
             spec = ConnectionSpec(**{**spec.__dict__, "insecure_skip_tls_verify": True})
         return spec, CredentialKind.KUBECONFIG
@@ -302,14 +313,24 @@ def agent_exchange(*, bootstrap_token: str) -> tuple[Cluster, str]:
     AgentToken.objects.filter(
         cluster=row.cluster, kind=AgentToken.Kind.AGENT, revoked_at=None
     ).update(revoked_at=now)
-    token = _mint(cluster=row.cluster, kind=AgentToken.Kind.AGENT, actor=None, ttl=None)
+    token = _mint(
+        cluster=row.cluster,
+        kind=AgentToken.Kind.AGENT,
+        actor=None,
+        ttl=settings.KEELSON_AGENT_TOKEN_TTL,
+    )
     audit_record(
         actor=None, action="cluster.agent.enroll", target=row.cluster, team=row.cluster.team
     )
     return row.cluster, token
 
 
-def agent_authenticate(*, token: str) -> tuple[Cluster, AgentToken]:
+def agent_authenticate(*, token: str, rotating: bool = False) -> tuple[Cluster, AgentToken]:
+    """The cluster of a valid agent token. An expired token may still be traded for a new
+    one (`rotating`): an agent cut off from the hub past its token's life comes back
+    without re-enrolment (revoking is what cuts an agent off). The first use of a rotated
+    token revokes the ones before it: until then an agent that lost the rotation's answer
+    still holds a working token."""
     row = (
         AgentToken.objects.select_related("cluster")
         .filter(token_hash=token_hash(token), kind=AgentToken.Kind.AGENT)
@@ -319,17 +340,36 @@ def agent_authenticate(*, token: str) -> tuple[Cluster, AgentToken]:
         raise AgentAuthError("Unknown agent token.")
     if row.revoked_at is not None:
         raise AgentAuthError("This agent's token has been revoked.")
+    now = timezone.now()
+    if not rotating and row.expires_at is not None and row.expires_at <= now:
+        raise AgentAuthError(EXPIRED)
+    if row.last_used_at is None:
+        AgentToken.objects.filter(
+            cluster_id=row.cluster_id,
+            kind=AgentToken.Kind.AGENT,
+            revoked_at=None,
+            created_at__lt=row.created_at,
+        ).update(revoked_at=now)
     return row.cluster, row
 
 
+EXPIRED = "This agent's token has expired: the agent trades it for a new one at agent/rotate."
+
+
 @transaction.atomic
-def agent_token_rotate(*, token: str) -> str:
-    """The agent trades its current token for a new one; the old one stops working."""
-    cluster, row = agent_authenticate(token=token)
-    AgentToken.objects.filter(pk=row.pk).update(revoked_at=timezone.now())
-    new = _mint(cluster=cluster, kind=AgentToken.Kind.AGENT, actor=None, ttl=None)
+def agent_token_rotate(*, token: str) -> tuple[Cluster, str]:
+    """The agent trades its current token (even expired, not revoked) for a new one; the
+    old one stops working once the new one is first used."""
+    cluster, row = agent_authenticate(token=token, rotating=True)
+    AgentToken.objects.filter(pk=row.pk).update(last_used_at=timezone.now())
+    new = _mint(
+        cluster=cluster,
+        kind=AgentToken.Kind.AGENT,
+        actor=None,
+        ttl=settings.KEELSON_AGENT_TOKEN_TTL,
+    )
     audit_record(actor=None, action="cluster.agent.rotate", target=cluster, team=cluster.team)
-    return new
+    return cluster, new
 
 
 @transaction.atomic

@@ -10,7 +10,12 @@ from accounts.api.views import TeamViewSet
 from alerts.api.views import AlertRuleViewSet, AlertViewSet, SilenceViewSet
 from applications.api.agent import AgentWorkView
 from applications.api.views import ApplicationViewSet
-from clusters.api.agent import AgentEnrollView, AgentHeartbeatView, AgentRotateView
+from clusters.api.agent import (
+    AgentCleanupView,
+    AgentEnrollView,
+    AgentHeartbeatView,
+    AgentRotateView,
+)
 from clusters.api.provisioning import ClusterTemplateViewSet, ProviderViewSet
 from clusters.api.views import ClusterSetViewSet, ClusterViewSet
 from costs.api import (
@@ -22,6 +27,7 @@ from costs.api import (
 )
 from notifications.api.views import ChannelViewSet, DeliveryViewSet
 from operations.api.views import OperationViewSet
+from policies.api.agent import AgentPoliciesView
 from policies.api.reports import ComplianceReportViewSet, ReportDefinitionViewSet
 from policies.api.views import ComplianceView, EvaluationViewSet, PolicyViewSet, PssPinViewSet
 
@@ -56,6 +62,8 @@ urlpatterns = [
     path("agent/heartbeat", AgentHeartbeatView.as_view(), name="agent-heartbeat"),
     path("agent/rotate", AgentRotateView.as_view(), name="agent-rotate"),
     path("agent/work", AgentWorkView.as_view(), name="agent-work"),
+    path("agent/cleanup", AgentCleanupView.as_view(), name="agent-cleanup"),
+    path("agent/policies", AgentPoliciesView.as_view(), name="agent-policies"),
     path("costs/", CostView.as_view(), name="costs"),
     path("compliance/", ComplianceView.as_view(), name="compliance"),
     *router.urls,

@@ -542,6 +542,14 @@ ENDPOINTS: list[Endpoint] = [
     _w("cluster-probe", "POST", "clusters/{cluster}/probe/"),
     _w("cluster-bootstrap-token", "POST", "clusters/{edge}/bootstrap-token/"),
     _w("cluster-revoke-agent", "POST", "clusters/{edge}/revoke-agent/"),
+    _r(
+        "cluster-push-identity-manifest",
+        "clusters/push-identity-manifest/",
+        "global",
+        note="a fixed manifest: no team, no secret",
+    ),
+    # a GET that issues a bootstrap token: admins only, like bootstrap-token/
+    _w("cluster-agent-manifest", "GET", "clusters/{edge}/agent-manifest/"),
     # cluster sets
     _r("clusterset-list", "cluster-sets/", "collection"),
     _w(
@@ -787,6 +795,9 @@ ENDPOINTS: list[Endpoint] = [
 
 # Agent endpoints take agent tokens, not users': covered by the tests at the end.
 AGENT_ENDPOINTS = {
+    ("agent-cleanup", "POST"),
+    ("agent-policies", "GET"),
+    ("agent-policies", "POST"),
     ("agent-enroll", "POST"),
     ("agent-heartbeat", "POST"),
     ("agent-rotate", "POST"),
@@ -1121,6 +1132,9 @@ def test_a_denied_detail_request_names_no_object(world: World) -> None:
 # ---------------------------------------------------------------------- agent endpoints
 
 AGENT_REQUESTS = [
+    ("agent-cleanup", "POST", "agent/cleanup"),
+    ("agent-policies", "GET", "agent/policies"),
+    ("agent-policies", "POST", "agent/policies"),
     ("agent-enroll", "POST", "agent/enroll"),
     ("agent-heartbeat", "POST", "agent/heartbeat"),
     ("agent-rotate", "POST", "agent/rotate"),
@@ -1224,8 +1238,17 @@ def test_team_b_agent_cannot_report_for_team_a(world: World, no_agent_throttle: 
     rotated = b_agent.post(API + "agent/rotate")
     assert rotated.status_code == 201, rotated.content
     assert rotated.json()["cluster"] == world.b.edge.name
-    # the old token stops working, team A's keeps working
+    # the old token stops working once the new one is used, team A's keeps working
+    b_new = APIClient()
+    b_new.credentials(HTTP_AUTHORIZATION=f"Bearer {rotated.json()['agent_token']}")
+    assert b_new.get(API + "agent/work").json()["cluster"] == world.b.edge.name
     assert b_agent.get(API + "agent/work").status_code == 401
+    # it is given its own team's policies only, and a result for team A's is not stored
+    listed = b_new.get(API + "agent/policies").json()["policies"]
+    assert world.a.policy.pk not in {p["id"] for p in listed}
+    forged = {"policy": world.a.policy.pk, "generation": world.a.policy.generation}
+    report = b_new.post(API + "agent/policies", {"results": [forged]}, format="json")
+    assert report.json() == {"cluster": world.b.edge.name, "stored": 0, "stale": 1, "actions": 0}
     a_agent = APIClient()
     a_agent.credentials(HTTP_AUTHORIZATION=f"Bearer {world.a.edge_agent_token}")
     assert a_agent.get(API + "agent/work").status_code == 200

@@ -136,22 +136,43 @@ def outcome(
         row.message = f"The cluster could not be read: {error}"[:1000]
         row.digest = digest(row)
         return row
-    row.objects_checked = judgement.checked
-    row.violations = judgement.violations[:MAX_LISTED]
-    row.errors = judgement.errors[:MAX_LISTED]
-    row.violations_total = len(judgement.violations)
-    row.errors_total = len(judgement.errors)
-    if judgement.violations:
+    return judged_row(
+        row,
+        checked=judgement.checked,
+        violations=judgement.violations,
+        errors=judgement.errors,
+        violations_total=len(judgement.violations),
+        errors_total=len(judgement.errors),
+    )
+
+
+def judged_row(
+    row: Outcome,
+    *,
+    checked: int,
+    violations: list[dict[str, Any]],
+    errors: list[dict[str, Any]],
+    violations_total: int,
+    errors_total: int,
+) -> Outcome:
+    """Fill `row` from a judgement: the hub's own, or the one a pull cluster's agent
+    reported (its lists already cut to MAX_LISTED, its totals exact)."""
+    row.objects_checked = checked
+    row.violations = violations[:MAX_LISTED]
+    row.errors = errors[:MAX_LISTED]
+    row.violations_total = violations_total
+    row.errors_total = errors_total
+    if violations_total:
         row.status = ResultStatus.NONCOMPLIANT
-        row.message = f"{len(judgement.violations)} violation(s) in {judgement.checked} checked"
-    elif judgement.errors:
+        row.message = f"{violations_total} violation(s) in {checked} checked"
+    elif errors_total:
         row.status = ResultStatus.ERROR
-        row.message = f"{len(judgement.errors)} object(s) could not be judged"
+        row.message = f"{errors_total} object(s) could not be judged"
     else:
         row.status = ResultStatus.COMPLIANT
-        row.message = f"{judgement.checked} checked, no violation"
-    if judgement.violations and judgement.errors:
-        row.message += f"; {len(judgement.errors)} could not be judged"
+        row.message = f"{checked} checked, no violation"
+    if violations_total and errors_total:
+        row.message += f"; {errors_total} could not be judged"
     row.digest = digest(row)
     return row
 

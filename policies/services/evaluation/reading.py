@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from clusters.models import Cluster
-from kube.client import ClusterConnectError
 from policies.engine import Sharing, Snapshot, kinds_needed, share
 from policies.kube import ClusterReader
 from policies.models import Policy
@@ -88,19 +87,7 @@ def read_cluster(
     if sharing is None:
         sharing = share(rule for p in policies for rule in plans[p.pk].rules)
     kinds = list(dict.fromkeys(kind for p in policies for kind in plans[p.pk].kinds))
-    objects: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    namespaced: dict[tuple[str, str], bool] = {}
-    failed: dict[tuple[str, str], str] = {}
-    try:
-        served = reader.resolve(kinds)
-    except ClusterConnectError as error:
-        served, failed = {}, dict.fromkeys(kinds, error.message)
-    for key, resource in served.items():
-        try:
-            namespaced[key] = bool(resource is not None and resource.namespaced)
-            objects[key] = reader.list(*key)
-        except ClusterConnectError as error:
-            failed[key] = error.message
+    objects, namespaced, failed = reader.list_kinds(kinds)
     facts = cluster_facts(cluster, _version(cluster, reader))
     return Read(Snapshot(objects, namespaced, facts, sharing=sharing), failed)
 

@@ -141,10 +141,8 @@ def _evaluate_locked(
             for p in todo_by_cluster[cluster.pk]
         )
 
+    # A pull cluster's agent evaluates it and reports (policies.services.agent).
     push = [c for c in todo if c.mode == ClusterMode.PUSH]
-    for cluster in todo:
-        if cluster.mode != ClusterMode.PUSH:
-            errors(cluster, "Pull-mode clusters are not evaluated from the hub yet.")
     readable, unbuilt = cluster_api_clients(clusters=push)
     for cluster, error in unbuilt:
         errors(cluster, error.message)

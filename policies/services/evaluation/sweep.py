@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from django.core.cache import cache
+
 from clusters.choices import ClusterMode
 from clusters.models import Cluster
 from core.celery import task_send
@@ -25,6 +27,11 @@ BATCH_SIZE = 50
 EVALUATE_TASK = "policies.tasks.policies_evaluate_batch_task"
 
 
+def agent_evaluate_key(cluster_id: int) -> str:
+    """Cache key asking a pull cluster's agent to evaluate at its next heartbeat."""
+    return f"policies:agent-evaluate:{cluster_id}"
+
+
 @dataclass
 class Evaluated:
     """What `policy_evaluate` did: results stored now, or clusters queued for a worker."""
@@ -39,6 +46,12 @@ def policy_evaluate(*, policy: Policy) -> Evaluated:
     rather than holding a web request for minutes."""
     refuse_external(policy)  # its engine judges it, at each collection
     clusters = list(policy_clusters(policy=policy).select_related("team").order_by("pk"))
+    # A pull cluster's agent evaluates it within a minute (policies.services.agent).
+    cache.set_many(
+        {agent_evaluate_key(c.pk): True for c in clusters if c.mode != ClusterMode.PUSH},
+        EVALUATE_INTERVAL,
+    )
+    clusters = [c for c in clusters if c.mode == ClusterMode.PUSH]
     if len(clusters) > INLINE_CLUSTERS:
         ids = [c.pk for c in clusters]
         for start in range(0, len(ids), BATCH_SIZE):
