@@ -105,7 +105,13 @@ def test_teams_and_members() -> None:
     # then
     assert created.status_code == 201
     assert added.json() == [
-        {"username": "alice", "role": "operator", "created_at": added.json()[0]["created_at"]}
+        {
+            "username": "alice",
+            "role": "operator",
+            "source": "local",
+            "last_login": None,
+            "created_at": added.json()[0]["created_at"],
+        }
     ]
     assert _client(alice).post("/api/v1/teams/", {"name": "x"}, format="json").status_code == 403
     assert (

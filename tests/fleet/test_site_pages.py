@@ -56,10 +56,10 @@ def test_filters_default_to_any(client: Client) -> None:
     client.force_login(user)
     page = client.get("/policies/").content.decode()
     assert "---------" not in page and ">Unknown<" not in page
-    # mode (a single choice), bundled and enabled (yes/no) each start at Any
-    assert len(re.findall(r'<option value="" selected>Any</option>', page)) == 3
+    # mode (a single choice), bundled and enabled (yes/no) and engine each start at Any
+    assert len(re.findall(r'<option value="" selected>Any</option>', page)) == 4
     # and Any filters nothing: the API's FilterSet is unchanged
-    assert client.get("/policies/?mode=&bundled=&enabled=").status_code == 200
+    assert client.get("/policies/?mode=&bundled=&enabled=&engine=").status_code == 200
 
 
 @pytest.mark.django_db
