@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "metrics",
     "notifications",
     "alerts",
+    "gitops",
 ]
 
 MIDDLEWARE = [
@@ -226,6 +227,7 @@ SPECTACULAR_SETTINGS = {
         "PolicyModeEnum": "policies.choices.Mode",
         "ReportFormatEnum": "policies.choices.ReportFormat",
         "TokenScopeEnum": "accounts.choices.TokenScope",
+        "GitSyncResultEnum": "gitops.choices.SyncResult",
     },
 }
 
@@ -355,6 +357,8 @@ KEELSON_LOCAL_MAX_CLUSTERS_PER_TEAM = env_int("KEELSON_LOCAL_MAX_CLUSTERS_PER_TE
 KEELSON_LOCAL_MAX_NODES_PER_TEAM = env_int("KEELSON_LOCAL_MAX_NODES_PER_TEAM", 10, minimum=0)
 
 # The `local` provider keeps each cluster's processes and data here.
+# Where git repositories (gitops) are fetched: one checkout per repository.
+KEELSON_GITOPS_DIR = env_str("KEELSON_GITOPS_DIR", str(VAR_DIR / "gitops"))
 KEELSON_LOCAL_CLUSTERS_DIR = env_str("KEELSON_LOCAL_CLUSTERS_DIR", str(VAR_DIR / "local-clusters"))
 
 # How often the `capi` provider reads the Cluster API objects it follows.
@@ -400,6 +404,12 @@ CELERY_BEAT_SCHEDULE = {
     "clusters-health-rollup": {
         "task": "clusters.tasks.clusters_health_rollup_task",
         "schedule": 300.0,
+    },
+    # Each repository is synced when its own poll interval has passed (gitops.services).
+    "gitops-poll": {
+        "task": "gitops.tasks.git_repositories_poll_task",
+        "schedule": 60.0,
+        "options": {"expires": 60},
     },
 }
 

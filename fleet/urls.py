@@ -26,6 +26,7 @@ urlpatterns = [
     path("costs/", include("costs.urls")),
     path("applications/", include("applications.urls")),
     path("policies/", include("policies.urls")),
+    path("gitops/", include("gitops.urls")),
     path("api/v1/", include("fleet.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

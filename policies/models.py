@@ -65,6 +65,9 @@ class Policy(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Declared in a Git repository (gitops): {"repository": id, "name": ..., "commit": sha}.
+    # The API and pages refuse edits while it is set (core.managed).
+    managed_by = models.JSONField(null=True, blank=True, editable=False)
 
     all_objects = models.Manager()
     objects = LivePolicies()

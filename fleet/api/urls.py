@@ -18,6 +18,7 @@ from costs.api import (
     InstancePriceViewSet,
     RateCardViewSet,
 )
+from gitops.api.views import GitRepositoryViewSet
 from operations.api.views import OperationViewSet
 from policies.api.reports import ComplianceReportViewSet, ReportDefinitionViewSet
 from policies.api.views import ComplianceView, EvaluationViewSet, PolicyViewSet
@@ -34,6 +35,7 @@ router.register("rate-cards", RateCardViewSet, basename="ratecard")
 router.register("cluster-pricing", ClusterPricingViewSet, basename="clusterpricing")
 router.register("budgets", BudgetViewSet, basename="budget")
 router.register("applications", ApplicationViewSet, basename="application")
+router.register("git-repositories", GitRepositoryViewSet, basename="gitrepository")
 router.register("operations", OperationViewSet, basename="operation")
 router.register("audit-events", AuditEventViewSet, basename="auditevent")
 router.register("policies", PolicyViewSet, basename="policy")

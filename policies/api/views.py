@@ -21,6 +21,7 @@ from accounts.api.base import TeamOwnedViewSet, actor, authorize_create
 from accounts.choices import Role
 from accounts.models import Team
 from accounts.permissions import user_has_role
+from core.managed import refuse_if_managed
 from policies import cel, celcost
 from policies.api.serializers import (
     ClusterPlanSerializer,
@@ -97,6 +98,7 @@ class PolicyViewSet(
     def partial_update(self, request: Request, name: str | None = None) -> Response:
         policy = self.get_object()
         self.require(policy.team, Role.OPERATOR, "change policies", policy)
+        refuse_if_managed(policy)
         payload = PolicyWriteSerializer(data=request.data, partial=True)
         payload.is_valid(raise_exception=True)
         data = dict(payload.validated_data)
@@ -111,6 +113,7 @@ class PolicyViewSet(
     def destroy(self, request: Request, name: str | None = None) -> Response:
         policy = self.get_object()
         self.require(policy.team, Role.OPERATOR, "delete policies", policy)
+        refuse_if_managed(policy)
         policy_delete(policy=policy, actor=actor(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 

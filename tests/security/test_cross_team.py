@@ -48,6 +48,7 @@ from clusters.models import Cluster, ClusterSet, ClusterTemplate
 from clusters.services.registration import ClusterFields, agent_exchange, cluster_register_pull
 from costs.models import Budget, ClusterPricing, CostAllocation, InstancePrice, RateCard
 from fleet.api import urls as api_urls
+from gitops.models import GitRepository
 from operations.models import Operation
 from operations.services import operation_create
 from policies.models import (
@@ -130,6 +131,7 @@ class Tenant:
     evaluation: PolicyEvaluation
     report_definition: ReportDefinition
     report: ComplianceReport
+    git_repository: GitRepository
 
 
 def seed_tenant(prefix: str, admin: Any) -> Tenant:
@@ -235,7 +237,11 @@ def seed_tenant(prefix: str, admin: Any) -> Tenant:
         content=b'{"team": "%s"}' % prefix.encode(),
         size=20,
     )
+    git_repository = GitRepository.objects.create(
+        team=team, name=f"{prefix}-git", url="git://192.0.2.10/fleet.git"
+    )
     return Tenant(
+        git_repository=git_repository,
         team=team,
         admin=admin,
         push=push,
@@ -277,6 +283,7 @@ class World:
             "evaluation": self.a.evaluation.pk,
             "definition": self.a.report_definition.name,
             "report": self.a.report.pk,
+            "git": self.a.git_repository.pk,
             "b_cluster": self.b.push.name,
             "b_team": self.b.team.name,
         }
@@ -656,6 +663,21 @@ ENDPOINTS: list[Endpoint] = [
     _r("compliancereport-list", "compliance-reports/", "collection"),
     _r("compliancereport-detail", "compliance-reports/{report}/"),
     _r("compliancereport-download", "compliance-reports/{report}/download/json/"),
+    # git repositories (gitops): admins register and change them, operators sync
+    _r("gitrepository-list", "git-repositories/", "collection"),
+    _w(
+        "gitrepository-list",
+        "POST",
+        "git-repositories/",
+        "collection",
+        body={"name": "tenanta-new", "team": A, "url": "git://192.0.2.10/new.git"},
+    ),
+    _r("gitrepository-detail", "git-repositories/{git}/"),
+    _w("gitrepository-detail", "PATCH", "git-repositories/{git}/", body={"ref": "dev"}),
+    _w("gitrepository-detail", "DELETE", "git-repositories/{git}/"),
+    _w("gitrepository-sync", "POST", "git-repositories/{git}/sync/"),
+    _w("gitrepository-preview", "POST", "git-repositories/{git}/preview/"),
+    _r("gitrepository-syncs", "git-repositories/{git}/syncs/"),
 ]
 
 # Agent endpoints take agent tokens, not users': covered by the tests at the end.
@@ -666,6 +688,10 @@ AGENT_ENDPOINTS = {
     ("agent-work", "GET"),
     ("agent-work", "POST"),
 }
+
+# The webhook takes no user: an HMAC signature with the repository's secret
+# (tests/gitops/test_sync.py shows a bad or missing one is a 403 and changes nothing).
+SIGNED_ENDPOINTS = {("gitrepository-webhook", "POST")}
 
 # A user's own API tokens belong to no team: tests/security/test_tokens_api.py shows that
 # nobody sees or changes another user's tokens.
@@ -719,7 +745,12 @@ def test_every_endpoint_is_in_the_matrix() -> None:
                 allowed = {m.upper() for m in view.http_method_names}
                 if method.upper() in allowed:
                     assert (name, method.upper()) in served, (prefix, name, method)
-    covered = {endpoint.key for endpoint in ENDPOINTS} | AGENT_ENDPOINTS | PERSONAL_ENDPOINTS
+    covered = (
+        {endpoint.key for endpoint in ENDPOINTS}
+        | AGENT_ENDPOINTS
+        | PERSONAL_ENDPOINTS
+        | SIGNED_ENDPOINTS
+    )
     missing = sorted(served - covered)
     assert not missing, f"endpoints without cross-team coverage: {missing}"
     stale = sorted(covered - served)
