@@ -773,6 +773,7 @@ def test_matrix_paths_resolve_to_their_routes() -> None:
         "evaluation": 1,
         "definition": "d",
         "report": 1,
+        "git": 1,
     }
     for endpoint in ENDPOINTS:
         path = (API + endpoint.path.format(**values)).split("?")[0]
