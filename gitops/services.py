@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts.models import Team, slug_validator
 from applications.models import Application
-from audit.services import audit_record
+from audit.services import audit_identity, audit_record
 from core.crypto import decrypt, encrypt
 from core.db.locks import advisory_lock
 from gitops.choices import PrunePolicy, SyncResult, SyncTrigger
@@ -55,6 +55,11 @@ EDITABLE = (
     "prune",
     "auto_apply",
 )
+
+
+def identity(repository: GitRepository) -> str:
+    """The actor name of what a sync changes, in the audit log."""
+    return f"git-repository:{repository.team.name}/{repository.name}"
 
 
 def checkout_dir(repository: GitRepository) -> Path:
@@ -269,7 +274,7 @@ def _run(sync: GitSync, operation_id: UUID) -> None:
         return
     operation_update(operation_id=operation_id, progress=80, message="Applying")
     try:
-        with transaction.atomic():
+        with audit_identity(identity(repository)), transaction.atomic():
             apply_plan(repository=repository, commit=sync.commit, changes=changes, desired=desired)
             audit_record(
                 actor=None,

@@ -115,7 +115,8 @@ def test_commits_are_synced_marked_managed_previewed_changed_and_pruned(
     assert application.managed_by == {"repository": repo["id"], "name": "fleet", "commit": first}
     policy = Policy.objects.get(name="no-latest")
     assert policy.severity == "high" and policy.managed_by == application.managed_by
-    assert AuditEvent.objects.filter(action="application.create").count() == 1
+    created = AuditEvent.objects.get(action="application.create")
+    assert (created.actor_id, created.actor_name) == (None, "git-repository:payments/fleet")
     assert AuditEvent.objects.filter(action="gitrepository.apply").count() == 1
     repository = GitRepository.objects.get(pk=repo["id"])
     assert (repository.last_commit, repository.last_result) == (first, SyncResult.APPLIED)
