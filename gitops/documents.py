@@ -12,21 +12,25 @@ from typing import Any
 import yaml
 from django.core.exceptions import ValidationError
 
+from accounts.models import slug_validator
 from applications.api.views import ApplicationCreateSerializer
 from applications.manifests import ManifestError, parse_manifests
 from applications.overrides import overrides_spec
 from applications.spec import placement_spec, rollout_spec
+from clusters.labels import LabelSelector
 from kube.safeyaml import YAMLInputError, load_all_with_lines, shorten
 from policies.api.serializers import PolicyWriteSerializer
 from policies.services.policies import PolicySpec, build_rules, rule_as_json
 
 API_VERSION = "keelson.io/v1"
-KINDS = ("Application", "Placement", "Policy")
-# What a sync applies first: a policy may target where an application runs.
-APPLY_ORDER = {"Application": 0, "Policy": 1}
+KINDS = ("ClusterSet", "Application", "Placement", "Policy")
+# What a sync applies first: a policy may target a cluster set, or where an application
+# runs; removals go the other way.
+APPLY_ORDER = {"ClusterSet": 0, "Application": 1, "Policy": 2}
 MAX_FILE_BYTES = 1_000_000
 MAX_FILES = 2000
 SUFFIXES = (".yaml", ".yml")
+CLUSTER_SET_FIELDS = ("description", "selector", "members")
 APPLICATION_FIELDS = ("namespace", "description", "manifests", "placement", "overrides", "rollout")
 POLICY_FIELDS = tuple(
     name for name in PolicyWriteSerializer().fields if name not in ("name", "team", "pss_version")
@@ -209,6 +213,32 @@ def _application(document: Document, team: str, placement: Any) -> Desired:
     return Desired("Application", document.name, document.file, document.line, state)
 
 
+def _cluster_set(document: Document) -> Desired:
+    """Checked as the model checks it (the API's serializer looks members up in the
+    database; a sync resolves them among the team's clusters when it applies)."""
+    spec = dict(document.spec)
+    unknown = sorted(set(spec) - set(CLUSTER_SET_FIELDS))
+    if unknown:
+        raise ValidationError({"spec": [f"unknown fields {', '.join(unknown)}"]})
+    slug_validator(document.name)
+    if len(document.name) > 63:
+        raise ValidationError({"metadata.name": ["At most 63 characters."]})
+    description, selector = spec.get("description", ""), spec.get("selector", "")
+    members = spec.get("members", [])
+    if not isinstance(description, str):
+        raise ValidationError({"spec.description": ["Use a string."]})
+    if not isinstance(selector, str) or len(selector) > 1000:
+        raise ValidationError(
+            {"spec.selector": ["Use a label selector of at most 1000 characters."]}
+        )
+    if selector:
+        LabelSelector.parse(selector)
+    if not isinstance(members, list) or not all(isinstance(m, str) and m for m in members):
+        raise ValidationError({"spec.members": ["Use a list of cluster names."]})
+    state = {"description": description, "selector": selector, "members": sorted(set(members))}
+    return Desired("ClusterSet", document.name, document.file, document.line, state)
+
+
 def _policy(document: Document, team: str) -> Desired:
     spec = dict(document.spec)
     unknown = sorted(set(spec) - set(POLICY_FIELDS))
@@ -257,7 +287,9 @@ def desired_objects(documents: list[Document], *, team: str) -> list[Desired]:
         if kind == "Placement":
             continue
         try:
-            if kind == "Application":
+            if kind == "ClusterSet":
+                desired.append(_cluster_set(document))
+            elif kind == "Application":
                 placement = placements.get(name)
                 desired.append(_application(document, team, placement.spec if placement else None))
             else:

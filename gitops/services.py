@@ -22,6 +22,7 @@ from django.utils import timezone
 from accounts.models import Team, slug_validator
 from applications.models import Application
 from audit.services import audit_identity, audit_record
+from clusters.models import ClusterSet
 from core.crypto import decrypt, encrypt
 from core.db.locks import advisory_lock
 from gitops.choices import PrunePolicy, SyncResult, SyncTrigger
@@ -138,6 +139,7 @@ def git_repository_delete(*, actor: AbstractBaseUser | None, repository: GitRepo
     """Forget the repository; what it owns stays, released (editable again)."""
     Application.objects.filter(managed_by__repository=repository.pk).update(managed_by=None)
     Policy.all_objects.filter(managed_by__repository=repository.pk).update(managed_by=None)
+    ClusterSet.objects.filter(managed_by__repository=repository.pk).update(managed_by=None)
     audit_record(
         actor=actor,
         action="gitrepository.delete",

@@ -12,6 +12,8 @@ from accounts.models import Team
 from applications.models import Application
 from applications.rollout import application_delete_start
 from applications.services import application_create, application_update, application_version_add
+from clusters.models import Cluster, ClusterSet
+from clusters.services.lifecycle import cluster_set_delete, cluster_set_save
 from gitops.documents import Desired
 from gitops.models import GitRepository
 from gitops.plan import Action, Change
@@ -31,6 +33,18 @@ def _owned_applications(repository: GitRepository) -> Any:
 
 def _owned_policies(repository: GitRepository) -> Any:
     return Policy.objects.filter(managed_by__repository=repository.pk)
+
+
+def _owned_sets(repository: GitRepository) -> Any:
+    return ClusterSet.objects.filter(managed_by__repository=repository.pk)
+
+
+def cluster_set_state(cluster_set: ClusterSet) -> dict[str, Any]:
+    return {
+        "description": cluster_set.description,
+        "selector": cluster_set.selector,
+        "members": sorted(m.name for m in cluster_set.members.all()),
+    }
 
 
 def application_state(application: Application) -> dict[str, Any]:
@@ -54,6 +68,8 @@ def policy_state(policy: Policy) -> dict[str, Any]:
 def owned_state(repository: GitRepository) -> dict[tuple[str, str], dict[str, Any]]:
     """Every object the repository owns, in the form the repository declares them."""
     owned: dict[tuple[str, str], dict[str, Any]] = {}
+    for cluster_set in _owned_sets(repository).prefetch_related("members"):
+        owned[("ClusterSet", cluster_set.name)] = cluster_set_state(cluster_set)
     for application in _owned_applications(repository).select_related("placement"):
         owned[("Application", application.name)] = application_state(application)
     for policy in _owned_policies(repository).prefetch_related("rules", "cluster_sets"):
@@ -65,6 +81,15 @@ def conflicts(repository: GitRepository, desired: list[Desired]) -> list[str]:
     """Declared objects that exist but are not this repository's: a sync never takes over
     an object made in the API, a page or another repository."""
     errors = []
+    names = [d.name for d in desired if d.kind == "ClusterSet"]
+    for cluster_set in ClusterSet.objects.filter(name__in=names).exclude(
+        managed_by__repository=repository.pk
+    ):
+        item = next(d for d in desired if d.kind == "ClusterSet" and d.name == cluster_set.name)
+        errors.append(
+            f"{item.file}:{item.line}: ClusterSet {item.name} exists and is not managed by "
+            "this repository"
+        )
     names = [d.name for d in desired if d.kind == "Application"]
     for application in Application.objects.filter(name__in=names).exclude(
         pk__in=_owned_applications(repository).values("pk")
@@ -125,6 +150,44 @@ def _apply_application(
     Application.objects.filter(pk=application.pk).update(managed_by=mark)
 
 
+def _members(team: Team, names: list[str]) -> list[Cluster]:
+    found = list(Cluster.objects.filter(team=team, name__in=names))
+    missing = sorted(set(names) - {c.name for c in found})
+    if missing:
+        raise ValidationError(
+            {"spec.members": [f"No such cluster in the team: {', '.join(missing)}."]}
+        )
+    return found
+
+
+def _apply_cluster_set(
+    change: Change,
+    item: Desired | None,
+    team: Team,
+    repository: GitRepository,
+    mark: dict[str, Any],
+) -> None:
+    if change.action in (Action.CREATE, Action.CHANGE):
+        assert item is not None
+        if change.action == Action.CREATE:
+            cluster_set = ClusterSet(team=team, name=item.name)
+        else:
+            cluster_set = _owned_sets(repository).get(name=change.name)
+        cluster_set.description = item.state["description"]
+        cluster_set.selector = item.state["selector"]
+        members = _members(team, item.state["members"])
+        cluster_set = cluster_set_save(actor=None, cluster_set=cluster_set, members=members)
+    else:
+        cluster_set = _owned_sets(repository).get(name=change.name)
+        if change.action == Action.PRUNE:
+            cluster_set_delete(actor=None, cluster_set=cluster_set)
+            return
+        if change.action == Action.ORPHAN:
+            ClusterSet.objects.filter(pk=cluster_set.pk).update(managed_by=None)
+            return
+    ClusterSet.objects.filter(pk=cluster_set.pk).update(managed_by=mark)
+
+
 def _apply_policy(
     change: Change,
     item: Desired | None,
@@ -152,6 +215,13 @@ def _apply_policy(
     Policy.objects.filter(pk=policy.pk).update(managed_by=mark)
 
 
+APPLY = {
+    "ClusterSet": _apply_cluster_set,
+    "Application": _apply_application,
+    "Policy": _apply_policy,
+}
+
+
 def apply_plan(
     *, repository: GitRepository, commit: str, changes: list[Change], desired: list[Desired]
 ) -> None:
@@ -162,7 +232,7 @@ def apply_plan(
     team = repository.team
     for change in changes:
         item = by_key.get((change.kind, change.name))
-        apply = _apply_application if change.kind == "Application" else _apply_policy
+        apply = APPLY[change.kind]
         try:
             apply(change, item, team, repository, mark)
         except ValidationError as error:

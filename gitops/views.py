@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from accounts.choices import Role
 from accounts.permissions import require_role, restrict, user_has_role
 from applications.models import Application
+from clusters.models import ClusterSet
 from gitops.choices import SyncResult, SyncTrigger
 from gitops.models import GitRepository, GitSync
 from gitops.plan import Action
@@ -46,7 +47,12 @@ def _objects(repository: GitRepository, last: GitSync | None) -> list[dict[str, 
     synced (at the last applied commit), out of sync (the last plan would change it,
     not applied yet), failed (the last sync failed)."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for kind, model in (("Application", Application), ("Policy", Policy)):
+    models: tuple[tuple[str, Any], ...] = (
+        ("ClusterSet", ClusterSet),
+        ("Application", Application),
+        ("Policy", Policy),
+    )
+    for kind, model in models:
         for obj in model.objects.filter(managed_by__repository=repository.pk):
             marker = obj.managed_by or {}
             state = "pruning" if marker.get("pruning") else "synced"

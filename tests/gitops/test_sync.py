@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from accounts.models import Team
 from applications.models import Application
 from applications.rollout.deletion import application_delete_run
 from audit.models import AuditEvent
@@ -367,3 +368,43 @@ def test_pages(owner: Member, viewer: Member, git_server: GitServer) -> None:
         "/applications/web/placement/", {"placement": "{}", "overrides": "[]", "rollout": "{}"}
     )
     assert edit.status_code == 403
+
+
+def test_a_cluster_set_and_a_policy_scoped_to_it(owner: Member, git_server: GitServer) -> None:
+    from clusters.models import ClusterSet
+    from tests.factories import make_cluster
+
+    # given: a cluster of the team, and a set naming it with a policy scoped to the set
+    make_cluster(team=Team.objects.get(name="payments"), name="edge-1")
+    sets = (
+        "apiVersion: keelson.io/v1\nkind: ClusterSet\nmetadata: {name: prod}\n"
+        "spec: {members: [edge-1]}\n"
+    )
+    scoped = POLICY.replace("severity: high", "severity: high\n  cluster_sets: [prod]")
+    git_server.commit({"fleet/sets.yaml": sets, "fleet/p.yaml": scoped})
+    repo = register(owner, git_server)
+
+    # when
+    assert run(owner, repo["id"]).result == SyncResult.APPLIED
+
+    # then
+    prod = ClusterSet.objects.get(name="prod")
+    assert [c.name for c in prod.members.all()] == ["edge-1"]
+    assert prod.managed_by is not None and prod.managed_by["repository"] == repo["id"]
+    policy = Policy.objects.get(name="no-latest")
+    assert [s.name for s in policy.cluster_sets.all()] == ["prod"]
+    refused = owner.api.patch("/api/v1/cluster-sets/prod/", {"selector": "a=b"}, format="json")
+    assert refused.status_code == 409
+
+    # when: both are removed from git
+    # (the folder stays: a folder missing from the commit fails the sync, pruning nothing)
+    git_server.commit({"fleet/sets.yaml": None, "fleet/p.yaml": None, "fleet/README.md": "#\n"})
+    sync = run(owner, repo["id"])
+
+    # then: the policy is pruned before the set it is scoped to
+    assert [(c["action"], c["kind"]) for c in sync.plan] == [
+        ("prune", "Policy"),
+        ("prune", "ClusterSet"),
+    ]
+    assert not ClusterSet.objects.filter(name="prod").exists()
+    assert not Policy.objects.filter(name="no-latest").exists()

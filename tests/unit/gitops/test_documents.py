@@ -126,7 +126,7 @@ def test_yaml_errors_unknown_kinds_and_fields_are_all_reported() -> None:
 
     errors = caught.value.errors
     assert errors[0].startswith("a.yaml: not valid YAML at line 5")
-    assert errors[1] == "b.yaml:1: kind must be one of Application, Placement, Policy"
+    assert errors[1] == "b.yaml:1: kind must be one of ClusterSet, Application, Placement, Policy"
     assert errors[2] == "c.yaml:1: apiVersion must be keelson.io/v1"
     assert errors[3].startswith("d.yaml:1: metadata holds only name")
 
@@ -185,3 +185,33 @@ def test_refs_and_paths() -> None:
     assert ref_errors("--upload-pack=x") and ref_errors("a..b") and ref_errors("")
     assert path_errors("") == [] and path_errors("clusters/prod") == []
     assert path_errors("/etc") and path_errors("../x")
+
+
+def test_a_cluster_set_is_applied_before_what_refers_to_it() -> None:
+    text = """\
+apiVersion: keelson.io/v1
+kind: ClusterSet
+metadata: {name: prod}
+spec: {selector: env=prod, members: [b, a, a]}
+"""
+    with_set = POLICY.replace("severity: high", "severity: high\n  cluster_sets: [prod]")
+
+    desired = desired_objects(
+        parse_documents([("p.yaml", with_set), ("sets.yaml", text)]), team="payments"
+    )
+
+    assert [(d.kind, d.name) for d in desired] == [("ClusterSet", "prod"), ("Policy", "no-latest")]
+    assert desired[0].state == {"description": "", "selector": "env=prod", "members": ["a", "b"]}
+    assert desired[1].state["cluster_sets"] == ["prod"]
+
+
+def test_a_cluster_set_with_a_bad_selector_names_its_line() -> None:
+    text = (
+        "apiVersion: keelson.io/v1\nkind: ClusterSet\nmetadata: {name: prod}\n"
+        "spec: {selector: '=x'}\n"
+    )
+
+    with pytest.raises(DocumentErrors) as caught:
+        desired_objects(parse_documents([("sets.yaml", text)]), team="payments")
+
+    assert caught.value.errors[0].startswith("sets.yaml:1: ClusterSet prod: ")
