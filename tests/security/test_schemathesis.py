@@ -109,6 +109,7 @@ def _real_path_parameters(world: World, path: str) -> list[dict[str, Any]]:
         "policy-evaluations": [a.evaluation.pk],
         "report-definitions": [a.report_definition.name],
         "compliance-reports": [a.report.pk],
+        "git-repositories": [a.git_repository.pk],
     }
     prefix = path.removeprefix("/api/v1/").split("/")[0]
     key = "id" if "{id}" in path else "name"
