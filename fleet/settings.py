@@ -359,6 +359,8 @@ KEELSON_LOCAL_MAX_NODES_PER_TEAM = env_int("KEELSON_LOCAL_MAX_NODES_PER_TEAM", 1
 # The `local` provider keeps each cluster's processes and data here.
 # Where git repositories (gitops) are fetched: one checkout per repository.
 KEELSON_GITOPS_DIR = env_str("KEELSON_GITOPS_DIR", str(VAR_DIR / "gitops"))
+# Extra CA certificates (PEM) git trusts for https:// repositories (a private Git server).
+KEELSON_GITOPS_CA_FILE = env_str("KEELSON_GITOPS_CA_FILE", "")
 KEELSON_LOCAL_CLUSTERS_DIR = env_str("KEELSON_LOCAL_CLUSTERS_DIR", str(VAR_DIR / "local-clusters"))
 
 # How often the `capi` provider reads the Cluster API objects it follows.

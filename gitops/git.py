@@ -80,7 +80,9 @@ def _run(
     return done.stdout
 
 
-def _environment(credentials: str, scratch: Path) -> tuple[dict[str, str], list[str]]:
+def _environment(
+    credentials: str, scratch: Path, ca_file: str = ""
+) -> tuple[dict[str, str], list[str]]:
     """git's environment: no prompt, no user or system configuration, allowed transports,
     and the credential. Returns it and the strings to scrub from messages."""
     env = {
@@ -94,6 +96,8 @@ def _environment(credentials: str, scratch: Path) -> tuple[dict[str, str], list[
         "SSH_ASKPASS": "/bin/false",
         "LANG": "C",
     }
+    if ca_file:
+        env["GIT_SSL_CAINFO"] = ca_file
     known_hosts = scratch / "known_hosts"
     ssh = (
         "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new "
@@ -122,7 +126,13 @@ def _environment(credentials: str, scratch: Path) -> tuple[dict[str, str], list[
 
 
 def git_fetch(
-    *, url: str, ref: str, workdir: Path, credentials: str = "", timeout: int = FETCH_TIMEOUT
+    *,
+    url: str,
+    ref: str,
+    workdir: Path,
+    credentials: str = "",
+    ca_file: str = "",
+    timeout: int = FETCH_TIMEOUT,
 ) -> str:
     """Fetch the tip of `ref` (depth 1) into `workdir` and check it out; its commit sha."""
     problems = url_errors(url) + ref_errors(ref)
@@ -130,7 +140,7 @@ def git_fetch(
         raise GitError(" ".join(problems))
     workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="keelson-git-") as scratch:
-        env, secrets = _environment(credentials, Path(scratch))
+        env, secrets = _environment(credentials, Path(scratch), ca_file)
         if not (workdir / ".git").exists():
             _run(["init", "-q"], cwd=workdir, env=env, timeout=30, secrets=secrets)
         _run(

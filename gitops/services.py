@@ -249,6 +249,7 @@ def _run(sync: GitSync, operation_id: UUID) -> None:
             ref=repository.ref,
             workdir=checkout_dir(repository),
             credentials=credentials,
+            ca_file=str(settings.KEELSON_GITOPS_CA_FILE),
         )
     except GitError as error:
         _finish(sync, operation_id, SyncResult.FAILED, [str(error)])

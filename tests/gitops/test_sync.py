@@ -20,7 +20,7 @@ from gitops.services import git_repositories_poll, git_sync_run
 from operations.models import Operation
 from policies.models import Policy
 from tests.factories import Member
-from tests.gitops.conftest import GitServer
+from tests.gitops.conftest import TOKEN, GitServer, HttpsGitServer
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1/git-repositories/"
@@ -408,3 +408,26 @@ def test_a_cluster_set_and_a_policy_scoped_to_it(owner: Member, git_server: GitS
     ]
     assert not ClusterSet.objects.filter(name="prod").exists()
     assert not Policy.objects.filter(name="no-latest").exists()
+
+
+def test_https_with_a_token_reaches_git_in_a_header_never_in_a_message(
+    owner: Member, https_git_server: HttpsGitServer, settings: Any
+) -> None:
+    # given: git http-backend over HTTPS that wants the token; its CA configured
+    settings.KEELSON_GITOPS_CA_FILE = str(https_git_server.ca_file)
+    first = https_git_server.commit({"fleet/web.yaml": web()})
+    good = register(owner, https_git_server, credentials=TOKEN, name="https")
+    bad = register(owner, https_git_server, credentials="wrong-token-42", name="wrong")
+
+    # when
+    synced = run(owner, good["id"])
+    refused = run(owner, bad["id"])
+
+    # then: the token went as a header; a refused one fails, naming neither token
+    assert (synced.result, synced.commit) == (SyncResult.APPLIED, first)
+    assert (Application.objects.get(name="web").managed_by or {}).get("name") == "https"
+    assert any(value.startswith("Basic ") for value in https_git_server.seen)
+    assert refused.result == SyncResult.FAILED
+    assert refused.errors[0].startswith("git fetch failed")
+    text = json.dumps(refused.errors) + Operation.objects.get(pk=str(refused.operation_id)).error
+    assert "wrong-token-42" not in text and TOKEN not in text
