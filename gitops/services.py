@@ -229,7 +229,12 @@ def git_sync_run(*, operation_id: UUID) -> None:
     operation = Operation.objects.get(pk=operation_id)
     sync = GitSync.objects.select_related("repository__team").get(pk=operation.params["sync_id"])
     with advisory_lock((LOCK_NAMESPACE, sync.repository_id), wait=True):
-        _run(sync, operation_id)
+        try:
+            _run(sync, operation_id)
+        except Exception:
+            # Ended, not left running: a redispatch would only fail the same way again.
+            logger.exception("sync %s of repository %s failed", sync.pk, sync.repository_id)
+            _finish(sync, operation_id, SyncResult.FAILED, ["internal error; see the logs"])
 
 
 def _run(sync: GitSync, operation_id: UUID) -> None:
