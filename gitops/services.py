@@ -299,12 +299,19 @@ def _run(sync: GitSync, operation_id: UUID) -> None:
     _finish(sync, operation_id, SyncResult.APPLIED if changed else SyncResult.UNCHANGED, [])
 
 
-def webhook_signature_valid(repository: GitRepository, body: bytes, header: str) -> bool:
+def webhook_signature_valid(
+    repository: GitRepository, body: bytes, header: str, gitlab_token: str = ""
+) -> bool:
     """GitHub's and Gitea's `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`,
-    compared in constant time. A repository without a secret accepts no webhook."""
-    if not repository.webhook_secret_encrypted or not header.startswith("sha256="):
+    or GitLab's `X-Gitlab-Token: <the secret>`, compared in constant time. A repository
+    without a secret accepts no webhook."""
+    if not repository.webhook_secret_encrypted:
         return False
     secret = decrypt(repository.webhook_secret_encrypted).encode()
+    if gitlab_token and not header:
+        return hmac.compare_digest(secret, gitlab_token.encode())
+    if not header.startswith("sha256="):
+        return False
     expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, header.removeprefix("sha256=").strip().lower())
 

@@ -215,7 +215,8 @@ class GitRepositoryViewSet(
     )
     def webhook(self, request: Request, pk: str | None = None) -> Response:
         """For the Git host's push webhook: `X-Hub-Signature-256: sha256=<HMAC-SHA256 of the
-        body with the repository's webhook secret>` (GitHub, Gitea). A push to another
+        body with the repository's webhook secret>` (GitHub, Gitea), or GitLab's
+        `X-Gitlab-Token: <the secret>`. A push to another
         ref is acknowledged and ignored."""
         body = request.body
         repository = (
@@ -224,7 +225,8 @@ class GitRepositoryViewSet(
             else None
         )
         signature = request.headers.get("X-Hub-Signature-256", "")
-        if repository is None or not webhook_signature_valid(repository, body, signature):
+        gitlab = request.headers.get("X-Gitlab-Token", "")
+        if repository is None or not webhook_signature_valid(repository, body, signature, gitlab):
             raise PermissionDenied("The webhook signature does not match.")
         if (
             request.headers.get("X-GitHub-Event", "") == "ping"

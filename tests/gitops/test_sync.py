@@ -305,6 +305,15 @@ def test_webhook_needs_the_signature_and_queues_a_sync(
     )
     assert ignored.status_code == 200 and not GitSync.objects.exists()
 
+    wrong_gitlab = anonymous.post(
+        url, body, content_type="application/json", HTTP_X_GITLAB_TOKEN="not-it"
+    )
+    assert wrong_gitlab.status_code == 403 and not GitSync.objects.exists()
+
+    gitlab = anonymous.post(url, body, content_type="application/json", HTTP_X_GITLAB_TOKEN=SECRET)
+    assert gitlab.status_code == 202 and GitSync.objects.count() == 1
+    GitSync.objects.all().delete()
+
     good = anonymous.post(
         url, body, content_type="application/json", HTTP_X_HUB_SIGNATURE_256=_signed(body)
     )
