@@ -157,9 +157,14 @@ def git_sync_start(
     trigger: SyncTrigger,
     actor: AbstractBaseUser | None,
     apply: bool | None = None,
+    commit: str = "",
 ) -> GitSync:
     """Queue a sync (an Operation). `apply` defaults to: previews never, manual syncs
-    always, poll and webhook syncs when the repository applies automatically."""
+    always, poll and webhook syncs when the repository applies automatically. With
+    `commit` (the approval of a previewed plan) the sync applies only if the ref is still
+    at that commit."""
+    if commit and not (len(commit) == 40 and all(c in "0123456789abcdef" for c in commit)):
+        raise ValidationError({"commit": ["Use a full commit sha (40 hex digits)."]})
     if apply is None:
         apply = trigger == SyncTrigger.MANUAL or (
             trigger != SyncTrigger.PREVIEW and repository.auto_apply
@@ -170,7 +175,7 @@ def git_sync_start(
         created_by=actor,
         target=repository,
         team=repository.team,
-        params={"sync_id": sync.pk},
+        params={"sync_id": sync.pk, "commit": commit},
         message=f"{'Syncing' if apply else 'Planning'} {repository.name}",
     )
     GitSync.objects.filter(pk=sync.pk).update(operation=operation)
@@ -230,14 +235,14 @@ def git_sync_run(*, operation_id: UUID) -> None:
     sync = GitSync.objects.select_related("repository__team").get(pk=operation.params["sync_id"])
     with advisory_lock((LOCK_NAMESPACE, sync.repository_id), wait=True):
         try:
-            _run(sync, operation_id)
+            _run(sync, operation_id, str(operation.params.get("commit") or ""))
         except Exception:
             # Ended, not left running: a redispatch would only fail the same way again.
             logger.exception("sync %s of repository %s failed", sync.pk, sync.repository_id)
             _finish(sync, operation_id, SyncResult.FAILED, ["internal error; see the logs"])
 
 
-def _run(sync: GitSync, operation_id: UUID) -> None:
+def _run(sync: GitSync, operation_id: UUID, approved: str = "") -> None:
     repository = sync.repository
     credentials = (
         decrypt(repository.credentials_encrypted) if repository.credentials_encrypted else ""
@@ -258,6 +263,13 @@ def _run(sync: GitSync, operation_id: UUID) -> None:
         )
     except GitError as error:
         _finish(sync, operation_id, SyncResult.FAILED, [str(error)])
+        return
+    if approved and sync.commit != approved:
+        moved = (
+            f"{repository.ref} has moved to {sync.commit[:7]} since the approved plan of "
+            f"{approved[:7]}; preview again."
+        )
+        _finish(sync, operation_id, SyncResult.FAILED, [moved])
         return
     operation_update(
         operation_id=operation_id, progress=30, message="Validating", log=f"commit {sync.commit}"

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -103,12 +104,18 @@ def repository_sync_page(request: HttpRequest, pk: int) -> HttpResponse:
     repository = _repository_or_404(request, pk)
     require_role(request.user, repository.team, Role.OPERATOR, request=request, target=repository)
     preview = request.POST.get("preview") == "1"
-    git_sync_start(
-        repository=repository,
-        trigger=SyncTrigger.PREVIEW if preview else SyncTrigger.MANUAL,
-        actor=request.user,  # type: ignore[arg-type]
-        apply=not preview,
-    )
+    try:
+        git_sync_start(
+            repository=repository,
+            trigger=SyncTrigger.PREVIEW if preview else SyncTrigger.MANUAL,
+            actor=request.user,  # type: ignore[arg-type]
+            apply=not preview,
+            commit="" if preview else request.POST.get("commit", ""),
+        )
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+        return redirect("gitops:detail", pk=repository.pk)
     messages.success(
         request, "Preview queued: the plan appears below." if preview else "Sync queued."
     )

@@ -109,6 +109,14 @@ class GitSyncSerializer(serializers.ModelSerializer[GitSync]):
         read_only_fields = fields
 
 
+class SyncRequestSerializer(serializers.Serializer[Any]):
+    commit = serializers.CharField(
+        required=False,
+        max_length=40,
+        help_text="Apply only if the ref is still at this commit (approving a previewed plan).",
+    )
+
+
 class SyncRefSerializer(serializers.Serializer[Any]):
     sync = serializers.IntegerField()
     operation = serializers.UUIDField()
@@ -173,15 +181,24 @@ class GitRepositoryViewSet(
         git_repository_delete(actor=actor(request), repository=repository)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=None, responses={202: SyncRefSerializer})
+    @extend_schema(request=SyncRequestSerializer, responses={202: SyncRefSerializer})
     @action(detail=True, methods=["post"])
     def sync(self, request: Request, pk: str | None = None) -> Response:
-        """Sync now: fetch, validate, plan and apply (an Operation)."""
+        """Sync now: fetch, validate, plan and apply (an Operation). With `commit`, only if
+        the ref is still there: what a preview showed is what is applied."""
         repository = self.get_object()
         self.require(repository.team, SYNC_ROLE, "sync git repositories", repository)
-        sync = git_sync_start(
-            repository=repository, trigger=SyncTrigger.MANUAL, actor=actor(request)
-        )
+        payload = SyncRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            sync = git_sync_start(
+                repository=repository,
+                trigger=SyncTrigger.MANUAL,
+                actor=actor(request),
+                commit=payload.validated_data.get("commit", ""),
+            )
+        except DjangoValidationError as error:
+            raise _errors(error) from None
         return _queued(sync)
 
     @extend_schema(request=None, responses={202: SyncRefSerializer})

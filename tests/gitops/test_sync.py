@@ -157,14 +157,27 @@ def test_commits_are_synced_marked_managed_previewed_changed_and_pruned(
     listed = operator.api.get(f"{API}{repo['id']}/syncs/").json()
     assert listed[0]["result"] == "planned" and listed[0]["plan"] == preview.plan
 
-    # when: synced
-    assert run(operator, repo["id"]).result == SyncResult.APPLIED
+    # when: the plan is approved after the ref moved on, it is refused
+    moved = git_server.commit({"fleet/web.yaml": web("nginx:1.26"), "fleet/README.md": "#\n"})
+    response = operator.api.post(f"{API}{repo['id']}/sync/", {"commit": second}, format="json")
+    git_sync_run(operation_id=response.json()["operation"])
+    refused_sync = GitSync.objects.get(pk=response.json()["sync"])
+    assert refused_sync.result == SyncResult.FAILED
+    assert refused_sync.errors == [
+        f"main has moved to {moved[:7]} since the approved plan of {second[:7]}; preview again."
+    ]
+    assert application.versions.count() == 1
+
+    # when: the plan of the head is approved
+    response = operator.api.post(f"{API}{repo['id']}/sync/", {"commit": moved}, format="json")
+    git_sync_run(operation_id=response.json()["operation"])
+    assert GitSync.objects.get(pk=response.json()["sync"]).result == SyncResult.APPLIED
 
     # then: a new version with the new image
     assert application.versions.count() == 2
     assert "nginx:1.26" in application.versions.first().manifests  # type: ignore[union-attr]
     application.refresh_from_db()
-    assert application.managed_by["commit"] == second
+    assert application.managed_by["commit"] == moved
 
     # when: a third commit removes the application
     git_server.commit({"fleet/web.yaml": None})
