@@ -21,6 +21,9 @@ class Application(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Declared in a Git repository (gitops): {"repository": id, "name": ..., "commit": sha}.
+    # The API and pages refuse edits while it is set (core.managed).
+    managed_by = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]

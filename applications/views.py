@@ -40,6 +40,7 @@ from applications.services import (
     application_version_add,
     placement_simulate,
 )
+from core.managed import refuse_page_if_managed
 from operations.models import Operation
 
 PAGE_SIZE = 50
@@ -224,6 +225,7 @@ def _start(
 def application_version_page(request: HttpRequest, name: str) -> HttpResponse:
     application = _application_or_404(request, name)
     require_role(request.user, application.team, Role.OPERATOR, request=request, target=application)
+    refuse_page_if_managed(application)
     try:
         version = application_version_add(
             actor=request.user,  # type: ignore[arg-type]
@@ -243,6 +245,7 @@ def application_version_page(request: HttpRequest, name: str) -> HttpResponse:
 def application_delete_page(request: HttpRequest, name: str) -> HttpResponse:
     application = _application_or_404(request, name)
     require_role(request.user, application.team, Role.OPERATOR, request=request, target=application)
+    refuse_page_if_managed(application)
     if request.POST.get("confirm", "") != application.name:
         messages.error(request, "Type the application's name to confirm.")
         return redirect("applications:detail", name=application.name)
@@ -293,6 +296,7 @@ def placement_edit_page(request: HttpRequest, name: str) -> HttpResponse:
         require_role(
             request.user, application.team, Role.OPERATOR, request=request, target=application
         )
+        refuse_page_if_managed(application)
         values = {key: request.POST.get(key, "") for key in values}
         try:
             changes = {

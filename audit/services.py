@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +45,22 @@ def redact(value: Any) -> Any:
     return value
 
 
+# Who acts when no user does: a service identity ("git-repository:payments/fleet") that
+# events recorded without a user carry as their actor name (`audit_identity`).
+_identity: ContextVar[str] = ContextVar("audit_identity", default="")
+
+
+@contextmanager
+def audit_identity(name: str) -> Iterator[None]:
+    """Within the block, events recorded without a user name `name` as their actor: the
+    services a GitOps sync calls audit as the repository, not as an anonymous system."""
+    token = _identity.set(name[:150])
+    try:
+        yield
+    finally:
+        _identity.reset(token)
+
+
 def _client_addr(request: HttpRequest) -> str | None:
     addr = request.META.get("REMOTE_ADDR")
     return addr if isinstance(addr, str) and addr else None
@@ -63,7 +82,7 @@ def audit_record(
     user = actor if actor is not None and actor.is_authenticated else None
     event = AuditEvent(
         actor_id=user.pk if user is not None else None,
-        actor_name=user.get_username() if user is not None else "",
+        actor_name=user.get_username() if user is not None else _identity.get(),
         action=action,
         outcome=outcome,
         team=team,

@@ -151,6 +151,9 @@ class ClusterSet(models.Model):
     selector = models.CharField(max_length=1000, blank=True)
     members = models.ManyToManyField(Cluster, blank=True, related_name="cluster_sets")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Declared in a Git repository (gitops): {"repository": id, "name": ..., "commit": sha}.
+    # The API refuses edits while it is set (core.managed).
+    managed_by = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]

@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "metrics",
     "notifications",
     "alerts",
+    "gitops",
 ]
 
 MIDDLEWARE = [
@@ -232,6 +233,7 @@ SPECTACULAR_SETTINGS = {
         "TokenScopeEnum": "accounts.choices.TokenScope",
         "AlertSeverityEnum": "alerts.choices.Severity",
         "AlertRuleKindEnum": "alerts.choices.RuleKind",
+        "GitSyncResultEnum": "gitops.choices.SyncResult",
     },
 }
 
@@ -396,6 +398,10 @@ KEELSON_LOCAL_MAX_CLUSTERS_PER_TEAM = env_int("KEELSON_LOCAL_MAX_CLUSTERS_PER_TE
 KEELSON_LOCAL_MAX_NODES_PER_TEAM = env_int("KEELSON_LOCAL_MAX_NODES_PER_TEAM", 10, minimum=0)
 
 # The `local` provider keeps each cluster's processes and data here.
+# Where git repositories (gitops) are fetched: one checkout per repository.
+KEELSON_GITOPS_DIR = env_str("KEELSON_GITOPS_DIR", str(VAR_DIR / "gitops"))
+# Extra CA certificates (PEM) git trusts for https:// repositories (a private Git server).
+KEELSON_GITOPS_CA_FILE = env_str("KEELSON_GITOPS_CA_FILE", "")
 KEELSON_LOCAL_CLUSTERS_DIR = env_str("KEELSON_LOCAL_CLUSTERS_DIR", str(VAR_DIR / "local-clusters"))
 
 # How often the `capi` provider reads the Cluster API objects it follows.
@@ -461,6 +467,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "alerts.tasks.alerts_evaluate_task",
         "schedule": float(KEELSON_ALERTS_INTERVAL),
         "options": {"expires": KEELSON_ALERTS_INTERVAL},
+    },
+    # Each repository is synced when its own poll interval has passed (gitops.services).
+    "gitops-poll": {
+        "task": "gitops.tasks.git_repositories_poll_task",
+        "schedule": 60.0,
+        "options": {"expires": 60},
     },
 }
 

@@ -29,6 +29,7 @@ urlpatterns = [
     path("policies/", include("policies.urls")),
     path("notifications/", include("notifications.urls")),
     path("alerts/", include("alerts.urls")),
+    path("gitops/", include("gitops.urls")),
     path("api/v1/", include("fleet.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

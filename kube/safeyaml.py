@@ -110,6 +110,22 @@ def load_all(text: str, *, max_bytes: int) -> list[Any]:
         loader.dispose()
 
 
+def load_all_with_lines(text: str, *, max_bytes: int) -> list[tuple[int, Any]]:
+    """Every document in `text` with the line (1-based) where it starts."""
+    loader = _loader(text, max_bytes)
+    try:
+        documents = []
+        while loader.check_node():
+            node = loader.get_node()
+            assert node is not None  # check_node() said there is one
+            documents.append((node.start_mark.line + 1, loader.construct_document(node)))
+        return documents
+    except yaml.YAMLError as error:
+        raise _error(error) from None
+    finally:
+        loader.dispose()
+
+
 def shorten(value: Any, limit: int = MAX_MESSAGE) -> str:
     """`value` as text for an error message, cut to `limit` characters."""
     text = value if isinstance(value, str) else reprlib.repr(value)

@@ -41,6 +41,7 @@ TASKS = {
     "cluster.deregister": ("clusters.tasks.cluster_deregister_task", "provisioning"),
     "application.rollout": ("applications.tasks.application_rollout_task", "placement"),
     "application.delete": ("applications.tasks.application_delete_task", "placement"),
+    "gitops.sync": ("gitops.tasks.git_sync_task", "default"),
 }
 PENDING_GRACE = timedelta(seconds=90)
 

@@ -74,6 +74,9 @@ class Policy(models.Model):
     source_name = models.CharField(max_length=300, blank=True)
     # When no cluster of the team reported it any more (history kept); null while reported.
     gone_at = models.DateTimeField(null=True, blank=True)
+    # Declared in a Git repository (gitops): {"repository": id, "name": ..., "commit": sha}.
+    # The API and pages refuse edits while it is set (core.managed).
+    managed_by = models.JSONField(null=True, blank=True, editable=False)
 
     all_objects = models.Manager()
     objects = LivePolicies()

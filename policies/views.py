@@ -16,6 +16,7 @@ from accounts.choices import Role
 from accounts.models import Team
 from accounts.permissions import require_role, teams_for, user_has_role
 from clusters.selectors import cluster_get_or_404
+from core.managed import refuse_page_if_managed
 from core.ui.filters import any_by_default
 from policies.choices import ResultStatus
 from policies.external.guard import refuse_external
@@ -148,6 +149,7 @@ def policy_edit_page(request: HttpRequest, team: str, name: str) -> HttpResponse
     initial = PolicyForm.initial_for(PolicySpec.of(policy), policy.team.name)
     data: Any = None
     if request.method == "POST":
+        refuse_page_if_managed(policy)
         data = request.POST.copy()
         data["team"], data["name"] = policy.team.name, policy.name
     form = PolicyForm(data, initial=initial, teams=[policy.team.name], editing=True)

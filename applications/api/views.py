@@ -32,6 +32,7 @@ from applications.services import (
     placement_decide,
     placement_simulate,
 )
+from core.managed import refuse_if_managed
 from operations.models import Operation
 
 
@@ -317,6 +318,7 @@ class ApplicationViewSet(
         unchanged until the next rollout."""
         application = self.get_object()
         self.require(application.team, Role.OPERATOR, "change applications", application)
+        refuse_if_managed(application)
         payload = ApplicationUpdateSerializer(data=request.data, partial=True)
         unknown = sorted(set(request.data) - set(payload.fields))
         if unknown:
@@ -335,6 +337,7 @@ class ApplicationViewSet(
         """Remove the application from every cluster, then delete it (an Operation)."""
         application = self.get_object()
         self.require(application.team, Role.OPERATOR, "delete applications", application)
+        refuse_if_managed(application)
         try:
             operation = application_delete_start(application=application, actor=actor(request))
         except DjangoValidationError as error:
@@ -353,6 +356,7 @@ class ApplicationViewSet(
         application = self.get_object()
         if request.method == "POST":
             self.require(application.team, Role.OPERATOR, "add versions", application)
+            refuse_if_managed(application)
             payload = VersionSerializer(data=request.data)
             payload.is_valid(raise_exception=True)
             try:

@@ -66,6 +66,7 @@ from clusters.services.registration import (
     connection_from_input,
 )
 from core.api.filters import as_utc
+from core.managed import refuse_if_managed
 from kube.kubeconfig import KubeconfigError, list_contexts
 from operations.api.serializers import OperationSerializer
 
@@ -433,6 +434,7 @@ class ClusterSetViewSet(TeamOwnedModelViewSet[ClusterSet]):
         instance = serializer.instance
         assert isinstance(instance, ClusterSet)
         self.require(instance.team, Role.OPERATOR, "change cluster sets", instance)
+        refuse_if_managed(instance)
         data = dict(serializer.validated_data)
         data.pop("team_name", None)
         members = data.pop("members", None)
@@ -442,6 +444,7 @@ class ClusterSetViewSet(TeamOwnedModelViewSet[ClusterSet]):
 
     def perform_destroy(self, instance: ClusterSet) -> None:
         self.require(instance.team, Role.OPERATOR, "delete cluster sets", instance)
+        refuse_if_managed(instance)
         cluster_set_delete(actor=actor(self.request), cluster_set=instance)
 
     @extend_schema(responses=ClusterSerializer(many=True))

@@ -25,6 +25,7 @@ from costs.api import (
     InstancePriceViewSet,
     RateCardViewSet,
 )
+from gitops.api.views import GitRepositoryViewSet
 from notifications.api.views import ChannelViewSet, DeliveryViewSet
 from operations.api.views import OperationViewSet
 from policies.api.agent import AgentPoliciesView
@@ -44,6 +45,7 @@ router.register("rate-cards", RateCardViewSet, basename="ratecard")
 router.register("cluster-pricing", ClusterPricingViewSet, basename="clusterpricing")
 router.register("budgets", BudgetViewSet, basename="budget")
 router.register("applications", ApplicationViewSet, basename="application")
+router.register("git-repositories", GitRepositoryViewSet, basename="gitrepository")
 router.register("operations", OperationViewSet, basename="operation")
 router.register("notification-channels", ChannelViewSet, basename="notificationchannel")
 router.register("notification-deliveries", DeliveryViewSet, basename="notificationdelivery")

@@ -23,6 +23,7 @@ from accounts.choices import Role
 from accounts.models import Team
 from accounts.permissions import user_has_role
 from clusters.models import ClusterSet
+from core.managed import refuse_if_managed
 from policies import cel, celcost
 from policies.api.serializers import (
     ClusterPlanSerializer,
@@ -102,6 +103,7 @@ class PolicyViewSet(
     def partial_update(self, request: Request, name: str | None = None) -> Response:
         policy = self.get_object()
         self.require(policy.team, Role.OPERATOR, "change policies", policy)
+        refuse_if_managed(policy)
         payload = PolicyWriteSerializer(data=request.data, partial=True)
         payload.is_valid(raise_exception=True)
         data = dict(payload.validated_data)
@@ -116,6 +118,7 @@ class PolicyViewSet(
     def destroy(self, request: Request, name: str | None = None) -> Response:
         policy = self.get_object()
         self.require(policy.team, Role.OPERATOR, "delete policies", policy)
+        refuse_if_managed(policy)
         try:
             policy_delete(policy=policy, actor=actor(request))
         except DjangoValidationError as error:

@@ -41,6 +41,7 @@ from applications.services import application_create, application_version_add
 from audit.services import audit_record
 from clusters.models import ClusterSet, ClusterTemplate, ClusterTransition
 from costs.models import Budget, ClusterPricing, InstancePrice, RateCard
+from gitops.models import GitRepository, GitSync
 from operations.models import OperationLogLine
 from operations.services import operation_create
 from policies.models import ClusterSetPin, ComplianceReport, ReportDefinition, ReportFile
@@ -253,6 +254,14 @@ def _silence(owner: Owner, i: int) -> None:
     )
 
 
+def _git_repository(owner: Owner, i: int) -> None:
+    GitRepository.objects.create(team=owner.team, name=f"git-{i}", url="git://192.0.2.1/x.git")
+
+
+def _git_sync(owner: Owner, repository: Any, i: int) -> None:
+    GitSync.objects.create(repository=repository, trigger="manual", plan=[{"i": i}])
+
+
 # Router basename -> how to add one row its list shows the owner.
 SEEDERS: dict[str, Seeder] = {
     "team": _team,
@@ -275,6 +284,7 @@ SEEDERS: dict[str, Seeder] = {
     "alertrule": _alert_rule,
     "alert": _alert,
     "silence": _silence,
+    "gitrepository": _git_repository,
 }
 # List routes with no rows in the database to grow.
 NO_ROWS = {"provider": "the providers and instance types are constants of the code"}
@@ -427,6 +437,13 @@ NESTED: dict[str, Nested] = {
         _log_line,
     ),
     "policy-results": Nested("policies/judge/results/", _new_policy, _result),
+    "gitrepository-syncs": Nested(
+        "git-repositories/{pk}/syncs/",
+        lambda owner: GitRepository.objects.create(
+            team=owner.team, name="synced", url="git://192.0.2.1/x.git"
+        ),
+        _git_sync,
+    ),
 }
 # GET routes of a detail object that serve one object, not a list.
 NOT_LISTS = {

@@ -15,7 +15,7 @@ from applications.services import application_create, application_version_add
 from policies.models import Policy
 from policies.services.library import library_load
 from tests.browser.conftest import ARTIFACTS
-from tests.browser.test_layout import _fleet
+from tests.browser.test_layout import _fleet, _git_repository
 from tests.browser.test_operations_live import _log_in
 from tests.placement.test_version_diff import V1, V2
 
@@ -50,6 +50,7 @@ def test_main_pages_have_no_serious_accessibility_findings(
         actor=None, team=cluster.team, name="web", namespace="web", manifests=V1
     )
     application_version_add(actor=None, application=application, manifests=V2)
+    repository = _git_repository(cluster.team)
     library_load(team=cluster.team)
     policy = Policy.objects.filter(team=cluster.team).order_by("name").first()
     assert policy is not None
@@ -85,6 +86,8 @@ def test_main_pages_have_no_serious_accessibility_findings(
         "alerts": "/alerts/?state=resolved&state=firing",
         "alert rules": "/alerts/rules/",
         "silences": "/alerts/silences/",
+        "git repositories": "/gitops/",
+        "git repository": f"/gitops/{repository.pk}/",
         "404 signed in": "/clusters/no-such-cluster/",
     }
     for name, path in signed_in.items():

@@ -60,9 +60,57 @@ def _fleet() -> tuple[Any, Operation]:
     return cluster, operation
 
 
+def _git_repository(team: Any) -> Any:
+    """A repository with a planned change (a manifests diff) and a failed sync."""
+    from gitops.models import GitRepository, GitSync
+
+    repository = GitRepository.objects.create(
+        team=team,
+        name="platform-fleet-production",
+        url="https://git.example.com/platform-engineering/fleet-configuration-production.git",
+        path="clusters/production/eu-west-1",
+        last_commit="0123456789abcdef0123456789abcdef01234567",
+        last_result="planned",
+        last_synced_at=timezone.now(),
+    )
+    diff = (
+        "--- manifests (now)\n+++ manifests (in git)\n@@ -1 +1 @@\n"
+        "-      - {name: web, image: registry.example.com/platform/storefront-web:1.25.0}\n"
+        "+      - {name: web, image: registry.example.com/platform/storefront-web:1.26.0}\n"
+    )
+    plan = [
+        {
+            "action": "change",
+            "kind": "Application",
+            "name": "storefront-web-production",
+            "file": "clusters/production/eu-west-1/applications/storefront.yaml",
+            "line": 1,
+            "diff": {"manifests": {"diff": diff}, "description": {"old": "a", "new": "b"}},
+        }
+    ]
+    GitSync.objects.create(
+        repository=repository,
+        trigger="manual",
+        result="failed",
+        errors=["clusters/production/eu-west-1/policies.yaml:12: Policy x: rules: bad CEL"],
+        finished_at=timezone.now(),
+    )
+    GitSync.objects.create(
+        repository=repository,
+        trigger="preview",
+        apply=False,
+        commit=repository.last_commit,
+        result="planned",
+        plan=plan,
+        finished_at=timezone.now(),
+    )
+    return repository
+
+
 def test_every_main_page_fits_a_phone(asgi_server: str, chromium: Any) -> None:
     # given a fleet with long names, and a phone-sized window
     cluster, operation = _fleet()
+    repository = _git_repository(cluster.team)
     context = chromium.new_context(viewport=PHONE)
     page = context.new_page()
     _log_in(page, asgi_server, "operator-on-call")
@@ -82,6 +130,8 @@ def test_every_main_page_fits_a_phone(asgi_server: str, chromium: Any) -> None:
         "/alerts/",
         "/alerts/rules/",
         "/alerts/silences/",
+        "/gitops/",
+        f"/gitops/{repository.pk}/",
         f"/operations/{operation.pk}/",
     ]
     too_wide = {}

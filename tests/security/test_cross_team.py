@@ -51,6 +51,7 @@ from clusters.models import Cluster, ClusterSet, ClusterTemplate
 from clusters.services.registration import ClusterFields, agent_exchange, cluster_register_pull
 from costs.models import Budget, ClusterPricing, CostAllocation, InstancePrice, RateCard
 from fleet.api import urls as api_urls
+from gitops.models import GitRepository
 from notifications.models import Channel, Delivery
 from operations.models import Operation
 from operations.services import operation_create
@@ -139,6 +140,7 @@ class Tenant:
     alert_rule: AlertRule
     alert: Alert
     silence: Silence
+    git_repository: GitRepository
 
 
 def seed_tenant(prefix: str, admin: Any) -> Tenant:
@@ -287,7 +289,11 @@ def seed_tenant(prefix: str, admin: Any) -> Tenant:
         ends_at=now + datetime.timedelta(hours=1),
         created_by=admin,
     )
+    git_repository = GitRepository.objects.create(
+        team=team, name=f"{prefix}-git", url="git://192.0.2.10/fleet.git"
+    )
     return Tenant(
+        git_repository=git_repository,
         team=team,
         admin=admin,
         push=push,
@@ -339,6 +345,7 @@ class World:
             "alertrule": self.a.alert_rule.pk,
             "alert": self.a.alert.pk,
             "silence": self.a.silence.pk,
+            "git": self.a.git_repository.pk,
             "b_cluster": self.b.push.name,
             "b_team": self.b.team.name,
         }
@@ -791,6 +798,21 @@ ENDPOINTS: list[Endpoint] = [
     ),
     _r("silence-detail", "silences/{silence}/"),
     _w("silence-expire", "POST", "silences/{silence}/expire/"),
+    # git repositories (gitops): admins register and change them, operators sync
+    _r("gitrepository-list", "git-repositories/", "collection"),
+    _w(
+        "gitrepository-list",
+        "POST",
+        "git-repositories/",
+        "collection",
+        body={"name": "tenanta-new", "team": A, "url": "git://192.0.2.10/new.git"},
+    ),
+    _r("gitrepository-detail", "git-repositories/{git}/"),
+    _w("gitrepository-detail", "PATCH", "git-repositories/{git}/", body={"ref": "dev"}),
+    _w("gitrepository-detail", "DELETE", "git-repositories/{git}/"),
+    _w("gitrepository-sync", "POST", "git-repositories/{git}/sync/"),
+    _w("gitrepository-preview", "POST", "git-repositories/{git}/preview/"),
+    _r("gitrepository-syncs", "git-repositories/{git}/syncs/"),
 ]
 
 # Agent endpoints take agent tokens, not users': covered by the tests at the end.
@@ -804,6 +826,10 @@ AGENT_ENDPOINTS = {
     ("agent-work", "GET"),
     ("agent-work", "POST"),
 }
+
+# The webhook takes no user: an HMAC signature with the repository's secret
+# (tests/gitops/test_sync.py shows a bad or missing one is a 403 and changes nothing).
+SIGNED_ENDPOINTS = {("gitrepository-webhook", "POST")}
 
 # A user's own API tokens belong to no team: tests/security/test_tokens_api.py shows that
 # nobody sees or changes another user's tokens.
@@ -873,6 +899,7 @@ def test_every_endpoint_is_in_the_matrix() -> None:
         | AGENT_ENDPOINTS
         | PERSONAL_ENDPOINTS
         | ADMINISTRATOR_ENDPOINTS
+        | SIGNED_ENDPOINTS
     )
     missing = sorted(served - covered)
     assert not missing, f"endpoints without cross-team coverage: {missing}"
@@ -901,6 +928,7 @@ def test_matrix_paths_resolve_to_their_routes() -> None:
         "alertrule": 1,
         "alert": 1,
         "silence": 1,
+        "git": 1,
     }
     for endpoint in ENDPOINTS:
         path = (API + endpoint.path.format(**values)).split("?")[0]

@@ -114,6 +114,7 @@ def _real_path_parameters(world: World, path: str) -> list[dict[str, Any]]:
         "alert-rules": [a.alert_rule.pk],
         "alerts": [a.alert.pk],
         "silences": [a.silence.pk],
+        "git-repositories": [a.git_repository.pk],
     }
     prefix = path.removeprefix("/api/v1/").split("/")[0]
     key = "id" if "{id}" in path else "name"

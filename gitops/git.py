@@ -1,0 +1,169 @@
+"""Fetching a repository with the `git` command line: shallow (`--depth 1`), one ref, with
+a timeout, never prompting. Credentials reach git through its environment (an
+`http.extraHeader` for a token, `GIT_SSH_COMMAND` with a key file for SSH), never on the
+command line, and are scrubbed from any message git prints."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+# Transports git may use, also for submodules and redirects: no file://, no ext::.
+ALLOWED_PROTOCOLS = "https:ssh:git"
+_SCHEME_URL = re.compile(r"^(https|ssh|git)://[^\s/]+(/\S*)?$")
+_SCP_URL = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$")
+_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
+FETCH_TIMEOUT = 120
+MAX_MESSAGE = 500
+
+
+class GitError(Exception):
+    """Git failed: unreachable, refused, unknown ref, timed out. The message quotes no
+    credential."""
+
+
+def url_errors(url: str) -> list[str]:
+    """Why `url` cannot be fetched from ([] when it can)."""
+    if _SCP_URL.match(url):
+        return []
+    if not _SCHEME_URL.match(url):
+        return ["Use an https://, ssh://, git:// or user@host:path URL."]
+    authority = url.split("://", 1)[1].split("/", 1)[0]
+    if url.startswith("https://") and ":" in authority.split("@")[0] and "@" in authority:
+        return ["Put the password or token in the credentials, not in the URL."]
+    return []
+
+
+def ref_errors(ref: str) -> list[str]:
+    if not _REF.match(ref) or ".." in ref or ref.endswith((".lock", "/")):
+        return ["Use a branch or tag name."]
+    return []
+
+
+def path_errors(path: str) -> list[str]:
+    parts = Path(path).parts
+    if path.startswith("/") or ".." in parts or "\\" in path:
+        return ["Use a folder relative to the repository's root."]
+    return []
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    text = re.sub(r"(Authorization:\s*\w+\s+)\S+", r"\1[redacted]", text, flags=re.IGNORECASE)
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return "\n".join(lines[-5:])[:MAX_MESSAGE]
+
+
+def _run(
+    args: list[str], *, cwd: Path, env: dict[str, str], timeout: int, secrets: list[str]
+) -> str:
+    try:
+        done = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise GitError(f"git {args[0]} did not finish within {timeout} s.") from None
+    if done.returncode != 0:
+        raise GitError(f"git {args[0]} failed: {_scrub(done.stderr, secrets) or done.returncode}")
+    return done.stdout
+
+
+def _environment(
+    credentials: str, scratch: Path, ca_file: str = ""
+) -> tuple[dict[str, str], list[str]]:
+    """git's environment: no prompt, no user or system configuration, allowed transports,
+    and the credential. Returns it and the strings to scrub from messages."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(scratch),
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_ALLOW_PROTOCOL": ALLOWED_PROTOCOLS,
+        "GIT_ASKPASS": "/bin/false",
+        "SSH_ASKPASS": "/bin/false",
+        "LANG": "C",
+    }
+    if ca_file:
+        env["GIT_SSL_CAINFO"] = ca_file
+    known_hosts = scratch / "known_hosts"
+    ssh = (
+        "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new "
+        f"-o UserKnownHostsFile={known_hosts}"
+    )
+    secrets: list[str] = []
+    if credentials.lstrip().startswith("-----BEGIN"):
+        key = scratch / "id"
+        key.write_text(credentials.strip() + "\n")
+        key.chmod(0o600)
+        ssh += f" -o IdentitiesOnly=yes -i {key}"
+        secrets.append(credentials)
+    elif credentials:
+        user_pass = credentials if ":" in credentials else f"x-access-token:{credentials}"
+        header = "Authorization: Basic " + base64.b64encode(user_pass.encode()).decode()
+        env.update(
+            {
+                "GIT_CONFIG_COUNT": "1",
+                "GIT_CONFIG_KEY_0": "http.extraHeader",
+                "GIT_CONFIG_VALUE_0": header,
+            }
+        )
+        secrets += [credentials, header]
+    env["GIT_SSH_COMMAND"] = ssh
+    return env, secrets
+
+
+def git_fetch(
+    *,
+    url: str,
+    ref: str,
+    workdir: Path,
+    credentials: str = "",
+    ca_file: str = "",
+    timeout: int = FETCH_TIMEOUT,
+) -> str:
+    """Fetch the tip of `ref` (depth 1) into `workdir` and check it out; its commit sha."""
+    problems = url_errors(url) + ref_errors(ref)
+    if problems:
+        raise GitError(" ".join(problems))
+    workdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="keelson-git-") as scratch:
+        env, secrets = _environment(credentials, Path(scratch), ca_file)
+        if not (workdir / ".git").exists():
+            _run(["init", "-q"], cwd=workdir, env=env, timeout=30, secrets=secrets)
+        _run(
+            ["fetch", "-q", "--depth", "1", "--no-tags", url, ref],
+            cwd=workdir,
+            env=env,
+            timeout=timeout,
+            secrets=secrets,
+        )
+        _run(
+            ["checkout", "-q", "--force", "--detach", "FETCH_HEAD"],
+            cwd=workdir,
+            env=env,
+            timeout=60,
+            secrets=secrets,
+        )
+        _run(
+            ["clean", "-q", "-d", "-x", "--force"],
+            cwd=workdir,
+            env=env,
+            timeout=60,
+            secrets=secrets,
+        )
+        return _run(
+            ["rev-parse", "HEAD"], cwd=workdir, env=env, timeout=30, secrets=secrets
+        ).strip()

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from gitops import views
+
+app_name = "gitops"
+
+urlpatterns = [
+    path("", views.repository_list_page, name="list"),
+    path("<int:pk>/", views.repository_detail_page, name="detail"),
+    path("<int:pk>/sync/", views.repository_sync_page, name="sync"),
+]
