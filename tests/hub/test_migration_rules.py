@@ -42,11 +42,11 @@ def state() -> ProjectState:
 
 
 def migration(*operations: Any, contract: bool = False) -> migrations.Migration:
-    made = migrations.Migration("0002_change", "shop")
-    made.operations = list(operations)
+    attributes: dict[str, Any] = {"operations": list(operations)}
     if contract:
-        made.contract = True  # type: ignore[attr-defined]
-    return made
+        attributes["contract"] = True
+    made: type[migrations.Migration] = type("Migration", (migrations.Migration,), attributes)
+    return made("0002_change", "shop")
 
 
 BREAKING = {

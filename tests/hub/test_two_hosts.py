@@ -69,7 +69,7 @@ def hosts(pair: dict[str, LocalCluster], tmp_path: Path) -> Iterator[list[Host]]
         wanted = set(nodes(started))
         deadline = time.monotonic() + 90
         while True:
-            answered = celery_app.control.ping(destination=sorted(wanted), timeout=1)
+            answered = celery_app.control.ping(destination=sorted(wanted), timeout=1) or []
             if {name for reply in answered for name in reply} == wanted:
                 break
             logs = "\n".join(host.log_tail() for host in started)
