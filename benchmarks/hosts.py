@@ -6,9 +6,9 @@ what the coordination costs and how far more processes help, not what a second m
 cores would add (docs/operations.md, "Sizing").
 
 Collection: every cluster's probe through `clusters_collect_shard_task` (warm: after a
-first pass that decrypted credentials and opened connections; the median of three). Sweep: every batch of
-`policies_evaluate_batch_task` over the simulated fleet, every pair judged anew (the
-inventories restamped before each sweep; the second of two sweeps is measured)."""
+first pass that decrypted credentials and opened connections; the median of three).
+Sweep: every batch of `policies_evaluate_batch_task` over the simulated fleet, every pair
+judged anew (the inventories restamped before each sweep; the second of two is measured)."""
 
 from __future__ import annotations
 
