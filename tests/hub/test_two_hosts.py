@@ -10,8 +10,9 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -35,7 +36,7 @@ from tests.factories import make_team
 from tests.placement.test_propagation import manifests, register
 from tests.support import child_database_url
 
-pytestmark = [pytest.mark.kube, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.kube, pytest.mark.netns, pytest.mark.django_db(transaction=True)]
 
 SWEEP_CLUSTERS = 24
 SWEEP_TASK = "policies.tasks.policies_evaluate_batch_task"
@@ -75,6 +76,16 @@ def hosts(pair: dict[str, LocalCluster], tmp_path: Path) -> Iterator[list[Host]]
             logs = "\n".join(host.log_tail() for host in started)
             assert time.monotonic() < deadline, f"workers not up within 90 s\n{logs}"
         yield started
+
+
+def wait_until(predicate: Callable[[], Any], *, timeout: float, what: str, host: Host) -> Any:
+    """wait_for, with `host`'s logs as they are at the end in the failure message."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{host.log_tail(6000)}")
 
 
 def holder(hosts: list[Host], task: str) -> Host | None:
@@ -142,10 +153,11 @@ def test_a_host_killed_mid_sweep_leaves_the_other_to_finish_it_once(
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_CLASS, held])
     # then the other host receives the batch again and finishes the sweep
-    wait_for(
+    wait_until(
         lambda: PolicyEvaluation.objects.filter(cluster_id=held).count() == policies,
         timeout=180,
-        what=f"the held cluster to be judged by host {other.name}\n{other.log_tail()}",
+        what=f"the held cluster to be judged by host {other.name}",
+        host=other,
     )
     time.sleep(2)  # anything duplicated would land now
     # and every (policy, cluster) pair was judged exactly once in this sweep
@@ -190,10 +202,11 @@ def test_a_host_killed_mid_rollout_leaves_the_other_to_finish_it_once(
     busy.kill()
     assert Operation.objects.get(pk=operation.pk).state == "running"
     # then the other host finishes the same operation
-    wait_for(
+    wait_until(
         lambda: Operation.objects.get(pk=operation.pk).is_final,
         timeout=180,
-        what=f"the rollout to end\n{other.log_tail()}",
+        what=f"the rollout to end on host {other.name}",
+        host=other,
     )
     operation.refresh_from_db()
     assert operation.state == "succeeded", operation.error
