@@ -6,12 +6,14 @@ The root namespace runs one bound to the veth's host-side addresses (PostgreSQL,
 RabbitMQ and the kube-apiservers listen on 127.0.0.1 only); a "host" namespace runs one on
 its own loopback for the kube-apiservers, whose URLs and certificates name 127.0.0.1.
 A connection closed on one side is closed on the other, so a killed worker's broker
-connection ends at RabbitMQ too (its unacknowledged messages are redelivered)."""
+connection ends at RabbitMQ too (its unacknowledged messages are redelivered). It stops
+when the process that started it is gone."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 
@@ -57,7 +59,12 @@ async def main(routes: list[str]) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    parent = os.getppid()
+    while not stop.is_set():  # also ends with the run that started it (killed, crashed)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=1)
+        if os.getppid() != parent:
+            break
     for server in servers:
         server.close()
 
