@@ -73,12 +73,13 @@ def delete_namespace(netns: str) -> None:
 
 
 def remove_stale() -> list[str]:
-    """Delete the namespaces of earlier runs whose test process is gone."""
+    """Delete the namespaces of earlier runs whose test process is gone (or had the id
+    this process has now)."""
     removed = []
     for line in ip("netns", "list").splitlines():
         name = line.split()[0] if line.split() else ""
         match = STALE.match(name)
-        if match and not _alive(int(match.group(1))):
+        if match and (int(match.group(1)) == os.getpid() or not _alive(int(match.group(1)))):
             delete_namespace(name)
             removed.append(name)
     return removed
