@@ -29,6 +29,7 @@ GROUPS = (
     "metrics",
     "compliance",
     "alerts",
+    "hosts",
 )
 
 
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         compliance,
         cost_ingest,
         fleet,
+        hosts,
         ingest,
         placement,
         scrape,
@@ -92,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         "ingest_rows": 50_000 if quick else 200_000,
         "sweep_clusters": min(args.clusters, 200) if quick else args.clusters,
         "sweep_policies": 50,
+        "hosts_clusters": min(args.clusters, 200 if quick else 2000),
+        "hosts_policies": 10 if quick else 20,
     }
     info = machine()
     started = datetime.now(UTC)
@@ -146,6 +150,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         finally:
             simulator.stop()
+
+    if "hosts" in only:  # before placement: it resets the fleet to the simulated clusters
+        count = sizes["hosts_clusters"]
+        _say(f"hosts: workers on one host vs two (network namespaces), {count} clusters")
+        rows += hosts.run(
+            tls=tls, clusters=count, policies=sizes["hosts_policies"], workers=args.workers
+        )
 
     if only & {"placement", "ingest", "cost-ingest", "cost-usage"}:
         count = sizes["placement_clusters"]

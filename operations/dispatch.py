@@ -7,13 +7,16 @@
 - `exclusive_operation` wraps a task's work in a PostgreSQL advisory lock keyed by the
   operation, held on the worker's database session: a duplicate message (a redispatch, a
   broker redelivery) finds the lock taken and does nothing; a worker killed with SIGKILL
-  loses its session, so the lock frees itself and the redelivered task resumes the work.
+  loses its session, so the lock frees itself and the redelivered task resumes the work
+  (it waits a few seconds for the lock: the broker can redeliver before the database has
+  ended the dead session).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -44,6 +47,10 @@ TASKS = {
     "gitops.sync": ("gitops.tasks.git_sync_task", "default"),
 }
 PENDING_GRACE = timedelta(seconds=90)
+# A task redelivered because its worker died (SIGKILL, host lost) can reach another worker
+# before PostgreSQL has ended the dead worker's session and freed its lock: a task finding
+# the lock taken tries again for this long before leaving the operation to its holder.
+DEAD_SESSION_WAIT = 5.0
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -67,11 +74,15 @@ def exclusive_operation(run: Callable[P, R]) -> Callable[P, R | None]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | None:
         operation_id = kwargs["operation_id"]
         assert isinstance(operation_id, UUID | str)
-        with operation_lock(operation_id) as held:
-            if not held:
+        deadline = time.monotonic() + DEAD_SESSION_WAIT
+        while True:
+            with operation_lock(operation_id) as held:
+                if held:
+                    return run(*args, **kwargs)
+            if time.monotonic() >= deadline:
                 logger.info("operation %s is being worked on elsewhere; skipped", operation_id)
                 return None
-            return run(*args, **kwargs)
+            time.sleep(0.25)
 
     return wrapper
 
