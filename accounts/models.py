@@ -48,7 +48,10 @@ class Membership(models.Model):
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
     # idp: made by the group mapping at sign-in; only the provider's groups change it.
     source = models.CharField(
-        max_length=8, choices=MembershipSource.choices, default=MembershipSource.LOCAL
+        max_length=8,
+        choices=MembershipSource.choices,
+        default=MembershipSource.LOCAL,
+        db_default=MembershipSource.LOCAL,
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -12,6 +12,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from core import egress
+
 # Transports git may use, also for submodules and redirects: no file://, no ext::.
 ALLOWED_PROTOCOLS = "https:ssh:git"
 _SCHEME_URL = re.compile(r"^(https|ssh|git)://[^\s/]+(/\S*)?$")
@@ -95,6 +97,10 @@ def _environment(
         "GIT_ASKPASS": "/bin/false",
         "SSH_ASKPASS": "/bin/false",
         "LANG": "C",
+        # A redirect could lead past the egress check (egress_errors) to another host.
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "http.followRedirects",
+        "GIT_CONFIG_VALUE_0": "false",
     }
     if ca_file:
         env["GIT_SSL_CAINFO"] = ca_file
@@ -115,14 +121,47 @@ def _environment(
         header = "Authorization: Basic " + base64.b64encode(user_pass.encode()).decode()
         env.update(
             {
-                "GIT_CONFIG_COUNT": "1",
-                "GIT_CONFIG_KEY_0": "http.extraHeader",
-                "GIT_CONFIG_VALUE_0": header,
+                "GIT_CONFIG_COUNT": "2",
+                "GIT_CONFIG_KEY_1": "http.extraHeader",
+                "GIT_CONFIG_VALUE_1": header,
             }
         )
         secrets += [credentials, header]
     env["GIT_SSH_COMMAND"] = ssh
     return env, secrets
+
+
+_DEFAULT_PORTS = {"https": 443, "ssh": 22, "git": 9418}
+
+
+def _endpoint(url: str) -> tuple[str, int]:
+    """The host and port git will connect to for `url` (scp-like `user@host:path` is ssh)."""
+    if _SCP_URL.match(url):
+        return url.split("@", 1)[1].split(":", 1)[0], 22
+    scheme, rest = url.split("://", 1)
+    authority = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    host, port = authority, _DEFAULT_PORTS[scheme]
+    if authority.startswith("["):
+        host, _, tail = authority[1:].partition("]")
+        port = int(tail[1:]) if tail.startswith(":") and tail[1:].isdigit() else port
+    elif ":" in authority:
+        host, _, number = authority.rpartition(":")
+        port = int(number) if number.isdigit() else port
+    return host, port
+
+
+def egress_errors(url: str) -> list[str]:
+    """Why the hub may not connect to `url`'s host (the egress policy cluster URLs and
+    webhooks follow: link-local and metadata addresses never, loopback only where allowed,
+    `KEELSON_CLUSTER_URL_ALLOWLIST` when set). Git resolves the name again when it
+    connects; redirects are not followed (see `_run`)."""
+    host, port = _endpoint(url)
+    bracketed = f"[{host}]" if ":" in host else host
+    try:
+        egress.check_egress(f"https://{bracketed}:{port}/")
+    except egress.EgressDenied as error:
+        return [f"The hub may not connect to {host}: {error}"]
+    return []
 
 
 def git_fetch(
@@ -136,6 +175,8 @@ def git_fetch(
 ) -> str:
     """Fetch the tip of `ref` (depth 1) into `workdir` and check it out; its commit sha."""
     problems = url_errors(url) + ref_errors(ref)
+    if not problems:
+        problems = egress_errors(url)
     if problems:
         raise GitError(" ".join(problems))
     workdir.mkdir(parents=True, exist_ok=True)

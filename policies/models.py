@@ -69,9 +69,11 @@ class Policy(models.Model):
     deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
     # An external policy (policies/external): results an engine the clusters run reported,
     # read at collection; read-only in Keelson. Blank for Keelson's own policies.
-    source_engine = models.CharField(max_length=16, choices=SourceEngine.choices, blank=True)
+    source_engine = models.CharField(
+        max_length=16, choices=SourceEngine.choices, blank=True, default="", db_default=""
+    )
     # The engine's name for it: Kyverno's policy, "source/policy", Gatekeeper's "Kind/name".
-    source_name = models.CharField(max_length=300, blank=True)
+    source_name = models.CharField(max_length=300, blank=True, default="", db_default="")
     # When no cluster of the team reported it any more (history kept); null while reported.
     gone_at = models.DateTimeField(null=True, blank=True)
     # Declared in a Git repository (gitops): {"repository": id, "name": ..., "commit": sha}.

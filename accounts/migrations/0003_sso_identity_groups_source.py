@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='membership',
             name='source',
-            field=models.CharField(choices=[('local', 'Local'), ('idp', 'Identity provider')], default='local', max_length=8),
+            field=models.CharField(choices=[('local', 'Local'), ('idp', 'Identity provider')], db_default='local', default='local', max_length=8),
         ),
         migrations.AddConstraint(
             model_name='membership',

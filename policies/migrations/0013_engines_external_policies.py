@@ -22,12 +22,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='policy',
             name='source_engine',
-            field=models.CharField(blank=True, choices=[('kyverno', 'Kyverno'), ('gatekeeper', 'Gatekeeper'), ('policy-report', 'Policy report')], max_length=16),
+            field=models.CharField(blank=True, choices=[('kyverno', 'Kyverno'), ('gatekeeper', 'Gatekeeper'), ('policy-report', 'Policy report')], db_default='', default='', max_length=16),
         ),
         migrations.AddField(
             model_name='policy',
             name='source_name',
-            field=models.CharField(blank=True, max_length=300),
+            field=models.CharField(blank=True, db_default='', default='', max_length=300),
         ),
         migrations.AddConstraint(
             model_name='policy',
