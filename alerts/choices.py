@@ -13,6 +13,7 @@ class RuleKind(models.TextChoices):
     BUDGET_FORECAST = "budget_forecast", "Budget forecast above its amount"
     OPERATION_FAILED = "operation_failed", "Operation or rollout failed or rolled back"
     VERSION_EOL = "version_eol", "Kubernetes version past end of life"
+    AGENT_TOKEN = "agent_token_expiring", "Agent token about to expire"
 
 
 class Severity(models.TextChoices):

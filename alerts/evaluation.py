@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Max, Q, QuerySet
 
 from alerts.choices import RuleKind
 from alerts.models import AlertRule
 from clusters.choices import ClusterMode
 from clusters.eol import eol_for
 from clusters.labels import LabelSelector
-from clusters.models import Cluster
+from clusters.models import AgentToken, Cluster
 from clusters.services.lifecycle import cluster_set_clusters
 from costs.models import Budget
 from costs.services import budget_status
@@ -40,8 +40,14 @@ PERIOD = {
     RuleKind.COMPLIANCE: 600,
     RuleKind.BUDGET_FORECAST: 600,
     RuleKind.VERSION_EOL: 3600,
+    RuleKind.AGENT_TOKEN: 600,
 }
-CLUSTER_KINDS = (RuleKind.CLUSTER_STATUS, RuleKind.AGENT_SILENT, RuleKind.VERSION_EOL)
+CLUSTER_KINDS = (
+    RuleKind.CLUSTER_STATUS,
+    RuleKind.AGENT_SILENT,
+    RuleKind.VERSION_EOL,
+    RuleKind.AGENT_TOKEN,
+)
 _LABEL_NAME = re.compile(r"[^A-Za-z0-9_]")
 RESERVED = {"alertname", "rule_kind", "severity", "team", "cluster", "region", "provider"}
 
@@ -158,6 +164,40 @@ def _version_eol(rule: AlertRule, clusters: QuerySet[Cluster], now: datetime) ->
                     cluster_id=c.pk,
                 )
             )
+    return subjects
+
+
+def _agent_token(rule: AlertRule, clusters: QuerySet[Cluster], now: datetime) -> list[Subject]:
+    """Pull clusters whose every live agent token expires within `days_before` days. The
+    agent rotates at half-life, so this means rotation has been failing for a while; tokens
+    without an expiry (issued before expiry existed) never count."""
+    horizon = now + timedelta(days=int(rule.params.get("days_before", 7)))
+    last = {
+        row["cluster"]: row["last"]
+        for row in AgentToken.objects.filter(
+            cluster__in=clusters.filter(mode=ClusterMode.PULL),
+            kind=AgentToken.Kind.AGENT,
+            revoked_at__isnull=True,
+        )
+        .values("cluster")
+        .annotate(last=Max("expires_at"))
+        .filter(last__lte=horizon)
+    }
+    subjects = []
+    for c in clusters.filter(pk__in=last).only(*_CLUSTER_FIELDS):
+        ends = last[c.pk]
+        past = "expired" if ends <= now else "expires"
+        subjects.append(
+            Subject(
+                key=f"cluster:{c.pk}",
+                name=c.name,
+                labels=cluster_labels(c),
+                summary=f"The agent token of {c.name} {past} on {ends:%Y-%m-%d %H:%M} UTC",
+                description="The agent rotates its token at half its lifetime; check the "
+                "agent's logs and that it reaches the hub.",
+                cluster_id=c.pk,
+            )
+        )
     return subjects
 
 
@@ -313,6 +353,7 @@ EVALUATORS: dict[str, Callable[[AlertRule, QuerySet[Cluster], datetime], list[Su
     RuleKind.CLUSTER_STATUS: _cluster_status,
     RuleKind.AGENT_SILENT: _agent_silent,
     RuleKind.VERSION_EOL: _version_eol,
+    RuleKind.AGENT_TOKEN: _agent_token,
     RuleKind.OPERATION_FAILED: _operation_failed,
     RuleKind.CRITICAL_VIOLATION: _critical_violation,
     RuleKind.BUDGET_FORECAST: _budget_forecast,

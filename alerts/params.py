@@ -104,6 +104,9 @@ KINDS: dict[str, KindSpec] = {
         },
     ),
     RuleKind.VERSION_EOL: KindSpec({"days_before": 0}, {"days_before": lambda v: _int(v, 0, 365)}),
+    RuleKind.AGENT_TOKEN: KindSpec(
+        {"days_before": 7}, {"days_before": lambda v: _int(v, 0, 365)}, group_by=("region",)
+    ),
 }
 
 
@@ -189,5 +192,12 @@ DEFAULT_RULES: tuple[tuple[str, str, dict[str, Any], str, str], ...] = (
         {"days_before": 0},
         Severity.WARNING,
         "A cluster runs a Kubernetes version past its end of life.",
+    ),
+    (
+        "agent-token-expiring",
+        RuleKind.AGENT_TOKEN,
+        {"days_before": 7},
+        Severity.WARNING,
+        "A pull-mode agent's token expires within 7 days: it did not rotate it at half-life.",
     ),
 )

@@ -66,6 +66,46 @@ def test_agent_silent(team: Team, t0: datetime) -> None:
     assert subjects(silent) == ["edge-quiet"]
 
 
+def test_agent_token_about_to_expire(team: Team, t0: datetime) -> None:
+    from clusters.models import AgentToken
+
+    expiring = rule(team, "token", "agent_token_expiring", days_before=7)
+
+    def token(cluster: Any, name: str, expires_in: timedelta | None, **fields: Any) -> None:
+        AgentToken.objects.create(
+            cluster=cluster,
+            kind="agent",
+            token_hash=f"hash-{name}",
+            prefix=name[:16],
+            expires_at=None if expires_in is None else t0 + expires_in,
+            **fields,
+        )
+
+    # by hand, a week from t0: stuck expires in 3 days; rotated had an old token expiring
+    # in 2 days but a new one for 29 days; revoked's only live token lasts 20 days; legacy
+    # has a token without expiry; gone's token expired yesterday
+    stuck = make_cluster(team=team, name="edge-stuck", mode="pull")
+    token(stuck, "stuck", timedelta(days=3))
+    rotated = make_cluster(team=team, name="edge-rotated", mode="pull")
+    token(rotated, "rotated-old", timedelta(days=2))
+    token(rotated, "rotated-new", timedelta(days=29))
+    revoked = make_cluster(team=team, name="edge-revoked", mode="pull")
+    token(revoked, "revoked-old", timedelta(days=1), revoked_at=t0)
+    token(revoked, "revoked-new", timedelta(days=20))
+    legacy = make_cluster(team=team, name="edge-legacy", mode="pull")
+    token(legacy, "legacy", None)
+    gone = make_cluster(team=team, name="edge-gone", mode="pull")
+    token(gone, "gone", timedelta(days=-1))
+    rule_evaluate(rule=expiring, now=t0)
+    assert subjects(expiring) == ["edge-gone", "edge-stuck"]
+    summaries = sorted(a.annotations["summary"] for a in Alert.objects.filter(rule=expiring))
+    assert "edge-gone expired on" in summaries[0] and "edge-stuck expires on" in summaries[1]
+    # when the stuck agent rotates at last, its alert resolves
+    token(stuck, "stuck-new", timedelta(days=30))
+    rule_evaluate(rule=expiring, now=t0 + timedelta(minutes=11))
+    assert subjects(expiring) == ["edge-gone"]
+
+
 def test_version_past_end_of_life_by_provider(team: Team, t0: datetime) -> None:
     eol = rule(team, "eol", "version_eol")
     make_cluster(team=team, name="old-eks", provider="aws", kubernetes_version="v1.20.2-eks-1")
