@@ -30,6 +30,8 @@ from gitops.documents import DocumentErrors, desired_objects, parse_documents, r
 from gitops.git import GitError, git_fetch, path_errors, ref_errors, url_errors
 from gitops.models import GitRepository, GitSync
 from gitops.plan import Action, make_plan, plan_summary
+from gitops.preview import enrich
+from gitops.rollouts import rollouts_start
 from gitops.state import apply_plan, conflicts, owned_state
 from operations.choices import OperationState
 from operations.dispatch import exclusive_operation, operation_dispatch
@@ -216,7 +218,12 @@ def _finish(sync: GitSync, operation_id: UUID, result: SyncResult, errors: list[
         operation_id=operation_id,
         state=OperationState.SUCCEEDED,
         message=message.rstrip(": "),
-        result={"sync": sync.pk, "commit": sync.commit, "summary": counts},
+        result={
+            "sync": sync.pk,
+            "commit": sync.commit,
+            "summary": counts,
+            "rollouts": {c["name"]: c["rollout"] for c in sync.plan if c.get("rollout")},
+        },
     )
 
 
@@ -290,6 +297,10 @@ def _run(sync: GitSync, operation_id: UUID, approved: str = "") -> None:
     sync.plan = [change.as_json() for change in changes]
     counts = plan_summary(changes)
     if not sync.apply:
+        # Only a plan that waits for someone's eyes: the clusters, cost and compliance
+        # it would change (an applying sync goes on to do it).
+        operation_update(operation_id=operation_id, progress=70, message="Previewing")
+        enrich(sync.plan, desired, repository.team)
         _finish(sync, operation_id, SyncResult.PLANNED, [])
         return
     operation_update(operation_id=operation_id, progress=80, message="Applying")
@@ -307,8 +318,14 @@ def _run(sync: GitSync, operation_id: UUID, approved: str = "") -> None:
         messages = error.messages if isinstance(error, ValidationError) else [str(error)]
         _finish(sync, operation_id, SyncResult.FAILED, messages)
         return
+    # Committed: now to the clusters, one rollout Operation per application (a pruned
+    # one's deletion Operation was started by the apply).
+    operation_update(operation_id=operation_id, progress=90, message="Rolling out")
+    with audit_identity(identity(repository)):
+        problems = rollouts_start(repository=repository, plan=sync.plan, commit=sync.commit)
     changed = any(counts[a] for a in (Action.CREATE, Action.CHANGE, Action.PRUNE, Action.ORPHAN))
-    _finish(sync, operation_id, SyncResult.APPLIED if changed else SyncResult.UNCHANGED, [])
+    result = SyncResult.APPLIED if changed else SyncResult.UNCHANGED
+    _finish(sync, operation_id, result, problems)
 
 
 def webhook_signature_valid(

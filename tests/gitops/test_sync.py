@@ -21,6 +21,7 @@ from operations.models import Operation
 from policies.models import Policy
 from tests.factories import Member
 from tests.gitops.conftest import TOKEN, GitServer, HttpsGitServer
+from tests.placement.helpers import drive_rollout
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1/git-repositories/"
@@ -88,12 +89,18 @@ def register(owner: Member, server: GitServer, **extra: Any) -> dict[str, Any]:
     return dict(response.json())
 
 
-def run(member: Member, repository: int, what: str = "sync") -> GitSync:
-    """Ask for a sync (or preview) through the API and run its operation here."""
-    response = member.api.post(f"{API}{repository}/{what}/")
+def run(member: Member, repository: int, what: str = "sync", **body: Any) -> GitSync:
+    """Ask for a sync (or preview) through the API and run its operation here, then the
+    rollouts it started (to no cluster: the team has none here)."""
+    response = member.api.post(f"{API}{repository}/{what}/", body, format="json")
     assert response.status_code == 202, response.json()
     git_sync_run(operation_id=response.json()["operation"])
-    return GitSync.objects.get(pk=response.json()["sync"])
+    sync = GitSync.objects.get(pk=response.json()["sync"])
+    for change in sync.plan:
+        if change.get("rollout"):
+            ended = drive_rollout(Operation.objects.get(pk=change["rollout"]))
+            assert ended.state == "succeeded", ended.error
+    return sync
 
 
 def test_commits_are_synced_marked_managed_previewed_changed_and_pruned(
@@ -169,9 +176,12 @@ def test_commits_are_synced_marked_managed_previewed_changed_and_pruned(
     assert application.versions.count() == 1
 
     # when: the plan of the head is approved
-    response = operator.api.post(f"{API}{repo['id']}/sync/", {"commit": moved}, format="json")
-    git_sync_run(operation_id=response.json()["operation"])
-    assert GitSync.objects.get(pk=response.json()["sync"]).result == SyncResult.APPLIED
+    approved = run(operator, repo["id"], commit=moved)
+    assert approved.result == SyncResult.APPLIED
+
+    # then: it was rolled out again (a rollout Operation per sync that changed it)
+    assert [c["rollout"] for c in approved.plan if c["name"] == "web"]
+    assert Operation.objects.filter(kind="application.rollout").count() == 2
 
     # then: a new version with the new image
     assert application.versions.count() == 2
