@@ -86,7 +86,42 @@ def _git_repository(team: Any) -> Any:
             "file": "clusters/production/eu-west-1/applications/storefront.yaml",
             "line": 1,
             "diff": {"manifests": {"diff": diff}, "description": {"old": "a", "new": "b"}},
-        }
+            "placement": {
+                "clusters": ["production-eu-west-1-payments-primary-cluster"],
+                "added": ["production-eu-west-1-payments-primary-cluster"],
+                "removed": ["production-eu-west-1-payments-secondary-cluster"],
+                "replicas_moved": {
+                    "production-eu-west-1-payments-primary-cluster": {"old": 2, "new": 4}
+                },
+                "warnings": [],
+                "cost_per_month": "123.45",
+                "cost_unpriced": ["production-eu-west-1-payments-secondary-cluster"],
+            },
+        },
+        {
+            "action": "create",
+            "kind": "Policy",
+            "name": "storefront-deployments-must-run-a-single-replica",
+            "file": "clusters/production/eu-west-1/policies.yaml",
+            "line": 1,
+            "diff": {},
+            "compliance": {
+                "clusters": [
+                    {
+                        "cluster": "production-eu-west-1-payments-primary-cluster",
+                        "violations": 2,
+                        "objects": [
+                            "Deployment storefront-web-production/storefront-web-frontend",
+                            "Deployment storefront-web-production/storefront-web-backend",
+                        ],
+                        "new": True,
+                    }
+                ],
+                "not_previewed": [
+                    {"cluster": "edge-pull-cluster", "reason": "pull mode: its agent evaluates it"}
+                ],
+            },
+        },
     ]
     GitSync.objects.create(
         repository=repository,

@@ -103,7 +103,7 @@ def test_a_commit_lands_on_the_clusters_a_change_is_approved_and_a_removal_prune
     placement = change["placement"]
     assert placement["clusters"] == [kube_cluster.name]
     assert (placement["added"], placement["removed"], placement["replicas_moved"]) == ([], [], {})
-    assert placement["cost_per_month"] == "0.00"
+    assert (placement["cost_per_month"], placement["cost_unpriced"]) == ("0.00", [])
     assert "rollout" not in change
     # ... and where the new policy would find what: the Deployment on the cluster
     assert (created["action"], created["name"]) == ("create", "one-replica")
