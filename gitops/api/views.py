@@ -107,6 +107,15 @@ class GitSyncSerializer(serializers.ModelSerializer[GitSync]):
             "finished_at",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "plan": {
+                "help_text": "Per object: action, kind, name, file, line, diff. A preview adds "
+                "`placement` to applications (clusters, added, removed, replicas_moved, "
+                "warnings, cost_per_month, cost_unpriced) and `compliance` to policies "
+                "(clusters with violations and objects, not_previewed); an applied sync "
+                "adds `rollout` (an operation id) or `rollout_error` to applications."
+            }
+        }
 
 
 class SyncRequestSerializer(serializers.Serializer[Any]):

@@ -7,6 +7,7 @@ tasks would."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -139,10 +140,15 @@ def test_a_commit_lands_on_the_clusters_a_change_is_approved_and_a_removal_prune
 
     # when: a third commit removes the application, previewed and approved
     third = git_server.commit({"fleet/web.yaml": None})
-    assert [(c["action"], c["name"]) for c in pushed(repo["id"], third).plan] == [
+    pruning = pushed(repo["id"], third).plan
+    assert [(c["action"], c["name"]) for c in pruning] == [
         ("unchanged", "one-replica"),
         ("prune", "web"),
     ]
+    # (the preview: it leaves the cluster, and what its requests cost there is saved)
+    placement = pruning[1]["placement"]
+    assert (placement["clusters"], placement["removed"]) == ([], [kube_cluster.name])
+    assert Decimal(placement["cost_per_month"]) < 0 and placement["cost_unpriced"] == []
     response = operator.api.post(f"{API}{repo['id']}/sync/", {"commit": third}, format="json")
     git_sync_run(operation_id=response.json()["operation"])
     assert GitSync.objects.get(pk=response.json()["sync"]).result == SyncResult.APPLIED
