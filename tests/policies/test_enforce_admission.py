@@ -196,7 +196,8 @@ def test_a_rollout_violating_an_enforced_rule_fails_before_anything_is_applied(
     assert f"ring-1: refused before apply: {violation}" in logged
     assert not ClusterWork.objects.filter(application=application).exists()
     assert agent_work(cluster=one)["objects"] == []
-    assert sent == []
+    # no next check of the rollout was queued; the failure was told to alerts (by name)
+    assert [m["queue"] for m in sent] == ["alerts"]
 
     # when the image is fixed in a new version and rolled out
     application_version_add(actor=None, application=application, manifests=manifests("nginx:1.25"))
