@@ -17,20 +17,20 @@ import time
 from pathlib import Path
 
 from benchmarks import fleet
+from benchmarks.env import child_env
 from benchmarks.results import Row
 
 TEAM = "bench-gitops"
 FIRST_TARGET_S = 60.0
 AGAIN_TARGET_S = 5.0
-GIT_ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "Bench",
-    "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-    "GIT_COMMITTER_NAME": "Bench",
-    "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-}
+GIT_ENV = child_env(
+    GIT_AUTHOR_NAME="Bench",
+    GIT_AUTHOR_EMAIL="bench@example.invalid",
+    GIT_COMMITTER_NAME="Bench",
+    GIT_COMMITTER_EMAIL="bench@example.invalid",
+    GIT_CONFIG_NOSYSTEM="1",
+    GIT_CONFIG_GLOBAL=os.devnull,
+)
 
 
 def _git(*args: str, cwd: Path) -> str:
