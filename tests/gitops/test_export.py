@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import shutil
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from applications.models import Application
 from applications.services import application_create
 from clusters.models import ClusterSet
 from clusters.services.lifecycle import cluster_set_save
+from costs.models import Budget, RateCard
 from gitops.choices import SyncResult
 from gitops.documents import desired_objects, parse_documents, read_files
 from gitops.plan import make_plan, plan_summary
@@ -126,6 +128,11 @@ def test_an_exported_team_reads_back_unchanged_and_lists_what_it_left_out(
     Policy.objects.create(
         team=team, name="kyverno-require-labels", source_engine="kyverno", source_name="req"
     )
+    for valid_from in (date(2026, 1, 1), date(2026, 6, 1)):  # two versions of one card
+        RateCard.objects.create(
+            team=team, name="edge", valid_from=valid_from, cpu_core_hour=1, ram_gb_hour=1
+        )
+    Budget.objects.create(team=team, name="payments-monthly", monthly_amount=1000)
     output = tmp_path / "export"
 
     # when
@@ -151,7 +158,9 @@ def test_an_exported_team_reads_back_unchanged_and_lists_what_it_left_out(
     unchanged = [p.name for p in bundled if p.pk != retargeted.pk]
     for name in unchanged:
         assert f"not exported: Policy {name}: bundled library policy, unchanged" in stderr
-    assert stderr.count("not exported:") == 1 + len(unchanged)
+    assert "not exported: RateCard edge: no document kind for it yet\n" in stderr
+    assert "not exported: Budget payments-monthly: no document kind for it yet\n" in stderr
+    assert stderr.count("not exported:") == 1 + len(unchanged) + 2
     assert (output / "placements/api.yaml").read_text() == (
         "apiVersion: keelson.io/v1\nkind: Placement\nmetadata:\n  name: api\n"
         "spec:\n  selector: env=prod\n"
