@@ -30,6 +30,7 @@ GROUPS = (
     "compliance",
     "alerts",
     "hosts",
+    "gitops",
 )
 
 
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         compliance,
         cost_ingest,
         fleet,
+        gitops,
         hosts,
         ingest,
         placement,
@@ -247,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     if "alerts" in only:
         _say(f"alerts: evaluation for {args.clusters} clusters, {alerts.DEAD} becoming Unreachable")
         rows += alerts.run(clusters=args.clusters)
+    if "gitops" in only:
+        _say("gitops: sync of a repository of 200 applications and 50 policies (git daemon)")
+        rows += gitops.run(applications=200, policies=50)
 
     finished = datetime.now(UTC)
     header[0] += f", {(finished - started).total_seconds() / 60:.0f} min"
