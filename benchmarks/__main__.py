@@ -13,6 +13,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from benchmarks.env import BENCH_DIR, configure, machine
 
@@ -24,6 +25,7 @@ GROUPS = (
     "cost-usage",
     "placement",
     "agents",
+    "agent-policies",
     "websocket",
     "decide",
     "metrics",
@@ -36,6 +38,35 @@ GROUPS = (
 
 def _say(message: str) -> None:
     print(message, flush=True)  # noqa: T201
+
+
+def _agent_policies(server: Any, count: int, tokens: list[str]) -> list[Any]:
+    """The agent-policies group on `server`: the agents group's first `count` agents, and
+    as many more as it lacks (enrolled, first heartbeat sent)."""
+    import asyncio
+
+    from benchmarks import agent_policies, fleet, web
+    from benchmarks.results import Row
+
+    rows: list[Row] = []
+    tokens = tokens[:count]
+    if len(tokens) < count:
+        more = count - len(tokens)
+        _say(f"agent-policies: enrolling {more} pull agents")
+        extra, seconds = fleet.seed_agents(count=more, start=len(tokens))
+        first, refused = asyncio.run(web._first_heartbeats(server.base, extra))
+        tokens += extra
+        rows.append(
+            Row(
+                "setup",
+                f"enroll {more} pull agents; their first heartbeats (one uvicorn process)",
+                f"{seconds:.1f} s; {first:.0f}/s, {refused} errors",
+                value=seconds,
+            )
+        )
+    names = [f"agent-{index:05d}" for index in range(count)]
+    _say(f"agent-policies: {count} pull clusters fetch and report their policies")
+    return rows + agent_policies.run(web=server, tokens=tokens, names=names)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         "clusters_per_team": 200,
         "agents": 200 if quick else 1000,
         "agent_seconds": 10 if quick else 30,
+        "policy_agents": 1000,  # issue 30's figure, quick or not
         "ws_clients": 500,
         "ws_rounds": 5 if quick else 10,
         "ingest_rows": 50_000 if quick else 200_000,
@@ -187,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             clusters=sizes["placement_clusters"], iterations=sizes["simulate_iterations"]
         )
 
-    if only & {"placement", "agents", "websocket"}:
+    if only & {"placement", "agents", "agent-policies", "websocket"}:
         server = Uvicorn()
         try:
             if "placement" in only and app_name:
@@ -199,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                     clusters=sizes["placement_clusters"],
                     iterations=sizes["api_iterations"],
                 )
+            tokens: list[str] = []
             if "agents" in only:
                 _say(f"agents: enrolling {sizes['agents']} pull agents")
                 tokens, _ = fleet.seed_agents(count=sizes["agents"])
@@ -209,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
                     concurrency=32,
                     target_agents=args.clusters,
                 )
+            if "agent-policies" in only:
+                rows += _agent_policies(server, sizes["policy_agents"], tokens)
             if "websocket" in only:
                 from clusters.models import Cluster
 
