@@ -29,7 +29,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.choices import Role
-from accounts.models import Team
+from accounts.models import GroupMapping, Team
 from accounts.tokens import api_token_create
 from alerts.models import Alert
 from alerts.services.lifecycle import alert_acknowledge, rule_evaluate
@@ -42,6 +42,7 @@ from audit.services import audit_record
 from clusters.models import ClusterSet, ClusterTemplate, ClusterTransition
 from costs.models import Budget, ClusterPricing, InstancePrice, RateCard
 from gitops.models import GitRepository, GitSync
+from notifications.models import Channel, Delivery
 from operations.models import OperationLogLine
 from operations.services import operation_create
 from policies.models import ClusterSetPin, ComplianceReport, ReportDefinition, ReportFile
@@ -262,6 +263,38 @@ def _git_sync(owner: Owner, repository: Any, i: int) -> None:
     GitSync.objects.create(repository=repository, trigger="manual", plan=[{"i": i}])
 
 
+def _channel(owner: Owner, i: int) -> None:
+    Channel.objects.create(
+        team=owner.team, name=f"channel-{i}", kind="email", config={"recipients": ["a@b.example"]}
+    )
+
+
+def _delivery(owner: Owner, i: int, state: str = "pending") -> None:
+    channel, _ = Channel.objects.get_or_create(
+        team=owner.team,
+        name="deliveries",
+        defaults={"kind": "email", "config": {"recipients": ["ops@b.example"]}},
+    )
+    Delivery.objects.create(
+        channel=channel,
+        team=owner.team,
+        group_key=f"group-{i}",
+        status="firing",
+        severity="critical",
+        title=f"cluster {i} down",
+        payload={"team_id": owner.team.pk, "group_key": f"group-{i}", "alerts": []},
+        state=state,
+    )
+
+
+def _group_mapping(owner: Owner, i: int) -> None:
+    # group mappings are listed to superusers only: the caller is made one
+    if not owner.user.is_superuser:
+        owner.user.is_superuser = True
+        owner.user.save(update_fields=["is_superuser"])
+    GroupMapping.objects.create(group=f"group-{i}", team=owner.team, role="viewer")
+
+
 # Router basename -> how to add one row its list shows the owner.
 SEEDERS: dict[str, Seeder] = {
     "team": _team,
@@ -285,6 +318,9 @@ SEEDERS: dict[str, Seeder] = {
     "alert": _alert,
     "silence": _silence,
     "gitrepository": _git_repository,
+    "notificationchannel": _channel,
+    "notificationdelivery": _delivery,
+    "groupmapping": _group_mapping,
 }
 # List routes with no rows in the database to grow.
 NO_ROWS = {"provider": "the providers and instance types are constants of the code"}
@@ -444,6 +480,11 @@ NESTED: dict[str, Nested] = {
         ),
         _git_sync,
     ),
+    "notificationdelivery-dead-letters": Nested(
+        "notification-deliveries/dead-letters/",
+        lambda owner: owner.team,
+        lambda owner, team, i: _delivery(owner, i, state="dead"),
+    ),
 }
 # GET routes of a detail object that serve one object, not a list.
 NOT_LISTS = {
@@ -452,6 +493,8 @@ NOT_LISTS = {
     "cluster-provisioning",
     "team-guardrails",
     "compliancereport-download",
+    "cluster-agent-manifest",
+    "cluster-push-identity-manifest",
 }
 
 
