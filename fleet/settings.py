@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "notifications",
     "alerts",
     "gitops",
+    "updates",
 ]
 
 MIDDLEWARE = [

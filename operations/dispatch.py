@@ -45,6 +45,7 @@ TASKS = {
     "application.rollout": ("applications.tasks.application_rollout_task", "placement"),
     "application.delete": ("applications.tasks.application_delete_task", "placement"),
     "gitops.sync": ("gitops.tasks.git_sync_task", "default"),
+    "update.run": ("updates.tasks.update_run_task", "default"),
 }
 PENDING_GRACE = timedelta(seconds=90)
 # A task redelivered because its worker died (SIGKILL, host lost) can reach another worker
