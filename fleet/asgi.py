@@ -9,6 +9,9 @@ from django.core.asgi import get_asgi_application
 from core.limits import raise_open_files_limit
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleet.settings")
+# The web keeps its requests' database connections (fleet/request_threads.py); workers and
+# commands open theirs per task unless told otherwise.
+os.environ.setdefault("DATABASE_CONN_MAX_AGE", "300")
 raise_open_files_limit()  # a socket per websocket and agent connection (core/limits.py)
 django_asgi_app = get_asgi_application()
 
@@ -16,13 +19,15 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
+from fleet.request_threads import RequestThreads  # noqa: E402
 from fleet.routing import websocket_urlpatterns  # noqa: E402
 from metrics.process import count_websockets  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": RequestThreads(django_asgi_app, size=settings.KEELSON_WEB_THREADS),
         "websocket": count_websockets(
             AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
         ),

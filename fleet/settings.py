@@ -423,6 +423,10 @@ KEELSON_PLACEMENT_USAGE_MAX_AGE = env_int("KEELSON_PLACEMENT_USAGE_MAX_AGE", 15,
 # per process, for decisions that are fast without it.
 KEELSON_PLACEMENT_USAGE_REFRESH = env_float("KEELSON_PLACEMENT_USAGE_REFRESH", 0.0, minimum=0)
 
+# Threads per web process for requests' synchronous work, each keeping its database
+# connection (fleet/request_threads.py): at most this many connections per web process.
+KEELSON_WEB_THREADS = env_int("KEELSON_WEB_THREADS", 16, minimum=1)
+
 # Seconds between alerts' periodic passes (docs/configuration.md).
 KEELSON_ALERTS_INTERVAL = env_int("KEELSON_ALERTS_INTERVAL", 15, minimum=5)
 
