@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alerts.services.lifecycle import groups_flush
 from alerts.services.passes import alerts_on_clusters, alerts_on_operation, alerts_periodic
+from alerts.services.retention import alerts_purge
 from core.celery import keelson_task
 
 
@@ -29,3 +30,8 @@ def alerts_operation_ended_task(team_id: int | None) -> int:
 def alerts_flush_task() -> int:
     """Notify the groups whose wait ended."""
     return groups_flush()
+
+
+@keelson_task(queue="alerts", idempotent=True, time_limit=300)
+def alerts_purge_task() -> dict[str, int]:
+    return alerts_purge()

@@ -429,6 +429,8 @@ KEELSON_WEB_THREADS = env_int("KEELSON_WEB_THREADS", 16, minimum=1)
 
 # Seconds between alerts' periodic passes (docs/configuration.md).
 KEELSON_ALERTS_INTERVAL = env_int("KEELSON_ALERTS_INTERVAL", 15, minimum=5)
+# Days resolved alerts and ended silences are kept (alerts/services/retention.py).
+KEELSON_ALERTS_RETENTION_DAYS = env_int("KEELSON_ALERTS_RETENTION_DAYS", 180, minimum=1)
 
 CELERY_BEAT_SCHEDULE = {
     "clusters-collect": {
@@ -472,6 +474,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "alerts.tasks.alerts_evaluate_task",
         "schedule": float(KEELSON_ALERTS_INTERVAL),
         "options": {"expires": KEELSON_ALERTS_INTERVAL},
+    },
+    # Resolved alerts and ended silences past KEELSON_ALERTS_RETENTION_DAYS.
+    "alerts-purge": {
+        "task": "alerts.tasks.alerts_purge_task",
+        "schedule": 24 * 3600.0,
+        "options": {"expires": 3600},
     },
     # Each repository is synced when its own poll interval has passed (gitops.services).
     "gitops-poll": {
