@@ -38,8 +38,8 @@ def application_cluster_version_set(
     agent's next fetch (pull). The replicas it was given stay; the version it ran is kept
     as the work's `previous_version`. Refused while a rollout of the application runs."""
     with transaction.atomic():
-        locked = Application.objects.select_for_update().select_related("team").get(
-            pk=application.pk
+        locked = (
+            Application.objects.select_for_update().select_related("team").get(pk=application.pk)
         )
         if (running := rollout_in_progress(locked)) is not None:
             raise ValidationError(
@@ -74,9 +74,7 @@ def application_current_version_set(
 ) -> PlacementDecision:
     """Record `version` as the application's current version (see the module's docstring);
     the last decision when it already is."""
-    locked = Application.objects.select_for_update().select_related("team").get(
-        pk=application.pk
-    )
+    locked = Application.objects.select_for_update().select_related("team").get(pk=application.pk)
     _require_version(locked, version)
     last = locked.decisions.first()
     if last is None:

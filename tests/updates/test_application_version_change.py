@@ -70,13 +70,14 @@ def test_parameters_name_the_field_at_fault() -> None:
     team = make_team()
     pull_cluster(team, "pull-p", {"ring": "p"})
     application = new_app(team, "ring=p")
-    for params, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"application": "nope", "version": 1}, "application"),
         ({"application": application.name, "version": 2}, "version"),
         ({"application": application.name, "version": "two"}, "version"),
         ({"application": application.name, "version": True}, "version"),
         ({"application": application.name, "version": 1, "image": "x"}, "change_params"),
-    ]:
+    ]
+    for params, field in cases:
         with pytest.raises(ValidationError) as refused:
             change_for("application_version", team=team, params=params)
         assert field in refused.value.message_dict, params

@@ -156,7 +156,7 @@ class ApplicationVersionChange:
         if state.get("noop"):
             return Step("done", str(state["noop"]))
         version = int(state["version"])
-        work = ClusterWork.objects.filter(pk=state.get("work")).first()
+        work = ClusterWork.objects.filter(pk=int(state.get("work") or 0)).first()
         if work is None:
             return Step("failed", f"{self.application.name} left {cluster.name} meanwhile.")
         if work.desired_version != version:
@@ -172,9 +172,7 @@ class ApplicationVersionChange:
         waiting = outcome.message or "not available yet"
         if timezone.now() > datetime.fromisoformat(str(state["deadline"])):
             timeout = state.get("timeout")
-            return Step(
-                "failed", f"{cluster.name}: not available within {timeout}s ({waiting})."
-            )
+            return Step("failed", f"{cluster.name}: not available within {timeout}s ({waiting}).")
         return Step("running", f"{cluster.name}: {waiting}")
 
     def revert(

@@ -127,7 +127,7 @@ def test_a_provider_not_installed_here_is_a_skip_reason() -> None:
 
 
 def test_the_plan_of_one_cluster_shows_from_to_and_the_estimate() -> None:
-    # 15 minutes for the control plane and 3 per node: 900 + 3 × 180
+    # 15 minutes for the control plane and 3 per node: 900 + 3 * 180
     plan = plan_cluster(facts("v1.27.3-eks-2"), target_version("1.28.0"))
     assert (plan.cluster_id, plan.cluster_name) == (7, "eu-1")
     assert (plan.from_value, plan.to_value, plan.skip_reason) == ("v1.27.3", "v1.28.0", "")
