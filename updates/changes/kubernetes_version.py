@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from accounts.choices import Role
+from accounts.permissions import user_has_role
 from clusters.eol import eol_for
 from clusters.models import Cluster, ClusterProvisioning
 from clusters.providers.base import Capabilities
@@ -120,6 +122,12 @@ class KubernetesVersionChange:
             return state | {"noop": f"Already on {plan.from_value}."}
         if plan.skip_reason:
             return state | {"error": plan.skip_reason}
+        if actor is not None and not user_has_role(actor, cluster.team, Role.ADMIN):
+            # As POST /api/v1/clusters/<name>/upgrade/: upgrading takes an admin of the team.
+            return state | {
+                "error": f"Upgrading {cluster.name} takes an admin of team {cluster.team.name}; "
+                f"{actor.get_username()} is not one."
+            }
         try:
             operation = cluster_upgrade(actor=actor, cluster=cluster, version=str(self.target))
         except ValidationError as error:
