@@ -17,7 +17,12 @@ from django.core.exceptions import ValidationError
 from accounts.models import Team
 from applications.models import Application, ClusterWork
 from applications.reconcile import placement_reconcile
-from applications.rollout import rollout_run, rollout_start
+from applications.rollout import (
+    application_delete_start,
+    application_evict_everywhere_start,
+    rollout_run,
+    rollout_start,
+)
 from applications.services import application_create, application_version_add
 from audit.models import AuditEvent
 from clusters.models import Cluster
@@ -117,10 +122,18 @@ def test_pull_clusters_move_through_their_agent_while_the_run_holds_the_applicat
     assert placement_reconcile(application=application) == "busy"
     with pytest.raises(ValidationError) as refused:
         rollout_start(application=application, actor=None)
-    assert refused.value.messages[0] == (
+    held = (
         f"Update run 'web-to-2' (running) is moving {application.name} to version 2 cluster "
         "by cluster; wait for it to end, or abort it."
     )
+    assert refused.value.messages == [held]
+    # and neither an eviction nor a deletion starts
+    with pytest.raises(ValidationError, match="Update run 'web-to-2'"):
+        application_evict_everywhere_start(
+            application=application, actor=None, clusters=["pull-1", "pull-2"]
+        )
+    with pytest.raises(ValidationError, match="Update run 'web-to-2'"):
+        application_delete_start(application=application, actor=None)
 
     # when version 2 starts on pull-1, then it waits for the agent's fetch and report
     state = change.start(one, actor=None)
