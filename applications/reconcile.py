@@ -26,6 +26,7 @@ from applications.guard import (
     running_clusters,
     unschedulable_reason,
 )
+from applications.holds import application_hold
 from applications.models import Application, ClusterWork, WorkState
 from applications.propagation import work_remove, work_sync
 from applications.rollout import rollout_in_progress, rollout_start
@@ -41,8 +42,9 @@ def _assignment(chosen: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def placement_reconcile(*, application: Application) -> str:
-    """One pass for one application; returns what it did: idle, busy, rescheduled, synced or
-    unschedulable (nothing fits; kept and synced where it runs).
+    """One pass for one application; returns what it did: idle, busy (a rollout runs, or
+    an update run holds it), rescheduled, synced or unschedulable (nothing fits; kept and
+    synced where it runs).
     Each cluster's work is re-applied (drift) at most every KEELSON_PLACEMENT_DRIFT_INTERVAL,
     which bounds the calls to member clusters whatever the reconcile interval."""
     application = Application.objects.select_related("placement", "team").get(pk=application.pk)
@@ -56,6 +58,8 @@ def placement_reconcile(*, application: Application) -> str:
         return "idle"  # never rolled out: placement waits for a first rollout
     if rollout_in_progress(application) is not None:
         return "busy"
+    if application_hold(application) is not None:
+        return "busy"  # an update run sets versions cluster by cluster (applications.holds)
     now = placement_simulate(application=application)
     last_chosen, last_version = last
     where = running_clusters(application)

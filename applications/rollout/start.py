@@ -16,6 +16,7 @@ from applications.guard import (
     running_clusters,
     unschedulable_reason,
 )
+from applications.holds import refuse_while_held
 from applications.models import Application
 from applications.services import placement_decide
 from applications.spec import RolloutSpec, rollout_spec
@@ -45,12 +46,14 @@ def rollout_in_progress(application: Application) -> Operation | None:
 
 
 def refuse_while_rolling_out(application: Application) -> None:
-    """For work that must not run beside a rollout (call with the application locked)."""
+    """For work that must not run beside a rollout, nor while an update run holds the
+    application (call with the application locked)."""
     if (running := rollout_in_progress(application)) is not None:
         raise ValidationError(
             f"A rollout of {application.name} is in progress (operation {running.pk}); "
             "cancel it first."
         )
+    refuse_while_held(application)
 
 
 def refusal_message(application: Application, reason: str, clusters: list[str]) -> str:
@@ -79,6 +82,7 @@ def rollout_start(
             raise ValidationError(
                 f"A rollout of {locked.name} is in progress (operation {running.pk})."
             )
+        refuse_while_held(locked)
         latest = locked.versions.values_list("number", flat=True).first() or 0
         number = version if version is not None else latest
         if not locked.versions.filter(number=number).exists():

@@ -71,13 +71,15 @@ class CapiProvider:
         self._wait_pools(ctx, api, spec, objects)
 
     def upgrade(self, ctx: ActionContext, spec: ClusterSpec) -> None:
+        """The control plane first, and the node pools once it reports the new version: a
+        kubelet may be older than kube-apiserver, never newer (the version skew policy,
+        https://kubernetes.io/releases/version-skew-policy/#kubelet)."""
         api = self._management(spec)
         rendered = render(ctx.cluster.name, spec)
-        objects = [o for o in rendered if o["kind"].endswith("ControlPlane")]
-        objects += pool_objects(rendered)
-        self._apply(ctx, api, objects, start=10, end=30)
-        control_plane = next(o for o in objects if o["kind"].endswith("ControlPlane"))
+        control_plane = next(o for o in rendered if o["kind"].endswith("ControlPlane"))
+        self._apply(ctx, api, [control_plane], start=10, end=30)
         self._wait_version(ctx, api, control_plane, spec.kubernetes_version)
+        self._apply(ctx, api, pool_objects(rendered), start=90, end=95)
 
     def delete(self, ctx: ActionContext, spec: ClusterSpec) -> None:
         api = self._management(spec)
