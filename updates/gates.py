@@ -102,7 +102,7 @@ def _prometheus(value: Any, errors: dict[str, str]) -> dict[str, Any] | None:
 def _settings(config: dict[str, Any] | None) -> dict[str, Any]:
     """Stored settings with the defaults filled in (they were validated when saved)."""
     config = config or {}
-    settings = {key: config.get(key, True) is not False for key in SWITCHES}
+    settings: dict[str, Any] = {key: config.get(key, True) is not False for key in SWITCHES}
     settings["prometheus"] = config.get("prometheus") or None
     return settings
 

@@ -104,13 +104,13 @@ def _values(host: str, status: int, raw: bytes) -> list[tuple[dict[str, str], fl
         kind = safe_server_text(str(body.get("errorType") or "error"))
         raise PrometheusError(f"Prometheus refused the query ({kind}): {said}")
     data = body.get("data") or {}
-    kind, result = data.get("resultType"), data.get("result")
-    if kind == "scalar" and isinstance(result, list):
+    shape, result = data.get("resultType"), data.get("result")
+    if shape == "scalar" and isinstance(result, list):
         return [({}, _number(result))]
-    if kind == "vector" and isinstance(result, list):
+    if shape == "vector" and isinstance(result, list):
         return [(dict(s.get("metric") or {}), _number(s.get("value"))) for s in result]
     raise PrometheusError(
-        f"The query returned a {kind}: the gate needs an instant vector or a scalar."
+        f"The query returned a {shape}: the gate needs an instant vector or a scalar."
     )
 
 

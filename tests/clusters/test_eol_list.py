@@ -67,7 +67,7 @@ def test_api_shows_each_cluster_state_and_date(fleet: Any) -> None:
 def test_api_filters_by_state(fleet: Any, state: str) -> None:
     client = APIClient()
     client.force_authenticate(fleet)
-    body = client.get("/api/v1/clusters/", {"eol": state, "limit": 50}).json()
+    body = client.get("/api/v1/clusters/", {"eol": state, "limit": "50"}).json()
     assert {c["name"] for c in body["results"]} == _names(state)
 
 
