@@ -18,13 +18,7 @@ from updates.gates import gate_baseline, gate_check, gates_validate
 
 pytestmark = pytest.mark.django_db
 
-RULE = {
-    "name": "no-privileged",
-    "kind": "object",
-    "match": {"kinds": ["Pod"]},
-    "expression": "!has(object.spec.hostNetwork) || !object.spec.hostNetwork",
-    "message": "hostNetwork is not allowed",
-}
+RULE = {"name": "r", "kind": "cluster", "expression": "cluster.nodeCount >= 0"}
 POLICIES_ONLY = gates_validate({"workloads": False, "conditions": False})
 CONDITIONS_ONLY = gates_validate({"workloads": False, "policies": False})
 

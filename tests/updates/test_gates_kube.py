@@ -53,6 +53,18 @@ def _mine(failures: list[str], namespace: str) -> list[str]:
     return [f for f in failures if f"/{namespace}" in f or f" {namespace}/" in f]
 
 
+def _wait_for_failures(
+    member: Cluster, baseline: dict[str, Any], namespace: str, what: str
+) -> list[str]:
+    """The gate's failures about `namespace`, once there are any."""
+    found: list[str] = wait_for(
+        lambda: _mine(gate_check(member, baseline, config=WORKLOADS_ONLY), namespace),
+        timeout=60,
+        what=f"the gate to see {what}",
+    )
+    return found
+
+
 def _simulate(apps: k8s.AppsV1Api, namespace: str, value: str | None) -> None:
     patch = {"spec": {"template": {"metadata": {"annotations": {SIMULATE_ANNOTATION: value}}}}}
     apps.patch_namespaced_deployment("web", namespace, patch)
@@ -73,11 +85,7 @@ def test_crash_looping_rollout_fails_the_gate_and_the_fix_passes_it(
     _simulate(apps, namespace, "crashloop")
 
     # then the gate names the deployment and says what is missing
-    failures = wait_for(
-        lambda: _mine(gate_check(member, baseline, config=WORKLOADS_ONLY), namespace),
-        timeout=60,
-        what="the gate to see the crash-looping rollout",
-    )
+    failures = _wait_for_failures(member, baseline, namespace, "the crash-looping rollout")
     assert failures == [
         f"Deployment {namespace}/web on gated is not fully available: 2 of 2 replicas "
         "available, 1 of 2 on its current template (it was fully available before the change)."
@@ -98,11 +106,7 @@ def test_a_deleted_workload_fails_the_gate(member: Cluster, web: tuple[k8s.AppsV
     # when the deployment is deleted
     apps.delete_namespaced_deployment("web", namespace)
     # then
-    failures = wait_for(
-        lambda: _mine(gate_check(member, baseline, config=WORKLOADS_ONLY), namespace),
-        timeout=30,
-        what="the gate to miss the deployment",
-    )
+    failures = _wait_for_failures(member, baseline, namespace, "the deleted deployment")
     assert failures == [
         f"Deployment {namespace}/web on gated is gone (it was there before the change)."
     ]

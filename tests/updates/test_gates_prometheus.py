@@ -4,9 +4,6 @@ server that is not there fails at once."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -14,37 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port
+from tests.support import free_port, prometheus_server
 from updates.gates_prometheus import prometheus_gate
 
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("prometheus")
-    assert binary, "Debian's prometheus is installed by scripts/test.sh"
     directory = tmp_path_factory.mktemp("prometheus")
-    config = directory / "prometheus.yml"
-    config.write_text(json.dumps({"global": {"evaluation_interval": "1s"}}))  # JSON is YAML
-    port = free_port()
-    log = (directory / "prometheus.log").open("wb")
-    server = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={directory / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with prometheus_server(directory, {"global": {"evaluation_interval": "1s"}}) as url:
         _wait_ready(url, directory / "prometheus.log")
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
-        log.close()
 
 
 def _wait_ready(url: str, log: Path) -> None:
