@@ -161,5 +161,6 @@ def gate_check(cluster: Cluster, baseline: dict[str, Any], *, config: dict[str, 
     if settings["policies"]:
         failed.extend(gates_policies.policies_gate(cluster, baseline.get("policies") or {}))
     if settings["prometheus"]:
-        failed.extend(gates_prometheus.prometheus_gate(settings["prometheus"]))
+        prometheus = settings["prometheus"]
+        failed.extend(gates_prometheus.prometheus_gate(prometheus, cluster=cluster.name))
     return failed

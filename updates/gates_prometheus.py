@@ -1,5 +1,5 @@
 """The Prometheus gate: an instant query (`GET /api/v1/query`) whose value must stay at or
-below `max`.
+below `max`. `$cluster` in the query stands for the name of the cluster being checked.
 
 Each series the query returns is compared; no series passes (as an alerting rule with no
 result does not fire). With `for_seconds`, the query becomes
@@ -30,6 +30,7 @@ from kube.client import safe_server_text
 QUERY_SECONDS = 5.0
 MAX_ANSWER_BYTES = 1024 * 1024
 SHOWN_SERIES = 3
+CLUSTER_VARIABLE = "$cluster"
 
 _manager = egress.guard_pools(urllib3.PoolManager(num_pools=10, maxsize=2, retries=False))
 
@@ -38,8 +39,11 @@ class PrometheusError(Exception):
     """The query could not be answered; the message is safe to show."""
 
 
-def promql(query: str, for_seconds: int) -> str:
-    """The expression sent: the query itself, or its minimum over the last `for_seconds`."""
+def promql(query: str, for_seconds: int, *, cluster: str = "") -> str:
+    """The expression sent: the query with `$cluster` replaced by the cluster's name (a
+    slug: nothing to escape in a PromQL string), or its minimum over the last
+    `for_seconds`."""
+    query = query.replace(CLUSTER_VARIABLE, cluster)
     return f"min_over_time(({query})[{for_seconds}s:])" if for_seconds else query
 
 
@@ -127,12 +131,12 @@ def _series(labels: dict[str, str]) -> str:
     return f"{name}{{{inner}}}" if inner or not name else name
 
 
-def prometheus_gate(settings: dict[str, Any]) -> list[str]:
-    """The gate's failure (one sentence) or nothing."""
+def prometheus_gate(settings: dict[str, Any], *, cluster: str = "") -> list[str]:
+    """The gate's failure (one sentence) or nothing, for `cluster` (its name)."""
     query, maximum = str(settings["query"]), float(settings["max"])
     seconds = int(settings.get("for_seconds") or 0)
     try:
-        values = prometheus_query(str(settings["url"]), promql(query, seconds))
+        values = prometheus_query(str(settings["url"]), promql(query, seconds, cluster=cluster))
     except PrometheusError as error:
         return [f"The Prometheus gate's query `{query}` failed: {error}"]
     above = [(labels, value) for labels, value in values if value > maximum]

@@ -47,6 +47,14 @@ def test_a_value_above_max_fails_naming_the_series(prometheus: str) -> None:
     ]
 
 
+def test_the_query_names_the_cluster_being_checked(prometheus: str) -> None:
+    query = 'label_replace(vector(0.2), "cluster", "$cluster", "", "")'
+    settings = {"url": prometheus, "query": query, "max": 0.05}
+    assert prometheus_gate(settings, cluster="prod-eu-1") == [
+        f'The Prometheus query `{query}` is above its maximum 0.05: {{cluster="prod-eu-1"}} = 0.2.'
+    ]
+
+
 def test_a_scalar_above_max_fails_and_values_at_or_below_pass(prometheus: str) -> None:
     assert _gate(prometheus, "scalar(vector(3))", 2) == [
         "The Prometheus query `scalar(vector(3))` is above its maximum 2: 3."

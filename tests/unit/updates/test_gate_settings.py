@@ -92,3 +92,4 @@ def test_replicas_as_the_controllers_report_them() -> None:
 def test_for_seconds_asks_prometheus_for_the_minimum_over_the_window() -> None:
     assert promql("rate(errors[5m])", 0) == "rate(errors[5m])"
     assert promql("rate(errors[5m])", 120) == "min_over_time((rate(errors[5m]))[120s:])"
+    assert promql('up{cluster="$cluster"}', 0, cluster="eu-1") == 'up{cluster="eu-1"}'
