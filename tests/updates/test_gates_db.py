@@ -9,6 +9,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from applications.models import Application, ClusterWork
+from applications.propagation import agent_work_report
 from clusters.choices import ClusterMode, ClusterStatus
 from clusters.models import Cluster, ClusterInventory
 from policies.choices import Severity
@@ -115,19 +117,29 @@ def _report(cluster: Cluster, deployments: tuple[int, int], daemonsets: tuple[in
 
 
 def test_a_pull_cluster_is_judged_on_its_agent_reports() -> None:
+    team = make_team()
     cluster = make_cluster(
-        team=make_team(), name="store-7", mode=ClusterMode.PULL, status=ClusterStatus.READY
+        team=team, name="store-7", mode=ClusterMode.PULL, status=ClusterStatus.READY
     )
+    shop = Application.objects.create(name="shop", team=team, namespace="shop")
+    ClusterWork.objects.create(application=shop, cluster=cluster, desired_version=1)
     config = gates_validate({"policies": False, "conditions": False})
+    # given what its agent reported before the change
     _report(cluster, deployments=(12, 1), daemonsets=(3, 0))
+    ready = {"version": "1", "desired": 2, "available": 2, "complete": True}
+    assert agent_work_report(cluster=cluster, applications={"shop": ready}) == 1
     baseline = gate_baseline(cluster, config=config)
     assert baseline["workloads"]["source"] == "agent"
     # when the agent reports the same unavailable deployment: nothing new
     assert gate_check(cluster, baseline, config=config) == []
-    # when two more deployments are unavailable and a daemonset is gone
+    # when two more deployments are unavailable, a daemonset is gone and the shop lost a pod
     _report(cluster, deployments=(12, 3), daemonsets=(2, 0))
+    degraded = {**ready, "available": 1, "complete": False}
+    agent_work_report(cluster=cluster, applications={"shop": degraded})
     assert gate_check(cluster, baseline, config=config) == [
         "store-7 has more Deployments not fully available than before the change (1 → 3), "
         "as its agent reports.",
         "store-7 has fewer DaemonSets than before the change (3 → 2), as its agent reports.",
+        "Application shop on store-7 is not fully available: its agent reports 1 of 2 "
+        "replicas available (it was fully available before the change).",
     ]
