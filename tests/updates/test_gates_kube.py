@@ -121,13 +121,14 @@ def _unreadable(name: str, server: str) -> Cluster:
     return cluster
 
 
-@pytest.fixture
-def silent_server() -> Iterator[str]:
-    """A port that accepts connections (the kernel's backlog) and never answers."""
+@pytest.fixture(params=["http", "https"])
+def silent_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A port that accepts connections (the kernel's backlog) and never answers: not even
+    a TLS handshake."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+        yield f"{request.param}://127.0.0.1:{listener.getsockname()[1]}"
 
 
 def test_a_silent_cluster_fails_the_gate_within_the_read_bound(silent_server: str) -> None:
