@@ -53,3 +53,12 @@ class Lifecycle(models.TextChoices):
     UPGRADING = "upgrading", "Upgrading"
     DELETING = "deleting", "Deleting"
     FAILED = "failed", "Failed"
+
+
+class EolState(models.TextChoices):
+    """Where a cluster's Kubernetes version stands against its end of life (clusters/eol.py)."""
+
+    PAST = "past", "Past end of life"
+    SOON = "soon", "End of life within 90 days"
+    SUPPORTED = "supported", "Supported"
+    UNKNOWN = "unknown", "Unknown"

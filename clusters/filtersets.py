@@ -9,7 +9,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
-from clusters.choices import ClusterMode, ClusterStatus, Provider
+from clusters.choices import ClusterMode, ClusterStatus, EolState, Provider
+from clusters.eol import clusters_by_eol
 from clusters.labels import LabelSelector
 from clusters.models import Cluster
 
@@ -43,10 +44,23 @@ class ClusterFilterSet(django_filters.FilterSet):
     environment = django_filters.CharFilter()
     team = django_filters.CharFilter(field_name="team__name")
     selector = SelectorFilter(method="label_selector", label="Label selector")
+    eol = django_filters.ChoiceFilter(
+        choices=EolState.choices, method="end_of_life", label="End of life"
+    )
 
     class Meta:
         model = Cluster
-        fields = ["q", "provider", "status", "mode", "region", "environment", "team", "selector"]
+        fields = [
+            "q",
+            "provider",
+            "status",
+            "mode",
+            "region",
+            "environment",
+            "team",
+            "selector",
+            "eol",
+        ]
 
     def search(self, queryset: QuerySet[Cluster], name: str, value: str) -> QuerySet[Cluster]:
         value = value.strip()
@@ -65,3 +79,6 @@ class ClusterFilterSet(django_filters.FilterSet):
         if not value.strip():
             return queryset
         return queryset.filter(LabelSelector.parse(value).to_q())
+
+    def end_of_life(self, queryset: QuerySet[Cluster], name: str, value: str) -> QuerySet[Cluster]:
+        return clusters_by_eol(queryset, value) if value else queryset

@@ -45,6 +45,7 @@ COLUMNS = [
     ("provider", "Provider"),
     ("region", "Region"),
     ("kubernetes_version", "Version"),
+    ("", "End of life"),
     ("node_count", "Nodes"),
     ("", "CPU requested / allocatable"),
     ("", "Team"),

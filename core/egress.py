@@ -36,6 +36,9 @@ from urllib.parse import urlsplit
 import urllib3
 import urllib3.util.connection
 from django.conf import settings
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -280,3 +283,45 @@ def open_connection(
         except OSError as failed:
             error = failed
     raise error or OSError(f"{host} has no address")
+
+
+class _GuardedConnection(HTTPConnection):
+    """urllib3's connection, but the socket goes to an address the egress policy allows,
+    checked at this connection: a name that resolves elsewhere since it was checked is
+    refused (EgressDenied). TLS (SNI, certificate) still uses the name."""
+
+    def _new_conn(self) -> Any:
+        try:
+            return open_connection(
+                self._dns_host,
+                self.port,
+                self.timeout,
+                source_address=self.source_address,
+                socket_options=self.socket_options,
+            )
+        except socket.gaierror as error:  # as urllib3 words them
+            raise NameResolutionError(self.host, self, error) from error
+        except TimeoutError as error:
+            raise ConnectTimeoutError(self, f"Connection to {self.host} timed out.") from error
+        except OSError as error:
+            message = f"Failed to establish a new connection: {error}"
+            raise NewConnectionError(self, message) from error
+
+
+class _GuardedHTTPSConnection(_GuardedConnection, HTTPSConnection):
+    pass
+
+
+class _GuardedPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedConnection
+
+
+class _GuardedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+def guard_pools(pool_manager: urllib3.PoolManager) -> urllib3.PoolManager:
+    """Make every pool `pool_manager` opens check the egress policy per connection (the
+    kubernetes client's, notification webhooks', Prometheus queries')."""
+    pool_manager.pool_classes_by_scheme = {"http": _GuardedPool, "https": _GuardedHTTPSPool}
+    return pool_manager

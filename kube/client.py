@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import ssl
 import tempfile
 import threading
@@ -32,9 +31,6 @@ from django.conf import settings
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from kube import egress
 from kube import http as kube_http
@@ -119,52 +115,12 @@ def build_api_client(spec: ConnectionSpec, *, retries: int = 1) -> k8s.ApiClient
     )
     configuration.connection_pool_maxsize = ENDPOINT_CONNECTIONS
     api = k8s.ApiClient(configuration)
-    _guard_pools(api.rest_client.pool_manager)
+    egress.guard_pools(api.rest_client.pool_manager)
     api.rest_client = _shared_transport(spec, retries, api.rest_client)
     # GETs in volume (lists, probes) go through the lean transport (kube/http.py)
     api.keelson_endpoint = _shared_endpoint(spec, configuration)
     api.keelson_prefix = kube_http.server_prefix(spec.server)
     return api
-
-
-class _GuardedConnection(HTTPConnection):
-    """urllib3's connection, but the socket goes to an address the egress policy allows,
-    checked at this connection (kube/egress.py): a name that resolves elsewhere
-    since the cluster was registered is refused. TLS (SNI, certificate) still uses the name."""
-
-    def _new_conn(self) -> Any:
-        try:
-            return egress.open_connection(
-                self._dns_host,
-                self.port,
-                self.timeout,
-                source_address=self.source_address,
-                socket_options=self.socket_options,
-            )
-        except socket.gaierror as error:  # as urllib3 words them
-            raise NameResolutionError(self.host, self, error) from error
-        except TimeoutError as error:
-            raise ConnectTimeoutError(self, f"Connection to {self.host} timed out.") from error
-        except OSError as error:
-            message = f"Failed to establish a new connection: {error}"
-            raise NewConnectionError(self, message) from error
-
-
-class _GuardedHTTPSConnection(_GuardedConnection, HTTPSConnection):
-    pass
-
-
-class _GuardedPool(HTTPConnectionPool):
-    ConnectionCls = _GuardedConnection
-
-
-class _GuardedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _GuardedHTTPSConnection
-
-
-def _guard_pools(pool_manager: urllib3.PoolManager) -> None:
-    """Every pool the kubernetes client's manager opens checks egress per connection."""
-    pool_manager.pool_classes_by_scheme = {"http": _GuardedPool, "https": _GuardedHTTPSPool}
 
 
 # Idle connections kept per API server endpoint: enough for a shard's probe threads.
@@ -382,6 +338,7 @@ def get_json(
     query: dict[str, str] | None = None,
     *,
     accept: str = "application/json",
+    timeout: tuple[float, float] | None = None,
 ) -> Any:
     """GET `path` and return the decoded JSON, without the client's model objects.
 
@@ -389,9 +346,10 @@ def get_json(
     verification, client certificate, retries), the same bearer header, the same timeouts,
     and the same `ApiException` for a non-2xx answer (without its body), so `classify` sees
     what it always saw. Turning a list into model objects was most of a probe's CPU.
-    `accept` negotiates another JSON representation (aggregated discovery).
+    `accept` negotiates another JSON representation (aggregated discovery); `timeout`
+    (connect, read) replaces the usual ones for a caller that must answer sooner.
     """
-    return request_json(api, "GET", path, query, accept=accept)
+    return request_json(api, "GET", path, query, accept=accept, timeout=timeout)
 
 
 def request_json(
@@ -403,6 +361,7 @@ def request_json(
     *,
     accept: str = "application/json",
     content_type: str = "application/json",
+    timeout: tuple[float, float] | None = None,
 ) -> Any:
     """`get_json` for any method; `body` is sent as JSON, labelled `content_type` (a
     server-side apply's is `application/apply-patch+yaml`: JSON is YAML)."""
@@ -415,12 +374,12 @@ def request_json(
             sent = json.dumps(body)  # the client encodes only JSON types itself
     api.update_params_for_auth(headers, [], ["BearerToken"], path, method, None)
     endpoint = getattr(api, "keelson_endpoint", None)
-    if method == "GET" and endpoint is not None:
+    if method == "GET" and endpoint is not None and timeout is None:
         data = kube_http.get(endpoint, api.keelson_prefix, target, headers)
         return decode_json(data) if data else None
     url = api.configuration.host + target
     response = api.rest_client.request(
-        method, url, headers=headers, body=sent, _request_timeout=request_timeout()
+        method, url, headers=headers, body=sent, _request_timeout=timeout or request_timeout()
     )
     data = response.read()
     if not 200 <= response.status <= 299:

@@ -11,6 +11,7 @@ from core.egress import (
     check_egress,
     checked_addresses,
     embedded_ipv4,
+    guard_pools,
     open_connection,
     parse_server,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "check_egress",
     "checked_addresses",
     "embedded_ipv4",
+    "guard_pools",
     "open_connection",
     "parse_server",
 ]

@@ -8,16 +8,12 @@ import base64
 import logging
 import re
 import smtplib
-import socket
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 import urllib3
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -78,44 +74,6 @@ class Sent:
     status: int
 
 
-class _GuardedConnection(HTTPConnection):
-    """The socket goes to an address the egress policy allows, checked at this connection
-    (core/egress.py), as for member clusters: a webhook host that resolves to a private
-    or metadata address since it was saved is refused."""
-
-    def _new_conn(self) -> Any:
-        try:
-            return egress.open_connection(
-                self._dns_host,
-                self.port,
-                self.timeout,
-                source_address=self.source_address,
-                socket_options=self.socket_options,
-            )
-        except socket.gaierror as error:
-            raise NameResolutionError(self.host, self, error) from error
-        except TimeoutError as error:
-            raise ConnectTimeoutError(self, f"Connection to {self.host} timed out.") from error
-        except egress.EgressDenied:
-            raise
-        except OSError as error:
-            raise NewConnectionError(
-                self, f"Failed to establish a new connection: {error}"
-            ) from error
-
-
-class _GuardedHTTPSConnection(_GuardedConnection, HTTPSConnection):
-    pass
-
-
-class _GuardedPool(HTTPConnectionPool):
-    ConnectionCls = _GuardedConnection
-
-
-class _GuardedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _GuardedHTTPSConnection
-
-
 _posting = threading.local()
 
 
@@ -136,9 +94,10 @@ logging.getLogger("urllib3.connectionpool").addFilter(_HideWebhookPaths())
 
 
 def _pool_manager() -> urllib3.PoolManager:
-    manager = urllib3.PoolManager(num_pools=20, maxsize=2, retries=False)
-    manager.pool_classes_by_scheme = {"http": _GuardedPool, "https": _GuardedHTTPSPool}
-    return manager
+    # The socket goes to an address the egress policy allows, checked at each connection
+    # (core/egress.py), as for member clusters: a webhook host that resolves to a private
+    # or metadata address since it was saved is refused.
+    return egress.guard_pools(urllib3.PoolManager(num_pools=20, maxsize=2, retries=False))
 
 
 _manager = _pool_manager()

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import shutil
 import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 
 def child_database_url() -> str:
@@ -43,3 +50,30 @@ def self_signed_pem(common_name: str = "not-the-cluster-ca") -> str:
         .sign(key, hashes.SHA256())
     )
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@contextlib.contextmanager
+def prometheus_server(directory: Path, config: dict[str, Any]) -> Iterator[str]:
+    """Debian's Prometheus with `config` (JSON is YAML) on a free loopback port, storing
+    under `directory`; yields its URL, as soon as it listens or not (callers wait for what
+    they need). Its log is `directory/prometheus.log`."""
+    binary = shutil.which("prometheus")
+    assert binary, "Debian's prometheus is installed by scripts/test.sh"
+    (directory / "prometheus.yml").write_text(json.dumps(config))
+    port = free_port()
+    with (directory / "prometheus.log").open("wb") as log:
+        server = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={directory / 'prometheus.yml'}",
+                f"--storage.tsdb.path={directory / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.terminate()
+            server.wait(timeout=15)

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from clusters.choices import ClusterMode, Provider
+from clusters.choices import ClusterMode, EolState, Provider
+from clusters.eol import eol_for, eol_state
 from clusters.labels import validate_labels, validate_taints
 from clusters.models import Cluster, ClusterSet, ClusterTransition
 
@@ -28,6 +31,8 @@ CLUSTER_FIELDS = [
     "status_changed_at",
     "conditions",
     "kubernetes_version",
+    "eol_state",
+    "eol_date",
     "node_count",
     "nodes_ready",
     "capacity_cpu_millis",
@@ -66,11 +71,26 @@ class ClusterSerializer(serializers.ModelSerializer[Cluster]):
     team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="name", read_only=True
     )
+    eol_state = serializers.SerializerMethodField(
+        help_text="The version's end-of-life state today: past, soon (within 90 days), "
+        "supported or unknown (the table does not know the version)."
+    )
+    eol_date = serializers.SerializerMethodField(
+        help_text="The version's end of standard support on the cluster's provider."
+    )
 
     class Meta:
         model = Cluster
         fields = CLUSTER_FIELDS
         read_only_fields = CLUSTER_FIELDS
+
+    @extend_schema_field(serializers.ChoiceField(choices=EolState.choices))
+    def get_eol_state(self, cluster: Cluster) -> str:
+        return eol_state(self.get_eol_date(cluster)).value
+
+    @extend_schema_field(serializers.DateField(allow_null=True))
+    def get_eol_date(self, cluster: Cluster) -> date | None:
+        return eol_for(cluster.provider, cluster.kubernetes_version)
 
 
 class ClusterUpdateSerializer(serializers.Serializer[Any]):

@@ -1,8 +1,14 @@
 from __future__ import annotations
 
-from django import template
+from typing import Any
 
+from django import template
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from clusters.choices import EolState
 from clusters.display import shown_label
+from clusters.eol import eol_of
 
 register = template.Library()
 
@@ -27,3 +33,24 @@ def gib(size: int | float | None) -> str:
 def status_label(value: str) -> str:
     """A shown status's label, Provisioning and Pending included (clusters/display.py)."""
     return shown_label(value)
+
+
+_EOL_TEXT = {
+    EolState.PAST: "past end of life ({})",
+    EolState.SOON: "end of life {}",
+    EolState.SUPPORTED: "supported until {}",
+}
+
+
+@register.simple_tag
+def eol_badge(cluster: Any) -> SafeString:
+    """The cluster's version end-of-life state as a badge, its date in the text."""
+    state, end = eol_of(cluster.provider, cluster.kubernetes_version)
+    text = _EOL_TEXT[state].format(end.isoformat()) if end is not None else "unknown"
+    return format_html(
+        '<span class="eol eol-{}" data-eol="{}" title="{}">{}</span>',
+        state.value,
+        state.value,
+        state.label,
+        text,
+    )

@@ -4,8 +4,6 @@ Celery worker recording task durations and failures that `/metrics` then shows."
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -24,7 +22,7 @@ from core.celery import app as celery_app
 from fleet.tasks import fleet_ping_task
 from metrics import tasks
 from tests.factories import make_team
-from tests.support import free_port
+from tests.support import prometheus_server
 
 TOKEN = "prometheus-scrape-token-42"
 
@@ -38,47 +36,21 @@ def keelson(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> 
 
 @pytest.fixture
 def prometheus(keelson: str, tmp_path: Path) -> Iterator[str]:
-    binary = shutil.which("prometheus")
-    assert binary, "Debian's prometheus is installed by scripts/test.sh"
     target = urllib.parse.urlsplit(keelson).netloc
     (tmp_path / "token").write_text(TOKEN)
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        json.dumps(  # JSON is YAML
+    config = {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+        "scrape_configs": [
             {
-                "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
-                "scrape_configs": [
-                    {
-                        "job_name": "keelson",
-                        "metrics_path": "/metrics",
-                        "authorization": {
-                            "type": "Bearer",
-                            "credentials_file": str(tmp_path / "token"),
-                        },
-                        "static_configs": [{"targets": [target]}],
-                    }
-                ],
+                "job_name": "keelson",
+                "metrics_path": "/metrics",
+                "authorization": {"type": "Bearer", "credentials_file": str(tmp_path / "token")},
+                "static_configs": [{"targets": [target]}],
             }
-        )
-    )
-    port = free_port()
-    log = (tmp_path / "prometheus.log").open("wb")
-    server = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
         ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
-        log.close()
+    }
+    with prometheus_server(tmp_path, config) as url:
+        yield url
 
 
 def query(prometheus: str, promql: str) -> list[dict[str, Any]]:
