@@ -45,7 +45,12 @@ WAIT_SECONDS = 60.0  # at most, while only a window or a soak is awaited
 IDLE_SECONDS = 10.0  # waiting for an approval, or paused
 ACTIVE = (ClusterState.CHANGING, ClusterState.GATING)
 STARTABLE = (ClusterState.PENDING, ClusterState.WAITING_WINDOW)
-FINISHED = (ClusterState.SUCCEEDED, ClusterState.SKIPPED, ClusterState.FAILED, ClusterState.REVERTED)
+FINISHED = (
+    ClusterState.SUCCEEDED,
+    ClusterState.SKIPPED,
+    ClusterState.FAILED,
+    ClusterState.REVERTED,
+)
 
 
 class Check:
@@ -271,7 +276,9 @@ class Check:
                 in_flight[row.group] = in_flight.get(row.group, 0) + 1
         waits: list[tuple[datetime, str]] = []
         for row in rows:
-            if row.state not in STARTABLE or in_flight.get(row.group, 0) >= limits.get(row.group, 1):
+            if row.state not in STARTABLE or in_flight.get(row.group, 0) >= limits.get(
+                row.group, 1
+            ):
                 continue
             windows = self.windows_of(row.cluster_id)
             if not is_open(windows, self.now):
@@ -366,11 +373,16 @@ class Check:
         text = f"{self.run.failure}; reverted {len(restored)} cluster(s)" + (
             f"; could not revert {', '.join(failed)}" if failed else ""
         )
-        self.finish(state, OperationState.FAILED, error=text, result={
-            "reverted": restored,
-            "revert_failed": failed,
-            "rolled_back": restored,
-        })
+        self.finish(
+            state,
+            OperationState.FAILED,
+            error=text,
+            result={
+                "reverted": restored,
+                "revert_failed": failed,
+                "rolled_back": restored,
+            },
+        )
         return None
 
     def finish_irreversible(self) -> None:
@@ -469,7 +481,11 @@ def run_check(*, operation_id: UUID, tick: int | None = None, now: datetime | No
         return
     if tick is not None and tick != run.tick:
         return  # a duplicate of a check already done
-    if tick is None and run.check_at is not None and (wait := (run.check_at - now).total_seconds()) > 0:
+    if (
+        tick is None
+        and run.check_at is not None
+        and (wait := (run.check_at - now).total_seconds()) > 0
+    ):
         # Not due: this message stands in for the tick's own, should that have been lost; a
         # spare one is dropped by the tick comparison above.
         _send_check(operation_id, run.tick, wait)

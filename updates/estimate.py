@@ -1,6 +1,6 @@
 """The expected duration of a run (pure; docs/updates.md, "Preview"):
 
-    duration = Σ over stages of ( wait_s + max over groups g of ⌈n_g / c_g⌉ × e_g + soak_s )
+    duration = Σ over stages of ( wait_s + max over groups g of ⌈n_g / c_g⌉ x e_g + soak_s )
 
 n_g: the group's clusters to change; c_g: its concurrency limit; e_g: the longest estimate
 of its clusters (the change kind's `estimate_seconds`); soak_s: the stage's soak time;

@@ -123,8 +123,6 @@ def replan_run(run: UpdateRun) -> None:
         row.from_value, row.to_value = plan.from_value[:200], plan.to_value[:200]
         if plan.skip_reason:
             row.state, row.skip_reason = ClusterState.SKIPPED, plan.skip_reason[:500]
-    UpdateRunCluster.objects.bulk_update(
-        todo, ["state", "skip_reason", "from_value", "to_value"]
-    )
+    UpdateRunCluster.objects.bulk_update(todo, ["state", "skip_reason", "from_value", "to_value"])
     run.stages = _stages_json(run.stages, rows)
     run.save(update_fields=["stages"])

@@ -313,8 +313,10 @@ def update_run_skip_cluster(
             raise ValidationError({"cluster": f"The run has no cluster {cluster_name!r}."})
         if row.state not in (ClusterState.PENDING, ClusterState.WAITING_WINDOW):
             raise ValidationError(
-                {"cluster": f"{cluster_name} is {row.get_state_display().lower()}; only a "
-                 "cluster that has not started changing can be skipped."}
+                {
+                    "cluster": f"{cluster_name} is {row.get_state_display().lower()}; only a "
+                    "cluster that has not started changing can be skipped."
+                }
             )
         row.state = ClusterState.SKIPPED
         row.skip_reason = f"Skipped by {_who(actor)}."
@@ -346,8 +348,10 @@ def update_run_approve_stage(
             raise ValidationError({"stage": f"The run has no stage {stage_index}."})
         if stage.state != StageState.WAITING_APPROVAL:
             raise ValidationError(
-                {"stage": f"Stage {stage.name} is {stage.get_state_display().lower()}, not "
-                 "waiting for approval."}
+                {
+                    "stage": f"Stage {stage.name} is {stage.get_state_display().lower()}, not "
+                    "waiting for approval."
+                }
             )
         stage.approved_by_id = actor.pk if actor is not None else None
         stage.approved_at = timezone.now()
@@ -369,6 +373,8 @@ def update_run_approve_stage(
 def update_run_check(*, run_id: UUID, tick: int | None = None, now: datetime | None = None) -> None:
     """One check of a running run (the task's work): do what is due, schedule the next.
     `tick`: the check a message was sent for; `now`: a clock for tests."""
-    operation_id = UpdateRun.objects.filter(pk=run_id).values_list("operation_id", flat=True).first()
+    operation_id = (
+        UpdateRun.objects.filter(pk=run_id).values_list("operation_id", flat=True).first()
+    )
     if operation_id is not None:
         run_check(operation_id=operation_id, tick=tick, now=now)

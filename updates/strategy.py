@@ -1,6 +1,6 @@
 """A strategy's stages: parsing, validation and the arithmetic on them (pure, no database).
 
-A strategy is 1–20 ordered stages; each stage has uniquely named groups, each group
+A strategy is 1-20 ordered stages; each stage has uniquely named groups, each group
 choosing clusters by cluster set name or label selector. `max_concurrency` is per group:
 an integer ≥ 1, or "N%" of the group's clusters rounded down and at least 1 (Azure
 Kubernetes Fleet Manager's maxConcurrency). Errors name the path of the bad value:
@@ -9,7 +9,6 @@ Kubernetes Fleet Manager's maxConcurrency). Errors name the path of the bad valu
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -78,7 +77,7 @@ def concurrency_limit(max_concurrency: int | str, clusters: int) -> int:
 
 def _concurrency(value: Any, path: str, errors: _Errors) -> int | str:
     if isinstance(value, bool):
-        errors.add(path, "an integer of at least 1, or a percentage such as \"25%\".")
+        errors.add(path, 'an integer of at least 1, or a percentage such as "25%".')
         return 1
     if isinstance(value, int):
         if value < 1:
@@ -88,7 +87,7 @@ def _concurrency(value: Any, path: str, errors: _Errors) -> int | str:
         if not 1 <= int(found[1]) <= 100:
             errors.add(path, "a percentage from 1% to 100%.")
         return f"{int(found[1])}%"
-    errors.add(path, "an integer of at least 1, or a percentage such as \"25%\".")
+    errors.add(path, 'an integer of at least 1, or a percentage such as "25%".')
     return 1
 
 

@@ -47,13 +47,6 @@ from operations.models import OperationLogLine
 from operations.services import operation_create
 from policies.models import ClusterSetPin, ComplianceReport, ReportDefinition, ReportFile
 from policies.services.policies import PolicySpec, policy_create
-from updates.models import (
-    MaintenanceWindow,
-    UpdateRun,
-    UpdateRunCluster,
-    UpdateRunStage,
-    UpdateStrategy,
-)
 from tests.factories import (
     Member,
     add_member,
@@ -61,6 +54,13 @@ from tests.factories import (
     make_evaluation,
     make_team,
     make_user,
+)
+from updates.models import (
+    MaintenanceWindow,
+    UpdateRun,
+    UpdateRunCluster,
+    UpdateRunStage,
+    UpdateStrategy,
 )
 
 N = 3
@@ -339,7 +339,12 @@ def _update_run(owner: Owner, i: int) -> None:
     for j in range(2):
         cluster = make_cluster(team=owner.team, name=f"run-{i}-{j}")
         UpdateRunCluster.objects.create(
-            run=run, stage_index=0, group="g", position=j, cluster=cluster, cluster_name=cluster.name
+            run=run,
+            stage_index=0,
+            group="g",
+            position=j,
+            cluster=cluster,
+            cluster_name=cluster.name,
         )
 
 

@@ -872,7 +872,9 @@ ENDPOINTS: list[Endpoint] = [
         },
     ),
     _r("updatestrategy-detail", "update-strategies/{strategy}/"),
-    _w("updatestrategy-detail", "PATCH", "update-strategies/{strategy}/", body={"description": "x"}),
+    _w(
+        "updatestrategy-detail", "PATCH", "update-strategies/{strategy}/", body={"description": "x"}
+    ),
     _w("updatestrategy-detail", "DELETE", "update-strategies/{strategy}/"),
     _r("maintenancewindow-list", "maintenance-windows/", "collection"),
     _w(
@@ -891,7 +893,12 @@ ENDPOINTS: list[Endpoint] = [
         },
     ),
     _r("maintenancewindow-detail", "maintenance-windows/{window}/"),
-    _w("maintenancewindow-detail", "PATCH", "maintenance-windows/{window}/", body={"enabled": False}),
+    _w(
+        "maintenancewindow-detail",
+        "PATCH",
+        "maintenance-windows/{window}/",
+        body={"enabled": False},
+    ),
     _w("maintenancewindow-detail", "DELETE", "maintenance-windows/{window}/"),
     _r("updaterun-list", "update-runs/", "collection"),
     _w(

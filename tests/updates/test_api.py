@@ -20,7 +20,7 @@ def fields_of(response: Any) -> dict[str, Any]:
 def test_bad_input_is_a_400_naming_the_field(fleet: Fleet, script: Script) -> None:
     fleet.clusters("one", "c-1")
     api = fleet.operator.api
-    bad_stage = {"name": "a", "groups": [{"name": "g", "selector": "region=="}]}
+    bad_stage = {"name": "a", "groups": [{"name": "g", "selector": "region in (eu"}]}
     response = api.post(
         API + "update-strategies/",
         {"team": "platform", "name": "s", "stages": [bad_stage]},

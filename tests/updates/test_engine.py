@@ -145,7 +145,7 @@ def test_a_stage_with_approval_waits_and_only_an_operator_approves(
 def test_a_cluster_starts_only_inside_its_window(
     fleet: Fleet, clock: Clock, script: Script
 ) -> None:
-    # given prod-1 in a set with a Saturday 02:00–04:00 Europe/Berlin window, and dev-1 in
+    # given prod-1 in a set with a Saturday 02:00-04:00 Europe/Berlin window, and dev-1 in
     # no windowed set; the clock is Friday 27 March 2026, 12:00 UTC
     (prod,) = fleet.clusters("prod", "prod-1")
     fleet.clusters("prod", "dev-1")
@@ -196,7 +196,11 @@ def test_the_next_stage_starts_after_the_soak_and_a_last_gate_check(
     fleet.clusters("two", "two-1")
     run = fleet.run(
         [
-            {"name": "canary", "groups": [{"name": "g", "selector": "ring=one"}], "soak_seconds": 600},
+            {
+                "name": "canary",
+                "groups": [{"name": "g", "selector": "ring=one"}],
+                "soak_seconds": 600,
+            },
             {"name": "rest", "groups": [{"name": "g", "selector": "ring=two"}]},
         ]
     )
@@ -218,7 +222,11 @@ def test_a_cluster_degraded_during_the_soak_fails_the_run(
     fleet.clusters("two", "two-1")
     run = fleet.run(
         [
-            {"name": "canary", "groups": [{"name": "g", "selector": "ring=one"}], "soak_seconds": 600},
+            {
+                "name": "canary",
+                "groups": [{"name": "g", "selector": "ring=one"}],
+                "soak_seconds": 600,
+            },
             {"name": "rest", "groups": [{"name": "g", "selector": "ring=two"}]},
         ]
     )
@@ -264,7 +272,9 @@ def test_a_gate_failure_in_stage_two_reverts_both_stages_latest_first(
     }
     done = operation(run)
     assert done.state == "failed"
-    assert done.error.startswith("s2b: gates failed: s2b is degraded, not Ready (CrashLoopBackOff).")
+    assert done.error.startswith(
+        "s2b: gates failed: s2b is degraded, not Ready (CrashLoopBackOff)."
+    )
     assert done.result["reverted"] == ["s1a", "s1b", "s2a", "s2b"]
     assert run.run_stages.get(index=1).state == StageState.FAILED
     assert run.run_stages.get(index=0).state == StageState.SUCCEEDED
@@ -338,7 +348,10 @@ def test_pause_resume_skip_and_abort(fleet: Fleet, clock: Clock, script: Script)
     }
     assert script.of("start") == ["c-1", "c-3"] and script.of("revert") == []
     done = operation(run)
-    assert (done.state, done.message) == ("canceled", "Aborted; 2 cluster(s) changed, nothing reverted")
+    assert (done.state, done.message) == (
+        "canceled",
+        "Aborted; 2 cluster(s) changed, nothing reverted",
+    )
 
 
 def test_the_operations_cancel_button_aborts(fleet: Fleet, clock: Clock, script: Script) -> None:

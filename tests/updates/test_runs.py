@@ -69,7 +69,7 @@ def test_a_draft_plans_every_cluster_and_the_preview_shows_it(
     assert (a2["end_of_life"], a2["past_end_of_life"]) == (None, False)
     assert a2["next_window"] == "2026-03-28T01:00:00+00:00"
     assert a2["next_window_text"] == "Sat 02:00 Europe/Berlin"
-    # stage one: 1 × 120 s + 300 s soak = 420 s; stage two starts at 12:07 UTC, waits
+    # stage one: 1 x 120 s + 300 s soak = 420 s; stage two starts at 12:07 UTC, waits
     # until Saturday 01:00 UTC (46380 s), then 120 s
     assert [s["expected_seconds"] for s in preview["stages"]] == [420, 46500]
     assert two["window_wait_seconds"] == 46380
@@ -138,8 +138,20 @@ def test_errors_name_the_field_and_create_nothing(fleet: Fleet, script: Script) 
     assert raised.value.message_dict == {"change_params": ["image: The image to roll out."]}
     # a run that selects nothing is refused
     with pytest.raises(ValidationError) as raised:
-        fleet.run(STAGES, scope={"selector": "ring=none"})
-    assert "strategy" in raised.value.message_dict
+        update_run_create(
+            actor=None,
+            team=fleet.team,
+            name="r",
+            strategy=strategy,
+            change_kind="node_pool",
+            change_params={"image": "v2"},
+            scope={"selector": "ring=none"},
+        )
+    assert raised.value.message_dict == {
+        "strategy": [
+            "The strategy's groups select no cluster of team platform within the run's scope."
+        ]
+    }
 
 
 def test_a_strategy_names_only_the_teams_cluster_sets(fleet: Fleet) -> None:

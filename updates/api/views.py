@@ -94,9 +94,7 @@ class UpdateStrategyViewSet(
         except DjangoValidationError as error:
             raise _errors(error) from None
 
-    @extend_schema(
-        request=UpdateStrategyWriteSerializer, responses={201: UpdateStrategySerializer}
-    )
+    @extend_schema(request=UpdateStrategyWriteSerializer, responses={201: UpdateStrategySerializer})
     def create(self, request: Request) -> Response:
         team = _team(request, "manage update strategies")
         data = _validated(UpdateStrategyWriteSerializer(data=request.data))
@@ -179,7 +177,9 @@ class MaintenanceWindowViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class UpdateRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TeamOwnedViewSet[UpdateRun]):
+class UpdateRunViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, TeamOwnedViewSet[UpdateRun]
+):
     """Update runs: a draft is created and previewed, then started (an Operation)."""
 
     serializer_class = UpdateRunSerializer
@@ -225,9 +225,23 @@ class UpdateRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TeamOwn
         openings, the expected duration and the change's impact."""
         return Response(update_run_preview(run=self.get_object()))
 
-    def _act(self, request: Request, doing: str, call: Any, **kwargs: Any) -> Response:
+    def _act(
+        self,
+        request: Request,
+        doing: str,
+        call: Any,
+        payload: type[SkipSerializer] | type[ApproveSerializer] | None = None,
+        argument: str = "",
+    ) -> Response:
+        """Authorize (before reading the body), then call the service with the body's one
+        field as `argument`."""
         run = self.get_object()
         self.require(run.team, WRITE_ROLE, doing, run)
+        kwargs: dict[str, Any] = {}
+        if payload is not None:
+            body = payload(data=request.data)
+            body.is_valid(raise_exception=True)
+            kwargs[argument] = next(iter(body.validated_data.values()))
         try:
             call(actor=actor(request), run=run, **kwargs)
         except DjangoValidationError as error:
@@ -269,28 +283,22 @@ class UpdateRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TeamOwn
     @action(detail=True, methods=["post"])
     def skip(self, request: Request, pk: str | None = None) -> Response:
         """Leave out a cluster that has not started changing."""
-        run = self.get_object()
-        self.require(run.team, WRITE_ROLE, "skip clusters of update runs", run)
-        payload = SkipSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
         return self._act(
             request,
             "skip clusters of update runs",
             update_run_skip_cluster,
-            cluster_name=payload.validated_data["cluster"],
+            SkipSerializer,
+            "cluster_name",
         )
 
     @extend_schema(request=ApproveSerializer, responses=UpdateRunSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str | None = None) -> Response:
         """Let a stage that waits for approval start."""
-        run = self.get_object()
-        self.require(run.team, WRITE_ROLE, "approve update run stages", run)
-        payload = ApproveSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
         return self._act(
             request,
             "approve update run stages",
             update_run_approve_stage,
-            stage_index=payload.validated_data["stage"],
+            ApproveSerializer,
+            "stage_index",
         )

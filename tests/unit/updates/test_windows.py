@@ -27,7 +27,7 @@ SATURDAY_BERLIN = window({6}, "02:00", 120, "Europe/Berlin")
 
 
 def test_a_saturday_window_in_berlin_before_the_march_switch_is_01_to_03_utc() -> None:
-    # Saturday 28 March 2026 is still CET (UTC+1): 02:00–04:00 local is 01:00–03:00 UTC
+    # Saturday 28 March 2026 is still CET (UTC+1): 02:00-04:00 local is 01:00-03:00 UTC
     assert not is_open([SATURDAY_BERLIN], utc("2026-03-28T00:59:59"))
     assert is_open([SATURDAY_BERLIN], utc("2026-03-28T01:00:00"))
     assert is_open([SATURDAY_BERLIN], utc("2026-03-28T02:59:59"))
@@ -35,7 +35,7 @@ def test_a_saturday_window_in_berlin_before_the_march_switch_is_01_to_03_utc() -
 
 
 def test_the_same_window_after_the_switch_is_00_to_02_utc() -> None:
-    # Saturday 4 April 2026 is CEST (UTC+2): 02:00–04:00 local is 00:00–02:00 UTC
+    # Saturday 4 April 2026 is CEST (UTC+2): 02:00-04:00 local is 00:00-02:00 UTC
     assert is_open([SATURDAY_BERLIN], utc("2026-04-04T00:00:00"))
     assert is_open([SATURDAY_BERLIN], utc("2026-04-04T01:59:00"))
     assert not is_open([SATURDAY_BERLIN], utc("2026-04-04T02:30:00"))  # open under CET
