@@ -99,7 +99,8 @@ class Check:
         if cluster_id is None:
             return []
         if self._windows is None:
-            self._windows = cluster_windows(self.run.team_id, [r.cluster_id for r in self.rows])
+            ids = [r.cluster_id for r in self.rows if r.cluster_id is not None]
+            self._windows = cluster_windows(self.run.team_id, ids)
         return self._windows.get(cluster_id, [])
 
     def fail(self, row: UpdateRunCluster, reason: str, *, gates: bool = False) -> None:
@@ -203,21 +204,22 @@ class Check:
                 self.set_state(RunState.RUNNING, allowed=(RunState.WAITING_APPROVAL,))
                 self.stage_start(stage, rows)
             if stage.state == StageState.RUNNING:
-                delay = self.start_clusters(stage, rows)
+                started = self.start_clusters(stage, rows)
                 if any(r.state not in (ClusterState.SUCCEEDED, ClusterState.SKIPPED) for r in rows):
-                    return delay
+                    return started
                 stage.soak_until = self.now + timedelta(seconds=stage.soak_seconds)
                 stage.save(update_fields=["soak_until"])
                 self.stage_state(stage, StageState.SOAKING, f"done; soaking {stage.soak_seconds}s")
             if stage.state == StageState.SOAKING:
-                delay = self.soak(stage, rows)
+                soaking = self.soak(stage, rows)
                 if stage.state == StageState.FAILED:
                     return self.stop_failed()
-                if delay is not None:
-                    return delay
+                if soaking is not None:
+                    return soaking
             if stage.state in (StageState.SUCCEEDED, StageState.SKIPPED):
                 self.next_stage()
-        return self.finish_succeeded()
+        self.finish_succeeded()
+        return None
 
     def stage_state(self, stage: UpdateRunStage, state: StageState, note: str) -> None:
         stage.state = state
@@ -356,7 +358,8 @@ class Check:
             if stage.state in (StageState.RUNNING, StageState.SOAKING):
                 self.stage_state(stage, StageState.FAILED, "failed")
         if not self.change.reversible:
-            return self.finish_irreversible()
+            self.finish_irreversible()
+            return None
         reverter = Reverter(self)
         if self.set_state(
             RunState.REVERTING,

@@ -12,7 +12,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from clusters.models import Cluster
-from operations.models import Operation
+from operations.models import Operation, OperationLogLine
 from operations.services import operation_cancel
 from tests.updates.conftest import Clock, Fleet, check, drive, later
 from tests.updates.scripted import Script, WorkerDied
@@ -36,10 +36,12 @@ def states(run: UpdateRun) -> dict[str, str]:
 
 def log_of(run: UpdateRun) -> list[str]:
     assert run.operation_id is not None
-    return list(run.operation.log_lines.values_list("text", flat=True))
+    lines = OperationLogLine.objects.filter(operation_id=run.operation_id).order_by("id")
+    return list(lines.values_list("text", flat=True))
 
 
 def operation(run: UpdateRun) -> Operation:
+    assert run.operation_id is not None
     return Operation.objects.get(pk=run.operation_id)
 
 

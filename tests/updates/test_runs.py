@@ -4,6 +4,7 @@ reasons, end of life, next window, the expected duration worked out by hand, imp
 from __future__ import annotations
 
 from datetime import time
+from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -15,7 +16,7 @@ from updates.models import MaintenanceWindow, UpdateStrategy
 from updates.preview import run_preview
 from updates.services import maintenance_window_save, update_run_create, update_strategy_save
 
-STAGES = [
+STAGES: list[dict[str, Any]] = [
     {"name": "one", "groups": [{"name": "g", "selector": "ring=one"}], "soak_seconds": 300},
     {"name": "two", "groups": [{"name": "g", "cluster_set": "two-set"}]},
 ]
@@ -103,7 +104,7 @@ def test_errors_name_the_field_and_create_nothing(fleet: Fleet, script: Script) 
             stages=[{"name": "x", "groups": [{"name": "g", "selector": "a=b"}]}],
         ),
     )
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"change_kind": "teleport"}, "change_kind"),
         ({"change_params": {}}, "change_params"),
         ({"scope": {"eol": "soon"}}, "scope"),
@@ -112,7 +113,7 @@ def test_errors_name_the_field_and_create_nothing(fleet: Fleet, script: Script) 
         ({"name": ""}, "name"),
     ]
     for change, field in cases:
-        arguments = {
+        arguments: dict[str, Any] = {
             "actor": None,
             "team": fleet.team,
             "name": "r",

@@ -194,6 +194,6 @@ class ApproveSerializer(serializers.Serializer[Any]):
     stage = serializers.IntegerField(min_value=0, help_text="The stage's index (0 is the first).")
 
 
-class OperationRefSerializer(serializers.Serializer[Any]):
+class RunStartedSerializer(serializers.Serializer[Any]):
     run = serializers.UUIDField()
     operation = serializers.UUIDField()

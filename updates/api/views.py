@@ -25,7 +25,7 @@ from updates.api.serializers import (
     ApproveSerializer,
     MaintenanceWindowSerializer,
     MaintenanceWindowWriteSerializer,
-    OperationRefSerializer,
+    RunStartedSerializer,
     SkipSerializer,
     UpdateRunCreateSerializer,
     UpdateRunSerializer,
@@ -248,7 +248,7 @@ class UpdateRunViewSet(
             raise _errors(error) from None
         return Response(UpdateRunSerializer(self.get_queryset().get(pk=run.pk)).data)
 
-    @extend_schema(request=None, responses={202: OperationRefSerializer})
+    @extend_schema(request=None, responses={202: RunStartedSerializer})
     @action(detail=True, methods=["post"])
     def start(self, request: Request, pk: str | None = None) -> Response:
         """Start a draft: its clusters are planned again, then changed stage by stage."""

@@ -12,7 +12,7 @@ from updates.estimate import GroupLoad, StageLoad, expected, expected_seconds
 from updates.strategy import concurrency_limit, parse_stages
 from updates.windows import Window
 
-GOOD = [
+GOOD: list[dict[str, Any]] = [
     {"name": "canary", "groups": [{"name": "one", "cluster_set": "canary"}]},
     {
         "name": "eu",
