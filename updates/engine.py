@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -464,6 +465,18 @@ def _send_check(operation_id: UUID, tick: int, delay: float) -> None:
         logger.warning("could not queue the next check of update run %s (%s)", operation_id, error)
 
 
+def _unloadable(run: UpdateRun, now: datetime, error: ValidationError) -> None:
+    """The run's change no longer loads (its policy or application was deleted, its kind
+    is gone): nothing more can start or be followed; the run fails saying why."""
+    text = f"The change can no longer be applied: {' '.join(error.messages)}"[:500]
+    with transaction.atomic():
+        UpdateRun.objects.filter(pk=run.pk).exclude(state__in=RUN_FINAL).update(
+            state=RunState.FAILED, finished_at=now, message=text, failure=text
+        )
+        assert run.operation_id is not None
+        operation_finish(operation_id=run.operation_id, state=OperationState.FAILED, error=text)
+
+
 @exclusive_operation
 def run_check(*, operation_id: UUID, tick: int | None = None, now: datetime | None = None) -> None:
     """One check of the run whose operation this is. `tick` is the check a message was sent
@@ -493,7 +506,12 @@ def run_check(*, operation_id: UUID, tick: int | None = None, now: datetime | No
         # spare one is dropped by the tick comparison above.
         _send_check(operation_id, run.tick, wait)
         return
-    delay = Check(run, now).advance()
+    try:
+        check = Check(run, now)
+    except ValidationError as error:
+        _unloadable(run, now, error)
+        return
+    delay = check.advance()
     if delay is None:
         return
     with transaction.atomic():

@@ -28,6 +28,7 @@ from updates.services import (
     update_run_skip_cluster,
     update_run_start,
 )
+from updates.tasks import update_run_task
 
 
 def states(run: UpdateRun) -> dict[str, str]:
@@ -424,3 +425,29 @@ def test_a_run_resumes_where_it_was_after_its_worker_died(
     assert script.of("start") == ["c-1", "c-2", "c-2", "c-3"]
     assert "c-2: change started again (a check was interrupted)" in log_of(run)
     assert UpdateRunCluster.objects.filter(run=run, state=ClusterState.SUCCEEDED).count() == 3
+
+
+def test_a_run_whose_change_no_longer_loads_fails_saying_why(
+    fleet: Fleet, clock: Clock, script: Script
+) -> None:
+    fleet.clusters("one", "c-1", "c-2")
+    run = fleet.run([{"name": "all", "groups": [{"name": "g", "selector": "ring=one"}]}])
+    update_run_start(actor=fleet.operator.user, run=run)
+    run = check(run, clock)
+    # what it changes is gone (a deleted policy or application would do this)
+    UpdateRun.objects.filter(pk=run.pk).update(change_params={})
+    run = check(run, clock)
+    assert run.state == RunState.FAILED
+    assert run.message == "The change can no longer be applied: The image to roll out."
+    assert operation(run).state == "failed"
+    assert script.of("start") == ["c-1"]
+
+
+def test_the_task_runs_one_check(fleet: Fleet, script: Script) -> None:
+    fleet.clusters("one", "c-1")
+    run = fleet.run([{"name": "all", "groups": [{"name": "g", "selector": "ring=one"}]}])
+    started = update_run_start(actor=fleet.operator.user, run=run)
+    update_run_task(str(started.pk))
+    run.refresh_from_db()
+    assert (run.tick, operation(run).state) == (1, "running")
+    assert script.of("start") == ["c-1"]
