@@ -16,6 +16,7 @@ from accounts.choices import Role
 from accounts.models import Team, slug_validator
 from accounts.permissions import PermissionDenied, require_role
 from audit.services import audit_record
+from clusters.models import ClusterSet
 from operations.choices import LogLevel
 from operations.dispatch import operation_dispatch
 from operations.models import Operation
@@ -104,7 +105,10 @@ def maintenance_window_save(
         .exists()
     )
     _name_errors(errors, window.name, taken)
-    if window.cluster_set_id is None or window.cluster_set.team_id != window.team_id:
+    if (
+        window.cluster_set_id is None
+        or not ClusterSet.objects.filter(pk=window.cluster_set_id, team_id=window.team_id).exists()
+    ):
         errors["cluster_set"] = "One of the team's cluster sets."
     if errors:
         raise ValidationError(errors)

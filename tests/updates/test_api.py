@@ -43,6 +43,10 @@ def test_bad_input_is_a_400_naming_the_field(fleet: Fleet, script: Script) -> No
     response = api.post(API + "maintenance-windows/", {**window, "days": []}, format="json")
     assert set(fields_of(response)) == {"days", "timezone"}
     response = api.post(
+        API + "maintenance-windows/", {**window, "cluster_set": "nope"}, format="json"
+    )
+    assert set(fields_of(response)) == {"cluster_set", "timezone"}
+    response = api.post(
         API + "maintenance-windows/",
         {**window, "timezone": "UTC", "duration_minutes": 0},
         format="json",
