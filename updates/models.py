@@ -100,6 +100,17 @@ class UpdateRun(models.Model):
     state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.DRAFT)
     current_stage = models.PositiveSmallIntegerField(default=0)
     message = models.CharField(max_length=500, blank=True)
+    # The engine's bookkeeping (updates/engine.py): `tick` counts the checks done and a
+    # check message carries the tick it was sent for (a duplicate finds it moved on);
+    # `check_at` is when the next check is due.
+    tick = models.PositiveIntegerField(default=0, db_default=0)
+    check_at = models.DateTimeField(null=True, blank=True)
+    # Set by an abort (or the operation's cancel): no cluster starts; the run ends
+    # aborted once the changes under way have finished.
+    abort_requested = models.BooleanField(default=False, db_default=False)
+    # Why the run stops (a change or a gate failed): no cluster starts; once the changes
+    # under way have finished, the changed clusters are reverted (or the run fails).
+    failure = models.CharField(max_length=500, blank=True, default="", db_default="")
     operation = models.OneToOneField(
         "operations.Operation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -178,6 +189,8 @@ class UpdateRunCluster(models.Model):
     skip_reason = models.CharField(max_length=500, blank=True)
     change_state = models.JSONField(default=dict, blank=True)
     baseline = models.JSONField(default=dict, blank=True)
+    # What `Change.revert` returned, once the cluster's revert has started (None: not yet).
+    revert_state = models.JSONField(null=True, blank=True)
     message = models.CharField(max_length=500, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

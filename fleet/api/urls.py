@@ -31,6 +31,7 @@ from operations.api.views import OperationViewSet
 from policies.api.agent import AgentPoliciesView
 from policies.api.reports import ComplianceReportViewSet, ReportDefinitionViewSet
 from policies.api.views import ComplianceView, EvaluationViewSet, PolicyViewSet, PssPinViewSet
+from updates.api.views import MaintenanceWindowViewSet, UpdateRunViewSet, UpdateStrategyViewSet
 
 router = DefaultRouter()
 router.register("teams", TeamViewSet, basename="team")
@@ -58,6 +59,9 @@ router.register("compliance-reports", ComplianceReportViewSet, basename="complia
 router.register("alert-rules", AlertRuleViewSet, basename="alertrule")
 router.register("alerts", AlertViewSet, basename="alert")
 router.register("silences", SilenceViewSet, basename="silence")
+router.register("update-strategies", UpdateStrategyViewSet, basename="updatestrategy")
+router.register("maintenance-windows", MaintenanceWindowViewSet, basename="maintenancewindow")
+router.register("update-runs", UpdateRunViewSet, basename="updaterun")
 
 urlpatterns = [
     path("agent/enroll", AgentEnrollView.as_view(), name="agent-enroll"),

@@ -55,6 +55,13 @@ from tests.factories import (
     make_team,
     make_user,
 )
+from updates.models import (
+    MaintenanceWindow,
+    UpdateRun,
+    UpdateRunCluster,
+    UpdateRunStage,
+    UpdateStrategy,
+)
 
 N = 3
 API = "/api/v1/"
@@ -295,6 +302,52 @@ def _group_mapping(owner: Owner, i: int) -> None:
     GroupMapping.objects.create(group=f"group-{i}", team=owner.team, role="viewer")
 
 
+STAGES = [{"name": "all", "groups": [{"name": "g", "selector": "tier=web"}]}]
+
+
+def _update_strategy(owner: Owner, i: int) -> None:
+    UpdateStrategy.objects.create(team=owner.team, name=f"strategy-{i}", stages=STAGES)
+
+
+def _maintenance_window(owner: Owner, i: int) -> None:
+    cluster_set = ClusterSet.objects.create(name=f"window-set-{i}", team=owner.team)
+    MaintenanceWindow.objects.create(
+        team=owner.team,
+        name=f"window-{i}",
+        cluster_set=cluster_set,
+        days=[6],
+        start_time=datetime.time(2),
+        duration_minutes=120,
+        timezone="Europe/Berlin",
+    )
+
+
+def _update_run(owner: Owner, i: int) -> None:
+    """A run with a stage approved by the owner and two clusters."""
+    strategy, _ = UpdateStrategy.objects.get_or_create(
+        team=owner.team, name="runs", defaults={"stages": STAGES}
+    )
+    run = UpdateRun.objects.create(
+        team=owner.team,
+        name=f"run-{i}",
+        strategy=strategy,
+        stages=STAGES,
+        change_kind="node_pool",
+        created_by=owner.user,
+    )
+    UpdateRunStage.objects.create(run=run, index=0, name="all", approved_by=owner.user)
+    for j in range(2):
+        cluster = make_cluster(team=owner.team, name=f"run-{i}-{j}")
+        UpdateRunCluster.objects.create(
+            run=run,
+            stage_index=0,
+            group="g",
+            position=j,
+            cluster=cluster,
+            cluster_name=cluster.name,
+        )
+
+
 # Router basename -> how to add one row its list shows the owner.
 SEEDERS: dict[str, Seeder] = {
     "team": _team,
@@ -321,6 +374,9 @@ SEEDERS: dict[str, Seeder] = {
     "notificationchannel": _channel,
     "notificationdelivery": _delivery,
     "groupmapping": _group_mapping,
+    "updatestrategy": _update_strategy,
+    "maintenancewindow": _maintenance_window,
+    "updaterun": _update_run,
 }
 # List routes with no rows in the database to grow.
 NO_ROWS = {"provider": "the providers and instance types are constants of the code"}
@@ -495,6 +551,7 @@ NOT_LISTS = {
     "compliancereport-download",
     "cluster-agent-manifest",
     "cluster-push-identity-manifest",
+    "updaterun-preview",
 }
 
 

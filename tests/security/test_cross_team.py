@@ -64,6 +64,13 @@ from policies.models import (
 )
 from policies.services.policies import PolicySpec, policy_create
 from tests.factories import add_member, make_team, make_user
+from updates.models import (
+    MaintenanceWindow,
+    UpdateRun,
+    UpdateRunCluster,
+    UpdateRunStage,
+    UpdateStrategy,
+)
 
 API = "/api/v1/"
 A = "tenanta"  # every name of team A's objects contains it: a list that shows it leaks
@@ -141,6 +148,9 @@ class Tenant:
     alert: Alert
     silence: Silence
     git_repository: GitRepository
+    update_strategy: UpdateStrategy
+    maintenance_window: MaintenanceWindow
+    update_run: UpdateRun
 
 
 def seed_tenant(prefix: str, admin: Any) -> Tenant:
@@ -292,7 +302,37 @@ def seed_tenant(prefix: str, admin: Any) -> Tenant:
     git_repository = GitRepository.objects.create(
         team=team, name=f"{prefix}-git", url="git://192.0.2.10/fleet.git"
     )
+    stages = [{"name": "all", "groups": [{"name": "web", "selector": "tier=web"}]}]
+    update_strategy = UpdateStrategy.objects.create(
+        team=team, name=f"{prefix}-strategy", stages=stages
+    )
+    maintenance_window = MaintenanceWindow.objects.create(
+        team=team,
+        name=f"{prefix}-window",
+        cluster_set=cluster_set,
+        days=[6],
+        start_time=datetime.time(2),
+        duration_minutes=120,
+        timezone="Europe/Berlin",
+    )
+    # A draft run over the push cluster, as update_run_create leaves one.
+    update_run = UpdateRun.objects.create(
+        team=team,
+        name=f"{prefix}-run",
+        strategy=update_strategy,
+        stages=[{**stages[0], "max_concurrency": 1, "soak_seconds": 0, "approval": False}],
+        change_kind="node_pool",
+        change_params={"pool": "pool", "image": f"{prefix}-image"},
+        created_by=admin,
+    )
+    UpdateRunStage.objects.create(run=update_run, index=0, name="all")
+    UpdateRunCluster.objects.create(
+        run=update_run, stage_index=0, group="web", cluster=push, cluster_name=push.name
+    )
     return Tenant(
+        update_strategy=update_strategy,
+        maintenance_window=maintenance_window,
+        update_run=update_run,
         git_repository=git_repository,
         team=team,
         admin=admin,
@@ -346,6 +386,9 @@ class World:
             "alert": self.a.alert.pk,
             "silence": self.a.silence.pk,
             "git": self.a.git_repository.pk,
+            "strategy": self.a.update_strategy.pk,
+            "window": self.a.maintenance_window.pk,
+            "run": self.a.update_run.pk,
             "b_cluster": self.b.push.name,
             "b_team": self.b.team.name,
         }
@@ -813,6 +856,79 @@ ENDPOINTS: list[Endpoint] = [
     _w("gitrepository-sync", "POST", "git-repositories/{git}/sync/"),
     _w("gitrepository-preview", "POST", "git-repositories/{git}/preview/"),
     _r("gitrepository-syncs", "git-repositories/{git}/syncs/"),
+    # update runs: viewers read and preview; operators manage strategies and windows and
+    # run runs. A run's actions depend on its state (the seeded one is a draft) and its
+    # change kind's parameters: the owner may get a 400 there, never a 403.
+    _r("updatestrategy-list", "update-strategies/", "collection"),
+    _w(
+        "updatestrategy-list",
+        "POST",
+        "update-strategies/",
+        "collection",
+        body={
+            "team": A,
+            "name": "tenanta-new",
+            "stages": [{"name": "all", "groups": [{"name": "g", "cluster_set": "tenanta-set"}]}],
+        },
+    ),
+    _r("updatestrategy-detail", "update-strategies/{strategy}/"),
+    _w(
+        "updatestrategy-detail", "PATCH", "update-strategies/{strategy}/", body={"description": "x"}
+    ),
+    _w("updatestrategy-detail", "DELETE", "update-strategies/{strategy}/"),
+    _r("maintenancewindow-list", "maintenance-windows/", "collection"),
+    _w(
+        "maintenancewindow-list",
+        "POST",
+        "maintenance-windows/",
+        "collection",
+        body={
+            "team": A,
+            "name": "tenanta-new",
+            "cluster_set": "tenanta-set",
+            "days": [7],
+            "start_time": "03:00",
+            "duration_minutes": 60,
+            "timezone": "UTC",
+        },
+    ),
+    _r("maintenancewindow-detail", "maintenance-windows/{window}/"),
+    _w(
+        "maintenancewindow-detail",
+        "PATCH",
+        "maintenance-windows/{window}/",
+        body={"enabled": False},
+    ),
+    _w("maintenancewindow-detail", "DELETE", "maintenance-windows/{window}/"),
+    _r("updaterun-list", "update-runs/", "collection"),
+    _w(
+        "updaterun-list",
+        "POST",
+        "update-runs/",
+        "collection",
+        body={
+            "team": A,
+            "name": "tenanta-new",
+            "strategy": "tenanta-strategy",
+            "change_kind": "node_pool",
+            "change_params": {"pool": "pool", "image": "tenanta-image-2"},
+        },
+        owner_may_400=True,
+    ),
+    _r("updaterun-detail", "update-runs/{run}/"),
+    _r("updaterun-preview", "update-runs/{run}/preview/"),
+    _w("updaterun-start", "POST", "update-runs/{run}/start/", owner_may_400=True),
+    _w("updaterun-pause", "POST", "update-runs/{run}/pause/", owner_may_400=True),
+    _w("updaterun-resume", "POST", "update-runs/{run}/resume/", owner_may_400=True),
+    _w("updaterun-abort", "POST", "update-runs/{run}/abort/"),
+    _w("updaterun-skip", "POST", "update-runs/{run}/skip/", body={"cluster": "tenanta-push"}),
+    _w(
+        "updaterun-approve",
+        "POST",
+        "update-runs/{run}/approve/",
+        body={"stage": 0},
+        owner_may_400=True,
+    ),
 ]
 
 # Agent endpoints take agent tokens, not users': covered by the tests at the end.
@@ -929,6 +1045,9 @@ def test_matrix_paths_resolve_to_their_routes() -> None:
         "alert": 1,
         "silence": 1,
         "git": 1,
+        "strategy": 1,
+        "window": 1,
+        "run": "00000000-0000-0000-0000-000000000000",
     }
     for endpoint in ENDPOINTS:
         path = (API + endpoint.path.format(**values)).split("?")[0]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.utils.module_loading import import_string
 
 from updates.changes.base import Change
+
+logger = logging.getLogger(__name__)
 
 # Loaded by name so the engine does not import every kind (and each kind's app) up front.
 CHANGES = {
@@ -24,6 +27,11 @@ def change_for(kind: str, *, team: Any, params: dict[str, Any]) -> Change:
         raise ValidationError(
             {"change_kind": f"Unknown change {kind!r} (known: {', '.join(sorted(CHANGES))})."}
         )
-    cls = import_string(CHANGES[kind])
+    try:
+        cls = import_string(CHANGES[kind])
+    except ImportError:
+        # A kind this installation lists but cannot load: refused like an unknown one.
+        logger.exception("change kind %s cannot be loaded", kind)
+        raise ValidationError({"change_kind": f"The change {kind!r} is not available."}) from None
     change: Change = cls(team=team, params=params)
     return change
