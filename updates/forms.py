@@ -178,7 +178,7 @@ class RunForm(forms.Form):
             return None
         gates = _load(text, max_bytes=GATES_MAX_BYTES, what="gates")
         if not isinstance(gates, dict):
-            raise ValidationError("The gates must be a mapping, e.g. {\"workloads\": true}.")
+            raise ValidationError('The gates must be a mapping, e.g. {"workloads": true}.')
         return gates
 
     def chosen_strategy(self) -> UpdateStrategy:

@@ -119,7 +119,9 @@ class RunProgress:
 def run_progress(run: UpdateRun) -> RunProgress:
     """The run's stages (rows, or its copied stages while it has none) with their groups
     and clusters, in the run's order (two queries)."""
-    rows = {s.index: s for s in UpdateRunStage.objects.filter(run=run).select_related("approved_by")}
+    rows = {
+        s.index: s for s in UpdateRunStage.objects.filter(run=run).select_related("approved_by")
+    }
     stages: dict[int, StageView] = {}
     for index, spec in enumerate(run.stages or []):
         name = str(spec.get("name", f"stage {index + 1}")) if isinstance(spec, dict) else ""
@@ -139,13 +141,11 @@ def run_progress(run: UpdateRun) -> RunProgress:
             stage.groups.append(group)
         group.clusters.append(cluster)
     done = sum(1 for c in clusters if c.state in CLUSTER_DONE)
-    return RunProgress(
-        stages=[stages[i] for i in sorted(stages)], done=done, total=len(clusters)
-    )
+    return RunProgress(stages=[stages[i] for i in sorted(stages)], done=done, total=len(clusters))
 
 
 def humanize_seconds(seconds: int | float | None) -> str:
-    """"1 d 2 h", "2 h 5 min", "3 min", "40 s"; "—" when unknown."""
+    """ "1 d 2 h", "2 h 5 min", "3 min", "40 s"; "—" when unknown."""
     if seconds is None:
         return "—"
     total = int(seconds)

@@ -93,7 +93,9 @@ def run_list_page(request: HttpRequest) -> HttpResponse:
 @login_required
 def run_create_page(request: HttpRequest) -> HttpResponse:
     """A draft run: nothing changes on any cluster until it is started from its page."""
-    strategies = list(strategy_list(user=request.user, action="operate").order_by("team__name", "name"))
+    strategies = list(
+        strategy_list(user=request.user, action="operate").order_by("team__name", "name")
+    )
     if not teams_for(request.user, "operate").exists():
         require_role(request.user, None, Role.OPERATOR, request=request)
     form = RunForm(
@@ -117,7 +119,9 @@ def run_create_page(request: HttpRequest) -> HttpResponse:
         except ValidationError as error:
             add_service_errors(form, error, field_for=form.field_for)
         else:
-            messages.success(request, f"Draft {run.name} created: check the preview, then start it.")
+            messages.success(
+                request, f"Draft {run.name} created: check the preview, then start it."
+            )
             return redirect("updates:detail", pk=run.pk)
     team_ids = [s.team_id for s in strategies]
     context = {

@@ -95,7 +95,9 @@ def strategy_edit_page(request: HttpRequest, pk: int | None = None) -> HttpRespo
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         target = strategy or UpdateStrategy(
-            team=Team.objects.get(name=data["team"]), name=data["name"], created_by=request.user
+            team=Team.objects.get(name=data["team"]),
+            name=data["name"],
+            created_by_id=request.user.pk,
         )
         target.description, target.stages = data["description"], data["stages"]
         try:
@@ -106,7 +108,9 @@ def strategy_edit_page(request: HttpRequest, pk: int | None = None) -> HttpRespo
             messages.success(request, f"Strategy {saved.name} saved.")
             return redirect("updates:strategies")
     context = {"form": form, "strategy": strategy, "example": STAGES_EXAMPLE}
-    return render(request, "updates/strategy_edit.html", context, status=400 if form.errors else 200)
+    return render(
+        request, "updates/strategy_edit.html", context, status=400 if form.errors else 200
+    )
 
 
 @login_required

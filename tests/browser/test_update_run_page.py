@@ -43,9 +43,13 @@ def test_run_page_shows_stages_and_clusters_without_sideways_scroll(
     page.goto(f"{asgi_server}/updates/{run.pk}/")
     page.get_by_role("heading", name="Stage 2: eu").wait_for()
     for name in ("canary-1", "eu-1", "eu-2"):
-        expect(page.get_by_role("link", name=f"production-eu-west-1-primary-{name}")).to_be_visible()
+        expect(
+            page.get_by_role("link", name=f"production-eu-west-1-primary-{name}")
+        ).to_be_visible()
     expect(page.get_by_role("button", name="Approve stage eu")).to_be_visible()
-    expect(page.get_by_role("button", name="Skip production-eu-west-1-primary-eu-2")).to_be_visible()
+    expect(
+        page.get_by_role("button", name="Skip production-eu-west-1-primary-eu-2")
+    ).to_be_visible()
     expect(page.locator("#operation progress")).to_have_js_property("value", 33)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= viewport["width"]

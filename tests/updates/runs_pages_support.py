@@ -10,10 +10,10 @@ from typing import Any
 from accounts.models import Team
 from operations.models import Operation
 from operations.services import operation_create
-from updates.models import UpdateRun, UpdateRunCluster, UpdateRunStage, UpdateStrategy
 from tests.factories import make_cluster
+from updates.models import UpdateRun, UpdateRunCluster, UpdateRunStage, UpdateStrategy
 
-STAGES = [
+STAGES: list[dict[str, Any]] = [
     {
         "name": "canary",
         "groups": [{"name": "canary", "selector": "ring=canary"}],
@@ -58,7 +58,9 @@ def _run(team: Team, strategy: UpdateStrategy, name: str, state: str, user: Any)
     return run
 
 
-def _cluster(run: UpdateRun, stage: int, group: str, position: int, name: str, **fields: Any) -> None:
+def _cluster(
+    run: UpdateRun, stage: int, group: str, position: int, name: str, **fields: Any
+) -> None:
     cluster = make_cluster(team=run.team, name=name, status="ready", kubernetes_version="v1.28.3")
     UpdateRunCluster.objects.create(
         run=run,
@@ -93,7 +95,13 @@ def make_draft(team: Team, user: Any, prefix: str = "d") -> UpdateRun:
 def make_running(team: Team, user: Any, prefix: str = "r") -> tuple[UpdateRun, Operation]:
     """Stage canary succeeded (its cluster changed); stage eu waits for approval: one of its
     clusters waits for a window, one is pending."""
-    run = _run(team, make_strategy(team, f"{prefix}-strategy"), "kubernetes 1.29 fleet", "waiting_approval", user)
+    run = _run(
+        team,
+        make_strategy(team, f"{prefix}-strategy"),
+        "kubernetes 1.29 fleet",
+        "waiting_approval",
+        user,
+    )
     operation = operation_create(kind="update.run", created_by=user, target=run, team=team)
     Operation.objects.filter(pk=operation.pk).update(
         state="running", progress=33, message="stage eu waits for approval"
@@ -107,7 +115,15 @@ def make_running(team: Team, user: Any, prefix: str = "r") -> tuple[UpdateRun, O
         state="succeeded", started_at=APPROVED_AT, finished_at=APPROVED_AT
     )
     UpdateRunStage.objects.filter(run=run, index=1).update(state="waiting_approval")
-    _cluster(run, 0, "canary", 0, f"{prefix}-canary-1", state="succeeded", message="v1.29.4, gates passed")
+    _cluster(
+        run,
+        0,
+        "canary",
+        0,
+        f"{prefix}-canary-1",
+        state="succeeded",
+        message="v1.29.4, gates passed",
+    )
     _cluster(
         run,
         1,

