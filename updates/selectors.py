@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from django.db.models import Count, Q, QuerySet
-from django.utils.dateparse import parse_datetime
 
 from accounts.permissions import Action, AnyUser, restrict
 from clusters.models import ClusterSet
@@ -142,29 +140,3 @@ def run_progress(run: UpdateRun) -> RunProgress:
         group.clusters.append(cluster)
     done = sum(1 for c in clusters if c.state in CLUSTER_DONE)
     return RunProgress(stages=[stages[i] for i in sorted(stages)], done=done, total=len(clusters))
-
-
-def humanize_seconds(seconds: int | float | None) -> str:
-    """ "1 d 2 h", "2 h 5 min", "3 min", "40 s"; "—" when unknown."""
-    if seconds is None:
-        return "—"
-    total = int(seconds)
-    if total < 60:
-        return f"{max(total, 0)} s"
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    if days:
-        return f"{days} d {hours} h" if hours else f"{days} d"
-    if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{minutes} min"
-
-
-def as_datetime(value: Any) -> datetime | None:
-    """A datetime from what a preview holds (a datetime or an ISO 8601 string)."""
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str) and value:
-        return parse_datetime(value)
-    return None

@@ -22,12 +22,11 @@ from applications.models import Application
 from operations.services import operation_snapshot
 from policies.models import Policy
 from updates.choices import RUN_FINAL, ChangeKind, RunState
+from updates.display import preview_context
 from updates.drafts import update_run_delete_draft
 from updates.forms import RunForm, add_service_errors
 from updates.models import UpdateRun
 from updates.selectors import (
-    as_datetime,
-    humanize_seconds,
     run_get,
     run_list,
     run_progress,
@@ -160,53 +159,12 @@ def run_progress_fragment(request: HttpRequest, pk: UUID) -> HttpResponse:
     return render(request, "updates/_progress.html", _progress_context(request, run))
 
 
-def _preview_stages(preview: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per stage of the preview: when it should start and how long it should take, and one
-    row per cluster (group, from → to or why skipped, end of life, next window opening,
-    the change's impact there)."""
-    impact = preview.get("impact") or {}
-    stages = []
-    for stage in preview.get("stages", []):
-        rows = []
-        for group in stage.get("groups", []):
-            for cluster in group.get("clusters", []):
-                name = cluster.get("name", "")
-                rows.append(
-                    {
-                        **cluster,
-                        "group": group.get("name", ""),
-                        "next_window": as_datetime(cluster.get("next_window")),
-                        "end_of_life": cluster.get("end_of_life") or "",
-                        "impact": impact.get(name),
-                    }
-                )
-        stages.append(
-            {
-                "name": stage.get("name", ""),
-                "approval": stage.get("approval", False),
-                "starts": as_datetime(stage.get("expected_start")),
-                "duration": humanize_seconds(stage.get("expected_seconds")),
-                "wait": humanize_seconds(stage.get("window_wait_seconds") or 0),
-                "rows": rows,
-            }
-        )
-    return stages
-
-
 @login_required
 def run_preview_fragment(request: HttpRequest, pk: UUID) -> HttpResponse:
     """What starting the run would do (update_run_preview), loaded by the draft's page."""
     run = _run_or_404(request, pk)
-    preview = update_run_preview(run=run)
-    context = {
-        "run": run,
-        "preview": preview,
-        "stages": _preview_stages(preview),
-        "change": preview.get("change") or {},
-        "duration": humanize_seconds(preview.get("expected_seconds")),
-        "finish": as_datetime(preview.get("expected_finish")),
-    }
-    return render(request, "updates/_preview.html", context)
+    context = preview_context(update_run_preview(run=run))
+    return render(request, "updates/_preview.html", {"run": run, **context})
 
 
 @login_required

@@ -263,3 +263,56 @@ def test_new_run_form_by_role_and_its_own_checks(
     page = operator.page.post("/updates/new/", {**body, "name": "x", "gates": "[1]"})
     assert "The gates must be a mapping" in page.content.decode()
     assert UpdateRun.objects.count() == 0
+
+
+def test_preview_fragment_template_shows_windows_end_of_life_and_impact() -> None:
+    # given a preview as update_run_preview answers it (updates/preview.py's shape)
+    from django.template.loader import render_to_string
+
+    from updates.display import preview_context
+
+    cluster = {"from": "v1.27.9", "to": "v1.28.5", "skip_reason": "", "windows": []}
+    preview = {
+        "change": {"description": "Kubernetes v1.28.5", "reversible": False},
+        "to_change": 2,
+        "skipped": 1,
+        "expected_seconds": 7500,
+        "stages": [
+            {
+                "name": "eu",
+                "approval": True,
+                "expected_seconds": 7500,
+                "window_wait_seconds": 3600,
+                "groups": [
+                    {
+                        "name": "eu-web",
+                        "clusters": [
+                            {
+                                **cluster,
+                                "name": "eu-1",
+                                "end_of_life": "2024-06-28",
+                                "past_end_of_life": True,
+                                "windows": ["nights"],
+                                "next_window": "2026-12-05T23:00:00+00:00",
+                                "next_window_text": "Sat 00:00 Europe/Berlin",
+                            },
+                            {**cluster, "name": "eu-2", "windows": ["never"]},
+                            {**cluster, "name": "eu-3", "skip_reason": "registered, not created"},
+                        ],
+                    }
+                ],
+            }
+        ],
+        "impact": {"eu-1": {"from": "v1.27 reached end of life 2024-06-28"}},
+    }
+    html = render_to_string("updates/_preview.html", preview_context(preview))
+    # then
+    assert "Kubernetes v1.28.5" in html and "not reversible" in html
+    assert 'Expected duration: <strong data-field="expected-duration">2 h 5 min</strong>' in html
+    assert "2 clusters to change, 1 skipped" in html
+    assert "Waits for approval first." in html and "of which 1 h waiting for a window" in html
+    assert "past (2024-06-28)" in html and 'datetime="2026-12-05T23:00:00' in html
+    assert "(Sat 00:00 Europe/Berlin)" in html
+    assert "no window opens" in html  # eu-2: in a windowed set whose window never opens
+    assert "skipped: registered, not created" in html
+    assert "<li>v1.27 reached end of life 2024-06-28</li>" in html
