@@ -43,7 +43,10 @@ def _policy_lines(impact: dict[str, Any]) -> list[str]:
         lines.append(f"{denied} would be denied, {remediated} remediated")
     elif impact.get("status"):
         lines.append("nothing would be denied or remediated")
-    lines += [_object(o) for o in impact.get("objects", [])[:OBJECTS_SHOWN]]
+    lines += [
+        _object(o) if isinstance(o, dict) else str(o)
+        for o in impact.get("objects", [])[:OBJECTS_SHOWN]
+    ]
     if impact.get("note"):
         lines.append(str(impact["note"]))
     return lines

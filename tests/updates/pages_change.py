@@ -39,4 +39,7 @@ class InstantChange:
         return None
 
     def impact(self, clusters: Sequence[Any]) -> dict[str, Any]:
-        return {c.name: {"objects": [f"Deployment shop/web-{c.name}"]} for c in clusters}
+        return {
+            c.name: {"denied": 1, "objects": [{"kind": "Deployment", "name": f"web-{c.name}"}]}
+            for c in clusters
+        }
