@@ -12,9 +12,10 @@ from playwright.sync_api import expect
 from accounts.choices import Role
 from operations.services import operation_update
 from tests.browser.conftest import ARTIFACTS, as_worker
+from tests.browser.test_accessibility import _findings
 from tests.browser.test_operations_live import _log_in
 from tests.factories import add_member, make_team, make_user
-from tests.updates.runs_pages_support import make_running
+from tests.updates.runs_pages_support import make_draft, make_running
 from updates.models import UpdateRunCluster
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -58,6 +59,8 @@ def test_run_page_shows_stages_and_clusters_without_sideways_scroll(
         page.goto(asgi_server + path)
         page.wait_for_load_state("load")
         assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"], path
+        name = path.strip("/").replace("/", "-")
+        page.screenshot(path=str(ARTIFACTS / f"{name}-{viewport['width']}.png"), full_page=True)
     context.close()
 
 
@@ -84,3 +87,47 @@ def test_run_page_follows_the_run_live(asgi_server: str, page: Any) -> None:
     expect(row).to_contain_text("Changing", timeout=10_000)
     expect(row).to_contain_text("control plane upgrading")
     assert page.locator("#operation [data-field=message]").inner_text() == "eu: 1 changing"
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_update_pages_have_no_serious_accessibility_findings(
+    asgi_server: str, chromium: Any, scheme: str
+) -> None:
+    run, _ = _run()
+    draft = make_draft(run.team, run.created_by, prefix="draft")
+    # CSP bypassed in this context only, so that axe can be added (test_accessibility.py)
+    context = chromium.new_context(bypass_csp=True, color_scheme=scheme, viewport=DESKTOP)
+    page = context.new_page()
+    _log_in(page, asgi_server, "operator-on-call")
+    page.get_by_role("heading", name="Fleet").wait_for()
+    found = {}
+    for path in (
+        f"/updates/{run.pk}/",
+        f"/updates/{draft.pk}/",
+        "/updates/",
+        "/updates/strategies/",
+        "/updates/strategies/new/",
+        "/updates/windows/",
+        "/updates/windows/new/",
+        "/updates/new/",
+    ):
+        page.goto(asgi_server + path)
+        page.wait_for_load_state("load")
+        findings = _findings(page)
+        if findings:
+            found[path] = findings
+    assert found == {}
+    context.close()
+
+
+def test_new_run_form_shows_the_chosen_kinds_parameters(asgi_server: str, page: Any) -> None:
+    _run()
+    _log_in(page, asgi_server, "operator-on-call")
+    page.get_by_role("heading", name="Fleet").wait_for()
+    page.goto(f"{asgi_server}/updates/new/")
+    expect(page.get_by_role("textbox", name="Kubernetes version")).to_be_visible()
+    expect(page.get_by_label("Node image")).to_be_hidden()
+    page.get_by_role("radio", name="Node pool (image or instance type)").check()
+    expect(page.get_by_label("Node image")).to_be_visible()
+    expect(page.get_by_label("Kubelet version")).to_be_visible()
+    expect(page.get_by_role("textbox", name="Kubernetes version")).to_be_hidden()
