@@ -87,6 +87,9 @@ class Fleet:
     def run(
         self, stages: list[dict[str, Any]], *, kind: str = "node_pool", **extra: Any
     ) -> UpdateRun:
+        # These clusters have no API server: the gates judge their status and conditions
+        # (tests/updates/test_gates_*.py read workloads from real ones).
+        extra.setdefault("gates", NO_WORKLOADS)
         return update_run_create(
             actor=self.operator.user,
             team=self.team,
@@ -96,6 +99,9 @@ class Fleet:
             change_params={"image": "v2"},
             **extra,
         )
+
+
+NO_WORKLOADS = {"workloads": False}
 
 
 @pytest.fixture

@@ -97,6 +97,7 @@ def test_a_run_through_the_api(fleet: Fleet, clock: Clock, script: Script) -> No
             "strategy": "rings",
             "change_kind": "node_pool",
             "change_params": {"image": "v2"},
+            "gates": {"workloads": False},  # clusters without an API server
         },
         format="json",
     )

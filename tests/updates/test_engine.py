@@ -276,7 +276,7 @@ def test_a_gate_failure_in_stage_two_reverts_both_stages_latest_first(
     done = operation(run)
     assert done.state == "failed"
     assert done.error.startswith(
-        "s2b: gates failed: s2b is degraded, not Ready (CrashLoopBackOff)."
+        "s2b: gates failed: s2b is Degraded, not Ready (CrashLoopBackOff)."
     )
     assert done.result["reverted"] == ["s1a", "s1b", "s2a", "s2b"]
     assert run.run_stages.get(index=1).state == StageState.FAILED
