@@ -12,6 +12,7 @@ from policies.models import (
     ComplianceReport,
     EnforcementAction,
     Policy,
+    PolicyClusterMode,
     PolicyEvaluation,
     PolicyRule,
     ReportDefinition,
@@ -50,6 +51,16 @@ class RuleReadSerializer(RuleSerializer):
         fields = [*RULE_FIELDS, "enforce_effect"]
 
 
+class ClusterModeSerializer(serializers.ModelSerializer[PolicyClusterMode]):
+    cluster = serializers.CharField(source="cluster.name", read_only=True)
+    set_by = serializers.CharField(source="set_by.username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = PolicyClusterMode
+        fields = ["cluster", "mode", "set_by", "set_at", "reason"]
+        read_only_fields = fields
+
+
 class PolicySerializer(serializers.ModelSerializer[Policy]):
     team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="name", read_only=True
@@ -69,6 +80,12 @@ class PolicySerializer(serializers.ModelSerializer[Policy]):
     gone_at = serializers.DateTimeField(
         read_only=True, allow_null=True, help_text="When no cluster reported it any more."
     )
+    cluster_modes = ClusterModeSerializer(
+        many=True,
+        read_only=True,
+        help_text="Clusters where the policy's mode differs from `mode` or is pinned (a "
+        "staged promotion under way, or clusters kept at their mode): the mode there wins.",
+    )
 
     class Meta:
         model = Policy
@@ -82,6 +99,7 @@ class PolicySerializer(serializers.ModelSerializer[Policy]):
             "cluster_selector",
             "placement",
             "mode",
+            "cluster_modes",
             "enabled",
             "pss_version",
             "generation",

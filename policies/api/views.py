@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Prefetch, Subquery
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -35,7 +35,7 @@ from policies.api.serializers import (
 )
 from policies.external.guard import refuse_external
 from policies.filtersets import EvaluationFilterSet, PolicyFilterSet
-from policies.models import ClusterSetPin, Policy, PolicyEvaluation
+from policies.models import ClusterSetPin, Policy, PolicyClusterMode, PolicyEvaluation
 from policies.selectors import (
     compliance_summary,
     latest_evaluations,
@@ -69,7 +69,16 @@ class PolicyViewSet(
     filterset_class = PolicyFilterSet
     lookup_field = "name"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-    queryset = Policy.objects.select_related("team").prefetch_related("rules", "cluster_sets")
+    queryset = Policy.objects.select_related("team").prefetch_related(
+        "rules",
+        "cluster_sets",
+        Prefetch(
+            "cluster_modes",
+            queryset=PolicyClusterMode.objects.select_related("cluster", "set_by").order_by(
+                "cluster__name"
+            ),
+        ),
+    )
 
     def get_object(self) -> Policy:
         """By name; `?team=` picks among same-named policies of several teams."""
