@@ -22,7 +22,7 @@ from policies.choices import ResultStatus
 from policies.external.guard import refuse_external
 from policies.filtersets import PolicyFilterSet
 from policies.forms import PolicyForm
-from policies.models import ClusterSetPin, Policy
+from policies.models import ClusterSetPin, Policy, PolicyClusterMode
 from policies.selectors import compliance_summary, latest_evaluations, percent, policy_list
 from policies.services.cluster_modes import mode_with
 from policies.services.enforcement import enforcement_preview
@@ -75,7 +75,7 @@ def policy_detail_page(request: HttpRequest, team: str, name: str) -> HttpRespon
     overrides = list(
         policy.cluster_modes.select_related("cluster", "set_by").order_by("cluster__name")
     )
-    by_cluster = {override.cluster_id: override for override in overrides}
+    by_cluster: dict[int | None, PolicyClusterMode] = {o.cluster_id: o for o in overrides}
     context = {
         "policy": policy,
         # Each row with the policy's mode on its cluster (an override wins: cluster_modes).

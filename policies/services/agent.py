@@ -17,6 +17,7 @@ import re
 import uuid
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
@@ -139,6 +140,7 @@ def _record_actions(
     cluster: Cluster, targeting: dict[int, Policy], actions: list[dict[str, Any]], run_id: uuid.UUID
 ) -> int:
     by_policy: dict[int, list[EnforcementAction]] = {}
+    actors: dict[int, AbstractBaseUser | None] = {}
     overrides = cluster_mode_overrides(list(targeting), [cluster.pk]) if actions else {}
     for action in actions:
         policy = targeting.get(int(action.get("policy", 0)))
@@ -148,6 +150,7 @@ def _record_actions(
         if action.get("action") not in ActionKind.values:
             continue
         status = action.get("status")
+        actor = actors.setdefault(policy.pk, enforcement_actor(policy, override))
         by_policy.setdefault(policy.pk, []).append(
             EnforcementAction(
                 policy=policy,
@@ -158,7 +161,7 @@ def _record_actions(
                 status=status if status in ActionStatus.values else ActionStatus.FAILED,
                 target={k: str(v)[:253] for k, v in (action.get("target") or {}).items()},
                 message=str(action.get("message", ""))[:1000],
-                actor=enforcement_actor(policy, override),
+                actor_id=actor.pk if actor is not None else None,
             )
         )
     with transaction.atomic():
@@ -166,7 +169,7 @@ def _record_actions(
             policy = targeting[policy_id]
             EnforcementAction.objects.bulk_create(rows)
             audit_record(
-                actor=rows[0].actor,
+                actor=actors[policy_id],
                 action="policy.enforce",
                 target=policy,
                 team=policy.team,
