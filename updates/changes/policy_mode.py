@@ -66,7 +66,9 @@ class PolicyModeChange:
             if isinstance(name, str) and name
             else None
         )
-        if policy is None:
+        if not name:
+            errors["policy"] = ["Name the policy to change."]
+        elif policy is None:
             errors["policy"] = [f"No policy named {name!r} in team {team.name}."]
         elif policy.external:
             errors["policy"] = [
@@ -145,8 +147,19 @@ class PolicyModeChange:
         if state.get("mode") != Mode.ENFORCE:
             # Nothing to do on the cluster: admission and the sweep stop enforcing at once.
             return Step("done", "inform: reported only from now on")
+        gone = self._gone()
+        if gone:  # it will never be evaluated again: waiting would never end
+            return Step("failed", gone)
         since = datetime.fromisoformat(str(state["since"]))
         return enforced_step(self.policy, cluster, since)
+
+    def _gone(self) -> str:
+        """Why the policy can no longer be evaluated (disabled or deleted meanwhile), if so."""
+        found = Policy.all_objects.filter(pk=self.policy.pk).values("enabled", "deleted_at")
+        state = found.first()
+        if state is None or state["deleted_at"] is not None:
+            return f"policy {self.policy.name} was deleted"
+        return "" if state["enabled"] else f"policy {self.policy.name} was disabled"
 
     def revert(
         self, cluster: Cluster, state: dict[str, Any], *, actor: AbstractBaseUser | None
