@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -44,7 +45,7 @@ def test_parameters_are_validated_naming_the_field(team: Team, policy: Policy) -
     Policy.objects.create(team=team, name="kyverno-x", source_engine="kyverno")
     Policy.objects.create(team=team, name="from-git", managed_by={"repository": 1})
     Policy.objects.create(team=team, name="off", enabled=False)
-    cases = [
+    cases: list[tuple[dict[str, Any], dict[str, list[str]]]] = [
         ({"policy": "nope"}, {"policy": ["No policy named 'nope' in team payments."]}),
         ({}, {"policy": ["Name the policy to change."]}),
         (
