@@ -142,6 +142,23 @@ class PolicyWriteSerializer(serializers.Serializer[Any]):
     )
 
 
+FOLLOW_POLICY = "policy"  # a cluster mode that removes the override
+
+
+class ClusterModesWriteSerializer(serializers.Serializer[Any]):
+    """The policy's mode on some of its clusters, whatever its own mode."""
+
+    clusters = serializers.ListField(
+        child=serializers.SlugField(max_length=63), min_length=1, max_length=1000
+    )
+    mode = serializers.ChoiceField(
+        choices=[*Mode.choices, (FOLLOW_POLICY, "Follow the policy's mode (remove the override)")],
+        help_text='"inform" or "enforce" on these clusters; "policy" removes their override '
+        "(they follow the policy's mode again). Enforcing needs the admin role.",
+    )
+    reason = serializers.CharField(max_length=500, allow_blank=True, required=False, default="")
+
+
 class PssPinSerializer(serializers.Serializer[Any]):
     """A cluster set's Pod Security Standards version: "latest" unless pinned. Bundled PSS
     policies not pinned themselves judge the set's clusters at it (a policy's own pin wins;

@@ -22,10 +22,12 @@ from accounts.api.base import TeamOwnedViewSet, actor, authorize_create
 from accounts.choices import Role
 from accounts.models import Team
 from accounts.permissions import user_has_role
-from clusters.models import ClusterSet
+from clusters.models import Cluster, ClusterSet
 from core.managed import refuse_if_managed
 from policies import cel, celcost
 from policies.api.serializers import (
+    FOLLOW_POLICY,
+    ClusterModesWriteSerializer,
     ClusterPlanSerializer,
     EnforcementActionSerializer,
     EvaluationSerializer,
@@ -33,6 +35,7 @@ from policies.api.serializers import (
     PolicyWriteSerializer,
     PssPinSerializer,
 )
+from policies.choices import Mode
 from policies.external.guard import refuse_external
 from policies.filtersets import EvaluationFilterSet, PolicyFilterSet
 from policies.models import ClusterSetPin, Policy, PolicyClusterMode, PolicyEvaluation
@@ -41,10 +44,17 @@ from policies.selectors import (
     latest_evaluations,
     policy_list,
 )
+from policies.services.cluster_modes import policy_cluster_modes_clear, policy_cluster_modes_set
 from policies.services.enforcement import enforcement_preview, policy_enforce
 from policies.services.evaluation import policy_evaluate
 from policies.services.pins import cluster_set_pin
-from policies.services.policies import PolicySpec, policy_create, policy_delete, policy_update
+from policies.services.policies import (
+    ENFORCE_ROLE,
+    PolicySpec,
+    policy_create,
+    policy_delete,
+    policy_update,
+)
 
 TEAM_PARAM = OpenApiParameter(
     "team", str, description="The owning team, when the name exists in several of yours."
@@ -185,6 +195,45 @@ class PolicyViewSet(
             policy_enforce(policy=policy, actor=actor(request))
         actions = policy.actions.select_related("cluster")[:200]
         return Response(EnforcementActionSerializer(actions, many=True).data)
+
+    @extend_schema(
+        request=ClusterModesWriteSerializer, parameters=[TEAM_PARAM], responses=PolicySerializer
+    )
+    @action(detail=True, methods=["post"], url_path="cluster-modes")
+    def cluster_modes(self, request: Request, name: str | None = None) -> Response:
+        """Set the policy's mode on some of its clusters (an override of its own mode
+        there), or remove the override ("policy"). Enforcing somewhere needs the admin
+        role; the clusters that enforce are evaluated and remediated at once."""
+        policy = self.get_object()
+        self.require(policy.team, Role.OPERATOR, "change a policy's cluster modes", policy)
+        payload = ClusterModesWriteSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        mode = str(data["mode"])
+        follows = mode == FOLLOW_POLICY
+        enforcing = mode == Mode.ENFORCE or (follows and policy.mode == Mode.ENFORCE)
+        if enforcing:
+            self.require(policy.team, ENFORCE_ROLE, "set a policy to enforce on clusters", policy)
+        names = list(data["clusters"])
+        clusters = list(Cluster.objects.filter(team_id=policy.team_id, name__in=names))
+        missing = sorted(set(names) - {c.name for c in clusters})
+        if missing:
+            raise ValidationError(
+                {"clusters": [f"No such cluster in team {policy.team.name}: {', '.join(missing)}."]}
+            )
+        reason = str(data["reason"])
+        try:
+            if follows:
+                policy_cluster_modes_clear(
+                    actor=actor(request), policy=policy, clusters=clusters, reason=reason
+                )
+            else:
+                policy_cluster_modes_set(
+                    actor=actor(request), policy=policy, clusters=clusters, mode=mode, reason=reason
+                )
+        except DjangoValidationError as error:
+            raise _errors(error) from None
+        return Response(PolicySerializer(self.get_queryset().get(pk=policy.pk)).data)
 
     @extend_schema(parameters=[TEAM_PARAM], responses=EvaluationSerializer(many=True))
     @action(detail=True, methods=["get"])

@@ -335,3 +335,49 @@ def test_the_policy_page_and_api_show_where_the_mode_differs(
     assert "enforce on a</span>" in page
     rows = page.split('data-field="mode">')[1:]
     assert [row.split("<", 1)[0] for row in rows] == ["enforce", "inform"]
+
+
+def test_the_api_sets_and_removes_cluster_modes_with_the_right_role(
+    team: Team, clusters: list[Cluster], owner: Member, operator: Member
+) -> None:
+    a, b, _ = clusters
+    _policy(team)
+    theirs = make_cluster(team=make_team(name="other"), name="theirs")
+    path = "/api/v1/policies/guard/cluster-modes/"
+
+    # an operator may not enforce; bad input is a 400 naming the field, changing nothing
+    refused = operator.api.post(path, {"clusters": ["a"], "mode": "enforce"}, format="json")
+    assert refused.status_code == 403
+    for body, field, message in (
+        ({"clusters": ["a", theirs.name]}, "mode", "This field is required."),
+        (
+            {"clusters": ["a", theirs.name], "mode": "enforce"},
+            "clusters",
+            "No such cluster in team payments: theirs.",
+        ),
+        ({"clusters": [], "mode": "enforce"}, "clusters", "Ensure this field has at least 1"),
+    ):
+        bad = owner.api.post(path, body, format="json")
+        assert bad.status_code == 400, bad.content
+        assert message in str(bad.json()["error"]["fields"][field]), bad.json()
+    assert not PolicyClusterMode.objects.exists()
+
+    # the admin enforces on a and b; an operator keeps b at inform, then lets it follow
+    done = owner.api.post(path, {"clusters": ["a", "b"], "mode": "enforce"}, format="json")
+    assert done.status_code == 200, done.content
+    assert [(m["cluster"], m["mode"]) for m in done.json()["cluster_modes"]] == [
+        ("a", "enforce"),
+        ("b", "enforce"),
+    ]
+    kept = operator.api.post(
+        path, {"clusters": ["b"], "mode": "inform", "reason": "noisy"}, format="json"
+    )
+    assert kept.status_code == 200
+    followed = operator.api.post(path, {"clusters": ["b"], "mode": "policy"}, format="json")
+    assert [(m["cluster"], m["mode"]) for m in followed.json()["cluster_modes"]] == [
+        ("a", "enforce")
+    ]
+    assert [effective_mode(Policy.objects.get(name="guard"), x) for x in (a, b)] == [
+        "enforce",
+        "inform",
+    ]

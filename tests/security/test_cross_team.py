@@ -711,6 +711,12 @@ ENDPOINTS: list[Endpoint] = [
     _w("policy-evaluate", "POST", "policies/{policy}/evaluate/"),
     _w("policy-preview-enforcement", "POST", "policies/{policy}/preview-enforcement/"),
     _w("policy-enforce", "POST", "policies/{policy}/enforce/"),
+    _w(
+        "policy-cluster-modes",
+        "POST",
+        "policies/{policy}/cluster-modes/",
+        body={"clusters": [f"{A}-push"], "mode": "enforce"},
+    ),
     _r("policy-results", "policies/{policy}/results/"),
     _r("policyevaluation-list", "policy-evaluations/", "collection"),
     _r("policyevaluation-detail", "policy-evaluations/{evaluation}/"),
