@@ -19,7 +19,7 @@ from clusters.models import Cluster
 from clusters.services.registration import ClusterFields, cluster_register_pull
 from policies.choices import Mode
 from policies.models import Policy, PolicyClusterMode
-from policies.services.admission import enforcing_policies
+from policies.services.admission import enforcing_policies, policy_refusals
 from policies.services.cluster_modes import (
     effective_mode,
     effective_modes,
@@ -84,9 +84,19 @@ def test_the_effective_mode_is_the_override_else_the_policys_own(
         (policy.pk, b.pk): "inform",
         (policy.pk, c.pk): "inform",
     }
-    # the check of Keelson's own writes follows it
+    # the check of Keelson's own writes follows it: a's refuses a :latest image, b's not
     assert [p.name for p in enforcing_policies(a)] == ["guard"]
     assert enforcing_policies(b) == []
+    latest = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"template": {"spec": {"containers": [{"name": "w", "image": "web:latest"}]}}},
+    }
+    assert [(r.source, r.kind, r.namespace, r.name) for r in policy_refusals(a, [latest])] == [
+        ("policy guard, rule no-latest", "Deployment", "shop", "web")
+    ]
+    assert policy_refusals(b, [latest]) == []
 
     # when the policy itself enforces but b is kept at inform
     Policy.objects.filter(pk=policy.pk).update(mode=Mode.ENFORCE)
