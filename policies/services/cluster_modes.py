@@ -108,13 +108,18 @@ def _authorize(policy: Policy, actor: AbstractBaseUser | None, enforcing: bool) 
         require_role(actor, policy.team, Role.OPERATOR, doing="change a policy's cluster modes")
 
 
-def _validate_clusters(policy: Policy, clusters: Sequence[Cluster]) -> dict[str, list[str]]:
-    """Problems with `clusters`: none named, another team's, or outside the policy's scope."""
+def _validate_clusters(
+    policy: Policy, clusters: Sequence[Cluster], *, scoped: bool = True
+) -> dict[str, list[str]]:
+    """Problems with `clusters`: none named, another team's, or (`scoped`) outside the
+    policy's scope."""
     if not clusters:
         return {"clusters": ["Name at least one cluster."]}
     foreign = sorted(c.name for c in clusters if c.team_id != policy.team_id)
     if foreign:
         return {"clusters": [f"No such cluster in team {policy.team.name}: {', '.join(foreign)}."]}
+    if not scoped:
+        return {}
     targeted = set(
         policy_clusters(policy=policy)
         .filter(pk__in=[c.pk for c in clusters])
@@ -218,12 +223,8 @@ def policy_cluster_modes_clear(
     refuse_external(policy)
     enforcing = policy.mode == Mode.ENFORCE
     _authorize(policy, actor, enforcing=enforcing)
-    errors = {"clusters": ["Name at least one cluster."]} if not clusters else {}
-    foreign = sorted(c.name for c in clusters if c.team_id != policy.team_id)
-    if foreign:
-        errors = {
-            "clusters": [f"No such cluster in team {policy.team.name}: {', '.join(foreign)}."]
-        }
+    # A cluster that left the policy's scope may still have an override to remove.
+    errors = _validate_clusters(policy, clusters, scoped=False)
     if len(reason) > REASON_MAX:
         errors["reason"] = [f"At most {REASON_MAX} characters."]
     if errors:
@@ -279,6 +280,8 @@ def policy_mode_finish(
             .order_by("name")
         )
     now = timezone.now()
+    kept_reason = f"kept at {before} when the policy became {mode}"
+    kept_reason = (f"{kept_reason} ({reason})" if reason else kept_reason)[:REASON_MAX]
     PolicyClusterMode.objects.bulk_create(
         [
             PolicyClusterMode(
@@ -287,7 +290,7 @@ def policy_mode_finish(
                 mode=before,
                 set_by_id=actor.pk if actor is not None else None,
                 set_at=now,
-                reason=reason or f"kept at {before} when the policy became {mode}",
+                reason=kept_reason,
             )
             for cluster in kept
         ]
