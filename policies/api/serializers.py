@@ -142,6 +142,36 @@ class PolicyWriteSerializer(serializers.Serializer[Any]):
     )
 
 
+class ImpactObjectSerializer(serializers.Serializer[Any]):
+    kind = serializers.CharField()
+    namespace = serializers.CharField()
+    name = serializers.CharField()
+    rule = serializers.CharField()
+    effect = serializers.ChoiceField(
+        choices=["apply", "delete", "deny"],
+        help_text="apply/delete: a template's remediation; deny: the application that wrote "
+        "the object has its next write to the cluster refused.",
+    )
+    application = serializers.CharField(help_text="deny: the Keelson application; else empty.")
+
+
+class ClusterImpactSerializer(serializers.Serializer[Any]):
+    """What enforcing a policy on one cluster would do, from its newest evaluation there."""
+
+    cluster = serializers.CharField()
+    status = serializers.CharField(help_text='The newest result; "" when never evaluated.')
+    evaluated_at = serializers.DateTimeField(allow_null=True)
+    count = serializers.IntegerField(help_text="remediated + denied")
+    remediated = serializers.IntegerField()
+    denied = serializers.IntegerField()
+    reported = serializers.IntegerField(
+        help_text="Violations enforce mode does nothing about (objects other tools wrote, "
+        "cluster rules)."
+    )
+    objects = ImpactObjectSerializer(many=True, help_text="The first 10 remediated or denied.")
+    note = serializers.CharField()
+
+
 FOLLOW_POLICY = "policy"  # a cluster mode that removes the override
 
 

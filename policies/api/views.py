@@ -27,6 +27,7 @@ from core.managed import refuse_if_managed
 from policies import cel, celcost
 from policies.api.serializers import (
     FOLLOW_POLICY,
+    ClusterImpactSerializer,
     ClusterModesWriteSerializer,
     ClusterPlanSerializer,
     EnforcementActionSerializer,
@@ -46,7 +47,8 @@ from policies.selectors import (
 )
 from policies.services.cluster_modes import policy_cluster_modes_clear, policy_cluster_modes_set
 from policies.services.enforcement import enforcement_preview, policy_enforce
-from policies.services.evaluation import policy_evaluate
+from policies.services.evaluation import policy_clusters, policy_evaluate
+from policies.services.impact import policy_enforce_impact
 from policies.services.pins import cluster_set_pin
 from policies.services.policies import (
     ENFORCE_ROLE,
@@ -234,6 +236,30 @@ class PolicyViewSet(
         except DjangoValidationError as error:
             raise _errors(error) from None
         return Response(PolicySerializer(self.get_queryset().get(pk=policy.pk)).data)
+
+    @extend_schema(
+        parameters=[
+            TEAM_PARAM,
+            OpenApiParameter("cluster", str, many=True, description="Only these clusters."),
+        ],
+        responses=ClusterImpactSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"], url_path="enforce-impact")
+    def enforce_impact(self, request: Request, name: str | None = None) -> Response:
+        """What enforcing the policy would remediate or deny on each cluster it targets (or
+        the named ones), from the newest evaluation there: no cluster is read or changed
+        (`preview-enforcement` reads the clusters now)."""
+        policy = self.get_object()
+        clusters = policy_clusters(policy=policy).order_by("name")
+        if names := request.query_params.getlist("cluster"):
+            clusters = clusters.filter(name__in=names)
+            missing = sorted(set(names) - {c.name for c in clusters})
+            if missing:
+                raise ValidationError(
+                    {"cluster": [f"Not targeted by policy {policy.name}: {', '.join(missing)}."]}
+                )
+        impacts = policy_enforce_impact(policy=policy, clusters=list(clusters))
+        return Response([impact.as_json() for impact in impacts.values()])
 
     @extend_schema(parameters=[TEAM_PARAM], responses=EvaluationSerializer(many=True))
     @action(detail=True, methods=["get"])

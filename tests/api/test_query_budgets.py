@@ -477,6 +477,7 @@ NESTED: dict[str, Nested] = {
         _log_line,
     ),
     "policy-results": Nested("policies/judge/results/", _new_policy, _result),
+    "policy-enforce-impact": Nested("policies/judge/enforce-impact/", _new_policy, _result),
     "gitrepository-syncs": Nested(
         "git-repositories/{pk}/syncs/",
         lambda owner: GitRepository.objects.create(

@@ -215,7 +215,7 @@ def test_finish_makes_the_mode_the_policys_own_and_changes_no_clusters_mode(
 
 
 def test_the_impact_names_what_enforcement_would_remediate_or_deny(
-    team: Team, clusters: list[Cluster]
+    team: Team, clusters: list[Cluster], viewer: Member
 ) -> None:
     a, b, c = clusters
     policy = _policy(team, rules=[NO_LATEST, NETWORK_POLICY, NO_DEBUG, VERSION])
@@ -282,6 +282,13 @@ def test_the_impact_names_what_enforcement_would_remediate_or_deny(
         [],
     )
     assert (impact["c"]["status"], impact["c"]["note"]) == ("", "not evaluated yet")
+    # the API answers the same, for every targeted cluster or the named ones
+    path = "/api/v1/policies/guard/enforce-impact/"
+    assert viewer.api.get(path).json() == [impact["a"], impact["b"], impact["c"]]
+    assert viewer.api.get(path, {"cluster": "b"}).json() == [impact["b"]]
+    unknown = viewer.api.get(path, {"cluster": ["b", "zz"]})
+    assert unknown.status_code == 400
+    assert unknown.json()["error"]["fields"] == {"cluster": ["Not targeted by policy guard: zz."]}
 
 
 def _agent(team: Team, name: str) -> tuple[Cluster, APIClient]:

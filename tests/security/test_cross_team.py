@@ -718,6 +718,7 @@ ENDPOINTS: list[Endpoint] = [
         body={"clusters": [f"{A}-push"], "mode": "enforce"},
     ),
     _r("policy-results", "policies/{policy}/results/"),
+    _r("policy-enforce-impact", "policies/{policy}/enforce-impact/"),
     _r("policyevaluation-list", "policy-evaluations/", "collection"),
     _r("policyevaluation-detail", "policy-evaluations/{evaluation}/"),
     _r("psspin-list", "pss-pins/", "collection"),
