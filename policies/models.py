@@ -116,6 +116,37 @@ class Policy(models.Model):
         return bool(self.source_engine)
 
 
+class PolicyClusterMode(models.Model):
+    """A policy's mode on one cluster, overriding the policy's own `mode` there: how a
+    policy is promoted from inform to enforce cluster group by cluster group (an update
+    run of kind `policy_mode`), or kept at inform on a few clusters. The effective mode
+    of a policy on a cluster is this override if there is one, else the policy's mode
+    (`policies.services.cluster_modes`)."""
+
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="cluster_modes")
+    cluster = models.ForeignKey("clusters.Cluster", on_delete=models.CASCADE, related_name="+")
+    mode = models.CharField(max_length=8, choices=Mode.choices)
+    # Who set it: on an enforcing override, the sweep's remediation there is done for them
+    # (as `Policy.enforced_by` for the policy's own mode).
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    set_at = models.DateTimeField()
+    reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["policy_id", "cluster_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "cluster"], name="policyclustermode_once"),
+            models.CheckConstraint(
+                condition=models.Q(mode__in=Mode.values), name="policyclustermode_mode_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy_id} on {self.cluster_id}: {self.mode}"
+
+
 class ClusterSetPin(models.Model):
     """A cluster set's pinned Pod Security Standards version (as Pod Security Admission's
     `enforce-version` label pins a namespace): the bundled PSS policies that are not pinned

@@ -22,8 +22,9 @@ from policies.choices import ResultStatus
 from policies.external.guard import refuse_external
 from policies.filtersets import PolicyFilterSet
 from policies.forms import PolicyForm
-from policies.models import ClusterSetPin, Policy
+from policies.models import ClusterSetPin, Policy, PolicyClusterMode
 from policies.selectors import compliance_summary, latest_evaluations, percent, policy_list
+from policies.services.cluster_modes import mode_with
 from policies.services.enforcement import enforcement_preview
 from policies.services.evaluation import policy_evaluate
 from policies.services.evaluation.versions import follows_set_pin
@@ -71,9 +72,15 @@ def policy_detail_page(request: HttpRequest, team: str, name: str) -> HttpRespon
         key=lambda row: row.cluster_label,
     )
     history = policy.evaluations.select_related("cluster", "policy")[:HISTORY]
+    overrides = list(
+        policy.cluster_modes.select_related("cluster", "set_by").order_by("cluster__name")
+    )
+    by_cluster: dict[int | None, PolicyClusterMode] = {o.cluster_id: o for o in overrides}
     context = {
         "policy": policy,
-        "latest": latest,
+        # Each row with the policy's mode on its cluster (an override wins: cluster_modes).
+        "latest": [(row, mode_with(policy, by_cluster.get(row.cluster_id))) for row in latest],
+        "cluster_modes": overrides,
         "history": history,
         "actions": policy.actions.select_related("cluster")[:HISTORY],
         "can_operate": user_has_role(request.user, policy.team, Role.OPERATOR),

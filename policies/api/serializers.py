@@ -12,6 +12,7 @@ from policies.models import (
     ComplianceReport,
     EnforcementAction,
     Policy,
+    PolicyClusterMode,
     PolicyEvaluation,
     PolicyRule,
     ReportDefinition,
@@ -50,6 +51,16 @@ class RuleReadSerializer(RuleSerializer):
         fields = [*RULE_FIELDS, "enforce_effect"]
 
 
+class ClusterModeSerializer(serializers.ModelSerializer[PolicyClusterMode]):
+    cluster = serializers.CharField(source="cluster.name", read_only=True)
+    set_by = serializers.CharField(source="set_by.username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = PolicyClusterMode
+        fields = ["cluster", "mode", "set_by", "set_at", "reason"]
+        read_only_fields = fields
+
+
 class PolicySerializer(serializers.ModelSerializer[Policy]):
     team: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="name", read_only=True
@@ -69,6 +80,12 @@ class PolicySerializer(serializers.ModelSerializer[Policy]):
     gone_at = serializers.DateTimeField(
         read_only=True, allow_null=True, help_text="When no cluster reported it any more."
     )
+    cluster_modes = ClusterModeSerializer(
+        many=True,
+        read_only=True,
+        help_text="Clusters where the policy's mode differs from `mode` or is pinned (a "
+        "staged promotion under way, or clusters kept at their mode): the mode there wins.",
+    )
 
     class Meta:
         model = Policy
@@ -82,6 +99,7 @@ class PolicySerializer(serializers.ModelSerializer[Policy]):
             "cluster_selector",
             "placement",
             "mode",
+            "cluster_modes",
             "enabled",
             "pss_version",
             "generation",
@@ -122,6 +140,53 @@ class PolicyWriteSerializer(serializers.Serializer[Any]):
         help_text="Bundled Pod Security Standards policies: the standard's version to check "
         "(as Pod Security Admission's enforce-version). Changing it replaces the rules.",
     )
+
+
+class ImpactObjectSerializer(serializers.Serializer[Any]):
+    kind = serializers.CharField()
+    namespace = serializers.CharField()
+    name = serializers.CharField()
+    rule = serializers.CharField()
+    effect = serializers.ChoiceField(
+        choices=["apply", "delete", "deny"],
+        help_text="apply/delete: a template's remediation; deny: the application that wrote "
+        "the object has its next write to the cluster refused.",
+    )
+    application = serializers.CharField(help_text="deny: the Keelson application; else empty.")
+
+
+class ClusterImpactSerializer(serializers.Serializer[Any]):
+    """What enforcing a policy on one cluster would do, from its newest evaluation there."""
+
+    cluster = serializers.CharField()
+    status = serializers.CharField(help_text='The newest result; "" when never evaluated.')
+    evaluated_at = serializers.DateTimeField(allow_null=True)
+    count = serializers.IntegerField(help_text="remediated + denied")
+    remediated = serializers.IntegerField()
+    denied = serializers.IntegerField()
+    reported = serializers.IntegerField(
+        help_text="Violations enforce mode does nothing about (objects other tools wrote, "
+        "cluster rules)."
+    )
+    objects = ImpactObjectSerializer(many=True, help_text="The first 10 remediated or denied.")
+    note = serializers.CharField()
+
+
+FOLLOW_POLICY = "policy"  # a cluster mode that removes the override
+
+
+class ClusterModesWriteSerializer(serializers.Serializer[Any]):
+    """The policy's mode on some of its clusters, whatever its own mode."""
+
+    clusters = serializers.ListField(
+        child=serializers.SlugField(max_length=63), min_length=1, max_length=1000
+    )
+    mode = serializers.ChoiceField(
+        choices=[*Mode.choices, (FOLLOW_POLICY, "Follow the policy's mode (remove the override)")],
+        help_text='"inform" or "enforce" on these clusters; "policy" removes their override '
+        "(they follow the policy's mode again). Enforcing needs the admin role.",
+    )
+    reason = serializers.CharField(max_length=500, allow_blank=True, required=False, default="")
 
 
 class PssPinSerializer(serializers.Serializer[Any]):

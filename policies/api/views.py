@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Prefetch, Subquery
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -22,10 +22,13 @@ from accounts.api.base import TeamOwnedViewSet, actor, authorize_create
 from accounts.choices import Role
 from accounts.models import Team
 from accounts.permissions import user_has_role
-from clusters.models import ClusterSet
+from clusters.models import Cluster, ClusterSet
 from core.managed import refuse_if_managed
 from policies import cel, celcost
 from policies.api.serializers import (
+    FOLLOW_POLICY,
+    ClusterImpactSerializer,
+    ClusterModesWriteSerializer,
     ClusterPlanSerializer,
     EnforcementActionSerializer,
     EvaluationSerializer,
@@ -33,18 +36,27 @@ from policies.api.serializers import (
     PolicyWriteSerializer,
     PssPinSerializer,
 )
+from policies.choices import Mode
 from policies.external.guard import refuse_external
 from policies.filtersets import EvaluationFilterSet, PolicyFilterSet
-from policies.models import ClusterSetPin, Policy, PolicyEvaluation
+from policies.models import ClusterSetPin, Policy, PolicyClusterMode, PolicyEvaluation
 from policies.selectors import (
     compliance_summary,
     latest_evaluations,
     policy_list,
 )
+from policies.services.cluster_modes import policy_cluster_modes_clear, policy_cluster_modes_set
 from policies.services.enforcement import enforcement_preview, policy_enforce
-from policies.services.evaluation import policy_evaluate
+from policies.services.evaluation import policy_clusters, policy_evaluate
+from policies.services.impact import policy_enforce_impact
 from policies.services.pins import cluster_set_pin
-from policies.services.policies import PolicySpec, policy_create, policy_delete, policy_update
+from policies.services.policies import (
+    ENFORCE_ROLE,
+    PolicySpec,
+    policy_create,
+    policy_delete,
+    policy_update,
+)
 
 TEAM_PARAM = OpenApiParameter(
     "team", str, description="The owning team, when the name exists in several of yours."
@@ -69,7 +81,16 @@ class PolicyViewSet(
     filterset_class = PolicyFilterSet
     lookup_field = "name"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-    queryset = Policy.objects.select_related("team").prefetch_related("rules", "cluster_sets")
+    queryset = Policy.objects.select_related("team").prefetch_related(
+        "rules",
+        "cluster_sets",
+        Prefetch(
+            "cluster_modes",
+            queryset=PolicyClusterMode.objects.select_related("cluster", "set_by").order_by(
+                "cluster__name"
+            ),
+        ),
+    )
 
     def get_object(self) -> Policy:
         """By name; `?team=` picks among same-named policies of several teams."""
@@ -176,6 +197,69 @@ class PolicyViewSet(
             policy_enforce(policy=policy, actor=actor(request))
         actions = policy.actions.select_related("cluster")[:200]
         return Response(EnforcementActionSerializer(actions, many=True).data)
+
+    @extend_schema(
+        request=ClusterModesWriteSerializer, parameters=[TEAM_PARAM], responses=PolicySerializer
+    )
+    @action(detail=True, methods=["post"], url_path="cluster-modes")
+    def cluster_modes(self, request: Request, name: str | None = None) -> Response:
+        """Set the policy's mode on some of its clusters (an override of its own mode
+        there), or remove the override ("policy"). Enforcing somewhere needs the admin
+        role; the clusters that enforce are evaluated and remediated at once."""
+        policy = self.get_object()
+        self.require(policy.team, Role.OPERATOR, "change a policy's cluster modes", policy)
+        payload = ClusterModesWriteSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        mode = str(data["mode"])
+        follows = mode == FOLLOW_POLICY
+        enforcing = mode == Mode.ENFORCE or (follows and policy.mode == Mode.ENFORCE)
+        if enforcing:
+            self.require(policy.team, ENFORCE_ROLE, "set a policy to enforce on clusters", policy)
+        names = list(data["clusters"])
+        clusters = list(Cluster.objects.filter(team_id=policy.team_id, name__in=names))
+        missing = sorted(set(names) - {c.name for c in clusters})
+        if missing:
+            raise ValidationError(
+                {"clusters": [f"No such cluster in team {policy.team.name}: {', '.join(missing)}."]}
+            )
+        reason = str(data["reason"])
+        try:
+            if follows:
+                policy_cluster_modes_clear(
+                    actor=actor(request), policy=policy, clusters=clusters, reason=reason
+                )
+            else:
+                policy_cluster_modes_set(
+                    actor=actor(request), policy=policy, clusters=clusters, mode=mode, reason=reason
+                )
+        except DjangoValidationError as error:
+            raise _errors(error) from None
+        return Response(PolicySerializer(self.get_queryset().get(pk=policy.pk)).data)
+
+    @extend_schema(
+        parameters=[
+            TEAM_PARAM,
+            OpenApiParameter("cluster", str, many=True, description="Only these clusters."),
+        ],
+        responses=ClusterImpactSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"], url_path="enforce-impact")
+    def enforce_impact(self, request: Request, name: str | None = None) -> Response:
+        """What enforcing the policy would remediate or deny on each cluster it targets (or
+        the named ones), from the newest evaluation there: no cluster is read or changed
+        (`preview-enforcement` reads the clusters now)."""
+        policy = self.get_object()
+        clusters = policy_clusters(policy=policy).order_by("name")
+        if names := request.query_params.getlist("cluster"):
+            clusters = clusters.filter(name__in=names)
+            missing = sorted(set(names) - {c.name for c in clusters})
+            if missing:
+                raise ValidationError(
+                    {"cluster": [f"Not targeted by policy {policy.name}: {', '.join(missing)}."]}
+                )
+        impacts = policy_enforce_impact(policy=policy, clusters=list(clusters))
+        return Response([impact.as_json() for impact in impacts.values()])
 
     @extend_schema(parameters=[TEAM_PARAM], responses=EvaluationSerializer(many=True))
     @action(detail=True, methods=["get"])

@@ -3,8 +3,9 @@ applications Keelson propagates (registered in `applications.admission` from
 PoliciesConfig.ready()).
 
 Before an application's rendered objects are applied to a cluster (or handed to its
-agent), every enabled enforce-mode policy targeting that cluster judges them with its
-object rules, as it would judge them in the cluster; a violation refuses the write, and
+agent), every enabled policy targeting that cluster and enforcing there (its mode on
+that cluster: `cluster_modes`) judges them with its object rules, as it would judge them
+in the cluster; a violation refuses the write, and
 so does an object a rule cannot judge (fail closed). Object templates and cluster rules
 are not about the objects being written: enforce mode applies templates, and cluster
 rules only report. Objects that reach a cluster any other way (kubectl, another tool)
@@ -18,10 +19,11 @@ from typing import Any
 from applications.admission import Refusal
 from clusters.models import Cluster
 from policies import cel, celcost
-from policies.choices import Mode, RuleKind
+from policies.choices import RuleKind
 from policies.engine import Snapshot, judge
 from policies.models import Policy
 from policies.objects import group_of
+from policies.services.cluster_modes import enforcing_on
 from policies.services.evaluation.targeting import applicable
 from policies.services.evaluation.versions import pss_pins, rules_at
 
@@ -29,12 +31,11 @@ CHECKER_NAME = "policies"
 
 
 def enforcing_policies(cluster: Cluster) -> list[Policy]:
-    """The enabled enforce-mode policies with object rules that target `cluster` (one
-    query when the team has none, the common case)."""
+    """The enabled policies with object rules that target `cluster` and enforce there
+    (their effective mode: `cluster_modes`); one query when the team has none."""
     ids = list(
-        Policy.objects.filter(
-            team_id=cluster.team_id, enabled=True, mode=Mode.ENFORCE, rules__kind=RuleKind.OBJECT
-        )
+        Policy.objects.filter(team_id=cluster.team_id, enabled=True, rules__kind=RuleKind.OBJECT)
+        .filter(enforcing_on(cluster.pk))
         .values_list("pk", flat=True)
         .distinct()
     )

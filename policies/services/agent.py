@@ -1,13 +1,14 @@
 """Policies on pull-mode clusters: the hub cannot reach them, so their agent evaluates.
 
 The agent fetches the enabled policies targeting its cluster (`agent_policies`: rules,
-generation, mode, the cluster as cluster rules see it), reads its cluster and judges them
-with the same engine (`policies.engine`, `ClusterReader.list_kinds`), and reports one
-judgement per policy. `agent_policies_report` turns each into the outcome the hub would
-have computed (`outcomes.judged_row`: the same status, message and digest) and stores it
-exactly as a push cluster's result (`store`), so pages, reports and the API cannot tell
-the two apart. Enforce-mode template fixes run on the agent with the same server-side
-apply; the actions it took are stored and audited here as the hub's own enforcement is.
+generation, its mode on this cluster, the cluster as cluster rules see it), reads its
+cluster and judges them with the same engine (`policies.engine`,
+`ClusterReader.list_kinds`), and reports one judgement per policy.
+`agent_policies_report` turns each into the outcome the hub would have computed
+(`outcomes.judged_row`: the same status, message and digest) and stores it exactly as a
+push cluster's result (`store`), so pages, reports and the API cannot tell the two
+apart. Enforce-mode template fixes run on the agent with the same server-side apply; the
+actions it took are stored and audited here as the hub's own enforcement is.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 import uuid
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
@@ -24,6 +26,12 @@ from audit.services import audit_record
 from clusters.models import Cluster
 from policies.choices import ActionKind, ActionStatus, Mode
 from policies.models import EnforcementAction, Policy
+from policies.services.cluster_modes import (
+    cluster_mode_overrides,
+    effective_modes,
+    enforcement_actor,
+    mode_with,
+)
 from policies.services.enforcement import owner_labels
 from policies.services.evaluation.outcomes import MAX_LISTED, Outcome, judged_row, outcome
 from policies.services.evaluation.reading import cluster_facts
@@ -55,6 +63,7 @@ def agent_policies(*, cluster: Cluster) -> dict[str, Any]:
     """What a pull cluster's agent evaluates: each enabled policy targeting the cluster
     with its rules and generation, and the cluster's facts for cluster rules."""
     policies = applicable([cluster], None).get(cluster.pk, [])
+    modes = effective_modes(policies, [cluster.pk])
     evaluate_now = bool(cache.get(agent_evaluate_key(cluster.pk)))
     if evaluate_now:
         cache.delete(agent_evaluate_key(cluster.pk))
@@ -68,7 +77,7 @@ def agent_policies(*, cluster: Cluster) -> dict[str, Any]:
                 "id": policy.pk,
                 "name": policy.name,
                 "generation": policy.generation,
-                "mode": policy.mode,
+                "mode": modes[(policy.pk, cluster.pk)],  # its mode on this cluster
                 "owner_labels": owner_labels(policy),
                 "rules": [
                     {name: getattr(rule, name) for name in RULE_FIELDS}
@@ -131,13 +140,17 @@ def _record_actions(
     cluster: Cluster, targeting: dict[int, Policy], actions: list[dict[str, Any]], run_id: uuid.UUID
 ) -> int:
     by_policy: dict[int, list[EnforcementAction]] = {}
+    actors: dict[int, AbstractBaseUser | None] = {}
+    overrides = cluster_mode_overrides(list(targeting), [cluster.pk]) if actions else {}
     for action in actions:
         policy = targeting.get(int(action.get("policy", 0)))
-        if policy is None or policy.mode != Mode.ENFORCE:
-            continue  # the agent only enforces enforce-mode policies of its cluster
+        override = overrides.get((policy.pk, cluster.pk)) if policy is not None else None
+        if policy is None or mode_with(policy, override) != Mode.ENFORCE:
+            continue  # the agent only enforces the policies enforcing on its cluster
         if action.get("action") not in ActionKind.values:
             continue
         status = action.get("status")
+        actor = actors.setdefault(policy.pk, enforcement_actor(policy, override))
         by_policy.setdefault(policy.pk, []).append(
             EnforcementAction(
                 policy=policy,
@@ -148,7 +161,7 @@ def _record_actions(
                 status=status if status in ActionStatus.values else ActionStatus.FAILED,
                 target={k: str(v)[:253] for k, v in (action.get("target") or {}).items()},
                 message=str(action.get("message", ""))[:1000],
-                actor_id=policy.enforced_by_id,
+                actor_id=actor.pk if actor is not None else None,
             )
         )
     with transaction.atomic():
@@ -156,7 +169,7 @@ def _record_actions(
             policy = targeting[policy_id]
             EnforcementAction.objects.bulk_create(rows)
             audit_record(
-                actor=policy.enforced_by,
+                actor=actors[policy_id],
                 action="policy.enforce",
                 target=policy,
                 team=policy.team,

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Q
 
 from audit.services import audit_record
 from clusters.models import Cluster
@@ -24,7 +25,12 @@ from policies import cel, celcost
 from policies.choices import ActionKind, ActionStatus, Mode, ResultStatus, RuleKind
 from policies.engine import Fix, judge
 from policies.kube import ClusterReader
-from policies.models import EnforcementAction, Policy, PolicyEvaluation
+from policies.models import EnforcementAction, Policy, PolicyClusterMode, PolicyEvaluation
+from policies.services.cluster_modes import (
+    cluster_mode_overrides,
+    enforcement_actor,
+    mode_with,
+)
 from policies.services.evaluation import (
     cluster_evaluate,
     cluster_reader,
@@ -147,34 +153,46 @@ def policy_enforce(
 
 
 def clusters_enforce(*, cluster_ids: list[int]) -> int:
-    """The sweep's second step: enforce-mode policies whose newest result on a cluster is
-    noncompliant are remediated there, then re-evaluated so the result shows the fix.
-    Returns the number of actions taken."""
+    """The sweep's second step: policies enforcing on a cluster (their effective mode
+    there: `cluster_modes`) whose newest result on it is noncompliant are remediated
+    there, then re-evaluated so the result shows the fix. Returns the number of actions
+    taken."""
+    enforcing_somewhere = Q(policy__mode=Mode.ENFORCE) | Q(
+        policy_id__in=PolicyClusterMode.objects.filter(
+            cluster_id__in=cluster_ids, mode=Mode.ENFORCE
+        ).values("policy_id")
+    )
     newest = (
-        PolicyEvaluation.objects.filter(
-            cluster_id__in=cluster_ids, policy__mode=Mode.ENFORCE, policy__enabled=True
-        )
+        PolicyEvaluation.objects.filter(cluster_id__in=cluster_ids, policy__enabled=True)
+        .filter(enforcing_somewhere)
         .order_by("policy_id", "cluster_id", "-evaluated_at", "-id")
         .distinct("policy_id", "cluster_id")
         .values_list("policy_id", "cluster_id", "status")
     )
-    due = [
+    noncompliant = [
         (policy, cluster)
         for policy, cluster, status in newest
         if status == ResultStatus.NONCOMPLIANT
     ]
-    if not due:
+    if not noncompliant:
         return 0
-    policies = Policy.objects.select_related("team", "enforced_by").in_bulk({p for p, _ in due})
+    policies = Policy.objects.select_related("team", "enforced_by").in_bulk(
+        {p for p, _ in noncompliant}
+    )
+    overrides = cluster_mode_overrides(list(policies), {c for _, c in noncompliant})
+    due = [
+        (policy_id, cluster_id)
+        for policy_id, cluster_id in noncompliant
+        if mode_with(policies[policy_id], overrides.get((policy_id, cluster_id))) == Mode.ENFORCE
+    ]
     clusters = Cluster.objects.select_related("team").in_bulk({c for _, c in due})
     taken = 0
     for policy_id, cluster_id in due:
         cluster = clusters[cluster_id]
         policy = policies[policy_id]
-        # Done for the user who set the policy to enforce (the audit and each action say so).
-        plans = policy_enforce(
-            policy=policy, actor=policy.enforced_by, clusters=[cluster], trigger="sweep"
-        )
+        # Done for the user who set enforcement on (the audit and each action say so).
+        actor = enforcement_actor(policy, overrides.get((policy_id, cluster_id)))
+        plans = policy_enforce(policy=policy, actor=actor, clusters=[cluster], trigger="sweep")
         done = sum(len(plan.done) for plan in plans)
         if done:
             taken += done

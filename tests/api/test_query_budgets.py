@@ -46,6 +46,7 @@ from notifications.models import Channel, Delivery
 from operations.models import OperationLogLine
 from operations.services import operation_create
 from policies.models import ClusterSetPin, ComplianceReport, ReportDefinition, ReportFile
+from policies.services.cluster_modes import policy_cluster_modes_set
 from policies.services.policies import PolicySpec, policy_create
 from tests.factories import (
     Member,
@@ -194,11 +195,14 @@ def _audit_event(owner: Owner, i: int) -> None:
 
 
 def _policy(owner: Owner, i: int) -> None:
-    policy_create(
+    policy = policy_create(
         team=owner.team,
         spec=PolicySpec(name=f"policy-{i}", cluster_selector="tier=web", rules=[RULE]),
         actor=owner.user,
     )
+    # enforcing on one cluster: the list names it (`cluster_modes`)
+    cluster = make_cluster(team=owner.team, name=f"policy-web-{i}", labels={"tier": "web"})
+    policy_cluster_modes_set(actor=owner.user, policy=policy, clusters=[cluster], mode="enforce")
 
 
 def _evaluation(owner: Owner, i: int) -> None:
@@ -529,6 +533,7 @@ NESTED: dict[str, Nested] = {
         _log_line,
     ),
     "policy-results": Nested("policies/judge/results/", _new_policy, _result),
+    "policy-enforce-impact": Nested("policies/judge/enforce-impact/", _new_policy, _result),
     "gitrepository-syncs": Nested(
         "git-repositories/{pk}/syncs/",
         lambda owner: GitRepository.objects.create(
