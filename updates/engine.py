@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -152,9 +152,8 @@ class Check:
             self.fail(row, "the cluster was deleted")
             return
         if not row.change_state:  # marked changing, its start never stored: start again
-            row.change_state = stored_state(self.change.start(cluster, actor=self.actor))
-            self.save_row(row, "change_state")
-            self.log(f"{row.cluster_name}: change started again (a check was interrupted)")
+            if self.begin(row, cluster):
+                self.log(f"{row.cluster_name}: change started again (a check was interrupted)")
             return
         step = self.change.poll(cluster, loaded_state(row.change_state))
         if step.state == "running":
@@ -343,7 +342,19 @@ class Check:
             return False
         row.state, row.started_at, row.baseline = ClusterState.CHANGING, self.now, baseline
         self.log(f"{row.cluster_name}: changing {row.from_value} → {row.to_value}")
-        row.change_state = stored_state(self.change.start(cluster, actor=self.actor))
+        self.begin(row, cluster)
+        return True
+
+    def begin(self, row: UpdateRunCluster, cluster: Cluster) -> bool:
+        """Start the change on `cluster`; a refusal (the run's user may not make this change
+        there, the cluster is busy) fails the cluster instead of the check."""
+        try:
+            state = self.change.start(cluster, actor=self.actor)
+        except (PermissionDenied, ValidationError) as error:
+            reason = "; ".join(getattr(error, "messages", None) or [str(error)])
+            self.fail(row, reason or "refused")
+            return False
+        row.change_state = stored_state(state)
         self.save_row(row, "change_state")
         return True
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import PermissionDenied, ValidationError
+
 from operations.choices import LogLevel
 from updates.change_state import loaded_state, stored_state
 from updates.choices import ClusterState
@@ -37,7 +39,11 @@ class Reverter:
             (
                 r
                 for r in self.rows
-                if r.started_at is not None and r.state in CHANGED and r.revert_state is None
+                # A change refused at its start (no state kept) changed nothing.
+                if r.started_at is not None
+                and r.change_state
+                and r.state in CHANGED
+                and r.revert_state is None
             ),
             key=_latest_first,
         )
@@ -77,9 +83,15 @@ class Reverter:
 
     def begin(self, row: UpdateRunCluster) -> None:
         assert row.cluster is not None
-        state = self.check.change.revert(
-            row.cluster, loaded_state(row.change_state), actor=self.check.actor
-        )
+        try:
+            state = self.check.change.revert(
+                row.cluster, loaded_state(row.change_state), actor=self.check.actor
+            )
+        except (PermissionDenied, ValidationError) as error:
+            reason = "; ".join(getattr(error, "messages", None) or [str(error)])
+            self.end(row, ClusterState.FAILED, f"revert failed: {reason}")
+            self.check.log(f"{row.cluster_name}: revert failed: {reason}", LogLevel.ERROR)
+            return
         row.revert_state = stored_state(state)
         row.save(update_fields=["revert_state"])
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 
 from clusters.models import Cluster
 from updates.changes.base import ClusterPlan, Step
@@ -25,6 +25,7 @@ class Script:
     fail_on: set[str] = field(default_factory=set)  # the change fails on these
     degrade_on_done: set[str] = field(default_factory=set)  # Degraded once changed: a gate fails
     die_on_start: set[str] = field(default_factory=set)  # the worker dies in start, once
+    refuse_on: set[str] = field(default_factory=set)  # start refuses (PermissionDenied)
     calls: list[tuple[str, str]] = field(default_factory=list)
     polls: dict[tuple[str, str], int] = field(default_factory=dict)
     in_flight: dict[str, set[str]] = field(default_factory=dict)  # by the cluster's "ring"
@@ -84,6 +85,8 @@ class ScriptedChange:
         if cluster.name in SCRIPT.die_on_start:
             SCRIPT.die_on_start.discard(cluster.name)
             raise WorkerDied(cluster.name)
+        if cluster.name in SCRIPT.refuse_on:
+            raise PermissionDenied(f"Changing {cluster.name} needs the admin role.")
         SCRIPT.started(cluster)
         return {"phase": "change"}
 

@@ -283,6 +283,29 @@ def test_a_gate_failure_in_stage_two_reverts_both_stages_latest_first(
     assert run.run_stages.get(index=0).state == StageState.SUCCEEDED
 
 
+def test_a_change_refused_at_its_start_fails_the_cluster_and_reverts_the_others(
+    fleet: Fleet, clock: Clock, script: Script
+) -> None:
+    # given s1a changed in stage 1, and s2a's start refused (the run's user may not)
+    fleet.clusters("one", "s1a")
+    fleet.clusters("two", "s2a", "s2b")
+    script.refuse_on = {"s2a"}
+    run = fleet.run(TWO_STAGES)
+    update_run_start(actor=fleet.operator.user, run=run)
+
+    run = drive(run, clock)
+
+    # then the run stops: s1a is reverted; s2a changed nothing, so nothing is reverted there
+    assert run.state == RunState.REVERTED
+    assert script.of("revert") == ["s1a"]
+    assert states(run) == {
+        "s1a": ClusterState.REVERTED,
+        "s2a": ClusterState.FAILED,
+        "s2b": ClusterState.PENDING,
+    }
+    assert operation(run).error.startswith("s2a: change failed: Changing s2a needs the admin role.")
+
+
 def test_an_irreversible_kind_fails_and_says_which_cluster_is_on_which_value(
     fleet: Fleet, clock: Clock, script: Script
 ) -> None:
