@@ -813,6 +813,16 @@ ENDPOINTS: list[Endpoint] = [
     _w("gitrepository-sync", "POST", "git-repositories/{git}/sync/"),
     _w("gitrepository-preview", "POST", "git-repositories/{git}/preview/"),
     _r("gitrepository-syncs", "git-repositories/{git}/syncs/"),
+    _r("gitrepository-objects", "git-repositories/{git}/objects/"),
+    _w(
+        "gitrepository-rollback",
+        "POST",
+        "git-repositories/{git}/rollback/",
+        body={"commit": "0" * 40, "preview": True},
+        owner_may_400=True,
+        note="the seeded repository never synced: no commit to roll back to",
+    ),
+    _w("gitrepository-unpin", "POST", "git-repositories/{git}/unpin/"),
 ]
 
 # Agent endpoints take agent tokens, not users': covered by the tests at the end.
