@@ -103,7 +103,8 @@ def drift_record_applied(
     declared = {(d.kind, d.name) for d in desired}
     stale = [row.pk for key, row in rows.items() if key not in declared]
     GitObject.objects.filter(pk__in=stale).delete()
-    new, changed = [], []
+    new: list[GitObject] = []
+    changed: list[GitObject] = []
     for item in desired:
         row = rows.get((item.kind, item.name))
         if row is None:
@@ -154,7 +155,9 @@ def drift_refresh(repository: GitRepository, *, now: datetime | None = None) -> 
                 repository=repository, kind=key[0], name=key[1], file=file, line=line
             )
     counts = dict.fromkeys(ObjectStatus.values, 0)
-    new, changed, stale = [], [], []
+    new: list[GitObject] = []
+    changed: list[GitObject] = []
+    stale: list[GitObject] = []
     for key, row in rows.items():
         failure = failures.get(key) or (
             f"not rolled out: {row.rollout_error}" if row.rollout_error else ""

@@ -76,7 +76,7 @@ def test_rollback_reapplies_a_commit_pins_it_and_unpin_follows_the_branch_again(
     # then: v1 again, rolled out, marked with A; the repository is pinned at A
     assert (sync.trigger, sync.result, sync.commit, sync.errors) == ("rollback", "applied", a, [])
     assert image_of() == "nginx:1.25"
-    assert Application.objects.get(name="web").managed_by["commit"] == a
+    assert (Application.objects.get(name="web").managed_by or {})["commit"] == a
     rollout = Operation.objects.get(pk=sync.plan[0]["rollout"])
     assert rollout.kind == "application.rollout" and rollout.state == "succeeded"
     detail = operator.api.get(f"{API}{repo['id']}/").json()

@@ -805,7 +805,7 @@ ENDPOINTS: list[Endpoint] = [
         "POST",
         "git-repositories/",
         "collection",
-        body={"name": "tenanta-new", "team": A, "url": "git://192.0.2.10/new.git"},
+        body={"name": "tenanta-new", "team": A, "url": "git://git.cluster.invalid/new.git"},
     ),
     _r("gitrepository-detail", "git-repositories/{git}/"),
     _w("gitrepository-detail", "PATCH", "git-repositories/{git}/", body={"ref": "dev"}),
