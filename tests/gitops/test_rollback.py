@@ -12,17 +12,21 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts.models import Team
 from applications.models import Application
 from audit.models import AuditEvent
 from gitops.choices import SyncResult
 from gitops.git import GitError, git_fetch_commit
 from gitops.models import GitRepository, GitSync
 from gitops.services import git_repositories_poll, git_sync_run
+from localkube.env import LocalCluster
 from operations.models import Operation
 from tests.factories import Member
 from tests.gitops.conftest import TOKEN, GitServer, HttpsGitServer, git
+from tests.gitops.test_clusters import image
 from tests.gitops.test_sync import API, _signed, register, run, web
 from tests.placement.helpers import drive_rollout
+from tests.placement.test_propagation import register as register_cluster
 
 pytestmark = pytest.mark.django_db
 
@@ -203,3 +207,29 @@ def test_a_server_refusing_a_sha_gets_a_deeper_fetch_and_a_rewritten_commit_fail
     # then: a checkout that never had it cannot get it
     with pytest.raises(GitError, match=rf"Commit {second[:7]} is not in the history of main\."):
         fetch(second, tmp_path / "fresh")
+
+
+@pytest.mark.kube
+def test_a_rollback_puts_the_earlier_image_back_on_the_cluster(
+    owner: Member, operator: Member, git_server: GitServer, kube_cluster: LocalCluster
+) -> None:
+    # given: a real cluster labelled env=prod running v2 from commit B, after A's v1
+    register_cluster(kube_cluster, Team.objects.get(name="payments"), {"env": "prod"})
+    a = git_server.commit({"fleet/web.yaml": web("nginx:1.25")})
+    repo = register(owner, git_server)
+    run(operator, repo["id"])
+    git_server.commit({"fleet/web.yaml": web("nginx:1.26")})
+    run(operator, repo["id"])
+    assert image(kube_cluster) == "nginx:1.26"
+
+    # when: rolled back to A from the page (previewed, then confirmed)
+    owner.page.post(f"/gitops/{repo['id']}/rollback/", {"commit": a, "preview": "1"})
+    git_sync_run(operation_id=GitSync.objects.get(trigger="rollback").operation_id)  # type: ignore[arg-type]
+    page = owner.page.get(f"/gitops/{repo['id']}/").content.decode()
+    assert f"Roll back to {a[:7]}</button>" in page and f"<code>{kube_cluster.name}</code>" in page
+    assert image(kube_cluster) == "nginx:1.26"
+    sync = run(operator, repo["id"], "rollback", commit=a)
+
+    # then: v1 runs on the cluster again
+    assert (sync.result, sync.commit) == (SyncResult.APPLIED, a)
+    assert image(kube_cluster) == "nginx:1.25"
