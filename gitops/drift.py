@@ -32,7 +32,8 @@ Key = tuple[str, str]
 # "fleet/web.yaml:20: Placement web: ...", "Application web: not rolled out: ...",
 # "fleet/p.yaml:1: Policy no-latest exists and is not managed by this repository".
 _NAMED = re.compile(r"^(?:\S+:\d+: )?(?P<kind>[A-Z][A-Za-z]+) (?P<name>[a-z0-9][a-z0-9.-]*)[: ]")
-STATUS_FIELDS = ["status", "diff", "reason", "checked_at"]
+DECLARATION_FIELDS = ["file", "line", "commit", "declared", "rollout", "rollout_error"]
+STATUS_FIELDS = ["status", "reason", "diff"]
 
 
 @dataclass(frozen=True)
@@ -110,19 +111,16 @@ def drift_record_applied(
         if row is None:
             row = GitObject(repository=repository, kind=item.kind, name=item.name)
             new.append(row)
-        else:
-            changed.append(row)
+        before = [getattr(row, name) for name in DECLARATION_FIELDS]
         row.file, row.line, row.commit, row.declared = item.file, item.line, commit, item.state
         change = changes.get((item.kind, item.name), {})
         if "rollout" in change or "rollout_error" in change:
             row.rollout = change.get("rollout")
             row.rollout_error = change.get("rollout_error", "")
+        if row.pk and before != [getattr(row, name) for name in DECLARATION_FIELDS]:
+            changed.append(row)  # a sync that changes nothing writes nothing here
     GitObject.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)
-    GitObject.objects.bulk_update(
-        changed,
-        ["file", "line", "commit", "declared", "rollout", "rollout_error"],
-        batch_size=500,
-    )
+    GitObject.objects.bulk_update(changed, DECLARATION_FIELDS, batch_size=500)
 
 
 def drift_refresh(repository: GitRepository, *, now: datetime | None = None) -> dict[str, int]:
@@ -172,17 +170,18 @@ def drift_refresh(repository: GitRepository, *, now: datetime | None = None) -> 
             failure=failure,
             pending=waiting,
         )
-        row.status, row.reason, row.diff, row.checked_at = (
+        counts[status.status] += 1
+        if row.pk and (row.status, row.reason, row.diff) == (
             status.status,
             status.reason,
             status.diff,
-            now,
-        )
-        counts[status.status] += 1
+        ):
+            continue  # as before: nothing to write
+        row.status, row.reason, row.diff, row.since = status.status, status.reason, status.diff, now
         (changed if row.pk else new).append(row)
     GitObject.objects.filter(pk__in=[row.pk for row in stale if row.pk]).delete()
     GitObject.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)
-    GitObject.objects.bulk_update(changed, STATUS_FIELDS, batch_size=500)
+    GitObject.objects.bulk_update(changed, [*STATUS_FIELDS, "since"], batch_size=500)
     return counts
 
 

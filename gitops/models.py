@@ -107,7 +107,8 @@ class GitObject(models.Model):
     # Drifted: {field: {"old": now, "new": in git}} (gitops.plan.field_diff).
     diff = models.JSONField(default=dict, blank=True)
     reason = models.TextField(blank=True)
-    checked_at = models.DateTimeField(null=True, blank=True)
+    # When the status or its reason last changed.
+    since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["kind", "name"]

@@ -160,11 +160,12 @@ class GitObjectSerializer(serializers.ModelSerializer[GitObject]):
             "reason",
             "diff",
             "rollout",
-            "checked_at",
+            "since",
         ]
         read_only_fields = fields
         extra_kwargs = {
             "commit": {"help_text": "The applied commit that declared it (empty: not yet)."},
+            "since": {"help_text": "When the status or its reason last changed."},
             "diff": {
                 "help_text": "Drifted: {field: {old: the value now, new: the value in Git, "
                 "which the next sync restores}}; manifests as {diff: unified diff}."
