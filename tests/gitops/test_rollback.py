@@ -233,3 +233,28 @@ def test_a_rollback_puts_the_earlier_image_back_on_the_cluster(
     # then: v1 runs on the cluster again
     assert (sync.result, sync.commit) == (SyncResult.APPLIED, a)
     assert image(kube_cluster) == "nginx:1.25"
+
+
+def test_unpin_from_the_page_needs_an_operator_and_makes_the_repository_due(
+    owner: Member, operator: Member, viewer: Member, git_server: GitServer
+) -> None:
+    # given: a repository pinned by a rollback, polled a minute ago
+    a = git_server.commit({"fleet/web.yaml": web()})
+    repo = register(owner, git_server)
+    run(owner, repo["id"])
+    run(owner, repo["id"], "rollback", commit=a)
+    GitRepository.objects.filter(pk=repo["id"]).update(
+        last_polled_at=timezone.now() - timedelta(minutes=1)
+    )
+
+    # when / then: a viewer may not unpin; an operator may
+    assert viewer.page.post(f"/gitops/{repo['id']}/unpin/").status_code == 403
+    assert GitRepository.objects.get(pk=repo["id"]).pinned_commit == a
+    assert operator.page.post(f"/gitops/{repo['id']}/unpin/").status_code == 302
+    repository = GitRepository.objects.get(pk=repo["id"])
+    assert (repository.pinned_commit, repository.pinned_at, repository.last_polled_at) == (
+        "",
+        None,
+        None,
+    )
+    assert AuditEvent.objects.get(action="gitrepository.unpin").detail == {"commit": a}
