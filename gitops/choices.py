@@ -17,6 +17,8 @@ class SyncTrigger(models.TextChoices):
     PREVIEW = "preview", "Preview"
     POLL = "poll", "Poll"
     WEBHOOK = "webhook", "Webhook"
+    # Re-applying (or previewing) an earlier commit: gitops.rollback.
+    ROLLBACK = "rollback", "Roll back"
 
 
 class SyncResult(models.TextChoices):
@@ -25,3 +27,16 @@ class SyncResult(models.TextChoices):
     UNCHANGED = "unchanged", "Unchanged"
     PLANNED = "planned", "Planned (not applied)"
     FAILED = "failed", "Failed"
+
+
+class ObjectStatus(models.TextChoices):
+    """How an object a repository declares compares with Git (gitops.drift)."""
+
+    # As the last applied commit declared it.
+    SYNCED = "synced", "Synced"
+    # Changed outside Git since (or deleted, or released): the next sync restores it.
+    DRIFTED = "drifted", "Drifted"
+    # The last sync failed on it, or its rollout did.
+    FAILED = "failed", "Failed"
+    # A planned commit would change it (waiting for approval), or it is rolling out.
+    PENDING = "pending", "Pending"

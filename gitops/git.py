@@ -1,7 +1,8 @@
-"""Fetching a repository with the `git` command line: shallow (`--depth 1`), one ref, with
-a timeout, never prompting. Credentials reach git through its environment (an
-`http.extraHeader` for a token, `GIT_SSH_COMMAND` with a key file for SSH), never on the
-command line, and are scrubbed from any message git prints."""
+"""Fetching a repository with the `git` command line: shallow (`--depth 1`), one ref (or
+one earlier commit of it, for a rollback), with a timeout, never prompting. Credentials
+reach git through its environment (an `http.extraHeader` for a token, `GIT_SSH_COMMAND`
+with a key file for SSH), never on the command line, and are scrubbed from any message
+git prints."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from core import egress
@@ -19,6 +22,7 @@ ALLOWED_PROTOCOLS = "https:ssh:git"
 _SCHEME_URL = re.compile(r"^(https|ssh|git)://[^\s/]+(/\S*)?$")
 _SCP_URL = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$")
 _REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
+_SHA = re.compile(r"^[0-9a-f]{40}$")
 FETCH_TIMEOUT = 120
 MAX_MESSAGE = 500
 
@@ -164,6 +168,36 @@ def egress_errors(url: str) -> list[str]:
     return []
 
 
+@contextmanager
+def _session(
+    *, url: str, ref: str, workdir: Path, credentials: str, ca_file: str
+) -> Iterator[Callable[[list[str], int], str]]:
+    """Check `url` and `ref`, make `workdir` a repository, and yield a runner of git
+    commands in it with the credential's environment (removed when the block ends)."""
+    problems = url_errors(url) + ref_errors(ref)
+    if not problems:
+        problems = egress_errors(url)
+    if problems:
+        raise GitError(" ".join(problems))
+    workdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="keelson-git-") as scratch:
+        env, secrets = _environment(credentials, Path(scratch), ca_file)
+
+        def git(args: list[str], timeout: int) -> str:
+            return _run(args, cwd=workdir, env=env, timeout=timeout, secrets=secrets)
+
+        if not (workdir / ".git").exists():
+            git(["init", "-q"], 30)
+        yield git
+
+
+def _checkout(git: Callable[[list[str], int], str], what: str) -> str:
+    """Check out `what` (detached, nothing left over); its commit sha."""
+    git(["checkout", "-q", "--force", "--detach", what], 60)
+    git(["clean", "-q", "-d", "-x", "--force"], 60)
+    return git(["rev-parse", "HEAD"], 30).strip()
+
+
 def git_fetch(
     *,
     url: str,
@@ -174,37 +208,39 @@ def git_fetch(
     timeout: int = FETCH_TIMEOUT,
 ) -> str:
     """Fetch the tip of `ref` (depth 1) into `workdir` and check it out; its commit sha."""
-    problems = url_errors(url) + ref_errors(ref)
-    if not problems:
-        problems = egress_errors(url)
-    if problems:
-        raise GitError(" ".join(problems))
-    workdir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="keelson-git-") as scratch:
-        env, secrets = _environment(credentials, Path(scratch), ca_file)
-        if not (workdir / ".git").exists():
-            _run(["init", "-q"], cwd=workdir, env=env, timeout=30, secrets=secrets)
-        _run(
-            ["fetch", "-q", "--depth", "1", "--no-tags", url, ref],
-            cwd=workdir,
-            env=env,
-            timeout=timeout,
-            secrets=secrets,
-        )
-        _run(
-            ["checkout", "-q", "--force", "--detach", "FETCH_HEAD"],
-            cwd=workdir,
-            env=env,
-            timeout=60,
-            secrets=secrets,
-        )
-        _run(
-            ["clean", "-q", "-d", "-x", "--force"],
-            cwd=workdir,
-            env=env,
-            timeout=60,
-            secrets=secrets,
-        )
-        return _run(
-            ["rev-parse", "HEAD"], cwd=workdir, env=env, timeout=30, secrets=secrets
-        ).strip()
+    session = _session(url=url, ref=ref, workdir=workdir, credentials=credentials, ca_file=ca_file)
+    with session as git:
+        git(["fetch", "-q", "--depth", "1", "--no-tags", url, ref], timeout)
+        return _checkout(git, "FETCH_HEAD")
+
+
+def git_fetch_commit(
+    *,
+    url: str,
+    ref: str,
+    commit: str,
+    workdir: Path,
+    credentials: str = "",
+    ca_file: str = "",
+    timeout: int = FETCH_TIMEOUT,
+) -> str:
+    """Fetch `commit` (a full sha from `ref`'s history) into `workdir` and check it out.
+
+    First by its sha at depth 1: servers speaking protocol v2 (git 2.18 and later, GitHub,
+    GitLab) hand out any commit they hold; a protocol v0 server refuses a sha no ref
+    points at unless `uploadpack.allowReachableSHA1InWant` is on. Then the whole history
+    of `ref`, where the commit must be (it is not after a force-push rewrote it)."""
+    if not _SHA.match(commit):
+        raise GitError("Use a full commit sha (40 hex digits).")
+    session = _session(url=url, ref=ref, workdir=workdir, credentials=credentials, ca_file=ca_file)
+    with session as git:
+        try:
+            git(["fetch", "-q", "--depth", "1", "--no-tags", url, commit], timeout)
+        except GitError:
+            deeper = ["--unshallow"] if (workdir / ".git" / "shallow").exists() else []
+            git(["fetch", "-q", *deeper, "--no-tags", url, ref], timeout)
+            try:
+                git(["cat-file", "-e", f"{commit}^{{commit}}"], 30)
+            except GitError:
+                raise GitError(f"Commit {commit[:7]} is not in the history of {ref}.") from None
+        return _checkout(git, commit)

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from accounts.models import slug_validator
-from gitops.choices import PrunePolicy, SyncResult, SyncTrigger
+from gitops.choices import ObjectStatus, PrunePolicy, SyncResult, SyncTrigger
 
 
 class GitRepository(models.Model):
@@ -30,6 +30,10 @@ class GitRepository(models.Model):
     last_result = models.CharField(max_length=16, choices=SyncResult.choices, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_polled_at = models.DateTimeField(null=True, blank=True)
+    # Set by a rollback (gitops.rollback): syncs apply this commit, not the ref's tip, and
+    # polls and webhooks leave the repository alone until it is unpinned.
+    pinned_commit = models.CharField(max_length=40, blank=True, default="", db_default="")
+    pinned_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -77,3 +81,42 @@ class GitSync(models.Model):
 
     def __str__(self) -> str:
         return f"sync of {self.repository_id} ({self.result})"
+
+
+class GitObject(models.Model):
+    """An object a repository declares: what the last applied commit declared about it
+    (`declared`, in gitops.state's form) and how the object compares with that now
+    (gitops.drift). A row without `commit` was never applied: a planned creation, or an
+    application being pruned."""
+
+    repository = models.ForeignKey(
+        GitRepository, on_delete=models.CASCADE, related_name="declared_objects"
+    )
+    kind = models.CharField(max_length=32)
+    name = models.CharField(max_length=255)
+    file = models.CharField(max_length=500, blank=True)
+    line = models.PositiveIntegerField(default=0)
+    commit = models.CharField(max_length=40, blank=True)
+    declared = models.JSONField(default=dict, blank=True)
+    # The rollout Operation the apply started for an application, or why none started.
+    rollout = models.UUIDField(null=True, blank=True)
+    rollout_error = models.TextField(blank=True)
+    status = models.CharField(
+        max_length=16, choices=ObjectStatus.choices, default=ObjectStatus.PENDING
+    )
+    # Drifted: {field: {"old": now, "new": in git}} (gitops.plan.field_diff).
+    diff = models.JSONField(default=dict, blank=True)
+    reason = models.TextField(blank=True)
+    # When the status or its reason last changed.
+    since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["kind", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["repository", "kind", "name"], name="gitobject_repository_kind_name"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name} ({self.status})"

@@ -4,6 +4,7 @@ preview) apply the plan in one transaction through the API's own services."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -27,7 +28,16 @@ from core.crypto import decrypt, encrypt
 from core.db.locks import advisory_lock
 from gitops.choices import PrunePolicy, SyncResult, SyncTrigger
 from gitops.documents import DocumentErrors, desired_objects, parse_documents, read_files
-from gitops.git import GitError, git_fetch, path_errors, ref_errors, url_errors
+from gitops.drift import drift_record_applied, drift_refresh, drift_refresh_quietly
+from gitops.git import (
+    GitError,
+    egress_errors,
+    git_fetch,
+    git_fetch_commit,
+    path_errors,
+    ref_errors,
+    url_errors,
+)
 from gitops.models import GitRepository, GitSync
 from gitops.plan import Action, make_plan, plan_summary
 from gitops.preview import enrich
@@ -74,6 +84,8 @@ def _check(data: dict[str, Any]) -> None:
     for key, check in (("url", url_errors), ("ref", ref_errors), ("path", path_errors)):
         if key in data and (problems := check(str(data[key]))):
             errors[key] = problems
+    if "url" in data and "url" not in errors and (problems := egress_errors(str(data["url"]))):
+        errors["url"] = problems
     if "prune" in data and data["prune"] not in PrunePolicy.values:
         errors["prune"] = [f"Use one of {', '.join(PrunePolicy.values)}."]
     if errors:
@@ -160,11 +172,13 @@ def git_sync_start(
     actor: AbstractBaseUser | None,
     apply: bool | None = None,
     commit: str = "",
+    pin: str = "",
 ) -> GitSync:
     """Queue a sync (an Operation). `apply` defaults to: previews never, manual syncs
     always, poll and webhook syncs when the repository applies automatically. With
     `commit` (the approval of a previewed plan) the sync applies only if the ref is still
-    at that commit."""
+    at that commit. With `pin` (a rollback, gitops.rollback) it syncs that commit; a
+    pinned repository syncs its pinned commit."""
     if commit and not (len(commit) == 40 and all(c in "0123456789abcdef" for c in commit)):
         raise ValidationError({"commit": ["Use a full commit sha (40 hex digits)."]})
     if apply is None:
@@ -177,7 +191,7 @@ def git_sync_start(
         created_by=actor,
         target=repository,
         team=repository.team,
-        params={"sync_id": sync.pk, "commit": commit},
+        params={"sync_id": sync.pk, "commit": commit, "pin": pin},
         message=f"{'Syncing' if apply else 'Planning'} {repository.name}",
     )
     GitSync.objects.filter(pk=sync.pk).update(operation=operation)
@@ -201,8 +215,11 @@ def _finish(sync: GitSync, operation_id: UUID, result: SyncResult, errors: list[
     repo_changes: dict[str, Any] = {"last_result": result, "last_synced_at": now}
     if sync.commit:
         repo_changes["last_commit"] = sync.commit
-    GitRepository.objects.filter(pk=sync.repository_id).update(**repo_changes)
+    # A rollback's preview says nothing about the ref: the repository keeps its last sync.
+    if sync.apply or sync.trigger != SyncTrigger.ROLLBACK:
+        GitRepository.objects.filter(pk=sync.repository_id).update(**repo_changes)
     counts = plan_summary_of(sync.plan)
+    drift_refresh_quietly(sync.repository)
     if result == SyncResult.FAILED:
         operation_finish(
             operation_id=operation_id,
@@ -242,41 +259,82 @@ def git_sync_run(*, operation_id: UUID) -> None:
     sync = GitSync.objects.select_related("repository__team").get(pk=operation.params["sync_id"])
     with advisory_lock((LOCK_NAMESPACE, sync.repository_id), wait=True):
         try:
-            _run(sync, operation_id, str(operation.params.get("commit") or ""))
+            sync.repository.refresh_from_db()  # pinned or unpinned while this one waited
+            params = operation.params
+            _run(sync, operation_id, str(params.get("commit") or ""), str(params.get("pin") or ""))
         except Exception:
             # Ended, not left running: a redispatch would only fail the same way again.
             logger.exception("sync %s of repository %s failed", sync.pk, sync.repository_id)
             _finish(sync, operation_id, SyncResult.FAILED, ["internal error; see the logs"])
 
 
-def _run(sync: GitSync, operation_id: UUID, approved: str = "") -> None:
-    repository = sync.repository
+def _planned_before(sync: GitSync) -> bool:
+    """Whether a poll or webhook that only plans found the commit of the repository's
+    last plan (planned or applied): it is not planned again until it changes."""
+    if sync.apply or sync.trigger not in (SyncTrigger.POLL, SyncTrigger.WEBHOOK):
+        return False
+    last = (
+        GitSync.objects.filter(repository_id=sync.repository_id)
+        .filter(result__in=[SyncResult.PLANNED, SyncResult.APPLIED, SyncResult.UNCHANGED])
+        .exclude(pk=sync.pk)
+        .values_list("commit", flat=True)
+        .first()
+    )
+    return last == sync.commit
+
+
+def _skip(sync: GitSync, operation_id: UUID) -> None:
+    """End a sync that had nothing new to plan, leaving no row in the history."""
+    GitSync.objects.filter(pk=sync.pk).delete()
+    operation_finish(
+        operation_id=operation_id,
+        state=OperationState.SUCCEEDED,
+        message=f"No new commit: {sync.commit[:7]} is planned already",
+        result={"sync": None, "commit": sync.commit},
+    )
+
+
+def _fetch(repository: GitRepository, target: str) -> str:
+    """Fetch the ref's tip, or `target` (a pinned commit) of its history."""
     credentials = (
         decrypt(repository.credentials_encrypted) if repository.credentials_encrypted else ""
     )
+    fetch = functools.partial(
+        git_fetch_commit if target else git_fetch,
+        url=repository.url,
+        ref=repository.ref,
+        workdir=checkout_dir(repository),
+        credentials=credentials,
+        ca_file=str(settings.KEELSON_GITOPS_CA_FILE),
+    )
+    return fetch(commit=target) if target else fetch()
+
+
+def _run(sync: GitSync, operation_id: UUID, approved: str = "", pin: str = "") -> None:
+    repository = sync.repository
+    target = pin or repository.pinned_commit
     operation_update(
         operation_id=operation_id,
         progress=10,
         message="Fetching",
-        log=f"git fetch {repository.ref}",
+        log=f"git fetch {repository.ref}" + (f" (commit {target})" if target else ""),
     )
     try:
-        sync.commit = git_fetch(
-            url=repository.url,
-            ref=repository.ref,
-            workdir=checkout_dir(repository),
-            credentials=credentials,
-            ca_file=str(settings.KEELSON_GITOPS_CA_FILE),
-        )
+        sync.commit = _fetch(repository, target)
     except GitError as error:
         _finish(sync, operation_id, SyncResult.FAILED, [str(error)])
         return
     if approved and sync.commit != approved:
         moved = (
-            f"{repository.ref} has moved to {sync.commit[:7]} since the approved plan of "
+            f"{repository.name} is pinned at {target[:7]}; unpin it to apply {approved[:7]}."
+            if target
+            else f"{repository.ref} has moved to {sync.commit[:7]} since the approved plan of "
             f"{approved[:7]}; preview again."
         )
         _finish(sync, operation_id, SyncResult.FAILED, [moved])
+        return
+    if _planned_before(sync):
+        _skip(sync, operation_id)
         return
     operation_update(
         operation_id=operation_id, progress=30, message="Validating", log=f"commit {sync.commit}"
@@ -323,6 +381,7 @@ def _run(sync: GitSync, operation_id: UUID, approved: str = "") -> None:
     operation_update(operation_id=operation_id, progress=90, message="Rolling out")
     with audit_identity(identity(repository)):
         problems = rollouts_start(repository=repository, plan=sync.plan, commit=sync.commit)
+    drift_record_applied(repository=repository, commit=sync.commit, desired=desired, plan=sync.plan)
     changed = any(counts[a] for a in (Action.CREATE, Action.CHANGE, Action.PRUNE, Action.ORPHAN))
     result = SyncResult.APPLIED if changed else SyncResult.UNCHANGED
     _finish(sync, operation_id, result, problems)
@@ -346,9 +405,10 @@ def webhook_signature_valid(
 
 
 def git_repositories_poll(*, now: datetime | None = None) -> int:
-    """Queue a sync of every repository whose poll interval has passed; returns how many.
-    Each repository is claimed with a conditional update, so two beats (or a redelivered
-    task) queue it once per interval."""
+    """Refresh the drift of every repository whose poll interval has passed and queue a
+    sync of it unless it is pinned; returns how many syncs. Each repository is claimed
+    with a conditional update, so two beats (or a redelivered task) queue it once per
+    interval."""
     now = now or timezone.now()
     queued = 0
     due = GitRepository.objects.filter(poll_interval__gt=0).filter(
@@ -361,6 +421,11 @@ def git_repositories_poll(*, now: datetime | None = None) -> int:
         ).update(last_polled_at=now)
         if not claimed:
             continue  # Nothing got updated: another beat got there first.
+        with advisory_lock((LOCK_NAMESPACE, repository.pk)) as free:
+            if free:  # otherwise a sync is running, and refreshes the drift when it ends
+                drift_refresh(repository, now=now)
+        if repository.pinned_commit:
+            continue  # Rolled back: nothing to fetch until it is unpinned.
         git_sync_start(repository=repository, trigger=SyncTrigger.POLL, actor=None)
         queued += 1
     return queued

@@ -1,9 +1,8 @@
 """GitOps pages: the team's repositories, and one repository with its last sync, the
-objects it manages (and their state), its sync history and "Sync now" / "Preview"."""
+objects it declares (and their sync state, drift included), its sync history, "Sync now"
+/ "Preview", "Roll back to this commit" (previewed first) and "Unpin"."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -15,13 +14,11 @@ from django.views.decorators.http import require_POST
 
 from accounts.choices import Role
 from accounts.permissions import require_role, restrict, user_has_role
-from applications.models import Application
-from clusters.models import ClusterSet
 from gitops.choices import SyncResult, SyncTrigger
-from gitops.models import GitRepository, GitSync
-from gitops.plan import Action
+from gitops.drift import with_rollouts
+from gitops.models import GitObject, GitRepository
+from gitops.rollback import git_repository_unpin, git_rollback_start
 from gitops.services import git_sync_start
-from policies.models import Policy
 
 HISTORY = 20
 
@@ -43,44 +40,6 @@ def repository_list_page(request: HttpRequest) -> HttpResponse:
     return render(request, "gitops/list.html", {"repositories": repositories})
 
 
-def _objects(repository: GitRepository, last: GitSync | None) -> list[dict[str, Any]]:
-    """Each object the repository manages or declared at the last sync, with its state:
-    synced (at the last applied commit), out of sync (the last plan would change it,
-    not applied yet), failed (the last sync failed)."""
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    models: tuple[tuple[str, Any], ...] = (
-        ("ClusterSet", ClusterSet),
-        ("Application", Application),
-        ("Policy", Policy),
-    )
-    for kind, model in models:
-        for obj in model.objects.filter(managed_by__repository=repository.pk):
-            marker = obj.managed_by or {}
-            state = "pruning" if marker.get("pruning") else "synced"
-            rows[(kind, obj.name)] = {
-                "kind": kind,
-                "name": obj.name,
-                "commit": str(marker.get("commit", ""))[:7],
-                "state": state,
-                "file": "",
-                "reason": "",
-            }
-    if last is not None:
-        for change in last.plan:
-            key = (change["kind"], change["name"])
-            row = rows.setdefault(
-                key, {"kind": key[0], "name": key[1], "commit": "", "state": "", "reason": ""}
-            )
-            row["file"] = f"{change['file']}:{change['line']}" if change.get("file") else ""
-            if last.result == SyncResult.PLANNED and change["action"] != Action.UNCHANGED:
-                row["state"] = "out of sync"
-                row["reason"] = f"would {change['action']}"
-        if last.result == SyncResult.FAILED:
-            for row in rows.values():
-                row["state"], row["reason"] = "failed", "the last sync failed"
-    return sorted(rows.values(), key=lambda row: (row["kind"], row["name"]))
-
-
 @login_required
 def repository_detail_page(request: HttpRequest, pk: int) -> HttpResponse:
     repository = _repository_or_404(request, pk)
@@ -90,7 +49,8 @@ def repository_detail_page(request: HttpRequest, pk: int) -> HttpResponse:
         "repository": repository,
         "syncs": syncs,
         "last": last,
-        "objects": _objects(repository, last),
+        "objects": with_rollouts(list(GitObject.objects.filter(repository=repository))),
+        "rollback_results": (SyncResult.APPLIED, SyncResult.UNCHANGED),
         "webhook_path": f"/api/v1/git-repositories/{repository.pk}/webhook/",
         "can_operate": user_has_role(request.user, repository.team, Role.OPERATOR),
     }
@@ -119,4 +79,41 @@ def repository_sync_page(request: HttpRequest, pk: int) -> HttpResponse:
     messages.success(
         request, "Preview queued: the plan appears below." if preview else "Sync queued."
     )
+    return redirect("gitops:detail", pk=repository.pk)
+
+
+@login_required
+@require_POST
+def repository_rollback_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """Roll back to `commit`, or (`preview=1`) plan it first: queued as an Operation."""
+    repository = _repository_or_404(request, pk)
+    require_role(request.user, repository.team, Role.OPERATOR, request=request, target=repository)
+    preview = request.POST.get("preview") == "1"
+    try:
+        git_rollback_start(
+            repository=repository,
+            commit=request.POST.get("commit", ""),
+            actor=request.user,  # type: ignore[arg-type]
+            preview=preview,
+        )
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+        return redirect("gitops:detail", pk=repository.pk)
+    messages.success(
+        request,
+        "Rollback preview queued: its plan appears below."
+        if preview
+        else "Rollback queued; the repository is pinned to that commit until you unpin it.",
+    )
+    return redirect("gitops:detail", pk=repository.pk)
+
+
+@login_required
+@require_POST
+def repository_unpin_page(request: HttpRequest, pk: int) -> HttpResponse:
+    repository = _repository_or_404(request, pk)
+    require_role(request.user, repository.team, Role.OPERATOR, request=request, target=repository)
+    git_repository_unpin(repository=repository, actor=request.user)  # type: ignore[arg-type]
+    messages.success(request, f"Unpinned: the next poll syncs {repository.ref}.")
     return redirect("gitops:detail", pk=repository.pk)

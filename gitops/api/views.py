@@ -1,6 +1,7 @@
 """Git repositories API: register a repository (credentials and webhook secret write-only),
-sync now, preview (the plan, nothing applied), the sync history, and the webhook that
-a Git host calls on push (HMAC-SHA256 signed, no login)."""
+sync now, preview (the plan, nothing applied), the sync history, roll back to an earlier
+commit and unpin, the objects and their sync state (drift), and the webhook that a Git
+host calls on push (HMAC-SHA256 signed, no login)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from accounts.choices import Role
 from accounts.models import Team
 from accounts.permissions import user_has_role
 from gitops.choices import PrunePolicy, SyncTrigger
-from gitops.models import GitRepository, GitSync
+from gitops.drift import with_rollouts
+from gitops.models import GitObject, GitRepository, GitSync
+from gitops.rollback import git_repository_unpin, git_rollback_start
 from gitops.services import (
     git_repository_create,
     git_repository_delete,
@@ -59,9 +62,17 @@ class GitRepositorySerializer(serializers.ModelSerializer[GitRepository]):
             "last_commit",
             "last_result",
             "last_synced_at",
+            "pinned_commit",
+            "pinned_at",
             "created_at",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "pinned_commit": {
+                "help_text": "Set by a rollback: syncs apply this commit and polls and "
+                "webhooks do nothing until `…/unpin/`. Empty: the ref is followed."
+            }
+        }
 
 
 class GitRepositoryWriteSerializer(serializers.Serializer[Any]):
@@ -124,6 +135,42 @@ class SyncRequestSerializer(serializers.Serializer[Any]):
         max_length=40,
         help_text="Apply only if the ref is still at this commit (approving a previewed plan).",
     )
+
+
+class RollbackRequestSerializer(serializers.Serializer[Any]):
+    commit = serializers.CharField(
+        max_length=40,
+        help_text="A commit this repository synced successfully before (sha or 7+ digits).",
+    )
+    preview = serializers.BooleanField(
+        default=False, help_text="Only plan it: nothing is pinned or applied."
+    )
+
+
+class GitObjectSerializer(serializers.ModelSerializer[GitObject]):
+    class Meta:
+        model = GitObject
+        fields = [
+            "kind",
+            "name",
+            "file",
+            "line",
+            "commit",
+            "status",
+            "reason",
+            "diff",
+            "rollout",
+            "since",
+        ]
+        read_only_fields = fields
+        extra_kwargs = {
+            "commit": {"help_text": "The applied commit that declared it (empty: not yet)."},
+            "since": {"help_text": "When the status or its reason last changed."},
+            "diff": {
+                "help_text": "Drifted: {field: {old: the value now, new: the value in Git, "
+                "which the next sync restores}}; manifests as {diff: unified diff}."
+            },
+        }
 
 
 class SyncRefSerializer(serializers.Serializer[Any]):
@@ -222,6 +269,44 @@ class GitRepositoryViewSet(
         )
         return _queued(sync)
 
+    @extend_schema(request=RollbackRequestSerializer, responses={202: SyncRefSerializer})
+    @action(detail=True, methods=["post"])
+    def rollback(self, request: Request, pk: str | None = None) -> Response:
+        """Re-apply an earlier commit this repository synced successfully (an Operation)
+        and pin the repository to it; with `preview`, only its plan."""
+        repository = self.get_object()
+        self.require(repository.team, SYNC_ROLE, "roll back git repositories", repository)
+        payload = RollbackRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            sync = git_rollback_start(
+                repository=repository,
+                commit=payload.validated_data["commit"],
+                actor=actor(request),
+                preview=payload.validated_data["preview"],
+            )
+        except DjangoValidationError as error:
+            raise _errors(error) from None
+        return _queued(sync)
+
+    @extend_schema(request=None, responses=GitRepositorySerializer)
+    @action(detail=True, methods=["post"])
+    def unpin(self, request: Request, pk: str | None = None) -> Response:
+        """Follow the ref again after a rollback: the next poll syncs its tip."""
+        repository = self.get_object()
+        self.require(repository.team, SYNC_ROLE, "unpin git repositories", repository)
+        updated = git_repository_unpin(repository=repository, actor=actor(request))
+        return Response(GitRepositorySerializer(updated).data)
+
+    @extend_schema(responses=GitObjectSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def objects(self, request: Request, pk: str | None = None) -> Response:
+        """Each object the repository declares and its sync state: synced, drifted
+        (changed outside Git, with the diff), failed (with the reason) or pending."""
+        repository = self.get_object()
+        rows = with_rollouts(list(GitObject.objects.filter(repository=repository)))
+        return Response(GitObjectSerializer(rows, many=True).data)
+
     @extend_schema(responses=GitSyncSerializer(many=True))
     @action(detail=True, methods=["get"])
     def syncs(self, request: Request, pk: str | None = None) -> Response:
@@ -269,5 +354,8 @@ class GitRepositoryViewSet(
             f"refs/tags/{repository.ref}",
         ):
             return Response({"detail": f"Ignored: a push to {pushed[:255]}."})
+        if repository.pinned_commit:
+            pinned = repository.pinned_commit[:7]
+            return Response({"detail": f"Ignored: pinned at {pinned} by a rollback; unpin it."})
         sync = git_sync_start(repository=repository, trigger=SyncTrigger.WEBHOOK, actor=None)
         return _queued(sync)

@@ -41,7 +41,7 @@ from applications.services import application_create, application_version_add
 from audit.services import audit_record
 from clusters.models import ClusterSet, ClusterTemplate, ClusterTransition
 from costs.models import Budget, ClusterPricing, InstancePrice, RateCard
-from gitops.models import GitRepository, GitSync
+from gitops.models import GitObject, GitRepository, GitSync
 from notifications.models import Channel, Delivery
 from operations.models import OperationLogLine
 from operations.services import operation_create
@@ -272,6 +272,12 @@ def _git_repository(owner: Owner, i: int) -> None:
 
 def _git_sync(owner: Owner, repository: Any, i: int) -> None:
     GitSync.objects.create(repository=repository, trigger="manual", plan=[{"i": i}])
+
+
+def _git_object(owner: Owner, repository: Any, i: int) -> None:
+    GitObject.objects.create(
+        repository=repository, kind="Application", name=f"app-{i}", commit="0" * 40
+    )
 
 
 def _channel(owner: Owner, i: int) -> None:
@@ -540,6 +546,13 @@ NESTED: dict[str, Nested] = {
             team=owner.team, name="synced", url="git://192.0.2.1/x.git"
         ),
         _git_sync,
+    ),
+    "gitrepository-objects": Nested(
+        "git-repositories/{pk}/objects/",
+        lambda owner: GitRepository.objects.create(
+            team=owner.team, name="declaring", url="git://192.0.2.1/x.git"
+        ),
+        _git_object,
     ),
     "notificationdelivery-dead-letters": Nested(
         "notification-deliveries/dead-letters/",

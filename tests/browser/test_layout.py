@@ -61,8 +61,10 @@ def _fleet() -> tuple[Any, Operation]:
 
 
 def _git_repository(team: Any) -> Any:
-    """A repository with a planned change (a manifests diff) and a failed sync."""
-    from gitops.models import GitRepository, GitSync
+    """A repository pinned by a rollback, with an applied sync (its rollback button), a
+    planned change (a manifests diff), a failed sync, and objects drifted (a manifests
+    diff), failed and pending."""
+    from gitops.models import GitObject, GitRepository, GitSync
 
     repository = GitRepository.objects.create(
         team=team,
@@ -72,6 +74,8 @@ def _git_repository(team: Any) -> Any:
         last_commit="0123456789abcdef0123456789abcdef01234567",
         last_result="planned",
         last_synced_at=timezone.now(),
+        pinned_commit="89abcdef0123456789abcdef0123456789abcdef",
+        pinned_at=timezone.now(),
     )
     diff = (
         "--- manifests (now)\n+++ manifests (in git)\n@@ -1 +1 @@\n"
@@ -123,6 +127,30 @@ def _git_repository(team: Any) -> Any:
             },
         },
     ]
+    GitSync.objects.create(
+        repository=repository,
+        trigger="rollback",
+        commit=repository.pinned_commit,
+        result="applied",
+        finished_at=timezone.now(),
+    )
+    long_file = "clusters/production/eu-west-1/applications/storefront.yaml"
+    for name, status, reason, changed in (
+        ("storefront-web-production", "drifted", "changed outside Git: manifests", diff),
+        ("storefront-api-production", "failed", f"{long_file}:1: Application x: bad", ""),
+        ("storefront-worker-production", "pending", "would change at 0123456", ""),
+    ):
+        GitObject.objects.create(
+            repository=repository,
+            kind="Application",
+            name=name,
+            file=long_file,
+            line=1,
+            commit=repository.pinned_commit,
+            status=status,
+            reason=reason,
+            diff={"manifests": {"diff": changed}} if changed else {},
+        )
     GitSync.objects.create(
         repository=repository,
         trigger="manual",

@@ -154,9 +154,11 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def _http_backend(root: Path, seen: list[str]) -> Any:
+def _http_backend(root: Path, seen: list[str], protocol_v2: bool = True) -> Any:
     """A WSGI application running `git http-backend` (CGI) for each request that carries
-    `Authorization: Basic base64(x-access-token:TOKEN)`; 401 otherwise."""
+    `Authorization: Basic base64(x-access-token:TOKEN)`; 401 otherwise. Without
+    `protocol_v2` it speaks protocol v0 only, as servers before git 2.18 do (the client's
+    Git-Protocol header is not passed on)."""
     expected = "Basic " + base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -176,7 +178,7 @@ def _http_backend(root: Path, seen: list[str]) -> Any:
             "QUERY_STRING": environ.get("QUERY_STRING", ""),
             "CONTENT_TYPE": environ.get("CONTENT_TYPE", ""),
             "CONTENT_LENGTH": str(len(body)),
-            "GIT_PROTOCOL": environ.get("HTTP_GIT_PROTOCOL", ""),
+            "GIT_PROTOCOL": environ.get("HTTP_GIT_PROTOCOL", "") if protocol_v2 else "",
             "REMOTE_USER": "tester",
             "REMOTE_ADDR": "127.0.0.1",
         }
@@ -206,6 +208,16 @@ class HttpsGitServer(GitServer):
 
 @pytest.fixture
 def https_git_server(tmp_path: Path) -> Iterator[HttpsGitServer]:
+    yield from _https_git_server(tmp_path, protocol_v2=True)
+
+
+@pytest.fixture
+def https_git_server_v0(tmp_path: Path) -> Iterator[HttpsGitServer]:
+    """The same server speaking protocol v0 only."""
+    yield from _https_git_server(tmp_path, protocol_v2=False)
+
+
+def _https_git_server(tmp_path: Path, *, protocol_v2: bool) -> Iterator[HttpsGitServer]:
     from socketserver import ThreadingMixIn
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -223,7 +235,11 @@ def https_git_server(tmp_path: Path) -> Iterator[HttpsGitServer]:
     cert, key = _certificate(tmp_path)
     seen: list[str] = []
     server = make_server(
-        "127.0.0.1", 0, _http_backend(base, seen), server_class=Threaded, handler_class=Quiet
+        "127.0.0.1",
+        0,
+        _http_backend(base, seen, protocol_v2),
+        server_class=Threaded,
+        handler_class=Quiet,
     )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)

@@ -855,7 +855,7 @@ ENDPOINTS: list[Endpoint] = [
         "POST",
         "git-repositories/",
         "collection",
-        body={"name": "tenanta-new", "team": A, "url": "git://192.0.2.10/new.git"},
+        body={"name": "tenanta-new", "team": A, "url": "git://git.cluster.invalid/new.git"},
     ),
     _r("gitrepository-detail", "git-repositories/{git}/"),
     _w("gitrepository-detail", "PATCH", "git-repositories/{git}/", body={"ref": "dev"}),
@@ -936,6 +936,16 @@ ENDPOINTS: list[Endpoint] = [
         body={"stage": 0},
         owner_may_400=True,
     ),
+    _r("gitrepository-objects", "git-repositories/{git}/objects/"),
+    _w(
+        "gitrepository-rollback",
+        "POST",
+        "git-repositories/{git}/rollback/",
+        body={"commit": "0" * 40, "preview": True},
+        owner_may_400=True,
+        note="the seeded repository never synced: no commit to roll back to",
+    ),
+    _w("gitrepository-unpin", "POST", "git-repositories/{git}/unpin/"),
 ]
 
 # Agent endpoints take agent tokens, not users': covered by the tests at the end.
