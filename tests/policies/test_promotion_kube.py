@@ -10,7 +10,6 @@ from collections.abc import Iterator
 
 import pytest
 from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
 
 from accounts.models import Team
 from clusters.models import Cluster
@@ -19,15 +18,22 @@ from policies.choices import Mode, ResultStatus
 from policies.models import EnforcementAction, Policy, PolicyClusterMode, PolicyEvaluation
 from policies.services.cluster_modes import effective_mode
 from policies.services.evaluation import cluster_evaluate
-from policies.services.policies import PolicySpec, policy_create
-from policies.tasks import policies_evaluate_batch_task
 from tests.clusters.helpers import register_local
 from tests.factories import Member
+from tests.policies.isolation import (
+    NETPOL,
+    add_debug,
+    evaluate_worker,
+    expected_impact,
+    has_debug,
+    impact_objects,
+    isolation_policy,
+    netpols,
+)
 from updates.changes import change_for
 from updates.changes.base import Change
 
 pytestmark = [pytest.mark.django_db, pytest.mark.kube]
-DEBUG, NETPOL = "debug-shell", "default-deny-ingress"
 
 
 @pytest.fixture(scope="module")
@@ -53,69 +59,12 @@ def pair(
         api = local.control_plane.api_client()
         core = k8s.CoreV1Api(api)
         core.create_namespace({"metadata": {"name": namespace}})
-        core.create_namespaced_config_map(namespace, {"metadata": {"name": DEBUG}})
+        add_debug(api, namespace)
         cluster = register_local(local, team=team, name=f"{label.lower()}-{namespace}")
         found[label] = (cluster, api)
     yield found
     for _, api in found.values():
         k8s.CoreV1Api(api).delete_namespace(namespace)
-
-
-def _policy(team: Team, namespace: str) -> Policy:
-    """Inform: a NetworkPolicy must exist and the debug ConfigMap must not, in `namespace`."""
-    match = {"namespaces": [namespace]}
-    return policy_create(
-        team=team,
-        actor=None,
-        spec=PolicySpec(
-            name=f"isolation-{namespace}",
-            rules=[
-                {
-                    "name": "default-deny",
-                    "kind": "template",
-                    "compliance_type": "musthave",
-                    "match": match,
-                    "object_template": {
-                        "apiVersion": "networking.k8s.io/v1",
-                        "kind": "NetworkPolicy",
-                        "metadata": {"name": NETPOL},
-                        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
-                    },
-                },
-                {
-                    "name": "no-debug-shell",
-                    "kind": "template",
-                    "compliance_type": "mustnothave",
-                    "match": match,
-                    "object_template": {
-                        "apiVersion": "v1",
-                        "kind": "ConfigMap",
-                        "metadata": {"name": DEBUG},
-                    },
-                },
-            ],
-        ),
-    )
-
-
-def _worker(policy: Policy, *clusters: Cluster) -> None:
-    """What the queued batch task does on a worker: evaluate (forced), then remediate
-    where the policy enforces."""
-    policies_evaluate_batch_task([c.pk for c in clusters], [policy.pk], True)
-
-
-def _has_debug(api: k8s.ApiClient, namespace: str) -> bool:
-    try:
-        k8s.CoreV1Api(api).read_namespaced_config_map(DEBUG, namespace)
-    except ApiException as error:
-        assert error.status == 404
-        return False
-    return True
-
-
-def _netpols(api: k8s.ApiClient, namespace: str) -> list[str]:
-    items = k8s.NetworkingV1Api(api).list_namespaced_network_policy(namespace).items
-    return [item.metadata.name for item in items]
 
 
 def _newest(policy: Policy, cluster: Cluster) -> PolicyEvaluation:
@@ -124,25 +73,16 @@ def _newest(policy: Policy, cluster: Cluster) -> PolicyEvaluation:
     return row
 
 
-def _expected_impact(namespace: str) -> set[tuple[str, str, str, str]]:
-    """Worked out by hand: the ConfigMap we created is deleted, the NetworkPolicy applied."""
-    return {
-        ("delete", "ConfigMap", namespace, DEBUG),
-        ("apply", "NetworkPolicy", namespace, NETPOL),
-    }
-
-
 def _impact_of(change: Change, cluster: Cluster) -> tuple[int, set[tuple[str, str, str, str]]]:
     impact = change.impact([cluster])[cluster.name]
-    objects = {(o["effect"], o["kind"], o["namespace"], o["name"]) for o in impact["objects"]}
-    return impact["count"], objects
+    return impact["count"], impact_objects(impact)
 
 
 def test_a_policy_is_promoted_to_enforce_in_two_stages(
     pair: dict[str, tuple[Cluster, k8s.ApiClient]], team: Team, owner: Member, namespace: str
 ) -> None:
     (a, a_api), (b, b_api) = pair["A"], pair["B"]
-    policy = _policy(team, namespace)
+    policy = isolation_policy(team, namespace)
     for cluster in (a, b):
         [row] = cluster_evaluate(cluster=cluster, policy_ids=[policy.pk], force=True)
         assert row.status == ResultStatus.NONCOMPLIANT
@@ -156,13 +96,13 @@ def test_a_policy_is_promoted_to_enforce_in_two_stages(
     ]
 
     # stage 1: the impact names A's objects; A enforces, B only reports
-    assert _impact_of(change, a) == (2, _expected_impact(namespace))
+    assert _impact_of(change, a) == (2, expected_impact(namespace))
     state = change.start(a, actor=owner.user)
     assert change.poll(a, state).state == "running"  # not evaluated in enforce mode yet
-    _worker(policy, a, b)
+    evaluate_worker(policy, a, b)
     assert change.poll(a, state).state == "done"
-    assert (_has_debug(a_api, namespace), _netpols(a_api, namespace)) == (False, [NETPOL])
-    assert (_has_debug(b_api, namespace), _netpols(b_api, namespace)) == (True, [])
+    assert (has_debug(a_api, namespace), netpols(a_api, namespace)) == (False, [NETPOL])
+    assert (has_debug(b_api, namespace), netpols(b_api, namespace)) == (True, [])
     assert _newest(policy, a).status == ResultStatus.COMPLIANT
     assert _newest(policy, b).status == ResultStatus.NONCOMPLIANT
     assert {
@@ -170,12 +110,12 @@ def test_a_policy_is_promoted_to_enforce_in_two_stages(
     } == {(a.pk, owner.user.pk)}
 
     # stage 2: the impact names B's objects; then both enforce
-    assert _impact_of(change, b) == (2, _expected_impact(namespace))
+    assert _impact_of(change, b) == (2, expected_impact(namespace))
     assert _impact_of(change, a) == (0, set())  # already fixed
     state_b = change.start(b, actor=owner.user)
-    _worker(policy, a, b)
+    evaluate_worker(policy, a, b)
     assert change.poll(b, state_b).state == "done"
-    assert (_has_debug(b_api, namespace), _netpols(b_api, namespace)) == (False, [NETPOL])
+    assert (has_debug(b_api, namespace), netpols(b_api, namespace)) == (False, [NETPOL])
     assert _newest(policy, b).status == ResultStatus.COMPLIANT
 
     # every stage succeeded: the policy itself enforces, without overrides
@@ -184,21 +124,21 @@ def test_a_policy_is_promoted_to_enforce_in_two_stages(
     assert (policy.mode, policy.enforced_by) == (Mode.ENFORCE, owner.user)
     assert not PolicyClusterMode.objects.filter(policy=policy).exists()
     # and keeps enforcing: a debug ConfigMap created again in B is removed
-    k8s.CoreV1Api(b_api).create_namespaced_config_map(namespace, {"metadata": {"name": DEBUG}})
-    _worker(policy, a, b)
-    assert not _has_debug(b_api, namespace)
+    add_debug(b_api, namespace)
+    evaluate_worker(policy, a, b)
+    assert not has_debug(b_api, namespace)
 
 
 def test_reverting_stage_one_puts_a_back_to_inform(
     pair: dict[str, tuple[Cluster, k8s.ApiClient]], team: Team, owner: Member, namespace: str
 ) -> None:
     (a, a_api), (b, _) = pair["A"], pair["B"]
-    policy = _policy(team, namespace)
+    policy = isolation_policy(team, namespace)
     change = change_for("policy_mode", team=team, params={"policy": policy.name, "mode": "enforce"})
     state = change.start(a, actor=owner.user)
-    _worker(policy, a)
+    evaluate_worker(policy, a)
     assert change.poll(a, state).state == "done"
-    assert not _has_debug(a_api, namespace)
+    assert not has_debug(a_api, namespace)
 
     # when a gate fails and the stage is reverted
     reverted = change.revert(a, state, actor=owner.user)
@@ -207,8 +147,8 @@ def test_reverting_stage_one_puts_a_back_to_inform(
     assert change.poll(a, reverted).state == "done"
     assert effective_mode(policy, a) == effective_mode(policy, b) == Mode.INFORM
     actions = EnforcementAction.objects.filter(policy=policy).count()
-    k8s.CoreV1Api(a_api).create_namespaced_config_map(namespace, {"metadata": {"name": DEBUG}})
-    _worker(policy, a)
-    assert _has_debug(a_api, namespace)
+    add_debug(a_api, namespace)
+    evaluate_worker(policy, a)
+    assert has_debug(a_api, namespace)
     assert _newest(policy, a).status == ResultStatus.NONCOMPLIANT
     assert EnforcementAction.objects.filter(policy=policy).count() == actions
