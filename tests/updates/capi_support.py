@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from typing import Any
+from uuid import UUID
 
 from django.db import connection
 from kubernetes import client as k8s
@@ -114,7 +115,7 @@ def play_control_planes(api: k8s.ApiClient, clusters: list[str]) -> list[str]:
 
 def _run_closing(operation_id: str) -> None:
     try:
-        cluster_lifecycle_run(operation_id=operation_id)
+        cluster_lifecycle_run(operation_id=UUID(operation_id))
     finally:
         connection.close()
 

@@ -15,6 +15,7 @@ from accounts.choices import Role
 from accounts.models import Team
 from clusters.models import Cluster, ClusterSet
 from core.celery import app as celery_app
+from operations.models import Operation, OperationLogLine
 from tests.factories import Member, make_cluster, make_team, member_of
 from tests.updates import scripted
 from updates.changes import CHANGES
@@ -143,3 +144,19 @@ def drive(
 
 def later(clock: Clock, **delta: float) -> None:
     clock.now += timedelta(**delta)
+
+
+def states(run: UpdateRun) -> dict[str, str]:
+    """Each cluster's state in the run, by name."""
+    return dict(run.run_clusters.values_list("cluster_name", "state"))
+
+
+def operation(run: UpdateRun) -> Operation:
+    assert run.operation_id is not None
+    return Operation.objects.get(pk=run.operation_id)
+
+
+def log_of(run: UpdateRun) -> list[str]:
+    """The run's log lines, oldest first."""
+    lines = OperationLogLine.objects.filter(operation=operation(run)).order_by("id")
+    return list(lines.values_list("text", flat=True))

@@ -36,7 +36,7 @@ from tests.updates.capi_support import (
     start_management,
     vsphere_cluster,
 )
-from tests.updates.conftest import Clock, check
+from tests.updates.conftest import Clock, check, operation, states
 from updates.choices import RunState
 from updates.models import UpdateRun, UpdateStrategy
 from updates.services import update_strategy_save
@@ -207,8 +207,8 @@ def test_an_upgrade_waits_for_an_approval_between_stages_then_upgrades_every_clu
     assert (kcp_version(api, "vs-1"), md_version(api, "vs-1")) == ("v1.28.0", "v1.28.0")
     for name in ("vs-2", "vs-3"):
         assert (kcp_version(api, name), md_version(api, name)) == ("v1.27.3", "v1.27.3")
-    assert operation_message(run) == "stage prod waits for approval"
-    assert dict(run.run_clusters.values_list("cluster_name", "state")) == {
+    assert operation(run).message == "stage prod waits for approval"
+    assert states(run) == {
         MGMT: "skipped",
         "vs-1": "succeeded",
         "lab-1": "skipped",
@@ -238,7 +238,7 @@ def test_an_upgrade_waits_for_an_approval_between_stages_then_upgrades_every_clu
     provisioning.join()
     assert run.state == RunState.SUCCEEDED, run.message
     assert run.message == "Kubernetes v1.28.0: 3 cluster(s) changed, 2 skipped"
-    assert operation_of(run).result == {"changed": CAPI}
+    assert operation(run).result == {"changed": CAPI}
     # the capi objects carry the new version, reported by the control planes; the specs too
     for name in CAPI:
         assert (kcp_version(api, name), kcp_reported(api, name), md_version(api, name)) == (
@@ -251,17 +251,9 @@ def test_an_upgrade_waits_for_an_approval_between_stages_then_upgrades_every_clu
     # both prod clusters were upgrading at the same time (max_concurrency 2)
     upgrades = Operation.objects.filter(kind="cluster.upgrade").order_by("created_at")
     assert [o.target_repr for o in upgrades] == CAPI
-    assert upgrades[2].created_at < upgrades[1].finished_at
+    vs2_done = upgrades[1].finished_at
+    assert vs2_done is not None and upgrades[2].created_at < vs2_done
     # the audit log has the approval, by the operator, of stage prod
     approval = AuditEvent.objects.get(action="update_run.approve", target_id=str(run.pk))
     assert (approval.actor, approval.detail) == (operator.user, {"stage": "prod", "index": 1})
     assert not AuditEvent.objects.filter(action="update_run.approve", actor=viewer.user).exists()
-
-
-def operation_of(run: UpdateRun) -> Operation:
-    assert run.operation_id is not None
-    return Operation.objects.get(pk=run.operation_id)
-
-
-def operation_message(run: UpdateRun) -> str:
-    return operation_of(run).message

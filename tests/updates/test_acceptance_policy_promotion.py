@@ -20,7 +20,6 @@ from accounts.models import Team
 from clusters.choices import ClusterStatus
 from clusters.models import Cluster
 from localkube.env import LocalCluster, LocalKubeEnv
-from operations.models import Operation, OperationLogLine
 from policies.choices import Mode, ResultStatus, Severity
 from policies.models import EnforcementAction, Policy, PolicyClusterMode, PolicyEvaluation
 from policies.services.cluster_modes import effective_mode
@@ -38,7 +37,7 @@ from tests.policies.isolation import (
     isolation_policy,
     netpols,
 )
-from tests.updates.conftest import Clock, check
+from tests.updates.conftest import Clock, check, log_of, operation, states
 from updates.choices import ClusterState, RunState, StageState
 from updates.models import UpdateRun, UpdateStrategy
 from updates.services import (
@@ -156,11 +155,6 @@ def newest(policy: Policy, cluster: Cluster) -> PolicyEvaluation:
     return row
 
 
-def log_of(run: UpdateRun) -> list[str]:
-    lines = OperationLogLine.objects.filter(operation_id=run.operation_id).order_by("id")
-    return list(lines.values_list("text", flat=True))
-
-
 def test_a_policy_is_promoted_stage_by_stage_with_each_stage_impact_previewed(
     pair: Pair, team: Team, owner: Member, namespace: str, clock: Clock
 ) -> None:
@@ -270,12 +264,12 @@ def test_a_gate_failing_in_stage_two_reverts_both_clusters_to_inform(
     )
     assert run.state == RunState.REVERTED, run.message
     assert run.failure == failure
-    assert dict(run.run_clusters.values_list("cluster_name", "state")) == {
+    assert states(run) == {
         a.name: ClusterState.REVERTED,
         b.name: ClusterState.REVERTED,
     }
     assert stage_state(run, 1) == StageState.FAILED
-    done = Operation.objects.get(pk=run.operation_id)
+    done = operation(run)
     assert (done.state, done.error) == ("failed", f"{failure}; reverted 2 cluster(s)")
     lines = log_of(run)
     assert lines.index(f"{b.name}: reverting to inform") < lines.index(

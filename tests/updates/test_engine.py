@@ -12,9 +12,8 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from clusters.models import Cluster
-from operations.models import Operation, OperationLogLine
 from operations.services import operation_cancel
-from tests.updates.conftest import Clock, Fleet, check, drive, later
+from tests.updates.conftest import Clock, Fleet, check, drive, later, log_of, operation, states
 from tests.updates.scripted import Script, WorkerDied
 from updates.choices import ClusterState, RunState, StageState
 from updates.models import MaintenanceWindow, UpdateRun, UpdateRunCluster
@@ -29,21 +28,6 @@ from updates.services import (
     update_run_start,
 )
 from updates.tasks import update_run_task
-
-
-def states(run: UpdateRun) -> dict[str, str]:
-    return dict(run.run_clusters.values_list("cluster_name", "state"))
-
-
-def log_of(run: UpdateRun) -> list[str]:
-    assert run.operation_id is not None
-    lines = OperationLogLine.objects.filter(operation_id=run.operation_id).order_by("id")
-    return list(lines.values_list("text", flat=True))
-
-
-def operation(run: UpdateRun) -> Operation:
-    assert run.operation_id is not None
-    return Operation.objects.get(pk=run.operation_id)
 
 
 def test_stages_in_order_groups_in_parallel_never_above_max_concurrency(
