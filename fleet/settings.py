@@ -405,6 +405,10 @@ KEELSON_GITOPS_DIR = env_str("KEELSON_GITOPS_DIR", str(VAR_DIR / "gitops"))
 KEELSON_GITOPS_CA_FILE = env_str("KEELSON_GITOPS_CA_FILE", "")
 KEELSON_LOCAL_CLUSTERS_DIR = env_str("KEELSON_LOCAL_CLUSTERS_DIR", str(VAR_DIR / "local-clusters"))
 
+# Update runs: how long after a cluster's change its failing health gates are checked
+# again before the cluster fails (workloads rescheduled by a drain becoming available).
+KEELSON_UPDATE_GATE_GRACE_SECONDS = env_int("KEELSON_UPDATE_GATE_GRACE_SECONDS", 60, minimum=0)
+
 # How often the `capi` provider reads the Cluster API objects it follows.
 KEELSON_CAPI_POLL_SECONDS: float = env_int("KEELSON_CAPI_POLL_SECONDS", 10, minimum=1)
 

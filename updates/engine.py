@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -44,6 +45,7 @@ RUN_KIND = "update.run"
 POLL_SECONDS = 5.0  # while changes are under way
 WAIT_SECONDS = 60.0  # at most, while only a window or a soak is awaited
 IDLE_SECONDS = 10.0  # waiting for an approval, or paused
+GATES_PENDING = "gates not passed yet"
 ACTIVE = (ClusterState.CHANGING, ClusterState.GATING)
 STARTABLE = (ClusterState.PENDING, ClusterState.WAITING_WINDOW)
 FINISHED = (
@@ -166,18 +168,39 @@ class Check:
             return
         row.state = ClusterState.GATING
         row.message = step.message[:500]
-        self.save_row(row, "state", "message")
+        row.finished_at = self.now  # the change's end: the gates' grace counts from here
+        self.save_row(row, "state", "message", "finished_at")
 
     def gate(self, row: UpdateRunCluster) -> None:
+        """The gates after the change; failing ones are checked again at the next checks
+        until `KEELSON_UPDATE_GATE_GRACE_SECONDS` after the change's end (pods rescheduled
+        by a drain need a moment to be available again), then the cluster fails."""
         assert row.cluster is not None
         failures = gate_check(row.cluster, row.baseline, config=self.run.gates)
         if failures:
+            since = row.finished_at or self.now
+            grace = timedelta(seconds=settings.KEELSON_UPDATE_GATE_GRACE_SECONDS)
+            if self.now < since + grace:
+                self.gates_pending(row, " ".join(failures), until=since + grace)
+                return
             self.fail(row, " ".join(failures), gates=True)
             return
         row.state = ClusterState.SUCCEEDED
+        if row.message.startswith(GATES_PENDING):
+            row.message = "gates passed"
         row.finished_at = self.now
-        self.save_row(row, "state", "finished_at")
+        self.save_row(row, "state", "finished_at", "message")
         self.log(f"{row.cluster_name}: changed ({row.from_value} → {row.to_value}); gates passed")
+
+    def gates_pending(self, row: UpdateRunCluster, failures: str, *, until: datetime) -> None:
+        """Say why the cluster's gates have not passed yet (logged the first time)."""
+        message = f"{GATES_PENDING} (checked again until {until:%H:%M:%S} UTC): {failures}"[:500]
+        if message == row.message:
+            return
+        if not row.message.startswith(GATES_PENDING):
+            self.log(f"{row.cluster_name}: {message}", LogLevel.WARNING)
+        row.message = message
+        self.save_row(row, "message")
 
     # ------------------------------------------------------------------- the stages
 

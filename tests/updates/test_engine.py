@@ -5,7 +5,7 @@ of a stage in parallel, maxConcurrency per group) and docs/updates.md."""
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -265,6 +265,53 @@ def test_a_gate_failure_in_stage_two_reverts_both_stages_latest_first(
     assert done.result["reverted"] == ["s1a", "s1b", "s2a", "s2b"]
     assert run.run_stages.get(index=1).state == StageState.FAILED
     assert run.run_stages.get(index=0).state == StageState.SUCCEEDED
+
+
+def test_a_failing_gate_is_checked_again_until_the_grace_after_the_change_ends(
+    fleet: Fleet, clock: Clock, script: Script, settings: Any
+) -> None:
+    # given two clusters, one at a time, Degraded once changed (pods restarting)
+    settings.KEELSON_UPDATE_GATE_GRACE_SECONDS = 60
+    fleet.clusters("one", "s1a", "s1b")
+    script.degrade_on_done = {"s1a", "s1b"}
+    run = fleet.run([{"name": "first", "groups": [{"name": "g", "selector": "ring=one"}]}])
+    update_run_start(actor=fleet.operator.user, run=run)
+
+    # when s1a's change is done, then its failing gate does not fail it yet
+    def gating(name: str) -> Any:
+        return lambda r: states(r)[name] == ClusterState.GATING
+
+    run = drive(run, clock, until=gating("s1a"))
+    done_at = clock.now - timedelta(seconds=5)  # the check before moved the clock 5 s on
+    row = run.run_clusters.get(cluster_name="s1a")
+    assert row.finished_at == done_at
+    until = f"{done_at + timedelta(seconds=60):%H:%M:%S}"
+    assert row.message == (
+        f"gates not passed yet (checked again until {until} UTC): s1a is Degraded, not Ready "
+        "(CrashLoopBackOff)."
+    )
+    assert f"s1a: {row.message}" in log_of(run)
+    # and it is checked again while the grace lasts; s1b waits for its turn
+    later(clock, seconds=50)
+    run = check(run, clock)
+    assert states(run) == {"s1a": ClusterState.GATING, "s1b": ClusterState.PENDING}
+
+    # when s1a is Ready again within the grace, then it passes and s1b starts
+    Cluster.objects.filter(name="s1a").update(status="ready", status_reason="")
+    run = check(run, clock)
+    assert run.run_clusters.get(cluster_name="s1a").message == "gates passed"
+    assert states(run) == {"s1a": ClusterState.SUCCEEDED, "s1b": ClusterState.CHANGING}
+
+    # when s1b stays Degraded, then it fails at the first check after the grace
+    run = drive(run, clock, until=gating("s1b"))
+    gated = clock.now - timedelta(seconds=5)
+    run = drive(run, clock, until=lambda r: states(r)["s1b"] != ClusterState.GATING)
+    assert run.failure == "s1b: gates failed: s1b is Degraded, not Ready (CrashLoopBackOff)."
+    failed = run.run_clusters.get(cluster_name="s1b")
+    assert failed.state == ClusterState.REVERTING  # failed, and its revert began at once
+    assert failed.finished_at is not None
+    assert timedelta(seconds=60) <= failed.finished_at - gated < timedelta(seconds=65)
+    assert drive(run, clock).state == RunState.REVERTED
 
 
 def test_a_change_refused_at_its_start_fails_the_cluster_and_reverts_the_others(
