@@ -183,8 +183,8 @@ def test_an_exported_team_reads_back_unchanged_and_lists_what_it_left_out(
     assert "  manifests: |\n    apiVersion: v1\n" in (output / "applications/api.yaml").read_text()
     assert (output / "overrides/api.yaml").read_text() == (
         "apiVersion: keelson.io/v1\nkind: Overrides\nmetadata:\n  name: api\nspec:\n"
-        "  application: api\n  overrides:\n  - clusters:\n    - eu-1\n    replicas: 5\n"
-        "    labels:\n      region: eu\n"
+        "  application: api\n  overrides:\n  - labels:\n      region: eu\n    clusters:\n"
+        "    - eu-1\n    replicas: 5\n"  # in the order PostgreSQL's jsonb keeps keys
     )
     assert (output / "ratecards/edge.yaml").read_text().startswith(
         "apiVersion: keelson.io/v1\nkind: RateCard\nmetadata:\n  name: edge\nspec:\n"

@@ -88,7 +88,8 @@ def test_a_kustomize_overlay_is_rendered_into_the_application(
     sync = run(owner, repo["id"])
     (change,) = sync.plan
     assert (change["action"], list(change["diff"])) == ("change", ["manifests"])
-    assert "+        image: nginx:1.28" in change["diff"]["manifests"]["diff"]
+    diff = change["diff"]["manifests"]["diff"]
+    assert "-      - image: nginx:1.27\n+      - image: nginx:1.28\n" in diff
 
 
 def test_a_folder_of_plain_yaml_is_read_in_order(owner: Member, git_server: GitServer) -> None:
