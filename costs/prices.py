@@ -139,7 +139,10 @@ def rate_card_delete(*, actor: Any, team: Team, name: str, valid_from: date | No
     if valid_from is not None:
         if valid_from <= timezone.now().date():
             raise ValidationError(
-                {"valid_from": f"The version of {valid_from} is in effect or past; add a later one."}
+                {
+                    "valid_from": f"The version of {valid_from} is in effect or past; "
+                    "add a later one."
+                }
             )
         versions = versions.filter(valid_from=valid_from)
     else:

@@ -56,11 +56,19 @@ def rate_card(document: Document) -> dict[str, Any]:
             continue
         data = {**version, "name": document.name}
         try:
-            rows.append(rate_card_version(api_validated(RateCardSerializer, data, without=("team",), prefix=where)))
+            rows.append(
+                rate_card_version(
+                    api_validated(RateCardSerializer, data, without=("team",), prefix=where)
+                )
+            )
         except Invalid as error:
             errors += error.lines
     dates = [row["valid_from"] for row in rows]
-    errors += [f"spec.versions: {day} is declared twice" for day in sorted(set(dates)) if dates.count(day) > 1]
+    errors += [
+        f"spec.versions: {day} is declared twice"
+        for day in sorted(set(dates))
+        if dates.count(day) > 1
+    ]
     if errors:
         raise Invalid(errors)
     return {"versions": sorted(rows, key=lambda row: row["valid_from"])}
@@ -100,4 +108,3 @@ def report_definition(document: Document) -> dict[str, Any]:
 
 
 STATES = {"RateCard": rate_card, "Budget": budget, "ReportDefinition": report_definition}
-

@@ -158,7 +158,13 @@ def _cost_and_report_documents(team: Team) -> list[tuple[str, str, str]]:
         out.append(("Budget", budget.name, document("Budget", budget.name, spec)))
     for definition in ReportDefinition.objects.filter(team=team).order_by("name"):
         spec = report_definition_state(definition)
-        out.append(("ReportDefinition", definition.name, document("ReportDefinition", definition.name, spec)))
+        out.append(
+            (
+                "ReportDefinition",
+                definition.name,
+                document("ReportDefinition", definition.name, spec),
+            )
+        )
     return out
 
 

@@ -59,10 +59,14 @@ def apply_rate_card(
         rate_card_delete(actor=None, team=team, name=change.name)
         return
     assert item is not None
-    current = {v["valid_from"]: v for v in rate_card_states(cards).get(change.name, {}).get("versions", [])}
+    current = {
+        v["valid_from"]: v for v in rate_card_states(cards).get(change.name, {}).get("versions", [])
+    }
     declared = {v["valid_from"]: v for v in item.state["versions"]}
     for day in sorted(set(current) - set(declared)):
-        rate_card_delete(actor=None, team=team, name=change.name, valid_from=date.fromisoformat(day))
+        rate_card_delete(
+            actor=None, team=team, name=change.name, valid_from=date.fromisoformat(day)
+        )
     for day, version in sorted(declared.items()):
         if current.get(day) != version:
             rate_card_save(actor=None, team=team, name=change.name, **_prices(version))
@@ -95,9 +99,7 @@ def apply_report_definition(
     if change.action in (Action.CREATE, Action.CHANGE):
         assert item is not None
         spec = ReportSpec(name=change.name, **item.state)
-        definition = report_definition_save(
-            team=team, spec=spec, actor=None, definition=definition
-        )
+        definition = report_definition_save(team=team, spec=spec, actor=None, definition=definition)
     elif change.action == Action.PRUNE:
         assert definition is not None
         report_definition_delete(definition=definition, actor=None)

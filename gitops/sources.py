@@ -90,7 +90,9 @@ def _named(kustomization: dict[str, Any]) -> list[str]:
     for key in LISTED:
         names += [v for v in kustomization.get(key) or [] if not _inline(v)]
     for key in WITH_PATH:
-        names += [v["path"] for v in kustomization.get(key) or [] if isinstance(v, dict) and "path" in v]
+        names += [
+            v["path"] for v in kustomization.get(key) or [] if isinstance(v, dict) and "path" in v
+        ]
     for key in GENERATORS:
         for generator in kustomization.get(key) or []:
             if isinstance(generator, dict):

@@ -73,7 +73,12 @@ def test_an_application_made_in_the_api_is_adopted_only_when_the_repository_says
         str(application.pk),
     )
     assert adopted.detail["kind"] == "Application"
-    assert owner.api.patch("/api/v1/applications/web/", {"description": "x"}, format="json").status_code == 409
+    assert (
+        owner.api.patch(
+            "/api/v1/applications/web/", {"description": "x"}, format="json"
+        ).status_code
+        == 409
+    )
     assert run(owner, repo["id"]).result == SyncResult.UNCHANGED
 
     # when: another repository that adopts declares the same application

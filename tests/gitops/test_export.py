@@ -22,15 +22,15 @@ from clusters.services.lifecycle import cluster_set_save
 from costs.models import Budget, RateCard
 from gitops.choices import SyncResult
 from gitops.documents import desired_objects, parse_documents, read_files
-from gitops.plan import make_plan, plan_summary
 from gitops.kinds import budget_state, rate_card_states, report_definition_state
+from gitops.plan import make_plan, plan_summary
 from gitops.state import application_state, cluster_set_state, policy_state
 from policies.models import Policy, ReportDefinition
 from policies.services.library import library_load
 from policies.services.policies import PolicySpec, policy_create
 from tests.factories import Member, make_cluster
+from tests.gitops import test_kinds
 from tests.gitops.conftest import GitServer, git
-from tests.gitops.test_kinds import budget, card, report
 from tests.gitops.test_sync import POLICY, register, run, web
 
 pytestmark = pytest.mark.django_db
@@ -186,9 +186,13 @@ def test_an_exported_team_reads_back_unchanged_and_lists_what_it_left_out(
         "  application: api\n  overrides:\n  - labels:\n      region: eu\n    clusters:\n"
         "    - eu-1\n    replicas: 5\n"  # in the order PostgreSQL's jsonb keeps keys
     )
-    assert (output / "ratecards/edge.yaml").read_text().startswith(
-        "apiVersion: keelson.io/v1\nkind: RateCard\nmetadata:\n  name: edge\nspec:\n"
-        "  versions:\n  - valid_from: '2026-01-01'\n    cpu_core_hour: '1.000000'\n"
+    assert (
+        (output / "ratecards/edge.yaml")
+        .read_text()
+        .startswith(
+            "apiVersion: keelson.io/v1\nkind: RateCard\nmetadata:\n  name: edge\nspec:\n"
+            "  versions:\n  - valid_from: '2026-01-01'\n    cpu_core_hour: '1.000000'\n"
+        )
     )
 
     # when: read back with gitops' own parser and planned against the same team
@@ -221,9 +225,9 @@ def test_an_export_committed_to_git_syncs_with_nothing_to_change(
             "fleet/web.yaml": web(),
             "fleet/p.yaml": POLICY,
             "fleet/sets.yaml": cluster_set,
-            "fleet/card.yaml": card((3, "0.04")),
-            "fleet/budget.yaml": budget("900"),
-            "fleet/report.yaml": report("30 6 * * *"),
+            "fleet/card.yaml": test_kinds.card((3, "0.04")),
+            "fleet/budget.yaml": test_kinds.budget("900"),
+            "fleet/report.yaml": test_kinds.report("30 6 * * *"),
         }
     )
     repo = register(owner, git_server)

@@ -33,7 +33,8 @@ def card(*versions: tuple[int, str]) -> str:
         f"  - {{valid_from: {_day(days)}, cpu_core_hour: {cpu}, ram_gb_hour: 0.004}}\n"
         for days, cpu in versions
     )
-    return f"apiVersion: keelson.io/v1\nkind: RateCard\nmetadata: {{name: edge}}\nspec:\n  versions:\n{rows}"
+    head = "apiVersion: keelson.io/v1\nkind: RateCard\nmetadata: {name: edge}\n"
+    return f"{head}spec:\n  versions:\n{rows}"
 
 
 def budget(amount: str) -> str:
@@ -122,9 +123,7 @@ def test_rate_cards_budgets_and_reports_are_created_changed_refused_and_pruned(
         ("change", "Budget"),
         ("change", "ReportDefinition"),
     }
-    assert changes[("change", "Budget")] == {
-        "monthly_amount": {"old": "1500.00", "new": "2000.50"}
-    }
+    assert changes[("change", "Budget")] == {"monthly_amount": {"old": "1500.00", "new": "2000.50"}}
     assert changes[("change", "ReportDefinition")] == {
         "schedule": {"old": "0 7 * * 1", "new": "0 9 * * 1"}
     }
@@ -225,9 +224,7 @@ def test_overrides_and_rollout_strategy_documents_of_an_application(
     application = Application.objects.get(name="web")
     assert application.overrides == [{"clusters": ["eu-1"], "replicas": 5}]
     assert application.rollout == {"strategy": "rolling", "max_concurrency": 2}
-    refused = owner.api.patch(
-        "/api/v1/applications/web/", {"overrides": []}, format="json"
-    )
+    refused = owner.api.patch("/api/v1/applications/web/", {"overrides": []}, format="json")
     assert refused.status_code == 409
 
     # when: the overrides change and the rollout strategy document goes

@@ -5,7 +5,6 @@ checkout are refused before anything runs."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
@@ -84,7 +83,9 @@ def test_a_kustomize_overlay_is_rendered_into_the_application(
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27"
 
     # when: the overlay moves on; then a new version, planned as a manifests diff
-    git_server.commit({"apps/web/overlays/prod/kustomization.yaml": OVERLAY.replace("1.27", "1.28")})
+    git_server.commit(
+        {"apps/web/overlays/prod/kustomization.yaml": OVERLAY.replace("1.27", "1.28")}
+    )
     sync = run(owner, repo["id"])
     (change,) = sync.plan
     assert (change["action"], list(change["diff"])) == ("change", ["manifests"])
@@ -125,7 +126,7 @@ def test_remote_bases_and_paths_out_of_the_checkout_are_refused(
             "fleet/d.yaml": application("manifests: {path: apps/link}").replace("web", "d"),
         }
     )
-    os.symlink("/etc", git_server.work / "apps" / "link")
+    (git_server.work / "apps" / "link").symlink_to("/etc")
     git_server.commit({}, "a symbolic link out of the repository")
     repo = register(owner, git_server)
 
@@ -144,7 +145,6 @@ def test_remote_bases_and_paths_out_of_the_checkout_are_refused(
         "checkout.",
     ]
     assert not Application.objects.exists()
-
 
 
 def test_without_kubectl_a_kustomize_document_fails_validation(

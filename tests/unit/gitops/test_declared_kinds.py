@@ -50,7 +50,10 @@ spec: {application: web, strategy: rolling, max_concurrency: 2}
 
 
 def _desired(*files: tuple[str, str]) -> dict[tuple[str, str], dict[str, object]]:
-    return {(d.kind, d.name): d.state for d in desired_objects(parse_documents(list(files)), team="payments")}
+    return {
+        (d.kind, d.name): d.state
+        for d in desired_objects(parse_documents(list(files)), team="payments")
+    }
 
 
 def _errors(*files: tuple[str, str]) -> list[str]:
