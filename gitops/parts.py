@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 
 from applications.api.views import ApplicationUpdateSerializer
 from applications.overrides import overrides_spec
-from applications.spec import placement_spec, rollout_spec
+from applications.spec import RolloutSpec, placement_spec, rollout_spec
 from gitops.validation import Invalid, api_validated, django_lines, unknown_fields
 from kube.safeyaml import shorten
 
@@ -22,8 +22,7 @@ if TYPE_CHECKING:
 
 # Kind -> the application's field it declares.
 PARTS = {"Placement": "placement", "Overrides": "overrides", "RolloutStrategy": "rollout"}
-ROLLOUT_FIELDS = ("strategy", "max_concurrency", "canary_clusters", "canary_soak_seconds")
-ROLLOUT_FIELDS += ("health_timeout_seconds", "rollback")
+ROLLOUT_FIELDS = tuple(RolloutSpec.__dataclass_fields__)
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,17 @@ SUFFIXES = (".yaml", ".yml")
 KUSTOMIZATIONS = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 MAX_BYTES = 5_000_000
 # Keys of a kustomization that name other folders or files (lists of strings).
-LISTED = ("resources", "bases", "components", "crds", "patchesStrategicMerge")
-LISTED += ("transformers", "generators", "validators", "configurations")
+LISTED = (
+    "resources",
+    "bases",
+    "components",
+    "crds",
+    "patchesStrategicMerge",
+    "transformers",
+    "generators",
+    "validators",
+    "configurations",
+)
 # Lists of objects whose `path` names a file.
 WITH_PATH = ("patches", "patchesJson6902", "replacements")
 GENERATORS = ("configMapGenerator", "secretGenerator")

@@ -3,6 +3,7 @@ lines, from DRF serializers or Django validation alike. Pure."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -41,7 +42,7 @@ def serializer_errors(errors: dict[str, Any], prefix: str = "spec") -> Invalid:
     return Invalid(flatten(renamed))
 
 
-def unknown_fields(spec: dict[str, Any], known: tuple[str, ...]) -> None:
+def unknown_fields(spec: dict[str, Any], known: Iterable[Any]) -> None:
     unknown = sorted(set(spec) - set(known))
     if unknown:
         raise ValidationError({"spec": [f"unknown fields {', '.join(map(str, unknown))}"]})

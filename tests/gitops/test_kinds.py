@@ -134,7 +134,7 @@ def test_rate_cards_budgets_and_reports_are_created_changed_refused_and_pruned(
     ]
     assert Budget.objects.get().monthly_amount == Decimal("2000.50")
     weekly.refresh_from_db()
-    assert weekly.schedule == "0 9 * * 1" and weekly.periodic_task.crontab.hour == "9"  # type: ignore[union-attr]
+    assert weekly.schedule == "0 9 * * 1" and weekly.periodic_task.crontab.hour == "9"
 
     # when: the version of next month is withdrawn, then everything is removed from git
     git_server.commit({"fleet/card.yaml": card((1, "0.03"))})
