@@ -143,7 +143,10 @@ def _check_kustomization(root: Path, folder: Path, seen: set[Path]) -> None:
                 f"{where}/{file.name}: {name}: remote bases are refused; vendor it into the "
                 "repository",
             )
-        found = _inside(root, name, field, base=folder)
+        try:
+            found = _inside(root, name, field, base=folder)
+        except ValidationError as error:
+            raise _fail(field, f"{where}/{file.name}: {error.messages[0]}") from None
         if found.is_dir():
             _check_kustomization(root, found, seen)
 

@@ -17,11 +17,12 @@ from accounts.choices import Role
 from accounts.permissions import require_role, restrict, user_has_role
 from applications.models import Application
 from clusters.models import ClusterSet
+from costs.models import Budget, RateCard
 from gitops.choices import SyncResult, SyncTrigger
 from gitops.models import GitRepository, GitSync
 from gitops.plan import Action
 from gitops.services import git_sync_start
-from policies.models import Policy
+from policies.models import Policy, ReportDefinition
 
 HISTORY = 20
 
@@ -52,6 +53,9 @@ def _objects(repository: GitRepository, last: GitSync | None) -> list[dict[str, 
         ("ClusterSet", ClusterSet),
         ("Application", Application),
         ("Policy", Policy),
+        ("RateCard", RateCard),
+        ("Budget", Budget),
+        ("ReportDefinition", ReportDefinition),
     )
     for kind, model in models:
         for obj in model.objects.filter(managed_by__repository=repository.pk):

@@ -139,8 +139,8 @@ def test_remote_bases_and_paths_out_of_the_checkout_are_refused(
         "bases are refused; vendor it into the repository",
         "fleet/b.yaml:1: Application b: spec.kustomize.path: ../outside: outside the "
         "repository checkout.",
-        "fleet/c.yaml:1: Application c: spec.kustomize.path: ../../../../../etc: outside the "
-        "repository checkout.",
+        "fleet/c.yaml:1: Application c: spec.kustomize.path: apps/escape/kustomization.yaml: "
+        "../../../../../etc: outside the repository checkout.",
         "fleet/d.yaml:1: Application d: spec.manifests.path: apps/link: outside the repository "
         "checkout.",
     ]
