@@ -32,18 +32,17 @@ spec:
       - {name: web, image: "nginx:1.25", resources: {requests: {cpu: 50m, memory: 32Mi}}}
 """
 BASE = "resources:\n- deployment.yaml\n"
+# The fields Kustomize v2.0.3 (in Debian's kubectl 1.20) reads too; v5 reads them with a
+# deprecation warning.
 OVERLAY = """\
-resources:
+bases:
 - ../../base
 images:
 - {name: nginx, newTag: "1.27"}
-patches:
-- patch: |
-    apiVersion: apps/v1
-    kind: Deployment
-    metadata: {name: web}
-    spec: {replicas: 3}
+patchesStrategicMerge:
+- replicas.yaml
 """
+REPLICAS = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 3}\n"
 
 
 def application(source: str) -> str:
@@ -68,6 +67,7 @@ def test_a_kustomize_overlay_is_rendered_into_the_application(
             "apps/web/base/deployment.yaml": BASE_DEPLOYMENT,
             "apps/web/base/kustomization.yaml": BASE,
             "apps/web/overlays/prod/kustomization.yaml": OVERLAY,
+            "apps/web/overlays/prod/replicas.yaml": REPLICAS,
             "fleet/web.yaml": application("kustomize: {path: apps/web/overlays/prod}"),
         }
     )
