@@ -106,6 +106,8 @@ def test_rate_cards_budgets_and_reports_are_created_changed_refused_and_pruned(
     assert patch.status_code == 409
     assert owner.api.delete("/api/v1/report-definitions/weekly/").status_code == 409
     assert owner.page.post("/costs/budgets/payments-monthly/delete/").status_code == 403
+    page_version = {**new_version, "gpu_hour": "0", "storage_gb_month": "0"}
+    assert owner.page.post("/costs/rate-cards/", page_version).status_code == 403
     assert RateCard.objects.count() == 1 and Budget.objects.count() == 1
 
     # when: a second commit adds a version, raises the budget and moves the report
