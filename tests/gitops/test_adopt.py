@@ -126,7 +126,7 @@ def test_a_team_exported_and_committed_is_adopted_unchanged(
         team=team, name="edge", valid_from=date(2026, 1, 1), cpu_core_hour=1, ram_gb_hour=1
     )
     budget_create(
-        actor=None, team=team, name="payments-monthly", monthly_amount=900, cluster_set=prod
+        actor=None, team=team, name="payments-monthly", monthly_amount="900", cluster_set=prod
     )
     report_definition_save(team=team, spec=ReportSpec(name="weekly", formats=["csv"]), actor=None)
     call_command("fleet_export", "--team", "payments", "--output", str(git_server.work / "fleet"))
