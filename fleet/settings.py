@@ -403,6 +403,10 @@ KEELSON_LOCAL_MAX_NODES_PER_TEAM = env_int("KEELSON_LOCAL_MAX_NODES_PER_TEAM", 1
 KEELSON_GITOPS_DIR = env_str("KEELSON_GITOPS_DIR", str(VAR_DIR / "gitops"))
 # Extra CA certificates (PEM) git trusts for https:// repositories (a private Git server).
 KEELSON_GITOPS_CA_FILE = env_str("KEELSON_GITOPS_CA_FILE", "")
+# The kubectl that renders an Application's `kustomize: {path: ...}` (`kubectl kustomize`),
+# and how long one rendering may take.
+KEELSON_KUBECTL = env_str("KEELSON_KUBECTL", "kubectl")
+KEELSON_KUSTOMIZE_TIMEOUT = env_int("KEELSON_KUSTOMIZE_TIMEOUT", 30, minimum=1)
 KEELSON_LOCAL_CLUSTERS_DIR = env_str("KEELSON_LOCAL_CLUSTERS_DIR", str(VAR_DIR / "local-clusters"))
 
 # How often the `capi` provider reads the Cluster API objects it follows.
