@@ -116,9 +116,13 @@ TEMPLATES = [
 ]
 
 # --- data stores -------------------------------------------------------------------------
+# Set by fleet/asgi.py: the web process keeps its requests' database connections
+# (fleet/request_threads.py) and re-reads placement usage in the background.
+WEB_PROCESS = env_bool("KEELSON_WEB_PROCESS", False)
 DATABASES = {
     "default": parse_database_url(
-        env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/keelson")
+        env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/keelson"),
+        conn_max_age=300 if WEB_PROCESS else 0,
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -423,9 +427,12 @@ KEELSON_PLACEMENT_DRIFT_INTERVAL = env_int("KEELSON_PLACEMENT_DRIFT_INTERVAL", 3
 # figures are re-read (only where they changed) at most this many seconds apart.
 KEELSON_PLACEMENT_USAGE_MAX_AGE = env_int("KEELSON_PLACEMENT_USAGE_MAX_AGE", 15, minimum=0)
 # > 0: a thread per process re-reads those figures every this many seconds, off the calls'
-# path (docs/performance.md, "Placement"). Off by default: one more database connection
-# per process, for decisions that are fast without it.
-KEELSON_PLACEMENT_USAGE_REFRESH = env_float("KEELSON_PLACEMENT_USAGE_REFRESH", 0.0, minimum=0)
+# path (docs/performance.md, "Placement"). On (1 s) in the web, where simulate and previews
+# answer users; off in workers: one more database connection per process, for decisions
+# that are fast without it.
+KEELSON_PLACEMENT_USAGE_REFRESH = env_float(
+    "KEELSON_PLACEMENT_USAGE_REFRESH", 1.0 if WEB_PROCESS else 0.0, minimum=0
+)
 
 # Threads per web process for requests' synchronous work, each keeping its database
 # connection (fleet/request_threads.py): at most this many connections per web process.
