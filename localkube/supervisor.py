@@ -12,6 +12,7 @@ stops everything; its children die with it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import signal
@@ -24,6 +25,8 @@ from localkube import procs
 from localkube.binaries import find_binaries
 from localkube.controlplane import ControlPlane, Etcd
 from localkube.simulator import KUBELET_VERSION, NodeSimulator, NodeSpec
+
+logger = logging.getLogger(__name__)
 
 SPEC = "spec.json"
 STATE = "state.json"
@@ -135,6 +138,7 @@ def serve(directory: Path) -> int:
             try:
                 _apply_nodes(simulator, nodes, wanted)
             except Exception:  # the API server may be settling: the next read tries again
+                logger.warning("could not apply the node list; trying again", exc_info=True)
                 continue
             nodes = wanted
     finally:

@@ -92,12 +92,13 @@ class ClusterSpec:
         params = data.get("params") or {}
         if not isinstance(params, dict):
             raise ValidationError({"params": "Provider parameters must be an object."})
+        version = version if version.startswith("v") else f"v{version}"
         for pool in pools:
             _check_skew(pool, version)
         return cls(
             provider=str(data.get("provider", "")),
             region=str(data.get("region", ""))[:64],
-            kubernetes_version=version if version.startswith("v") else f"v{version}",
+            kubernetes_version=version,
             node_pools=tuple(pools),
             params=params,
         )

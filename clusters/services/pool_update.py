@@ -83,7 +83,9 @@ def blocked_summary(pods: NodePods, budgets: dict[str, str]) -> str:
         noun = "pod" if count == 1 else "pods"
         parts.append(f"{count} {noun} blocked by PDB {budget or '(unnamed)'}")
     if pods.held:
-        parts.append(f"{len(pods.held)} held ({'; '.join(f'{p} {w}' for p, w in pods.held.items())})")
+        parts.append(
+            f"{len(pods.held)} held ({'; '.join(f'{p} {w}' for p, w in pods.held.items())})"
+        )
     if pods.terminating:
         parts.append(f"{len(pods.terminating)} terminating")
     return ", ".join(parts)
@@ -116,7 +118,9 @@ class _Check:
         steps = max(len(self.state["steps"]), 1)
         share = _PHASE_SHARE[self.state["phase"]]
         progress = 5 + int(90 * (min(self.state["step"], steps) + share) / steps)
-        operation_update(operation_id=self.operation.pk, progress=min(progress, 99), message=message)
+        operation_update(
+            operation_id=self.operation.pk, progress=min(progress, 99), message=message
+        )
 
     # --- the plan ----------------------------------------------------------------------
     def plan(self) -> None:
@@ -257,9 +261,7 @@ class _Check:
             uncordon(self.api, steps[self.state["step"]]["old"])
 
 
-def _finish(
-    check: _Check, state: OperationState, *, message: str = "", error: str = ""
-) -> None:
+def _finish(check: _Check, state: OperationState, *, message: str = "", error: str = "") -> None:
     ClusterProvisioning.objects.filter(cluster=check.cluster).update(lifecycle=Lifecycle.ACTIVE)
     operation_finish(
         operation_id=check.operation.pk,

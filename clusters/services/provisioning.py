@@ -263,7 +263,9 @@ def cluster_pool_update(
     try:
         wanted = spec.with_pool(pool, **changes)
     except ValidationError as error:  # the skew policy: name the field that breaks it
-        raise ValidationError({next(iter(changes)) if len(changes) == 1 else "pool": error.messages}) from None
+        raise ValidationError(
+            {next(iter(changes)) if len(changes) == 1 else "pool": error.messages}
+        ) from None
     target = wanted.pool(pool)
     if target.runs(wanted.kubernetes_version) == current.runs(
         spec.kubernetes_version
@@ -303,7 +305,9 @@ def _pool_in_place(provider: PoolNodes, cluster: Cluster, spec: ClusterSpec, poo
     try:
         return set(provider.pool_nodes(cluster, pool)) == wanted
     except PermanentError:
-        raise ValidationError(f"The nodes of {cluster.name} cannot be read: is it running?") from None
+        raise ValidationError(
+            f"The nodes of {cluster.name} cannot be read: is it running?"
+        ) from None
 
 
 def pool_changes(
@@ -323,9 +327,7 @@ def pool_changes(
         raise ValidationError({"version": str(error)}) from None
     if instance_type is not None:
         if instance_type not in INSTANCE_TYPES:
-            raise ValidationError(
-                {"instance_type": f"Unknown instance type {instance_type!r}."}
-            )
+            raise ValidationError({"instance_type": f"Unknown instance type {instance_type!r}."})
         changes["instance_type"] = instance_type
     if not changes:
         raise ValidationError("Give a new image, instance type or version for the pool.")

@@ -71,7 +71,7 @@ class NodePoolChange:
         plans = []
         for cluster in clusters:
             provisioning = specs.get(cluster.pk)
-            base = {"cluster_id": cluster.pk, "cluster_name": cluster.name}
+            base: dict[str, Any] = {"cluster_id": cluster.pk, "cluster_name": cluster.name}
             if provisioning is None:
                 plans.append(
                     ClusterPlan(
@@ -117,7 +117,9 @@ class NodePoolChange:
         )
 
     def start(self, cluster: Cluster, *, actor: AbstractBaseUser | None) -> dict[str, Any]:
-        operation = cluster_pool_update(actor=actor, cluster=cluster, pool=self.pool, **self.changes)
+        operation = cluster_pool_update(
+            actor=actor, cluster=cluster, pool=self.pool, **self.changes
+        )
         return {"operation": str(operation.pk), "previous": operation.params["previous"]}
 
     def poll(self, cluster: Cluster, state: dict[str, Any]) -> Step:
@@ -138,7 +140,11 @@ class NodePoolChange:
         self, cluster: Cluster, state: dict[str, Any], *, actor: AbstractBaseUser | None
     ) -> dict[str, Any]:
         previous: dict[str, str] = state["previous"]
-        running = Operation.objects.filter(pk=state.get("operation")).first()
+        running = (
+            Operation.objects.filter(pk=state["operation"]).first()
+            if state.get("operation")
+            else None
+        )
         if running is not None and not running.is_final:
             raise ValidationError(
                 f"The node pool update of {cluster.name} is still running: cancel it first."
