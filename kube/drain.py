@@ -26,7 +26,7 @@ from typing import Any, Literal
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from kube.client import classify, get_json, request_json, timeout_kwargs
+from kube.client import classify, get_json, timeout_kwargs
 
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 FINISHED = frozenset({"Succeeded", "Failed"})
@@ -106,12 +106,8 @@ def evictable_pods(api: k8s.ApiClient, node: str) -> NodePods:
 def _set_unschedulable(api: k8s.ApiClient, node: str, value: bool) -> bool:
     """False when the node does not exist."""
     try:
-        request_json(
-            api,
-            "PATCH",
-            f"/api/v1/nodes/{node}",
-            body={"spec": {"unschedulable": value}},
-            content_type="application/merge-patch+json",
+        k8s.CoreV1Api(api).patch_node(  # a strategic merge patch
+            node, {"spec": {"unschedulable": value}}, _preload_content=False, **timeout_kwargs()
         )
     except ApiException as error:
         if error.status == 404:

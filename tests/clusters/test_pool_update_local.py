@@ -317,9 +317,9 @@ def test_the_api_updates_a_pool_for_admins_and_names_bad_fields(local_dir: Path)
     assert client(Role.OPERATOR).post(url, body, format="json").status_code == 403
     admin = client(Role.ADMIN)
     bad = admin.post(url, {"pool": "workers", "image": "Bad Image"}, format="json")
-    assert bad.status_code == 400 and list(bad.json()) == ["image"]
+    assert bad.status_code == 400 and list(bad.json()["error"]["fields"]) == ["image"]
     bad = admin.post(url, {"pool": "workers", "version": "1.22.0"}, format="json")
-    assert bad.status_code == 400 and "never newer" in bad.json()["version"][0]
+    assert bad.status_code == 400 and "never newer" in bad.json()["error"]["fields"]["version"][0]
     assert not Operation.objects.exists()
 
     started = admin.post(url, body, format="json")
