@@ -105,3 +105,24 @@ def test_pool_changes_need_something_to_change() -> None:
     # "" is a change: back to the default image, the cluster's version
     assert pool_changes("", None, "") == {"image": "", "version": ""}
     assert pool_changes(None, None, "1.28.1") == {"version": "v1.28.1"}
+
+
+def test_the_node_pool_change_validates_its_parameters() -> None:
+    from updates.changes.node_pool import NodePoolChange
+
+    team: Any = None  # validation needs no team
+    change = NodePoolChange(team=team, params={"pool": "workers", "version": "1.28.3", "image": ""})
+    assert change.params() == {"pool": "workers", "image": "", "version": "v1.28.3"}
+    assert change.describe() == "node pool workers → image (default), version v1.28.3"
+    assert NodePoolChange.kind == "node_pool" and NodePoolChange.reversible
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"pool": "Workers!", "image": "x"}, "pool"),
+        ({"pool": "workers", "image": "x", "count": 3}, "change_params"),
+        ({"pool": "workers", "instance_type": "huge"}, "instance_type"),
+    ]
+    for params, field in cases:
+        with pytest.raises(ValidationError) as raised:
+            NodePoolChange(team=team, params=params)
+        assert list(raised.value.message_dict) == [field]
+    with pytest.raises(ValidationError, match="Give a new image, instance type or version"):
+        NodePoolChange(team=team, params={"pool": "workers"})
