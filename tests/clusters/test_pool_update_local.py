@@ -140,9 +140,11 @@ def test_pool_update_replaces_nodes_honouring_budgets_then_a_change_reverts(
         actor=None, cluster=cluster, pool="workers", image="ubuntu-2204-v2", version="1.19.16"
     )
     fewest = [3]
+    messages: set[str] = set()
 
     def observe() -> None:
         fewest[0] = min(fewest[0], _ready_pods(api, namespace, "web"))
+        messages.add(Operation.objects.get(pk=operation.pk).message)
 
     operation = drive(operation, observe=observe)
 
@@ -165,6 +167,8 @@ def test_pool_update_replaces_nodes_honouring_budgets_then_a_change_reverts(
     assert "eviction of " in _log(operation)
     assert "refused: PodDisruptionBudget web-pdb allows no disruption now" in _log(operation)
     assert operation.result["refused"] >= 1
+    # the first pass evicted one of the first node's three pods; the budget refused the others
+    assert "node 1 of 3: draining (2 pods blocked by PDB web-pdb)" in messages
     assert _ready_pods(api, namespace, "web") == 3
     stored = ClusterSpec.from_json(ClusterProvisioning.objects.get(cluster=cluster).spec)
     assert stored.pool("workers").image == "ubuntu-2204-v2"
