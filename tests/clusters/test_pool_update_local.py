@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import Client
 from django.utils import timezone
 from kubernetes import client as k8s
 from rest_framework.test import APIClient
@@ -335,3 +336,36 @@ def test_the_api_updates_a_pool_for_admins_and_names_bad_fields(local_dir: Path)
     assert operation.params["previous"] == {"image": "", "instance_type": "m5.large", "version": ""}
     assert ClusterSpec.from_json(operation.params["spec"]).pool("workers").image == "ubuntu-2204-v2"
     assert ClusterProvisioning.objects.get(cluster=cluster).lifecycle == "upgrading"
+
+
+def test_the_cluster_page_replaces_a_pools_nodes(local_dir: Path) -> None:  # noqa: F811
+    team = make_team(name="pool-page")
+    cluster = make_cluster(team=team, name="page-pools-1")
+    spec = {
+        "provider": "local",
+        "region": "lab",
+        "kubernetes_version": "1.20.2",
+        "node_pools": [
+            {"name": "workers", "instance_type": "m5.large", "count": 2, "image": "ubuntu-a"}
+        ],
+    }
+    ClusterProvisioning.objects.create(cluster=cluster, provider="local", spec=spec)
+    admin = make_user()
+    add_member(team, admin, Role.ADMIN)
+    browser = Client()
+    browser.force_login(admin)
+
+    page = browser.get("/clusters/page-pools-1/").content.decode()
+    assert "Replace nodes" in page and 'value="ubuntu-a"' in page
+
+    form = {"pool": "workers", "instance_type": "m5.large", "image": "ubuntu-a", "version": ""}
+    unchanged = browser.post("/clusters/page-pools-1/update-pool/", form, follow=True)
+    assert "cannot be read" in unchanged.content.decode()  # the same values: its nodes decide
+    assert not Operation.objects.exists()
+
+    started = browser.post("/clusters/page-pools-1/update-pool/", {**form, "image": "ubuntu-b"})
+
+    operation = Operation.objects.get(kind="cluster.pool_update")
+    assert started.status_code == 302 and str(operation.pk) in started["Location"]
+    target = ClusterSpec.from_json(operation.params["spec"]).pool("workers")
+    assert (target.image, target.instance_type, target.version) == ("ubuntu-b", "m5.large", "")
