@@ -84,7 +84,7 @@ def _node_specs(spec: dict[str, Any]) -> dict[str, NodeSpec]:
     }
 
 
-def _apply_nodes(
+def apply_nodes(
     simulator: NodeSimulator, nodes: dict[str, NodeSpec], wanted: dict[str, NodeSpec]
 ) -> None:
     """Bring the simulated nodes to `wanted`: remove, add, and re-register changed ones."""
@@ -136,7 +136,7 @@ def serve(directory: Path) -> int:
                 continue
             wanted = _node_specs(latest)
             try:
-                _apply_nodes(simulator, nodes, wanted)
+                apply_nodes(simulator, nodes, wanted)
             except Exception:  # the API server may be settling: the next read tries again
                 logger.warning("could not apply the node list; trying again", exc_info=True)
                 continue

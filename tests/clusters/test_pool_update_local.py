@@ -5,7 +5,9 @@ update runs' NodePoolChange with its revert."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from clusters.services.provisioning import (
 )
 from kube.client import get_json, request_json
 from kube.drain import cordon, uncordon
+from localkube.supervisor import apply_nodes
 from operations.models import Operation
 from tests.clusters.helpers import deploy_and_wait, wait_for
 from tests.clusters.test_provisioning_local import local_dir  # noqa: F401 (a fixture)
@@ -369,3 +372,27 @@ def test_the_cluster_page_replaces_a_pools_nodes(local_dir: Path) -> None:  # no
     assert started.status_code == 302 and str(operation.pk) in started["Location"]
     target = ClusterSpec.from_json(operation.params["spec"]).pool("workers")
     assert (target.image, target.instance_type, target.version) == ("ubuntu-b", "m5.large", "")
+
+
+def test_a_changed_node_in_the_spec_reaches_the_simulated_node(kube_env: Any) -> None:
+    # given a running cluster's simulated nodes, as the supervisor holds them
+    local = kube_env.start_cluster(f"respec-{uuid.uuid4().hex[:4]}")
+    try:
+        simulator = local.simulator
+        core = k8s.CoreV1Api(local.control_plane.api_client())
+        current = dict(simulator.nodes)
+        changed, dropped = sorted(current)
+        wanted = {changed: replace(current[changed], kubelet_version="v1.19.7", image="ubuntu-b")}
+
+        # when spec.json names one node with another image and version, and not the other
+        apply_nodes(simulator, current, wanted)
+
+        # then the node reports them, and the other is gone
+        node = core.read_node(changed)
+        assert node.status.node_info.kubelet_version == "v1.19.7"
+        assert node.status.node_info.os_image == "ubuntu-b"
+        assert node.metadata.labels["keelson.io/node-image"] == "ubuntu-b"
+        names = [n.metadata.name for n in core.list_node().items]
+        assert names == [changed] and dropped not in names
+    finally:
+        kube_env.stop_cluster(local.name, remove_data=True)
