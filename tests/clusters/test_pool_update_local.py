@@ -4,6 +4,7 @@ update runs' NodePoolChange with its revert."""
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from kubernetes import client as k8s
 from rest_framework.test import APIClient
 
 from accounts.choices import Role
+from accounts.models import Team
 from clusters.models import Cluster, ClusterProvisioning
 from clusters.providers.base import ClusterSpec
 from clusters.services.credentials import cluster_api_client
@@ -101,6 +103,18 @@ def _ready_pods(api: k8s.ApiClient, namespace: str, app: str) -> int:
     )
 
 
+def _on_paper(team: Team, name: str, **pool: Any) -> Cluster:
+    """A cluster with a stored `local` spec and no processes: what is refused, and what
+    starts, before any node is touched."""
+    cluster = make_cluster(team=team, name=name)
+    pools = [{"name": "workers", "instance_type": "m5.large", "count": 2, **pool}]
+    spec = ClusterSpec.from_json(
+        {"provider": "local", "region": "lab", "kubernetes_version": "1.20.2", "node_pools": pools}
+    )
+    ClusterProvisioning.objects.create(cluster=cluster, provider="local", spec=spec.as_json())
+    return cluster
+
+
 def _log(operation: Operation) -> str:
     return "\n".join(operation.log_lines.values_list("text", flat=True))
 
@@ -171,8 +185,10 @@ def test_pool_update_replaces_nodes_honouring_budgets_then_a_change_reverts(
     assert "eviction of " in _log(operation)
     assert "refused: PodDisruptionBudget web-pdb allows no disruption now" in _log(operation)
     assert operation.result["refused"] >= 1
-    # the first pass evicted one of the first node's three pods; the budget refused the others
-    assert "node 1 of 3: draining (2 pods blocked by PDB web-pdb)" in messages
+    # the first pass evicted one of the first node's three pods; the budget refused the
+    # others (one of them, if the replacement of the first was Ready that fast)
+    said = re.compile(r"node 1 of 3: draining \((2 pods|1 pod) blocked by PDB web-pdb\)")
+    assert any(said.fullmatch(message) for message in messages), messages
     assert _ready_pods(api, namespace, "web") == 3
     stored = ClusterSpec.from_json(ClusterProvisioning.objects.get(cluster=cluster).spec)
     assert stored.pool("workers").image == "ubuntu-2204-v2"
@@ -263,16 +279,7 @@ def _on_node(api: k8s.ApiClient, namespace: str, app: str) -> str | None:
 
 def test_pool_updates_are_refused_with_the_reason(local_dir: Path) -> None:  # noqa: F811
     team = make_team()
-    spec = ClusterSpec.from_json(
-        {
-            "provider": "local",
-            "region": "lab",
-            "kubernetes_version": "1.20.2",
-            "node_pools": [{"name": "workers", "instance_type": "m5.large", "count": 1}],
-        }
-    )
-    cluster = make_cluster(team=team, name="refusals-1")
-    ClusterProvisioning.objects.create(cluster=cluster, provider="local", spec=spec.as_json())
+    cluster = _on_paper(team, "refusals-1")
 
     with pytest.raises(ValidationError) as raised:
         cluster_pool_update(actor=None, cluster=cluster, pool="gpu", image="x")
@@ -304,14 +311,7 @@ def test_pool_updates_are_refused_with_the_reason(local_dir: Path) -> None:  # n
 
 def test_the_api_updates_a_pool_for_admins_and_names_bad_fields(local_dir: Path) -> None:  # noqa: F811
     team = make_team(name="pool-team")
-    cluster = make_cluster(team=team, name="api-pools-1")
-    spec = {
-        "provider": "local",
-        "region": "lab",
-        "kubernetes_version": "1.20.2",
-        "node_pools": [{"name": "workers", "instance_type": "m5.large", "count": 2}],
-    }
-    ClusterProvisioning.objects.create(cluster=cluster, provider="local", spec=spec)
+    cluster = _on_paper(team, "api-pools-1")
     url = "/api/v1/clusters/api-pools-1/update_pool/"
 
     def client(role: Role) -> APIClient:
@@ -343,16 +343,7 @@ def test_the_api_updates_a_pool_for_admins_and_names_bad_fields(local_dir: Path)
 
 def test_the_cluster_page_replaces_a_pools_nodes(local_dir: Path) -> None:  # noqa: F811
     team = make_team(name="pool-page")
-    cluster = make_cluster(team=team, name="page-pools-1")
-    spec = {
-        "provider": "local",
-        "region": "lab",
-        "kubernetes_version": "1.20.2",
-        "node_pools": [
-            {"name": "workers", "instance_type": "m5.large", "count": 2, "image": "ubuntu-a"}
-        ],
-    }
-    ClusterProvisioning.objects.create(cluster=cluster, provider="local", spec=spec)
+    _on_paper(team, "page-pools-1", image="ubuntu-a")
     admin = make_user()
     add_member(team, admin, Role.ADMIN)
     browser = Client()

@@ -3,8 +3,6 @@ and a worker killed with SIGKILL mid-update loses nothing (another one resumes i
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +13,10 @@ from clusters.providers.base import ClusterSpec
 from clusters.providers.local import stop_all
 from clusters.services.credentials import cluster_api_client
 from clusters.services.provisioning import cluster_create, cluster_pool_update
-from core.celery import app as celery_app
 from kube.client import get_json
 from operations.models import Operation
-from tests.clusters.helpers import wait_for
+from tests.clusters.helpers import kill_and_replace_worker, local_clusters_for_workers, wait_for
+from tests.clusters.test_provisioning_local import spec
 from tests.conftest import start_worker, stop_worker
 from tests.factories import make_team
 
@@ -33,22 +31,12 @@ def test_a_pool_update_survives_a_killed_worker(
     tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given a local cluster with a pool of 2, built by a worker
-    root = tmp_path / "local-clusters"
-    monkeypatch.setenv("KEELSON_LOCAL_CLUSTERS_DIR", str(root))
-    settings.KEELSON_LOCAL_CLUSTERS_DIR = str(root)
-    celery_app.control.purge()
+    local_clusters_for_workers(tmp_path / "local-clusters", settings, monkeypatch)
     first = start_worker("pools-a")
     second = None
     try:
-        spec = ClusterSpec.from_json(
-            {
-                "provider": "local",
-                "region": "lab",
-                "kubernetes_version": "1.20.2",
-                "node_pools": [{"name": "workers", "instance_type": "m5.large", "count": 2}],
-            }
-        )
-        built = cluster_create(actor=None, team=make_team(), name="pools-w", spec=spec)
+        two = spec(workers=("m5.large", 2))
+        built = cluster_create(actor=None, team=make_team(), name="pools-w", spec=two)
         wait_for(lambda: _ended(built), timeout=180, what="the cluster to be built")
         assert Operation.objects.get(pk=built.pk).state == "succeeded"
         cluster = Cluster.objects.get(name="pools-w")
@@ -62,12 +50,9 @@ def test_a_pool_update_survives_a_killed_worker(
             timeout=120,
             what="the second node's turn",
         )
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait(timeout=10)
-        assert Operation.objects.get(pk=operation.pk).state == "running"
 
         # then another worker receives the pending check and finishes the update
-        second = start_worker("pools-b")
+        second = kill_and_replace_worker(first, operation, "pools-b")
         wait_for(lambda: _ended(operation), timeout=180, what="the update to end")
         operation.refresh_from_db()
         assert operation.state == "succeeded", operation.error
