@@ -11,7 +11,8 @@ other defaults (kubernetes.io/docs/reference/generated/kubectl/kubectl-commands#
   no controller manages (kubectl needs `--force`) are *held*: never evicted, since their
   data or the pod itself would be lost; the drain does not finish while they stay.
 
-`evict` posts a policy/v1beta1 Eviction (what a 1.20 API server serves): the API server
+`evict` posts an Eviction in the version the API server names for `pods/eviction`
+(policy/v1beta1 up to 1.21, policy/v1 from 1.22, as kubectl picks it): the API server
 deletes the pod unless a PodDisruptionBudget allows no disruption now, which it answers
 429; the caller tries again later. Nothing here waits.
 """
@@ -148,10 +149,23 @@ def _cause(body: Any) -> str:
     return "; ".join(str(c.get("message", "")) for c in causes) or str(status.get("message", ""))
 
 
-def evict(api: k8s.ApiClient, pod: PodRef) -> EvictResult:
-    """Ask the API server to evict `pod` (it honours PodDisruptionBudgets)."""
+def eviction_version(core_discovery: dict[str, Any]) -> str:
+    """The Eviction apiVersion `/api/v1`'s discovery names for `pods/eviction`."""
+    for resource in core_discovery.get("resources") or []:
+        if resource.get("name") == "pods/eviction":
+            return f"{resource.get('group') or 'policy'}/{resource.get('version') or 'v1beta1'}"
+    return "policy/v1beta1"
+
+
+def eviction_version_of(api: k8s.ApiClient) -> str:
+    return eviction_version(get_json(api, "/api/v1") or {})
+
+
+def evict(api: k8s.ApiClient, pod: PodRef, *, version: str = "policy/v1beta1") -> EvictResult:
+    """Ask the API server to evict `pod` (it honours PodDisruptionBudgets); `version` is
+    the Eviction's apiVersion (`eviction_version_of`)."""
     body = {
-        "apiVersion": "policy/v1beta1",
+        "apiVersion": version,
         "kind": "Eviction",
         "metadata": {"name": pod.name, "namespace": pod.namespace},
     }

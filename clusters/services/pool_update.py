@@ -35,7 +35,7 @@ from clusters.services.credentials import cluster_api_client
 from clusters.services.provisioning import lifecycle_settle_unclaimed
 from core.celery import PermanentError
 from kube.client import ClusterConnectError, classify, get_json
-from kube.drain import NodePods, cordon, evict, evictable_pods, uncordon
+from kube.drain import NodePods, cordon, evict, evictable_pods, eviction_version_of, uncordon
 from operations.choices import FINAL_STATES, LogLevel, OperationState
 from operations.dispatch import exclusive_operation, operation_check_later
 from operations.models import Operation
@@ -221,8 +221,9 @@ class _Check:
                 )
             )
         budgets: dict[str, str] = {}
+        version = eviction_version_of(self.api) if pods.evict else ""
         for pod in pods.evict:
-            result = evict(self.api, pod)
+            result = evict(self.api, pod, version=version)
             if result.outcome == "evicted":
                 self.log(f"{self._where()}: evicted {pod}")
             elif result.outcome == "blocked":

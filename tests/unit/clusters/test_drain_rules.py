@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kube.drain import PodRef, budget_of, sort_pods
+from kube.drain import PodRef, budget_of, eviction_version, sort_pods
 
 
 def _pod(
@@ -94,3 +94,13 @@ def test_the_refusing_budget_is_read_from_the_status_causes() -> None:
     assert budget_of(body) == "web-pdb"
     assert budget_of(b"") == ""
     assert budget_of(b"<html>busy</html>") == ""
+
+
+def test_the_eviction_version_is_the_one_discovery_names() -> None:
+    # /api/v1's discovery on 1.20 and on 1.22+ (abridged), and an answer without it
+    old = {"name": "pods/eviction", "group": "policy", "version": "v1beta1", "kind": "Eviction"}
+    new = {"name": "pods/eviction", "group": "policy", "version": "v1", "kind": "Eviction"}
+    pods = {"name": "pods", "kind": "Pod"}
+    assert eviction_version({"resources": [pods, old]}) == "policy/v1beta1"
+    assert eviction_version({"resources": [pods, new]}) == "policy/v1"
+    assert eviction_version({"resources": [pods]}) == "policy/v1beta1"
