@@ -331,7 +331,7 @@ def cluster_pool_update_run(*, operation_id: UUID, tick: int | None = None) -> N
         return
     check = _Check(operation, cluster)
     try:
-        if "steps" not in check.state:
+        if "steps" not in check.state and not operation_should_stop(operation_id=operation_id):
             check.plan()
         delay = check.advance()
     except UpdateFailed as failure:

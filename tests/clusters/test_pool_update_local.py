@@ -387,3 +387,20 @@ def test_a_changed_node_in_the_spec_reaches_the_simulated_node(kube_env: Any) ->
         assert names == [changed] and dropped not in names
     finally:
         kube_env.stop_cluster(local.name, remove_data=True)
+
+
+def test_a_canceled_pool_update_ends_and_frees_the_cluster(local_dir: Path) -> None:  # noqa: F811
+    cluster = _on_paper(make_team(), "cancel-pools-1")
+    pending = cluster_pool_update(actor=None, cluster=cluster, pool="workers", image="v2")
+    running = Operation.objects.filter(pk=pending.pk)
+    running.update(state="running", cancel_requested=True)  # as a worker holds it
+
+    cluster_pool_update_run(operation_id=pending.pk)
+
+    pending.refresh_from_db()
+    assert pending.state == "canceled"
+    assert pending.message.startswith("Canceled; nodes replaced so far stay")
+    assert ClusterProvisioning.objects.get(cluster=cluster).lifecycle == "active"
+    # and the next lifecycle action may start
+    again = cluster_pool_update(actor=None, cluster=cluster, pool="workers", image="v2")
+    assert again.state == "pending"
