@@ -55,10 +55,10 @@ def clusters_dir() -> Path:
 
 
 def pool_token(spec: ClusterSpec, pool: NodePool) -> str:
-    """Four hex digits naming what a pool's nodes run (type, image, kubelet version): a
+    """Six hex digits naming what a pool's nodes run (type, image, kubelet version): a
     rolling replacement's new nodes get new names and run beside the ones they replace."""
     what = f"{pool.instance_type}|{pool.image}|{pool.kubelet_version(spec.kubernetes_version)}"
-    return hashlib.sha256(what.encode()).hexdigest()[:4]
+    return hashlib.sha256(what.encode()).hexdigest()[:6]
 
 
 def node_name(name: str, spec: ClusterSpec, pool: NodePool, index: int) -> str:
