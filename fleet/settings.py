@@ -413,6 +413,12 @@ KEELSON_KUBECTL = env_str("KEELSON_KUBECTL", "kubectl")
 KEELSON_KUSTOMIZE_TIMEOUT = env_int("KEELSON_KUSTOMIZE_TIMEOUT", 30, minimum=1)
 KEELSON_LOCAL_CLUSTERS_DIR = env_str("KEELSON_LOCAL_CLUSTERS_DIR", str(VAR_DIR / "local-clusters"))
 
+# A node pool's rolling replacement (clusters.services.pool_update): how long one node's
+# drain may wait (PodDisruptionBudgets, held pods) before the update fails, and how long a
+# replacement node has to become Ready.
+KEELSON_POOL_DRAIN_TIMEOUT = env_int("KEELSON_POOL_DRAIN_TIMEOUT", 1800, minimum=1)
+KEELSON_POOL_NODE_READY_TIMEOUT = env_int("KEELSON_POOL_NODE_READY_TIMEOUT", 600, minimum=1)
+
 # How often the `capi` provider reads the Cluster API objects it follows.
 KEELSON_CAPI_POLL_SECONDS: float = env_int("KEELSON_CAPI_POLL_SECONDS", 10, minimum=1)
 
