@@ -8,6 +8,7 @@ from uuid import UUID
 from clusters.services.collection import clusters_collect, clusters_collect_fanout
 from clusters.services.history import health_retention, health_rollup
 from clusters.services.lifecycle import cluster_deregister_run
+from clusters.services.pool_update import cluster_pool_update_run
 from clusters.services.provisioning import cluster_lifecycle_run
 from core.celery import keelson_task
 from operations.pipelines import pipeline_ran
@@ -42,3 +43,10 @@ def cluster_lifecycle_task(self: Any, operation_id: str) -> None:
     cluster_lifecycle_run(
         operation_id=UUID(operation_id), final_attempt=self.request.retries >= self.max_retries
     )
+
+
+# One check of a node pool's rolling replacement; waits between checks are countdowns
+# (clusters.services.pool_update), so the limit bounds one check, never a drain.
+@keelson_task(queue="provisioning", idempotent=True, time_limit=300, soft_time_limit=240)
+def cluster_pool_update_task(operation_id: str, tick: int | None = None) -> None:
+    cluster_pool_update_run(operation_id=UUID(operation_id), tick=tick)

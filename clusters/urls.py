@@ -16,6 +16,7 @@ urlpatterns = [
     path("<slug:name>/refresh/", views.cluster_refresh_page, name="refresh"),
     path("<slug:name>/scale/", views_lifecycle.cluster_scale_page, name="scale"),
     path("<slug:name>/upgrade/", views_lifecycle.cluster_upgrade_page, name="upgrade"),
+    path("<slug:name>/update-pool/", views_lifecycle.cluster_update_pool_page, name="update-pool"),
     path("<slug:name>/destroy/", views_lifecycle.cluster_destroy_page, name="destroy"),
     path("<slug:name>/agent-token/", views.cluster_agent_token_page, name="agent-token"),
     path("<slug:name>/revoke-agent/", views.cluster_agent_revoke_page, name="agent-revoke"),

@@ -18,6 +18,7 @@ from clusters.selectors import cluster_get_or_404, cluster_list
 from clusters.services.provisioning import (
     cluster_create,
     cluster_destroy,
+    cluster_pool_update,
     cluster_scale,
     cluster_upgrade,
 )
@@ -107,6 +108,31 @@ def cluster_upgrade_page(request: HttpRequest, name: str) -> HttpResponse:
         request,
         name,
         lambda: cluster_upgrade(actor=request.user, cluster=cluster, version=version),  # type: ignore[arg-type]
+    )
+
+
+@login_required
+@require_POST
+def cluster_update_pool_page(request: HttpRequest, name: str) -> HttpResponse:
+    """The pool's row sends all three values, prefilled: empty image or version means the
+    default image, the cluster's version."""
+    cluster = cluster_get_or_404(user=request.user, name=name)
+    require_role(request.user, cluster.team, Role.ADMIN, request=request, target=cluster)
+    values = {
+        field: request.POST.get(field, "").strip()
+        for field in ("image", "instance_type", "version")
+    }
+    return _lifecycle_redirect(
+        request,
+        name,
+        lambda: cluster_pool_update(
+            actor=request.user,  # type: ignore[arg-type]
+            cluster=cluster,
+            pool=request.POST.get("pool", ""),
+            image=values["image"],
+            instance_type=values["instance_type"] or None,
+            version=values["version"],
+        ),
     )
 
 

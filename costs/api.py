@@ -32,9 +32,15 @@ from clusters.models import Cluster
 from clusters.selectors import cluster_get, cluster_list
 from core.api.filters import as_utc
 from core.csvsafe import SafeWriter
+from core.managed import refuse_if_managed
 from costs.budgets import budget_create, budget_delete
 from costs.models import Budget, ClusterPricing, InstancePrice, RateCard
-from costs.prices import instance_price_add, instance_prices_clean, rate_card_save
+from costs.prices import (
+    instance_price_add,
+    instance_prices_clean,
+    managed_rate_card,
+    rate_card_save,
+)
 from costs.rollups import AMOUNTS, GROUPS, Rollup, RollupError, cost_rollup, is_filter
 from costs.services import budget_status, cluster_pricing_set
 
@@ -227,6 +233,7 @@ class RateCardViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, TeamOwnedV
         data = dict(serializer.validated_data)
         team = data.pop("team")
         self.require(team, Role.ADMIN, "manage rate cards")
+        refuse_if_managed(managed_rate_card(data["name"]))
         try:
             serializer.instance = rate_card_save(actor=self.request.user, team=team, **data)
         except DjangoValidationError as error:
@@ -338,6 +345,7 @@ class BudgetViewSet(TeamOwnedModelViewSet[Budget]):
 
     def perform_destroy(self, instance: Budget) -> None:
         self.require(instance.team, Role.ADMIN, "manage budgets", instance)
+        refuse_if_managed(instance)
         budget_delete(actor=actor(self.request), budget=instance)
 
     @extend_schema(responses=OpenApiTypes.OBJECT)

@@ -51,6 +51,9 @@ class RateCard(models.Model):
     gpu_hour = money(default=0)
     storage_gb_month = money(default=0)
     instance_prices = models.JSONField(default=dict, blank=True)
+    # Set while a Git repository declares it (core.managed): edits from the API and pages
+    # are refused.
+    managed_by = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -219,6 +222,9 @@ class Budget(models.Model):
         "clusters.ClusterSet", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     monthly_amount = models.DecimalField(max_digits=14, decimal_places=2)
+    # Set while a Git repository declares it (core.managed): edits from the API and pages
+    # are refused.
+    managed_by = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from accounts.models import Team
 from audit.services import audit_record
-from costs.models import InstancePrice, RateCard
+from costs.models import ClusterPricing, InstancePrice, RateCard
 from costs.pricelist import list_prices
 
 
@@ -123,3 +123,44 @@ def instance_price_add(
         detail={"hourly": str(hourly), "valid_from": str(valid_from)},
     )
     return price
+
+
+def managed_rate_card(name: str) -> RateCard | None:
+    """A version of the rate card that a Git repository declares, if one does."""
+    return RateCard.objects.filter(name=name, managed_by__isnull=False).first()
+
+
+@transaction.atomic
+def rate_card_delete(*, actor: Any, team: Team, name: str, valid_from: date | None = None) -> int:
+    """Delete a team's rate card, every version (refused while cluster pricing names it), or
+    with `valid_from` one version not yet in effect: prices in effect or past are history.
+    How many versions went."""
+    versions = RateCard.objects.filter(team=team, name=name)
+    if valid_from is not None:
+        if valid_from <= timezone.now().date():
+            raise ValidationError(
+                {
+                    "valid_from": f"The version of {valid_from} is in effect or past; "
+                    "add a later one."
+                }
+            )
+        versions = versions.filter(valid_from=valid_from)
+    else:
+        users = ClusterPricing.objects.filter(cluster__team=team, rate_card=name)
+        clusters = sorted(set(users.values_list("cluster__name", flat=True)))
+        if clusters:
+            raise ValidationError(
+                {"name": f"Cluster pricing of {', '.join(clusters[:5])} uses rate card {name}."}
+            )
+    card = versions.first()
+    if card is None:
+        return 0
+    audit_record(
+        actor=actor,
+        action="ratecard.delete",
+        target=card,
+        team=team,
+        detail={"name": name, "valid_from": str(valid_from) if valid_from else "all"},
+    )
+    deleted, _ = versions.delete()
+    return deleted

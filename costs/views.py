@@ -24,10 +24,11 @@ from accounts.models import Team
 from accounts.permissions import require_role, restrict, teams_for, user_has_role
 from clusters.selectors import cluster_get_or_404
 from clusters.services.refresh import user_operates_any
+from core.managed import refuse_page_if_managed
 from costs.api import period_bounds, rollup_for
 from costs.budgets import budget_create, budget_delete
 from costs.models import Budget, ClusterPricing, RateCard
-from costs.prices import rate_card_save
+from costs.prices import managed_rate_card, rate_card_save
 from costs.rollups import GROUPS, cost_rollup
 from costs.services import budget_status, cluster_pricing_set
 
@@ -211,6 +212,7 @@ def rate_cards_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = dict(form.cleaned_data)
         require_role(request.user, data["team"], Role.ADMIN, request=request)
+        refuse_page_if_managed(managed_rate_card(data["name"]))
         try:
             rate_card_save(actor=request.user, **data)
         except DjangoValidationError as error:
@@ -266,6 +268,7 @@ def budget_delete_page(request: HttpRequest, name: str) -> HttpResponse:
     if budget is None:
         raise Http404("No such budget.")
     require_role(request.user, budget.team, Role.ADMIN, request=request, target=budget)
+    refuse_page_if_managed(budget)
     budget_delete(actor=request.user, budget=budget)  # type: ignore[arg-type]
     messages.success(request, f"Budget {name} deleted.")
     return redirect(f"{reverse('cost:explorer')}#budgets")

@@ -9,12 +9,9 @@ from django.core.asgi import get_asgi_application
 from core.limits import raise_open_files_limit
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleet.settings")
-# The web keeps its requests' database connections (fleet/request_threads.py); workers and
-# commands open theirs per task unless told otherwise.
-os.environ.setdefault("DATABASE_CONN_MAX_AGE", "300")
-# Interactive placement (simulate, previews): requested CPU/memory re-read by a background
-# thread every second instead of by a call (applications/cache.py, docs/performance.md).
-os.environ.setdefault("KEELSON_PLACEMENT_USAGE_REFRESH", "1")
+# The web's own defaults (fleet/settings.py, WEB_PROCESS): it keeps its requests' database
+# connections (fleet/request_threads.py) and re-reads placement usage in the background.
+os.environ["KEELSON_WEB_PROCESS"] = "true"
 raise_open_files_limit()  # a socket per websocket and agent connection (core/limits.py)
 django_asgi_app = get_asgi_application()
 

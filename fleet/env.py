@@ -109,7 +109,9 @@ def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
     return value
 
 
-def parse_database_url(url: str, *, name: str = "DATABASE_URL") -> dict[str, Any]:
+def parse_database_url(
+    url: str, *, name: str = "DATABASE_URL", conn_max_age: int = 0
+) -> dict[str, Any]:
     """Turn ``postgres://user:pass@host:port/db?sslmode=...`` into Django's DATABASES entry.
 
     A Unix socket directory may be given percent-encoded as the host
@@ -136,6 +138,6 @@ def parse_database_url(url: str, *, name: str = "DATABASE_URL") -> dict[str, Any
         "HOST": host,
         "PORT": str(port or ""),
         "OPTIONS": options,
-        "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0),
+        "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", conn_max_age, minimum=0),
         "CONN_HEALTH_CHECKS": True,
     }

@@ -116,9 +116,13 @@ TEMPLATES = [
 ]
 
 # --- data stores -------------------------------------------------------------------------
+# Set by fleet/asgi.py: the web process keeps its requests' database connections
+# (fleet/request_threads.py) and re-reads placement usage in the background.
+WEB_PROCESS = env_bool("KEELSON_WEB_PROCESS", False)
 DATABASES = {
     "default": parse_database_url(
-        env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/keelson")
+        env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/keelson"),
+        conn_max_age=300 if WEB_PROCESS else 0,
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -403,11 +407,21 @@ KEELSON_LOCAL_MAX_NODES_PER_TEAM = env_int("KEELSON_LOCAL_MAX_NODES_PER_TEAM", 1
 KEELSON_GITOPS_DIR = env_str("KEELSON_GITOPS_DIR", str(VAR_DIR / "gitops"))
 # Extra CA certificates (PEM) git trusts for https:// repositories (a private Git server).
 KEELSON_GITOPS_CA_FILE = env_str("KEELSON_GITOPS_CA_FILE", "")
+# The kubectl that renders an Application's `kustomize: {path: ...}` (`kubectl kustomize`),
+# and how long one rendering may take.
+KEELSON_KUBECTL = env_str("KEELSON_KUBECTL", "kubectl")
+KEELSON_KUSTOMIZE_TIMEOUT = env_int("KEELSON_KUSTOMIZE_TIMEOUT", 30, minimum=1)
 KEELSON_LOCAL_CLUSTERS_DIR = env_str("KEELSON_LOCAL_CLUSTERS_DIR", str(VAR_DIR / "local-clusters"))
 
 # Update runs: how long after a cluster's change its failing health gates are checked
 # again before the cluster fails (workloads rescheduled by a drain becoming available).
 KEELSON_UPDATE_GATE_GRACE_SECONDS = env_int("KEELSON_UPDATE_GATE_GRACE_SECONDS", 60, minimum=0)
+
+# A node pool's rolling replacement (clusters.services.pool_update): how long one node's
+# drain may wait (PodDisruptionBudgets, held pods) before the update fails, and how long a
+# replacement node has to become Ready.
+KEELSON_POOL_DRAIN_TIMEOUT = env_int("KEELSON_POOL_DRAIN_TIMEOUT", 1800, minimum=1)
+KEELSON_POOL_NODE_READY_TIMEOUT = env_int("KEELSON_POOL_NODE_READY_TIMEOUT", 600, minimum=1)
 
 # How often the `capi` provider reads the Cluster API objects it follows.
 KEELSON_CAPI_POLL_SECONDS: float = env_int("KEELSON_CAPI_POLL_SECONDS", 10, minimum=1)
@@ -423,9 +437,12 @@ KEELSON_PLACEMENT_DRIFT_INTERVAL = env_int("KEELSON_PLACEMENT_DRIFT_INTERVAL", 3
 # figures are re-read (only where they changed) at most this many seconds apart.
 KEELSON_PLACEMENT_USAGE_MAX_AGE = env_int("KEELSON_PLACEMENT_USAGE_MAX_AGE", 15, minimum=0)
 # > 0: a thread per process re-reads those figures every this many seconds, off the calls'
-# path (docs/performance.md, "Placement"). Off by default: one more database connection
-# per process, for decisions that are fast without it.
-KEELSON_PLACEMENT_USAGE_REFRESH = env_float("KEELSON_PLACEMENT_USAGE_REFRESH", 0.0, minimum=0)
+# path (docs/performance.md, "Placement"). On (1 s) in the web, where simulate and previews
+# answer users; off in workers: one more database connection per process, for decisions
+# that are fast without it.
+KEELSON_PLACEMENT_USAGE_REFRESH = env_float(
+    "KEELSON_PLACEMENT_USAGE_REFRESH", 1.0 if WEB_PROCESS else 0.0, minimum=0
+)
 
 # Threads per web process for requests' synchronous work, each keeping its database
 # connection (fleet/request_threads.py): at most this many connections per web process.

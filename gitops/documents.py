@@ -1,7 +1,8 @@
 """Reading a repository's folder into declared objects: YAML documents of
 `apiVersion: keelson.io/v1`, one kind per document, each validated with the same
-serializer and spec checks as the API, every error naming its file and line. Pure: no
-database, no network (unit-tested in tests/unit/gitops)."""
+serializer and spec checks as the API, every error naming its file and line. No database
+(unit-tested in tests/unit/gitops); manifests by path read the checkout and may run
+`kubectl kustomize` (gitops.sources)."""
 
 from __future__ import annotations
 
@@ -18,36 +19,34 @@ from applications.manifests import ManifestError, parse_manifests
 from applications.overrides import overrides_spec
 from applications.spec import placement_spec, rollout_spec
 from clusters.labels import LabelSelector
+from gitops.declared import STATES
+from gitops.parts import PARTS, Part, application_parts, inline_conflicts
+from gitops.sources import rendered_manifests
+from gitops.validation import Invalid, django_lines, serializer_errors, unknown_fields
 from kube.safeyaml import YAMLInputError, load_all_with_lines, shorten
 from policies.api.serializers import PolicyWriteSerializer
 from policies.services.policies import PolicySpec, build_rules, rule_as_json
 
 API_VERSION = "keelson.io/v1"
-KINDS = ("ClusterSet", "Application", "Placement", "Policy")
-# What a sync applies first: a policy may target a cluster set, or where an application
-# runs; removals go the other way.
-APPLY_ORDER = {"ClusterSet": 0, "Application": 1, "Policy": 2}
+KINDS = ("ClusterSet", "Application", *PARTS, "Policy", *STATES)
+# What a sync applies first: a policy, budget or report may target a cluster set, a
+# policy where an application runs; removals go the other way.
+APPLY_ORDER = {
+    "ClusterSet": 0,
+    "RateCard": 0,
+    "Application": 1,
+    "Budget": 1,
+    "Policy": 2,
+    "ReportDefinition": 2,
+}
 MAX_FILE_BYTES = 1_000_000
 MAX_FILES = 2000
 SUFFIXES = (".yaml", ".yml")
 CLUSTER_SET_FIELDS = ("description", "selector", "members")
-APPLICATION_FIELDS = ("namespace", "description", "manifests", "placement", "overrides", "rollout")
+APPLICATION_FIELDS = ("namespace", "description", "manifests", "kustomize", *PARTS.values())
 POLICY_FIELDS = tuple(
     name for name in PolicyWriteSerializer().fields if name not in ("name", "team", "pss_version")
 )
-
-
-class _Invalid(Exception):
-    """One document's problems, as "field: message" lines."""
-
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__(lines[0] if lines else "")
-        self.lines = lines
-
-
-def _serializer_errors(errors: dict[str, Any]) -> _Invalid:
-    renamed = {("metadata.name" if k == "name" else f"spec.{k}"): v for k, v in errors.items()}
-    return _Invalid(_flatten(renamed))
 
 
 class DocumentErrors(Exception):
@@ -156,23 +155,6 @@ def parse_documents(files: list[tuple[str, str]]) -> list[Document]:
     return documents
 
 
-def _flatten(detail: Any, prefix: str = "") -> list[str]:
-    """DRF or Django error detail as "field: message" lines."""
-    if isinstance(detail, dict):
-        lines: list[str] = []
-        for key, value in detail.items():
-            name = "" if key in ("__all__", "non_field_errors") else str(key)
-            lines += _flatten(value, f"{prefix}.{name}" if prefix and name else prefix or name)
-        return lines
-    if isinstance(detail, list):
-        return [line for item in detail for line in _flatten(item, prefix)]
-    return [f"{prefix}: {detail}" if prefix else str(detail)]
-
-
-def _django(error: ValidationError) -> list[str]:
-    return _flatten(error.message_dict if hasattr(error, "error_dict") else error.messages)
-
-
 def _manifests_text(value: Any) -> Any:
     """Manifests inline as a YAML string, or as a list of objects (written out as YAML)."""
     if isinstance(value, list):
@@ -180,25 +162,26 @@ def _manifests_text(value: Any) -> Any:
     return value
 
 
-def _application(document: Document, team: str, placement: Any) -> Desired:
+def _application(
+    document: Document, team: str, parts: dict[str, Part], root: Path | None
+) -> Desired:
     spec = dict(document.spec)
-    unknown = sorted(set(spec) - set(APPLICATION_FIELDS))
-    if unknown:
-        raise ValidationError({"spec": [f"unknown fields {', '.join(unknown)}"]})
-    if "placement" in spec and placement is not None:
-        raise ValidationError({"spec.placement": ["also declared by a Placement document"]})
-    inline = "placement" in spec
-    placement = spec.pop("placement", placement)
-    spec["manifests"] = _manifests_text(spec.get("manifests"))
+    unknown_fields(spec, APPLICATION_FIELDS)
+    inline_conflicts(spec, parts)
+    rendered = rendered_manifests(spec, root)
+    spec.pop("kustomize", None)
+    spec["manifests"] = _manifests_text(spec.get("manifests")) if rendered is None else rendered
+    placement = spec.pop("placement", None)
     payload = ApplicationCreateSerializer(data={**spec, "name": document.name, "team": team})
     if not payload.is_valid():
-        raise _serializer_errors(payload.errors)
+        raise serializer_errors(payload.errors)
     data = payload.validated_data
     try:
         parse_manifests(data["manifests"])
     except ManifestError as error:
         raise ValidationError({"spec.manifests": error.errors}) from None
-    if inline:  # a Placement document is checked where it is declared
+    # Parts declared by their own documents were checked there.
+    if placement is not None:
         placement_spec(placement)
     overrides_spec(data.get("overrides"))
     rollout_spec(data.get("rollout"))
@@ -210,6 +193,7 @@ def _application(document: Document, team: str, placement: Any) -> Desired:
         "overrides": data.get("overrides") or [],
         "rollout": data.get("rollout") or {},
     }
+    state.update({name: part.value for name, part in parts.items()})
     return Desired("Application", document.name, document.file, document.line, state)
 
 
@@ -217,9 +201,7 @@ def _cluster_set(document: Document) -> Desired:
     """Checked as the model checks it (the API's serializer looks members up in the
     database; a sync resolves them among the team's clusters when it applies)."""
     spec = dict(document.spec)
-    unknown = sorted(set(spec) - set(CLUSTER_SET_FIELDS))
-    if unknown:
-        raise ValidationError({"spec": [f"unknown fields {', '.join(unknown)}"]})
+    unknown_fields(spec, CLUSTER_SET_FIELDS)
     slug_validator(document.name)
     if len(document.name) > 63:
         raise ValidationError({"metadata.name": ["At most 63 characters."]})
@@ -241,12 +223,10 @@ def _cluster_set(document: Document) -> Desired:
 
 def _policy(document: Document, team: str) -> Desired:
     spec = dict(document.spec)
-    unknown = sorted(set(spec) - set(POLICY_FIELDS))
-    if unknown:
-        raise ValidationError({"spec": [f"unknown fields {', '.join(unknown)}"]})
+    unknown_fields(spec, POLICY_FIELDS)
     payload = PolicyWriteSerializer(data={**spec, "name": document.name, "team": team})
     if not payload.is_valid():
-        raise _serializer_errors(payload.errors)
+        raise serializer_errors(payload.errors)
     data = dict(payload.validated_data)
     data.pop("team")
     policy = PolicySpec(**data)
@@ -257,12 +237,14 @@ def _policy(document: Document, team: str) -> Desired:
     return Desired("Policy", document.name, document.file, document.line, state)
 
 
-def desired_objects(documents: list[Document], *, team: str) -> list[Desired]:
+def desired_objects(
+    documents: list[Document], *, team: str, root: Path | None = None
+) -> list[Desired]:
     """Validate every document as the API would for `team`; the objects to hold, in
-    apply order. DocumentErrors lists every problem with its file and line."""
+    apply order. `root` is the repository's checkout (for manifests by path). DocumentErrors
+    lists every problem with its file and line."""
     errors: list[str] = []
     seen: dict[tuple[str, str], Document] = {}
-    placements: dict[str, Document] = {}
     for document in documents:
         key = (document.kind, document.name)
         if key in seen:
@@ -272,30 +254,25 @@ def desired_objects(documents: list[Document], *, team: str) -> list[Desired]:
             )
             continue
         seen[key] = document
-        if document.kind == "Placement":
-            placements[document.name] = document
-    for name, document in placements.items():
-        if ("Application", name) not in seen:
-            errors.append(f"{document.where}: Placement {name}: no Application {name} declared")
-            continue
-        try:
-            placement_spec(document.spec)
-        except ValidationError as error:
-            errors += [f"{document.where}: Placement {name}: {shorten(m)}" for m in _django(error)]
+    applications = {name for kind, name in seen if kind == "Application"}
+    parts, part_errors = application_parts(list(seen.values()), applications)
+    errors += part_errors
     desired: list[Desired] = []
     for (kind, name), document in seen.items():
-        if kind == "Placement":
+        if kind in PARTS:
             continue
         try:
             if kind == "ClusterSet":
                 desired.append(_cluster_set(document))
             elif kind == "Application":
-                placement = placements.get(name)
-                desired.append(_application(document, team, placement.spec if placement else None))
-            else:
+                desired.append(_application(document, team, parts.get(name, {}), root))
+            elif kind == "Policy":
                 desired.append(_policy(document, team))
-        except (ValidationError, _Invalid) as error:
-            lines = error.lines if isinstance(error, _Invalid) else _django(error)
+            else:
+                state = STATES[kind](document)
+                desired.append(Desired(kind, name, document.file, document.line, state))
+        except (ValidationError, Invalid) as error:
+            lines = error.lines if isinstance(error, Invalid) else django_lines(error)
             errors += [f"{document.where}: {kind} {name}: {shorten(line)}" for line in lines]
     if errors:
         raise DocumentErrors(errors)

@@ -2,11 +2,11 @@
 sync reads (gitops.documents), one file per object in a folder per kind, so that the
 repository made from it plans "unchanged" against the team it came from.
 
-What is exported: every Application (its Placement in its own document), ClusterSet and
-Keelson policy of the team. Not exported, each listed with its reason: external policies
-(another engine's results), bundled library policies the team left as the library loads
-them, applications being deleted, and rate cards, budgets and report definitions (no
-document kind for them yet)."""
+What is exported: every Application (its Placement, Overrides and RolloutStrategy each in
+a document of its own), ClusterSet, Keelson policy, rate card (every version), budget and
+report definition of the team. Not exported, each listed with its reason: external
+policies (another engine's results), bundled library policies the team left as the
+library loads them, and applications being deleted."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from applications.models import Application
 from clusters.models import ClusterSet
 from costs.models import Budget, RateCard
 from gitops.documents import API_VERSION
+from gitops.kinds import budget_state, rate_card_states, report_definition_state
+from gitops.parts import PARTS
 from gitops.state import application_state, cluster_set_state, policy_state
 from policies.choices import Mode
 from policies.library import LATEST
@@ -31,7 +33,12 @@ FOLDERS = {
     "ClusterSet": "clustersets",
     "Application": "applications",
     "Placement": "placements",
+    "Overrides": "overrides",
+    "RolloutStrategy": "rolloutstrategies",
     "Policy": "policies",
+    "RateCard": "ratecards",
+    "Budget": "budgets",
+    "ReportDefinition": "reportdefinitions",
 }
 
 
@@ -97,15 +104,12 @@ def team_documents(team: Team) -> tuple[list[tuple[str, str, str]], ExportResult
             result.skipped.append(f"Application {application.name}: has no manifests version")
             continue
         state = application_state(application)
-        placement = state.pop("placement")
+        parts = {kind: state.pop(field) for kind, field in PARTS.items()}
         spec = _non_empty(state, keep=("namespace", "manifests"))
         out.append(
             ("Application", application.name, document("Application", application.name, spec))
         )
-        if placement:
-            out.append(
-                ("Placement", application.name, document("Placement", application.name, placement))
-            )
+        out += _parts(application.name, parts)
     policies = Policy.objects.filter(team=team).prefetch_related("rules", "cluster_sets")
     for policy in policies.order_by("name"):
         if policy.external:
@@ -123,25 +127,45 @@ def team_documents(team: Team) -> tuple[list[tuple[str, str, str]], ExportResult
             )
         spec = _non_empty(policy_state(policy), keep=("severity", "mode", "enabled", "rules"))
         out.append(("Policy", policy.name, document("Policy", policy.name, spec)))
-    result.skipped += _without_kind(team)
+    out += _cost_and_report_documents(team)
     for kind, _name, _text in out:
         result.counts[kind] += 1
     return out, result
 
 
-def _without_kind(team: Team) -> list[str]:
-    """The team's objects of kinds the issue plans for but a repository cannot declare yet
-    (gitops.documents.KINDS has none for them)."""
-    lines = []
-    rate_cards = RateCard.objects.filter(team=team).values_list("name", flat=True)
-    for name in sorted(set(rate_cards)):
-        lines.append(f"RateCard {name}: no document kind for it yet")
-    for name in Budget.objects.filter(team=team).order_by("name").values_list("name", flat=True):
-        lines.append(f"Budget {name}: no document kind for it yet")
-    reports = ReportDefinition.objects.filter(team=team).order_by("name")
-    for name in reports.values_list("name", flat=True):
-        lines.append(f"ReportDefinition {name}: no document kind for it yet")
-    return lines
+def _parts(name: str, parts: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """An application's placement, overrides and rollout strategy, each set one in its own
+    document."""
+    out = []
+    if parts["Placement"]:
+        out.append(("Placement", name, document("Placement", name, parts["Placement"])))
+    if parts["Overrides"]:
+        spec = {"application": name, "overrides": parts["Overrides"]}
+        out.append(("Overrides", name, document("Overrides", name, spec)))
+    if parts["RolloutStrategy"]:
+        spec = {"application": name, **parts["RolloutStrategy"]}
+        out.append(("RolloutStrategy", name, document("RolloutStrategy", name, spec)))
+    return out
+
+
+def _cost_and_report_documents(team: Team) -> list[tuple[str, str, str]]:
+    out = []
+    for name, state in rate_card_states(RateCard.objects.filter(team=team)).items():
+        out.append(("RateCard", name, document("RateCard", name, state)))
+    budgets = Budget.objects.filter(team=team).select_related("cluster_set").order_by("name")
+    for budget in budgets:
+        spec = _non_empty(budget_state(budget))
+        out.append(("Budget", budget.name, document("Budget", budget.name, spec)))
+    for definition in ReportDefinition.objects.filter(team=team).order_by("name"):
+        spec = report_definition_state(definition)
+        out.append(
+            (
+                "ReportDefinition",
+                definition.name,
+                document("ReportDefinition", definition.name, spec),
+            )
+        )
+    return out
 
 
 def _writable(output: Path) -> None:

@@ -26,6 +26,9 @@ class GitRepository(models.Model):
     )
     prune = models.CharField(max_length=8, choices=PrunePolicy.choices, default=PrunePolicy.PRUNE)
     auto_apply = models.BooleanField(default=True)
+    # Take over declared objects that exist unowned (made in the API or a page); objects
+    # another repository owns stay conflicts.
+    adopt = models.BooleanField(default=False, db_default=False)
     last_commit = models.CharField(max_length=40, blank=True)
     last_result = models.CharField(max_length=16, choices=SyncResult.choices, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)

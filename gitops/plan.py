@@ -16,6 +16,9 @@ class Action:
     UNCHANGED = "unchanged"
     PRUNE = "prune"
     ORPHAN = "orphan"
+    # An object made outside Git, taken over by a repository with `adopt` (then changed
+    # as declared: `diff`).
+    ADOPT = "adopt"
 
 
 @dataclass
@@ -64,16 +67,25 @@ def field_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_plan(
-    desired: list[Desired], owned: dict[tuple[str, str], dict[str, Any]], *, prune: bool
+    desired: list[Desired],
+    owned: dict[tuple[str, str], dict[str, Any]],
+    *,
+    prune: bool,
+    adoptable: dict[tuple[str, str], dict[str, Any]] | None = None,
 ) -> list[Change]:
-    """Changes in the order they apply: creates and changes (applications first), then
-    removals (policies first: one may target where an application runs)."""
+    """Changes in the order they apply: creates, adoptions and changes (applications
+    first), then removals (policies first: one may target where an application runs).
+    `adoptable`: the state of declared objects that exist unowned, to take over."""
     changes: list[Change] = []
     declared = set()
     for item in desired:
         key = (item.kind, item.name)
         declared.add(key)
         current = owned.get(key)
+        if current is None and adoptable and key in adoptable:
+            diff = field_diff(adoptable[key], item.state)
+            changes.append(Change(Action.ADOPT, item.kind, item.name, item.file, item.line, diff))
+            continue
         if current is None:
             changes.append(Change(Action.CREATE, item.kind, item.name, item.file, item.line))
             continue
@@ -90,9 +102,8 @@ def make_plan(
 
 
 def plan_summary(changes: list[Change]) -> dict[str, int]:
-    counts = {
-        a: 0 for a in (Action.CREATE, Action.CHANGE, Action.UNCHANGED, Action.PRUNE, Action.ORPHAN)
-    }
+    actions = (Action.CREATE, Action.ADOPT, Action.CHANGE, Action.UNCHANGED, Action.PRUNE)
+    counts = {a: 0 for a in (*actions, Action.ORPHAN)}
     for change in changes:
         counts[change.action] += 1
     return counts

@@ -26,7 +26,8 @@ def needs_rollout(change: dict[str, Any]) -> bool:
         return False
     if change["action"] == Action.CREATE:
         return True
-    return change["action"] == Action.CHANGE and any(k in change["diff"] for k in ROLLED_OUT)
+    changed = change["action"] in (Action.CHANGE, Action.ADOPT)
+    return changed and any(k in change["diff"] for k in ROLLED_OUT)
 
 
 def rollouts_start(

@@ -21,9 +21,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Team, slug_validator
-from applications.models import Application
 from audit.services import audit_identity, audit_record
-from clusters.models import ClusterSet
 from core.crypto import decrypt, encrypt
 from core.db.locks import advisory_lock
 from gitops.choices import PrunePolicy, SyncResult, SyncTrigger
@@ -42,7 +40,7 @@ from gitops.models import GitRepository, GitSync
 from gitops.plan import Action, make_plan, plan_summary
 from gitops.preview import enrich
 from gitops.rollouts import rollouts_start
-from gitops.state import apply_plan, conflicts, owned_state
+from gitops.state import adoptable_state, apply_plan, conflicts, owned_state, release
 from operations.choices import OperationState
 from operations.dispatch import exclusive_operation, operation_dispatch
 from operations.models import Operation
@@ -52,7 +50,6 @@ from operations.services import (
     operation_finish,
     operation_update,
 )
-from policies.models import Policy
 
 logger = logging.getLogger(__name__)
 SYNC_KIND = "gitops.sync"
@@ -67,6 +64,7 @@ EDITABLE = (
     "poll_interval",
     "prune",
     "auto_apply",
+    "adopt",
 )
 
 
@@ -111,7 +109,7 @@ def git_repository_create(
     if GitRepository.objects.filter(team=team, name=name).exists():
         raise ValidationError({"name": [f"The team already has a repository named {name}."]})
     repository = GitRepository(team=team, name=name)
-    for key in ("url", "ref", "path", "poll_interval", "prune", "auto_apply"):
+    for key in ("url", "ref", "path", "poll_interval", "prune", "auto_apply", "adopt"):
         if key in data:
             setattr(repository, key, data[key])
     _set_secrets(repository, data)
@@ -132,7 +130,7 @@ def git_repository_update(
         raise ValidationError({key: ["This field cannot be changed."] for key in unknown})
     _check(changes)
     locked = GitRepository.objects.select_for_update().get(pk=repository.pk)
-    for key in ("url", "ref", "path", "poll_interval", "prune", "auto_apply"):
+    for key in ("url", "ref", "path", "poll_interval", "prune", "auto_apply", "adopt"):
         if key in changes:
             setattr(locked, key, changes[key])
     _set_secrets(locked, changes)
@@ -151,9 +149,7 @@ def git_repository_update(
 @transaction.atomic
 def git_repository_delete(*, actor: AbstractBaseUser | None, repository: GitRepository) -> None:
     """Forget the repository; what it owns stays, released (editable again)."""
-    Application.objects.filter(managed_by__repository=repository.pk).update(managed_by=None)
-    Policy.all_objects.filter(managed_by__repository=repository.pk).update(managed_by=None)
-    ClusterSet.objects.filter(managed_by__repository=repository.pk).update(managed_by=None)
+    release(repository)
     audit_record(
         actor=actor,
         action="gitrepository.delete",
@@ -341,7 +337,9 @@ def _run(sync: GitSync, operation_id: UUID, approved: str = "", pin: str = "") -
     )
     try:
         files = read_files(checkout_dir(repository), repository.path)
-        desired = desired_objects(parse_documents(files), team=repository.team.name)
+        desired = desired_objects(
+            parse_documents(files), team=repository.team.name, root=checkout_dir(repository)
+        )
     except DocumentErrors as error:
         _finish(sync, operation_id, SyncResult.FAILED, error.errors)
         return
@@ -350,7 +348,10 @@ def _run(sync: GitSync, operation_id: UUID, approved: str = "", pin: str = "") -
         return
     operation_update(operation_id=operation_id, progress=60, message="Planning")
     changes = make_plan(
-        desired, owned_state(repository), prune=repository.prune == PrunePolicy.PRUNE
+        desired,
+        owned_state(repository),
+        prune=repository.prune == PrunePolicy.PRUNE,
+        adoptable=adoptable_state(repository, desired),
     )
     sync.plan = [change.as_json() for change in changes]
     counts = plan_summary(changes)
@@ -382,7 +383,7 @@ def _run(sync: GitSync, operation_id: UUID, approved: str = "", pin: str = "") -
     with audit_identity(identity(repository)):
         problems = rollouts_start(repository=repository, plan=sync.plan, commit=sync.commit)
     drift_record_applied(repository=repository, commit=sync.commit, desired=desired, plan=sync.plan)
-    changed = any(counts[a] for a in (Action.CREATE, Action.CHANGE, Action.PRUNE, Action.ORPHAN))
+    changed = any(counts[a] for a in counts if a != Action.UNCHANGED)
     result = SyncResult.APPLIED if changed else SyncResult.UNCHANGED
     _finish(sync, operation_id, result, problems)
 

@@ -3,21 +3,33 @@ service functions the API calls (so every change is validated and audited as the
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 
 from accounts.models import Team
 from applications.models import Application
 from applications.rollout import application_delete_start
 from applications.services import application_create, application_update, application_version_add
+from audit.services import audit_record
 from clusters.models import Cluster, ClusterSet
 from clusters.services.lifecycle import cluster_set_delete, cluster_set_save
+from costs.models import Budget, RateCard
 from gitops.documents import Desired
+from gitops.kinds import (
+    apply_budget,
+    apply_rate_card,
+    apply_report_definition,
+    budget_state,
+    rate_card_states,
+    report_definition_state,
+)
 from gitops.models import GitRepository
 from gitops.plan import Action, Change
-from policies.models import Policy
+from policies.models import Policy, ReportDefinition
 from policies.services.policies import PolicySpec, policy_create, policy_delete, policy_update
 
 
@@ -65,50 +77,114 @@ def policy_state(policy: Policy) -> dict[str, Any]:
     return state
 
 
+def _each(state: Callable[[Any], dict[str, Any]]) -> Callable[[QuerySet[Any]], dict[str, Any]]:
+    return lambda rows: {row.name: state(row) for row in rows}
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Where a kind's objects are: `named` every row a declared name could collide with
+    (the scope of the kind's names), `owned` the repository's, `states` their declared form
+    by name."""
+
+    named: Callable[[GitRepository], QuerySet[Any]]
+    owned: Callable[[GitRepository], QuerySet[Any]]
+    states: Callable[[QuerySet[Any]], dict[str, dict[str, Any]]]
+
+
+def _marked(model: Any) -> Callable[[GitRepository], QuerySet[Any]]:
+    return lambda repository: model.objects.filter(managed_by__repository=repository.pk)
+
+
+ROWS = {
+    "ClusterSet": Rows(
+        lambda r: ClusterSet.objects.all(),
+        _owned_sets,
+        lambda rows: _each(cluster_set_state)(rows.prefetch_related("members")),
+    ),
+    "RateCard": Rows(lambda r: RateCard.objects.all(), _marked(RateCard), rate_card_states),
+    "Application": Rows(
+        lambda r: Application.objects.all(),
+        _owned_applications,
+        lambda rows: _each(application_state)(rows.select_related("placement")),
+    ),
+    "Budget": Rows(
+        lambda r: Budget.objects.all(),
+        _marked(Budget),
+        lambda rows: _each(budget_state)(rows.select_related("cluster_set")),
+    ),
+    "Policy": Rows(
+        lambda r: Policy.objects.filter(team=r.team),
+        _owned_policies,
+        lambda rows: _each(policy_state)(rows.prefetch_related("rules", "cluster_sets")),
+    ),
+    "ReportDefinition": Rows(
+        lambda r: ReportDefinition.objects.filter(team=r.team),
+        _marked(ReportDefinition),
+        _each(report_definition_state),
+    ),
+}
+
+
 def owned_state(repository: GitRepository) -> dict[tuple[str, str], dict[str, Any]]:
     """Every object the repository owns, in the form the repository declares them."""
     owned: dict[tuple[str, str], dict[str, Any]] = {}
-    for cluster_set in _owned_sets(repository).prefetch_related("members"):
-        owned[("ClusterSet", cluster_set.name)] = cluster_set_state(cluster_set)
-    for application in _owned_applications(repository).select_related("placement"):
-        owned[("Application", application.name)] = application_state(application)
-    for policy in _owned_policies(repository).prefetch_related("rules", "cluster_sets"):
-        owned[("Policy", policy.name)] = policy_state(policy)
+    for kind, rows in ROWS.items():
+        for name, state in rows.states(rows.owned(repository)).items():
+            owned[(kind, name)] = state
     return owned
+
+
+def _unowned(repository: GitRepository, kind: str, names: list[str]) -> QuerySet[Any]:
+    """The team's objects of these names that no repository owns (made in the API or a
+    page, or released): what a repository with `adopt` takes over."""
+    rows = ROWS[kind].named(repository)
+    return rows.filter(team=repository.team, name__in=names, managed_by__isnull=True)
+
+
+def adoptable_state(
+    repository: GitRepository, desired: list[Desired]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The state of each declared object the repository would adopt (none without `adopt`)."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    if not repository.adopt:
+        return found
+    for kind, rows in ROWS.items():
+        if names := [d.name for d in desired if d.kind == kind]:
+            unowned = rows.states(_unowned(repository, kind, names))
+            found.update({(kind, name): state for name, state in unowned.items()})
+    return found
 
 
 def conflicts(repository: GitRepository, desired: list[Desired]) -> list[str]:
     """Declared objects that exist but are not this repository's: a sync never takes over
-    an object made in the API, a page or another repository."""
+    an object made in the API, a page or another repository, unless the repository adopts
+    the team's unowned ones."""
     errors = []
-    names = [d.name for d in desired if d.kind == "ClusterSet"]
-    for cluster_set in ClusterSet.objects.filter(name__in=names).exclude(
-        managed_by__repository=repository.pk
-    ):
-        item = next(d for d in desired if d.kind == "ClusterSet" and d.name == cluster_set.name)
-        errors.append(
-            f"{item.file}:{item.line}: ClusterSet {item.name} exists and is not managed by "
-            "this repository"
-        )
-    names = [d.name for d in desired if d.kind == "Application"]
-    for application in Application.objects.filter(name__in=names).exclude(
-        pk__in=_owned_applications(repository).values("pk")
-    ):
-        item = next(d for d in desired if d.kind == "Application" and d.name == application.name)
-        errors.append(
-            f"{item.file}:{item.line}: Application {item.name} exists and is not managed by "
-            "this repository"
-        )
-    names = [d.name for d in desired if d.kind == "Policy"]
-    for policy in Policy.objects.filter(team=repository.team, name__in=names).exclude(
-        managed_by__repository=repository.pk
-    ):
-        item = next(d for d in desired if d.kind == "Policy" and d.name == policy.name)
-        errors.append(
-            f"{item.file}:{item.line}: Policy {item.name} exists and is not managed by "
-            "this repository"
-        )
+    for kind, rows in ROWS.items():
+        items = {d.name: d for d in desired if d.kind == kind}
+        if not items:
+            continue
+        taken = set(rows.named(repository).filter(name__in=items).values_list("name", flat=True))
+        taken -= set(rows.owned(repository).filter(name__in=items).values_list("name", flat=True))
+        free = set(_unowned(repository, kind, sorted(taken)).values_list("name", flat=True))
+        if repository.adopt:
+            taken -= free
+        for name in sorted(taken):
+            hint = "; adopt: true on the repository takes it over" if name in free else ""
+            errors.append(
+                f"{items[name].file}:{items[name].line}: {kind} {name} exists and is not "
+                f"managed by this repository{hint}"
+            )
     return errors
+
+
+def release(repository: GitRepository) -> None:
+    """Every object the repository declared becomes editable again."""
+    managers: list[Any] = [Application.objects, Policy.all_objects, ClusterSet.objects]
+    managers += [RateCard.objects, Budget.objects, ReportDefinition.objects]
+    for manager in managers:
+        manager.filter(managed_by__repository=repository.pk).update(managed_by=None)
 
 
 def _apply_application(
@@ -219,7 +295,28 @@ APPLY = {
     "ClusterSet": _apply_cluster_set,
     "Application": _apply_application,
     "Policy": _apply_policy,
+    "RateCard": apply_rate_card,
+    "Budget": apply_budget,
+    "ReportDefinition": apply_report_definition,
 }
+
+
+def _adopt(change: Change, repository: GitRepository, mark: dict[str, Any]) -> Change:
+    """Take an unowned object over (audited); then it is changed as declared, like one of
+    the repository's own."""
+    rows = _unowned(repository, change.kind, [change.name])
+    target = rows.first()
+    if target is None:
+        raise ValidationError({"name": ["No longer exists unowned; sync again."]})
+    rows.update(managed_by=mark)
+    audit_record(
+        actor=None,
+        action="gitrepository.adopt",
+        target=target,
+        team=repository.team,
+        detail={"kind": change.kind, "name": change.name, "repository": repository.name},
+    )
+    return replace(change, action=Action.CHANGE if change.diff else Action.UNCHANGED)
 
 
 def apply_plan(
@@ -234,6 +331,8 @@ def apply_plan(
         item = by_key.get((change.kind, change.name))
         apply = APPLY[change.kind]
         try:
+            if change.action == Action.ADOPT:
+                change = _adopt(change, repository, mark)
             apply(change, item, team, repository, mark)
         except ValidationError as error:
             where = f"{change.file}:{change.line}: " if change.file else ""

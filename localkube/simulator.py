@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 KUBELET_VERSION = "v1.20.2"
 LEASE_NAMESPACE = "kube-node-lease"
 SIMULATED_LABEL = "keelson.io/simulated-node"
+IMAGE_LABEL = "keelson.io/node-image"
+DEFAULT_OS_IMAGE = "Keelson simulated node"
 # A pod annotated `localkube.keelson.io/simulate: crashloop` crash-loops from the start, as
 # a broken image would (how tests and demos get a release whose health gate fails).
 SIMULATE_ANNOTATION = "localkube.keelson.io/simulate"
@@ -40,6 +42,21 @@ class NodeSpec:
     ephemeral_storage: str = "100Gi"
     labels: dict[str, str] = field(default_factory=dict)
     taints: tuple[dict[str, str], ...] = ()
+    kubelet_version: str = KUBELET_VERSION
+    # The node image ("" for the default), reported as the OS image and a label.
+    image: str = ""
+
+    def node_labels(self) -> dict[str, str]:
+        labels = {
+            "kubernetes.io/hostname": self.name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            SIMULATED_LABEL: "true",
+            **self.labels,
+        }
+        if self.image:
+            labels[IMAGE_LABEL] = self.image
+        return labels
 
     def capacity(self) -> dict[str, str]:
         capacity = {
@@ -126,6 +143,8 @@ class NodeSimulator:
             self._thread.join(timeout=10)
 
     def add_node(self, spec: NodeSpec) -> None:
+        """Start simulating `spec`; a node already simulated takes the new spec (labels,
+        capacity, versions) as a kubelet restarted with a new configuration would."""
         with self._lock:
             self.nodes[spec.name] = spec
         self._register(spec)
@@ -169,13 +188,7 @@ class NodeSimulator:
 
     # --- node side -----------------------------------------------------------------------
     def _register(self, spec: NodeSpec) -> None:
-        labels = {
-            "kubernetes.io/hostname": spec.name,
-            "kubernetes.io/os": "linux",
-            "kubernetes.io/arch": "amd64",
-            SIMULATED_LABEL: "true",
-            **spec.labels,
-        }
+        labels = spec.node_labels()
         body = {
             "apiVersion": "v1",
             "kind": "Node",
@@ -187,6 +200,7 @@ class NodeSimulator:
         except ApiException as exc:
             if exc.status != 409:
                 raise
+            self.core.patch_node(spec.name, {"metadata": {"labels": labels}})
         self._post_status(spec, ready=True)
         self._renew_lease(spec.name)
 
@@ -202,12 +216,12 @@ class NodeSimulator:
                 {"type": "Hostname", "address": spec.name},
             ],
             "nodeInfo": {
-                "kubeletVersion": KUBELET_VERSION,
-                "kubeProxyVersion": KUBELET_VERSION,
+                "kubeletVersion": spec.kubelet_version,
+                "kubeProxyVersion": spec.kubelet_version,
                 "containerRuntimeVersion": "simulated://1.0",
                 "operatingSystem": "linux",
                 "architecture": "amd64",
-                "osImage": "Keelson simulated node",
+                "osImage": spec.image or DEFAULT_OS_IMAGE,
                 "kernelVersion": "5.10.0",
                 "machineID": spec.name,
                 "systemUUID": spec.name,

@@ -4,13 +4,15 @@ The `local` provider starts this detached from the Celery worker, so a cluster o
 the task that created it (and a worker restart). DIR/spec.json says what to run: fixed
 ports and token (so the hub's stored credential keeps working across restarts) and the
 simulated nodes. The supervisor writes DIR/state.json once the API server is ready,
-re-reads spec.json every few seconds to add or remove nodes (scaling), and on SIGTERM
+re-reads spec.json every few seconds to add, remove or change nodes (scaling, a node
+pool's rolling replacement), and on SIGTERM
 stops everything; its children die with it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import signal
@@ -22,7 +24,9 @@ from typing import Any
 from localkube import procs
 from localkube.binaries import find_binaries
 from localkube.controlplane import ControlPlane, Etcd
-from localkube.simulator import NodeSimulator, NodeSpec
+from localkube.simulator import KUBELET_VERSION, NodeSimulator, NodeSpec
+
+logger = logging.getLogger(__name__)
 
 SPEC = "spec.json"
 STATE = "state.json"
@@ -73,9 +77,22 @@ def _node_specs(spec: dict[str, Any]) -> dict[str, NodeSpec]:
             memory=str(node["memory"]),
             gpu=str(node.get("gpu", 0)),
             labels=dict(node.get("labels", {})),
+            kubelet_version=str(node.get("kubelet_version") or KUBELET_VERSION),
+            image=str(node.get("image") or ""),
         )
         for node in spec["nodes"]
     }
+
+
+def apply_nodes(
+    simulator: NodeSimulator, nodes: dict[str, NodeSpec], wanted: dict[str, NodeSpec]
+) -> None:
+    """Bring the simulated nodes to `wanted`: remove, add, and re-register changed ones."""
+    for name in set(nodes) - set(wanted):
+        simulator.remove_node(name)
+    for name, spec in wanted.items():
+        if nodes.get(name) != spec:
+            simulator.add_node(spec)
 
 
 def serve(directory: Path) -> int:
@@ -118,10 +135,11 @@ def serve(directory: Path) -> int:
             if latest is None:
                 continue
             wanted = _node_specs(latest)
-            for name in set(nodes) - set(wanted):
-                simulator.remove_node(name)
-            for name in set(wanted) - set(nodes):
-                simulator.add_node(wanted[name])
+            try:
+                apply_nodes(simulator, nodes, wanted)
+            except Exception:  # the API server may be settling: the next read tries again
+                logger.warning("could not apply the node list; trying again", exc_info=True)
+                continue
             nodes = wanted
     finally:
         (directory / STATE).unlink(missing_ok=True)

@@ -42,6 +42,7 @@ TASKS = {
     "cluster.upgrade": _LIFECYCLE,
     "cluster.delete": _LIFECYCLE,
     "cluster.deregister": ("clusters.tasks.cluster_deregister_task", "provisioning"),
+    "cluster.pool_update": ("clusters.tasks.cluster_pool_update_task", "provisioning"),
     "application.rollout": ("applications.tasks.application_rollout_task", "placement"),
     "application.delete": ("applications.tasks.application_delete_task", "placement"),
     "gitops.sync": ("gitops.tasks.git_sync_task", "default"),
@@ -88,10 +89,23 @@ def exclusive_operation(run: Callable[P, R]) -> Callable[P, R | None]:
     return wrapper
 
 
-def _send(operation_id: UUID | str, task: tuple[str, str]) -> bool:
+def _send(
+    operation_id: UUID | str,
+    task: tuple[str, str],
+    *,
+    kwargs: dict[str, Any] | None = None,
+    countdown: float | None = None,
+) -> bool:
     name, queue = task
     try:
-        app.send_task(name, args=[str(operation_id)], queue=queue, routing_key=queue)
+        app.send_task(
+            name,
+            args=[str(operation_id)],
+            kwargs=kwargs,
+            countdown=countdown,
+            queue=queue,
+            routing_key=queue,
+        )
     except Exception as error:  # the broker is down: the sweeper sends it later
         logger.warning(
             "could not queue operation %s (%s); it will be sent again", operation_id, error
@@ -104,6 +118,17 @@ def operation_dispatch(operation: Operation) -> None:
     """Queue the operation's task once the current transaction commits."""
     task = TASKS[operation.kind]
     transaction.on_commit(lambda: _send(operation.pk, task))
+
+
+def operation_check_later(operation: Operation, *, tick: int, countdown: float) -> None:
+    """Queue the next check (`tick`) of an operation driven by short checks, `countdown`
+    seconds after the current transaction commits. A lost message is resent by the
+    sweeper, which sends no tick: the task then does the check that is due."""
+    task = TASKS[operation.kind]
+    operation_id = operation.pk
+    transaction.on_commit(
+        lambda: _send(operation_id, task, kwargs={"tick": tick}, countdown=countdown)
+    )
 
 
 def _unattended(operation: Operation) -> bool:

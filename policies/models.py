@@ -397,6 +397,9 @@ class ReportDefinition(models.Model):
         related_name="+",
     )
     enabled = models.BooleanField(default=True)
+    # Set while a Git repository declares it (core.managed): edits from the API and pages
+    # are refused.
+    managed_by = models.JSONField(null=True, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

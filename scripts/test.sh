@@ -34,6 +34,13 @@ if [[ ! -d tests/oidc/node_modules/oidc-provider ]]; then
 fi
 node --version
 
+step "kubectl for Kustomize rendering (GitOps) and the manifests' dry run"
+if ! command -v kubectl >/dev/null 2>&1; then
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq kubernetes-client >/dev/null
+fi
+kubectl version --client 2>&1 | head -1
+
 step "Alertmanager for the notification tests"
 if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
   as_root apt-get update -qq

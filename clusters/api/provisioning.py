@@ -38,6 +38,15 @@ class NodePoolSerializer(serializers.Serializer[Any]):
     instance_type = serializers.ChoiceField(choices=sorted(INSTANCE_TYPES))
     count = serializers.IntegerField(min_value=0, max_value=1000)
     labels = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
+    image = serializers.CharField(
+        max_length=63, allow_blank=True, required=False, help_text="Node image; empty: default."
+    )
+    version = serializers.CharField(
+        max_length=16,
+        allow_blank=True,
+        required=False,
+        help_text="The kubelet's Kubernetes version; empty: the cluster's.",
+    )
 
 
 class ClusterSpecSerializer(serializers.Serializer[Any]):
@@ -61,6 +70,15 @@ class ClusterCreateSerializer(serializers.Serializer[Any]):
 class ScaleSerializer(serializers.Serializer[Any]):
     pool = serializers.CharField(max_length=32)
     count = serializers.IntegerField(min_value=0, max_value=1000)
+
+
+class PoolUpdateSerializer(serializers.Serializer[Any]):
+    """Leave a field out to keep it; "" sets the default image or the cluster's version."""
+
+    pool = serializers.CharField(max_length=32)
+    image = serializers.CharField(max_length=63, allow_blank=True, required=False)
+    instance_type = serializers.CharField(max_length=64, required=False)
+    version = serializers.CharField(max_length=16, allow_blank=True, required=False)
 
 
 class UpgradeSerializer(serializers.Serializer[Any]):

@@ -26,6 +26,7 @@ from accounts.permissions import user_has_role
 from clusters.agentmanifest import agent_objects, as_yaml, push_identity_objects
 from clusters.api.provisioning import (
     ClusterCreateSerializer,
+    PoolUpdateSerializer,
     ScaleSerializer,
     UpgradeSerializer,
     create_cluster_response,
@@ -54,7 +55,12 @@ from clusters.services.lifecycle import (
     cluster_set_save,
     cluster_update,
 )
-from clusters.services.provisioning import cluster_destroy, cluster_scale, cluster_upgrade
+from clusters.services.provisioning import (
+    cluster_destroy,
+    cluster_pool_update,
+    cluster_scale,
+    cluster_upgrade,
+)
 from clusters.services.refresh import cluster_probe_now
 from clusters.services.registration import (
     ClusterFields,
@@ -201,6 +207,28 @@ class ClusterViewSet(
             request,
             lambda: cluster_scale(
                 actor=actor(request), cluster=cluster, pool=data["pool"], count=data["count"]
+            ),
+        )
+
+    @extend_schema(request=PoolUpdateSerializer, responses={202: OperationSerializer})
+    @action(detail=True, methods=["post"])
+    def update_pool(self, request: Request, name: str | None = None) -> Response:
+        """Replace a node pool's nodes one by one with a new image, instance type and/or
+        kubelet version, draining each through the Eviction API."""
+        cluster = self.get_object()
+        self.require(cluster.team, Role.ADMIN, "update node pools", cluster)
+        payload = PoolUpdateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = dict(payload.validated_data)
+        return _lifecycle(
+            request,
+            lambda: cluster_pool_update(
+                actor=actor(request),
+                cluster=cluster,
+                pool=data["pool"],
+                image=data.get("image"),
+                instance_type=data.get("instance_type"),
+                version=data.get("version"),
             ),
         )
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Protocol, runtime_checkable
 
 from django.core.exceptions import ValidationError
 
@@ -15,15 +15,41 @@ from clusters.providers.catalog import INSTANCE_TYPES
 
 _POOL_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$")
 _VERSION = re.compile(r"^v?1\.\d{1,2}(\.\d{1,3})?$")
+# A node image's name as providers show it ("ubuntu-2204-v3", "al2023-1.29.3"), not a URL.
+_IMAGE = re.compile(r"^[a-z0-9]([-a-z0-9._]{0,61}[a-z0-9])?$")
 MAX_NODES_PER_POOL = 1000
+# The version skew policy: a kubelet may be up to two minor versions older than the API
+# server, never newer.
+KUBELET_MAX_MINORS_BEHIND = 2
 
 
 @dataclass(frozen=True)
 class NodePool:
+    """`image` is the node image ("" for the provider's default); `version` the kubelet's
+    Kubernetes version ("" for the cluster's)."""
+
     name: str
     instance_type: str
     count: int
     labels: dict[str, str] = field(default_factory=dict)
+    image: str = ""
+    version: str = ""
+
+    def kubelet_version(self, cluster_version: str) -> str:
+        return self.version or cluster_version
+
+    def runs(self, cluster_version: str) -> dict[str, str]:
+        """What the pool's nodes run: equal for two pools whose nodes are alike."""
+        return {
+            "instance_type": self.instance_type,
+            "image": self.image or "default",
+            "version": self.kubelet_version(cluster_version),
+        }
+
+    def describe(self, cluster_version: str) -> str:
+        """Like "m5.large, image ubuntu-2204-v3, kubelet v1.20.2"."""
+        runs = self.runs(cluster_version)
+        return f"{runs['instance_type']}, image {runs['image']}, kubelet {runs['version']}"
 
 
 @dataclass(frozen=True)
@@ -66,10 +92,13 @@ class ClusterSpec:
         params = data.get("params") or {}
         if not isinstance(params, dict):
             raise ValidationError({"params": "Provider parameters must be an object."})
+        version = version if version.startswith("v") else f"v{version}"
+        for pool in pools:
+            _check_skew(pool, version)
         return cls(
             provider=str(data.get("provider", "")),
             region=str(data.get("region", ""))[:64],
-            kubernetes_version=version if version.startswith("v") else f"v{version}",
+            kubernetes_version=version,
             node_pools=tuple(pools),
             params=params,
         )
@@ -82,11 +111,18 @@ class ClusterSpec:
 
     def with_pool_count(self, name: str, count: int) -> ClusterSpec:
         self.pool(name)
-        pools = tuple(
-            NodePool(p.name, p.instance_type, count, p.labels) if p.name == name else p
-            for p in self.node_pools
-        )
+        pools = tuple(replace(p, count=count) if p.name == name else p for p in self.node_pools)
         return ClusterSpec(self.provider, self.region, self.kubernetes_version, pools, self.params)
+
+    def with_pool(self, name: str, **changes: str) -> ClusterSpec:
+        """The spec with pool `name`'s image, instance_type and/or version changed,
+        validated as any spec (ValidationError names the field)."""
+        self.pool(name)
+        data = self.as_json()
+        for raw in data["node_pools"]:
+            if raw["name"] == name:
+                raw.update(changes)
+        return ClusterSpec.from_json(data)
 
     def with_version(self, version: str) -> ClusterSpec:
         data = self.as_json() | {"kubernetes_version": version}
@@ -122,7 +158,57 @@ def _pool(raw: dict[str, Any], position: int) -> NodePool:
         )
     labels = raw.get("labels") or {}
     validate_labels(labels)
-    return NodePool(name=name, instance_type=instance_type, count=count, labels=labels)
+    try:
+        image = clean_image(raw.get("image"))
+        version = clean_pool_version(raw.get("version"))
+    except ValueError as error:
+        raise ValidationError({"node_pools": f"Node pool {name}: {error}"}) from None
+    return NodePool(
+        name=name,
+        instance_type=instance_type,
+        count=count,
+        labels=labels,
+        image=image,
+        version=version,
+    )
+
+
+def clean_image(value: Any) -> str:
+    """A node image name, or "" for the provider's default; ValueError says what is wrong."""
+    image = str(value or "")
+    if image and not _IMAGE.match(image):
+        raise ValueError(
+            f"image {image!r} must be a node image name (lowercase letters, digits, '-', "
+            "'.', '_'; at most 63 characters)."
+        )
+    return image
+
+
+def clean_pool_version(value: Any) -> str:
+    """A kubelet version with its leading v, or "" for the cluster's."""
+    version = str(value or "")
+    if version and not _VERSION.match(version):
+        raise ValueError(f"version {version!r} is not a Kubernetes version like 1.29.4.")
+    return version if not version or version.startswith("v") else f"v{version}"
+
+
+def _minor(version: str) -> int:
+    return int(version.lstrip("v").split(".")[1])
+
+
+def _check_skew(pool: NodePool, cluster_version: str) -> None:
+    """A pool pinned to its own version stays within the kubelet version skew policy."""
+    if not pool.version:
+        return
+    behind = _minor(cluster_version) - _minor(pool.version)
+    if not 0 <= behind <= KUBELET_MAX_MINORS_BEHIND:
+        raise ValidationError(
+            {
+                "node_pools": f"Node pool {pool.name}: kubelet {pool.version} with control "
+                f"plane {cluster_version}: a kubelet may be up to {KUBELET_MAX_MINORS_BEHIND} "
+                "minor versions older than the control plane, never newer."
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -133,6 +219,10 @@ class Capabilities:
     delete: bool = True
     versions: tuple[str, ...] = ()
     unavailable_reason: str = ""
+    # Rolling replacement of a pool's nodes (new image, instance type or kubelet version)
+    # driven by Keelson: the provider implements `PoolNodes`.
+    update_pool: bool = False
+    update_pool_reason: str = ""
 
 
 class OperationCanceled(Exception):
@@ -173,3 +263,22 @@ class Provider(Protocol):
     def upgrade(self, ctx: ActionContext, spec: ClusterSpec) -> None: ...
 
     def delete(self, ctx: ActionContext, spec: ClusterSpec) -> None: ...
+
+
+@runtime_checkable
+class PoolNodes(Protocol):
+    """What a provider with `Capabilities.update_pool` offers: quick, idempotent steps on
+    single nodes (Keelson itself cordons, drains and sequences them). None of them waits."""
+
+    def pool_nodes(self, cluster: Cluster, pool: str) -> list[str]:
+        """The names of the nodes the provider runs for `pool` now, in order."""
+
+    def pool_node_name(self, cluster: Cluster, spec: ClusterSpec, pool: str, index: int) -> str:
+        """The name node `index` of `pool` has under `spec` (a new image, type or version
+        gives new names, so replacements can run beside the nodes they replace)."""
+
+    def pool_node_add(self, cluster: Cluster, spec: ClusterSpec, pool: str, name: str) -> None:
+        """Start a node of `pool` as `spec` describes it, named `name` (nothing if it runs)."""
+
+    def pool_node_remove(self, cluster: Cluster, name: str) -> None:
+        """Stop and deregister node `name` (nothing if it is gone)."""

@@ -46,7 +46,12 @@ class CapiProvider:
     name = "capi"
 
     def capabilities(self) -> Capabilities:
-        return Capabilities()
+        return Capabilities(
+            update_pool=False,
+            update_pool_reason="Cluster API replaces a pool's machines itself (a "
+            "MachineDeployment's rolling update): Keelson does not drive node pool updates "
+            "through the capi provider yet.",
+        )
 
     def validate(self, spec: ClusterSpec) -> None:
         validate_params(spec)

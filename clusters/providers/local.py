@@ -8,6 +8,7 @@ the stored credential, and carries on from there.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -23,8 +24,8 @@ from django.core.exceptions import ValidationError
 from kubernetes import client as k8s
 
 from clusters.choices import CredentialKind
-from clusters.models import ClusterCredential
-from clusters.providers.base import ActionContext, Capabilities, ClusterSpec
+from clusters.models import Cluster, ClusterCredential
+from clusters.providers.base import ActionContext, Capabilities, ClusterSpec, NodePool
 from clusters.providers.catalog import INSTANCE_TYPES
 from clusters.services.credentials import credential_store
 from core.celery import PermanentError, TransientError
@@ -46,35 +47,52 @@ from localkube.supervisor import (
 BINARIES_MISSING = "The Kubernetes binaries are not built: run `make kube-binaries`."
 START_TIMEOUT = 120.0
 NODES_TIMEOUT = 90.0
+POOL_LABEL = "keelson.io/node-pool"
 
 
 def clusters_dir() -> Path:
     return Path(settings.KEELSON_LOCAL_CLUSTERS_DIR)
 
 
-def node_list(name: str, spec: ClusterSpec) -> list[dict[str, Any]]:
-    """The simulated nodes of every pool, with the instance type's capacity."""
-    nodes = []
+def pool_token(spec: ClusterSpec, pool: NodePool) -> str:
+    """Six hex digits naming what a pool's nodes run (type, image, kubelet version): a
+    rolling replacement's new nodes get new names and run beside the ones they replace."""
+    what = f"{pool.instance_type}|{pool.image}|{pool.kubelet_version(spec.kubernetes_version)}"
+    return hashlib.sha256(what.encode()).hexdigest()[:6]
+
+
+def node_name(name: str, spec: ClusterSpec, pool: NodePool, index: int) -> str:
+    return f"{name}-{pool.name}-{pool_token(spec, pool)}-{index}"
+
+
+def node_entry(name: str, spec: ClusterSpec, pool: NodePool, index: int) -> dict[str, Any]:
+    """One simulated node of `pool` (spec.json's form), with the instance type's capacity."""
+    shape = INSTANCE_TYPES[pool.instance_type]
     region = spec.region or "local"
-    for pool in spec.node_pools:
-        shape = INSTANCE_TYPES[pool.instance_type]
-        for index in range(pool.count):
-            nodes.append(
-                {
-                    "name": f"{name}-{pool.name}-{index}",
-                    "cpu": shape.cpu,
-                    "memory": f"{shape.memory_gib}Gi",
-                    "gpu": shape.gpu,
-                    "labels": {
-                        "node.kubernetes.io/instance-type": pool.instance_type,
-                        "topology.kubernetes.io/region": region,
-                        "topology.kubernetes.io/zone": f"{region}-{'abc'[index % 3]}",
-                        "keelson.io/node-pool": pool.name,
-                        **pool.labels,
-                    },
-                }
-            )
-    return nodes
+    return {
+        "name": node_name(name, spec, pool, index),
+        "cpu": shape.cpu,
+        "memory": f"{shape.memory_gib}Gi",
+        "gpu": shape.gpu,
+        "kubelet_version": pool.kubelet_version(spec.kubernetes_version),
+        "image": pool.image,
+        "labels": {
+            "node.kubernetes.io/instance-type": pool.instance_type,
+            "topology.kubernetes.io/region": region,
+            "topology.kubernetes.io/zone": f"{region}-{'abc'[index % 3]}",
+            POOL_LABEL: pool.name,
+            **pool.labels,
+        },
+    }
+
+
+def node_list(name: str, spec: ClusterSpec) -> list[dict[str, Any]]:
+    """The simulated nodes of every pool."""
+    return [
+        node_entry(name, spec, pool, index)
+        for pool in spec.node_pools
+        for index in range(pool.count)
+    ]
 
 
 class LocalProvider:
@@ -94,8 +112,9 @@ class LocalProvider:
                 if progress is not None and progress.state != "ready"
                 else BINARIES_MISSING,
             )
-        # One version: the binaries built on this host.
-        return Capabilities(upgrade=False, versions=(KUBELET_VERSION,))
+        # One version: the binaries built on this host. Simulated kubelets can report any
+        # version the skew policy allows, so node pools can be replaced (and pinned).
+        return Capabilities(upgrade=False, versions=(KUBELET_VERSION,), update_pool=True)
 
     def validate(self, spec: ClusterSpec) -> None:
         capabilities = self.capabilities()
@@ -133,9 +152,7 @@ class LocalProvider:
 
     def scale(self, ctx: ActionContext, spec: ClusterSpec) -> None:
         directory = clusters_dir() / ctx.cluster.name
-        current = read_json(directory / SPEC)
-        if current is None:
-            raise PermanentError(f"{directory} holds no cluster: was it deleted?")
+        current = self._spec_file(ctx.cluster)
         current["nodes"] = node_list(ctx.cluster.name, spec)
         write_json(directory / SPEC, current)
         ctx.progress(30, f"Node pools set to {spec.node_count} nodes; waiting for them")
@@ -146,6 +163,45 @@ class LocalProvider:
 
     def upgrade(self, ctx: ActionContext, spec: ClusterSpec) -> None:
         raise PermanentError("The local provider cannot upgrade: it runs one version.")
+
+    # --- node pools, one node at a time (clusters.services.pool_update) --------------------
+
+    def pool_nodes(self, cluster: Cluster, pool: str) -> list[str]:
+        current = self._spec_file(cluster)
+        return [n["name"] for n in current["nodes"] if n["labels"].get(POOL_LABEL) == pool]
+
+    def pool_node_name(self, cluster: Cluster, spec: ClusterSpec, pool: str, index: int) -> str:
+        return node_name(cluster.name, spec, spec.pool(pool), index)
+
+    def pool_node_add(self, cluster: Cluster, spec: ClusterSpec, pool: str, name: str) -> None:
+        directory = clusters_dir() / cluster.name
+        current = self._spec_file(cluster)
+        if any(n["name"] == name for n in current["nodes"]):
+            return
+        wanted = spec.pool(pool)
+        index = next(
+            (i for i in range(wanted.count) if node_name(cluster.name, spec, wanted, i) == name),
+            None,
+        )
+        if index is None:
+            raise PermanentError(f"{name} is not a node of pool {pool} as specified.")
+        current["nodes"].append(node_entry(cluster.name, spec, wanted, index))
+        write_json(directory / SPEC, current)  # the supervisor starts it within seconds
+        self._ensure_running(directory)
+
+    def pool_node_remove(self, cluster: Cluster, name: str) -> None:
+        directory = clusters_dir() / cluster.name
+        current = self._spec_file(cluster)
+        kept = [n for n in current["nodes"] if n["name"] != name]
+        if len(kept) != len(current["nodes"]):
+            write_json(directory / SPEC, current | {"nodes": kept})
+
+    def _spec_file(self, cluster: Cluster) -> dict[str, Any]:
+        directory = clusters_dir() / cluster.name
+        current = read_json(directory / SPEC)
+        if current is None:
+            raise PermanentError(f"{directory} holds no cluster: was it deleted?")
+        return current
 
     def delete(self, ctx: ActionContext, spec: ClusterSpec) -> None:
         directory = clusters_dir() / ctx.cluster.name

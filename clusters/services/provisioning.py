@@ -21,7 +21,15 @@ from accounts.models import Team
 from audit.services import audit_record
 from clusters.choices import ClusterMode, Lifecycle, Provider
 from clusters.models import Cluster, ClusterProvisioning, ClusterTemplate
-from clusters.providers.base import ActionContext, ClusterSpec, OperationCanceled
+from clusters.providers.base import (
+    ActionContext,
+    ClusterSpec,
+    OperationCanceled,
+    PoolNodes,
+    clean_image,
+    clean_pool_version,
+)
+from clusters.providers.catalog import INSTANCE_TYPES
 from clusters.providers.registry import get_provider
 from clusters.services.collection import clusters_collect
 from core.celery import PermanentError, TransientError
@@ -42,11 +50,16 @@ ACTIONS = {
     "cluster.upgrade": "upgrade",
     "cluster.delete": "delete",
 }
+# A node pool's rolling replacement: short checks re-sent with a countdown
+# (clusters.services.pool_update), not one provider action.
+POOL_UPDATE = "cluster.pool_update"
+UNCHANGED = "unchanged"  # the code of the error refusing a pool update that changes nothing
 LIFECYCLE_DURING = {
     "cluster.provision": Lifecycle.PROVISIONING,
     "cluster.scale": Lifecycle.SCALING,
     "cluster.upgrade": Lifecycle.UPGRADING,
     "cluster.delete": Lifecycle.DELETING,
+    POOL_UPDATE: Lifecycle.UPGRADING,
 }
 _INFRASTRUCTURE_PROVIDER = {
     "aws": Provider.AWS,
@@ -95,7 +108,7 @@ def _busy(cluster: Cluster) -> Operation | None:
     return Operation.objects.filter(
         target_type="clusters.cluster",
         target_id=str(cluster.pk),
-        kind__in=list(ACTIONS),
+        kind__in=list(LIFECYCLE_DURING),
         state__in=[OperationState.PENDING, OperationState.RUNNING],
     ).first()
 
@@ -107,8 +120,8 @@ def _start(
     actor: AbstractBaseUser | None,
     spec: ClusterSpec,
     detail: dict[str, Any],
+    params: dict[str, Any] | None = None,
 ) -> Operation:
-
     running = _busy(cluster)
     if running is not None:
         raise ValidationError(
@@ -119,7 +132,7 @@ def _start(
         created_by=actor,
         target=cluster,
         team=cluster.team,
-        params={"cluster_id": cluster.pk, "spec": spec.as_json()},
+        params={"cluster_id": cluster.pk, "spec": spec.as_json(), **(params or {})},
     )
     ClusterProvisioning.objects.filter(cluster=cluster).update(lifecycle=LIFECYCLE_DURING[kind])
     audit_record(
@@ -225,6 +238,103 @@ def cluster_upgrade(*, actor: AbstractBaseUser | None, cluster: Cluster, version
 
 
 @transaction.atomic
+def cluster_pool_update(
+    *,
+    actor: AbstractBaseUser | None,
+    cluster: Cluster,
+    pool: str,
+    image: str | None = None,
+    instance_type: str | None = None,
+    version: str | None = None,
+) -> Operation:
+    """Replace `pool`'s nodes one by one with nodes of the new image, instance type and/or
+    kubelet version ("" for the default image, the cluster's version), draining each
+    through the Eviction API (clusters.services.pool_update). None leaves a value as is."""
+    provisioning, spec = _provisioned(cluster)
+    provider = get_provider(provisioning.provider)
+    capabilities = provider.capabilities()
+    if not capabilities.update_pool or not isinstance(provider, PoolNodes):
+        raise ValidationError(
+            capabilities.update_pool_reason
+            or f"The {provider.name} provider cannot update node pools."
+        )
+    current = spec.pool(pool)
+    changes = pool_changes(image, instance_type, version)
+    try:
+        wanted = spec.with_pool(pool, **changes)
+    except ValidationError as error:  # the skew policy: name the field that breaks it
+        raise ValidationError(
+            {next(iter(changes)) if len(changes) == 1 else "pool": error.messages}
+        ) from None
+    target = wanted.pool(pool)
+    if target.runs(wanted.kubernetes_version) == current.runs(
+        spec.kubernetes_version
+    ) and _pool_in_place(provider, cluster, wanted, pool):
+        already = f"Node pool {pool} runs {current.describe(spec.kubernetes_version)} already."
+        raise ValidationError({"pool": ValidationError(already, code=UNCHANGED)})
+    provider.validate(wanted)
+    operation = _start(
+        kind=POOL_UPDATE,
+        cluster=cluster,
+        actor=actor,
+        spec=wanted,
+        detail={
+            "pool": pool,
+            "from": current.runs(spec.kubernetes_version),
+            "to": target.runs(wanted.kubernetes_version),
+        },
+        params={
+            "pool": pool,
+            "previous": {
+                "image": current.image,
+                "instance_type": current.instance_type,
+                "version": current.version,
+            },
+        },
+    )
+    # Where the replacement stands, saved by each check (clusters.services.pool_update).
+    Operation.objects.filter(pk=operation.pk).update(result={"tick": 0})
+    return operation
+
+
+def _pool_in_place(provider: PoolNodes, cluster: Cluster, spec: ClusterSpec, pool: str) -> bool:
+    """Whether the provider runs exactly the nodes `spec` gives `pool` (not so after an
+    update that failed half-way: then the same values are worth applying again)."""
+    count = spec.pool(pool).count
+    wanted = {provider.pool_node_name(cluster, spec, pool, index) for index in range(count)}
+    try:
+        return set(provider.pool_nodes(cluster, pool)) == wanted
+    except PermanentError:
+        raise ValidationError(
+            f"The nodes of {cluster.name} cannot be read: is it running?"
+        ) from None
+
+
+def pool_changes(
+    image: str | None, instance_type: str | None, version: str | None
+) -> dict[str, str]:
+    """The pool fields to change, validated (ValidationError names the field)."""
+    changes: dict[str, str] = {}
+    try:
+        if image is not None:
+            changes["image"] = clean_image(image)
+    except ValueError as error:
+        raise ValidationError({"image": str(error)}) from None
+    try:
+        if version is not None:
+            changes["version"] = clean_pool_version(version)
+    except ValueError as error:
+        raise ValidationError({"version": str(error)}) from None
+    if instance_type is not None:
+        if instance_type not in INSTANCE_TYPES:
+            raise ValidationError({"instance_type": f"Unknown instance type {instance_type!r}."})
+        changes["instance_type"] = instance_type
+    if not changes:
+        raise ValidationError("Give a new image, instance type or version for the pool.")
+    return changes
+
+
+@transaction.atomic
 def cluster_destroy(*, actor: AbstractBaseUser | None, cluster: Cluster) -> Operation:
     """Delete the cluster itself (its infrastructure), then forget it."""
     provisioning, spec = _provisioned(cluster)
@@ -253,7 +363,7 @@ def cluster_lifecycle_run(*, operation_id: UUID, final_attempt: bool = True) -> 
     """Run (or resume) a provisioning operation. Raises TransientError for Celery to retry,
     unless this is the final attempt."""
     if not operation_claim(operation_id=operation_id):
-        _settle_unclaimed(operation_id)
+        lifecycle_settle_unclaimed(operation_id)
         return
     operation = Operation.objects.select_related("created_by").get(pk=operation_id)
     cluster = (
@@ -346,7 +456,7 @@ def _succeeded(
     )
 
 
-def _settle_unclaimed(operation_id: UUID) -> None:
+def lifecycle_settle_unclaimed(operation_id: UUID) -> None:
     """Canceled before it started: put the cluster's lifecycle back where it belongs."""
     operation = Operation.objects.filter(pk=operation_id, state=OperationState.CANCELED).first()
     if operation is None:

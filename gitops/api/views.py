@@ -59,6 +59,7 @@ class GitRepositorySerializer(serializers.ModelSerializer[GitRepository]):
             "poll_interval",
             "prune",
             "auto_apply",
+            "adopt",
             "last_commit",
             "last_result",
             "last_synced_at",
@@ -100,6 +101,11 @@ class GitRepositoryWriteSerializer(serializers.Serializer[Any]):
     poll_interval = serializers.IntegerField(min_value=0, max_value=86400, required=False)
     prune = serializers.ChoiceField(choices=PrunePolicy.choices, required=False)
     auto_apply = serializers.BooleanField(required=False)
+    adopt = serializers.BooleanField(
+        required=False,
+        help_text="Take over declared objects that exist in the team unowned (made in the API "
+        "or a page; the plan shows `adopt`); objects another repository owns stay conflicts.",
+    )
 
 
 class GitSyncSerializer(serializers.ModelSerializer[GitSync]):

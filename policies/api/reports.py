@@ -20,6 +20,7 @@ from accounts.api.base import TeamOwnedModelViewSet, TeamOwnedViewSet, actor, au
 from accounts.choices import Role
 from accounts.models import Team
 from accounts.permissions import user_has_role
+from core.managed import refuse_if_managed
 from policies.api.serializers import ComplianceReportSerializer, ReportDefinitionSerializer
 from policies.models import ComplianceReport, ReportDefinition
 from policies.services.reports import (
@@ -64,6 +65,7 @@ class ReportDefinitionViewSet(TeamOwnedModelViewSet[ReportDefinition]):
         definition = serializer.instance
         assert isinstance(definition, ReportDefinition)
         self.require(definition.team, Role.OPERATOR, "change reports", definition)
+        refuse_if_managed(definition)
         data = dict(serializer.validated_data)
         data.pop("team_name", None)
         current = {k: getattr(definition, k) for k in ReportSpec.__dataclass_fields__}
@@ -79,6 +81,7 @@ class ReportDefinitionViewSet(TeamOwnedModelViewSet[ReportDefinition]):
 
     def perform_destroy(self, instance: ReportDefinition) -> None:
         self.require(instance.team, Role.OPERATOR, "delete reports", instance)
+        refuse_if_managed(instance)
         report_definition_delete(definition=instance, actor=actor(self.request))
 
     @extend_schema(request=None, responses={201: ComplianceReportSerializer})

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +21,7 @@ from clusters.models import Cluster
 from clusters.services.credentials import credential_store
 from kube.kubeconfig import connection_from_kubeconfig
 from localkube.env import LocalCluster
+from operations.models import Operation
 
 
 def register_local(local: LocalCluster, *, team: Team, name: str | None = None) -> Cluster:
@@ -75,3 +80,25 @@ def deploy_and_wait(
         what=f"{replicas} ready replicas of {name}",
     )
     return namespace
+
+
+def local_clusters_for_workers(root: Path, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process and the workers it starts keep local clusters under `root`; no message
+    of an earlier test is left on the broker."""
+    from core.celery import app as celery_app
+
+    monkeypatch.setenv("KEELSON_LOCAL_CLUSTERS_DIR", str(root))
+    settings.KEELSON_LOCAL_CLUSTERS_DIR = str(root)
+    celery_app.control.purge()
+
+
+def kill_and_replace_worker(
+    worker: subprocess.Popen[bytes], operation: Operation, name: str
+) -> subprocess.Popen[bytes]:
+    """SIGKILL `worker` in the middle of `operation` (it stays running), start another."""
+    from tests.conftest import start_worker
+
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=10)
+    assert Operation.objects.get(pk=operation.pk).state == "running"
+    return start_worker(name)

@@ -22,12 +22,14 @@ from clusters.services.lifecycle import cluster_set_save
 from costs.models import Budget, RateCard
 from gitops.choices import SyncResult
 from gitops.documents import desired_objects, parse_documents, read_files
+from gitops.kinds import budget_state, rate_card_states, report_definition_state
 from gitops.plan import make_plan, plan_summary
 from gitops.state import application_state, cluster_set_state, policy_state
-from policies.models import Policy
+from policies.models import Policy, ReportDefinition
 from policies.services.library import library_load
 from policies.services.policies import PolicySpec, policy_create
 from tests.factories import Member, make_cluster
+from tests.gitops import test_kinds
 from tests.gitops.conftest import GitServer, git
 from tests.gitops.test_sync import POLICY, register, run, web
 
@@ -70,6 +72,12 @@ def team_state(team: Team) -> dict[tuple[str, str], dict[str, Any]]:
         state[("Application", application.name)] = application_state(application)
     for policy in Policy.objects.filter(team=team, bundled=False, source_engine=""):
         state[("Policy", policy.name)] = policy_state(policy)
+    for name, card in rate_card_states(RateCard.objects.filter(team=team)).items():
+        state[("RateCard", name)] = card
+    for budget in Budget.objects.filter(team=team):
+        state[("Budget", budget.name)] = budget_state(budget)
+    for definition in ReportDefinition.objects.filter(team=team):
+        state[("ReportDefinition", definition.name)] = report_definition_state(definition)
     return state
 
 
@@ -133,6 +141,7 @@ def test_an_exported_team_reads_back_unchanged_and_lists_what_it_left_out(
             team=team, name="edge", valid_from=valid_from, cpu_core_hour=1, ram_gb_hour=1
         )
     Budget.objects.create(team=team, name="payments-monthly", monthly_amount=1000)
+    ReportDefinition.objects.create(team=team, name="weekly", formats=["csv"], period_days=14)
     output = tmp_path / "export"
 
     # when
@@ -147,25 +156,44 @@ def test_an_exported_team_reads_back_unchanged_and_lists_what_it_left_out(
             "clustersets/by-label.yaml",
             "clustersets/prod.yaml",
             "placements/api.yaml",
+            "overrides/api.yaml",
+            "rolloutstrategies/api.yaml",
             "policies/no-latest.yaml",
             f"policies/{retargeted.name}.yaml",
+            "ratecards/edge.yaml",
+            "budgets/payments-monthly.yaml",
+            "reportdefinitions/weekly.yaml",
         ]
     )
-    assert "7/7 documents written" in stdout
-    assert "payments: 2 ClusterSet, 2 Application, 1 Placement, 2 Policy" in stdout
+    assert "12/12 documents written" in stdout
+    assert (
+        "payments: 2 ClusterSet, 2 Application, 1 Placement, 1 Overrides, 1 RolloutStrategy, "
+        "2 Policy, 1 RateCard, 1 Budget, 1 ReportDefinition written to"
+    ) in stdout
     # and what was left out is on stderr, each with its reason
     assert "not exported: Policy kyverno-require-labels: external (kyverno)" in stderr
     unchanged = [p.name for p in bundled if p.pk != retargeted.pk]
     for name in unchanged:
         assert f"not exported: Policy {name}: bundled library policy, unchanged" in stderr
-    assert "not exported: RateCard edge: no document kind for it yet\n" in stderr
-    assert "not exported: Budget payments-monthly: no document kind for it yet\n" in stderr
-    assert stderr.count("not exported:") == 1 + len(unchanged) + 2
+    assert stderr.count("not exported:") == 1 + len(unchanged)
     assert (output / "placements/api.yaml").read_text() == (
         "apiVersion: keelson.io/v1\nkind: Placement\nmetadata:\n  name: api\n"
         "spec:\n  selector: env=prod\n"
     )
     assert "  manifests: |\n    apiVersion: v1\n" in (output / "applications/api.yaml").read_text()
+    assert (output / "overrides/api.yaml").read_text() == (
+        "apiVersion: keelson.io/v1\nkind: Overrides\nmetadata:\n  name: api\nspec:\n"
+        "  application: api\n  overrides:\n  - labels:\n      region: eu\n    clusters:\n"
+        "    - eu-1\n    replicas: 5\n"  # in the order PostgreSQL's jsonb keeps keys
+    )
+    assert (
+        (output / "ratecards/edge.yaml")
+        .read_text()
+        .startswith(
+            "apiVersion: keelson.io/v1\nkind: RateCard\nmetadata:\n  name: edge\nspec:\n"
+            "  versions:\n  - valid_from: '2026-01-01'\n    cpu_core_hour: '1.000000'\n"
+        )
+    )
 
     # when: read back with gitops' own parser and planned against the same team
     desired = desired_objects(parse_documents(read_files(output)), team="payments")
@@ -177,8 +205,9 @@ def test_an_exported_team_reads_back_unchanged_and_lists_what_it_left_out(
     # then: every object is unchanged
     assert plan_summary(changes) == {
         "create": 0,
+        "adopt": 0,
         "change": 0,
-        "unchanged": 7 - 1,  # the Placement is part of its Application
+        "unchanged": 12 - 3,  # placement, overrides and rollout are parts of the Application
         "prune": 0,
         "orphan": 0,
     }
@@ -192,7 +221,14 @@ def test_an_export_committed_to_git_syncs_with_nothing_to_change(
     cluster_set = "apiVersion: keelson.io/v1\nkind: ClusterSet\nmetadata: {name: prod}\n"
     cluster_set += "spec: {selector: env=prod, description: Production}\n"
     git_server.commit(
-        {"fleet/web.yaml": web(), "fleet/p.yaml": POLICY, "fleet/sets.yaml": cluster_set}
+        {
+            "fleet/web.yaml": web(),
+            "fleet/p.yaml": POLICY,
+            "fleet/sets.yaml": cluster_set,
+            "fleet/card.yaml": test_kinds.card((3, "0.04")),
+            "fleet/budget.yaml": test_kinds.budget("900"),
+            "fleet/report.yaml": test_kinds.report("30 6 * * *"),
+        }
     )
     repo = register(owner, git_server)
     assert run(operator, repo["id"]).result == SyncResult.APPLIED
@@ -207,15 +243,21 @@ def test_an_export_committed_to_git_syncs_with_nothing_to_change(
     # then: the new commit syncs with nothing to change
     assert sorted(listed) == [
         "fleet/applications/web.yaml",
+        "fleet/budgets/payments-monthly.yaml",
         "fleet/clustersets/prod.yaml",
         "fleet/placements/web.yaml",
         "fleet/policies/no-latest.yaml",
+        "fleet/ratecards/edge.yaml",
+        "fleet/reportdefinitions/weekly.yaml",
     ]
     assert (sync.result, sync.commit, sync.errors) == (SyncResult.UNCHANGED, head, [])
     assert sorted((c["action"], c["kind"], c["name"]) for c in sync.plan) == [
         ("unchanged", "Application", "web"),
+        ("unchanged", "Budget", "payments-monthly"),
         ("unchanged", "ClusterSet", "prod"),
         ("unchanged", "Policy", "no-latest"),
+        ("unchanged", "RateCard", "edge"),
+        ("unchanged", "ReportDefinition", "weekly"),
     ]
     assert "Application" not in stderr
 

@@ -279,7 +279,8 @@ def test_an_object_made_elsewhere_is_not_taken_over(owner: Member, git_server: G
     sync = run(owner, repo["id"])
 
     assert sync.errors == [
-        "fleet/p.yaml:1: Policy no-latest exists and is not managed by this repository"
+        "fleet/p.yaml:1: Policy no-latest exists and is not managed by this repository; "
+        "adopt: true on the repository takes it over"
     ]
 
 

@@ -583,6 +583,13 @@ ENDPOINTS: list[Endpoint] = [
         owner_may_400=True,
     ),
     _w(
+        "cluster-update-pool",
+        "POST",
+        "clusters/{cluster}/update_pool/",
+        body={"pool": "pool", "image": "ubuntu-2204-v2"},
+        owner_may_400=True,
+    ),
+    _w(
         "cluster-destroy-cluster", "POST", "clusters/{cluster}/destroy_cluster/", owner_may_400=True
     ),
     _r("cluster-provisioning", "clusters/{cluster}/provisioning/"),

@@ -1,4 +1,4 @@
-"""Write a team's Applications, Policies and ClusterSets as a GitOps repository."""
+"""Write a team's declarable state (gitops.export) as a GitOps repository."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from gitops.export import fleet_export
 
 class Command(BaseCommand):
     help = (
-        "Export a team's Applications (+Placement), Policies and ClusterSets as keelson.io/v1 "
-        "documents, one file per object in a folder per kind. What cannot be exported is "
-        "listed on stderr."
+        "Export a team's Applications (+Placement, Overrides, RolloutStrategy), ClusterSets, "
+        "Policies, RateCards, Budgets and ReportDefinitions as keelson.io/v1 documents, one "
+        "file per object in a folder per kind. What cannot be exported is listed on stderr."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -40,5 +40,5 @@ class Command(BaseCommand):
             self.stderr.write(f"not exported: {line}")
         for line in result.notes:
             self.stderr.write(f"note: {line}")
-        counts = ", ".join(f"{n} {kind}" for kind, n in result.counts.items())
+        counts = ", ".join(f"{n} {kind}" for kind, n in result.counts.items() if n)
         self.stdout.write(f"{team.name}: {counts} written to {output}")

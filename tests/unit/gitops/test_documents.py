@@ -126,7 +126,10 @@ def test_yaml_errors_unknown_kinds_and_fields_are_all_reported() -> None:
 
     errors = caught.value.errors
     assert errors[0].startswith("a.yaml: not valid YAML at line 5")
-    assert errors[1] == "b.yaml:1: kind must be one of ClusterSet, Application, Placement, Policy"
+    assert errors[1] == (
+        "b.yaml:1: kind must be one of ClusterSet, Application, Placement, Overrides, "
+        "RolloutStrategy, Policy, RateCard, Budget, ReportDefinition"
+    )
     assert errors[2] == "c.yaml:1: apiVersion must be keelson.io/v1"
     assert errors[3].startswith("d.yaml:1: metadata holds only name")
 

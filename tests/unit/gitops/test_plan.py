@@ -43,7 +43,14 @@ def test_new_changed_unchanged_and_removed_objects() -> None:
     assert sorted(web.diff) == ["manifests", "placement"]
     assert web.diff["placement"] == {"old": {"replicas": 1}, "new": {"replicas": 3}}
     assert "-image: nginx:1.25\n+image: nginx:1.26\n" in web.diff["manifests"]["diff"]
-    assert plan_summary(plan) == {"create": 1, "change": 1, "unchanged": 1, "prune": 1, "orphan": 0}
+    assert plan_summary(plan) == {
+        "create": 1,
+        "adopt": 0,
+        "change": 1,
+        "unchanged": 1,
+        "prune": 1,
+        "orphan": 0,
+    }
 
 
 def test_without_prune_removed_objects_are_orphaned_policies_before_applications() -> None:
