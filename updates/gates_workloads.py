@@ -45,8 +45,8 @@ class _OutOfTime(Exception):
 
 @dataclass
 class Workloads:
-    """What one read found. `items`: "Deployment ns/name" → [desired, available, updated]
-    (live); `counts` and `applications`: what the agent reported (pull)."""
+    """What one read found. `items`: "Deployment ns/name" → [desired, available, updated,
+    old] (live); `counts` and `applications`: what the agent reported (pull)."""
 
     source: str
     items: dict[str, list[int]] = field(default_factory=dict)
@@ -111,13 +111,21 @@ def _key(kind: str, item: dict[str, Any]) -> str:
 
 
 def _replicas(kind: str, item: dict[str, Any]) -> list[int]:
-    """[desired, available, updated] from the object's spec and status."""
+    """[desired, available, updated, old] from the object's spec and status, as `kubectl
+    rollout status` reads them: `updated` is 0 while the controller has not observed the
+    latest spec (its counts are about the previous one), and `old` counts a Deployment's
+    replicas still on an older template (a crash-looping rollout of 1 replica has 1 new
+    pod counted as updated and keeps its old one available: only `old` tells)."""
     spec, status = item.get("spec") or {}, item.get("status") or {}
+    generation = int((item.get("metadata") or {}).get("generation") or 0)
+    observed = int(status.get("observedGeneration") or 0) >= generation
     if kind == "DaemonSet":
+        updated = int(status.get("updatedNumberScheduled") or 0) if observed else 0
         return [
             int(status.get("desiredNumberScheduled") or 0),
             int(status.get("numberAvailable") or 0),
-            int(status.get("updatedNumberScheduled") or 0),
+            updated,
+            0,
         ]
     wanted = spec.get("replicas")
     desired = 1 if wanted is None else int(wanted)
@@ -125,12 +133,16 @@ def _replicas(kind: str, item: dict[str, Any]) -> list[int]:
     available = status.get("availableReplicas")
     if available is None and kind == "StatefulSet":
         available = status.get("readyReplicas")
-    return [desired, int(available or 0), int(status.get("updatedReplicas") or 0)]
+    updated = int(status.get("updatedReplicas") or 0) if observed else 0
+    old = max(0, int(status.get("replicas") or 0) - updated) if kind == "Deployment" else 0
+    return [desired, int(available or 0), updated, old]
 
 
 def _healthy(replicas: list[int]) -> bool:
-    desired, available, updated = replicas
-    return available >= desired and updated >= desired
+    """Rolled out and available. A baseline stored before `old` was read has 3 values."""
+    desired, available, updated = replicas[:3]
+    old = replicas[3] if len(replicas) > 3 else 0
+    return available >= desired and updated >= desired and old == 0
 
 
 def _reported(cluster: Cluster) -> Workloads:
@@ -187,11 +199,13 @@ def _live_failures(name: str, before: dict[str, Any] | None, now: Workloads) -> 
 
 
 def _shown(replicas: list[int]) -> str:
-    desired, available, updated = replicas
-    return (
+    desired, available, updated = replicas[:3]
+    old = replicas[3] if len(replicas) > 3 else 0
+    shown = (
         f"{available} of {desired} replicas available, {updated} of {desired} on its "
         "current template"
     )
+    return shown + (f", {old} old replica{'s' if old != 1 else ''} still running" if old else "")
 
 
 def _reported_failures(name: str, before: dict[str, Any], now: Workloads) -> list[str]:

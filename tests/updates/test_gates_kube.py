@@ -77,19 +77,27 @@ def test_crash_looping_rollout_fails_the_gate_and_the_fix_passes_it(
     # given a baseline with web fully available
     baseline = gate_baseline(member, config=WORKLOADS_ONLY)
     assert baseline["errors"] == []
-    assert baseline["workloads"]["items"][f"Deployment {namespace}/web"] == [2, 2, 2]
+    assert baseline["workloads"]["items"][f"Deployment {namespace}/web"] == [2, 2, 2, 0]
     assert _mine(gate_check(member, baseline, config=WORKLOADS_ONLY), namespace) == []
 
     # when its pods start crash-looping (a new template: the surge pod never gets ready
     # while the two old ones stay available)
     _simulate(apps, namespace, "crashloop")
 
-    # then the gate names the deployment and says what is missing
-    failures = _wait_for_failures(member, baseline, namespace, "the crash-looping rollout")
-    assert failures == [
+    # then the gate fails at once (at first the controller has not observed the new
+    # template: nothing counts as on it), and once the rollout is stuck it names the
+    # deployment and says what is missing: one surge pod, two old ones still running
+    assert _wait_for_failures(member, baseline, namespace, "the crash-looping rollout")
+    stuck = [
         f"Deployment {namespace}/web on gated is not fully available: 2 of 2 replicas "
-        "available, 1 of 2 on its current template (it was fully available before the change)."
+        "available, 1 of 2 on its current template, 2 old replicas still running (it was "
+        "fully available before the change)."
     ]
+    wait_for(
+        lambda: _mine(gate_check(member, baseline, config=WORKLOADS_ONLY), namespace) == stuck,
+        timeout=60,
+        what="the gate to see the stuck rollout",
+    )
 
     # when it is fixed (the template goes back), then the gate passes again
     _simulate(apps, namespace, None)

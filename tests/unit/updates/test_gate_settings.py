@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 
 from updates.gates import gates_validate, unhealthy_conditions
 from updates.gates_prometheus import promql
-from updates.gates_workloads import _healthy, _replicas
+from updates.gates_workloads import _healthy, _replicas, _shown
 
 PROMETHEUS = {"url": "http://192.0.2.10:9090", "query": "job:errors:ratio5m", "max": 0.05}
 
@@ -78,15 +78,43 @@ def test_replicas_as_the_controllers_report_them() -> None:
     # A Deployment rolling out a crash-looping template: the old pods stay available
     # (maxUnavailable 25 % of 2 rounds down to 0), the new one never does.
     stuck = {"spec": {"replicas": 2}, "status": {"availableReplicas": 2, "updatedReplicas": 1}}
-    assert _replicas("Deployment", stuck) == [2, 2, 1] and not _healthy([2, 2, 1])
+    assert _replicas("Deployment", stuck) == [2, 2, 1, 0] and not _healthy([2, 2, 1, 0])
     # spec.replicas defaults to 1; a StatefulSet on 1.20 reports readyReplicas only
     sts = {"spec": {}, "status": {"readyReplicas": 1, "updatedReplicas": 1}}
-    assert _replicas("StatefulSet", sts) == [1, 1, 1] and _healthy([1, 1, 1])
+    assert _replicas("StatefulSet", sts) == [1, 1, 1, 0] and _healthy([1, 1, 1, 0])
     daemons = {
         "status": {"desiredNumberScheduled": 3, "numberAvailable": 2, "updatedNumberScheduled": 3}
     }
-    assert _replicas("DaemonSet", daemons) == [3, 2, 3] and not _healthy([3, 2, 3])
-    assert _healthy([0, 0, 0])  # scaled to zero wants nothing
+    assert _replicas("DaemonSet", daemons) == [3, 2, 3, 0] and not _healthy([3, 2, 3, 0])
+    assert _healthy([0, 0, 0, 0])  # scaled to zero wants nothing
+    assert _healthy([2, 2, 2]) and not _healthy([2, 2, 1])  # baselines stored before `old`
+
+
+def test_a_one_replica_rollout_is_unfinished_while_its_old_pod_runs() -> None:
+    # maxSurge 25 % of 1 rounds up to 1, maxUnavailable down to 0: the crash-looping new
+    # pod counts as updated and the old one stays available; kubectl rollout status waits
+    # ("1 old replicas are pending termination"), and so does the gate
+    rolling = {
+        "metadata": {"generation": 2},
+        "spec": {"replicas": 1},
+        "status": {
+            "observedGeneration": 2,
+            "replicas": 2,
+            "updatedReplicas": 1,
+            "availableReplicas": 1,
+        },
+    }
+    assert _replicas("Deployment", rolling) == [1, 1, 1, 1]
+    assert not _healthy([1, 1, 1, 1])
+    assert _shown([1, 1, 1, 1]) == (
+        "1 of 1 replicas available, 1 of 1 on its current template, 1 old replica still running"
+    )
+    # a spec change the controller has not observed yet: its counts are the old template's
+    unseen = {**rolling, "metadata": {"generation": 3}}
+    unseen["status"] = {**rolling["status"], "replicas": 1}
+    assert _replicas("Deployment", unseen) == [1, 1, 0, 1] and not _healthy([1, 1, 0, 1])
+    done = {**rolling, "status": {**rolling["status"], "replicas": 1}}
+    assert _replicas("Deployment", done) == [1, 1, 1, 0] and _healthy([1, 1, 1, 0])
 
 
 def test_for_seconds_asks_prometheus_for_the_minimum_over_the_window() -> None:
