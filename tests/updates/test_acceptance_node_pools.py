@@ -23,6 +23,7 @@ from accounts.models import Team
 from clusters.choices import ClusterStatus
 from clusters.models import Cluster, ClusterProvisioning, ClusterSet
 from clusters.providers.base import ClusterSpec
+from clusters.services.collection import clusters_collect
 from clusters.services.credentials import cluster_api_client
 from clusters.services.pool_update import cluster_pool_update_run
 from clusters.services.provisioning import cluster_create, cluster_lifecycle_run
@@ -117,6 +118,14 @@ def available(api: k8s.ApiClient, namespace: str, name: str) -> bool:
         and (status.available_replicas or 0) == wanted
         and (status.replicas or 0) == wanted
     )
+
+
+def ready_again(cluster: Cluster) -> bool:
+    """The collector's next probe (as its periodic task would run) finds the cluster Ready:
+    its crash-looping pods made it Degraded."""
+    clusters_collect(cluster_ids=[cluster.pk])
+    cluster.refresh_from_db()
+    return cluster.status == ClusterStatus.READY
 
 
 def pool_images(cluster: Cluster) -> list[str]:
@@ -247,9 +256,8 @@ def test_a_node_pool_update_reverts_on_a_crash_loop_then_completes_in_its_window
     assert "refused: PodDisruptionBudget web-pdb allows no disruption now" in drained
     # and np-2's workloads gate failed, so stage 3 never started and np-2 then np-1 went back
     assert run.state == RunState.REVERTED, run.message
-    assert run.failure.startswith(
-        f"np-2: gates failed: Deployment {api_ns}/api on np-2 is not fully available: "
-    )
+    assert run.failure.startswith("np-2: gates failed: ")
+    assert f"Deployment {api_ns}/api on np-2 is not fully available: " in run.failure
     assert states(run) == {
         "np-1": ClusterState.REVERTED,
         "np-2": ClusterState.REVERTED,
@@ -257,6 +265,7 @@ def test_a_node_pool_update_reverts_on_a_crash_loop_then_completes_in_its_window
         "np-4": ClusterState.PENDING,
     }
     lines = log_of(run)
+    assert any(line.startswith("np-2: gates not passed yet (checked again until") for line in lines)
     assert lines.index(f"np-2: reverting to m5.large, image {V1}, kubelet v1.20.2") < lines.index(
         f"np-1: reverting to m5.large, image {V1}, kubelet v1.20.2"
     )
@@ -270,6 +279,7 @@ def test_a_node_pool_update_reverts_on_a_crash_loop_then_completes_in_its_window
     # given api fixed, and a maintenance window open from 10 minutes ago for an hour
     crashloop(np2, api_ns, "api", on=False)
     wait_for(lambda: available(np2, api_ns, "api"), timeout=60, what="api available again")
+    wait_for(lambda: ready_again(clusters["np-2"]), timeout=60, what="np-2 Ready again")
     everything = ClusterSet.objects.create(name="all-pools", team=team)
     everything.members.add(*clusters.values())
     opens = datetime.now(UTC) - timedelta(minutes=10)
@@ -289,6 +299,10 @@ def test_a_node_pool_update_reverts_on_a_crash_loop_then_completes_in_its_window
 
     # when the next run goes
     second = new_run(team, owner, strategy, "image v2 again")
+    shown = update_run_preview(run=second)["stages"]
+    assert {c["name"]: c["windows"] for s in shown for c in s["groups"][0]["clusters"]} == {
+        name: ["now"] for name in RINGS
+    }
     update_run_start(actor=owner.user, run=second)
     second = run_until(second, lambda r: r.state != RunState.RUNNING, seconds=150)
 
