@@ -23,8 +23,9 @@ from audit.models import AuditEvent
 from clusters.choices import ClusterStatus
 from clusters.models import Cluster, ClusterProvisioning
 from localkube.env import LocalCluster, LocalKubeEnv
+from localkube.simulator import SIMULATE_ANNOTATION
 from operations.models import Operation
-from tests.clusters.helpers import register_local
+from tests.clusters.helpers import deploy_and_wait, register_local
 from tests.factories import Member
 from tests.updates.capi_support import (
     kcp_reported,
@@ -39,7 +40,7 @@ from tests.updates.capi_support import (
 from tests.updates.conftest import Clock, check, operation, states
 from updates.choices import RunState
 from updates.models import UpdateRun, UpdateStrategy
-from updates.services import update_strategy_save
+from updates.services import update_run_create, update_run_start, update_strategy_save
 
 pytestmark = [pytest.mark.kube, pytest.mark.django_db(transaction=True)]
 MGMT = "accept-mgmt"
@@ -257,3 +258,82 @@ def test_an_upgrade_waits_for_an_approval_between_stages_then_upgrades_every_clu
     approval = AuditEvent.objects.get(action="update_run.approve", target_id=str(run.pk))
     assert (approval.actor, approval.detail) == (operator.user, {"stage": "prod", "index": 1})
     assert not AuditEvent.objects.filter(action="update_run.approve", actor=viewer.user).exists()
+
+
+def test_a_gate_failing_after_an_upgrade_stops_the_run_and_says_who_is_on_which_version(
+    settings: Any,
+    management: LocalCluster,
+    kube_cluster: LocalCluster,
+    team: Team,
+    owner: Member,
+    sent: list[dict[str, Any]],
+) -> None:
+    settings.KEELSON_CAPI_POLL_SECONDS = 0.2
+    settings.KEELSON_UPDATE_GATE_GRACE_SECONDS = 10
+    api = management.control_plane.api_client()
+    clock = Clock(timezone.now())
+    fleet(team, management, kube_cluster)
+    # the clusters' workloads (their API server's): shop, fully available
+    member = kube_cluster.control_plane.api_client()
+    namespace = deploy_and_wait(
+        member, prefix="shop", name="shop", replicas=1, cpu="50m", memory="32Mi"
+    )
+    strategy = UpdateStrategy(
+        team=team,
+        name="one-by-one",
+        stages=[
+            {"name": "canary", "groups": [{"name": "one", "selector": "ring=canary"}]},
+            {"name": "prod", "groups": [{"name": "all", "selector": "ring=prod"}]},
+        ],
+    )
+    run = update_run_create(
+        actor=owner.user,
+        team=team,
+        name="kubernetes 1.28",
+        strategy=update_strategy_save(actor=owner.user, strategy=strategy),
+        change_kind="kubernetes_version",
+        change_params={"version": "1.28.0"},
+    )
+    update_run_start(actor=owner.user, run=run)
+    provisioning = Provisioning(api, sent)
+
+    # when shop starts crash-looping while vs-2 is upgraded
+    run = run_until(run, clock, provisioning, lambda r: states(r)["vs-2"] == "changing")
+    k8s.AppsV1Api(member).patch_namespaced_deployment(
+        "shop",
+        namespace,
+        {"spec": {"template": {"metadata": {"annotations": {SIMULATE_ANNOTATION: "crashloop"}}}}},
+    )
+    try:
+        run = run_until(run, clock, provisioning, lambda r: r.state != RunState.RUNNING)
+    finally:
+        provisioning.join()
+        k8s.CoreV1Api(member).delete_namespace(namespace)
+
+    # then vs-2's gate fails after its grace; vs-3 is never upgraded; nothing goes back
+    assert run.state == RunState.FAILED, run.message
+    assert states(run) == {
+        MGMT: "skipped",
+        "vs-1": "succeeded",
+        "lab-1": "skipped",
+        "vs-2": "failed",
+        "vs-3": "pending",
+    }
+    assert run.failure.startswith(
+        f"vs-2: gates failed: Deployment {namespace}/shop on vs-2 is not fully available: "
+    )
+    # and the run says which cluster is on which version
+    done = operation(run)
+    assert done.error.endswith(
+        ". Kubernetes v1.28.0 cannot be reverted: on v1.20.2: "
+        f"{MGMT}, lab-1; on v1.28.0: vs-1, vs-2; on v1.27.3: vs-3"
+    )
+    assert {name: value["on"] for name, value in done.result["clusters"].items()} == {
+        MGMT: "v1.20.2",
+        "lab-1": "v1.20.2",
+        "vs-1": "v1.28.0",
+        "vs-2": "v1.28.0",
+        "vs-3": "v1.27.3",
+    }
+    assert [kcp_version(api, name) for name in CAPI] == ["v1.28.0", "v1.28.0", "v1.27.3"]
+    assert [md_version(api, name) for name in CAPI] == ["v1.28.0", "v1.28.0", "v1.27.3"]
