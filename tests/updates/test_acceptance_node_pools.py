@@ -128,6 +128,11 @@ def ready_again(cluster: Cluster) -> bool:
     return cluster.status == ClusterStatus.READY
 
 
+def runs(image: str) -> str:
+    """How a run shows what pool `workers` runs (from → to)."""
+    return f"m5.large, image {image}, kubelet v1.20.2"
+
+
 def pool_images(cluster: Cluster) -> list[str]:
     """The image each node of pool `workers` reports."""
     nodes = get_json(
@@ -207,36 +212,13 @@ def test_a_node_pool_update_reverts_on_a_crash_loop_then_completes_in_its_window
 
     # when the first run goes, and api starts crash-looping while np-2 is being changed
     run = new_run(team, owner, strategy, "image v2")
+    shown = update_run_preview(run=run)["stages"]
     assert [
-        [(c["name"], c["from"], c["to"]) for c in s["groups"][0]["clusters"]]
-        for s in update_run_preview(run=run)["stages"]
+        [(c["name"], c["from"], c["to"]) for c in s["groups"][0]["clusters"]] for s in shown
     ] == [
-        [
-            (
-                "np-1",
-                f"m5.large, image {V1}, kubelet v1.20.2",
-                f"m5.large, image {V2}, kubelet v1.20.2",
-            )
-        ],
-        [
-            (
-                "np-2",
-                f"m5.large, image {V1}, kubelet v1.20.2",
-                f"m5.large, image {V2}, kubelet v1.20.2",
-            )
-        ],
-        [
-            (
-                "np-3",
-                f"m5.large, image {V1}, kubelet v1.20.2",
-                f"m5.large, image {V2}, kubelet v1.20.2",
-            ),
-            (
-                "np-4",
-                f"m5.large, image {V1}, kubelet v1.20.2",
-                f"m5.large, image {V2}, kubelet v1.20.2",
-            ),
-        ],
+        [("np-1", runs(V1), runs(V2))],
+        [("np-2", runs(V1), runs(V2))],
+        [("np-3", runs(V1), runs(V2)), ("np-4", runs(V1), runs(V2))],
     ]
     update_run_start(actor=owner.user, run=run)
     broken: list[bool] = []
@@ -266,8 +248,8 @@ def test_a_node_pool_update_reverts_on_a_crash_loop_then_completes_in_its_window
     }
     lines = log_of(run)
     assert any(line.startswith("np-2: gates not passed yet (checked again until") for line in lines)
-    assert lines.index(f"np-2: reverting to m5.large, image {V1}, kubelet v1.20.2") < lines.index(
-        f"np-1: reverting to m5.large, image {V1}, kubelet v1.20.2"
+    assert lines.index(f"np-2: reverting to {runs(V1)}") < lines.index(
+        f"np-1: reverting to {runs(V1)}"
     )
     for name, cluster in clusters.items():
         assert (name, pool_images(cluster), stored_image(cluster)) == (name, [V1], V1)
