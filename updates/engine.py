@@ -23,6 +23,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from clusters.choices import ClusterStatus
 from clusters.models import Cluster
 from core.celery import app as celery_app
 from operations.choices import LogLevel, OperationState
@@ -65,7 +66,10 @@ class Check:
         self.now = now
         self.operation_id: UUID = run.operation_id  # type: ignore[assignment]
         self.change = change_for(run.change_kind, team=run.team, params=run.change_params)
-        self.actor = run.created_by
+        # The run acts as the user who started it (checked then: services._start_role).
+        operation = Operation.objects.select_related("created_by").filter(pk=self.operation_id)
+        started = operation.first()
+        self.actor = (started.created_by if started else None) or run.created_by
         self.stages = list(UpdateRunStage.objects.filter(run=run).order_by("index"))
         self.rows = list(
             UpdateRunCluster.objects.filter(run=run)
@@ -351,6 +355,18 @@ class Check:
             row.state, row.skip_reason = ClusterState.SKIPPED, "The cluster was deleted."
             self.save_row(row, "state", "skip_reason")
             self.log(f"{row.cluster_name}: skipped (the cluster was deleted)")
+            return False
+        cluster.refresh_from_db(fields=["status", "status_reason"])
+        if cluster.status != ClusterStatus.READY:
+            # Changing an unhealthy cluster would fail its gates and revert the whole run
+            # for a problem the change did not cause: leave it, and say so.
+            reason = f"It was {cluster.get_status_display()} when its turn came; not changed."
+            skipped = UpdateRunCluster.objects.filter(pk=row.pk, state__in=STARTABLE).update(
+                state=ClusterState.SKIPPED, skip_reason=reason, message=reason
+            )
+            if skipped:
+                row.state, row.skip_reason, row.message = ClusterState.SKIPPED, reason, reason
+                self.log(f"{row.cluster_name}: skipped ({reason})", LogLevel.WARNING)
             return False
         baseline = gate_baseline(cluster, config=self.run.gates)
         moved = UpdateRunCluster.objects.filter(pk=row.pk, state__in=STARTABLE).update(

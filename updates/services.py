@@ -240,7 +240,21 @@ def _who(actor: AbstractBaseUser | None) -> str:
     return actor.get_username() if actor is not None else "the system"
 
 
+def _start_role(run: UpdateRun) -> tuple[Role, str]:
+    """What starting the run takes: an upgrade or an enforcement takes an admin of the team,
+    as the cluster's upgrade and the policy's enforce switch do (the run acts as its starter)."""
+    if run.change_kind == "kubernetes_version":
+        return Role.ADMIN, "start Kubernetes upgrade runs"
+    if run.change_kind == "policy_mode" and run.change_params.get("mode") == "enforce":
+        return Role.ADMIN, "start runs that enforce a policy"
+    return Role.OPERATOR, "start update runs"
+
+
 def update_run_start(*, actor: AbstractBaseUser | None, run: UpdateRun) -> Operation:
+    """Start a draft; the run then acts as `actor` on every cluster."""
+    role, doing = _start_role(run)
+    if actor is not None:  # None: the system (commands, tests of the engine)
+        require_role(actor, run.team, role, doing=doing, target=run)
     with transaction.atomic():
         run = _locked(run)
         _refuse(run, "started", (RunState.DRAFT,))

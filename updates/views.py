@@ -10,7 +10,7 @@ from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -177,6 +177,8 @@ def run_action_page(request: HttpRequest, pk: UUID, action: str) -> HttpResponse
         service(actor=request.user, run=run)
     except ValidationError as error:
         message_errors(request, error)
+    except PermissionDenied as error:  # a run that takes an admin to start
+        messages.error(request, str(error))
     else:
         messages.success(request, done.format(name=run.name))
     return redirect("updates:detail", pk=run.pk)

@@ -61,6 +61,7 @@ class Fleet:
     team: Team
     operator: Member
     viewer: Member
+    admin: Member
 
     def clusters(self, ring: str, *names: str, **labels: str) -> list[Cluster]:
         return [
@@ -113,6 +114,7 @@ def fleet(db: None, settings: Any) -> Fleet:
         team=team,
         operator=member_of(team, Role.OPERATOR, username="olga"),
         viewer=member_of(team, Role.VIEWER, username="victor"),
+        admin=member_of(team, Role.ADMIN, username="ada"),
     )
 
 

@@ -314,6 +314,30 @@ def test_a_failing_gate_is_checked_again_until_the_grace_after_the_change_ends(
     assert drive(run, clock).state == RunState.REVERTED
 
 
+def test_a_cluster_unhealthy_when_its_turn_comes_is_skipped_not_changed(
+    fleet: Fleet, clock: Clock, script: Script
+) -> None:
+    # given s2a goes Degraded (for its own reasons) after the run was previewed
+    fleet.clusters("one", "s1a")
+    fleet.clusters("two", "s2a", "s2b")
+    run = fleet.run(TWO_STAGES)
+    update_run_start(actor=fleet.operator.user, run=run)
+    Cluster.objects.filter(name="s2a").update(status="degraded")
+
+    run = drive(run, clock)
+
+    # then the others change and the run succeeds; s2a is listed as skipped, with why
+    assert run.state == RunState.SUCCEEDED
+    assert script.of("start") == ["s1a", "s2b"]
+    assert states(run) == {
+        "s1a": ClusterState.SUCCEEDED,
+        "s2a": ClusterState.SKIPPED,
+        "s2b": ClusterState.SUCCEEDED,
+    }
+    skipped = run.run_clusters.get(cluster_name="s2a")
+    assert skipped.skip_reason == "It was Degraded when its turn came; not changed."
+
+
 def test_a_change_refused_at_its_start_fails_the_cluster_and_reverts_the_others(
     fleet: Fleet, clock: Clock, script: Script
 ) -> None:
@@ -344,7 +368,9 @@ def test_an_irreversible_kind_fails_and_says_which_cluster_is_on_which_value(
     fleet.clusters("two", "s2a", "s2b", "s2c")
     script.fail_on = {"s2b"}
     run = fleet.run(TWO_STAGES, kind="kubernetes_version")
-    update_run_start(actor=fleet.operator.user, run=run)
+    with pytest.raises(PermissionDenied, match="admin role"):  # upgrades take an admin
+        update_run_start(actor=fleet.operator.user, run=run)
+    update_run_start(actor=fleet.admin.user, run=run)
 
     run = drive(run, clock)
 
