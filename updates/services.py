@@ -240,6 +240,37 @@ def _who(actor: AbstractBaseUser | None) -> str:
     return actor.get_username() if actor is not None else "the system"
 
 
+ACTIVE_RUN = (RunState.RUNNING, RunState.WAITING_APPROVAL, RunState.PAUSED, RunState.REVERTING)
+
+
+def _refuse_overlap(run: UpdateRun) -> None:
+    """Two runs must not change one cluster at once (each would judge its gates against
+    the other's change, and revert over it): a cluster an active run has changed, or will,
+    is refused (a changed one may yet be reverted by that run)."""
+    mine = UpdateRunCluster.objects.filter(run=run).exclude(state=ClusterState.SKIPPED)
+    busy = (
+        UpdateRunCluster.objects.filter(
+            run__state__in=ACTIVE_RUN,
+            cluster_id__in=mine.values("cluster_id"),
+            cluster_id__isnull=False,
+        )
+        .exclude(run=run)
+        .exclude(state__in=(ClusterState.SKIPPED, ClusterState.REVERTED))
+        .select_related("run")
+        .order_by("cluster_name")
+    )
+    first = busy.first()
+    if first is not None:
+        names = sorted({row.cluster_name for row in busy[:20]})
+        raise ValidationError(
+            {
+                "state": f"Run {first.run.name} ({first.run.get_state_display().lower()}) is "
+                f"still changing or will change {', '.join(names)}: wait for it to end, or "
+                "skip those clusters in one of the runs."
+            }
+        )
+
+
 def _start_role(run: UpdateRun) -> tuple[Role, str]:
     """What starting the run takes: an upgrade or an enforcement takes an admin of the team,
     as the cluster's upgrade and the policy's enforce switch do (the run acts as its starter)."""
@@ -256,9 +287,11 @@ def update_run_start(*, actor: AbstractBaseUser | None, run: UpdateRun) -> Opera
     if actor is not None:  # None: the system (commands, tests of the engine)
         require_role(actor, run.team, role, doing=doing, target=run)
     with transaction.atomic():
+        Team.objects.select_for_update().filter(pk=run.team_id).first()  # one start at a time
         run = _locked(run)
         _refuse(run, "started", (RunState.DRAFT,))
         replan_run(run)
+        _refuse_overlap(run)
         operation = operation_create(
             kind=RUN_KIND,
             created_by=actor,

@@ -22,6 +22,7 @@ from updates.services import (
     update_run_abort,
     update_run_approve_stage,
     update_run_check,
+    update_run_create,
     update_run_pause,
     update_run_resume,
     update_run_skip_cluster,
@@ -531,3 +532,32 @@ def test_the_task_runs_one_check(fleet: Fleet, script: Script) -> None:
     run.refresh_from_db()
     assert (run.tick, operation(run).state) == (1, "running")
     assert script.of("start") == ["c-1"]
+
+
+def test_two_runs_never_change_one_cluster_at_once(
+    fleet: Fleet, clock: Clock, script: Script
+) -> None:
+    fleet.clusters("one", "s1a")
+    fleet.clusters("two", "s2a")
+    first = fleet.run(TWO_STAGES)
+    update_run_start(actor=fleet.operator.user, run=first)
+    check(first, clock)  # s1a changing
+    second = update_run_create(
+        actor=fleet.operator.user,
+        team=fleet.team,
+        name="roll v3",
+        strategy=first.strategy,
+        change_kind="node_pool",
+        change_params={"image": "v3"},
+        gates={"workloads": False},
+    )
+
+    with pytest.raises(ValidationError, match="Run roll v2 \\(running\\) is still changing"):
+        update_run_start(actor=fleet.operator.user, run=second)
+    second.refresh_from_db()
+    assert second.state == RunState.DRAFT
+
+    # once the first run has ended, the second may start
+    drive(first, clock)
+    update_run_start(actor=fleet.operator.user, run=second)
+    assert drive(second, clock).state == RunState.SUCCEEDED
