@@ -542,6 +542,7 @@ def test_two_runs_never_change_one_cluster_at_once(
     first = fleet.run(TWO_STAGES)
     update_run_start(actor=fleet.operator.user, run=first)
     check(first, clock)  # s1a changing
+    assert first.strategy is not None
     second = update_run_create(
         actor=fleet.operator.user,
         team=fleet.team,
