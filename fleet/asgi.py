@@ -14,6 +14,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fleet.settings")
 os.environ["KEELSON_WEB_PROCESS"] = "true"
 raise_open_files_limit()  # a socket per websocket and agent connection (core/limits.py)
 django_asgi_app = get_asgi_application()
+# Read once by the settings above; processes this one starts are not the web.
+del os.environ["KEELSON_WEB_PROCESS"]
 
 # Imported after Django is set up: routing pulls in models.
 from channels.auth import AuthMiddlewareStack  # noqa: E402
