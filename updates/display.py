@@ -119,3 +119,13 @@ def preview_context(preview: dict[str, Any]) -> dict[str, Any]:
         "finish": as_datetime(preview.get("expected_finish")),
         "stages": [_preview_stage(stage, impact) for stage in preview.get("stages", [])],
     }
+
+
+def gate_labels(gates: dict[str, Any]) -> list[str]:
+    """The gates a run checks besides Ready, as the run page lists them: "workloads",
+    "conditions", "policies", "prometheus: QUERY ≤ MAX" (the ones turned off left out)."""
+    labels = [name for name in ("workloads", "conditions", "policies") if gates.get(name, True)]
+    prometheus = gates.get("prometheus")
+    if isinstance(prometheus, dict) and prometheus.get("query"):
+        labels.append(f"prometheus: {prometheus['query']} ≤ {prometheus.get('max')}")
+    return labels

@@ -22,7 +22,7 @@ from applications.models import Application
 from operations.services import operation_snapshot
 from policies.models import Policy
 from updates.choices import RUN_FINAL, ChangeKind, RunState
-from updates.display import preview_context
+from updates.display import gate_labels, preview_context
 from updates.drafts import update_run_delete_draft
 from updates.forms import RunForm, add_service_errors
 from updates.models import UpdateRun
@@ -147,6 +147,7 @@ def _progress_context(request: HttpRequest, run: UpdateRun) -> dict[str, Any]:
 def run_detail_page(request: HttpRequest, pk: UUID) -> HttpResponse:
     run = _run_or_404(request, pk)
     context = _progress_context(request, run)
+    context["gate_labels"] = gate_labels(run.gates or {})
     if run.operation is not None:
         context["snapshot"] = operation_snapshot(run.operation)
     return render(request, "updates/detail.html", context)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from updates.display import as_datetime, humanize_seconds, impact_lines, preview_context
+from updates.display import (
+    as_datetime,
+    gate_labels,
+    humanize_seconds,
+    impact_lines,
+    preview_context,
+)
 
 
 def test_durations() -> None:
@@ -122,3 +128,16 @@ def test_preview_context_rows_per_stage() -> None:
     assert row["next_window"] == datetime(2026, 12, 5, 10, 5, tzinfo=UTC)
     assert row["impact"] == ["v1.28 ends 2025-02-28", "v1.29 ends 2025-06-28"]
     assert as_datetime("") is None and as_datetime(None) is None
+
+
+def test_gate_labels_list_what_is_checked_and_leave_out_what_is_off() -> None:
+    assert gate_labels({}) == ["workloads", "conditions", "policies"]
+    assert gate_labels(
+        {
+            "workloads": False,
+            "conditions": True,
+            "policies": True,
+            "prometheus": {"url": "http://p:9090", "query": "up", "max": 0.5},
+        }
+    ) == ["conditions", "policies", "prometheus: up ≤ 0.5"]
+    assert gate_labels({"prometheus": None, "policies": False}) == ["workloads", "conditions"]
