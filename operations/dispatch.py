@@ -120,6 +120,14 @@ def operation_dispatch(operation: Operation) -> None:
     transaction.on_commit(lambda: _send(operation.pk, task))
 
 
+def operation_send_check(
+    operation_id: UUID | str, kind: str, *, tick: int, countdown: float
+) -> bool:
+    """Send check `tick` of an operation driven by short checks, `countdown` seconds from
+    now (False if the broker is down: the sweeper resends it)."""
+    return _send(operation_id, TASKS[kind], kwargs={"tick": tick}, countdown=countdown)
+
+
 def operation_check_later(operation: Operation, *, tick: int, countdown: float) -> None:
     """Queue the next check (`tick`) of an operation driven by short checks, `countdown`
     seconds after the current transaction commits. A lost message is resent by the

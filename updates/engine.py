@@ -25,9 +25,8 @@ from django.utils import timezone
 
 from clusters.choices import ClusterStatus
 from clusters.models import Cluster
-from core.celery import app as celery_app
 from operations.choices import LogLevel, OperationState
-from operations.dispatch import TASKS, exclusive_operation
+from operations.dispatch import exclusive_operation, operation_send_check
 from operations.models import Operation
 from operations.services import operation_claim, operation_finish, operation_update
 from updates.change_state import loaded_state, stored_state
@@ -499,22 +498,6 @@ class Check:
         self.run.state, self.run.message = state, text
 
 
-def _send_check(operation_id: UUID, tick: int, delay: float) -> None:
-    """Send the run's next check by name (as `operations.dispatch` does)."""
-    name, queue = TASKS[RUN_KIND]
-    try:
-        celery_app.send_task(
-            name,
-            args=[str(operation_id)],
-            kwargs={"tick": tick},
-            countdown=delay,
-            queue=queue,
-            routing_key=queue,
-        )
-    except Exception as error:  # the broker is down: the operations sweeper resends it
-        logger.warning("could not queue the next check of update run %s (%s)", operation_id, error)
-
-
 def _unloadable(run: UpdateRun, now: datetime, error: ValidationError) -> None:
     """The run's change no longer loads (its policy or application was deleted, its kind
     is gone): nothing more can start or be followed; the run fails saying why."""
@@ -554,7 +537,7 @@ def run_check(*, operation_id: UUID, tick: int | None = None, now: datetime | No
     ):
         # Not due: this message stands in for the tick's own, should that have been lost; a
         # spare one is dropped by the tick comparison above.
-        _send_check(operation_id, run.tick, wait)
+        operation_send_check(operation_id, RUN_KIND, tick=run.tick, countdown=wait)
         return
     try:
         check = Check(run, now)
@@ -572,4 +555,8 @@ def run_check(*, operation_id: UUID, tick: int | None = None, now: datetime | No
             # Alive: the operations sweeper resends only runs whose checks stopped.
             Operation.objects.filter(pk=operation_id).update(updated_at=timezone.now())
             next_tick = run.tick + 1
-            transaction.on_commit(lambda: _send_check(operation_id, next_tick, delay))
+            transaction.on_commit(
+                lambda: operation_send_check(
+                    operation_id, RUN_KIND, tick=next_tick, countdown=delay
+                )
+            )

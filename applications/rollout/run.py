@@ -34,9 +34,8 @@ from applications.render import RenderError
 from applications.rollout.start import ROLLOUT_KIND, refusal_message, rollout_steps
 from applications.spec import rollout_spec
 from clusters.models import Cluster
-from core.celery import app as celery_app
 from operations.choices import LogLevel, OperationState
-from operations.dispatch import TASKS, exclusive_operation
+from operations.dispatch import exclusive_operation, operation_send_check
 from operations.models import Operation
 from operations.services import (
     operation_claim,
@@ -312,22 +311,6 @@ class _Run:
         return restored, failed
 
 
-def _send_check(operation_id: UUID, tick: int, delay: float) -> None:
-    """Send the rollout's next check by name (as `operations.dispatch` does)."""
-    name, queue = TASKS[ROLLOUT_KIND]
-    try:
-        celery_app.send_task(
-            name,
-            args=[str(operation_id)],
-            kwargs={"tick": tick},
-            countdown=delay,
-            queue=queue,
-            routing_key=queue,
-        )
-    except Exception as error:  # the broker is down: the operations sweeper resends it
-        logger.warning("could not queue the next check of rollout %s (%s)", operation_id, error)
-
-
 @exclusive_operation
 def rollout_run(*, operation_id: UUID, tick: int | None = None) -> None:
     """One check of a rollout (see the package's docstring). `tick` is the check a message
@@ -343,7 +326,7 @@ def rollout_run(*, operation_id: UUID, tick: int | None = None) -> None:
             # Not due. The check's own message normally comes then; if it was lost (its
             # sender died between the commit and the send), this one stands in for it. A
             # spare message for the same tick is dropped by the tick comparison above.
-            _send_check(operation_id, progress.tick, wait)
+            operation_send_check(operation_id, ROLLOUT_KIND, tick=progress.tick, countdown=wait)
             return
     operation = Operation.objects.get(pk=operation_id)
     run = _Run(operation)
@@ -374,7 +357,11 @@ def rollout_run(*, operation_id: UUID, tick: int | None = None) -> None:
                 # Alive: the operations sweeper resends only rollouts whose checks stopped.
                 Operation.objects.filter(pk=operation_id).update(updated_at=timezone.now())
                 next_tick = progress.tick + 1
-                transaction.on_commit(lambda: _send_check(operation_id, next_tick, delay))
+                transaction.on_commit(
+                    lambda: operation_send_check(
+                        operation_id, ROLLOUT_KIND, tick=next_tick, countdown=delay
+                    )
+                )
         return
     works = ClusterWork.objects.filter(application=run.application).select_related("cluster")
     done = (
