@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
@@ -79,6 +80,9 @@ def _prometheus(value: Any, errors: dict[str, str]) -> dict[str, Any] | None:
     url = value.get("url")
     if not isinstance(url, str) or not url:
         errors["gates.prometheus.url"] = "The Prometheus server's URL (http:// or https://)."
+    elif "@" in urlsplit(url).netloc:
+        # Gate settings are shown on the run's page and API: no place for a password.
+        errors["gates.prometheus.url"] = "Credentials in the URL are not accepted."
     else:
         try:
             check_egress(url)

@@ -121,3 +121,14 @@ def test_for_seconds_asks_prometheus_for_the_minimum_over_the_window() -> None:
     assert promql("rate(errors[5m])", 0) == "rate(errors[5m])"
     assert promql("rate(errors[5m])", 120) == "min_over_time((rate(errors[5m]))[120s:])"
     assert promql('up{cluster="$cluster"}', 0, cluster="eu-1") == 'up{cluster="eu-1"}'
+
+
+def test_a_prometheus_url_with_credentials_is_refused() -> None:
+    # gate settings are shown on the run's page and returned by the API
+    with pytest.raises(ValidationError) as refused:
+        gates_validate(
+            {"prometheus": {"url": "http://user:secret@prom.example:9090", "query": "up", "max": 1}}
+        )
+    assert refused.value.message_dict == {
+        "gates.prometheus.url": ["Credentials in the URL are not accepted."]
+    }
